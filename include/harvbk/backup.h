@@ -1,0 +1,160 @@
+/*
+ * harvbk/backup.h - VM backups in the backup target: create, list, show,
+ * verify, delete, and garbage-collect the target's chunk store.
+ *
+ * A backup is named NAMESPACE/NAME; its namespace is the VM's namespace. It is
+ * Ready only once every chunk and then its manifest were written. Any context
+ * pointed at the same target lists and restores it.
+ *
+ * Thread-safety: all functions may be called from any thread with a shared
+ * context. Info and list handles are plain values.
+ */
+#ifndef HARVBK_BACKUP_H
+#define HARVBK_BACKUP_H
+
+#include "common.h"
+#include "context.h"
+#include "operation.h"
+#include "vm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Changed ranges: what changed per volume since the previous backup ---- */
+
+typedef struct harvbk_ranges harvbk_ranges;
+
+/** New empty set of changed ranges in *out; free with harvbk_ranges_free(). */
+HARVBK_API int harvbk_ranges_new(harvbk_ranges **out);
+/** Mark [offset, offset+length) of `volume` as changed. */
+HARVBK_API int harvbk_ranges_add(harvbk_ranges *ranges, const char *volume, uint64_t offset,
+                                 uint64_t length);
+/** Free a set of ranges. NULL is a no-op. */
+HARVBK_API void harvbk_ranges_free(harvbk_ranges *ranges);
+
+/* ---- Creating a backup ---- */
+
+/** Flags of harvbk_backup_options.flags. */
+#define HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT 0x1u /* freeze failure: go on, mark
+                                                     the backup crash-consistent */
+
+#define HARVBK_BACKUP_OPTIONS_VERSION 1
+
+typedef struct harvbk_backup_options {
+    unsigned int version;                /* HARVBK_BACKUP_OPTIONS_VERSION */
+    unsigned int flags;                  /* HARVBK_BACKUP_* */
+    /* Changed ranges since the VM's most recent Ready backup in this target.
+     * Chunks outside them are taken from that backup's index without reading.
+     * NULL: read everything (unchanged chunks are still not uploaded).
+     * A volume absent from the set is treated as unchanged. */
+    const harvbk_ranges *changed_ranges;
+    harvbk_progress_cb progress_cb;      /* may be NULL */
+    void *progress_payload;
+    harvbk_freeze_cb freeze_cb;          /* may be NULL: no freeze */
+    harvbk_freeze_cb thaw_cb;            /* called once after a successful freeze */
+    void *freeze_payload;
+} harvbk_backup_options;
+
+#define HARVBK_BACKUP_OPTIONS_INIT { HARVBK_BACKUP_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0 }
+
+HARVBK_API int harvbk_backup_options_init(harvbk_backup_options *opts, unsigned int version);
+
+/**
+ * Start a backup named `name` of `vm` into the context's target. On success
+ * *out receives the operation (caller frees). The backup is visible as
+ * InProgress at once. The VM description is copied.
+ * Errors (returned at once): HARVBK_E_INVALID, HARVBK_E_VERSION, HARVBK_E_NOTARGET,
+ * HARVBK_E_EXISTS (a backup of that name exists), HARVBK_E_BUSY.
+ * Errors of the running backup (from harvbk_op_wait): HARVBK_E_IO, HARVBK_E_TARGET,
+ * HARVBK_E_FREEZE, HARVBK_E_CANCELLED, ...
+ */
+HARVBK_API int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm,
+                                    const char *name, const harvbk_backup_options *opts);
+
+/* ---- Reading backups ---- */
+
+typedef struct harvbk_backup_info harvbk_backup_info;
+typedef struct harvbk_backup_list harvbk_backup_list;
+
+/** Information about backup NAMESPACE/NAME in *out (caller frees).
+ *  HARVBK_E_NOTFOUND when neither the target nor the local catalog knows it. */
+HARVBK_API int harvbk_backup_get(harvbk_backup_info **out, harvbk_ctx *ctx,
+                                 const char *namespace_, const char *name);
+HARVBK_API void harvbk_backup_info_free(harvbk_backup_info *info);
+
+/* Accessors; strings are borrowed from the info. */
+HARVBK_API const char *harvbk_backup_info_namespace(const harvbk_backup_info *info);
+HARVBK_API const char *harvbk_backup_info_name(const harvbk_backup_info *info);
+HARVBK_API const char *harvbk_backup_info_vm_name(const harvbk_backup_info *info);
+HARVBK_API int harvbk_backup_info_state(const harvbk_backup_info *info);
+/** Error message ("" when none). */
+HARVBK_API const char *harvbk_backup_info_error(const harvbk_backup_info *info);
+/** Sum of the volume sizes. */
+HARVBK_API uint64_t harvbk_backup_info_logical_bytes(const harvbk_backup_info *info);
+/** Bytes this backup wrote to the target (new chunks, compressed, + metadata). */
+HARVBK_API uint64_t harvbk_backup_info_uploaded_bytes(const harvbk_backup_info *info);
+/** Bytes done / total while running (equal to logical_bytes once Ready). */
+HARVBK_API uint64_t harvbk_backup_info_progress_bytes(const harvbk_backup_info *info);
+/** Creation time, seconds since the Unix epoch. */
+HARVBK_API int64_t harvbk_backup_info_created(const harvbk_backup_info *info);
+HARVBK_API size_t harvbk_backup_info_volume_count(const harvbk_backup_info *info);
+HARVBK_API const char *harvbk_backup_info_volume_name(const harvbk_backup_info *info, size_t i);
+HARVBK_API uint64_t harvbk_backup_info_volume_size(const harvbk_backup_info *info, size_t i);
+/** 1 when the backup was taken without a successful freeze. */
+HARVBK_API int harvbk_backup_info_crash_consistent(const harvbk_backup_info *info);
+/** JSON object describing the backup in *out (free with harvbk_string_free()).
+ *  Keys: namespace, name, vm, state, logical_bytes, uploaded_bytes, error,
+ *  created, volumes, crash_consistent, ... */
+HARVBK_API int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out);
+
+/** All backups the target holds plus this context's unfinished ones (InProgress
+ *  or Error), sorted by namespace then name, in *out (caller frees). */
+HARVBK_API int harvbk_backup_list_get(harvbk_backup_list **out, harvbk_ctx *ctx);
+HARVBK_API size_t harvbk_backup_list_count(const harvbk_backup_list *list);
+/** Borrowed entry i, NULL when out of range. */
+HARVBK_API const harvbk_backup_info *harvbk_backup_list_at(const harvbk_backup_list *list,
+                                                           size_t i);
+HARVBK_API void harvbk_backup_list_free(harvbk_backup_list *list);
+
+/* ---- Verify, delete, gc ---- */
+
+#define HARVBK_OP_OPTIONS_VERSION 1
+
+/** Options of operations that only report progress (verify, gc). */
+typedef struct harvbk_op_options {
+    unsigned int version; /* HARVBK_OP_OPTIONS_VERSION */
+    harvbk_progress_cb progress_cb;
+    void *progress_payload;
+} harvbk_op_options;
+
+#define HARVBK_OP_OPTIONS_INIT { HARVBK_OP_OPTIONS_VERSION, 0, 0 }
+
+HARVBK_API int harvbk_op_options_init(harvbk_op_options *opts, unsigned int version);
+
+/**
+ * Start verifying a backup: every chunk it references is read and checked.
+ * The operation ends with HARVBK_E_CHUNK (message names the chunk and the
+ * volume) when one is missing or corrupt. `opts` may be NULL.
+ */
+HARVBK_API int harvbk_backup_verify(harvbk_op **out, harvbk_ctx *ctx, const char *namespace_,
+                                    const char *name, const harvbk_op_options *opts);
+
+/** Delete a backup (its manifest and indexes; chunks are freed by gc).
+ *  Errors: HARVBK_E_NOTFOUND, HARVBK_E_BUSY (being written or restored). */
+HARVBK_API int harvbk_backup_delete(harvbk_ctx *ctx, const char *namespace_, const char *name);
+
+/**
+ * Start garbage collection of the target: removes chunks no backup references.
+ * Safe against backups running from other contexts (see docs/FORMAT.md).
+ * Ends with HARVBK_E_BUSY when a writer holds the store.
+ */
+HARVBK_API int harvbk_gc(harvbk_op **out, harvbk_ctx *ctx, const harvbk_op_options *opts);
+
+/** After a gc operation ended: chunks and bytes it removed. */
+HARVBK_API int harvbk_gc_result(const harvbk_op *op, uint64_t *out_chunks, uint64_t *out_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,107 @@
+/*
+ * harvbk/common.h - versions, error codes, logging and memory helpers shared by
+ * every part of the libharvbk public API.
+ *
+ * Thread-safety: every function in this header is safe to call from any thread.
+ */
+#ifndef HARVBK_COMMON_H
+#define HARVBK_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Export macro: only symbols marked HARVBK_API leave the shared library. */
+#if defined(HARVBK_BUILDING_LIBRARY) && defined(__GNUC__)
+#define HARVBK_API __attribute__((visibility("default")))
+#else
+#define HARVBK_API
+#endif
+
+/* Compile-time version of the headers. Compare with harvbk_version_number()
+ * at run time to learn which library a program was loaded with. */
+#define HARVBK_VERSION_MAJOR 1
+#define HARVBK_VERSION_MINOR 0
+#define HARVBK_VERSION_PATCH 0
+#define HARVBK_VERSION_STRING "1.0.0"
+#define HARVBK_VERSION_NUMBER \
+    (HARVBK_VERSION_MAJOR * 10000 + HARVBK_VERSION_MINOR * 100 + HARVBK_VERSION_PATCH)
+
+/** Version string of the loaded library, e.g. "1.0.0". Static storage. */
+HARVBK_API const char *harvbk_version(void);
+/** Version number of the loaded library (MAJOR*10000 + MINOR*100 + PATCH). */
+HARVBK_API unsigned int harvbk_version_number(void);
+
+/*
+ * Error codes. Every function returning int returns HARVBK_OK (0) on success or
+ * one of these negative values. The numbers are fixed forever: new codes are
+ * only ever appended.
+ *   X(NAME, value, message)
+ */
+#define HARVBK_ERROR_TABLE(X)                                                          \
+    X(OK, 0, "success")                                                                \
+    X(E_ERROR, -1, "unspecified error")                                                \
+    X(E_NOMEM, -2, "out of memory")                                                    \
+    X(E_INVALID, -3, "invalid argument")                                               \
+    X(E_VERSION, -4, "options structure version not supported")                        \
+    X(E_NOTFOUND, -5, "not found")                                                     \
+    X(E_EXISTS, -6, "already exists")                                                  \
+    X(E_IO, -7, "input/output error")                                                  \
+    X(E_CHUNK, -8, "chunk missing or corrupt")                                         \
+    X(E_CORRUPT, -9, "metadata corrupt or malformed")                                  \
+    X(E_FORMAT, -10, "store format version not supported")                             \
+    X(E_CANCELLED, -11, "operation cancelled")                                         \
+    X(E_FREEZE, -12, "failed to freeze filesystem")                                    \
+    X(E_TARGET, -13, "backup target unreachable or failed")                            \
+    X(E_UNSUPPORTED, -14, "not supported")                                             \
+    X(E_BUSY, -15, "resource busy")                                                    \
+    X(E_STATE, -16, "object in the wrong state for this call")                         \
+    X(E_TIMEOUT, -17, "timed out")                                                     \
+    X(E_PERM, -18, "permission denied")                                                \
+    X(E_NOTARGET, -19, "no backup target configured")                                  \
+    X(E_INTERRUPTED, -20, "operation interrupted")
+
+typedef enum harvbk_error {
+#define HARVBK_X_ENUM_(name, value, msg) HARVBK_##name = value,
+    HARVBK_ERROR_TABLE(HARVBK_X_ENUM_)
+#undef HARVBK_X_ENUM_
+    HARVBK_ERROR_LAST_ = -20
+} harvbk_error;
+
+/** Static message for an error code ("unknown error" for unknown codes). */
+HARVBK_API const char *harvbk_strerror(int code);
+/** Static symbolic name for an error code, e.g. "HARVBK_E_CHUNK". */
+HARVBK_API const char *harvbk_error_name(int code);
+
+/* Log levels for the log hook. */
+typedef enum harvbk_log_level {
+    HARVBK_LOG_ERROR = 0,
+    HARVBK_LOG_WARN = 1,
+    HARVBK_LOG_INFO = 2,
+    HARVBK_LOG_DEBUG = 3
+} harvbk_log_level;
+
+/**
+ * Log hook. Receives every message the library logs (the library never prints).
+ * May be called from any library thread, concurrently; `message` is borrowed
+ * for the duration of the call. Never contains secrets.
+ */
+typedef void (*harvbk_log_cb)(int level, const char *message, void *payload);
+
+/**
+ * Progress hook of long operations: bytes done and total. Called from the
+ * operation's own thread. Return 0 to continue; any non-zero value cancels the
+ * operation, which then ends with HARVBK_E_CANCELLED.
+ */
+typedef int (*harvbk_progress_cb)(uint64_t done, uint64_t total, void *payload);
+
+/** Free a string the library returned as owned by the caller. NULL is a no-op. */
+HARVBK_API void harvbk_string_free(char *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

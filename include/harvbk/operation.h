@@ -1,0 +1,64 @@
+/*
+ * harvbk/operation.h - asynchronous operations (backup, restore, verify, gc...).
+ *
+ * Functions that start work return an operation handle at once; the work runs
+ * on a library thread. Poll its state and progress, wait for it, or cancel it.
+ * If a function that takes callbacks returns an error, no callback is ever
+ * called (the libuv rule).
+ *
+ * Thread-safety: every function here may be called from any thread, also
+ * concurrently on the same handle, except harvbk_op_free().
+ */
+#ifndef HARVBK_OPERATION_H
+#define HARVBK_OPERATION_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct harvbk_op harvbk_op;
+
+/** States of operations, backups and snapshots. Numbers fixed forever. */
+typedef enum harvbk_state {
+    HARVBK_STATE_INPROGRESS = 1,
+    HARVBK_STATE_READY = 2,
+    HARVBK_STATE_ERROR = 3
+} harvbk_state;
+
+/** Static name of a state: "InProgress", "Ready", "Error". */
+HARVBK_API const char *harvbk_state_name(int state);
+
+/**
+ * Freeze/thaw hooks for a VM's filesystems. Return 0 on success. When the
+ * freeze hook succeeded, the thaw hook is called exactly once afterwards,
+ * whatever happens (failure, cancel). Called on the operation's thread.
+ */
+typedef int (*harvbk_freeze_cb)(const char *namespace_, const char *vm, void *payload);
+
+/** Wait until the operation ends; returns its result (0 or HARVBK_E_*). */
+HARVBK_API int harvbk_op_wait(harvbk_op *op);
+/** Wait up to timeout_ms; HARVBK_E_TIMEOUT if still running, else the result. */
+HARVBK_API int harvbk_op_wait_timeout(harvbk_op *op, uint64_t timeout_ms);
+/** Ask the operation to stop; it ends soon with HARVBK_E_CANCELLED (unless it
+ *  already finished). Returns 0. */
+HARVBK_API int harvbk_op_cancel(harvbk_op *op);
+/** Current state (harvbk_state). */
+HARVBK_API int harvbk_op_state(const harvbk_op *op);
+/** Result: 0 while running or on success, else the HARVBK_E_* code. */
+HARVBK_API int harvbk_op_result(const harvbk_op *op);
+/** Bytes done and total so far (either pointer may be NULL). */
+HARVBK_API int harvbk_op_progress(const harvbk_op *op, uint64_t *out_done, uint64_t *out_total);
+/** Copy the error message (empty when none) into buf; returns the full length. */
+HARVBK_API size_t harvbk_op_errmsg_copy(const harvbk_op *op, char *buf, size_t size);
+/** Kind of operation: "backup", "restore", "verify", "gc". Static. */
+HARVBK_API const char *harvbk_op_kind(const harvbk_op *op);
+/** Free the handle. A running operation is cancelled and waited for first.
+ *  NULL is a no-op. */
+HARVBK_API void harvbk_op_free(harvbk_op *op);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

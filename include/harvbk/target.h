@@ -1,0 +1,84 @@
+/*
+ * harvbk/target.h - backup target configuration.
+ *
+ * A backup target is named by a URL:
+ *   file:///absolute/path          local directory (the embedded default)
+ *   nfs://server/export/path       NFS through libnfs (no kernel mount)
+ *   s3://bucket/prefix             S3 with endpoint, region, keys, CA certificate
+ * Settings are keyed by an enum so new settings never change a structure.
+ *
+ * Thread-safety: a harvbk_target_config is a plain value; do not modify one
+ * from two threads at once.
+ */
+#ifndef HARVBK_TARGET_H
+#define HARVBK_TARGET_H
+
+#include "common.h"
+#include "context.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct harvbk_target_config harvbk_target_config;
+
+/** Keys of target settings. Values are always strings. Numbers fixed forever. */
+typedef enum harvbk_target_key {
+    HARVBK_TARGET_URL = 1,               /* file:///p, nfs://h/export/p, s3://bucket/prefix */
+    HARVBK_TARGET_ENDPOINT = 2,          /* S3 endpoint URL, e.g. https://s3.example:9000 */
+    HARVBK_TARGET_REGION = 3,            /* S3 region */
+    HARVBK_TARGET_ACCESS_KEY_ID = 4,     /* S3 access key id */
+    HARVBK_TARGET_SECRET_ACCESS_KEY = 5, /* S3 secret; write-only, never returned or logged */
+    HARVBK_TARGET_CA_CERT_FILE = 6,      /* PEM file with the CA certificate(s) to trust */
+    HARVBK_TARGET_VIRTUAL_HOSTED = 7,    /* "1": virtual-hosted style, "0": path style (default) */
+    HARVBK_TARGET_REFRESH_INTERVAL = 8,  /* seconds between metadata syncs; "0" = on demand */
+    HARVBK_TARGET_CODEC = 9,             /* "zstd" (default), "lz4", "gzip", "none" */
+    HARVBK_TARGET_CHUNK_SIZE = 10,       /* bytes, power of two 64 KiB..64 MiB; default 4 MiB;
+                                            fixed when the store is created */
+    HARVBK_TARGET_TIMEOUT_MS = 11,       /* connect/request timeout; default 10000 */
+    HARVBK_TARGET_PARALLEL = 12,         /* requests in flight; default automatic */
+    HARVBK_TARGET_STORE_SECRET = 13      /* "1": persist the secret in the state dir (0600) */
+} harvbk_target_key;
+
+/** New empty configuration in *out; free with harvbk_target_config_free(). */
+HARVBK_API int harvbk_target_config_new(harvbk_target_config **out);
+/** Free a configuration. NULL is a no-op. Secrets are wiped from memory. */
+HARVBK_API void harvbk_target_config_free(harvbk_target_config *cfg);
+
+/** Set one setting (value copied; NULL clears it). Errors: HARVBK_E_INVALID for
+ *  an unknown key or a value that does not parse. */
+HARVBK_API int harvbk_target_config_set(harvbk_target_config *cfg, harvbk_target_key key,
+                                        const char *value);
+
+/**
+ * Read one setting into buf (NUL-terminated, truncated to size); *out_len (may be
+ * NULL) receives the full length. Unset settings read as "". The secret access
+ * key reads as "" whether set or not; use harvbk_target_config_has_secret().
+ */
+HARVBK_API int harvbk_target_config_get(const harvbk_target_config *cfg, harvbk_target_key key,
+                                        char *buf, size_t size, size_t *out_len);
+
+/** 1 when a secret access key is set, else 0. */
+HARVBK_API int harvbk_target_config_has_secret(const harvbk_target_config *cfg);
+
+/**
+ * Point the context at a target (the configuration is copied). Opens the store
+ * there, creating it when the location is empty, and records the configuration
+ * in the state directory. Errors: HARVBK_E_INVALID (bad URL), HARVBK_E_UNSUPPORTED
+ * (unknown scheme or a backend this build lacks), HARVBK_E_TARGET (unreachable),
+ * HARVBK_E_FORMAT (store of a newer format), HARVBK_E_CORRUPT, HARVBK_E_IO.
+ */
+HARVBK_API int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg);
+
+/** Copy of the context's target configuration in *out (caller frees).
+ *  HARVBK_E_NOTARGET when none is set. */
+HARVBK_API int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out);
+
+/** Check that the configured target is reachable and holds a readable store.
+ *  Returns 0, HARVBK_E_NOTARGET, HARVBK_E_TARGET, HARVBK_E_FORMAT, ... */
+HARVBK_API int harvbk_ctx_check_target(harvbk_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,97 @@
+/*
+ * core/hb.h - internal foundation used by every layer: errors with messages,
+ * logging, memory, byte buffers, names, hashing, time, ids.
+ * Nothing here is exported from the shared library.
+ */
+#ifndef HB_CORE_H
+#define HB_CORE_H
+
+#include <harvbk.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HB_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define HB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define HB_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define HB_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ---- errors: a code plus a detailed message ---- */
+#define HB_ERRMSG_MAX 512
+typedef struct hb_err {
+    int code;
+    char msg[HB_ERRMSG_MAX];
+} hb_err;
+
+/* Set *e (may be NULL) to code + formatted message; returns code. When the
+ * message is empty the code's harvbk_strerror() text is used. */
+int hb_seterr(hb_err *e, int code, const char *fmt, ...) HB_PRINTF(3, 4);
+/* Prefix the existing message of e with "prefix: "; returns e->code. */
+int hb_err_prefix(hb_err *e, const char *fmt, ...) HB_PRINTF(2, 3);
+void hb_err_clear(hb_err *e);
+/* Map an errno value to a HARVBK_E_* code (ENOENT->NOTFOUND, EACCES->PERM ...). */
+int hb_errno_code(int errnum);
+
+/* ---- logging ---- */
+typedef struct hb_logger {
+    harvbk_log_cb cb;
+    void *payload;
+    int level; /* highest level delivered */
+} hb_logger;
+void hb_log(const hb_logger *lg, int level, const char *fmt, ...) HB_PRINTF(3, 4);
+#define hb_log_error(lg, ...) hb_log((lg), HARVBK_LOG_ERROR, __VA_ARGS__)
+#define hb_log_warn(lg, ...) hb_log((lg), HARVBK_LOG_WARN, __VA_ARGS__)
+#define hb_log_info(lg, ...) hb_log((lg), HARVBK_LOG_INFO, __VA_ARGS__)
+#define hb_log_debug(lg, ...) hb_log((lg), HARVBK_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- memory (NULL on failure, never abort) ---- */
+void *hb_malloc(size_t n);
+void *hb_calloc(size_t n, size_t size);
+void *hb_realloc(void *p, size_t n);
+char *hb_strdup(const char *s); /* NULL in -> NULL out */
+char *hb_strndup(const char *s, size_t n);
+char *hb_asprintf(const char *fmt, ...) HB_PRINTF(1, 2);
+void hb_free(void *p);
+/* Overwrite then free (secrets). */
+void hb_free_secret(char *s);
+
+/* ---- growable byte buffer ---- */
+typedef struct hb_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} hb_buf;
+#define HB_BUF_INIT { 0, 0, 0 }
+int hb_buf_reserve(hb_buf *b, size_t cap);          /* 0 or HARVBK_E_NOMEM */
+int hb_buf_append(hb_buf *b, const void *p, size_t n);
+int hb_buf_append_str(hb_buf *b, const char *s);    /* keeps data NUL-terminated */
+void hb_buf_reset(hb_buf *b);                       /* len = 0, keeps memory */
+void hb_buf_free(hb_buf *b);
+
+/* ---- names ---- */
+/* DNS-1123 label: 1..63 of [a-z0-9-], alnum at both ends. */
+bool hb_name_valid(const char *s);
+/* Checks name, sets a clear HARVBK_E_INVALID message naming `what`. */
+int hb_check_name(const char *what, const char *s, hb_err *e);
+
+/* ---- hashing and hex ---- */
+#define HB_DIGEST_LEN 32
+#define HB_DIGEST_HEX_LEN 64
+void hb_sha256(const void *data, size_t len, uint8_t out[HB_DIGEST_LEN]);
+void hb_hex(const uint8_t *in, size_t n, char *out); /* writes 2n chars + NUL */
+int hb_unhex(const char *hex, uint8_t *out, size_t n); /* 0 or HARVBK_E_INVALID */
+bool hb_is_zero(const void *p, size_t n);
+
+/* ---- time, ids ---- */
+int64_t hb_now(void);        /* wall clock, seconds since epoch */
+uint64_t hb_mono_ms(void);   /* monotonic milliseconds */
+uint64_t hb_mono_ns(void);
+void hb_uuid(char out[37]);  /* random RFC 4122 v4 UUID string */
+void hb_random(void *buf, size_t n);
+/* ISO 8601 UTC "2026-11-25T10:00:00Z" into out (at least 21 bytes). */
+void hb_iso8601(int64_t t, char *out, size_t size);
+
+#endif

@@ -1,0 +1,25 @@
+/* core/json.h - small helpers over cJSON for strict parsing of our documents. */
+#ifndef HB_JSON_H
+#define HB_JSON_H
+
+#include "hb.h"
+#include <cjson/cJSON.h>
+
+/* Parse len bytes; HARVBK_E_CORRUPT with `what` in the message on failure. */
+int hb_json_parse(const void *data, size_t len, const char *what, cJSON **out, hb_err *e);
+/* Typed required/optional field getters. Required ones set HARVBK_E_CORRUPT
+ * naming `what` and the field when missing or of the wrong type. */
+int hb_json_get_str(const cJSON *obj, const char *field, bool required, const char **out,
+                    const char *what, hb_err *e);
+int hb_json_get_u64(const cJSON *obj, const char *field, bool required, uint64_t *out,
+                    const char *what, hb_err *e);
+int hb_json_get_i64(const cJSON *obj, const char *field, bool required, int64_t *out,
+                    const char *what, hb_err *e);
+int hb_json_get_bool(const cJSON *obj, const char *field, bool required, bool *out,
+                     const char *what, hb_err *e);
+/* Add a uint64 as a JSON number (exact up to 2^53) */
+cJSON *hb_json_add_u64(cJSON *obj, const char *field, uint64_t v);
+/* Print compact into a new malloc'd string (NULL on OOM). */
+char *hb_json_print(const cJSON *obj);
+
+#endif

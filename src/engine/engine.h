@@ -1,0 +1,87 @@
+/*
+ * engine/engine.h - the chunk pipelines.
+ *
+ * backup:  read -> hole/zero detect -> SHA-256 -> dedup -> compress -> store
+ * restore: fetch -> decompress -> verify -> write (holes stay holes)
+ * verify:  fetch -> decompress -> verify
+ * gc:      mark (every manifest's indexes) and sweep (unreferenced chunks)
+ * Each keeps at most about (threads * 2) chunks in memory, whatever the volume size.
+ */
+#ifndef HB_ENGINE_H
+#define HB_ENGINE_H
+
+#include "../core/digestset.h"
+#include "../core/hb.h"
+#include "../store/store.h"
+#include <stdatomic.h>
+
+/* A volume as the engine sees it. Exactly one of: fd >= 0, path, callbacks. */
+typedef struct hb_vol_io {
+    const char *name;
+    const char *path;                  /* file or block device */
+    int fd;                            /* already open descriptor, or -1 */
+    uint64_t size;                     /* required for callbacks; else from the file */
+    harvbk_volume_read_cb read_cb;
+    harvbk_volume_write_cb write_cb;
+    void *payload;
+} hb_vol_io;
+
+/* Sorted, merged byte ranges of one volume. */
+typedef struct hb_range { uint64_t off, len; } hb_range;
+typedef struct hb_rangeset { hb_range *r; size_t n; } hb_rangeset;
+/* Does [off, off+len) intersect the set? */
+bool hb_rangeset_overlaps(const hb_rangeset *rs, uint64_t off, uint64_t len);
+
+typedef struct hb_job {
+    hb_store *st;
+    const hb_logger *log;
+    unsigned threads;                  /* 0 = hb_default_threads() */
+    atomic_int *cancel;                /* set non-zero to stop; may be NULL */
+    /* Called with bytes just processed, from any thread but never concurrently
+     * (the engine serialises). Non-zero return cancels. May be NULL. */
+    int (*progress)(uint64_t delta, void *ud);
+    void *progress_ud;
+} hb_job;
+
+typedef struct hb_backup_stats {
+    uint64_t read_bytes;               /* bytes read from the volume */
+    uint64_t skipped_bytes;            /* not read: outside changed ranges */
+    uint64_t hole_bytes;               /* not read: file holes */
+    uint64_t zero_chunks;              /* read but all zeros: not stored */
+    uint64_t new_chunks;               /* chunks written to the store */
+    uint64_t uploaded_bytes;           /* stored bytes of those chunks */
+    uint64_t reused_chunks;            /* already in the store */
+} hb_backup_stats;
+
+/*
+ * Back up one volume into out (initialised by the engine for the volume size
+ * and the store's chunk size). `prev` (may be NULL) is the previous backup's
+ * index of this volume: with `changed` (may be NULL) the chunks outside the
+ * changed ranges are copied from prev without reading; `prev` ids also count
+ * as known-present. `known` (may be NULL) is a digest set shared across
+ * volumes of chunks known to be in the store; the engine adds what it writes.
+ * Cancelled: HARVBK_E_CANCELLED.
+ */
+int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *prev,
+                            const hb_rangeset *changed, hb_dset *known, hb_index *out,
+                            hb_backup_stats *stats, hb_err *e);
+
+/* Restore one volume from ix into vol (fd, path or write_cb). For fd/path the
+ * file is truncated to the volume size first and holes/zero chunks are not
+ * written, so the result is sparse. Missing/corrupt chunk: HARVBK_E_CHUNK with
+ * the chunk and the volume name in the message; nothing unverified is written. */
+int hb_engine_restore_volume(hb_job *job, const hb_index *ix, const hb_vol_io *vol, hb_err *e);
+
+/* Verify every distinct chunk of ix (skipping those already in `checked`, which
+ * may be NULL; verified ones are added). HARVBK_E_CHUNK names chunk + volume. */
+int hb_engine_verify_volume(hb_job *job, const hb_index *ix, const char *volume,
+                            hb_dset *checked, hb_err *e);
+
+/* Mark and sweep the store: removes chunks no manifest of any kind references.
+ * Caller holds the gc lease. */
+typedef struct hb_gc_stats {
+    uint64_t referenced_chunks, total_chunks, removed_chunks, removed_bytes;
+} hb_gc_stats;
+int hb_engine_gc(hb_job *job, hb_gc_stats *stats, hb_err *e);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * store/store.h - the content-addressed chunk store, one format for the local
+ * snapshot store and every backup target (docs/FORMAT.md is the reference).
+ *
+ * Keys in the target (format 1):
+ *   harvbk-store.json                       store config, written once at creation
+ *   chunks/<aa>/<bb>/<64 hex>               chunk objects (id = SHA-256 of plaintext)
+ *   <kind>/<ns>/<name>/manifest.json        entry manifest, written LAST (= commit)
+ *   <kind>/<ns>/<name>/<volume>.idx         per-volume chunk index
+ *   locks/<role>-<owner>.json               leases of writers and gc (heartbeat)
+ * <kind> is "backups" (later "snapshots"). Temporaries are the backend's business.
+ */
+#ifndef HB_STORE_H
+#define HB_STORE_H
+
+#include "../core/hb.h"
+#include "../target/target.h"
+
+#define HB_FORMAT_MAJOR 1
+#define HB_FORMAT_MINOR 0
+#define HB_KIND_BACKUPS "backups"
+
+/* ---- chunk objects ---- */
+#define HB_CHUNK_HEADER_LEN 32
+#define HB_CHUNK_KEY_LEN 80 /* "chunks/aa/bb/" + 64 hex + NUL fits */
+
+/* "chunks/aa/bb/<hex>" */
+void hb_chunk_key(const uint8_t id[HB_DIGEST_LEN], char out[HB_CHUNK_KEY_LEN]);
+/* Parse a chunk key back into an id; false when key is not a chunk key. */
+bool hb_chunk_key_parse(const char *key, uint8_t id[HB_DIGEST_LEN]);
+/* Build the chunk object (header + compressed payload) for raw data into out.
+ * If compression does not shrink the data, codec "none" is recorded. */
+int hb_chunk_encode(int codec, int level, const void *raw, size_t len, hb_buf *out, hb_err *e);
+/* Check header, decompress into raw (capacity raw_cap), re-hash and compare
+ * with id. Any mismatch: HARVBK_E_CHUNK with the chunk's hex id in the message. */
+int hb_chunk_decode(const void *obj, size_t objlen, const uint8_t id[HB_DIGEST_LEN], void *raw,
+                    size_t raw_cap, size_t *raw_len, hb_err *e);
+
+/* ---- per-volume index ---- */
+typedef struct hb_index {
+    uint64_t volume_size;
+    uint32_t chunk_size;
+    uint64_t count;   /* ceil(volume_size / chunk_size) */
+    uint8_t *ids;     /* count * 32 bytes; all-zero id = hole / zero chunk */
+} hb_index;
+
+int hb_index_init(hb_index *ix, uint64_t volume_size, uint32_t chunk_size); /* ids zeroed */
+void hb_index_clear(hb_index *ix);
+static inline uint8_t *hb_index_id(const hb_index *ix, uint64_t i) { return ix->ids + i * 32; }
+static inline bool hb_index_is_hole(const hb_index *ix, uint64_t i)
+{
+    return hb_is_zero(ix->ids + i * 32, 32);
+}
+/* Length of chunk i (the last one may be short). */
+uint32_t hb_index_chunk_len(const hb_index *ix, uint64_t i);
+int hb_index_encode(const hb_index *ix, hb_buf *out, hb_err *e);
+/* HARVBK_E_CORRUPT for truncation/bad checksum, HARVBK_E_FORMAT for newer versions. */
+int hb_index_decode(const void *data, size_t len, hb_index *ix, hb_err *e);
+
+/* ---- manifests ---- */
+typedef struct hb_manifest_volume {
+    char *name;
+    uint64_t size;
+    uint64_t chunks;          /* index entries */
+    uint64_t data_chunks;     /* entries that are not holes */
+    char index_sha256[HB_DIGEST_HEX_LEN + 1];
+} hb_manifest_volume;
+
+typedef struct hb_manifest {
+    int format_major, format_minor;
+    char *kind;               /* "backup" */
+    char *ns, *name;          /* entry namespace/name */
+    char *vm_ns, *vm_name;    /* source VM */
+    char *writer;             /* context id that wrote it */
+    int64_t created, completed;
+    uint32_t chunk_size;
+    int codec;
+    bool crash_consistent;
+    uint64_t logical_bytes;   /* sum of volume sizes */
+    uint64_t uploaded_bytes;  /* bytes written to the target by this entry */
+    hb_buf metadata;          /* opaque VM metadata document (base64 in JSON) */
+    char **images; size_t nimages;
+    hb_manifest_volume *vols; size_t nvols;
+} hb_manifest;
+
+void hb_manifest_init(hb_manifest *m);
+void hb_manifest_clear(hb_manifest *m);
+int hb_manifest_encode(const hb_manifest *m, hb_buf *out, hb_err *e);
+/* Strict: HARVBK_E_CORRUPT for malformed/truncated/invalid names,
+ * HARVBK_E_FORMAT for a newer major format. */
+int hb_manifest_decode(const void *data, size_t len, hb_manifest *m, hb_err *e);
+
+/* ---- the store ---- */
+typedef struct hb_store {
+    hb_target *t;             /* owned */
+    uint32_t chunk_size;
+    int codec;
+    int level;                /* compression level used when writing */
+    char id[37];
+    const hb_logger *log;
+} hb_store;
+
+/* Open the store in target t (taking ownership of t, also on failure).
+ * When the target holds no store yet it is created with cfg's codec and chunk
+ * size (defaults: zstd, 4 MiB). HARVBK_E_FORMAT for a newer major format. */
+int hb_store_open(hb_store **out, hb_target *t, const hb_target_cfg *cfg, hb_err *e);
+void hb_store_close(hb_store *st);
+
+/* Chunks. scratch is a caller buffer reused across calls (one per thread). */
+int hb_store_chunk_put(hb_store *st, const uint8_t id[HB_DIGEST_LEN], const void *raw,
+                       size_t len, hb_buf *scratch, uint64_t *out_stored, hb_err *e);
+/* 1 present, 0 absent, < 0 error. */
+int hb_store_chunk_exists(hb_store *st, const uint8_t id[HB_DIGEST_LEN], hb_err *e);
+/* Missing or corrupt: HARVBK_E_CHUNK naming the chunk. */
+int hb_store_chunk_get(hb_store *st, const uint8_t id[HB_DIGEST_LEN], void *raw, size_t raw_cap,
+                       size_t *out_len, hb_buf *scratch, hb_err *e);
+typedef int (*hb_chunk_list_cb)(const uint8_t id[HB_DIGEST_LEN], uint64_t size, int64_t mtime,
+                                void *ud);
+int hb_store_chunk_list(hb_store *st, hb_chunk_list_cb cb, void *ud, hb_err *e);
+
+/* Entries (backups). kind_dir is HB_KIND_BACKUPS. */
+char *hb_key_manifest(const char *kind_dir, const char *ns, const char *name);
+char *hb_key_index(const char *kind_dir, const char *ns, const char *name, const char *volume);
+int hb_store_manifest_read(hb_store *st, const char *kind_dir, const char *ns, const char *name,
+                           hb_manifest *m, hb_err *e); /* NOTFOUND, CORRUPT, FORMAT */
+int hb_store_manifest_write(hb_store *st, const char *kind_dir, const hb_manifest *m, hb_err *e);
+/* Reads the volume's index and checks it against the manifest's sha256. */
+int hb_store_index_read(hb_store *st, const char *kind_dir, const hb_manifest *m,
+                        const hb_manifest_volume *v, hb_index *ix, hb_err *e);
+/* Writes the index; fills v->index_sha256, v->chunks, v->data_chunks; adds
+ * the bytes written to *out_bytes (may be NULL). */
+int hb_store_index_write(hb_store *st, const char *kind_dir, const char *ns, const char *name,
+                         hb_manifest_volume *v, const hb_index *ix, uint64_t *out_bytes,
+                         hb_err *e);
+/* Enumerate committed entries (those with a manifest): cb(ns, name, ud). */
+typedef int (*hb_entry_cb)(const char *ns, const char *name, void *ud);
+int hb_store_entry_list(hb_store *st, const char *kind_dir, hb_entry_cb cb, void *ud, hb_err *e);
+/* Delete an entry: the manifest first (uncommits), then its other objects. */
+int hb_store_entry_delete(hb_store *st, const char *kind_dir, const char *ns, const char *name,
+                          hb_err *e);
+
+/* Leases (docs/FORMAT.md "Concurrency"): a writer holds "writer", gc holds
+ * "gc". A background thread refreshes the lease's heartbeat; a lease whose
+ * heartbeat is older than HB_LEASE_TTL_S is dead. */
+#define HB_LEASE_TTL_S 300
+typedef struct hb_lease hb_lease;
+int hb_lease_acquire(hb_store *st, const char *role, const char *owner, hb_lease **out, hb_err *e);
+void hb_lease_release(hb_lease *l); /* removes the object; NULL ok */
+/* Count live leases of `role` held by owners other than `self` (may be NULL). */
+int hb_lease_count_live(hb_store *st, const char *role, const char *self, unsigned *out,
+                        hb_err *e);
+
+#endif

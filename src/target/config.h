@@ -1,0 +1,52 @@
+/*
+ * target/config.h - the internal form of harvbk_target_config and its
+ * persistence in the state directory.
+ */
+#ifndef HB_TARGET_CONFIG_H
+#define HB_TARGET_CONFIG_H
+
+#include "../core/hb.h"
+
+enum hb_codec { HB_CODEC_NONE = 0, HB_CODEC_ZSTD = 1, HB_CODEC_LZ4 = 2, HB_CODEC_GZIP = 3 };
+
+typedef struct hb_target_cfg {
+    char *url;
+    char *endpoint;
+    char *region;
+    char *access_key_id;
+    char *secret_access_key; /* wiped on free */
+    char *ca_cert_file;
+    bool virtual_hosted;
+    uint32_t refresh_interval;
+    int codec;              /* enum hb_codec; -1 = store default (zstd) */
+    uint32_t chunk_size;    /* 0 = default (4 MiB) */
+    uint32_t timeout_ms;    /* default 10000 */
+    uint32_t parallel;      /* 0 = automatic */
+    bool store_secret;
+} hb_target_cfg;
+
+/* The public opaque type is this struct. */
+struct harvbk_target_config {
+    hb_target_cfg cfg;
+};
+
+void hb_target_cfg_init(hb_target_cfg *c);
+void hb_target_cfg_clear(hb_target_cfg *c);
+int hb_target_cfg_copy(hb_target_cfg *dst, const hb_target_cfg *src);
+/* Set by public key from a string (validates). */
+int hb_target_cfg_set(hb_target_cfg *c, int key, const char *value, hb_err *e);
+/* Parse "zstd"/"lz4"/"gzip"/"none"; -1 if unknown. Name of a codec. */
+int hb_codec_parse(const char *s);
+const char *hb_codec_name(int codec);
+/* Serialize to JSON (secret included only if store_secret) / parse back. */
+char *hb_target_cfg_to_json(const hb_target_cfg *c);
+int hb_target_cfg_from_json(hb_target_cfg *c, const void *data, size_t len, hb_err *e);
+/* The URL with any credentials removed, for messages (new string). */
+char *hb_target_cfg_display(const hb_target_cfg *c);
+
+#define HB_DEFAULT_CHUNK_SIZE (4u * 1024u * 1024u)
+#define HB_MIN_CHUNK_SIZE (64u * 1024u)
+#define HB_MAX_CHUNK_SIZE (64u * 1024u * 1024u)
+#define HB_DEFAULT_TIMEOUT_MS 10000u
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * target/target.h - the byte-level backend interface behind every store.
+ *
+ * A target is a flat namespace of objects named by keys: relative paths of
+ * '/'-separated segments ("chunks/ab/cd/<hex>", "backups/ns/name/manifest.json").
+ * The interface is the lowest common denominator of a local directory, NFS
+ * (libnfs) and S3 so the store above never knows which one it talks to:
+ *   - put() replaces an object atomically: readers see the old object or the
+ *     complete new one, never a partial one (local/NFS: temp + rename; S3: PUT).
+ *   - there are no directories: they exist implicitly, list() is by prefix,
+ *     recursive, and may be paged internally.
+ *   - every call may be slow (network): callers keep several in flight from
+ *     several threads. All functions must be safe to call concurrently.
+ * Errors: HARVBK_E_NOTFOUND (absent object), HARVBK_E_TARGET (unreachable,
+ * timeouts, server errors after retries), HARVBK_E_PERM, HARVBK_E_IO.
+ */
+#ifndef HB_TARGET_H
+#define HB_TARGET_H
+
+#include "../core/hb.h"
+#include "config.h"
+
+typedef struct hb_target hb_target;
+
+/* list() callback: key relative to the target root, object size, mtime
+ * (seconds since epoch, 0 when unknown). Return non-zero to stop listing
+ * (list then returns that value). */
+typedef int (*hb_list_cb)(const char *key, uint64_t size, int64_t mtime, void *ud);
+
+typedef struct hb_target_ops {
+    const char *scheme; /* "file", "nfs", "s3" */
+    int (*put)(hb_target *t, const char *key, const void *data, size_t len, hb_err *e);
+    /* Whole object into out (replacing its content). */
+    int (*get)(hb_target *t, const char *key, hb_buf *out, hb_err *e);
+    /* Existence and size; HARVBK_E_NOTFOUND when absent. */
+    int (*head)(hb_target *t, const char *key, uint64_t *size, hb_err *e);
+    /* Remove; an absent object is success. */
+    int (*del)(hb_target *t, const char *key, hb_err *e);
+    /* Remove many (S3: DeleteObjects batches). May be NULL: del() in a loop. */
+    int (*del_many)(hb_target *t, const char *const *keys, size_t n, hb_err *e);
+    /* All keys starting with prefix ("" = everything). */
+    int (*list)(hb_target *t, const char *prefix, hb_list_cb cb, void *ud, hb_err *e);
+    /* Remove temporary objects left by writer `owner` (a crashed process of
+     * the same context) and any temporaries older than max_age_s. */
+    int (*cleanup)(hb_target *t, const char *owner, int64_t max_age_s, hb_err *e);
+    /* Check reachability (cheap request). */
+    int (*ping)(hb_target *t, hb_err *e);
+    void (*close)(hb_target *t);
+} hb_target_ops;
+
+struct hb_target {
+    const hb_target_ops *ops;
+    char *display;         /* URL without secrets, for messages */
+    char *owner;           /* writer id used for temporaries: "<ctx-id>-<pid>" */
+    const hb_logger *log;  /* borrowed from the context */
+    unsigned parallel;     /* requests this backend wants in flight */
+};
+
+/* Open the backend named by cfg->url. `owner` and `log` are borrowed.
+ * HARVBK_E_UNSUPPORTED for unknown schemes or backends not in this build. */
+int hb_target_open(hb_target **out, const hb_target_cfg *cfg, const char *owner,
+                   const hb_logger *log, hb_err *e);
+void hb_target_close(hb_target *t);
+
+/* Convenience wrappers that dispatch through ops and prefix errors with the
+ * target's display name and key. */
+int hb_target_put(hb_target *t, const char *key, const void *data, size_t len, hb_err *e);
+int hb_target_get(hb_target *t, const char *key, hb_buf *out, hb_err *e);
+int hb_target_head(hb_target *t, const char *key, uint64_t *size, hb_err *e);
+int hb_target_del(hb_target *t, const char *key, hb_err *e);
+int hb_target_del_many(hb_target *t, const char *const *keys, size_t n, hb_err *e);
+int hb_target_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud, hb_err *e);
+
+/* Backend constructors (target/local.c; later nfs.c, s3.c). */
+int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e);
+
+/* Key sanity: non-empty, relative, no "", "." or ".." segments, no NUL/backslash. */
+bool hb_key_valid(const char *key);
+
+#endif
