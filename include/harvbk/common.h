@@ -92,9 +92,10 @@ typedef enum harvbk_log_level {
 typedef void (*harvbk_log_cb)(int level, const char *message, void *payload);
 
 /**
- * Progress hook of long operations: bytes done and total. Called from the
- * operation's own thread. Return 0 to continue; any non-zero value cancels the
- * operation, which then ends with HARVBK_E_CANCELLED.
+ * Progress hook of long operations: bytes done and total. Called from a
+ * library thread of the operation, never concurrently for one operation, and
+ * never after the operation ended. Keep it short. Return 0 to continue; any
+ * non-zero value cancels the operation, which then ends with HARVBK_E_CANCELLED.
  */
 typedef int (*harvbk_progress_cb)(uint64_t done, uint64_t total, void *payload);
 

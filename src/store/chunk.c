@@ -1,0 +1,208 @@
+/*
+ * store/chunk.c - chunk objects (docs/FORMAT.md "Chunk objects"): keys, the
+ * 32-byte header + payload encoding, verified decoding, and the store calls
+ * that put, get, test and list chunks.
+ */
+#include "internal.h"
+#include "store.h"
+
+#include <string.h>
+
+static const uint8_t chunk_magic[4] = { 'H', 'B', 'C', '1' };
+
+#define CHUNK_FLAG_ENCRYPTED 0x01u
+#define CHUNK_KEY_PREFIX "chunks/"
+#define CHUNK_KEY_STRLEN (sizeof CHUNK_KEY_PREFIX - 1 + 3 + 3 + HB_DIGEST_HEX_LEN)
+
+void hb_chunk_key(const uint8_t id[HB_DIGEST_LEN], char out[HB_CHUNK_KEY_LEN])
+{
+    char hex[HB_DIGEST_HEX_LEN + 1];
+    hb_hex(id, HB_DIGEST_LEN, hex);
+    memcpy(out, CHUNK_KEY_PREFIX, 7);
+    out[7] = hex[0];
+    out[8] = hex[1];
+    out[9] = '/';
+    out[10] = hex[2];
+    out[11] = hex[3];
+    out[12] = '/';
+    memcpy(out + 13, hex, HB_DIGEST_HEX_LEN + 1);
+}
+
+static bool is_lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+bool hb_chunk_key_parse(const char *key, uint8_t id[HB_DIGEST_LEN])
+{
+    if (!key || strlen(key) != CHUNK_KEY_STRLEN || memcmp(key, CHUNK_KEY_PREFIX, 7) != 0)
+        return false;
+    const char *hex = key + 13;
+    if (key[9] != '/' || key[12] != '/' || !is_lower_hex(hex, HB_DIGEST_HEX_LEN))
+        return false;
+    if (memcmp(key + 7, hex, 2) != 0 || memcmp(key + 10, hex + 2, 2) != 0)
+        return false;
+    return hb_unhex(hex, id, HB_DIGEST_LEN) == 0;
+}
+
+int hb_chunk_encode(int codec, int level, const void *raw, size_t len, hb_buf *out, hb_err *e)
+{
+    if (codec < HB_CODEC_NONE || codec > HB_CODEC_MAX)
+        return hb_seterr(e, HARVBK_E_INVALID, "unknown codec %d", codec);
+    if (len > UINT32_MAX)
+        return hb_seterr(e, HARVBK_E_INVALID, "chunk of %zu bytes is too large", len);
+    size_t bound = hb_codec_bound(codec, len);
+    if (bound < len)
+        bound = len;
+    hb_buf_reset(out);
+    if (hb_buf_reserve(out, HB_CHUNK_HEADER_LEN + bound) != 0)
+        return hb_seterr(e, HARVBK_E_NOMEM, "cannot allocate %zu bytes for a chunk",
+                         HB_CHUNK_HEADER_LEN + bound);
+    uint8_t *payload = out->data + HB_CHUNK_HEADER_LEN;
+    size_t plen = 0;
+    int used = codec;
+    int rc = codec == HB_CODEC_NONE ? 1
+                                    : hb_codec_compress(codec, level, raw, len, payload, bound,
+                                                        &plen, e);
+    if (rc < 0)
+        return rc;
+    if (rc == 1 || plen >= len) {
+        /* incompressible: keep the bytes as they are */
+        used = HB_CODEC_NONE;
+        plen = len;
+        if (len)
+            memcpy(payload, raw, len);
+    }
+    uint8_t *h = out->data;
+    memset(h, 0, HB_CHUNK_HEADER_LEN);
+    memcpy(h, chunk_magic, 4);
+    h[4] = (uint8_t)used;
+    h[5] = 0; /* flags */
+    hb_put_le32(h + 8, (uint32_t)len);
+    hb_put_le32(h + 12, (uint32_t)plen);
+    out->len = HB_CHUNK_HEADER_LEN + plen;
+    return 0;
+}
+
+static int corrupt(hb_err *e, const char *hex, const char *why)
+{
+    return hb_seterr(e, HARVBK_E_CHUNK, "chunk %s is corrupt: %s", hex, why);
+}
+
+int hb_chunk_decode(const void *obj, size_t objlen, const uint8_t id[HB_DIGEST_LEN], void *raw,
+                    size_t raw_cap, size_t *raw_len, hb_err *e)
+{
+    char hex[HB_DIGEST_HEX_LEN + 1];
+    hb_hex(id, HB_DIGEST_LEN, hex);
+    const uint8_t *h = obj;
+    if (!obj || objlen < HB_CHUNK_HEADER_LEN)
+        return hb_seterr(e, HARVBK_E_CHUNK,
+                         "chunk %s is corrupt: object is %zu bytes, shorter than its header", hex,
+                         objlen);
+    if (memcmp(h, chunk_magic, 4) != 0)
+        return corrupt(e, hex, "bad magic (not a HBC1 chunk object)");
+    unsigned codec = h[4], flags = h[5];
+    if (flags & CHUNK_FLAG_ENCRYPTED)
+        return hb_seterr(e, HARVBK_E_FORMAT,
+                         "chunk %s is encrypted; this library cannot read encrypted chunks", hex);
+    if (flags)
+        return hb_seterr(e, HARVBK_E_FORMAT,
+                         "chunk %s uses flags 0x%02x unknown to this library (format %d.%d)", hex,
+                         flags, HB_FORMAT_MAJOR, HB_FORMAT_MINOR);
+    if (h[6] || h[7] || !hb_is_zero(h + 16, 16))
+        return corrupt(e, hex, "reserved header bytes are not zero");
+    if (codec > HB_CODEC_MAX)
+        return hb_seterr(e, HARVBK_E_CHUNK, "chunk %s is corrupt: unknown codec %u", hex, codec);
+    uint32_t rlen = hb_get_le32(h + 8), plen = hb_get_le32(h + 12);
+    if (objlen != (size_t)HB_CHUNK_HEADER_LEN + plen)
+        return hb_seterr(e, HARVBK_E_CHUNK,
+                         "chunk %s is corrupt: object is %zu bytes but its header says %zu",
+                         hex, objlen, (size_t)HB_CHUNK_HEADER_LEN + plen);
+    if (rlen > raw_cap)
+        return hb_seterr(e, HARVBK_E_CHUNK,
+                         "chunk %s is corrupt: raw length %u exceeds the expected maximum %zu",
+                         hex, rlen, raw_cap);
+    const char *why = "invalid payload";
+    int rc = hb_codec_decompress((int)codec, h + HB_CHUNK_HEADER_LEN, plen, raw, rlen, &why);
+    if (rc == HARVBK_E_NOMEM)
+        return hb_seterr(e, rc, "cannot allocate a decompression context for chunk %s", hex);
+    if (rc != 0)
+        return corrupt(e, hex, why);
+    uint8_t got[HB_DIGEST_LEN];
+    hb_sha256(raw, rlen, got);
+    if (memcmp(got, id, HB_DIGEST_LEN) != 0)
+        return corrupt(e, hex, "content does not match its SHA-256 id");
+    if (raw_len)
+        *raw_len = rlen;
+    return 0;
+}
+
+/* ---- store calls ---- */
+
+int hb_store_chunk_put(hb_store *st, const uint8_t id[HB_DIGEST_LEN], const void *raw,
+                       size_t len, hb_buf *scratch, uint64_t *out_stored, hb_err *e)
+{
+    int rc = hb_chunk_encode(st->codec, st->level, raw, len, scratch, e);
+    if (rc)
+        return rc;
+    char key[HB_CHUNK_KEY_LEN];
+    hb_chunk_key(id, key);
+    rc = hb_target_put(st->t, key, scratch->data, scratch->len, e);
+    if (rc)
+        return rc;
+    if (out_stored)
+        *out_stored = scratch->len;
+    return 0;
+}
+
+int hb_store_chunk_exists(hb_store *st, const uint8_t id[HB_DIGEST_LEN], hb_err *e)
+{
+    char key[HB_CHUNK_KEY_LEN];
+    hb_chunk_key(id, key);
+    uint64_t size = 0;
+    int rc = hb_target_head(st->t, key, &size, e);
+    if (rc == HARVBK_E_NOTFOUND) {
+        if (e)
+            hb_err_clear(e);
+        return 0;
+    }
+    return rc < 0 ? rc : 1;
+}
+
+int hb_store_chunk_get(hb_store *st, const uint8_t id[HB_DIGEST_LEN], void *raw, size_t raw_cap,
+                       size_t *out_len, hb_buf *scratch, hb_err *e)
+{
+    char key[HB_CHUNK_KEY_LEN];
+    hb_chunk_key(id, key);
+    int rc = hb_target_get(st->t, key, scratch, e);
+    if (rc == HARVBK_E_NOTFOUND)
+        return hb_seterr(e, HARVBK_E_CHUNK, "chunk %s is missing", key + 13);
+    if (rc)
+        return rc;
+    return hb_chunk_decode(scratch->data, scratch->len, id, raw, raw_cap, out_len, e);
+}
+
+typedef struct chunk_list_ctx {
+    hb_chunk_list_cb cb;
+    void *ud;
+} chunk_list_ctx;
+
+static int chunk_list_one(const char *key, uint64_t size, int64_t mtime, void *ud)
+{
+    chunk_list_ctx *c = ud;
+    uint8_t id[HB_DIGEST_LEN];
+    if (!hb_chunk_key_parse(key, id))
+        return 0; /* temporaries and strays are not chunks */
+    return c->cb(id, size, mtime, c->ud);
+}
+
+int hb_store_chunk_list(hb_store *st, hb_chunk_list_cb cb, void *ud, hb_err *e)
+{
+    chunk_list_ctx c = { cb, ud };
+    return hb_target_list(st->t, CHUNK_KEY_PREFIX, chunk_list_one, &c, e);
+}

@@ -1,0 +1,288 @@
+/*
+ * store/lease.c - leases of writers and gc (docs/FORMAT.md "Concurrency").
+ *
+ * A lease is the object "locks/<role>-<owner>.json" holding a heartbeat that a
+ * background thread rewrites every HB_LEASE_TTL_S/5 seconds. A lease whose
+ * heartbeat is older than HB_LEASE_TTL_S belongs to a crashed holder and is
+ * ignored. Leases are not mutual exclusion by themselves: the protocol
+ * "publish your lease, then look for the other role" is what makes a writer
+ * and gc see each other.
+ */
+#include "../core/json.h"
+#include "internal.h"
+#include "store.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LEASE_PREFIX "locks/"
+#define LEASE_SUFFIX ".json"
+#define LEASE_WHAT "lease"
+#define LEASE_PERIOD_S (HB_LEASE_TTL_S / 5)
+#define LEASE_RETRY_S 5
+#define LEASE_OWNER_MAX 128
+
+struct hb_lease {
+    hb_store *st;
+    char *key;
+    char *role;
+    char *owner;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool stop;
+};
+
+static bool owner_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > LEASE_OWNER_MAX || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static int lease_write(hb_lease *l, hb_err *e)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0)
+        host[0] = '\0';
+    cJSON *root = cJSON_CreateObject();
+    bool ok = root != NULL;
+    if (ok) {
+        ok &= cJSON_AddStringToObject(root, "role", l->role) != NULL;
+        ok &= cJSON_AddStringToObject(root, "owner", l->owner) != NULL;
+        ok &= cJSON_AddNumberToObject(root, "heartbeat", (double)hb_now()) != NULL;
+        ok &= cJSON_AddNumberToObject(root, "pid", (double)getpid()) != NULL;
+        ok &= cJSON_AddStringToObject(root, "host", host) != NULL;
+    }
+    char *text = ok ? hb_json_print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text)
+        return hb_seterr(e, HARVBK_E_NOMEM, "cannot encode a lease");
+    int rc = hb_target_put(l->st->t, l->key, text, strlen(text), e);
+    hb_free(text);
+    return rc;
+}
+
+static void *lease_main(void *arg)
+{
+    hb_lease *l = arg;
+    int wait_s = LEASE_PERIOD_S;
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop) {
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += wait_s;
+        while (!l->stop) {
+            if (pthread_cond_timedwait(&l->cv, &l->mu, &dl) == ETIMEDOUT)
+                break;
+        }
+        if (l->stop)
+            break;
+        pthread_mutex_unlock(&l->mu);
+        hb_err e;
+        hb_err_clear(&e);
+        int rc = lease_write(l, &e);
+        if (rc)
+            hb_log_warn(l->st->log, "cannot refresh the %s lease of %s: %s", l->role, l->owner,
+                        e.msg);
+        wait_s = rc ? LEASE_RETRY_S : LEASE_PERIOD_S;
+        pthread_mutex_lock(&l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+static void lease_free(hb_lease *l)
+{
+    hb_free(l->key);
+    hb_free(l->role);
+    hb_free(l->owner);
+    hb_free(l);
+}
+
+int hb_lease_acquire(hb_store *st, const char *role, const char *owner, hb_lease **out, hb_err *e)
+{
+    *out = NULL;
+    if (!role || !hb_name_valid(role))
+        return hb_seterr(e, HARVBK_E_INVALID, "invalid lease role \"%s\"", role ? role : "");
+    if (!owner_valid(owner))
+        return hb_seterr(e, HARVBK_E_INVALID, "invalid lease owner \"%s\"", owner ? owner : "");
+    hb_lease *l = hb_calloc(1, sizeof *l);
+    if (!l)
+        return hb_seterr(e, HARVBK_E_NOMEM, "out of memory acquiring a lease");
+    l->st = st;
+    l->key = hb_asprintf(LEASE_PREFIX "%s-%s" LEASE_SUFFIX, role, owner);
+    l->role = hb_strdup(role);
+    l->owner = hb_strdup(owner);
+    if (!l->key || !l->role || !l->owner) {
+        lease_free(l);
+        return hb_seterr(e, HARVBK_E_NOMEM, "out of memory acquiring a lease");
+    }
+    int rc = lease_write(l, e);
+    if (rc) {
+        lease_free(l);
+        return hb_err_prefix(e, "cannot acquire the %s lease", role);
+    }
+    pthread_condattr_t ca;
+    bool sync_ok = pthread_condattr_init(&ca) == 0;
+    if (sync_ok) {
+        sync_ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+                  pthread_cond_init(&l->cv, &ca) == 0;
+        pthread_condattr_destroy(&ca);
+    }
+    if (sync_ok && pthread_mutex_init(&l->mu, NULL) != 0) {
+        pthread_cond_destroy(&l->cv);
+        sync_ok = false;
+    }
+    if (!sync_ok || pthread_create(&l->thread, NULL, lease_main, l) != 0) {
+        if (sync_ok) {
+            pthread_mutex_destroy(&l->mu);
+            pthread_cond_destroy(&l->cv);
+        }
+        hb_err ignore;
+        hb_target_del(st->t, l->key, &ignore);
+        lease_free(l);
+        return hb_seterr(e, HARVBK_E_NOMEM, "cannot start the %s lease heartbeat thread", role);
+    }
+    *out = l;
+    return 0;
+}
+
+void hb_lease_release(hb_lease *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->thread, NULL);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    hb_err e;
+    hb_err_clear(&e);
+    if (hb_target_del(l->st->t, l->key, &e) != 0)
+        hb_log_warn(l->st->log, "cannot remove the %s lease of %s (it expires in %d s): %s",
+                    l->role, l->owner, HB_LEASE_TTL_S, e.msg);
+    lease_free(l);
+}
+
+/* ---- counting ---- */
+
+typedef struct lease_obj {
+    char *key;
+    int64_t mtime;
+} lease_obj;
+
+typedef struct lease_vec {
+    lease_obj *v;
+    size_t n, cap;
+} lease_vec;
+
+static int collect_lease(const char *key, uint64_t size, int64_t mtime, void *ud)
+{
+    lease_vec *lv = ud;
+    size_t kl = strlen(key), sl = strlen(LEASE_SUFFIX);
+    if (kl <= sl || strcmp(key + kl - sl, LEASE_SUFFIX) != 0)
+        return 0; /* temporaries and strays */
+    if (lv->n == lv->cap) {
+        size_t cap = lv->cap ? lv->cap * 2 : 8;
+        lease_obj *v = hb_realloc(lv->v, cap * sizeof *v);
+        if (!v)
+            return HARVBK_E_NOMEM;
+        lv->v = v;
+        lv->cap = cap;
+    }
+    if (!(lv->v[lv->n].key = hb_strdup(key)))
+        return HARVBK_E_NOMEM;
+    lv->v[lv->n].mtime = mtime;
+    lv->n++;
+    return 0;
+}
+
+/* Decide whether one lease object is live: 1 live, 0 not (or ours). */
+static int lease_is_live(const char *role, const char *self, const char *key_owner,
+                         const hb_buf *b, int64_t mtime, int64_t now)
+{
+    cJSON *root = NULL;
+    hb_err pe;
+    const char *r = NULL, *o = NULL;
+    int64_t hb = 0;
+    bool parsed = hb_json_parse(b->data, b->len, LEASE_WHAT, &root, &pe) == 0 &&
+                  cJSON_IsObject(root) &&
+                  hb_json_get_str(root, "role", true, &r, LEASE_WHAT, &pe) == 0 &&
+                  hb_json_get_str(root, "owner", true, &o, LEASE_WHAT, &pe) == 0 &&
+                  hb_json_get_i64(root, "heartbeat", true, &hb, LEASE_WHAT, &pe) == 0 && r && o;
+    int live;
+    if (parsed) {
+        if (strcmp(r, role) != 0 || (self && strcmp(o, self) == 0))
+            live = 0;
+        else
+            live = now - hb <= HB_LEASE_TTL_S; /* a heartbeat in the future is live */
+    } else {
+        /* unreadable: be conservative, judge by the object's age */
+        if (self && strcmp(key_owner, self) == 0)
+            live = 0;
+        else
+            live = mtime == 0 || now - mtime <= HB_LEASE_TTL_S;
+    }
+    cJSON_Delete(root);
+    return live;
+}
+
+int hb_lease_count_live(hb_store *st, const char *role, const char *self, unsigned *out,
+                        hb_err *e)
+{
+    *out = 0;
+    if (!role || !hb_name_valid(role))
+        return hb_seterr(e, HARVBK_E_INVALID, "invalid lease role \"%s\"", role ? role : "");
+    char *prefix = hb_asprintf(LEASE_PREFIX "%s-", role);
+    if (!prefix)
+        return hb_seterr(e, HARVBK_E_NOMEM, "out of memory listing leases");
+    lease_vec lv = { NULL, 0, 0 };
+    int rc = hb_target_list(st->t, prefix, collect_lease, &lv, e);
+    if (rc == HARVBK_E_NOMEM)
+        hb_seterr(e, rc, "out of memory listing leases");
+    size_t plen = strlen(prefix), slen = strlen(LEASE_SUFFIX);
+    hb_buf b = HB_BUF_INIT;
+    int64_t now = hb_now();
+    unsigned live = 0;
+    for (size_t i = 0; !rc && i < lv.n; i++) {
+        const char *key = lv.v[i].key;
+        int g = hb_target_get(st->t, key, &b, e);
+        if (g == HARVBK_E_NOTFOUND) {
+            if (e)
+                hb_err_clear(e);
+            continue; /* released meanwhile */
+        }
+        if (g) {
+            rc = g;
+            break;
+        }
+        char owner[LEASE_OWNER_MAX + 1] = "";
+        size_t kl = strlen(key);
+        size_t ol = kl >= plen + slen ? kl - plen - slen : SIZE_MAX;
+        if (ol <= LEASE_OWNER_MAX) {
+            memcpy(owner, key + plen, ol);
+            owner[ol] = '\0';
+        }
+        live += (unsigned)lease_is_live(role, self, owner, &b, lv.v[i].mtime, now);
+    }
+    for (size_t i = 0; i < lv.n; i++)
+        hb_free(lv.v[i].key);
+    hb_free(lv.v);
+    hb_buf_free(&b);
+    hb_free(prefix);
+    if (!rc)
+        *out = live;
+    return rc;
+}
