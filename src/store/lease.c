@@ -33,6 +33,8 @@ struct hb_lease {
     pthread_cond_t cv;
     pthread_t thread;
     bool stop;
+    uint64_t last_ok_ms; /* monotonic time of the last successful heartbeat write */
+    bool lapsed;         /* two successful heartbeats were more than a TTL apart */
 };
 
 static bool owner_valid(const char *s)
@@ -96,6 +98,14 @@ static void *lease_main(void *arg)
                         e.msg);
         wait_s = rc ? LEASE_RETRY_S : LEASE_PERIOD_S;
         pthread_mutex_lock(&l->mu);
+        if (rc == 0) {
+            uint64_t now = hb_mono_ms();
+            /* The process may have been stopped (SIGSTOP, suspend) longer than a TTL:
+             * others may have seen the lease as dead meanwhile. */
+            if (now - l->last_ok_ms > (uint64_t)HB_LEASE_TTL_S * 1000u)
+                l->lapsed = true;
+            l->last_ok_ms = now;
+        }
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
@@ -132,6 +142,7 @@ int hb_lease_acquire(hb_store *st, const char *role, const char *owner, hb_lease
         lease_free(l);
         return hb_err_prefix(e, "cannot acquire the %s lease", role);
     }
+    l->last_ok_ms = hb_mono_ms();
     pthread_condattr_t ca;
     bool sync_ok = pthread_condattr_init(&ca) == 0;
     if (sync_ok) {
@@ -154,6 +165,20 @@ int hb_lease_acquire(hb_store *st, const char *role, const char *owner, hb_lease
         return hb_seterr(e, HARVBK_E_NOMEM, "cannot start the %s lease heartbeat thread", role);
     }
     *out = l;
+    return 0;
+}
+
+int hb_lease_check(hb_lease *l, hb_err *e)
+{
+    pthread_mutex_lock(&l->mu);
+    uint64_t age = hb_mono_ms() - l->last_ok_ms;
+    bool lapsed = l->lapsed || age > (uint64_t)HB_LEASE_TTL_S * 1000u;
+    pthread_mutex_unlock(&l->mu);
+    if (lapsed)
+        return hb_seterr(e, HARVBK_E_BUSY,
+                         "the %s lease of %s lapsed (no heartbeat for more than %d s); "
+                         "a concurrent gc may have run",
+                         l->role, l->owner, HB_LEASE_TTL_S);
     return 0;
 }
 

@@ -146,6 +146,11 @@ int hb_store_entry_delete(hb_store *st, const char *kind_dir, const char *ns, co
 typedef struct hb_lease hb_lease;
 int hb_lease_acquire(hb_store *st, const char *role, const char *owner, hb_lease **out, hb_err *e);
 void hb_lease_release(hb_lease *l); /* removes the object; NULL ok */
+/* 0 while the lease has been continuously alive since it was acquired;
+ * HARVBK_E_BUSY when a heartbeat gap exceeded the TTL (the holder was stopped
+ * or the target unreachable): a writer must then re-check that every chunk it
+ * references still exists before it commits. */
+int hb_lease_check(hb_lease *l, hb_err *e);
 /* Count live leases of `role` held by owners other than `self` (may be NULL). */
 int hb_lease_count_live(hb_store *st, const char *role, const char *self, unsigned *out,
                         hb_err *e);

@@ -1,0 +1,305 @@
+/* core/fsutil.c - local filesystem helpers: atomic files, directories, I/O. */
+#include "fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int sys_err(hb_err *e, int errnum, const char *op, const char *path)
+{
+    return hb_seterr(e, hb_errno_code(errnum), "%s '%s': %s", op, path, strerror(errnum));
+}
+
+int hb_mkdir_p(const char *path, mode_t mode, hb_err *e)
+{
+    if (!path || !*path)
+        return hb_seterr(e, HARVBK_E_INVALID, "empty directory path");
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        return hb_seterr(e, HARVBK_E_INVALID, "'%s' exists and is not a directory", path);
+    }
+    char *p = hb_strdup(path);
+    if (!p)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    int rc = 0;
+    size_t n = strlen(p);
+    for (size_t i = 1; i <= n && rc == 0; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        if (p[i - 1] == '/') /* "//" or a trailing '/' */
+            continue;
+        char saved = p[i];
+        p[i] = '\0';
+        if (mkdir(p, mode) != 0) {
+            int err = errno;
+            if (err != EEXIST)
+                rc = sys_err(e, err, "cannot create directory", p);
+            else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+                rc = hb_seterr(e, HARVBK_E_INVALID, "'%s' exists and is not a directory", p);
+        }
+        p[i] = saved;
+    }
+    free(p);
+    return rc;
+}
+
+int hb_fsync_dir(const char *path, hb_err *e)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return sys_err(e, errno, "cannot open directory", path);
+    int rc = 0;
+    /* Some filesystems do not support fsync on directories (EINVAL). */
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+        rc = sys_err(e, errno, "cannot sync directory", path);
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return hb_strdup(".");
+    if (slash == path)
+        return hb_strdup("/");
+    return hb_strndup(path, (size_t)(slash - path));
+}
+
+int hb_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, hb_err *e)
+{
+    if (!path || !*path)
+        return hb_seterr(e, HARVBK_E_INVALID, "empty file path");
+    uint8_t rnd[6];
+    char rhex[13];
+    hb_random(rnd, sizeof rnd);
+    hb_hex(rnd, sizeof rnd, rhex);
+    char *tmp = hb_asprintf("%s.tmp.%ld.%s", path, (long)getpid(), rhex);
+    char *dir = dir_of(path);
+    if (!tmp || !dir) {
+        free(tmp);
+        free(dir);
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    }
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) {
+        rc = sys_err(e, errno, "cannot create", tmp);
+        goto out;
+    }
+    if (write_all(fd, data, len) != 0) {
+        rc = sys_err(e, errno, "cannot write", tmp);
+    } else if (fsync(fd) != 0) {
+        rc = sys_err(e, errno, "cannot sync", tmp);
+    }
+    if (close(fd) != 0 && rc == 0)
+        rc = sys_err(e, errno, "cannot close", tmp);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = sys_err(e, errno, "cannot rename into", path);
+    if (rc != 0) {
+        unlink(tmp);
+        goto out;
+    }
+    rc = hb_fsync_dir(dir, e);
+out:
+    free(tmp);
+    free(dir);
+    return rc;
+}
+
+/* max == 0 means no limit. */
+int hb_read_file(const char *path, hb_buf *out, size_t max, hb_err *e)
+{
+    if (!path || !out)
+        return hb_seterr(e, HARVBK_E_INVALID, "hb_read_file: NULL argument");
+    if (max == 0)
+        max = SIZE_MAX - 1;
+    hb_buf_reset(out);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sys_err(e, errno, "cannot open", path);
+    int rc = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = sys_err(e, errno, "cannot stat", path);
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rc = hb_seterr(e, HARVBK_E_INVALID, "'%s' is a directory", path);
+        goto out;
+    }
+    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > (uint64_t)max) {
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "'%s' is larger than %zu bytes", path, max);
+        goto out;
+    }
+    size_t want = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 4096;
+    if (hb_buf_reserve(out, want + 1) != 0) {
+        rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+        goto out;
+    }
+    for (;;) {
+        if (out->cap - out->len < 2 && hb_buf_reserve(out, out->cap * 2) != 0) {
+            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+            goto out;
+        }
+        ssize_t r = read(fd, out->data + out->len, out->cap - out->len - 1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = sys_err(e, errno, "cannot read", path);
+            goto out;
+        }
+        if (r == 0)
+            break;
+        out->len += (size_t)r;
+        if (out->len > max) {
+            rc = hb_seterr(e, HARVBK_E_CORRUPT, "'%s' is larger than %zu bytes", path, max);
+            goto out;
+        }
+    }
+    out->data[out->len] = '\0';
+out:
+    close(fd);
+    if (rc != 0)
+        hb_buf_reset(out);
+    return rc;
+}
+
+/* Remove the entry `name` in directory dfd (recursively for directories). */
+static int rm_at(int dfd, const char *name, const char *shown, hb_err *e)
+{
+    if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return sys_err(e, errno, "cannot remove", shown);
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return sys_err(e, errno, "cannot open directory", shown);
+    }
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int err = errno;
+        close(fd);
+        return sys_err(e, err, "cannot open directory", shown);
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        rc = rm_at(dirfd(d), de->d_name, shown, e);
+    }
+    if (rc == 0 && errno != 0)
+        rc = sys_err(e, errno, "cannot read directory", shown);
+    closedir(d);
+    if (rc == 0 && unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+        rc = sys_err(e, errno, "cannot remove directory", shown);
+    return rc;
+}
+
+int hb_rm_rf(const char *path, hb_err *e)
+{
+    if (!path || !*path)
+        return hb_seterr(e, HARVBK_E_INVALID, "empty path");
+    return rm_at(AT_FDCWD, path, path, e);
+}
+
+char *hb_path_join(const char *dir, const char *name)
+{
+    if (!dir || !name)
+        return NULL;
+    size_t dl = strlen(dir);
+    if (dl == 0)
+        return hb_strdup(name);
+    if (dir[dl - 1] == '/')
+        return hb_asprintf("%s%s", dir, name);
+    return hb_asprintf("%s/%s", dir, name);
+}
+
+int hb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off, hb_err *e)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t w = pwrite(fd, p, len, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return hb_seterr(e, hb_errno_code(errno), "write at offset %llu: %s",
+                             (unsigned long long)off, strerror(errno));
+        }
+        if (w == 0)
+            return hb_seterr(e, HARVBK_E_IO, "write at offset %llu: no progress",
+                             (unsigned long long)off);
+        p += w;
+        len -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+int hb_pread_all(int fd, void *buf, size_t len, uint64_t off, hb_err *e)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t r = pread(fd, p, len, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return hb_seterr(e, hb_errno_code(errno), "read at offset %llu: %s",
+                             (unsigned long long)off, strerror(errno));
+        }
+        if (r == 0)
+            return hb_seterr(e, HARVBK_E_IO, "read at offset %llu: unexpected end of file",
+                             (unsigned long long)off);
+        p += r;
+        len -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+int hb_fd_size(int fd, uint64_t *out, hb_err *e)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return hb_seterr(e, hb_errno_code(errno), "stat: %s", strerror(errno));
+    if (S_ISREG(st.st_mode)) {
+        *out = (uint64_t)st.st_size;
+        return 0;
+    }
+    if (S_ISBLK(st.st_mode)) {
+        uint64_t sz = 0;
+        if (ioctl(fd, BLKGETSIZE64, &sz) != 0)
+            return hb_seterr(e, hb_errno_code(errno), "block device size: %s", strerror(errno));
+        *out = sz;
+        return 0;
+    }
+    return hb_seterr(e, HARVBK_E_INVALID, "not a regular file or block device");
+}

@@ -1,0 +1,135 @@
+/* core/json.c - strict typed access to cJSON documents. */
+#include "json.h"
+
+#include <math.h>
+#include <string.h>
+
+int hb_json_parse(const void *data, size_t len, const char *what, cJSON **out, hb_err *e)
+{
+    *out = NULL;
+    if (!what)
+        what = "JSON document";
+    if (!data || len == 0)
+        return hb_seterr(e, HARVBK_E_CORRUPT, "%s: empty document", what);
+    const char *end = NULL;
+    /* Not "require_null_terminated": with a length cJSON would demand a NUL
+     * inside the buffer. Trailing bytes are checked below instead. */
+    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+    if (!root) {
+        size_t off = end && end >= (const char *)data ? (size_t)(end - (const char *)data) : 0;
+        return hb_seterr(e, HARVBK_E_CORRUPT, "%s: invalid JSON near byte %zu", what, off);
+    }
+    const char *p = end, *lim = (const char *)data + len;
+    while (p < lim && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    if (p < lim && !(*p == '\0' && p + 1 == lim)) {
+        cJSON_Delete(root);
+        return hb_seterr(e, HARVBK_E_CORRUPT, "%s: trailing data after JSON value at byte %zu",
+                         what, (size_t)(p - (const char *)data));
+    }
+    *out = root;
+    return 0;
+}
+
+/* Finds `field`; *item NULL when absent or JSON null. */
+static int lookup(const cJSON *obj, const char *field, bool required, const cJSON **item,
+                  const char *what, hb_err *e)
+{
+    if (!what)
+        what = "JSON document";
+    *item = NULL;
+    if (!cJSON_IsObject(obj))
+        return hb_seterr(e, HARVBK_E_CORRUPT, "%s: expected a JSON object", what);
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
+    if (!it || cJSON_IsNull(it)) {
+        if (required)
+            return hb_seterr(e, HARVBK_E_CORRUPT, "%s: missing field '%s'", what, field);
+        return 0;
+    }
+    *item = it;
+    return 0;
+}
+
+static int wrong_type(const char *field, const char *type, const char *what, hb_err *e)
+{
+    return hb_seterr(e, HARVBK_E_CORRUPT, "%s: field '%s' must be %s",
+                     what ? what : "JSON document", field, type);
+}
+
+int hb_json_get_str(const cJSON *obj, const char *field, bool required, const char **out,
+                    const char *what, hb_err *e)
+{
+    const cJSON *it;
+    int rc = lookup(obj, field, required, &it, what, e);
+    if (rc || !it)
+        return rc;
+    if (!cJSON_IsString(it) || !it->valuestring)
+        return wrong_type(field, "a string", what, e);
+    *out = it->valuestring;
+    return 0;
+}
+
+/* 2^64 and 2^63 as doubles (exact). */
+#define TWO_POW_64 18446744073709551616.0
+#define TWO_POW_63 9223372036854775808.0
+
+int hb_json_get_u64(const cJSON *obj, const char *field, bool required, uint64_t *out,
+                    const char *what, hb_err *e)
+{
+    const cJSON *it;
+    int rc = lookup(obj, field, required, &it, what, e);
+    if (rc || !it)
+        return rc;
+    if (!cJSON_IsNumber(it))
+        return wrong_type(field, "a number", what, e);
+    double v = it->valuedouble;
+    /* Range first, then integrality via the exact round trip (no libm). */
+    if (!isfinite(v) || v < 0 || v >= TWO_POW_64 || (double)(uint64_t)v != v)
+        return wrong_type(field, "a non-negative integer", what, e);
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int hb_json_get_i64(const cJSON *obj, const char *field, bool required, int64_t *out,
+                    const char *what, hb_err *e)
+{
+    const cJSON *it;
+    int rc = lookup(obj, field, required, &it, what, e);
+    if (rc || !it)
+        return rc;
+    if (!cJSON_IsNumber(it))
+        return wrong_type(field, "a number", what, e);
+    double v = it->valuedouble;
+    if (!isfinite(v) || v < -TWO_POW_63 || v >= TWO_POW_63 || (double)(int64_t)v != v)
+        return wrong_type(field, "an integer", what, e);
+    *out = (int64_t)v;
+    return 0;
+}
+
+int hb_json_get_bool(const cJSON *obj, const char *field, bool required, bool *out,
+                     const char *what, hb_err *e)
+{
+    const cJSON *it;
+    int rc = lookup(obj, field, required, &it, what, e);
+    if (rc || !it)
+        return rc;
+    if (!cJSON_IsBool(it))
+        return wrong_type(field, "true or false", what, e);
+    *out = cJSON_IsTrue(it);
+    return 0;
+}
+
+cJSON *hb_json_add_u64(cJSON *obj, const char *field, uint64_t v)
+{
+    return cJSON_AddNumberToObject(obj, field, (double)v);
+}
+
+char *hb_json_print(const cJSON *obj)
+{
+    char *s = cJSON_PrintUnformatted(obj);
+    if (!s)
+        return NULL;
+    char *copy = hb_strdup(s); /* callers free with hb_free(), whatever cJSON's hooks */
+    cJSON_free(s);
+    return copy;
+}

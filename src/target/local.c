@@ -1,0 +1,673 @@
+/*
+ * target/local.c - the local directory backend (file:///path).
+ *
+ * Layout: object "a/b/c" is the file <root>/a/b/c. Writers stage objects in
+ * <root>/tmp/<owner>-<counter>-<random> and rename them into place, so readers
+ * see the old or the complete new object. "tmp" is therefore reserved: keys
+ * under tmp/ are refused and list() never shows it.
+ *
+ * Durability (a crash at any instant must leave the store restorable, and
+ * "manifest last = commit" must hold):
+ *   - every put fsyncs the file data before the rename, and fsyncs the parent
+ *     directory after it, for every key including chunks/. Skipping the
+ *     directory fsync for chunks would rely on the filesystem journalling
+ *     renames in order, which POSIX does not promise: a manifest could become
+ *     durable while a chunk it names did not.
+ *   - a directory this process has not yet seen is created (if needed) and its
+ *     own parent fsynced once, so its entry is durable; afterwards it is kept in
+ *     a per-target cache of known directories (64-bit hashes of the relative
+ *     path) and the mkdir/fsync cost is skipped. If a cached directory vanished
+ *     (someone removed it) the rename fails with ENOENT and the directory chain
+ *     is re-created without the cache.
+ *   - deletions of objects outside chunks/ (manifests, indexes, leases) fsync
+ *     the parent directory so a deleted manifest cannot reappear after a crash
+ *     once GC went on to sweep its chunks; a reappearing chunk is harmless.
+ * Empty directories are left in place (they are reused and cost nothing).
+ */
+#include "target.h"
+
+#include "../core/fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TMP_DIR "tmp"
+#define DIR_MODE 0755
+#define FILE_MODE 0644
+#define DIRCACHE_MAX (1u << 20) /* entries; the cache restarts empty beyond this */
+
+typedef struct local_target {
+    hb_target base; /* first: the hb_target pointer is the local_target pointer */
+    char *root;     /* absolute path, no trailing '/' (unless it is "/") */
+    char *tmpdir;   /* <root>/tmp */
+    atomic_uint_least64_t counter;
+    pthread_mutex_t mu; /* protects the directory cache */
+    uint64_t *dirs;     /* open addressing set of hashes, 0 = empty */
+    size_t dirs_cap, dirs_count;
+} local_target;
+
+static const hb_target_ops local_ops;
+
+/* ---- helpers ---- */
+
+static int sys_err(hb_err *e, int errnum, const char *what)
+{
+    return hb_seterr(e, hb_errno_code(errnum), "%s: %s", what, strerror(errnum));
+}
+
+static char *obj_path(const local_target *lt, const char *rel)
+{
+    return *rel ? hb_path_join(lt->root, rel) : hb_strdup(lt->root);
+}
+
+static bool key_reserved(const char *key)
+{
+    return !strcmp(key, TMP_DIR) || !strncmp(key, TMP_DIR "/", sizeof TMP_DIR);
+}
+
+static int check_key(const char *key, hb_err *e)
+{
+    if (!hb_key_valid(key))
+        return hb_seterr(e, HARVBK_E_INVALID, "invalid object key '%.200s'", key ? key : "");
+    if (key_reserved(key))
+        return hb_seterr(e, HARVBK_E_INVALID, "object keys under '" TMP_DIR
+                                              "/' are reserved for temporary files");
+    return 0;
+}
+
+static const char *owner_of(const hb_target *t)
+{
+    return t->owner ? t->owner : "harvbk";
+}
+
+/* ---- directory cache ---- */
+
+static uint64_t path_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
+/* Caller holds mu. */
+static bool dirs_has(const local_target *lt, uint64_t h)
+{
+    if (!lt->dirs)
+        return false;
+    for (size_t i = h & (lt->dirs_cap - 1);; i = (i + 1) & (lt->dirs_cap - 1)) {
+        if (lt->dirs[i] == h)
+            return true;
+        if (lt->dirs[i] == 0)
+            return false;
+    }
+}
+
+static void dirs_insert(uint64_t *tab, size_t cap, uint64_t h)
+{
+    size_t i = h & (cap - 1);
+    while (tab[i] != 0 && tab[i] != h)
+        i = (i + 1) & (cap - 1);
+    tab[i] = h;
+}
+
+/* Caller holds mu. Failure to remember is harmless (only costs a re-check). */
+static void dirs_add(local_target *lt, uint64_t h)
+{
+    if (dirs_has(lt, h))
+        return;
+    if (lt->dirs_count >= DIRCACHE_MAX) {
+        memset(lt->dirs, 0, lt->dirs_cap * sizeof *lt->dirs);
+        lt->dirs_count = 0;
+    }
+    if ((lt->dirs_count + 1) * 2 > lt->dirs_cap) {
+        size_t ncap = lt->dirs_cap ? lt->dirs_cap * 2 : 1024;
+        uint64_t *n = calloc(ncap, sizeof *n);
+        if (!n)
+            return;
+        for (size_t i = 0; i < lt->dirs_cap; i++)
+            if (lt->dirs[i])
+                dirs_insert(n, ncap, lt->dirs[i]);
+        free(lt->dirs);
+        lt->dirs = n;
+        lt->dirs_cap = ncap;
+    }
+    dirs_insert(lt->dirs, lt->dirs_cap, h);
+    lt->dirs_count++;
+}
+
+static bool dir_known(local_target *lt, const char *rel, size_t n)
+{
+    uint64_t h = path_hash(rel, n);
+    pthread_mutex_lock(&lt->mu);
+    bool known = dirs_has(lt, h);
+    pthread_mutex_unlock(&lt->mu);
+    return known;
+}
+
+static void dir_remember(local_target *lt, const char *rel, size_t n)
+{
+    uint64_t h = path_hash(rel, n);
+    pthread_mutex_lock(&lt->mu);
+    dirs_add(lt, h);
+    pthread_mutex_unlock(&lt->mu);
+}
+
+/* Make the directory <root>/<rel[0..n)> exist durably: each component that is
+ * not known is created if missing and its parent fsynced. `force` ignores the
+ * cache. */
+static int ensure_dir(local_target *lt, const char *rel, size_t n, bool force, hb_err *e)
+{
+    if (n == 0)
+        return 0;
+    if (!force && dir_known(lt, rel, n))
+        return 0;
+    char *path = hb_asprintf("%s/%.*s", strcmp(lt->root, "/") ? lt->root : "", (int)n, rel);
+    if (!path)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    size_t base = strlen(path) - n; /* offset of rel inside path */
+    int rc = 0;
+    for (size_t i = 0; i <= n && rc == 0; i++) {
+        if (i < n && rel[i] != '/')
+            continue;
+        if (!force && dir_known(lt, rel, i))
+            continue;
+        path[base + i] = '\0';
+        if (mkdir(path, DIR_MODE) != 0) {
+            struct stat st;
+            if (errno != EEXIST)
+                rc = sys_err(e, errno, "cannot create directory");
+            else if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+                rc = hb_seterr(e, HARVBK_E_INVALID,
+                               "'%.*s' is an object, it cannot also be a directory", (int)i, rel);
+        }
+        if (rc == 0) {
+            /* make the new entry durable in its parent */
+            char *slash = strrchr(path, '/');
+            char saved = slash[slash == path ? 1 : 0];
+            slash[slash == path ? 1 : 0] = '\0';
+            rc = hb_fsync_dir(path, e);
+            slash[slash == path ? 1 : 0] = saved;
+        }
+        if (rc == 0)
+            dir_remember(lt, rel, i);
+        if (i < n)
+            path[base + i] = '/';
+    }
+    hb_free(path);
+    return rc;
+}
+
+/* ---- operations ---- */
+
+static int local_put(hb_target *t, const char *key, const void *data, size_t len, hb_err *e)
+{
+    local_target *lt = (local_target *)t;
+    int rc = check_key(key, e);
+    if (rc)
+        return rc;
+    uint8_t rnd[4];
+    char rhex[9];
+    hb_random(rnd, sizeof rnd);
+    hb_hex(rnd, sizeof rnd, rhex);
+    unsigned long long n = (unsigned long long)atomic_fetch_add(&lt->counter, 1);
+    char *tmp = hb_asprintf("%s/%s-%llu-%s", lt->tmpdir, owner_of(t), n, rhex);
+    char *path = obj_path(lt, key);
+    const char *slash = strrchr(key, '/');
+    size_t plen = slash ? (size_t)(slash - key) : 0;
+    char *parent = obj_path(lt, "");
+    if (plen && parent) {
+        hb_free(parent);
+        parent = hb_asprintf("%s/%.*s", strcmp(lt->root, "/") ? lt->root : "", (int)plen, key);
+    }
+    if (!tmp || !path || !parent) {
+        rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+        goto out;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
+    if (fd < 0 && errno == ENOENT && mkdir(lt->tmpdir, DIR_MODE) == 0)
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
+    if (fd < 0) {
+        rc = sys_err(e, errno, "cannot create temporary file");
+        goto out;
+    }
+    rc = hb_pwrite_all(fd, data, len, 0, e);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = sys_err(e, errno, "cannot sync temporary file");
+    if (close(fd) != 0 && rc == 0)
+        rc = sys_err(e, errno, "cannot close temporary file");
+    if (rc == 0)
+        rc = ensure_dir(lt, key, plen, false, e);
+    if (rc == 0 && rename(tmp, path) != 0) {
+        if (errno == ENOENT && plen) {
+            /* a cached directory disappeared: re-create the chain and retry */
+            rc = ensure_dir(lt, key, plen, true, e);
+            if (rc == 0 && rename(tmp, path) != 0)
+                rc = sys_err(e, errno, "cannot rename into place");
+        } else if (errno == EISDIR) {
+            rc = hb_seterr(e, HARVBK_E_INVALID,
+                           "the key is a prefix of other objects, it cannot also be an object");
+        } else {
+            rc = sys_err(e, errno, "cannot rename into place");
+        }
+    }
+    if (rc == 0) {
+        rc = hb_fsync_dir(parent, e);
+        goto out; /* renamed: the temporary no longer exists */
+    }
+    unlink(tmp);
+out:
+    hb_free(tmp);
+    hb_free(path);
+    hb_free(parent);
+    return rc;
+}
+
+static int local_get(hb_target *t, const char *key, hb_buf *out, hb_err *e)
+{
+    local_target *lt = (local_target *)t;
+    int rc = check_key(key, e);
+    if (rc)
+        return rc;
+    hb_buf_reset(out);
+    char *path = obj_path(lt, key);
+    if (!path)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    hb_free(path);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
+        return sys_err(e, errno, "cannot open object");
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = sys_err(e, errno, "cannot stat object");
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
+    } else if ((uint64_t)st.st_size >= SIZE_MAX || hb_buf_reserve(out, (size_t)st.st_size + 1)) {
+        rc = hb_seterr(e, HARVBK_E_NOMEM, "object of %lld bytes does not fit in memory",
+                       (long long)st.st_size);
+    } else {
+        /* objects are never modified in place (only replaced by rename), so
+         * the open file keeps the size it had at fstat */
+        rc = hb_pread_all(fd, out->data, (size_t)st.st_size, 0, e);
+        if (rc == 0) {
+            out->len = (size_t)st.st_size;
+            out->data[out->len] = '\0';
+        }
+    }
+    close(fd);
+    if (rc)
+        hb_buf_reset(out);
+    return rc;
+}
+
+static int local_head(hb_target *t, const char *key, uint64_t *size, hb_err *e)
+{
+    local_target *lt = (local_target *)t;
+    int rc = check_key(key, e);
+    if (rc)
+        return rc;
+    char *path = obj_path(lt, key);
+    if (!path)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    struct stat st;
+    int r = stat(path, &st);
+    int err = errno;
+    hb_free(path);
+    if (r != 0) {
+        if (err == ENOENT || err == ENOTDIR)
+            return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
+        return sys_err(e, err, "cannot stat object");
+    }
+    if (!S_ISREG(st.st_mode))
+        return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+static int local_del(hb_target *t, const char *key, hb_err *e)
+{
+    local_target *lt = (local_target *)t;
+    int rc = check_key(key, e);
+    if (rc)
+        return rc;
+    char *path = obj_path(lt, key);
+    if (!path)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    if (unlink(path) != 0) {
+        int err = errno;
+        struct stat st;
+        if (err == ENOENT || err == ENOTDIR || err == EISDIR ||
+            (err == EPERM && lstat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+            rc = 0; /* no such object (a directory is not an object) */
+        else
+            rc = sys_err(e, err, "cannot delete object");
+        hb_free(path);
+        return rc;
+    }
+    if (strncmp(key, "chunks/", 7) != 0) {
+        char *slash = strrchr(path, '/');
+        if (slash == path)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+        rc = hb_fsync_dir(path, e);
+    }
+    hb_free(path);
+    return rc;
+}
+
+/* ---- list ---- */
+
+typedef struct dent {
+    char *name;
+    unsigned char type;
+} dent;
+
+static int dent_cmp(const void *a, const void *b)
+{
+    return strcmp(((const dent *)a)->name, ((const dent *)b)->name);
+}
+
+static void dents_free(dent *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        hb_free(v[i].name);
+    hb_free(v);
+}
+
+/* Entries of a directory, sorted by name; ENOENT/ENOTDIR give an empty list. */
+static int read_dir(const char *path, dent **out, size_t *nout, hb_err *e)
+{
+    *out = NULL;
+    *nout = 0;
+    DIR *d = opendir(path);
+    if (!d) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return sys_err(e, errno, "cannot read directory");
+    }
+    dent *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((errno = 0, de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 32;
+            dent *nv = hb_realloc(v, ncap * sizeof *nv);
+            if (!nv) {
+                rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        v[n].name = hb_strdup(de->d_name);
+        v[n].type = de->d_type;
+        if (!v[n].name) {
+            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+            break;
+        }
+        n++;
+    }
+    if (rc == 0 && errno != 0)
+        rc = sys_err(e, errno, "cannot read directory");
+    closedir(d);
+    if (rc) {
+        dents_free(v, n);
+        return rc;
+    }
+    if (n > 1)
+        qsort(v, n, sizeof *v, dent_cmp);
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+typedef struct list_ctx {
+    local_target *lt;
+    const char *prefix;
+    size_t plen;
+    hb_list_cb cb;
+    void *ud;
+} list_ctx;
+
+/* Walk <root>/<rel> where rel is "" or ends with '/'. */
+static int walk(list_ctx *lc, const char *rel, hb_err *e)
+{
+    char *dir = rel[0] ? hb_asprintf("%s/%.*s", strcmp(lc->lt->root, "/") ? lc->lt->root : "",
+                                     (int)(strlen(rel) - 1), rel)
+                       : hb_strdup(lc->lt->root);
+    if (!dir)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    dent *v;
+    size_t n;
+    int rc = read_dir(dir, &v, &n, e);
+    if (rc) {
+        hb_free(dir);
+        return rc;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!rel[0] && !strcmp(v[i].name, TMP_DIR))
+            continue;
+        char *key = hb_asprintf("%s%s", rel, v[i].name);
+        char *path = key ? hb_path_join(dir, v[i].name) : NULL;
+        if (!key || !path) {
+            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+        } else {
+            struct stat st;
+            bool is_dir = v[i].type == DT_DIR, is_reg = false;
+            if (v[i].type != DT_DIR) {
+                if (lstat(path, &st) != 0) {
+                    if (errno != ENOENT) /* vanished meanwhile: skip */
+                        rc = sys_err(e, errno, "cannot stat object");
+                } else {
+                    is_dir = S_ISDIR(st.st_mode);
+                    is_reg = S_ISREG(st.st_mode);
+                }
+            }
+            size_t klen = strlen(key);
+            if (rc == 0 && is_dir) {
+                /* descend only where keys can still start with prefix */
+                size_t cmp = HB_MIN(klen, lc->plen);
+                if (strncmp(key, lc->prefix, cmp) == 0 &&
+                    (klen >= lc->plen || lc->prefix[klen] == '/')) {
+                    char *sub = hb_asprintf("%s/", key);
+                    rc = sub ? walk(lc, sub, e) : hb_seterr(e, HARVBK_E_NOMEM, NULL);
+                    hb_free(sub);
+                }
+            } else if (rc == 0 && is_reg && klen >= lc->plen &&
+                       !strncmp(key, lc->prefix, lc->plen) && hb_key_valid(key)) {
+                rc = lc->cb(key, (uint64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, lc->ud);
+            }
+        }
+        hb_free(key);
+        hb_free(path);
+    }
+    dents_free(v, n);
+    hb_free(dir);
+    return rc;
+}
+
+static int local_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud, hb_err *e)
+{
+    local_target *lt = (local_target *)t;
+    if (!prefix)
+        prefix = "";
+    if (key_reserved(prefix))
+        return 0; /* nothing but temporaries there */
+    const char *slash = strrchr(prefix, '/');
+    size_t dlen = slash ? (size_t)(slash - prefix) + 1 : 0;
+    char *rel = hb_strndup(prefix, dlen);
+    if (!rel)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    list_ctx lc = { lt, prefix, strlen(prefix), cb, ud };
+    int rc = walk(&lc, rel, e);
+    hb_free(rel);
+    return rc;
+}
+
+/* ---- maintenance ---- */
+
+/* Temporary names are "<owner>-<counter>-<random hex>" (owners may contain
+ * '-' themselves). Returns the length of the owner part, or 0 when `name` is
+ * not one of our temporaries: those are never touched, even when old (a root
+ * pointed at a shared directory must not lose other programs' files). */
+static size_t tmp_owner_len(const char *name)
+{
+    size_t n = strlen(name), i = n;
+    while (i > 0 && strchr("0123456789abcdef", name[i - 1]))
+        i--;
+    if (i == n || i == 0 || name[i - 1] != '-')
+        return 0;
+    size_t j = --i;
+    while (i > 0 && name[i - 1] >= '0' && name[i - 1] <= '9')
+        i--;
+    if (i == j || i < 2 || name[i - 1] != '-')
+        return 0;
+    size_t olen = i - 1;
+    for (size_t k = 0; k < olen; k++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", name[k]))
+            return 0;
+    return olen;
+}
+
+static int local_cleanup(hb_target *t, const char *owner, int64_t max_age_s, hb_err *e)
+{
+    local_target *lt = (local_target *)t;
+    dent *v;
+    size_t n;
+    int rc = read_dir(lt->tmpdir, &v, &n, e);
+    if (rc)
+        return rc;
+    int64_t now = hb_now();
+    for (size_t i = 0; i < n; i++) {
+        char *path = hb_path_join(lt->tmpdir, v[i].name);
+        if (!path) {
+            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+            break;
+        }
+        struct stat st;
+        bool remove = false;
+        size_t olen = tmp_owner_len(v[i].name);
+        if (olen && lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (owner && strlen(owner) == olen && !strncmp(v[i].name, owner, olen))
+                remove = true;
+            else if (max_age_s >= 0 && (int64_t)st.st_mtim.tv_sec <= now - max_age_s)
+                remove = true;
+        }
+        if (remove && unlink(path) != 0 && errno != ENOENT && rc == 0)
+            rc = sys_err(e, errno, "cannot remove temporary file");
+        else if (remove)
+            hb_log_debug(t->log, "removed stale temporary %s", v[i].name);
+        hb_free(path);
+    }
+    dents_free(v, n);
+    return rc;
+}
+
+static int local_ping(hb_target *t, hb_err *e)
+{
+    local_target *lt = (local_target *)t;
+    struct stat st;
+    if (stat(lt->root, &st) != 0) {
+        int err = errno;
+        if (err == ENOENT || err == ENOTDIR)
+            return hb_seterr(e, HARVBK_E_TARGET, "target directory '%s' does not exist",
+                             lt->root);
+        return sys_err(e, err, "cannot reach target directory");
+    }
+    if (!S_ISDIR(st.st_mode))
+        return hb_seterr(e, HARVBK_E_TARGET, "target path '%s' is not a directory", lt->root);
+    if (access(lt->root, W_OK) != 0)
+        return hb_seterr(e, HARVBK_E_PERM, "target directory '%s' is not writable: %s",
+                         lt->root, strerror(errno));
+    return 0;
+}
+
+static void local_close(hb_target *t)
+{
+    local_target *lt = (local_target *)t;
+    pthread_mutex_destroy(&lt->mu);
+    hb_free(lt->dirs);
+    hb_free(lt->root);
+    hb_free(lt->tmpdir);
+    hb_free(lt);
+}
+
+static const hb_target_ops local_ops = {
+    .scheme = "file",
+    .put = local_put,
+    .get = local_get,
+    .head = local_head,
+    .del = local_del,
+    .del_many = NULL,
+    .list = local_list,
+    .cleanup = local_cleanup,
+    .ping = local_ping,
+    .close = local_close,
+};
+
+int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
+{
+    *out = NULL;
+    if (!cfg || !cfg->url || strncmp(cfg->url, "file://", 7) != 0 || cfg->url[7] != '/')
+        return hb_seterr(e, HARVBK_E_INVALID, "local target needs a file:///path URL");
+    const char *p = cfg->url + 7;
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/')
+        n--;
+    if (n == 1) /* "/": its tmp/ would be the system's /tmp */
+        return hb_seterr(e, HARVBK_E_INVALID, "the root directory cannot be a backup target");
+    local_target *lt = hb_calloc(1, sizeof *lt);
+    if (!lt)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    lt->root = hb_strndup(p, n);
+    lt->tmpdir = lt->root ? hb_path_join(lt->root, TMP_DIR) : NULL;
+    if (!lt->root || !lt->tmpdir) {
+        hb_free(lt->root);
+        hb_free(lt->tmpdir);
+        hb_free(lt);
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    }
+    int rc = 0;
+    struct stat st;
+    if (stat(lt->root, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            rc = hb_seterr(e, HARVBK_E_INVALID, "target path '%s' is not a directory", lt->root);
+    } else if (errno == ENOENT) {
+        rc = hb_mkdir_p(lt->root, DIR_MODE, e);
+    } else {
+        rc = sys_err(e, errno, "cannot reach target directory");
+    }
+    if (rc) {
+        hb_free(lt->root);
+        hb_free(lt->tmpdir);
+        hb_free(lt);
+        return rc;
+    }
+    /* Best effort: a read-only target can still be read; put() creates tmp/
+     * on demand. */
+    if (mkdir(lt->tmpdir, DIR_MODE) != 0 && errno != EEXIST) {
+        /* ignored */
+    }
+    atomic_init(&lt->counter, 0);
+    pthread_mutex_init(&lt->mu, NULL);
+    lt->base.ops = &local_ops;
+    lt->base.parallel = 4;
+    *out = &lt->base;
+    return 0;
+}

@@ -1,0 +1,822 @@
+/* tests/unit/test_target_local.c - target configuration (validation, public
+ * accessors, JSON persistence, display) and the local directory backend. */
+#include "testutil.h"
+
+#include "core/fsutil.h"
+#include "core/hb.h"
+#include "target/config.h"
+#include "target/target.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* ---- configuration ---- */
+
+static void test_cfg_url_schemes_are_validated(void **state)
+{
+    (void)state;
+    hb_target_cfg c;
+    hb_target_cfg_init(&c);
+    hb_err e;
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, "file:///var/backups", &e), 0);
+    assert_string_equal(c.url, "file:///var/backups");
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, "FILE:///x", &e), 0);
+    assert_string_equal(c.url, "file:///x");
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, "nfs://srv/export/path", &e), 0);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, "s3://bucket/prefix/x", &e), 0);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, "s3://bucket", &e), 0);
+
+    hb_err_clear(&e);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, "ftp://host/x", &e),
+                     HARVBK_E_UNSUPPORTED);
+    assert_string_equal(e.msg,
+                        "unknown target URL scheme 'ftp' (expected file://, nfs:// or s3://)");
+    const char *bad[] = { "file://relative/path", "file:relative", "/just/a/path", "nfs://",
+                          "nfs://server", "nfs://server/", "s3://", "s3:///prefix",
+                          "s3://AKIA:secret@bucket/p", "nfs://user@srv/export", "s3://bu ck/x",
+                          "s3://b/../x" };
+    for (size_t i = 0; i < HB_ARRAY_LEN(bad); i++) {
+        hb_err_clear(&e);
+        assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, bad[i], &e), HARVBK_E_INVALID);
+        assert_true(e.msg[0] != '\0');
+        assert_null(strstr(e.msg, "AKIA")); /* never echo a pasted credential */
+        assert_null(strstr(e.msg, ":secret@"));
+    }
+    /* a failed set keeps the previous value */
+    assert_string_equal(c.url, "s3://bucket");
+    /* NULL or "" resets */
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, NULL, &e), 0);
+    assert_null(c.url);
+    hb_target_cfg_clear(&c);
+}
+
+static void test_cfg_values_are_validated(void **state)
+{
+    (void)state;
+    hb_target_cfg c;
+    hb_target_cfg_init(&c);
+    hb_err e;
+    assert_int_equal(c.codec, -1);
+    assert_int_equal(c.timeout_ms, HB_DEFAULT_TIMEOUT_MS);
+
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_CODEC, "lz4", &e), 0);
+    assert_int_equal(c.codec, HB_CODEC_LZ4);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_CODEC, "brotli", &e), HARVBK_E_INVALID);
+    assert_int_equal(c.codec, HB_CODEC_LZ4);
+    assert_int_equal(hb_codec_parse("gzip"), HB_CODEC_GZIP);
+    assert_int_equal(hb_codec_parse("none"), HB_CODEC_NONE);
+    assert_int_equal(hb_codec_parse("ZSTD"), -1);
+    assert_string_equal(hb_codec_name(HB_CODEC_ZSTD), "zstd");
+
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_CHUNK_SIZE, "1048576", &e), 0);
+    assert_int_equal(c.chunk_size, 1048576);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_CHUNK_SIZE, "65536", &e), 0);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_CHUNK_SIZE, "67108864", &e), 0);
+    const char *bad_chunk[] = { "1000000", "32768", "134217728", "0", "4M", "-4", " 65536", "" };
+    for (size_t i = 0; i + 1 < HB_ARRAY_LEN(bad_chunk); i++)
+        assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_CHUNK_SIZE, bad_chunk[i], &e),
+                         HARVBK_E_INVALID);
+    assert_int_equal(c.chunk_size, 67108864);
+
+    const char *bad_num[] = { "12a", "-1", "+1", " 1", "1 ", "0x10", "4294967296", "1.0" };
+    for (size_t i = 0; i < HB_ARRAY_LEN(bad_num); i++)
+        assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_REFRESH_INTERVAL, bad_num[i], &e),
+                         HARVBK_E_INVALID);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_REFRESH_INTERVAL, "4294967295", &e), 0);
+    assert_int_equal(c.refresh_interval, 4294967295u);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_TIMEOUT_MS, "0", &e), HARVBK_E_INVALID);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_TIMEOUT_MS, "2500", &e), 0);
+    assert_int_equal(c.timeout_ms, 2500);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_PARALLEL, "8", &e), 0);
+    assert_int_equal(c.parallel, 8);
+
+    const char *t[] = { "1", "true" }, *f[] = { "0", "false" };
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_VIRTUAL_HOSTED, t[i], &e), 0);
+        assert_true(c.virtual_hosted);
+        assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_VIRTUAL_HOSTED, f[i], &e), 0);
+        assert_false(c.virtual_hosted);
+    }
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_STORE_SECRET, "yes", &e),
+                     HARVBK_E_INVALID);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_STORE_SECRET, "TRUE", &e),
+                     HARVBK_E_INVALID);
+
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_ENDPOINT, "https://s3.local:9000", &e),
+                     0);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_ENDPOINT, "s3.local:9000", &e),
+                     HARVBK_E_INVALID);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_ENDPOINT, "https://u:p@h", &e),
+                     HARVBK_E_INVALID);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_REGION, "us-east-1", &e), 0);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_REGION, "us east", &e),
+                     HARVBK_E_INVALID);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_SECRET_ACCESS_KEY, "s e", &e),
+                     HARVBK_E_INVALID);
+    assert_null(strstr(e.msg, "s e"));
+    assert_int_equal(hb_target_cfg_set(&c, 0, "x", &e), HARVBK_E_INVALID);
+    assert_int_equal(hb_target_cfg_set(&c, 14, "x", &e), HARVBK_E_INVALID);
+    hb_target_cfg_clear(&c);
+}
+
+static void fill_all(hb_target_cfg *c, bool store_secret)
+{
+    hb_err e;
+    hb_target_cfg_init(c);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_URL, "s3://bkt/team/a", &e), 0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_ENDPOINT, "http://127.0.0.1:4569", &e), 0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_REGION, "eu-west-1", &e), 0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_ACCESS_KEY_ID, "AKIAEXAMPLE", &e), 0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_SECRET_ACCESS_KEY, "TopSecret/Key+1", &e),
+                     0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_CA_CERT_FILE, "/etc/ca \"q\".pem", &e),
+                     0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_VIRTUAL_HOSTED, "1", &e), 0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_REFRESH_INTERVAL, "300", &e), 0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_CODEC, "gzip", &e), 0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_CHUNK_SIZE, "2097152", &e), 0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_TIMEOUT_MS, "1234", &e), 0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_PARALLEL, "6", &e), 0);
+    assert_int_equal(hb_target_cfg_set(c, HARVBK_TARGET_STORE_SECRET, store_secret ? "1" : "0",
+                                       &e),
+                     0);
+}
+
+static void test_cfg_json_round_trip_and_secret_policy(void **state)
+{
+    (void)state;
+    hb_err e;
+    for (int stored = 0; stored <= 1; stored++) {
+        hb_target_cfg c, back;
+        fill_all(&c, stored);
+        char *json = hb_target_cfg_to_json(&c);
+        assert_non_null(json);
+        if (stored)
+            assert_non_null(strstr(json, "TopSecret/Key+1"));
+        else
+            assert_null(strstr(json, "TopSecret"));
+        assert_int_equal(hb_target_cfg_from_json(&back, json, strlen(json), &e), 0);
+        assert_string_equal(back.url, c.url);
+        assert_string_equal(back.endpoint, c.endpoint);
+        assert_string_equal(back.region, c.region);
+        assert_string_equal(back.access_key_id, c.access_key_id);
+        assert_string_equal(back.ca_cert_file, c.ca_cert_file);
+        if (stored)
+            assert_string_equal(back.secret_access_key, c.secret_access_key);
+        else
+            assert_null(back.secret_access_key);
+        assert_true(back.virtual_hosted);
+        assert_int_equal(back.refresh_interval, 300);
+        assert_int_equal(back.codec, HB_CODEC_GZIP);
+        assert_int_equal(back.chunk_size, 2097152);
+        assert_int_equal(back.timeout_ms, 1234);
+        assert_int_equal(back.parallel, 6);
+        assert_int_equal(back.store_secret, stored);
+
+        hb_target_cfg copy;
+        assert_int_equal(hb_target_cfg_copy(&copy, &c), 0);
+        assert_string_equal(copy.secret_access_key, "TopSecret/Key+1");
+        assert_ptr_not_equal(copy.url, c.url);
+        hb_target_cfg_clear(&copy);
+        hb_free_secret(json);
+        hb_target_cfg_clear(&back);
+        hb_target_cfg_clear(&c);
+    }
+
+    /* defaults round trip */
+    hb_target_cfg d, back;
+    hb_target_cfg_init(&d);
+    char *json = hb_target_cfg_to_json(&d);
+    assert_int_equal(hb_target_cfg_from_json(&back, json, strlen(json), &e), 0);
+    assert_null(back.url);
+    assert_int_equal(back.codec, -1);
+    assert_int_equal(back.chunk_size, 0);
+    assert_int_equal(back.timeout_ms, HB_DEFAULT_TIMEOUT_MS);
+    hb_free(json);
+    hb_target_cfg_clear(&back);
+}
+
+static void test_cfg_from_json_rejects_bad_documents(void **state)
+{
+    (void)state;
+    hb_target_cfg c;
+    hb_err e;
+    struct {
+        const char *doc;
+        int rc;
+    } cases[] = {
+        { "{\"version\":2,\"url\":\"file:///x\"}", HARVBK_E_FORMAT },
+        { "{\"url\":\"file:///x\"}", HARVBK_E_CORRUPT },
+        { "{\"version\":1,\"url\":5}", HARVBK_E_CORRUPT },
+        { "{\"version\":1,\"chunk_size\":\"4194304\"}", HARVBK_E_CORRUPT },
+        { "{\"version\":1,\"chunk_size\":1000}", HARVBK_E_CORRUPT },
+        { "{\"version\":1,\"timeout_ms\":-1}", HARVBK_E_CORRUPT },
+        { "{\"version\":1,\"virtual_hosted\":1}", HARVBK_E_CORRUPT },
+        { "{\"version\":1,\"url\":\"file://rel\"}", HARVBK_E_CORRUPT },
+        { "{\"version\":1", HARVBK_E_CORRUPT },
+        { "{\"version\":1,\"url\":\"gopher://x/y\"}", HARVBK_E_UNSUPPORTED },
+    };
+    for (size_t i = 0; i < HB_ARRAY_LEN(cases); i++) {
+        hb_err_clear(&e);
+        int rc = hb_target_cfg_from_json(&c, cases[i].doc, strlen(cases[i].doc), &e);
+        assert_int_equal(rc, cases[i].rc);
+        assert_int_equal(e.code, cases[i].rc);
+        assert_null(c.url);
+    }
+    hb_err_clear(&e);
+    const char *wrong = "{\"version\":1,\"url\":5}";
+    assert_int_equal(hb_target_cfg_from_json(&c, wrong, strlen(wrong), &e),
+                     HARVBK_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "'url'"));
+}
+
+static void test_cfg_display_hides_credentials(void **state)
+{
+    (void)state;
+    hb_target_cfg c;
+    hb_target_cfg_init(&c);
+    char *d = hb_target_cfg_display(&c);
+    assert_string_equal(d, "(no target)");
+    hb_free(d);
+    /* set() refuses credentials in URLs; a URL from elsewhere is still scrubbed */
+    c.url = hb_strdup("s3://AKIA:supersecret@bucket/prefix");
+    c.secret_access_key = hb_strdup("supersecret");
+    d = hb_target_cfg_display(&c);
+    assert_string_equal(d, "s3://bucket/prefix");
+    hb_free(d);
+    hb_target_cfg_clear(&c);
+    hb_err e;
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, "nfs://srv/export/p", &e), 0);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_SECRET_ACCESS_KEY, "zzz", &e), 0);
+    d = hb_target_cfg_display(&c);
+    assert_string_equal(d, "nfs://srv/export/p");
+    assert_null(strstr(d, "zzz"));
+    hb_free(d);
+    hb_target_cfg_clear(&c);
+}
+
+static void test_public_target_config_accessors(void **state)
+{
+    (void)state;
+    harvbk_target_config *cfg = NULL;
+    assert_int_equal(harvbk_target_config_new(&cfg), 0);
+    char buf[64];
+    size_t len = 99;
+    assert_int_equal(harvbk_target_config_get(cfg, HARVBK_TARGET_URL, buf, sizeof buf, &len), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(len, 0);
+    assert_int_equal(harvbk_target_config_get(cfg, HARVBK_TARGET_CODEC, buf, sizeof buf, NULL), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(harvbk_target_config_get(cfg, HARVBK_TARGET_TIMEOUT_MS, buf, sizeof buf,
+                                              NULL),
+                     0);
+    assert_string_equal(buf, "10000");
+
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_URL, "file:///srv/backup"), 0);
+    assert_int_equal(harvbk_target_config_get(cfg, HARVBK_TARGET_URL, buf, 8, &len), 0);
+    assert_string_equal(buf, "file://"); /* truncated */
+    assert_int_equal(len, strlen("file:///srv/backup"));
+    assert_int_equal(harvbk_target_config_get(cfg, HARVBK_TARGET_URL, NULL, 0, &len), 0);
+    assert_int_equal(len, strlen("file:///srv/backup"));
+
+    assert_int_equal(harvbk_target_config_has_secret(cfg), 0);
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_SECRET_ACCESS_KEY, "k3y"), 0);
+    assert_int_equal(harvbk_target_config_has_secret(cfg), 1);
+    assert_int_equal(harvbk_target_config_get(cfg, HARVBK_TARGET_SECRET_ACCESS_KEY, buf,
+                                              sizeof buf, &len),
+                     0);
+    assert_string_equal(buf, "");
+    assert_int_equal(len, 0);
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_SECRET_ACCESS_KEY, NULL), 0);
+    assert_int_equal(harvbk_target_config_has_secret(cfg), 0);
+
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_CHUNK_SIZE, "131072"), 0);
+    assert_int_equal(harvbk_target_config_get(cfg, HARVBK_TARGET_CHUNK_SIZE, buf, sizeof buf,
+                                              NULL),
+                     0);
+    assert_string_equal(buf, "131072");
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_VIRTUAL_HOSTED, "true"), 0);
+    assert_int_equal(harvbk_target_config_get(cfg, HARVBK_TARGET_VIRTUAL_HOSTED, buf, sizeof buf,
+                                              NULL),
+                     0);
+    assert_string_equal(buf, "1");
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_CODEC, "zstd"), 0);
+    assert_int_equal(harvbk_target_config_get(cfg, HARVBK_TARGET_CODEC, buf, sizeof buf, NULL), 0);
+    assert_string_equal(buf, "zstd");
+
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_URL, "ftp://x/y"),
+                     HARVBK_E_UNSUPPORTED);
+    assert_int_equal(harvbk_target_config_set(cfg, (harvbk_target_key)99, "x"), HARVBK_E_INVALID);
+    assert_int_equal(harvbk_target_config_get(cfg, (harvbk_target_key)99, buf, sizeof buf, NULL),
+                     HARVBK_E_INVALID);
+    assert_int_equal(harvbk_target_config_set(NULL, HARVBK_TARGET_URL, "file:///x"),
+                     HARVBK_E_INVALID);
+    assert_int_equal(harvbk_target_config_new(NULL), HARVBK_E_INVALID);
+    harvbk_target_config_free(cfg);
+    harvbk_target_config_free(NULL);
+}
+
+/* ---- opening targets ---- */
+
+static hb_target *open_local(const char *dir, const char *owner)
+{
+    hb_target_cfg c;
+    hb_target_cfg_init(&c);
+    hb_err e;
+    char *url = hb_asprintf("file://%s", dir);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, url, &e), 0);
+    hb_target *t = NULL;
+    int rc = hb_target_open(&t, &c, owner, NULL, &e);
+    if (rc)
+        print_error("open %s: %s\n", url, e.msg);
+    assert_int_equal(rc, 0);
+    assert_string_equal(t->display, url);
+    hb_free(url);
+    hb_target_cfg_clear(&c);
+    return t;
+}
+
+static void test_open_dispatches_on_scheme(void **state)
+{
+    (void)state;
+    hb_target_cfg c;
+    hb_target_cfg_init(&c);
+    hb_err e;
+    hb_target *t = (hb_target *)1;
+    assert_int_equal(hb_target_open(&t, &c, "o", NULL, &e), HARVBK_E_NOTARGET);
+    assert_null(t);
+    hb_target_cfg_set(&c, HARVBK_TARGET_URL, "nfs://srv/export/x", &e);
+    hb_err_clear(&e);
+    assert_int_equal(hb_target_open(&t, &c, "o", NULL, &e), HARVBK_E_UNSUPPORTED);
+    assert_string_equal(e.msg, "NFS targets are not available in this build yet");
+    hb_target_cfg_set(&c, HARVBK_TARGET_URL, "s3://b/p", &e);
+    assert_int_equal(hb_target_open(&t, &c, "o", NULL, &e), HARVBK_E_UNSUPPORTED);
+    assert_string_equal(e.msg, "S3 targets are not available in this build yet");
+    hb_free(c.url);
+    c.url = hb_strdup("smb://x/y");
+    assert_int_equal(hb_target_open(&t, &c, "o", NULL, &e), HARVBK_E_UNSUPPORTED);
+    assert_string_equal(e.msg,
+                        "unknown target URL scheme 'smb' (expected file://, nfs:// or s3://)");
+    hb_target_cfg_clear(&c);
+
+    /* the root is created (parents too); a regular file as root is invalid */
+    char *dir = tu_mkdtemp("tgt-open");
+    char *deep = hb_asprintf("%s/not/yet/there", dir);
+    t = open_local(deep, "ctx-1");
+    assert_string_equal(t->owner, "ctx-1");
+    assert_true(t->parallel >= 1);
+    assert_string_equal(t->ops->scheme, "file");
+    assert_int_equal(t->ops->ping(t, &e), 0);
+    struct stat st;
+    assert_int_equal(stat(deep, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    hb_target_close(t);
+    hb_target_close(NULL);
+
+    char *file = hb_asprintf("%s/plain", dir);
+    assert_int_equal(tu_write_file(file, "x", 1), 0);
+    char *url = hb_asprintf("file://%s", file);
+    hb_target_cfg_init(&c);
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, url, &e), 0);
+    assert_int_equal(hb_target_open(&t, &c, "o", NULL, &e), HARVBK_E_INVALID);
+    assert_null(t);
+    /* "/" is refused: its tmp/ would be the system's */
+    assert_int_equal(hb_target_cfg_set(&c, HARVBK_TARGET_URL, "file:///", &e), 0);
+    assert_int_equal(hb_target_open(&t, &c, "o", NULL, &e), HARVBK_E_INVALID);
+    /* owners become file names: refused when unsafe */
+    hb_free(c.url);
+    c.url = hb_asprintf("file://%s", deep);
+    assert_int_equal(hb_target_open(&t, &c, "../evil", NULL, &e), HARVBK_E_INVALID);
+    hb_target_cfg_clear(&c);
+    hb_free(url);
+    hb_free(file);
+    hb_free(deep);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* ---- local backend ---- */
+
+typedef struct listing {
+    char keys[64][128];
+    uint64_t sizes[64];
+    int64_t mtimes[64];
+    int n;
+    int stop_after;
+} listing;
+
+static int collect(const char *key, uint64_t size, int64_t mtime, void *ud)
+{
+    listing *l = ud;
+    if (l->n < 64) {
+        snprintf(l->keys[l->n], sizeof l->keys[0], "%s", key);
+        l->sizes[l->n] = size;
+        l->mtimes[l->n] = mtime;
+    }
+    l->n++;
+    if (l->stop_after && l->n == l->stop_after)
+        return 7;
+    return 0;
+}
+
+static bool listed(const listing *l, const char *key)
+{
+    for (int i = 0; i < l->n && i < 64; i++)
+        if (!strcmp(l->keys[i], key))
+            return true;
+    return false;
+}
+
+static int count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void test_local_put_get_head_del(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-basic");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    hb_buf b = HB_BUF_INIT;
+    uint8_t data[70000];
+    tu_fill_random(data, sizeof data, 11);
+
+    assert_int_equal(hb_target_put(t, "chunks/ab/cd/abcd", data, sizeof data, &e), 0);
+    assert_int_equal(hb_target_get(t, "chunks/ab/cd/abcd", &b, &e), 0);
+    assert_int_equal(b.len, sizeof data);
+    assert_memory_equal(b.data, data, sizeof data);
+    uint64_t size = 0;
+    assert_int_equal(hb_target_head(t, "chunks/ab/cd/abcd", &size, &e), 0);
+    assert_int_equal(size, sizeof data);
+
+    /* replace, top-level key, empty object */
+    assert_int_equal(hb_target_put(t, "chunks/ab/cd/abcd", "new", 3, &e), 0);
+    assert_int_equal(hb_target_get(t, "chunks/ab/cd/abcd", &b, &e), 0);
+    assert_int_equal(b.len, 3);
+    assert_string_equal((char *)b.data, "new");
+    assert_int_equal(hb_target_put(t, "config.json", "{}", 2, &e), 0);
+    assert_int_equal(hb_target_put(t, "empty", NULL, 0, &e), 0);
+    assert_int_equal(hb_target_get(t, "empty", &b, &e), 0);
+    assert_int_equal(b.len, 0);
+
+    /* files land where the layout says, with the right mode */
+    char *p = hb_asprintf("%s/chunks/ab/cd/abcd", dir);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    mode_t um = umask(022);
+    umask(um);
+    assert_int_equal(st.st_mode & 0777, 0644 & ~um);
+    hb_free(p);
+
+    /* absent objects */
+    hb_err_clear(&e);
+    assert_int_equal(hb_target_get(t, "manifests/none", &b, &e), HARVBK_E_NOTFOUND);
+    char *want = hb_asprintf("file://%s: manifests/none: ", dir);
+    assert_memory_equal(e.msg, want, strlen(want));
+    hb_free(want);
+    assert_int_equal(hb_target_head(t, "manifests/none", &size, &e), HARVBK_E_NOTFOUND);
+    assert_int_equal(hb_target_head(t, "chunks", &size, &e), HARVBK_E_NOTFOUND); /* a dir */
+    assert_int_equal(hb_target_get(t, "chunks/ab", &b, &e), HARVBK_E_NOTFOUND);
+    assert_int_equal(hb_target_get(t, "config.json/x", &b, &e), HARVBK_E_NOTFOUND);
+
+    /* delete: present, absent, many */
+    assert_int_equal(hb_target_del(t, "chunks/ab/cd/abcd", &e), 0);
+    assert_int_equal(hb_target_head(t, "chunks/ab/cd/abcd", &size, &e), HARVBK_E_NOTFOUND);
+    assert_int_equal(hb_target_del(t, "chunks/ab/cd/abcd", &e), 0);
+    assert_int_equal(hb_target_del(t, "chunks/ab", &e), 0); /* a directory is no object */
+    const char *many[] = { "config.json", "empty", "never-existed" };
+    assert_int_equal(hb_target_del_many(t, many, 3, &e), 0);
+    assert_int_equal(hb_target_head(t, "config.json", &size, &e), HARVBK_E_NOTFOUND);
+    assert_int_equal(hb_target_head(t, "empty", &size, &e), HARVBK_E_NOTFOUND);
+
+    /* the tmp area is empty after successful puts */
+    char *tmp = hb_asprintf("%s/tmp", dir);
+    assert_int_equal(count_dir(tmp), 0);
+    hb_free(tmp);
+
+    /* an object cannot also be a directory */
+    assert_int_equal(hb_target_put(t, "x", "1", 1, &e), 0);
+    assert_int_equal(hb_target_put(t, "x/y", "2", 1, &e), HARVBK_E_INVALID);
+    assert_int_equal(hb_target_put(t, "d/e", "1", 1, &e), 0);
+    assert_int_equal(hb_target_put(t, "d", "2", 1, &e), HARVBK_E_INVALID);
+    tmp = hb_asprintf("%s/tmp", dir);
+    assert_int_equal(count_dir(tmp), 0);
+    hb_free(tmp);
+
+    hb_buf_free(&b);
+    hb_target_close(t);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_local_refuses_bad_keys(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-keys");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    hb_buf b = HB_BUF_INIT;
+    const char *bad[] = { "",         "../x",  "a/../../x", "/abs",  "a//b", "a/",
+                          "./a",      "a/.",   "..",        "a\\b",  "tmp/x", "tmp",
+                          "a/\x01/b" };
+    for (size_t i = 0; i < HB_ARRAY_LEN(bad); i++) {
+        hb_err_clear(&e);
+        assert_int_equal(hb_target_put(t, bad[i], "x", 1, &e), HARVBK_E_INVALID);
+        assert_int_equal(hb_target_get(t, bad[i], &b, &e), HARVBK_E_INVALID);
+        assert_int_equal(t->ops->put(t, bad[i], "x", 1, &e), HARVBK_E_INVALID);
+    }
+    assert_int_equal(hb_target_put(t, NULL, "x", 1, &e), HARVBK_E_INVALID);
+    assert_false(hb_key_valid(NULL));
+    assert_true(hb_key_valid("a/b.c/..d/e..f"));
+    assert_true(hb_key_valid("tmpx/y"));
+    char long_key[1100];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    assert_false(hb_key_valid(long_key));
+    /* nothing escaped the root */
+    char *parent_x = hb_asprintf("%s/../x", dir);
+    struct stat st;
+    assert_int_not_equal(stat(parent_x, &st), 0);
+    hb_free(parent_x);
+    /* list prefixes */
+    listing l = { 0 };
+    assert_int_equal(hb_target_list(t, "../", collect, &l, &e), HARVBK_E_INVALID);
+    assert_int_equal(hb_target_list(t, "/a", collect, &l, &e), HARVBK_E_INVALID);
+    hb_buf_free(&b);
+    hb_target_close(t);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_local_list_filters_by_prefix_recursively(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-list");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    const char *keys[] = { "backups/ns1/vm1/manifest.json", "backups/ns1/vm1/idx/disk0",
+                           "backups/ns1/vm10/manifest.json", "backups/ns2/vm1/manifest.json",
+                           "chunks/00/11/0011aa", "chunks/00/12/0012bb", "config.json",
+                           "backupsX" };
+    for (size_t i = 0; i < HB_ARRAY_LEN(keys); i++)
+        assert_int_equal(hb_target_put(t, keys[i], keys[i], strlen(keys[i]), &e), 0);
+    /* a stray temporary is never listed */
+    char *stray = hb_asprintf("%s/tmp/other-1-ab", dir);
+    assert_int_equal(tu_write_file(stray, "t", 1), 0);
+
+    listing l = { 0 };
+    assert_int_equal(hb_target_list(t, "", collect, &l, &e), 0);
+    assert_int_equal(l.n, (int)HB_ARRAY_LEN(keys));
+    for (size_t i = 0; i < HB_ARRAY_LEN(keys); i++)
+        assert_true(listed(&l, keys[i]));
+    for (int i = 0; i < l.n; i++) {
+        assert_int_equal(l.sizes[i], strlen(l.keys[i]));
+        assert_true(l.mtimes[i] > 1700000000);
+    }
+
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hb_target_list(t, "backups/ns1/", collect, &l, &e), 0);
+    assert_int_equal(l.n, 3);
+    assert_true(listed(&l, "backups/ns1/vm1/idx/disk0"));
+
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hb_target_list(t, "backups/ns1/vm1/", collect, &l, &e), 0);
+    assert_int_equal(l.n, 2);
+    assert_false(listed(&l, "backups/ns1/vm10/manifest.json"));
+
+    memset(&l, 0, sizeof l); /* partial last segment */
+    assert_int_equal(hb_target_list(t, "backups/ns1/vm1", collect, &l, &e), 0);
+    assert_int_equal(l.n, 3);
+
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hb_target_list(t, "backups", collect, &l, &e), 0);
+    assert_int_equal(l.n, 5);
+    assert_true(listed(&l, "backupsX"));
+
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hb_target_list(t, "chunks/", collect, &l, &e), 0);
+    assert_int_equal(l.n, 2);
+
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hb_target_list(t, "chunks/00/12/0012bb", collect, &l, &e), 0);
+    assert_int_equal(l.n, 1);
+
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hb_target_list(t, "nothing/here/", collect, &l, &e), 0);
+    assert_int_equal(l.n, 0);
+
+    memset(&l, 0, sizeof l); /* the callback stops the listing with its value */
+    l.stop_after = 2;
+    assert_int_equal(hb_target_list(t, "", collect, &l, &e), 7);
+    assert_int_equal(l.n, 2);
+
+    hb_free(stray);
+    hb_target_close(t);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void set_old(const char *path, int64_t age)
+{
+    struct timeval tv[2];
+    tv[0].tv_sec = tv[1].tv_sec = (time_t)(hb_now() - age);
+    tv[0].tv_usec = tv[1].tv_usec = 0;
+    assert_int_equal(utimes(path, tv), 0);
+}
+
+static void test_local_cleanup_removes_stale_temporaries(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-clean");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    const char *mine[] = { "ctx-a-0-deadbeef", "ctx-a-17-0a" };
+    const char *others[] = { "ctx-ab-1-00", "ctx-a-x-00", "ctx-b-3-ff" };
+    for (size_t i = 0; i < HB_ARRAY_LEN(mine); i++) {
+        char *p = hb_asprintf("%s/tmp/%s", dir, mine[i]);
+        assert_int_equal(tu_write_file(p, "x", 1), 0);
+        hb_free(p);
+    }
+    for (size_t i = 0; i < HB_ARRAY_LEN(others); i++) {
+        char *p = hb_asprintf("%s/tmp/%s", dir, others[i]);
+        assert_int_equal(tu_write_file(p, "x", 1), 0);
+        hb_free(p);
+    }
+    char *old = hb_asprintf("%s/tmp/crashed-9-01", dir);
+    assert_int_equal(tu_write_file(old, "x", 1), 0);
+    set_old(old, 7200);
+    /* an old file that is not one of our temporaries is never touched */
+    char *foreign = hb_asprintf("%s/tmp/notes.txt", dir);
+    assert_int_equal(tu_write_file(foreign, "x", 1), 0);
+    set_old(foreign, 7200);
+
+    char *tmp = hb_asprintf("%s/tmp", dir);
+    assert_int_equal(count_dir(tmp), 7);
+    assert_int_equal(t->ops->cleanup(t, "ctx-a", 3600, &e), 0);
+    assert_int_equal(count_dir(tmp), 4); /* the other owners' fresh files stay */
+    for (size_t i = 0; i < HB_ARRAY_LEN(others); i++) {
+        char *p = hb_asprintf("%s/tmp/%s", dir, others[i]);
+        struct stat st;
+        assert_int_equal(stat(p, &st), 0);
+        hb_free(p);
+    }
+    struct stat st;
+    assert_int_not_equal(stat(old, &st), 0);
+
+    assert_int_equal(stat(foreign, &st), 0);
+    hb_free(foreign);
+
+    /* negative age: owner only; no tmp dir at all: fine */
+    assert_int_equal(t->ops->cleanup(t, "ctx-b", -1, &e), 0);
+    assert_int_equal(count_dir(tmp), 3);
+    hb_err e2;
+    assert_int_equal(hb_rm_rf(tmp, &e2), 0);
+    assert_int_equal(t->ops->cleanup(t, "ctx-a", 0, &e), 0);
+    /* put re-creates tmp/ on demand */
+    assert_int_equal(hb_target_put(t, "leases/gc/x", "1", 1, &e), 0);
+    assert_int_equal(count_dir(tmp), 0);
+
+    hb_free(tmp);
+    hb_free(old);
+    hb_target_close(t);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_local_recovers_when_directory_removed(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-gone");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    hb_buf b = HB_BUF_INIT;
+    assert_int_equal(hb_target_put(t, "a/b/c", "1", 1, &e), 0);
+    char *a = hb_asprintf("%s/a", dir);
+    assert_int_equal(hb_rm_rf(a, &e), 0);
+    /* the directory cache remembers a/b; the put must still succeed */
+    assert_int_equal(hb_target_put(t, "a/b/d", "2", 1, &e), 0);
+    assert_int_equal(hb_target_get(t, "a/b/d", &b, &e), 0);
+    assert_string_equal((char *)b.data, "2");
+    hb_free(a);
+    hb_buf_free(&b);
+    hb_target_close(t);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+typedef struct put_thread {
+    hb_target *t;
+    int id;
+    int failures;
+} put_thread;
+
+enum { PUTS_PER_THREAD = 200 };
+
+static void *put_worker(void *p)
+{
+    put_thread *pt = p;
+    for (int i = 0; i < PUTS_PER_THREAD; i++) {
+        char key[64], val[64];
+        snprintf(key, sizeof key, "chunks/%02x/%02x/t%d-%d", (i * 7 + pt->id) % 256, i % 3,
+                 pt->id, i);
+        snprintf(val, sizeof val, "value %d %d", pt->id, i);
+        hb_err e;
+        if (hb_target_put(pt->t, key, val, strlen(val), &e) != 0)
+            pt->failures++;
+    }
+    return NULL;
+}
+
+static void test_local_concurrent_puts_all_readable(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-conc");
+    hb_target *t = open_local(dir, "ctx-a");
+    put_thread pt[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        pt[i] = (put_thread){ t, i, 0 };
+        pthread_create(&th[i], NULL, put_worker, &pt[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(pt[i].failures, 0);
+    }
+    hb_buf b = HB_BUF_INIT;
+    hb_err e;
+    for (int id = 0; id < 4; id++) {
+        for (int i = 0; i < PUTS_PER_THREAD; i++) {
+            char key[64], val[64];
+            snprintf(key, sizeof key, "chunks/%02x/%02x/t%d-%d", (i * 7 + id) % 256, i % 3, id,
+                     i);
+            snprintf(val, sizeof val, "value %d %d", id, i);
+            assert_int_equal(hb_target_get(t, key, &b, &e), 0);
+            assert_string_equal((char *)b.data, val);
+        }
+    }
+    listing l = { 0 };
+    assert_int_equal(hb_target_list(t, "chunks/", collect, &l, &e), 0);
+    assert_int_equal(l.n, 4 * PUTS_PER_THREAD);
+    char *tmp = hb_asprintf("%s/tmp", dir);
+    assert_int_equal(count_dir(tmp), 0);
+    hb_free(tmp);
+    hb_buf_free(&b);
+    hb_target_close(t);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_local_ping_reports_missing_root(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-ping");
+    char *root = hb_asprintf("%s/root", dir);
+    hb_target *t = open_local(root, "ctx-a");
+    hb_err e;
+    assert_int_equal(t->ops->ping(t, &e), 0);
+    assert_int_equal(hb_rm_rf(root, &e), 0);
+    hb_err_clear(&e);
+    assert_int_equal(t->ops->ping(t, &e), HARVBK_E_TARGET);
+    assert_non_null(strstr(e.msg, "does not exist"));
+    hb_target_close(t);
+    hb_free(root);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cfg_url_schemes_are_validated),
+        cmocka_unit_test(test_cfg_values_are_validated),
+        cmocka_unit_test(test_cfg_json_round_trip_and_secret_policy),
+        cmocka_unit_test(test_cfg_from_json_rejects_bad_documents),
+        cmocka_unit_test(test_cfg_display_hides_credentials),
+        cmocka_unit_test(test_public_target_config_accessors),
+        cmocka_unit_test(test_open_dispatches_on_scheme),
+        cmocka_unit_test(test_local_put_get_head_del),
+        cmocka_unit_test(test_local_refuses_bad_keys),
+        cmocka_unit_test(test_local_list_filters_by_prefix_recursively),
+        cmocka_unit_test(test_local_cleanup_removes_stale_temporaries),
+        cmocka_unit_test(test_local_recovers_when_directory_removed),
+        cmocka_unit_test(test_local_concurrent_puts_all_readable),
+        cmocka_unit_test(test_local_ping_reports_missing_root),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
