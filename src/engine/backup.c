@@ -1,0 +1,406 @@
+/*
+ * engine/backup.c - the backup pipeline of one volume.
+ *
+ * The calling thread walks the chunk positions in order. A chunk outside the
+ * caller's changed ranges is copied from the previous index and a chunk that
+ * is a file hole stays a hole; neither is read. Every other chunk is read into
+ * one of a fixed set of buffers (2 per worker + 2) and handed to the workers,
+ * which do zero detection, SHA-256, dedup, compression and upload. The reader
+ * blocks while every buffer is in use, so memory is bounded by
+ * (workers * 2 + 2) * chunk size whatever the volume size.
+ */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Skipped/hole bytes are reported to progress in batches of this size. */
+#define BK_PROGRESS_BATCH (256ull << 20)
+
+typedef struct bk_slot {
+    uint64_t i, off;
+    uint32_t len;
+    uint8_t *buf;
+} bk_slot;
+
+typedef struct bk_ctx {
+    hb_pipe pipe;
+    hb_store *st;
+    const char *volname;
+    hb_index *out;
+    hb_dset *known;    /* shared with the caller; under hb_engine_set_mu */
+    hb_dset *inflight; /* new ids some worker is uploading; under hb_engine_set_mu */
+    hb_pool slots;
+    hb_pool scratch;   /* hb_buf per worker for encoded chunks */
+    atomic_uint_fast64_t zero_chunks, new_chunks, uploaded_bytes, reused_chunks;
+} bk_ctx;
+
+/* Hole tracking over a regular file: one SEEK_DATA/SEEK_HOLE pair per extent.
+ * [data, end) is the data extent at or after the last query position. */
+typedef struct bk_holes {
+    int fd;
+    bool on;
+    uint64_t data, end;
+} bk_holes;
+
+static bool chunk_is_hole(bk_holes *h, uint64_t off, uint64_t len)
+{
+    if (!h->on)
+        return false;
+    if (off >= h->end) {
+        off_t d = lseek(h->fd, (off_t)off, SEEK_DATA);
+        if (d < 0) {
+            if (errno == ENXIO) { /* hole up to the end of the file */
+                h->data = h->end = UINT64_MAX;
+            } else {          /* EINVAL: not supported here; treat all as data */
+                h->on = false;
+                return false;
+            }
+        } else {
+            off_t x = lseek(h->fd, d, SEEK_HOLE);
+            if (x < 0) {
+                h->on = false;
+                return false;
+            }
+            h->data = (uint64_t)d;
+            h->end = (uint64_t)x > (uint64_t)d ? (uint64_t)x : (uint64_t)d + 1;
+        }
+    }
+    return off + len <= h->data;
+}
+
+static int set_add_locked(hb_dset *s, const uint8_t id[HB_DIGEST_LEN])
+{
+    pthread_mutex_lock(&hb_engine_set_mu);
+    int r = hb_dset_add(s, id);
+    pthread_mutex_unlock(&hb_engine_set_mu);
+    return r < 0 ? r : 0;
+}
+
+static int bk_chunk(bk_ctx *c, bk_slot *s)
+{
+    if (hb_is_zero(s->buf, s->len)) {
+        atomic_fetch_add(&c->zero_chunks, 1);
+        return 0; /* id stays zero: restored as a hole */
+    }
+    uint8_t id[HB_DIGEST_LEN];
+    hb_sha256(s->buf, s->len, id);
+
+    /* Known to be in the store, or being uploaded right now by another worker
+     * of this pipeline: reuse. The latter is safe because the index is only
+     * used once the whole pipeline has succeeded, i.e. after that upload did. */
+    pthread_mutex_lock(&hb_engine_set_mu);
+    bool have = hb_dset_has(c->known, id) || hb_dset_has(c->inflight, id);
+    int r = have ? 0 : hb_dset_add(c->inflight, id);
+    pthread_mutex_unlock(&hb_engine_set_mu);
+    if (r < 0)
+        return hb_pipe_failf(&c->pipe, HARVBK_E_NOMEM, "out of memory");
+    if (have) {
+        atomic_fetch_add(&c->reused_chunks, 1);
+        memcpy(hb_index_id(c->out, s->i), id, HB_DIGEST_LEN);
+        return 0;
+    }
+
+    hb_err e;
+    hb_err_clear(&e);
+    r = hb_store_chunk_exists(c->st, id, &e);
+    if (r < 0) {
+        hb_err_prefix(&e, "volume '%s'", c->volname);
+        return hb_pipe_fail(&c->pipe, r, &e);
+    }
+    if (r == 1) {
+        atomic_fetch_add(&c->reused_chunks, 1);
+    } else {
+        hb_buf *scratch = hb_pool_get(&c->scratch);
+        uint64_t stored = 0;
+        r = hb_store_chunk_put(c->st, id, s->buf, s->len, scratch, &stored, &e);
+        hb_pool_put(&c->scratch, scratch);
+        if (r < 0) {
+            hb_err_prefix(&e, "volume '%s'", c->volname);
+            return hb_pipe_fail(&c->pipe, r, &e);
+        }
+        atomic_fetch_add(&c->new_chunks, 1);
+        atomic_fetch_add(&c->uploaded_bytes, stored);
+    }
+    if (set_add_locked(c->known, id) < 0)
+        return hb_pipe_failf(&c->pipe, HARVBK_E_NOMEM, "out of memory");
+    memcpy(hb_index_id(c->out, s->i), id, HB_DIGEST_LEN);
+    return 0;
+}
+
+static void bk_work(void *job, void *arg)
+{
+    bk_slot *s = job;
+    bk_ctx *c = arg;
+    if (!hb_pipe_stopped(&c->pipe) && bk_chunk(c, s) == 0)
+        hb_pipe_progress(&c->pipe, s->len);
+    hb_pool_put(&c->slots, s);
+}
+
+static int read_fd(int fd, uint8_t *buf, size_t len, uint64_t off, const char *vol, hb_err *e)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return hb_seterr(e, HARVBK_E_IO, "volume '%s': read error at offset %" PRIu64 ": %s",
+                             vol, off + done, strerror(errno));
+        }
+        if (n == 0)
+            return hb_seterr(e, HARVBK_E_IO,
+                             "volume '%s': unexpected end of data at offset %" PRIu64
+                             " (did the volume shrink?)",
+                             vol, off + done);
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+static int read_cb(const hb_vol_io *vol, uint8_t *buf, size_t len, uint64_t off, const char *name,
+                   hb_err *e)
+{
+    int r = vol->read_cb(buf, len, off, vol->payload);
+    if (r == 0)
+        return 0;
+    if (r > 0 || r < HARVBK_E_INTERRUPTED)
+        r = HARVBK_E_IO;
+    return hb_seterr(e, r, "volume '%s': read callback failed at offset %" PRIu64 ": %s", name,
+                     off, harvbk_strerror(r));
+}
+
+int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *prev,
+                            const hb_rangeset *changed, hb_dset *known, hb_index *out,
+                            hb_backup_stats *stats, hb_err *e)
+{
+    if (!job || !job->st || !vol || !out)
+        return hb_seterr(e, HARVBK_E_INVALID, "backup: missing argument");
+    memset(out, 0, sizeof *out);
+    hb_store *st = job->st;
+    const char *name = vol->name ? vol->name : "?";
+    uint32_t cs = st->chunk_size;
+    if (cs == 0)
+        return hb_seterr(e, HARVBK_E_INVALID, "backup: store has no chunk size");
+
+    /* ---- the source ---- */
+    int fd = -1;
+    bool own_fd = false;
+    uint64_t size = 0;
+    bk_holes holes = {.fd = -1, .on = false, .data = 0, .end = 0};
+    if (vol->fd >= 0 || vol->path) {
+        fd = vol->fd;
+        if (fd < 0) {
+            fd = open(vol->path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                return hb_seterr(e, hb_errno_code(errno), "volume '%s': cannot open '%s': %s",
+                                 name, vol->path, strerror(errno));
+            own_fd = true;
+        }
+        int rc = hb_fd_size(fd, &size, e);
+        if (rc < 0) {
+            hb_err_prefix(e, "volume '%s'", name);
+            if (own_fd)
+                close(fd);
+            return rc;
+        }
+        struct stat sb;
+        if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            holes.fd = fd;
+            holes.on = true;
+#ifdef POSIX_FADV_SEQUENTIAL
+            posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+#endif
+        }
+    } else if (vol->read_cb) {
+        size = vol->size;
+    } else {
+        return hb_seterr(e, HARVBK_E_INVALID, "volume '%s': no path, descriptor or read callback",
+                         name);
+    }
+
+    int rc = hb_index_init(out, size, cs);
+    if (rc < 0) {
+        if (own_fd)
+            close(fd);
+        return hb_seterr(e, rc, "volume '%s': cannot allocate the index", name);
+    }
+
+    bk_ctx c;
+    memset(&c, 0, sizeof c);
+    hb_pipe_init(&c.pipe, job);
+    c.st = st;
+    c.volname = name;
+    c.out = out;
+    atomic_init(&c.zero_chunks, 0);
+    atomic_init(&c.new_chunks, 0);
+    atomic_init(&c.uploaded_bytes, 0);
+    atomic_init(&c.reused_chunks, 0);
+
+    unsigned nworkers = hb_pipe_workers(job);
+    size_t nslots = (size_t)nworkers * 2 + 2;
+    if (out->count < nslots)
+        nslots = out->count ? (size_t)out->count : 1;
+    if (nworkers > nslots)
+        nworkers = (unsigned)nslots;
+    bk_slot *slots = hb_calloc(nslots, sizeof *slots);
+    hb_buf *scratch = hb_calloc(nworkers, sizeof *scratch);
+    hb_dset *own_known = NULL;
+    hb_workq *q = NULL;
+    uint64_t read_bytes = 0, skipped = 0, hole_bytes = 0;
+
+    if (!slots || !scratch) {
+        hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
+        goto done;
+    }
+    if (!known) {
+        own_known = hb_dset_new(prev ? (size_t)prev->count : 1024);
+        if (!own_known) {
+            hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
+            goto done;
+        }
+        known = own_known;
+    }
+    c.known = known;
+    c.inflight = hb_dset_new(1024);
+    if (!c.inflight) {
+        hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
+        goto done;
+    }
+    if (prev && prev->ids) {
+        pthread_mutex_lock(&hb_engine_set_mu);
+        for (uint64_t i = 0; i < prev->count && rc >= 0; i++)
+            if (!hb_index_is_hole(prev, i))
+                rc = hb_dset_add(known, hb_index_id(prev, i));
+        pthread_mutex_unlock(&hb_engine_set_mu);
+        if (rc < 0) {
+            hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
+            goto done;
+        }
+    }
+    if (out->count == 0)
+        goto done;
+
+    if (hb_pool_init(&c.slots, nslots) < 0 || hb_pool_init(&c.scratch, nworkers) < 0) {
+        hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < nslots; k++) {
+        slots[k].buf = hb_engine_buf_alloc(cs);
+        if (!slots[k].buf) {
+            hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory for chunk buffers");
+            goto done;
+        }
+        hb_pool_put(&c.slots, &slots[k]);
+    }
+    for (unsigned k = 0; k < nworkers; k++)
+        hb_pool_put(&c.scratch, &scratch[k]);
+    rc = hb_workq_new(&q, nworkers, nslots, bk_work, &c);
+    if (rc < 0) {
+        q = NULL;
+        hb_pipe_failf(&c.pipe, rc, "cannot start worker threads");
+        goto done;
+    }
+
+    /* ---- the reader ---- */
+    bool use_prev = prev && changed && prev->chunk_size == cs && prev->ids;
+    uint64_t pending = 0; /* progress of skipped/hole chunks not yet reported */
+    for (uint64_t i = 0; i < out->count; i++) {
+        if (hb_pipe_stopped(&c.pipe))
+            break;
+        uint64_t off = i * (uint64_t)cs;
+        uint32_t len = hb_index_chunk_len(out, i);
+        if (use_prev && i < prev->count && hb_index_chunk_len(prev, i) == len &&
+            !hb_rangeset_overlaps(changed, off, len)) {
+            memcpy(hb_index_id(out, i), hb_index_id(prev, i), HB_DIGEST_LEN);
+            skipped += len;
+            pending += len;
+        } else if (chunk_is_hole(&holes, off, len)) {
+            hole_bytes += len;
+            pending += len;
+        } else {
+            if (pending && !hb_pipe_progress(&c.pipe, pending))
+                break;
+            pending = 0;
+            bk_slot *s = hb_pool_get(&c.slots);
+            hb_err re;
+            hb_err_clear(&re);
+            int r = fd >= 0 ? read_fd(fd, s->buf, len, off, name, &re)
+                            : read_cb(vol, s->buf, len, off, name, &re);
+            if (r < 0) {
+                hb_pool_put(&c.slots, s);
+                hb_pipe_fail(&c.pipe, r, &re);
+                break;
+            }
+            read_bytes += len;
+            s->i = i;
+            s->off = off;
+            s->len = len;
+            r = hb_workq_submit(q, s);
+            if (r < 0) {
+                hb_pool_put(&c.slots, s);
+                hb_pipe_failf(&c.pipe, r, "cannot queue work");
+                break;
+            }
+            continue;
+        }
+        if (pending >= BK_PROGRESS_BATCH) {
+            if (!hb_pipe_progress(&c.pipe, pending))
+                break;
+            pending = 0;
+        }
+    }
+    hb_workq_free(q); /* waits for the chunks in flight */
+    q = NULL;
+    if (pending)
+        hb_pipe_progress(&c.pipe, pending);
+
+done:
+    hb_workq_free(q);
+    rc = hb_pipe_result(&c.pipe, e);
+    if (rc == 0) {
+        if (stats) {
+            stats->read_bytes += read_bytes;
+            stats->skipped_bytes += skipped;
+            stats->hole_bytes += hole_bytes;
+            stats->zero_chunks += atomic_load(&c.zero_chunks);
+            stats->new_chunks += atomic_load(&c.new_chunks);
+            stats->uploaded_bytes += atomic_load(&c.uploaded_bytes);
+            stats->reused_chunks += atomic_load(&c.reused_chunks);
+        }
+        hb_log_debug(job->log,
+                     "backup of volume '%s': %" PRIu64 " bytes read, %" PRIu64
+                     " skipped, %" PRIu64 " in holes, %" PRIu64 " new chunks (%" PRIu64
+                     " bytes stored), %" PRIu64 " reused, %" PRIu64 " zero",
+                     name, read_bytes, skipped, hole_bytes,
+                     (uint64_t)atomic_load(&c.new_chunks),
+                     (uint64_t)atomic_load(&c.uploaded_bytes),
+                     (uint64_t)atomic_load(&c.reused_chunks),
+                     (uint64_t)atomic_load(&c.zero_chunks));
+    } else {
+        hb_index_clear(out);
+        memset(out, 0, sizeof *out);
+    }
+    if (slots)
+        for (size_t k = 0; k < nslots; k++)
+            hb_engine_buf_free(slots[k].buf);
+    if (scratch)
+        for (unsigned k = 0; k < nworkers; k++)
+            hb_buf_free(&scratch[k]);
+    hb_pool_destroy(&c.slots); /* no-ops when never initialised (c is zeroed) */
+    hb_pool_destroy(&c.scratch);
+    hb_free(slots);
+    hb_free(scratch);
+    if (c.inflight)
+        hb_dset_free(c.inflight);
+    if (own_known)
+        hb_dset_free(own_known);
+    hb_pipe_destroy(&c.pipe);
+    if (own_fd)
+        close(fd);
+    return rc;
+}

@@ -1,0 +1,168 @@
+/* engine/pipeline.c - bookkeeping shared by the backup, restore and verify
+ * pipelines. */
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <string.h>
+
+pthread_mutex_t hb_engine_set_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static atomic_size_t buf_live, buf_peak;
+
+unsigned hb_pipe_workers(const hb_job *job)
+{
+    unsigned n = job && job->threads ? job->threads : hb_default_threads();
+    if (job && job->st && job->st->t && job->st->t->parallel > n)
+        n = job->st->t->parallel;
+    if (n < 1)
+        n = 1;
+    if (n > HB_ENGINE_MAX_WORKERS)
+        n = HB_ENGINE_MAX_WORKERS;
+    return n;
+}
+
+void hb_pipe_init(hb_pipe *p, hb_job *job)
+{
+    memset(p, 0, sizeof *p);
+    p->job = job;
+    atomic_init(&p->stop, 0);
+    pthread_mutex_init(&p->err_mu, NULL);
+    pthread_mutex_init(&p->prog_mu, NULL);
+}
+
+void hb_pipe_destroy(hb_pipe *p)
+{
+    pthread_mutex_destroy(&p->err_mu);
+    pthread_mutex_destroy(&p->prog_mu);
+}
+
+int hb_pipe_fail(hb_pipe *p, int code, const hb_err *src)
+{
+    if (code == 0)
+        code = HARVBK_E_ERROR;
+    pthread_mutex_lock(&p->err_mu);
+    if (p->code == 0) {
+        p->code = code;
+        if (src && src->msg[0])
+            hb_seterr(&p->err, code, "%s", src->msg);
+        else
+            hb_seterr(&p->err, code, "%s", "");
+    }
+    pthread_mutex_unlock(&p->err_mu);
+    atomic_store(&p->stop, 1);
+    return code;
+}
+
+int hb_pipe_failf(hb_pipe *p, int code, const char *fmt, ...)
+{
+    hb_err e;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    e.code = code;
+    return hb_pipe_fail(p, code, &e);
+}
+
+bool hb_pipe_stopped(hb_pipe *p)
+{
+    if (atomic_load_explicit(&p->stop, memory_order_relaxed))
+        return true;
+    if (p->job && p->job->cancel && atomic_load(p->job->cancel)) {
+        hb_pipe_fail(p, HARVBK_E_CANCELLED, NULL);
+        return true;
+    }
+    return false;
+}
+
+bool hb_pipe_progress(hb_pipe *p, uint64_t delta)
+{
+    if (hb_pipe_stopped(p))
+        return false;
+    if (!p->job || !p->job->progress || delta == 0)
+        return true;
+    bool ok = true;
+    pthread_mutex_lock(&p->prog_mu);
+    if (atomic_load(&p->stop)) {
+        ok = false;
+    } else if (p->job->progress(delta, p->job->progress_ud) != 0) {
+        hb_pipe_fail(p, HARVBK_E_CANCELLED, NULL); /* before unlocking: no later call */
+        ok = false;
+    }
+    pthread_mutex_unlock(&p->prog_mu);
+    return ok;
+}
+
+int hb_pipe_result(hb_pipe *p, hb_err *e)
+{
+    pthread_mutex_lock(&p->err_mu);
+    int code = p->code;
+    if (code && e)
+        *e = p->err;
+    pthread_mutex_unlock(&p->err_mu);
+    return code;
+}
+
+int hb_pool_init(hb_pool *pl, size_t cap)
+{
+    memset(pl, 0, sizeof *pl);
+    pl->items = hb_calloc(cap ? cap : 1, sizeof *pl->items);
+    if (!pl->items)
+        return HARVBK_E_NOMEM;
+    pl->cap = cap;
+    pthread_mutex_init(&pl->mu, NULL);
+    pthread_cond_init(&pl->cv, NULL);
+    return 0;
+}
+
+void hb_pool_destroy(hb_pool *pl)
+{
+    if (!pl->items)
+        return;
+    pthread_mutex_destroy(&pl->mu);
+    pthread_cond_destroy(&pl->cv);
+    hb_free(pl->items);
+    pl->items = NULL;
+}
+
+void hb_pool_put(hb_pool *pl, void *item)
+{
+    pthread_mutex_lock(&pl->mu);
+    pl->items[pl->n++] = item;
+    pthread_cond_signal(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+}
+
+void *hb_pool_get(hb_pool *pl)
+{
+    pthread_mutex_lock(&pl->mu);
+    while (pl->n == 0)
+        pthread_cond_wait(&pl->cv, &pl->mu);
+    void *it = pl->items[--pl->n];
+    pthread_mutex_unlock(&pl->mu);
+    return it;
+}
+
+void *hb_engine_buf_alloc(size_t n)
+{
+    void *p = hb_malloc(n ? n : 1);
+    if (p) {
+        size_t live = atomic_fetch_add(&buf_live, 1) + 1;
+        size_t peak = atomic_load(&buf_peak);
+        while (live > peak && !atomic_compare_exchange_weak(&buf_peak, &peak, live)) {
+        }
+    }
+    return p;
+}
+
+void hb_engine_buf_free(void *p)
+{
+    if (!p)
+        return;
+    atomic_fetch_sub(&buf_live, 1);
+    hb_free(p);
+}
+
+size_t hb_engine_buf_live(void) { return atomic_load(&buf_live); }
+size_t hb_engine_buf_peak(void) { return atomic_load(&buf_peak); }
+void hb_engine_buf_peak_reset(void) { atomic_store(&buf_peak, atomic_load(&buf_live)); }

@@ -1,0 +1,67 @@
+/*
+ * engine/pipeline.h - internal helpers shared by the engine's pipelines (not a
+ * contract for other layers): first-error/cancel bookkeeping, serialised
+ * progress, a blocking pool of reusable items, counted chunk buffers.
+ */
+#ifndef HB_ENGINE_PIPELINE_H
+#define HB_ENGINE_PIPELINE_H
+
+#include "../core/fsutil.h"
+#include "../core/workq.h"
+#include "engine.h"
+
+/* Upper bound on worker threads, whatever the job or the backend asks for. */
+#define HB_ENGINE_MAX_WORKERS 64u
+
+typedef struct hb_pipe {
+    hb_job *job;
+    atomic_int stop;          /* set on the first failure or on cancel */
+    pthread_mutex_t err_mu;
+    int code;                 /* first failure (0 = none) */
+    hb_err err;
+    pthread_mutex_t prog_mu;  /* serialises job->progress */
+} hb_pipe;
+
+/* Workers for a job: job->threads (or hb_default_threads()), raised to the
+ * backend's wish for requests in flight, capped by HB_ENGINE_MAX_WORKERS. */
+unsigned hb_pipe_workers(const hb_job *job);
+void hb_pipe_init(hb_pipe *p, hb_job *job);
+void hb_pipe_destroy(hb_pipe *p);
+/* Record a failure (the first one wins; later ones are dropped) and stop.
+ * src may be NULL or have an empty message. Returns code. */
+int hb_pipe_fail(hb_pipe *p, int code, const hb_err *src);
+int hb_pipe_failf(hb_pipe *p, int code, const char *fmt, ...) HB_PRINTF(3, 4);
+/* True once the pipeline must stop: failure, cancel flag, progress veto. */
+bool hb_pipe_stopped(hb_pipe *p);
+/* Report delta units to job->progress (serialised). A non-zero return from the
+ * callback cancels. Returns false when the pipeline must stop. */
+bool hb_pipe_progress(hb_pipe *p, uint64_t delta);
+/* 0, or the first failure copied into e. */
+int hb_pipe_result(hb_pipe *p, hb_err *e);
+
+/* A fixed set of items handed out and returned; get blocks while none is free.
+ * This is what bounds the memory of every pipeline. */
+typedef struct hb_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    void **items;
+    size_t n, cap;
+} hb_pool;
+int hb_pool_init(hb_pool *pl, size_t cap); /* 0 or HARVBK_E_NOMEM */
+void hb_pool_destroy(hb_pool *pl);         /* does not free the items */
+void hb_pool_put(hb_pool *pl, void *item);
+void *hb_pool_get(hb_pool *pl);
+
+/* Chunk-sized buffers. Counted process-wide so tests can check the bound. */
+void *hb_engine_buf_alloc(size_t n);
+void hb_engine_buf_free(void *p);
+/* Test hooks: buffers currently allocated; highest count since the last reset. */
+size_t hb_engine_buf_live(void);
+size_t hb_engine_buf_peak(void);
+void hb_engine_buf_peak_reset(void);
+
+/* Mutex for the digest sets the caller shares across volumes and calls
+ * (known, checked): hb_dset is not thread-safe. */
+extern pthread_mutex_t hb_engine_set_mu;
+
+#endif

@@ -1,0 +1,321 @@
+/*
+ * engine/restore.c - the restore pipeline of one volume.
+ *
+ * The calling thread walks the index and queues chunk positions; workers fetch
+ * each chunk (hb_store_chunk_get decompresses and checks the SHA-256 before
+ * returning, so nothing unverified is ever written) into their own buffer and
+ * write it at its offset. Regular files are truncated to the volume size
+ * first and holes are not written, so the result is sparse. Block devices get
+ * holes zeroed (they may hold old data); write callbacks get zero buffers.
+ * Memory: one raw chunk buffer + one encoded buffer per worker.
+ */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RS_PROGRESS_BATCH (256ull << 20)
+
+typedef enum { DST_FILE, DST_DEV, DST_CB } rs_dst;
+
+typedef struct rs_item {
+    uint64_t i;
+} rs_item;
+
+typedef struct rs_worker {
+    uint8_t *raw;
+    hb_buf scratch;
+} rs_worker;
+
+typedef struct rs_ctx {
+    hb_pipe pipe;
+    hb_store *st;
+    const hb_index *ix;
+    const hb_vol_io *vol;
+    const char *volname;
+    rs_dst dst;
+    int fd;
+    const uint8_t *zeros;   /* chunk_size zero bytes (callbacks, devices) */
+    bool zero_range_ok;     /* fallocate(FALLOC_FL_ZERO_RANGE) works on fd */
+    hb_pool items;
+    hb_pool workers;
+} rs_ctx;
+
+static int write_fd(int fd, const uint8_t *buf, size_t len, uint64_t off, const char *vol,
+                    hb_err *e)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pwrite(fd, buf + done, len - done, (off_t)(off + done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return hb_seterr(e, errno == ENOSPC ? HARVBK_E_IO : hb_errno_code(errno),
+                             "volume '%s': write error at offset %" PRIu64 ": %s", vol,
+                             off + done, strerror(errno));
+        }
+        if (n == 0)
+            return hb_seterr(e, HARVBK_E_IO, "volume '%s': write error at offset %" PRIu64
+                             ": no progress", vol, off + done);
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+static int rs_write(rs_ctx *c, const uint8_t *buf, size_t len, uint64_t off, hb_err *e)
+{
+    if (c->dst == DST_CB) {
+        int r = c->vol->write_cb(buf, len, off, c->vol->payload);
+        if (r == 0)
+            return 0;
+        if (r > 0 || r < HARVBK_E_INTERRUPTED)
+            r = HARVBK_E_IO;
+        return hb_seterr(e, r, "volume '%s': write callback failed at offset %" PRIu64 ": %s",
+                         c->volname, off, harvbk_strerror(r));
+    }
+    int r = write_fd(c->fd, buf, len, off, c->volname, e);
+#ifdef SYNC_FILE_RANGE_WRITE
+    /* Start writeback now so the final fdatasync overlaps with the pipeline
+     * instead of flushing the whole volume at the end (and dirty pages stay
+     * few). Errors surface in that fdatasync. */
+    if (r == 0)
+        (void)sync_file_range(c->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+#endif
+    return r;
+}
+
+/* Zero [off, off+len) of a non-regular destination. */
+static int rs_zero(rs_ctx *c, uint64_t off, uint32_t len, hb_err *e)
+{
+#ifdef FALLOC_FL_ZERO_RANGE
+    if (c->dst == DST_DEV && c->zero_range_ok) {
+        if (fallocate(c->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, len) == 0)
+            return 0;
+        c->zero_range_ok = false; /* benign race: workers fall back to writing */
+    }
+#endif
+    return rs_write(c, c->zeros, len, off, e);
+}
+
+static int rs_chunk(rs_ctx *c, uint64_t i)
+{
+    const hb_index *ix = c->ix;
+    uint64_t off = i * (uint64_t)ix->chunk_size;
+    uint32_t len = hb_index_chunk_len(ix, i);
+    hb_err e;
+    hb_err_clear(&e);
+    int r;
+    if (hb_index_is_hole(ix, i)) {
+        r = rs_zero(c, off, len, &e);
+        return r < 0 ? hb_pipe_fail(&c->pipe, r, &e) : 0;
+    }
+    rs_worker *w = hb_pool_get(&c->workers);
+    size_t got = 0;
+    r = hb_store_chunk_get(c->st, hb_index_id(ix, i), w->raw, ix->chunk_size, &got, &w->scratch,
+                           &e);
+    if (r < 0) {
+        hb_err_prefix(&e, "volume '%s'", c->volname);
+    } else if (got != len) {
+        char hex[HB_DIGEST_HEX_LEN + 1];
+        hb_hex(hb_index_id(ix, i), HB_DIGEST_LEN, hex);
+        r = hb_seterr(&e, HARVBK_E_CHUNK,
+                      "volume '%s': chunk %s at offset %" PRIu64 " has %zu bytes, the index"
+                      " expects %" PRIu32,
+                      c->volname, hex, off, got, len);
+    } else if (c->dst == DST_FILE && hb_is_zero(w->raw, len)) {
+        r = 0; /* keep the file sparse (cannot happen for chunks we wrote) */
+    } else {
+        r = rs_write(c, w->raw, len, off, &e);
+    }
+    hb_pool_put(&c->workers, w);
+    return r < 0 ? hb_pipe_fail(&c->pipe, r, &e) : 0;
+}
+
+static void rs_work(void *job, void *arg)
+{
+    rs_item *it = job;
+    rs_ctx *c = arg;
+    if (!hb_pipe_stopped(&c->pipe) && rs_chunk(c, it->i) == 0)
+        hb_pipe_progress(&c->pipe, hb_index_chunk_len(c->ix, it->i));
+    hb_pool_put(&c->items, it);
+}
+
+/* Open/prepare the destination. */
+static int rs_open(rs_ctx *c, bool *own_fd, hb_err *e)
+{
+    const hb_vol_io *vol = c->vol;
+    const hb_index *ix = c->ix;
+    *own_fd = false;
+    if (vol->fd < 0 && !vol->path) {
+        if (!vol->write_cb)
+            return hb_seterr(e, HARVBK_E_INVALID,
+                             "volume '%s': no path, descriptor or write callback", c->volname);
+        c->dst = DST_CB;
+        c->fd = -1;
+        return 0;
+    }
+    c->fd = vol->fd;
+    if (c->fd < 0) {
+        c->fd = open(vol->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (c->fd < 0)
+            return hb_seterr(e, hb_errno_code(errno), "volume '%s': cannot open '%s': %s",
+                             c->volname, vol->path, strerror(errno));
+        *own_fd = true;
+    }
+    struct stat sb;
+    if (fstat(c->fd, &sb) < 0)
+        return hb_seterr(e, hb_errno_code(errno), "volume '%s': cannot stat the destination: %s",
+                         c->volname, strerror(errno));
+    if (S_ISREG(sb.st_mode)) {
+        c->dst = DST_FILE;
+        /* Drop old content, then extend: the whole file is one hole. */
+        if (ftruncate(c->fd, 0) < 0 || ftruncate(c->fd, (off_t)ix->volume_size) < 0)
+            return hb_seterr(e, hb_errno_code(errno),
+                             "volume '%s': cannot size the destination to %" PRIu64
+                             " bytes: %s",
+                             c->volname, ix->volume_size, strerror(errno));
+        return 0;
+    }
+    /* Block device (or another special file): cannot be truncated, holes are
+     * zeroed explicitly. */
+    c->dst = DST_DEV;
+    c->zero_range_ok = S_ISBLK(sb.st_mode);
+    uint64_t have = 0;
+    if (hb_fd_size(c->fd, &have, NULL) == 0 && have < ix->volume_size)
+        return hb_seterr(e, HARVBK_E_INVALID,
+                         "volume '%s': the destination has %" PRIu64
+                         " bytes, the volume needs %" PRIu64,
+                         c->volname, have, ix->volume_size);
+    return 0;
+}
+
+int hb_engine_restore_volume(hb_job *job, const hb_index *ix, const hb_vol_io *vol, hb_err *e)
+{
+    if (!job || !job->st || !ix || !vol)
+        return hb_seterr(e, HARVBK_E_INVALID, "restore: missing argument");
+    const char *name = vol->name ? vol->name : "?";
+    if (ix->count && (ix->chunk_size == 0 || !ix->ids))
+        return hb_seterr(e, HARVBK_E_INVALID, "volume '%s': empty index", name);
+
+    rs_ctx c;
+    memset(&c, 0, sizeof c);
+    hb_pipe_init(&c.pipe, job);
+    c.st = job->st;
+    c.ix = ix;
+    c.vol = vol;
+    c.volname = name;
+    c.fd = -1;
+
+    bool own_fd = false;
+    hb_err oe;
+    hb_err_clear(&oe);
+    unsigned nworkers = hb_pipe_workers(job);
+    size_t nitems = (size_t)nworkers * 2 + 2;
+    rs_worker *workers = NULL;
+    rs_item *items = NULL;
+    uint8_t *zeros = NULL;
+    hb_workq *q = NULL;
+    int rc = rs_open(&c, &own_fd, &oe);
+    if (rc < 0) {
+        hb_pipe_fail(&c.pipe, rc, &oe);
+        goto done;
+    }
+    if (ix->count == 0)
+        goto sync;
+    if (ix->count < nworkers)
+        nworkers = (unsigned)ix->count;
+    if (c.dst != DST_FILE) {
+        zeros = hb_engine_buf_alloc(ix->chunk_size);
+        if (!zeros) {
+            hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
+            goto done;
+        }
+        memset(zeros, 0, ix->chunk_size);
+        c.zeros = zeros;
+    }
+    workers = hb_calloc(nworkers, sizeof *workers);
+    items = hb_calloc(nitems, sizeof *items);
+    if (!workers || !items || hb_pool_init(&c.items, nitems) < 0 ||
+        hb_pool_init(&c.workers, nworkers) < 0) {
+        hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
+        goto done;
+    }
+    for (unsigned k = 0; k < nworkers; k++) {
+        workers[k].raw = hb_engine_buf_alloc(ix->chunk_size);
+        if (!workers[k].raw) {
+            hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory for chunk buffers");
+            goto done;
+        }
+        hb_pool_put(&c.workers, &workers[k]);
+    }
+    for (size_t k = 0; k < nitems; k++)
+        hb_pool_put(&c.items, &items[k]);
+    rc = hb_workq_new(&q, nworkers, nitems, rs_work, &c);
+    if (rc < 0) {
+        q = NULL;
+        hb_pipe_failf(&c.pipe, rc, "cannot start worker threads");
+        goto done;
+    }
+
+    uint64_t pending = 0;
+    for (uint64_t i = 0; i < ix->count; i++) {
+        if (hb_pipe_stopped(&c.pipe))
+            break;
+        if (c.dst == DST_FILE && hb_index_is_hole(ix, i)) {
+            pending += hb_index_chunk_len(ix, i); /* already a hole after truncation */
+            if (pending >= RS_PROGRESS_BATCH) {
+                if (!hb_pipe_progress(&c.pipe, pending))
+                    break;
+                pending = 0;
+            }
+            continue;
+        }
+        if (pending && !hb_pipe_progress(&c.pipe, pending))
+            break;
+        pending = 0;
+        rs_item *it = hb_pool_get(&c.items);
+        it->i = i;
+        rc = hb_workq_submit(q, it);
+        if (rc < 0) {
+            hb_pool_put(&c.items, it);
+            hb_pipe_failf(&c.pipe, rc, "cannot queue work");
+            break;
+        }
+    }
+    hb_workq_free(q);
+    q = NULL;
+    if (pending)
+        hb_pipe_progress(&c.pipe, pending);
+
+sync:
+    if (!hb_pipe_stopped(&c.pipe) && c.dst != DST_CB) {
+        if (fdatasync(c.fd) < 0 && errno != EINVAL && errno != EROFS)
+            hb_pipe_failf(&c.pipe, HARVBK_E_IO, "volume '%s': cannot flush the destination: %s",
+                          name, strerror(errno));
+    }
+
+done:
+    hb_workq_free(q);
+    rc = hb_pipe_result(&c.pipe, e);
+    if (workers)
+        for (unsigned k = 0; k < nworkers; k++) {
+            hb_engine_buf_free(workers[k].raw);
+            hb_buf_free(&workers[k].scratch);
+        }
+    hb_free(workers);
+    hb_free(items);
+    hb_engine_buf_free(zeros);
+    hb_pool_destroy(&c.items);
+    hb_pool_destroy(&c.workers);
+    hb_pipe_destroy(&c.pipe);
+    if (own_fd && close(c.fd) < 0 && rc == 0)
+        rc = hb_seterr(e, HARVBK_E_IO, "volume '%s': cannot close the destination: %s", name,
+                       strerror(errno));
+    if (rc == 0)
+        hb_log_debug(job->log, "restored volume '%s': %" PRIu64 " bytes", name, ix->volume_size);
+    return rc;
+}
