@@ -1,0 +1,377 @@
+/*
+ * target.c - `harvbk target set URL [options]` and `harvbk target show`.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char HELP_TARGET[] =
+    "Usage: harvbk target set URL [options]\n"
+    "       harvbk target show\n"
+    "\n"
+    "URL is file:///absolute/path, nfs://server/export/path or s3://bucket/prefix.\n"
+    "'target set' replaces the whole configuration; the store is created in the\n"
+    "target when it is empty (codec and chunk size are fixed at that moment).\n"
+    "\n"
+    "Options of 'target set':\n"
+    "  --codec zstd|lz4|gzip|none      compression of new chunks (default zstd)\n"
+    "  --chunk-size BYTES              chunk size, power of two 64K..64M, K/M suffixes\n"
+    "                                  (default 4M; only when the store is created)\n"
+    "  --endpoint URL                  S3 endpoint, e.g. https://s3.example:9000\n"
+    "  --region R                      S3 region\n"
+    "  --access-key-id ID              S3 access key id\n"
+    "  --secret-access-key-file FILE   file holding the S3 secret (else\n"
+    "                                  $AWS_SECRET_ACCESS_KEY)\n"
+    "  --store-secret                  keep the secret in the state directory (mode\n"
+    "                                  0600); else give it to every command through\n"
+    "                                  $AWS_SECRET_ACCESS_KEY\n"
+    "  --ca-cert FILE                  PEM file of CA certificates to trust\n"
+    "  --virtual-hosted                virtual-hosted style S3 URLs (default path style)\n"
+    "  --refresh-interval SECONDS      metadata sync interval (0 = on demand)\n"
+    "  --timeout SECONDS               connect/request timeout (default 10)\n"
+    "  --parallel N                    requests in flight (default automatic)\n"
+    "\n"
+    "'target show' prints the URL, the settings (never the secret, only whether\n"
+    "one is set) and \"reachable: yes\" or \"reachable: no (<error>)\"; it exits 1\n"
+    "when the target is not reachable.\n";
+
+#define SECRET_MAX 4096
+
+/* Trim trailing newlines/whitespace of a secret read from a file. */
+static void trim_secret(char *s, size_t *len)
+{
+    while (*len > 0 && (s[*len - 1] == '\n' || s[*len - 1] == '\r' || s[*len - 1] == ' ' ||
+                        s[*len - 1] == '\t')) {
+        s[--*len] = '\0';
+    }
+}
+
+static int set_key(harvbk_target_config *cfg, harvbk_target_key key, const char *value,
+                   const char *opt)
+{
+    int rc = harvbk_target_config_set(cfg, key, value);
+    if (rc != 0) {
+        if (rc == HARVBK_E_INVALID && key == HARVBK_TARGET_URL)
+            return cli_usage_err("harvbk target set",
+                                 "invalid target URL '%s': expected file:///absolute/path, "
+                                 "nfs://server/export/path or s3://bucket/prefix",
+                                 value);
+        if (key == HARVBK_TARGET_URL && rc == HARVBK_E_UNSUPPORTED) {
+            const char *colon = strstr(value, "://");
+            int slen = colon ? (int)(colon - value) : (int)strlen(value);
+            bool known = colon && (strncmp(value, "file://", 7) == 0 ||
+                                   strncmp(value, "nfs://", 6) == 0 ||
+                                   strncmp(value, "s3://", 5) == 0);
+            if (!known)
+                return cli_usage_err("harvbk target set",
+                                     "unknown URL scheme '%.*s' in '%s': expected file://, "
+                                     "nfs:// or s3://",
+                                     slen, value, value);
+            cli_err("target set %s: %s (this build of libharvbk lacks that backend)", value,
+                    harvbk_strerror(rc));
+            return CLI_EXIT_FAIL;
+        }
+        if (rc == HARVBK_E_INVALID)
+            return cli_usage_err("harvbk target set", "invalid value '%s' for %s", value, opt);
+        cli_err("target set: %s: %s", opt, harvbk_strerror(rc));
+        return CLI_EXIT_FAIL;
+    }
+    return 0;
+}
+
+static int target_set(cli_env *env, int argc, char **argv)
+{
+    const char *H = "harvbk target set";
+    cli_opt opts[] = {
+        {"codec", CLI_OPT_VALUE, 0, 0, 0},
+        {"chunk-size", CLI_OPT_VALUE, 0, 0, 0},
+        {"endpoint", CLI_OPT_VALUE, 0, 0, 0},
+        {"region", CLI_OPT_VALUE, 0, 0, 0},
+        {"access-key-id", CLI_OPT_VALUE, 0, 0, 0},
+        {"secret-access-key-file", CLI_OPT_VALUE, 0, 0, 0},
+        {"ca-cert", CLI_OPT_VALUE, 0, 0, 0},
+        {"virtual-hosted", CLI_OPT_FLAG, 0, 0, 0},
+        {"refresh-interval", CLI_OPT_VALUE, 0, 0, 0},
+        {"timeout", CLI_OPT_VALUE, 0, 0, 0},
+        {"parallel", CLI_OPT_VALUE, 0, 0, 0},
+        {"store-secret", CLI_OPT_FLAG, 0, 0, 0},
+        {NULL, 0, 0, 0, 0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    bool help = false;
+    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
+    if (ex)
+        goto out;
+    if (help) {
+        fputs(HELP_TARGET, stdout);
+        goto out;
+    }
+    if (npos != 1) {
+        ex = cli_usage_err(H, "target set needs exactly one URL");
+        goto out;
+    }
+    const char *url = pos[0];
+
+    harvbk_target_config *cfg = NULL;
+    int rc = harvbk_target_config_new(&cfg);
+    if (rc != 0) {
+        cli_err("target set: %s", harvbk_strerror(rc));
+        ex = CLI_EXIT_FAIL;
+        goto out;
+    }
+    char *secret = NULL;
+    size_t secret_len = 0;
+    char num[32];
+
+    if ((ex = set_key(cfg, HARVBK_TARGET_URL, url, "URL")))
+        goto out_cfg;
+    cli_opt *o;
+    if ((o = cli_opt_find(opts, "codec"))->count &&
+        (ex = set_key(cfg, HARVBK_TARGET_CODEC, o->value, "--codec")))
+        goto out_cfg;
+    if ((o = cli_opt_find(opts, "chunk-size"))->count) {
+        uint64_t v;
+        if (!cli_parse_size(o->value, &v)) {
+            ex = cli_usage_err(H, "invalid value '%s' for --chunk-size: expected bytes with an "
+                                  "optional K or M suffix",
+                               o->value);
+            goto out_cfg;
+        }
+        snprintf(num, sizeof num, "%llu", (unsigned long long)v);
+        if ((ex = set_key(cfg, HARVBK_TARGET_CHUNK_SIZE, num, "--chunk-size")))
+            goto out_cfg;
+    }
+    if ((o = cli_opt_find(opts, "endpoint"))->count &&
+        (ex = set_key(cfg, HARVBK_TARGET_ENDPOINT, o->value, "--endpoint")))
+        goto out_cfg;
+    if ((o = cli_opt_find(opts, "region"))->count &&
+        (ex = set_key(cfg, HARVBK_TARGET_REGION, o->value, "--region")))
+        goto out_cfg;
+    if ((o = cli_opt_find(opts, "access-key-id"))->count &&
+        (ex = set_key(cfg, HARVBK_TARGET_ACCESS_KEY_ID, o->value, "--access-key-id")))
+        goto out_cfg;
+    if ((o = cli_opt_find(opts, "ca-cert"))->count) {
+        char *abs = cli_abspath(o->value);
+        ex = set_key(cfg, HARVBK_TARGET_CA_CERT_FILE, abs ? abs : o->value, "--ca-cert");
+        free(abs);
+        if (ex)
+            goto out_cfg;
+    }
+    if (cli_opt_find(opts, "virtual-hosted")->count &&
+        (ex = set_key(cfg, HARVBK_TARGET_VIRTUAL_HOSTED, "1", "--virtual-hosted")))
+        goto out_cfg;
+    if ((o = cli_opt_find(opts, "refresh-interval"))->count) {
+        uint64_t v;
+        if (!cli_parse_u64(o->value, &v)) {
+            ex = cli_usage_err(H, "invalid value '%s' for --refresh-interval: expected whole "
+                                  "seconds",
+                               o->value);
+            goto out_cfg;
+        }
+        if ((ex = set_key(cfg, HARVBK_TARGET_REFRESH_INTERVAL, o->value, "--refresh-interval")))
+            goto out_cfg;
+    }
+    if ((o = cli_opt_find(opts, "timeout"))->count) {
+        uint64_t ms;
+        if (!cli_parse_seconds_ms(o->value, &ms) || ms == 0) {
+            ex = cli_usage_err(H, "invalid value '%s' for --timeout: expected seconds > 0",
+                               o->value);
+            goto out_cfg;
+        }
+        snprintf(num, sizeof num, "%llu", (unsigned long long)ms);
+        if ((ex = set_key(cfg, HARVBK_TARGET_TIMEOUT_MS, num, "--timeout")))
+            goto out_cfg;
+    }
+    if ((o = cli_opt_find(opts, "parallel"))->count) {
+        uint64_t v;
+        if (!cli_parse_u64(o->value, &v) || v == 0) {
+            ex = cli_usage_err(H, "invalid value '%s' for --parallel: expected a number > 0",
+                               o->value);
+            goto out_cfg;
+        }
+        if ((ex = set_key(cfg, HARVBK_TARGET_PARALLEL, o->value, "--parallel")))
+            goto out_cfg;
+    }
+    if (cli_opt_find(opts, "store-secret")->count &&
+        (ex = set_key(cfg, HARVBK_TARGET_STORE_SECRET, "1", "--store-secret")))
+        goto out_cfg;
+
+    /* The secret: from the file, else from the environment (S3 only). */
+    if ((o = cli_opt_find(opts, "secret-access-key-file"))->count) {
+        int err = cli_read_file(o->value, SECRET_MAX, &secret, &secret_len);
+        if (err) {
+            cli_err("target set: cannot read secret access key file '%s': %s", o->value,
+                    err == EFBIG ? "file too large for a secret" : strerror(err));
+            ex = CLI_EXIT_FAIL;
+            goto out_cfg;
+        }
+        trim_secret(secret, &secret_len);
+        if (secret_len == 0) {
+            cli_err("target set: secret access key file '%s' is empty", o->value);
+            ex = CLI_EXIT_FAIL;
+            goto out_cfg;
+        }
+        rc = harvbk_target_config_set(cfg, HARVBK_TARGET_SECRET_ACCESS_KEY, secret);
+    } else if (strncmp(url, "s3://", 5) == 0 && getenv("AWS_SECRET_ACCESS_KEY") &&
+               *getenv("AWS_SECRET_ACCESS_KEY")) {
+        rc = harvbk_target_config_set(cfg, HARVBK_TARGET_SECRET_ACCESS_KEY,
+                                      getenv("AWS_SECRET_ACCESS_KEY"));
+    } else {
+        rc = 0;
+    }
+    if (rc != 0) {
+        cli_err("target set: the secret access key was refused: %s", harvbk_strerror(rc));
+        ex = CLI_EXIT_FAIL;
+        goto out_cfg;
+    }
+
+    harvbk_ctx *ctx = cli_open_ctx(env);
+    if (!ctx) {
+        ex = CLI_EXIT_FAIL;
+        goto out_cfg;
+    }
+    rc = harvbk_ctx_set_target(ctx, cfg);
+    if (rc != 0) {
+        char what[1200];
+        snprintf(what, sizeof what, "target set %s", url);
+        ex = cli_fail_ctx(ctx, rc, what);
+    } else {
+        printf("target set: %s\n", url);
+        ex = CLI_EXIT_OK;
+    }
+    harvbk_ctx_free(ctx);
+
+out_cfg:
+    if (secret) {
+        cli_wipe(secret, secret_len);
+        free(secret);
+    }
+    harvbk_target_config_free(cfg);
+out:
+    cli_opts_free(opts);
+    return ex;
+}
+
+static void show_setting(const harvbk_target_config *cfg, harvbk_target_key key,
+                         const char *label, const char *dflt, const char *suffix)
+{
+    char buf[2048];
+    harvbk_target_config_get(cfg, key, buf, sizeof buf, NULL);
+    if (buf[0])
+        printf("%-20s %s%s\n", label, buf, suffix ? suffix : "");
+    else if (dflt)
+        printf("%-20s %s\n", label, dflt);
+}
+
+static int target_show(cli_env *env, int argc, char **argv)
+{
+    const char *H = "harvbk target show";
+    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
+    const char *pos[1];
+    int npos = 0;
+    bool help = false;
+    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
+    if (ex)
+        return ex;
+    if (help) {
+        fputs(HELP_TARGET, stdout);
+        return CLI_EXIT_OK;
+    }
+    harvbk_ctx *ctx = cli_open_ctx(env);
+    if (!ctx)
+        return CLI_EXIT_FAIL;
+    harvbk_target_config *cfg = NULL;
+    int rc = harvbk_ctx_get_target(ctx, &cfg);
+    if (rc == HARVBK_E_NOTARGET) {
+        cli_err("target show: no backup target configured (set one with 'harvbk target set "
+                "URL')");
+        harvbk_ctx_free(ctx);
+        return CLI_EXIT_FAIL;
+    }
+    if (rc != 0) {
+        ex = cli_fail_ctx(ctx, rc, "target show");
+        harvbk_ctx_free(ctx);
+        return ex;
+    }
+    char url[2048], buf[64];
+    harvbk_target_config_get(cfg, HARVBK_TARGET_URL, url, sizeof url, NULL);
+    bool s3 = strncmp(url, "s3://", 5) == 0;
+    printf("%-20s %s\n", "url:", url);
+    show_setting(cfg, HARVBK_TARGET_CODEC, "codec:", "zstd (default)", NULL);
+    harvbk_target_config_get(cfg, HARVBK_TARGET_CHUNK_SIZE, buf, sizeof buf, NULL);
+    uint64_t cs;
+    if (buf[0] && cli_parse_u64(buf, &cs)) {
+        char h[32];
+        printf("%-20s %s (%s)\n", "chunk-size:", buf, cli_fmt_size(cs, h, sizeof h));
+    } else {
+        printf("%-20s %s\n", "chunk-size:", "4194304 (4.0 MiB, default)");
+    }
+    show_setting(cfg, HARVBK_TARGET_ENDPOINT, "endpoint:", s3 ? "(default)" : NULL, NULL);
+    show_setting(cfg, HARVBK_TARGET_REGION, "region:", s3 ? "(default)" : NULL, NULL);
+    show_setting(cfg, HARVBK_TARGET_ACCESS_KEY_ID, "access-key-id:", s3 ? "(not set)" : NULL,
+                 NULL);
+    {
+        harvbk_target_config_get(cfg, HARVBK_TARGET_STORE_SECRET, buf, sizeof buf, NULL);
+        bool stored = strcmp(buf, "1") == 0;
+        if (harvbk_target_config_has_secret(cfg))
+            printf("%-20s %s\n", "secret-access-key:",
+                   stored ? "set (stored in the state directory)" : "set");
+        else if (s3 && getenv("AWS_SECRET_ACCESS_KEY") && *getenv("AWS_SECRET_ACCESS_KEY"))
+            printf("%-20s %s\n", "secret-access-key:",
+                   "not stored (taken from $AWS_SECRET_ACCESS_KEY)");
+        else if (s3)
+            printf("%-20s %s\n", "secret-access-key:", "not set");
+    }
+    show_setting(cfg, HARVBK_TARGET_CA_CERT_FILE, "ca-cert:", NULL, NULL);
+    if (s3) {
+        harvbk_target_config_get(cfg, HARVBK_TARGET_VIRTUAL_HOSTED, buf, sizeof buf, NULL);
+        printf("%-20s %s\n", "addressing:",
+               strcmp(buf, "1") == 0 ? "virtual-hosted" : "path style");
+    }
+    show_setting(cfg, HARVBK_TARGET_REFRESH_INTERVAL, "refresh-interval:", "0 (on demand)",
+                 " s");
+    harvbk_target_config_get(cfg, HARVBK_TARGET_TIMEOUT_MS, buf, sizeof buf, NULL);
+    uint64_t ms;
+    if (buf[0] && cli_parse_u64(buf, &ms))
+        printf("%-20s %g s\n", "timeout:", (double)ms / 1000.0);
+    else
+        printf("%-20s %s\n", "timeout:", "10 s (default)");
+    show_setting(cfg, HARVBK_TARGET_PARALLEL, "parallel:", "automatic", NULL);
+    harvbk_target_config_free(cfg);
+
+    /* A stored secret is in the context already; else try the environment. */
+    rc = cli_session_secret(ctx, "target show");
+    if (rc == 0)
+        rc = harvbk_ctx_check_target(ctx);
+    if (rc == 0) {
+        printf("%-20s yes\n", "reachable:");
+        ex = CLI_EXIT_OK;
+    } else {
+        char msg[1024];
+        cli_libmsg(ctx, NULL, rc, msg, sizeof msg);
+        printf("%-20s no (%s)\n", "reachable:", msg);
+        ex = CLI_EXIT_FAIL;
+    }
+    harvbk_ctx_free(ctx);
+    return ex;
+}
+
+int cmd_target(cli_env *env, int argc, char **argv)
+{
+    if (argc < 1)
+        return cli_usage_err("harvbk target", "missing subcommand (set or show)");
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        fputs(HELP_TARGET, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(argv[0], "set") == 0)
+        return target_set(env, argc - 1, argv + 1);
+    if (strcmp(argv[0], "show") == 0)
+        return target_show(env, argc - 1, argv + 1);
+    return cli_usage_err("harvbk target", "unknown subcommand 'target %s' (expected set or show)",
+                         argv[0]);
+}
