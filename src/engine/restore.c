@@ -88,6 +88,33 @@ static int rs_write(rs_ctx *c, const uint8_t *buf, size_t len, uint64_t off, hb_
     return r;
 }
 
+/* Regular files were truncated to the volume size, so unwritten ranges read
+ * as zeros: write only the runs of non-zero blocks of a chunk, so that a chunk
+ * holding a little data and many zeros restores as sparse as its source. */
+#define RS_SPARSE_BLOCK (16u * 1024u)
+static int rs_write_sparse(rs_ctx *c, const uint8_t *buf, size_t len, uint64_t off, hb_err *e)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        size_t n = HB_MIN((size_t)RS_SPARSE_BLOCK, len - pos);
+        if (hb_is_zero(buf + pos, n)) {
+            pos += n;
+            continue;
+        }
+        size_t start = pos;
+        while (pos < len) {
+            n = HB_MIN((size_t)RS_SPARSE_BLOCK, len - pos);
+            if (hb_is_zero(buf + pos, n))
+                break;
+            pos += n;
+        }
+        int r = rs_write(c, buf + start, pos - start, off + start, e);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 /* Zero [off, off+len) of a non-regular destination. */
 static int rs_zero(rs_ctx *c, uint64_t off, uint32_t len, hb_err *e)
 {
@@ -126,8 +153,8 @@ static int rs_chunk(rs_ctx *c, uint64_t i)
                       "volume '%s': chunk %s at offset %" PRIu64 " has %zu bytes, the index"
                       " expects %" PRIu32,
                       c->volname, hex, off, got, len);
-    } else if (c->dst == DST_FILE && hb_is_zero(w->raw, len)) {
-        r = 0; /* keep the file sparse (cannot happen for chunks we wrote) */
+    } else if (c->dst == DST_FILE) {
+        r = rs_write_sparse(c, w->raw, len, off, &e);
     } else {
         r = rs_write(c, w->raw, len, off, &e);
     }

@@ -406,6 +406,29 @@ static void test_all_zero_volume_stores_nothing(void **state)
     hb_free(dst);
 }
 
+static void test_mostly_zero_chunk_restores_sparse(void **state)
+{
+    fx *f = *state;
+    char *src = tpath(f, "few.img"), *dst = tpath(f, "few.out");
+    size_t n = 8 * CS;
+    uint8_t *b = calloc(1, n);
+    memcpy(b + 3 * CS + 100, "hello", 5); /* one chunk with 5 data bytes, rest zeros */
+    assert_int_equal(tu_write_file(src, b, n), 0);
+    free(b);
+    hb_index ix;
+    hb_backup_stats s;
+    backup_ok(f, src, NULL, &ix, &s);
+    assert_int_equal(s.new_chunks, 1);
+    restore_ok(f, &ix, dst);
+    assert_int_equal(tu_files_equal(src, dst), 0);
+    /* Only the 16 KiB block holding the data is written, not the whole chunk. */
+    assert_true(file_alloc(dst) <= 16 * 1024);
+    assert_true(file_alloc(dst) > 0);
+    hb_index_clear(&ix);
+    hb_free(src);
+    hb_free(dst);
+}
+
 static void test_zero_length_volume(void **state)
 {
     fx *f = *state;
@@ -1043,6 +1066,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rangeset_build_and_overlaps),
         cmocka_unit_test_setup_teardown(test_dense_roundtrip_odd_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mostly_zero_chunk_restores_sparse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sparse_file_holes_not_read_and_restored_sparse, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_all_zero_volume_stores_nothing, setup, teardown),
