@@ -1,0 +1,429 @@
+/*
+ * ops/backup_info.c - reading backups: harvbk_backup_get / list, the info
+ * accessors and JSON.
+ *
+ * The target's manifests are the truth for Ready backups (any context on the
+ * same target sees them). This context's local records add what the target
+ * cannot show: backups still InProgress (with progress) and failed ones
+ * (Error, with the message) - only those that belong to the current store.
+ * A manifest that cannot be read is listed in state Error with the reason.
+ */
+#include "ops.h"
+#include "../core/json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct harvbk_backup_info {
+    char *ns, *name, *vm_ns, *vm_name;
+    int state;
+    char *error;
+    uint64_t logical, uploaded, progress;
+    int64_t created;
+    bool crash_consistent;
+    hb_record_volume *vols;
+    size_t nvols;
+};
+
+struct harvbk_backup_list {
+    harvbk_backup_info **v;
+    size_t n;
+};
+
+void harvbk_backup_info_free(harvbk_backup_info *info)
+{
+    if (!info)
+        return;
+    hb_free(info->ns);
+    hb_free(info->name);
+    hb_free(info->vm_ns);
+    hb_free(info->vm_name);
+    hb_free(info->error);
+    for (size_t i = 0; i < info->nvols; i++)
+        hb_free(info->vols[i].name);
+    hb_free(info->vols);
+    hb_free(info);
+}
+
+static harvbk_backup_info *info_new(const char *ns, const char *name, const char *vm_ns,
+                                    const char *vm_name, const char *error, size_t nvols)
+{
+    harvbk_backup_info *in = hb_calloc(1, sizeof *in);
+    if (!in)
+        return NULL;
+    in->ns = hb_strdup(ns);
+    in->name = hb_strdup(name);
+    in->vm_ns = hb_strdup(vm_ns ? vm_ns : "");
+    in->vm_name = hb_strdup(vm_name ? vm_name : "");
+    in->error = hb_strdup(error ? error : "");
+    in->vols = nvols ? hb_calloc(nvols, sizeof *in->vols) : NULL;
+    if (!in->ns || !in->name || !in->vm_ns || !in->vm_name || !in->error ||
+        (nvols && !in->vols)) {
+        harvbk_backup_info_free(in);
+        return NULL;
+    }
+    return in;
+}
+
+static harvbk_backup_info *info_from_manifest(const hb_manifest *m)
+{
+    harvbk_backup_info *in = info_new(m->ns, m->name, m->vm_ns, m->vm_name, "", m->nvols);
+    if (!in)
+        return NULL;
+    in->state = HARVBK_STATE_READY;
+    in->logical = m->logical_bytes;
+    in->uploaded = m->uploaded_bytes;
+    in->progress = m->logical_bytes;
+    in->created = m->created;
+    in->crash_consistent = m->crash_consistent;
+    for (size_t i = 0; i < m->nvols; i++, in->nvols++) {
+        if (!(in->vols[i].name = hb_strdup(m->vols[i].name))) {
+            harvbk_backup_info_free(in);
+            return NULL;
+        }
+        in->vols[i].size = m->vols[i].size;
+    }
+    return in;
+}
+
+static harvbk_backup_info *info_from_record(const hb_record *r)
+{
+    harvbk_backup_info *in = info_new(r->ns, r->name, r->vm_ns, r->vm_name, r->error, r->nvols);
+    if (!in)
+        return NULL;
+    in->state = r->state;
+    in->logical = r->logical_bytes;
+    in->uploaded = r->uploaded_bytes;
+    in->progress = r->progress_bytes;
+    in->created = r->created;
+    in->crash_consistent = r->crash_consistent;
+    for (size_t i = 0; i < r->nvols; i++, in->nvols++) {
+        if (!(in->vols[i].name = hb_strdup(r->vols[i].name))) {
+            harvbk_backup_info_free(in);
+            return NULL;
+        }
+        in->vols[i].size = r->vols[i].size;
+    }
+    return in;
+}
+
+/* A backup whose manifest exists but cannot be read. */
+static harvbk_backup_info *info_unreadable(const char *ns, const char *name, const char *msg)
+{
+    harvbk_backup_info *in = info_new(ns, name, ns, "", msg, 0);
+    if (in)
+        in->state = HARVBK_STATE_ERROR;
+    return in;
+}
+
+/* The local record of ns/name when it says something the target cannot:
+ * InProgress or Error, in the current store. 0 with *r, or NOTFOUND. */
+static int local_unfinished(harvbk_ctx *ctx, hb_store *st, const char *ns, const char *name,
+                            hb_record *r)
+{
+    hb_err e;
+    hb_err_clear(&e);
+    int rc = hb_record_read(ctx, ns, name, r, &e);
+    if (rc)
+        return HARVBK_E_NOTFOUND;
+    if (r->state == HARVBK_STATE_READY || !r->store_id || strcmp(r->store_id, st->id) != 0) {
+        hb_record_clear(r);
+        return HARVBK_E_NOTFOUND;
+    }
+    hb_record_recover(ctx, r, &e); /* a dead writer's record reads as Error */
+    return 0;
+}
+
+int hb_backup_manifest_load(harvbk_ctx *ctx, hb_store *st, const char *ns, const char *name,
+                            hb_manifest *m, hb_err *e)
+{
+    int rc = hb_store_manifest_read(st, HB_KIND_BACKUPS, ns, name, m, e);
+    if (rc != HARVBK_E_NOTFOUND)
+        return rc;
+    hb_record r;
+    if (local_unfinished(ctx, st, ns, name, &r) == 0) {
+        rc = hb_seterr(e, HARVBK_E_STATE, "backup %s/%s is %s%s%s, not Ready", ns, name,
+                       harvbk_state_name(r.state), r.error && *r.error ? ": " : "",
+                       r.error ? r.error : "");
+        hb_record_clear(&r);
+        return rc;
+    }
+    return hb_seterr(e, HARVBK_E_NOTFOUND, "backup %s/%s not found in %s", ns, name,
+                     st->t->display);
+}
+
+/* ---- get ---- */
+
+int harvbk_backup_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *namespace_,
+                      const char *name)
+{
+    if (!hb_ctx_ok(ctx))
+        return HARVBK_E_INVALID;
+    if (!out)
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+    *out = NULL;
+    hb_err e;
+    hb_err_clear(&e);
+    int rc = hb_check_name("namespace", namespace_, &e);
+    if (rc == 0)
+        rc = hb_check_name("backup name", name, &e);
+    hb_store_ref *ref = NULL;
+    if (rc == 0)
+        rc = hb_ctx_store_acquire(ctx, &ref, &e);
+    if (rc)
+        return hb_ctx_fail(ctx, &e);
+    hb_store *st = ref->st;
+    hb_manifest m;
+    harvbk_backup_info *in = NULL;
+    rc = hb_store_manifest_read(st, HB_KIND_BACKUPS, namespace_, name, &m, &e);
+    if (rc == 0) {
+        in = info_from_manifest(&m);
+        hb_manifest_clear(&m);
+        rc = in ? 0 : HARVBK_E_NOMEM;
+    } else if (rc == HARVBK_E_CORRUPT || rc == HARVBK_E_FORMAT) {
+        /* damaged or newer: shown as Error with the reason */
+        in = info_unreadable(namespace_, name, e.msg);
+        rc = in ? 0 : HARVBK_E_NOMEM;
+    } else if (rc == HARVBK_E_NOTFOUND) {
+        hb_record r;
+        if (local_unfinished(ctx, st, namespace_, name, &r) == 0) {
+            in = info_from_record(&r);
+            hb_record_clear(&r);
+            rc = in ? 0 : HARVBK_E_NOMEM;
+        } else {
+            hb_seterr(&e, HARVBK_E_NOTFOUND, "backup %s/%s not found in %s", namespace_, name,
+                      st->t->display);
+        }
+    }
+    hb_ctx_store_release(ctx, ref);
+    if (rc == HARVBK_E_NOMEM)
+        hb_seterr(&e, rc, NULL);
+    if (rc)
+        return hb_ctx_fail(ctx, &e);
+    *out = in;
+    return 0;
+}
+
+/* ---- list ---- */
+
+typedef struct list_build {
+    harvbk_ctx *ctx;
+    hb_store *st;
+    harvbk_backup_list *l;
+    size_t committed; /* entries 0..committed-1 came from manifests */
+    hb_err *e;
+} list_build;
+
+static int list_push(harvbk_backup_list *l, harvbk_backup_info *in)
+{
+    if (!in)
+        return HARVBK_E_NOMEM;
+    harvbk_backup_info **v = hb_realloc(l->v, (l->n + 1) * sizeof *v);
+    if (!v) {
+        harvbk_backup_info_free(in);
+        return HARVBK_E_NOMEM;
+    }
+    l->v = v;
+    l->v[l->n++] = in;
+    return 0;
+}
+
+static int list_manifest(const char *ns, const char *name, void *ud)
+{
+    list_build *lb = ud;
+    hb_manifest m;
+    hb_err me;
+    hb_err_clear(&me);
+    int rc = hb_store_manifest_read(lb->st, HB_KIND_BACKUPS, ns, name, &m, &me);
+    if (rc == HARVBK_E_NOTFOUND)
+        return 0; /* deleted meanwhile */
+    if (rc == HARVBK_E_CORRUPT || rc == HARVBK_E_FORMAT)
+        return list_push(lb->l, info_unreadable(ns, name, me.msg));
+    if (rc) {
+        *lb->e = me;
+        return rc;
+    }
+    rc = list_push(lb->l, info_from_manifest(&m));
+    hb_manifest_clear(&m);
+    return rc;
+}
+
+static int info_cmp(const void *a, const void *b)
+{
+    const harvbk_backup_info *x = *(harvbk_backup_info *const *)a;
+    const harvbk_backup_info *y = *(harvbk_backup_info *const *)b;
+    int c = strcmp(x->ns, y->ns);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+static int list_record(hb_record *r, void *ud)
+{
+    list_build *lb = ud;
+    if (r->state == HARVBK_STATE_READY || !r->store_id || strcmp(r->store_id, lb->st->id) != 0)
+        return 0;
+    harvbk_backup_info key = { .ns = r->ns, .name = r->name };
+    harvbk_backup_info *kp = &key;
+    if (lb->committed &&
+        bsearch(&kp, lb->l->v, lb->committed, sizeof *lb->l->v, info_cmp))
+        return 0; /* its manifest exists: the target is the truth */
+    hb_err e;
+    hb_err_clear(&e);
+    hb_record_recover(lb->ctx, r, &e);
+    return list_push(lb->l, info_from_record(r));
+}
+
+int harvbk_backup_list_get(harvbk_backup_list **out, harvbk_ctx *ctx)
+{
+    if (!hb_ctx_ok(ctx))
+        return HARVBK_E_INVALID;
+    if (!out)
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+    *out = NULL;
+    hb_err e;
+    hb_err_clear(&e);
+    hb_store_ref *ref = NULL;
+    int rc = hb_ctx_store_acquire(ctx, &ref, &e);
+    if (rc)
+        return hb_ctx_fail(ctx, &e);
+    list_build lb = { ctx, ref->st, hb_calloc(1, sizeof(harvbk_backup_list)), 0, &e };
+    if (!lb.l)
+        rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
+    if (rc == 0) {
+        rc = hb_store_entry_list(ref->st, HB_KIND_BACKUPS, list_manifest, &lb, &e);
+        if (rc == HARVBK_E_NOMEM)
+            hb_seterr(&e, rc, NULL);
+        else if (rc)
+            hb_err_prefix(&e, "cannot list the backups in the target");
+    }
+    if (rc == 0) {
+        lb.committed = lb.l->n;
+        if (lb.committed > 1)
+            qsort(lb.l->v, lb.committed, sizeof *lb.l->v, info_cmp);
+        rc = hb_record_foreach(ctx, list_record, &lb, &e);
+        if (rc == HARVBK_E_NOMEM)
+            hb_seterr(&e, rc, NULL);
+    }
+    hb_ctx_store_release(ctx, ref);
+    if (rc) {
+        harvbk_backup_list_free(lb.l);
+        return hb_ctx_fail(ctx, &e);
+    }
+    if (lb.l->n > 1)
+        qsort(lb.l->v, lb.l->n, sizeof *lb.l->v, info_cmp);
+    *out = lb.l;
+    return 0;
+}
+
+size_t harvbk_backup_list_count(const harvbk_backup_list *list) { return list ? list->n : 0; }
+
+const harvbk_backup_info *harvbk_backup_list_at(const harvbk_backup_list *list, size_t i)
+{
+    return list && i < list->n ? list->v[i] : NULL;
+}
+
+void harvbk_backup_list_free(harvbk_backup_list *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        harvbk_backup_info_free(list->v[i]);
+    hb_free(list->v);
+    hb_free(list);
+}
+
+/* ---- accessors ---- */
+
+const char *harvbk_backup_info_namespace(const harvbk_backup_info *info)
+{
+    return info ? info->ns : NULL;
+}
+const char *harvbk_backup_info_name(const harvbk_backup_info *info)
+{
+    return info ? info->name : NULL;
+}
+const char *harvbk_backup_info_vm_name(const harvbk_backup_info *info)
+{
+    return info ? info->vm_name : NULL;
+}
+int harvbk_backup_info_state(const harvbk_backup_info *info)
+{
+    return info ? info->state : HARVBK_E_INVALID;
+}
+const char *harvbk_backup_info_error(const harvbk_backup_info *info)
+{
+    return info ? info->error : "";
+}
+uint64_t harvbk_backup_info_logical_bytes(const harvbk_backup_info *info)
+{
+    return info ? info->logical : 0;
+}
+uint64_t harvbk_backup_info_uploaded_bytes(const harvbk_backup_info *info)
+{
+    return info ? info->uploaded : 0;
+}
+uint64_t harvbk_backup_info_progress_bytes(const harvbk_backup_info *info)
+{
+    return info ? info->progress : 0;
+}
+int64_t harvbk_backup_info_created(const harvbk_backup_info *info)
+{
+    return info ? info->created : 0;
+}
+size_t harvbk_backup_info_volume_count(const harvbk_backup_info *info)
+{
+    return info ? info->nvols : 0;
+}
+const char *harvbk_backup_info_volume_name(const harvbk_backup_info *info, size_t i)
+{
+    return info && i < info->nvols ? info->vols[i].name : NULL;
+}
+uint64_t harvbk_backup_info_volume_size(const harvbk_backup_info *info, size_t i)
+{
+    return info && i < info->nvols ? info->vols[i].size : 0;
+}
+int harvbk_backup_info_crash_consistent(const harvbk_backup_info *info)
+{
+    return info && info->crash_consistent ? 1 : 0;
+}
+
+int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out)
+{
+    if (!info || !out)
+        return HARVBK_E_INVALID;
+    *out = NULL;
+    char created[32];
+    hb_iso8601(info->created, created, sizeof created);
+    char *vm = hb_asprintf("%s/%s", info->vm_ns, info->vm_name);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *vols = NULL;
+    bool ok = root && vm;
+    if (ok) {
+        ok &= cJSON_AddStringToObject(root, "namespace", info->ns) != NULL;
+        ok &= cJSON_AddStringToObject(root, "name", info->name) != NULL;
+        ok &= cJSON_AddStringToObject(root, "vm", vm) != NULL;
+        ok &= cJSON_AddStringToObject(root, "vm_namespace", info->vm_ns) != NULL;
+        ok &= cJSON_AddStringToObject(root, "vm_name", info->vm_name) != NULL;
+        ok &= cJSON_AddStringToObject(root, "state", harvbk_state_name(info->state)) != NULL;
+        ok &= hb_json_add_u64(root, "logical_bytes", info->logical) != NULL;
+        ok &= hb_json_add_u64(root, "uploaded_bytes", info->uploaded) != NULL;
+        ok &= hb_json_add_u64(root, "progress_bytes", info->progress) != NULL;
+        ok &= cJSON_AddStringToObject(root, "error", info->error) != NULL;
+        ok &= cJSON_AddStringToObject(root, "created", created) != NULL;
+        ok &= cJSON_AddBoolToObject(root, "crash_consistent", info->crash_consistent) != NULL;
+        ok &= (vols = cJSON_AddArrayToObject(root, "volumes")) != NULL;
+    }
+    for (size_t i = 0; ok && i < info->nvols; i++) {
+        cJSON *v = cJSON_CreateObject();
+        ok = v && cJSON_AddItemToArray(vols, v) &&
+             cJSON_AddStringToObject(v, "name", info->vols[i].name) &&
+             hb_json_add_u64(v, "size", info->vols[i].size);
+    }
+    char *text = ok ? hb_json_print(root) : NULL;
+    cJSON_Delete(root);
+    hb_free(vm);
+    if (!text)
+        return HARVBK_E_NOMEM;
+    /* harvbk_string_free() frees with the library's allocator */
+    *out = text;
+    return 0;
+}

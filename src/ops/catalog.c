@@ -1,0 +1,414 @@
+/*
+ * ops/catalog.c - the context's VM catalog: one JSON document per VM,
+ * "vms/<ns>/<name>.json" in the state directory, each replaced atomically:
+ *   {"namespace":..,"name":..,"volumes":[{"name":..,"path":..}],
+ *    "metadata":"<base64>","images":[..],"power_state":"on"|"off"|"unknown"}
+ * A volume restored through write callbacks has no path; it is recorded as
+ * {"name":..,"size":..} ("external": its bytes live where the caller put them).
+ */
+#include "ops.h"
+#include "../core/base64.h"
+#include "../core/fsutil.h"
+#include "../core/json.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VM_FILE_MAX (64u * 1024u * 1024u)
+#define VM_WHAT "VM catalog entry"
+
+struct harvbk_vm_list {
+    harvbk_vm **v;
+    size_t n;
+};
+
+static const char *power_name(harvbk_power_state s)
+{
+    return s == HARVBK_POWER_ON ? "on" : s == HARVBK_POWER_OFF ? "off" : "unknown";
+}
+
+static char *vm_encode(const harvbk_vm *vm)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *vols = NULL, *imgs = NULL;
+    char *meta = hb_base64_encode(vm->metadata.data ? (const void *)vm->metadata.data : "",
+                                  vm->metadata.len);
+    bool ok = root && meta;
+    if (ok) {
+        ok &= cJSON_AddStringToObject(root, "namespace", vm->ns) != NULL;
+        ok &= cJSON_AddStringToObject(root, "name", vm->name) != NULL;
+        ok &= (vols = cJSON_AddArrayToObject(root, "volumes")) != NULL;
+        ok &= cJSON_AddStringToObject(root, "metadata", meta) != NULL;
+        ok &= (imgs = cJSON_AddArrayToObject(root, "images")) != NULL;
+        ok &= cJSON_AddStringToObject(root, "power_state", power_name(vm->power)) != NULL;
+    }
+    for (size_t i = 0; ok && i < vm->nvols; i++) {
+        const hb_vm_volume *v = &vm->vols[i];
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddItemToArray(vols, o) && cJSON_AddStringToObject(o, "name", v->name);
+        if (ok && v->path)
+            ok = cJSON_AddStringToObject(o, "path", v->path) != NULL;
+        else if (ok)
+            ok = hb_json_add_u64(o, "size", v->size) != NULL;
+    }
+    for (size_t i = 0; ok && i < vm->nimages; i++) {
+        cJSON *s = cJSON_CreateString(vm->images[i]);
+        ok = s && cJSON_AddItemToArray(imgs, s);
+    }
+    char *text = ok ? hb_json_print(root) : NULL;
+    cJSON_Delete(root);
+    hb_free(meta);
+    return text;
+}
+
+static int vm_decode(const hb_buf *b, harvbk_vm **out, hb_err *e)
+{
+    *out = NULL;
+    cJSON *root = NULL;
+    const char *ns = NULL, *name = NULL, *meta = NULL, *power = NULL;
+    harvbk_vm *vm = NULL;
+    int rc = hb_json_parse(b->data, b->len, VM_WHAT, &root, e);
+    if (rc == 0 && !cJSON_IsObject(root))
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s is not a JSON object", VM_WHAT);
+    if (rc == 0)
+        rc = hb_json_get_str(root, "namespace", true, &ns, VM_WHAT, e);
+    if (rc == 0)
+        rc = hb_json_get_str(root, "name", true, &name, VM_WHAT, e);
+    if (rc == 0)
+        rc = hb_json_get_str(root, "metadata", false, &meta, VM_WHAT, e);
+    if (rc == 0)
+        rc = hb_json_get_str(root, "power_state", false, &power, VM_WHAT, e);
+    if (rc == 0 && harvbk_vm_new(&vm, ns, name) != 0)
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: invalid VM name", VM_WHAT);
+    if (rc == 0 && meta && *meta)
+        rc = hb_base64_decode(meta, &vm->metadata, e);
+    if (rc == 0 && power)
+        vm->power = strcmp(power, "on") == 0    ? HARVBK_POWER_ON
+                    : strcmp(power, "off") == 0 ? HARVBK_POWER_OFF
+                                                : HARVBK_POWER_UNKNOWN;
+    const cJSON *vols = root ? cJSON_GetObjectItemCaseSensitive(root, "volumes") : NULL;
+    if (rc == 0 && !cJSON_IsArray(vols))
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: volumes is not an array", VM_WHAT);
+    const cJSON *it;
+    if (rc == 0) {
+        cJSON_ArrayForEach(it, vols)
+        {
+            const char *vn = NULL, *path = NULL;
+            uint64_t size = 0;
+            rc = cJSON_IsObject(it) ? 0 : hb_seterr(e, HARVBK_E_CORRUPT, "%s: bad volume", VM_WHAT);
+            if (rc == 0)
+                rc = hb_json_get_str(it, "name", true, &vn, VM_WHAT, e);
+            if (rc == 0)
+                rc = hb_json_get_str(it, "path", false, &path, VM_WHAT, e);
+            if (rc == 0 && !path)
+                rc = hb_json_get_u64(it, "size", true, &size, VM_WHAT, e);
+            if (rc == 0 && path && !*path)
+                rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: empty volume path", VM_WHAT);
+            if (rc == 0 && hb_vm_push_volume(vm, vn, path, size, NULL, NULL, NULL) != 0)
+                rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: bad or duplicate volume \"%s\"",
+                               VM_WHAT, vn);
+            if (rc)
+                break;
+        }
+    }
+    const cJSON *imgs = root ? cJSON_GetObjectItemCaseSensitive(root, "images") : NULL;
+    if (rc == 0 && imgs && !cJSON_IsArray(imgs))
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: images is not an array", VM_WHAT);
+    if (rc == 0 && imgs) {
+        cJSON_ArrayForEach(it, imgs)
+        {
+            if (!cJSON_IsString(it) || harvbk_vm_add_image(vm, it->valuestring) != 0) {
+                rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: bad image reference", VM_WHAT);
+                break;
+            }
+        }
+    }
+    cJSON_Delete(root);
+    if (rc)
+        harvbk_vm_free(vm);
+    else
+        *out = vm;
+    return rc;
+}
+
+static char *vm_path(harvbk_ctx *ctx, const char *ns, const char *name)
+{
+    char *file = hb_asprintf("%s.json", name);
+    char *p = file ? hb_ctx_path(ctx, HB_VMS_DIR, ns, file) : NULL;
+    hb_free(file);
+    return p;
+}
+
+int hb_catalog_put(harvbk_ctx *ctx, const harvbk_vm *vm, bool allow_external, hb_err *e)
+{
+    if (vm->nvols == 0)
+        return hb_seterr(e, HARVBK_E_INVALID, "VM %s/%s has no volume", vm->ns, vm->name);
+    for (size_t i = 0; i < vm->nvols; i++) {
+        const hb_vm_volume *v = &vm->vols[i];
+        if (!v->path && !allow_external)
+            return hb_seterr(e, HARVBK_E_INVALID,
+                             "volume %s of VM %s/%s is served by callbacks; only volumes "
+                             "with a path can be registered",
+                             v->name, vm->ns, vm->name);
+    }
+    char *dir = hb_ctx_path(ctx, HB_VMS_DIR, vm->ns, NULL);
+    char *path = vm_path(ctx, vm->ns, vm->name);
+    char *text = vm_encode(vm);
+    int rc = (!dir || !path || !text) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
+    if (rc == 0)
+        rc = hb_mkdir_p(dir, 0700, e);
+    if (rc == 0)
+        rc = hb_write_file_atomic(path, text, strlen(text), 0600, e);
+    if (rc)
+        hb_err_prefix(e, "cannot register VM %s/%s", vm->ns, vm->name);
+    hb_free(text);
+    hb_free(path);
+    hb_free(dir);
+    return rc;
+}
+
+static int catalog_read_path(const char *path, harvbk_vm **out, hb_err *e)
+{
+    hb_buf b = HB_BUF_INIT;
+    int rc = hb_read_file(path, &b, VM_FILE_MAX, e);
+    if (rc == 0) {
+        rc = vm_decode(&b, out, e);
+        if (rc)
+            hb_err_prefix(e, "%s", path);
+    }
+    hb_buf_free(&b);
+    return rc;
+}
+
+int hb_catalog_get(harvbk_ctx *ctx, const char *ns, const char *name, harvbk_vm **out, hb_err *e)
+{
+    *out = NULL;
+    char *path = vm_path(ctx, ns, name);
+    if (!path)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    int rc = catalog_read_path(path, out, e);
+    if (rc == HARVBK_E_NOTFOUND)
+        hb_seterr(e, rc, "VM %s/%s is not registered", ns, name);
+    else if (rc == 0 && (strcmp((*out)->ns, ns) != 0 || strcmp((*out)->name, name) != 0)) {
+        harvbk_vm_free(*out);
+        *out = NULL;
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s describes another VM", path);
+    }
+    hb_free(path);
+    return rc;
+}
+
+int hb_catalog_exists(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e)
+{
+    char *path = vm_path(ctx, ns, name);
+    if (!path)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    struct stat sb;
+    int rc = stat(path, &sb) == 0 ? 1 : 0;
+    if (!rc && errno != ENOENT)
+        rc = hb_seterr(e, hb_errno_code(errno), "cannot look up VM %s/%s: %s", ns, name,
+                       strerror(errno));
+    hb_free(path);
+    return rc;
+}
+
+/* ---- public ---- */
+
+static int check_ns_name(const char *ns, const char *name, hb_err *e)
+{
+    int rc = hb_check_name("namespace", ns, e);
+    return rc ? rc : hb_check_name("VM name", name, e);
+}
+
+int harvbk_vm_register(harvbk_ctx *ctx, const harvbk_vm *vm)
+{
+    if (!hb_ctx_ok(ctx))
+        return HARVBK_E_INVALID;
+    hb_err e;
+    hb_err_clear(&e);
+    if (!vm)
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "VM is NULL");
+    pthread_mutex_lock(&ctx->cat_mu);
+    int rc = hb_catalog_put(ctx, vm, false, &e);
+    pthread_mutex_unlock(&ctx->cat_mu);
+    if (rc == 0)
+        hb_log_info(&ctx->log, "VM %s/%s registered (%zu volumes)", vm->ns, vm->name, vm->nvols);
+    return rc ? hb_ctx_fail(ctx, &e) : 0;
+}
+
+int harvbk_vm_lookup(harvbk_vm **out, harvbk_ctx *ctx, const char *namespace_, const char *name)
+{
+    if (!hb_ctx_ok(ctx))
+        return HARVBK_E_INVALID;
+    hb_err e;
+    hb_err_clear(&e);
+    if (!out)
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+    *out = NULL;
+    int rc = check_ns_name(namespace_, name, &e);
+    if (rc == 0)
+        rc = hb_catalog_get(ctx, namespace_, name, out, &e);
+    return rc ? hb_ctx_fail(ctx, &e) : 0;
+}
+
+int harvbk_vm_unregister(harvbk_ctx *ctx, const char *namespace_, const char *name)
+{
+    if (!hb_ctx_ok(ctx))
+        return HARVBK_E_INVALID;
+    hb_err e;
+    hb_err_clear(&e);
+    int rc = check_ns_name(namespace_, name, &e);
+    char *path = rc ? NULL : vm_path(ctx, namespace_, name);
+    if (rc == 0 && !path)
+        rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
+    if (rc == 0) {
+        pthread_mutex_lock(&ctx->cat_mu);
+        if (unlink(path) != 0) {
+            if (errno == ENOENT)
+                rc = hb_seterr(&e, HARVBK_E_NOTFOUND, "VM %s/%s is not registered", namespace_,
+                               name);
+            else
+                rc = hb_seterr(&e, hb_errno_code(errno), "cannot unregister VM %s/%s: %s",
+                               namespace_, name, strerror(errno));
+        } else {
+            char *dir = hb_ctx_path(ctx, HB_VMS_DIR, namespace_, NULL);
+            if (dir)
+                rmdir(dir); /* only succeeds when it became empty */
+            hb_free(dir);
+        }
+        pthread_mutex_unlock(&ctx->cat_mu);
+    }
+    hb_free(path);
+    if (rc == 0)
+        hb_log_info(&ctx->log, "VM %s/%s unregistered", namespace_, name);
+    return rc ? hb_ctx_fail(ctx, &e) : 0;
+}
+
+int harvbk_vm_set_registered_power_state(harvbk_ctx *ctx, const char *namespace_,
+                                         const char *name, harvbk_power_state state)
+{
+    if (!hb_ctx_ok(ctx))
+        return HARVBK_E_INVALID;
+    hb_err e;
+    hb_err_clear(&e);
+    int rc = check_ns_name(namespace_, name, &e);
+    if (rc == 0 && state != HARVBK_POWER_UNKNOWN && state != HARVBK_POWER_ON &&
+        state != HARVBK_POWER_OFF)
+        rc = hb_seterr(&e, HARVBK_E_INVALID, "invalid power state %d", (int)state);
+    if (rc == 0) {
+        harvbk_vm *vm = NULL;
+        pthread_mutex_lock(&ctx->cat_mu);
+        rc = hb_catalog_get(ctx, namespace_, name, &vm, &e);
+        if (rc == 0) {
+            vm->power = state;
+            rc = hb_catalog_put(ctx, vm, true, &e);
+        }
+        pthread_mutex_unlock(&ctx->cat_mu);
+        harvbk_vm_free(vm);
+    }
+    return rc ? hb_ctx_fail(ctx, &e) : 0;
+}
+
+static int vm_cmp(const void *a, const void *b)
+{
+    const harvbk_vm *x = *(harvbk_vm *const *)a, *y = *(harvbk_vm *const *)b;
+    int c = strcmp(x->ns, y->ns);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+static int list_push(harvbk_vm_list *l, harvbk_vm *vm)
+{
+    harvbk_vm **v = hb_realloc(l->v, (l->n + 1) * sizeof *v);
+    if (!v)
+        return HARVBK_E_NOMEM;
+    l->v = v;
+    l->v[l->n++] = vm;
+    return 0;
+}
+
+int harvbk_vm_list_get(harvbk_vm_list **out, harvbk_ctx *ctx)
+{
+    if (!hb_ctx_ok(ctx))
+        return HARVBK_E_INVALID;
+    hb_err e;
+    hb_err_clear(&e);
+    if (!out)
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+    *out = NULL;
+    harvbk_vm_list *l = hb_calloc(1, sizeof *l);
+    char *top = hb_ctx_path(ctx, HB_VMS_DIR, NULL, NULL);
+    int rc = (!l || !top) ? hb_seterr(&e, HARVBK_E_NOMEM, NULL) : 0;
+    DIR *d = rc ? NULL : opendir(top);
+    if (rc == 0 && !d && errno != ENOENT)
+        rc = hb_seterr(&e, hb_errno_code(errno), "cannot read the VM catalog: %s",
+                       strerror(errno));
+    struct dirent *de;
+    while (rc == 0 && d && (de = readdir(d)) != NULL) {
+        if (!hb_name_valid(de->d_name))
+            continue;
+        char *nsdir = hb_path_join(top, de->d_name);
+        DIR *d2 = nsdir ? opendir(nsdir) : NULL;
+        struct dirent *de2;
+        while (rc == 0 && d2 && (de2 = readdir(d2)) != NULL) {
+            size_t n = strlen(de2->d_name);
+            if (n <= 5 || strcmp(de2->d_name + n - 5, ".json") != 0)
+                continue;
+            char base[64];
+            if (n - 5 >= sizeof base)
+                continue;
+            memcpy(base, de2->d_name, n - 5);
+            base[n - 5] = '\0';
+            if (!hb_name_valid(base))
+                continue;
+            harvbk_vm *vm = NULL;
+            hb_err ve;
+            hb_err_clear(&ve);
+            int vr = hb_catalog_get(ctx, de->d_name, base, &vm, &ve);
+            if (vr == HARVBK_E_NOTFOUND)
+                continue;
+            if (vr) {
+                hb_log_warn(&ctx->log, "skipping unreadable VM catalog entry: %s", ve.msg);
+                continue;
+            }
+            if (list_push(l, vm) != 0) {
+                harvbk_vm_free(vm);
+                rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
+            }
+        }
+        if (d2)
+            closedir(d2);
+        hb_free(nsdir);
+    }
+    if (d)
+        closedir(d);
+    hb_free(top);
+    if (rc) {
+        harvbk_vm_list_free(l);
+        return hb_ctx_fail(ctx, &e);
+    }
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, vm_cmp);
+    *out = l;
+    return 0;
+}
+
+size_t harvbk_vm_list_count(const harvbk_vm_list *list) { return list ? list->n : 0; }
+
+const harvbk_vm *harvbk_vm_list_at(const harvbk_vm_list *list, size_t i)
+{
+    return list && i < list->n ? list->v[i] : NULL;
+}
+
+void harvbk_vm_list_free(harvbk_vm_list *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        harvbk_vm_free(list->v[i]);
+    hb_free(list->v);
+    hb_free(list);
+}

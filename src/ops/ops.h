@@ -1,0 +1,302 @@
+/*
+ * ops/ops.h - the ops layer: the implementation of the public API on top of
+ * the engine, the store and the target. Internal; nothing here is exported.
+ *
+ * Files:
+ *   options.c     options structs (*_options_init, version checks), state names
+ *   ctx.c         contexts: state dir, logging, error messages, store refs, registry
+ *   ctx_target.c  harvbk_ctx_set_target / get_target / check_target
+ *   recovery.c    crash recovery of records a dead process left InProgress
+ *   vm.c          harvbk_vm values
+ *   catalog.c     the VM catalog in the state dir (vms/<ns>/<name>.json)
+ *   record.c      local backup records (backups/<ns>/<name>.json) and their locks
+ *   ranges.c      harvbk_ranges
+ *   op.c          operation handles: thread, state, wait, cancel, progress
+ *   backup.c      harvbk_backup_create (the backup operation)
+ *   backup_info.c harvbk_backup_get/list and the info accessors/JSON
+ *   backup_delete.c harvbk_backup_delete
+ *   verify.c      harvbk_backup_verify
+ *   gc.c          harvbk_gc
+ *   restore.c     harvbk_restore_create
+ *
+ * Locking order (outer first): ctx->target_mu -> ctx->mu -> op->mu;
+ * ctx->cat_mu, ctx->lease_mu, ctx->err_mu and ctx->log_lock are leaves (no
+ * other lock is taken while holding them, except that user log callbacks run
+ * under the read side of log_lock).
+ */
+#ifndef HB_OPS_H
+#define HB_OPS_H
+
+#include "../core/hb.h"
+#include "../engine/engine.h"
+#include "../store/store.h"
+#include "../target/config.h"
+#include "../target/target.h"
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define HB_CTX_MAGIC 0x68624378u /* "hbCx" */
+#define HB_OP_MAGIC 0x68624f70u  /* "hbOp" */
+#define HB_OP_DEAD 0x64656164u   /* freed op */
+
+/* File names inside the state directory. */
+#define HB_STATE_FILE "harvbk-state.json"
+#define HB_STATE_FORMAT 1
+#define HB_TARGET_FILE "target.json"
+#define HB_VMS_DIR "vms"
+#define HB_RECORDS_DIR "backups"
+#define HB_LOCKS_DIR "locks"
+/* The store's config object in the target (store/store.h, docs/FORMAT.md). */
+#define HB_STORE_CONFIG_KEY "harvbk-store.json"
+
+/* Waiting for a gc of the target to end before a backup writes. */
+#define HB_GC_WAIT_MS 60000u
+#define HB_GC_POLL_MS 1000u
+/* Age past which the target's temporaries of any owner are removed. */
+#define HB_TEMP_MAX_AGE_S (24 * 3600)
+
+/* ---- options (options.c) ---- */
+/* HARVBK_E_VERSION for 0 or a version newer than `known`. */
+int hb_opts_version_check(unsigned int version, unsigned int known, const char *what, hb_err *e);
+
+/* ---- VM values (vm.c) ---- */
+typedef struct hb_vm_volume {
+    char *name;
+    char *path;                  /* NULL for callback/external volumes */
+    uint64_t size;               /* callback volumes; catalog "external" volumes */
+    harvbk_volume_read_cb read_cb;
+    harvbk_volume_write_cb write_cb;
+    void *payload;
+} hb_vm_volume;
+
+struct harvbk_vm {
+    char *ns, *name;
+    hb_vm_volume *vols;
+    size_t nvols, capvols;
+    hb_buf metadata;
+    char **images;
+    size_t nimages;
+    harvbk_power_state power;
+};
+
+int hb_vm_dup(harvbk_vm **out, const harvbk_vm *src);
+/* Append a volume (everything copied); HARVBK_E_EXISTS for a duplicate name. */
+int hb_vm_push_volume(harvbk_vm *vm, const char *name, const char *path, uint64_t size,
+                      harvbk_volume_read_cb rd, harvbk_volume_write_cb wr, void *payload);
+const hb_vm_volume *hb_vm_find_volume(const harvbk_vm *vm, const char *name);
+
+/* ---- the store a context uses, reference-counted (ctx.c) ---- */
+typedef struct hb_store_ref {
+    hb_store *st;
+    unsigned refs; /* guarded by ctx->mu; the context's own slot counts as one */
+} hb_store_ref;
+
+/* ---- what this process is doing with which backup (ctx.c) ---- */
+enum hb_use_kind { HB_USE_WRITE = 1, HB_USE_READ = 2, HB_USE_DELETE = 3, HB_USE_NEWVM = 4 };
+typedef struct hb_use {
+    int kind;
+    char *ns, *name;
+    unsigned count;
+    struct hb_use *next;
+} hb_use;
+
+/* Owner strings of dead writers whose target leftovers must be removed when
+ * the store with `store_id` is next opened (recovery.c). */
+typedef struct hb_pending_owner {
+    char *owner, *store_id;
+    struct hb_pending_owner *next;
+} hb_pending_owner;
+
+struct harvbk_ctx {
+    uint32_t magic;
+    char *state_dir;
+    char id[37];
+    char owner[96];             /* "<ctx-id>-<pid>-<8 hex>": temporaries, leases */
+    unsigned threads;
+
+    /* logging: layers below get `log` whose callback is a trampoline that
+     * reads the user's hook under log_lock, so the hook can be replaced. */
+    hb_logger log;
+    pthread_rwlock_t log_lock;
+    harvbk_log_cb user_log_cb;
+    void *user_log_payload;
+
+    pthread_mutex_t err_mu;
+    char errmsg[HB_ERRMSG_MAX];
+
+    pthread_mutex_t target_mu;  /* serialises set_target and opening the store */
+    pthread_mutex_t mu;         /* everything below */
+    pthread_cond_t cv;
+    bool has_target;
+    hb_target_cfg cfg;
+    hb_store_ref *store;
+    hb_pending_owner *pending;
+    harvbk_op *ops;             /* ops whose thread was not yet joined */
+    unsigned nrunning;
+    bool closing;
+    bool gc_running;
+    hb_use *uses;
+
+    pthread_mutex_t cat_mu;     /* VM catalog read-modify-write */
+
+    pthread_mutex_t lease_mu;   /* the context's shared writer lease */
+    hb_lease *writer_lease;
+    unsigned writer_refs;
+    hb_store *writer_store;
+};
+
+/* Set the context's message from e (when e->code != 0); returns e->code. */
+int hb_ctx_fail(harvbk_ctx *ctx, const hb_err *e);
+/* Format a message, set it as the context's message, return code. */
+int hb_ctx_failf(harvbk_ctx *ctx, int code, const char *fmt, ...) HB_PRINTF(3, 4);
+/* Common entry check of public functions taking a context. */
+bool hb_ctx_ok(const harvbk_ctx *ctx);
+
+/* Open target + store for cfg (no reference counting; for set_target). */
+int hb_ctx_open_store(harvbk_ctx *ctx, const hb_target_cfg *cfg, hb_store **out, hb_err *e);
+/* Take a reference on the context's store, opening it on first use.
+ * HARVBK_E_NOTARGET when no target is configured. */
+int hb_ctx_store_acquire(harvbk_ctx *ctx, hb_store_ref **out, hb_err *e);
+void hb_ctx_store_release(harvbk_ctx *ctx, hb_store_ref *ref);
+
+/* The registry. add fails with HARVBK_E_BUSY / HARVBK_E_EXISTS when it
+ * conflicts (WRITE/READ vs DELETE, WRITE vs WRITE, NEWVM vs NEWVM). */
+int hb_ctx_use_add(harvbk_ctx *ctx, int kind, const char *ns, const char *name, hb_err *e);
+void hb_ctx_use_del(harvbk_ctx *ctx, int kind, const char *ns, const char *name);
+
+/* The context's writer lease on st, shared by its running backups. */
+int hb_ctx_writer_lease_get(harvbk_ctx *ctx, hb_store *st, hb_err *e);
+void hb_ctx_writer_lease_put(harvbk_ctx *ctx);
+
+/* "<state_dir>/<a>/<b>/<c>" style paths (NULL components end the list). */
+char *hb_ctx_path(const harvbk_ctx *ctx, const char *a, const char *b, const char *c);
+
+/* ---- crash recovery (recovery.c) ---- */
+/* Remember owner/store_id for cleanup on the next store open (ctx->mu not held). */
+int hb_recovery_remember(harvbk_ctx *ctx, const char *owner, const char *store_id);
+/* Run the pending cleanups that belong to st (called when a store was opened). */
+void hb_recovery_cleanup_store(harvbk_ctx *ctx, hb_store *st);
+/* Scan all local records and turn dead InProgress ones into Error. */
+int hb_recovery_scan(harvbk_ctx *ctx, hb_err *e);
+
+/* ---- local backup records (record.c) ---- */
+typedef struct hb_record_volume {
+    char *name;
+    uint64_t size;
+} hb_record_volume;
+
+typedef struct hb_record {
+    char *ns, *name, *vm_ns, *vm_name;
+    int state;                  /* harvbk_state */
+    char *error;                /* "" when none */
+    int error_code;
+    int64_t created;
+    uint64_t logical_bytes, uploaded_bytes, progress_bytes;
+    char *owner, *store_id;
+    bool crash_consistent;
+    hb_record_volume *vols;
+    size_t nvols;
+} hb_record;
+
+void hb_record_clear(hb_record *r);
+int hb_record_set_error(hb_record *r, int code, const char *msg);
+int hb_record_read(harvbk_ctx *ctx, const char *ns, const char *name, hb_record *r, hb_err *e);
+int hb_record_write(harvbk_ctx *ctx, const hb_record *r, hb_err *e);
+int hb_record_remove(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
+/* Calls cb for every readable record (unreadable ones are logged and skipped).
+ * The record is cleared after cb returns; a non-zero cb return stops. */
+typedef int (*hb_record_cb)(hb_record *r, void *ud);
+int hb_record_foreach(harvbk_ctx *ctx, hb_record_cb cb, void *ud, hb_err *e);
+
+/* Record locks: an exclusive flock on <state>/locks/<ns>_<name>.lock held by
+ * the process that writes the backup. 0 with *out_fd, HARVBK_E_BUSY when
+ * another open file holds it. */
+int hb_reclock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_fd, hb_err *e);
+void hb_reclock_release(harvbk_ctx *ctx, const char *ns, const char *name, int fd);
+
+/* If r is InProgress and nobody holds its lock, make it Error "interrupted"
+ * (persisted; owner remembered for target cleanup). Returns 1 when changed. */
+int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_err *e);
+
+/* ---- operations (op.c) ---- */
+typedef int (*hb_op_run_fn)(harvbk_op *op, hb_err *e);
+typedef void (*hb_op_free_fn)(void *job);
+
+struct harvbk_op {
+    uint32_t magic;
+    const char *kind;              /* "backup", "restore", "verify", "gc" */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;             /* CLOCK_MONOTONIC */
+    int state;                     /* guarded by mu */
+    int result;
+    char errmsg[HB_ERRMSG_MAX];
+    _Atomic uint64_t done, total;
+    atomic_int cancel;             /* the engine's job->cancel */
+    atomic_uint refs;              /* user handle + ctx list */
+
+    pthread_mutex_t join_mu;
+    pthread_t thread;
+    bool started, joined;
+
+    harvbk_ctx *ctx;               /* guarded by mu; NULL once the ctx let go */
+    harvbk_op *next;               /* ctx->ops, guarded by ctx->mu */
+
+    harvbk_progress_cb progress_cb;
+    void *progress_payload;
+
+    hb_op_run_fn run;              /* runs on the op thread; owns and frees job */
+    hb_op_free_fn free_job;        /* frees job when the op never started */
+    void *job;
+    hb_store_ref *sref;            /* store reference held while running */
+
+    uint64_t gc_chunks, gc_bytes;  /* gc results */
+};
+
+/* New op (not started). sref is taken over (released when the op ends). */
+int hb_op_new(harvbk_op **out, harvbk_ctx *ctx, const char *kind, hb_store_ref *sref,
+              harvbk_progress_cb cb, void *payload, hb_op_run_fn run, hb_op_free_fn free_job,
+              void *job, hb_err *e);
+/* Start the thread. On failure nothing ran: the caller undoes its own work
+ * and calls hb_op_discard(). */
+int hb_op_start(harvbk_op *op, hb_err *e);
+/* Free an op that was never started (frees its job, releases sref). */
+void hb_op_discard(harvbk_op *op);
+/* Fill a job for the engine that reports progress through op. */
+void hb_op_job(harvbk_op *op, hb_store *st, hb_job *job);
+/* The default engine progress hook (ud = op). */
+int hb_op_progress(uint64_t delta, void *ud);
+bool hb_op_cancelled(harvbk_op *op);
+/* harvbk_ctx_free: cancel every op of ctx, join their threads, detach them. */
+void hb_op_ctx_release_all(harvbk_ctx *ctx);
+/* Sleep up to ms, returning early (true) when cancelled. */
+bool hb_op_sleep(harvbk_op *op, uint64_t ms);
+
+/* ---- ranges (ranges.c) ---- */
+typedef struct hb_ranges_vol {
+    char *volume;
+    hb_range *r;
+    size_t n, cap;
+} hb_ranges_vol;
+struct harvbk_ranges {
+    hb_ranges_vol *v;
+    size_t n, cap;
+};
+/* The raw ranges of a volume, NULL when the volume is absent from the set. */
+const hb_ranges_vol *hb_ranges_find(const harvbk_ranges *rg, const char *volume);
+
+/* ---- VM catalog (catalog.c) ---- */
+/* Save vm; with allow_external, volumes without a path are recorded by size
+ * (a VM restored through write callbacks). */
+int hb_catalog_put(harvbk_ctx *ctx, const harvbk_vm *vm, bool allow_external, hb_err *e);
+int hb_catalog_get(harvbk_ctx *ctx, const char *ns, const char *name, harvbk_vm **out, hb_err *e);
+/* 1 when registered, 0 when not, < 0 on error. */
+int hb_catalog_exists(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
+
+/* ---- backups (backup_info.c) ---- */
+/* Locate the manifest of backup ns/name in st: 0 and *m filled, or
+ * HARVBK_E_NOTFOUND / HARVBK_E_STATE (a local record says the backup is
+ * InProgress or Error) / HARVBK_E_CORRUPT / HARVBK_E_FORMAT, with a message. */
+int hb_backup_manifest_load(harvbk_ctx *ctx, hb_store *st, const char *ns, const char *name,
+                            hb_manifest *m, hb_err *e);
+
+#endif

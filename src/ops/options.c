@@ -1,0 +1,71 @@
+/* ops/options.c - options structures: defaults, version checks; state names. */
+#include "ops.h"
+#include <string.h>
+
+int hb_opts_version_check(unsigned int version, unsigned int known, const char *what, hb_err *e)
+{
+    if (version == 0 || version > known)
+        return hb_seterr(e, HARVBK_E_VERSION,
+                         "%s version %u is not supported (this library knows 1..%u)", what,
+                         version, known);
+    return 0;
+}
+
+int harvbk_ctx_options_init(harvbk_ctx_options *opts, unsigned int version)
+{
+    if (!opts)
+        return HARVBK_E_INVALID;
+    if (hb_opts_version_check(version, HARVBK_CTX_OPTIONS_VERSION, "context options", NULL))
+        return HARVBK_E_VERSION;
+    memset(opts, 0, sizeof *opts);
+    opts->version = version;
+    opts->log_level = HARVBK_LOG_INFO;
+    return 0;
+}
+
+int harvbk_backup_options_init(harvbk_backup_options *opts, unsigned int version)
+{
+    if (!opts)
+        return HARVBK_E_INVALID;
+    if (hb_opts_version_check(version, HARVBK_BACKUP_OPTIONS_VERSION, "backup options", NULL))
+        return HARVBK_E_VERSION;
+    memset(opts, 0, sizeof *opts);
+    opts->version = version;
+    return 0;
+}
+
+int harvbk_op_options_init(harvbk_op_options *opts, unsigned int version)
+{
+    if (!opts)
+        return HARVBK_E_INVALID;
+    if (hb_opts_version_check(version, HARVBK_OP_OPTIONS_VERSION, "operation options", NULL))
+        return HARVBK_E_VERSION;
+    memset(opts, 0, sizeof *opts);
+    opts->version = version;
+    return 0;
+}
+
+int harvbk_restore_options_init(harvbk_restore_options *opts, unsigned int version)
+{
+    if (!opts)
+        return HARVBK_E_INVALID;
+    if (hb_opts_version_check(version, HARVBK_RESTORE_OPTIONS_VERSION, "restore options", NULL))
+        return HARVBK_E_VERSION;
+    memset(opts, 0, sizeof *opts);
+    opts->version = version;
+    return 0;
+}
+
+const char *harvbk_state_name(int state)
+{
+    switch (state) {
+    case HARVBK_STATE_INPROGRESS:
+        return "InProgress";
+    case HARVBK_STATE_READY:
+        return "Ready";
+    case HARVBK_STATE_ERROR:
+        return "Error";
+    default:
+        return "Unknown";
+    }
+}

@@ -1,0 +1,410 @@
+/*
+ * ops/record.c - local records of the backups a context writes, and their locks.
+ *
+ * A record "backups/<ns>/<name>.json" in the state directory says what this
+ * context knows of a backup it started: InProgress (with progress, persisted
+ * about once a second so other processes see it), Error (with the message),
+ * or Ready (the manifest in the target is then the truth). The process writing
+ * a backup holds an exclusive flock on "locks/<ns>_<name>.lock" for the whole
+ * operation; the kernel drops it when the process dies, which is how a later
+ * open tells an interrupted backup from a running one.
+ */
+#include "ops.h"
+#include "../core/fsutil.h"
+#include "../core/json.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RECORD_MAX (1024u * 1024u)
+#define RECORD_WHAT "backup record"
+
+void hb_record_clear(hb_record *r)
+{
+    if (!r)
+        return;
+    hb_free(r->ns);
+    hb_free(r->name);
+    hb_free(r->vm_ns);
+    hb_free(r->vm_name);
+    hb_free(r->error);
+    hb_free(r->owner);
+    hb_free(r->store_id);
+    for (size_t i = 0; i < r->nvols; i++)
+        hb_free(r->vols[i].name);
+    hb_free(r->vols);
+    memset(r, 0, sizeof *r);
+}
+
+int hb_record_set_error(hb_record *r, int code, const char *msg)
+{
+    char *m = hb_strdup(msg ? msg : "");
+    if (!m)
+        return HARVBK_E_NOMEM;
+    hb_free(r->error);
+    r->error = m;
+    r->error_code = code;
+    return 0;
+}
+
+static int state_from_name(const char *s)
+{
+    for (int st = HARVBK_STATE_INPROGRESS; st <= HARVBK_STATE_ERROR; st++)
+        if (strcmp(s, harvbk_state_name(st)) == 0)
+            return st;
+    return 0;
+}
+
+static char *record_encode(const hb_record *r)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *vols = NULL;
+    bool ok = root != NULL;
+    if (ok) {
+        ok &= cJSON_AddStringToObject(root, "namespace", r->ns) != NULL;
+        ok &= cJSON_AddStringToObject(root, "name", r->name) != NULL;
+        ok &= cJSON_AddStringToObject(root, "vm_namespace", r->vm_ns) != NULL;
+        ok &= cJSON_AddStringToObject(root, "vm_name", r->vm_name) != NULL;
+        ok &= cJSON_AddStringToObject(root, "state", harvbk_state_name(r->state)) != NULL;
+        ok &= cJSON_AddStringToObject(root, "error", r->error ? r->error : "") != NULL;
+        ok &= cJSON_AddNumberToObject(root, "error_code", r->error_code) != NULL;
+        ok &= cJSON_AddNumberToObject(root, "created", (double)r->created) != NULL;
+        ok &= hb_json_add_u64(root, "logical_bytes", r->logical_bytes) != NULL;
+        ok &= hb_json_add_u64(root, "uploaded_bytes", r->uploaded_bytes) != NULL;
+        ok &= hb_json_add_u64(root, "progress_bytes", r->progress_bytes) != NULL;
+        ok &= cJSON_AddStringToObject(root, "owner", r->owner ? r->owner : "") != NULL;
+        ok &= cJSON_AddStringToObject(root, "store_id", r->store_id ? r->store_id : "") != NULL;
+        ok &= cJSON_AddBoolToObject(root, "crash_consistent", r->crash_consistent) != NULL;
+        ok &= (vols = cJSON_AddArrayToObject(root, "volumes")) != NULL;
+    }
+    for (size_t i = 0; ok && i < r->nvols; i++) {
+        cJSON *v = cJSON_CreateObject();
+        ok = v && cJSON_AddItemToArray(vols, v);
+        ok = ok && cJSON_AddStringToObject(v, "name", r->vols[i].name) != NULL &&
+             hb_json_add_u64(v, "size", r->vols[i].size) != NULL;
+    }
+    char *text = ok ? hb_json_print(root) : NULL;
+    cJSON_Delete(root);
+    return text;
+}
+
+static int dup_field(const cJSON *root, const char *field, bool required, char **out, hb_err *e)
+{
+    const char *s = NULL;
+    int rc = hb_json_get_str(root, field, required, &s, RECORD_WHAT, e);
+    if (rc == 0 && !(*out = hb_strdup(s ? s : "")))
+        rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    return rc;
+}
+
+static int record_decode(const hb_buf *b, hb_record *r, hb_err *e)
+{
+    cJSON *root = NULL;
+    const char *state = NULL;
+    memset(r, 0, sizeof *r);
+    int rc = hb_json_parse(b->data, b->len, RECORD_WHAT, &root, e);
+    if (rc == 0 && !cJSON_IsObject(root))
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s is not a JSON object", RECORD_WHAT);
+    if (rc == 0)
+        rc = dup_field(root, "namespace", true, &r->ns, e);
+    if (rc == 0)
+        rc = dup_field(root, "name", true, &r->name, e);
+    if (rc == 0)
+        rc = dup_field(root, "vm_namespace", true, &r->vm_ns, e);
+    if (rc == 0)
+        rc = dup_field(root, "vm_name", true, &r->vm_name, e);
+    if (rc == 0)
+        rc = hb_json_get_str(root, "state", true, &state, RECORD_WHAT, e);
+    if (rc == 0 && !(r->state = state_from_name(state)))
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: unknown state \"%s\"", RECORD_WHAT, state);
+    if (rc == 0)
+        rc = dup_field(root, "error", false, &r->error, e);
+    int64_t code = 0;
+    if (rc == 0)
+        rc = hb_json_get_i64(root, "error_code", false, &code, RECORD_WHAT, e);
+    r->error_code = (int)code;
+    if (rc == 0)
+        rc = hb_json_get_i64(root, "created", true, &r->created, RECORD_WHAT, e);
+    if (rc == 0)
+        rc = hb_json_get_u64(root, "logical_bytes", false, &r->logical_bytes, RECORD_WHAT, e);
+    if (rc == 0)
+        rc = hb_json_get_u64(root, "uploaded_bytes", false, &r->uploaded_bytes, RECORD_WHAT, e);
+    if (rc == 0)
+        rc = hb_json_get_u64(root, "progress_bytes", false, &r->progress_bytes, RECORD_WHAT, e);
+    if (rc == 0)
+        rc = dup_field(root, "owner", false, &r->owner, e);
+    if (rc == 0)
+        rc = dup_field(root, "store_id", false, &r->store_id, e);
+    if (rc == 0)
+        rc = hb_json_get_bool(root, "crash_consistent", false, &r->crash_consistent,
+                              RECORD_WHAT, e);
+    if (rc == 0 && (!hb_name_valid(r->ns) || !hb_name_valid(r->name) ||
+                    !hb_name_valid(r->vm_ns) || !hb_name_valid(r->vm_name)))
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: invalid names", RECORD_WHAT);
+    const cJSON *vols = root ? cJSON_GetObjectItemCaseSensitive(root, "volumes") : NULL;
+    if (rc == 0 && vols && !cJSON_IsArray(vols))
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: volumes is not an array", RECORD_WHAT);
+    size_t n = vols ? (size_t)cJSON_GetArraySize(vols) : 0;
+    if (rc == 0 && n && !(r->vols = hb_calloc(n, sizeof *r->vols)))
+        rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const cJSON *v = cJSON_GetArrayItem(vols, (int)i);
+        if (!cJSON_IsObject(v)) {
+            rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: bad volume entry", RECORD_WHAT);
+            break;
+        }
+        rc = dup_field(v, "name", true, &r->vols[i].name, e);
+        if (rc == 0)
+            rc = hb_json_get_u64(v, "size", true, &r->vols[i].size, RECORD_WHAT, e);
+        if (r->vols[i].name)
+            r->nvols = i + 1;
+    }
+    cJSON_Delete(root);
+    if (rc)
+        hb_record_clear(r);
+    return rc;
+}
+
+static char *record_path(harvbk_ctx *ctx, const char *ns, const char *name)
+{
+    char *file = hb_asprintf("%s.json", name);
+    char *p = file ? hb_ctx_path(ctx, HB_RECORDS_DIR, ns, file) : NULL;
+    hb_free(file);
+    return p;
+}
+
+int hb_record_read(harvbk_ctx *ctx, const char *ns, const char *name, hb_record *r, hb_err *e)
+{
+    memset(r, 0, sizeof *r);
+    char *path = record_path(ctx, ns, name);
+    if (!path)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    hb_buf b = HB_BUF_INIT;
+    int rc = hb_read_file(path, &b, RECORD_MAX, e);
+    if (rc == 0) {
+        rc = record_decode(&b, r, e);
+        if (rc == 0 && (strcmp(r->ns, ns) != 0 || strcmp(r->name, name) != 0)) {
+            hb_record_clear(r);
+            rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s names another backup", RECORD_WHAT);
+        }
+        if (rc)
+            hb_err_prefix(e, "%s", path);
+    }
+    hb_buf_free(&b);
+    hb_free(path);
+    return rc;
+}
+
+int hb_record_write(harvbk_ctx *ctx, const hb_record *r, hb_err *e)
+{
+    char *dir = hb_ctx_path(ctx, HB_RECORDS_DIR, r->ns, NULL);
+    char *path = record_path(ctx, r->ns, r->name);
+    char *text = record_encode(r);
+    int rc = (!dir || !path || !text) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
+    if (rc == 0)
+        rc = hb_mkdir_p(dir, 0700, e);
+    if (rc == 0)
+        rc = hb_write_file_atomic(path, text, strlen(text), 0600, e);
+    if (rc)
+        hb_err_prefix(e, "cannot save the record of backup %s/%s", r->ns, r->name);
+    hb_free(text);
+    hb_free(path);
+    hb_free(dir);
+    return rc;
+}
+
+int hb_record_remove(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e)
+{
+    char *path = record_path(ctx, ns, name);
+    if (!path)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    int rc = 0;
+    if (unlink(path) != 0) {
+        if (errno == ENOENT)
+            rc = hb_seterr(e, HARVBK_E_NOTFOUND, "no record of backup %s/%s", ns, name);
+        else
+            rc = hb_seterr(e, hb_errno_code(errno), "cannot remove '%s': %s", path,
+                           strerror(errno));
+    }
+    hb_free(path);
+    return rc;
+}
+
+static bool json_name(const char *file, char *base, size_t size)
+{
+    size_t n = strlen(file);
+    if (n <= 5 || strcmp(file + n - 5, ".json") != 0 || n - 5 >= size)
+        return false;
+    memcpy(base, file, n - 5);
+    base[n - 5] = '\0';
+    return hb_name_valid(base);
+}
+
+int hb_record_foreach(harvbk_ctx *ctx, hb_record_cb cb, void *ud, hb_err *e)
+{
+    char *top = hb_ctx_path(ctx, HB_RECORDS_DIR, NULL, NULL);
+    if (!top)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    DIR *d = opendir(top);
+    if (!d) {
+        int err = errno;
+        hb_free(top);
+        if (err == ENOENT)
+            return 0;
+        return hb_seterr(e, hb_errno_code(err), "cannot read the backup records: %s",
+                         strerror(err));
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (!hb_name_valid(de->d_name))
+            continue;
+        char *nsdir = hb_path_join(top, de->d_name);
+        DIR *d2 = nsdir ? opendir(nsdir) : NULL;
+        struct dirent *de2;
+        while (rc == 0 && d2 && (de2 = readdir(d2)) != NULL) {
+            char base[64];
+            if (!json_name(de2->d_name, base, sizeof base))
+                continue;
+            hb_record r;
+            hb_err re;
+            hb_err_clear(&re);
+            int rr = hb_record_read(ctx, de->d_name, base, &r, &re);
+            if (rr == HARVBK_E_NOTFOUND)
+                continue; /* removed meanwhile */
+            if (rr) {
+                hb_log_warn(&ctx->log, "skipping unreadable backup record: %s", re.msg);
+                continue;
+            }
+            rc = cb(&r, ud);
+            hb_record_clear(&r);
+        }
+        if (d2)
+            closedir(d2);
+        hb_free(nsdir);
+    }
+    closedir(d);
+    hb_free(top);
+    if (rc < 0 && e && e->code == 0)
+        hb_seterr(e, rc, NULL);
+    return rc;
+}
+
+/* ---- locks ---- */
+
+static char *lock_path(harvbk_ctx *ctx, const char *ns, const char *name)
+{
+    /* names are DNS labels, so '_' cannot occur in them: no ambiguity */
+    char *file = hb_asprintf("%s_%s.lock", ns, name);
+    char *p = file ? hb_ctx_path(ctx, HB_LOCKS_DIR, file, NULL) : NULL;
+    hb_free(file);
+    return p;
+}
+
+int hb_reclock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_fd, hb_err *e)
+{
+    *out_fd = -1;
+    char *dir = hb_ctx_path(ctx, HB_LOCKS_DIR, NULL, NULL);
+    char *path = lock_path(ctx, ns, name);
+    int rc = (!dir || !path) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
+    if (rc == 0)
+        rc = hb_mkdir_p(dir, 0700, e);
+    /* The holder unlinks the file before closing it; whoever locked the old
+     * inode sees that the path no longer names it and tries again. */
+    for (int attempt = 0; rc == 0; attempt++) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            rc = hb_seterr(e, hb_errno_code(errno), "cannot open lock '%s': %s", path,
+                           strerror(errno));
+            break;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int err = errno;
+            close(fd);
+            if (err == EWOULDBLOCK)
+                rc = hb_seterr(e, HARVBK_E_BUSY, "backup %s/%s is being written by a running "
+                               "operation", ns, name);
+            else
+                rc = hb_seterr(e, hb_errno_code(err), "cannot lock '%s': %s", path,
+                               strerror(err));
+            break;
+        }
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino) {
+            *out_fd = fd;
+            break;
+        }
+        close(fd);
+        if (attempt >= 16)
+            rc = hb_seterr(e, HARVBK_E_BUSY, "backup %s/%s: lock keeps changing", ns, name);
+    }
+    hb_free(dir);
+    hb_free(path);
+    return rc;
+}
+
+void hb_reclock_release(harvbk_ctx *ctx, const char *ns, const char *name, int fd)
+{
+    if (fd < 0)
+        return;
+    char *path = lock_path(ctx, ns, name);
+    if (path)
+        unlink(path);
+    hb_free(path);
+    close(fd);
+}
+
+/* ---- recovery of one record ---- */
+
+int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_err *e)
+{
+    if (r->state != HARVBK_STATE_INPROGRESS)
+        return 0;
+    int fd;
+    hb_err le;
+    hb_err_clear(&le);
+    int rc = hb_reclock_try(ctx, r->ns, r->name, &fd, &le);
+    if (rc == HARVBK_E_BUSY)
+        return 0; /* its writer is alive */
+    if (rc)
+        return hb_seterr(e, le.code, "%s", le.msg);
+    /* We hold the lock: re-read, the record may have changed meanwhile. */
+    hb_record cur;
+    rc = hb_record_read(ctx, r->ns, r->name, &cur, e);
+    int changed = 0;
+    if (rc == 0 && cur.state == HARVBK_STATE_INPROGRESS) {
+        cur.state = HARVBK_STATE_ERROR;
+        rc = hb_record_set_error(&cur, HARVBK_E_INTERRUPTED,
+                                 "interrupted: the process writing this backup ended before "
+                                 "it completed");
+        if (rc)
+            hb_seterr(e, rc, NULL);
+        if (rc == 0)
+            rc = hb_record_write(ctx, &cur, e);
+        if (rc == 0 && cur.owner && *cur.owner && cur.store_id && *cur.store_id)
+            rc = hb_recovery_remember(ctx, cur.owner, cur.store_id);
+        if (rc == 0) {
+            hb_log_warn(&ctx->log, "backup %s/%s was interrupted (writer %s); marked Error",
+                        cur.ns, cur.name, cur.owner);
+            changed = 1;
+        }
+    }
+    hb_reclock_release(ctx, r->ns, r->name, fd);
+    if (rc == 0) {
+        hb_record_clear(r);
+        *r = cur;
+    } else {
+        hb_record_clear(&cur);
+    }
+    if (rc == HARVBK_E_NOTFOUND) { /* removed meanwhile: nothing to recover */
+        hb_err_clear(e);
+        rc = 0;
+    }
+    return rc ? rc : changed;
+}

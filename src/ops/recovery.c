@@ -1,0 +1,100 @@
+/*
+ * ops/recovery.c - crash recovery.
+ *
+ * When a process dies while writing a backup, three things are left behind:
+ *   - its local record says InProgress (and nobody holds the record's flock);
+ *   - the target may hold its temporary objects (partial uploads);
+ *   - the target holds its writer lease until the lease's TTL runs out, which
+ *     would make gc refuse for that long.
+ * At open (and whenever a record is looked at) such records become Error
+ * "interrupted"; their owner strings are remembered, and when the store they
+ * belong to is next opened the owner's temporaries and lease are removed.
+ * Nothing Ready is touched: Ready means a manifest in the target.
+ */
+#include "ops.h"
+
+#include <string.h>
+
+int hb_recovery_remember(harvbk_ctx *ctx, const char *owner, const char *store_id)
+{
+    pthread_mutex_lock(&ctx->mu);
+    for (hb_pending_owner *p = ctx->pending; p; p = p->next) {
+        if (strcmp(p->owner, owner) == 0 && strcmp(p->store_id, store_id) == 0) {
+            pthread_mutex_unlock(&ctx->mu);
+            return 0;
+        }
+    }
+    hb_pending_owner *p = hb_calloc(1, sizeof *p);
+    if (p && (!(p->owner = hb_strdup(owner)) || !(p->store_id = hb_strdup(store_id)))) {
+        hb_free(p->owner);
+        hb_free(p);
+        p = NULL;
+    }
+    if (!p) {
+        pthread_mutex_unlock(&ctx->mu);
+        return HARVBK_E_NOMEM;
+    }
+    p->next = ctx->pending;
+    ctx->pending = p;
+    pthread_mutex_unlock(&ctx->mu);
+    return 0;
+}
+
+void hb_recovery_cleanup_store(harvbk_ctx *ctx, hb_store *st)
+{
+    /* take this store's entries out of the list, then work without the lock */
+    hb_pending_owner *mine = NULL;
+    pthread_mutex_lock(&ctx->mu);
+    for (hb_pending_owner **pp = &ctx->pending; *pp;) {
+        hb_pending_owner *p = *pp;
+        if (strcmp(p->store_id, st->id) == 0) {
+            *pp = p->next;
+            p->next = mine;
+            mine = p;
+        } else {
+            pp = &p->next;
+        }
+    }
+    pthread_mutex_unlock(&ctx->mu);
+
+    while (mine) {
+        hb_pending_owner *p = mine;
+        mine = p->next;
+        hb_err e;
+        hb_err_clear(&e);
+        if (strcmp(p->owner, ctx->owner) != 0) {
+            if (st->t->ops->cleanup &&
+                st->t->ops->cleanup(st->t, p->owner, HB_TEMP_MAX_AGE_S, &e) != 0)
+                hb_log_warn(&ctx->log, "cannot remove temporaries of interrupted writer %s: %s",
+                            p->owner, e.msg);
+            static const char *const roles[] = { "writer", "gc" };
+            for (size_t i = 0; i < HB_ARRAY_LEN(roles); i++) {
+                char *key = hb_asprintf("locks/%s-%s.json", roles[i], p->owner);
+                hb_err_clear(&e);
+                if (key && hb_target_del(st->t, key, &e) != 0)
+                    hb_log_warn(&ctx->log, "cannot remove stale lease %s: %s", key, e.msg);
+                hb_free(key);
+            }
+            hb_log_info(&ctx->log, "removed leftovers of interrupted writer %s from %s",
+                        p->owner, st->t->display);
+        }
+        hb_free(p->owner);
+        hb_free(p->store_id);
+        hb_free(p);
+    }
+}
+
+static int scan_one(hb_record *r, void *ud)
+{
+    harvbk_ctx *ctx = ud;
+    hb_err e;
+    hb_err_clear(&e);
+    if (hb_record_recover(ctx, r, &e) < 0)
+        hb_log_warn(&ctx->log, "cannot recover backup record %s/%s: %s", r->ns, r->name, e.msg);
+    return 0;
+}
+
+int hb_recovery_scan(harvbk_ctx *ctx, hb_err *e)
+{
+    return hb_record_foreach(ctx, scan_one, ctx, e);
+}

@@ -1,0 +1,157 @@
+/*
+ * ops/verify.c - harvbk_backup_verify: read the manifest, every volume index
+ * and every distinct chunk they reference, checking each against its id.
+ * The backup is registered as "being read" so that a delete is refused.
+ */
+#include "ops.h"
+
+#include <string.h>
+
+typedef struct verify_job {
+    char *ns, *name;
+} verify_job;
+
+static void verify_job_free(void *p)
+{
+    verify_job *j = p;
+    if (!j)
+        return;
+    hb_free(j->ns);
+    hb_free(j->name);
+    hb_free(j);
+}
+
+static int verify_run(harvbk_op *op, hb_err *e)
+{
+    verify_job *j = op->job;
+    harvbk_ctx *ctx = op->ctx;
+    hb_store *st = op->sref->st;
+    uint64_t t0 = hb_mono_ms();
+    hb_manifest m;
+    hb_dset *checked = NULL;
+    uint64_t chunks = 0;
+    hb_log_info(&ctx->log, "verify of backup %s/%s started", j->ns, j->name);
+    int rc = hb_store_manifest_read(st, HB_KIND_BACKUPS, j->ns, j->name, &m, e);
+    if (rc == HARVBK_E_NOTFOUND)
+        hb_seterr(e, rc, "backup %s/%s was deleted", j->ns, j->name);
+    if (rc == 0) {
+        uint64_t total = 0;
+        for (size_t i = 0; i < m.nvols; i++) {
+            total += m.vols[i].size; /* the engine reports holes and dedup'd chunks too */
+            chunks += m.vols[i].data_chunks;
+        }
+        atomic_store(&op->total, total);
+        if (!(checked = hb_dset_new((size_t)HB_MIN(chunks, (uint64_t)1 << 24))))
+            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    }
+    hb_job job;
+    hb_op_job(op, st, &job);
+    for (size_t i = 0; rc == 0 && i < m.nvols; i++) {
+        if (hb_op_cancelled(op)) {
+            rc = hb_seterr(e, HARVBK_E_CANCELLED, "verify of backup %s/%s cancelled", j->ns,
+                           j->name);
+            break;
+        }
+        hb_index ix;
+        rc = hb_store_index_read(st, HB_KIND_BACKUPS, &m, &m.vols[i], &ix, e);
+        if (rc == 0) {
+            rc = hb_engine_verify_volume(&job, &ix, m.vols[i].name, checked, e);
+            hb_index_clear(&ix);
+        }
+        if (rc == HARVBK_E_CANCELLED || (rc && hb_op_cancelled(op)))
+            rc = hb_seterr(e, HARVBK_E_CANCELLED, "verify of backup %s/%s cancelled", j->ns,
+                           j->name);
+    }
+    uint64_t ms = hb_mono_ms() - t0;
+    if (rc == 0) {
+        atomic_store(&op->done, atomic_load(&op->total));
+        hb_log_info(&ctx->log, "verify of backup %s/%s OK: %zu volume(s), %zu distinct chunks "
+                    "checked in %llu.%03llu s", j->ns, j->name, m.nvols, hb_dset_count(checked),
+                    (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
+    } else {
+        hb_log_error(&ctx->log, "verify of backup %s/%s failed after %llu ms: %s", j->ns, j->name,
+                     (unsigned long long)ms, e->msg);
+    }
+    hb_dset_free(checked);
+    hb_manifest_clear(&m);
+    hb_ctx_use_del(ctx, HB_USE_READ, j->ns, j->name);
+    verify_job_free(j);
+    return rc;
+}
+
+static int verify_start(harvbk_op **out, harvbk_ctx *ctx, const char *ns, const char *name,
+                        const harvbk_op_options *opts, hb_err *e)
+{
+    int rc = hb_check_name("namespace", ns, e);
+    if (rc == 0)
+        rc = hb_check_name("backup name", name, e);
+    if (rc)
+        return rc;
+    verify_job *j = hb_calloc(1, sizeof *j);
+    if (!j || !(j->ns = hb_strdup(ns)) || !(j->name = hb_strdup(name))) {
+        verify_job_free(j);
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    }
+    hb_store_ref *ref = NULL;
+    harvbk_op *op = NULL;
+    bool used = false;
+    if ((rc = hb_ctx_store_acquire(ctx, &ref, e)))
+        goto fail;
+    if ((rc = hb_ctx_use_add(ctx, HB_USE_READ, ns, name, e)))
+        goto fail;
+    used = true;
+    /* exists? (NOTFOUND / STATE now; a damaged manifest is the verify's finding) */
+    char *mkey = hb_key_manifest(HB_KIND_BACKUPS, ns, name);
+    uint64_t size;
+    rc = mkey ? hb_target_head(ref->st->t, mkey, &size, e) : hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    hb_free(mkey);
+    if (rc == HARVBK_E_NOTFOUND) {
+        hb_manifest m;
+        hb_err_clear(e);
+        rc = hb_backup_manifest_load(ctx, ref->st, ns, name, &m, e);
+        hb_manifest_clear(&m);
+    }
+    if (rc)
+        goto fail;
+    if ((rc = hb_op_new(&op, ctx, "verify", ref, opts->progress_cb, opts->progress_payload,
+                        verify_run, verify_job_free, j, e)))
+        goto fail;
+    ref = NULL;
+    if ((rc = hb_op_start(op, e)))
+        goto fail;
+    *out = op;
+    return 0;
+fail:
+    if (used)
+        hb_ctx_use_del(ctx, HB_USE_READ, ns, name);
+    if (op) {
+        hb_op_discard(op);
+    } else {
+        hb_ctx_store_release(ctx, ref);
+        verify_job_free(j);
+    }
+    return rc;
+}
+
+int harvbk_backup_verify(harvbk_op **out, harvbk_ctx *ctx, const char *namespace_,
+                         const char *name, const harvbk_op_options *opts)
+{
+    if (!hb_ctx_ok(ctx))
+        return HARVBK_E_INVALID;
+    if (!out)
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+    *out = NULL;
+    hb_err e;
+    hb_err_clear(&e);
+    harvbk_op_options defaults;
+    harvbk_op_options_init(&defaults, HARVBK_OP_OPTIONS_VERSION);
+    int rc = 0;
+    if (!opts)
+        opts = &defaults;
+    else
+        rc = hb_opts_version_check(opts->version, HARVBK_OP_OPTIONS_VERSION, "operation options",
+                                   &e);
+    if (rc == 0)
+        rc = verify_start(out, ctx, namespace_, name, opts, &e);
+    return rc ? hb_ctx_fail(ctx, &e) : 0;
+}

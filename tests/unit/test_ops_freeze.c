@@ -1,0 +1,307 @@
+/* tests/unit/test_ops_freeze.c - freeze/thaw hooks and cancellation of
+ * backups: volumes are read between freeze and thaw; thaw is called exactly
+ * once after a successful freeze, whatever happens; a failed freeze fails the
+ * backup unless crash-consistent fallback was chosen. */
+#include "testutil.h"
+
+#include <harvbk.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK 65536
+#define VOLSIZE (8 * CHUNK)
+
+typedef struct fz {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int seq;
+    int freeze_at, thaw_at, first_read_at, last_read_at;
+    int freezes, thaws, reads;
+    int freeze_rc;        /* what the freeze hook returns */
+    int fail_read;        /* reads return HARVBK_E_IO once this many were served (0: never) */
+    int block_reads;      /* reads wait until unblocked */
+    uint8_t data[VOLSIZE];
+} fz;
+
+static int next(fz *f)
+{
+    return ++f->seq;
+}
+
+static int freeze_cb(const char *ns, const char *vm, void *p)
+{
+    fz *f = p;
+    pthread_mutex_lock(&f->mu);
+    f->freezes++;
+    f->freeze_at = next(f);
+    int rc = f->freeze_rc;
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+static int thaw_cb(const char *ns, const char *vm, void *p)
+{
+    fz *f = p;
+    pthread_mutex_lock(&f->mu);
+    f->thaws++;
+    f->thaw_at = next(f);
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static int read_cb(void *buf, size_t len, uint64_t off, void *p)
+{
+    fz *f = p;
+    pthread_mutex_lock(&f->mu);
+    int at = next(f);
+    if (!f->first_read_at)
+        f->first_read_at = at;
+    f->last_read_at = at;
+    f->reads++;
+    pthread_cond_broadcast(&f->cv);
+    while (f->block_reads)
+        pthread_cond_wait(&f->cv, &f->mu);
+    int fail = f->fail_read && f->reads >= f->fail_read;
+    pthread_mutex_unlock(&f->mu);
+    if (fail)
+        return HARVBK_E_IO;
+    memcpy(buf, f->data + off, len);
+    return 0;
+}
+
+typedef struct env {
+    char *root;
+    harvbk_ctx *ctx;
+    harvbk_vm *vm;
+    fz *f;
+} env;
+
+static void env_open(env *v, const char *tag)
+{
+    v->root = tu_mkdtemp(tag);
+    char *sd = malloc(strlen(v->root) + 16), *url = malloc(strlen(v->root) + 32);
+    sprintf(sd, "%s/state", v->root);
+    sprintf(url, "file://%s/target", v->root);
+    assert_int_equal(harvbk_ctx_open(&v->ctx, sd, NULL), 0);
+    harvbk_target_config *cfg = NULL;
+    assert_int_equal(harvbk_target_config_new(&cfg), 0);
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_URL, url), 0);
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_CHUNK_SIZE, "65536"), 0);
+    assert_int_equal(harvbk_ctx_set_target(v->ctx, cfg), 0);
+    harvbk_target_config_free(cfg);
+    free(sd);
+    free(url);
+    v->f = calloc(1, sizeof *v->f);
+    pthread_mutex_init(&v->f->mu, NULL);
+    pthread_cond_init(&v->f->cv, NULL);
+    tu_fill_random(v->f->data, VOLSIZE, 42);
+    assert_int_equal(harvbk_vm_new(&v->vm, "default", "vm1"), 0);
+    assert_int_equal(
+        harvbk_vm_add_volume_callbacks(v->vm, "disk0", VOLSIZE, read_cb, NULL, v->f), 0);
+    assert_int_equal(
+        harvbk_vm_add_volume_callbacks(v->vm, "disk1", VOLSIZE / 2, read_cb, NULL, v->f), 0);
+}
+
+static void env_close(env *v)
+{
+    harvbk_vm_free(v->vm);
+    harvbk_ctx_free(v->ctx);
+    pthread_mutex_destroy(&v->f->mu);
+    pthread_cond_destroy(&v->f->cv);
+    free(v->f);
+    tu_rmrf(v->root);
+    free(v->root);
+}
+
+static harvbk_backup_options freeze_opts(env *v)
+{
+    harvbk_backup_options bo = HARVBK_BACKUP_OPTIONS_INIT;
+    bo.freeze_cb = freeze_cb;
+    bo.thaw_cb = thaw_cb;
+    bo.freeze_payload = v->f;
+    return bo;
+}
+
+static int run(env *v, const char *name, const harvbk_backup_options *bo, char *msg, size_t size)
+{
+    harvbk_op *op = NULL;
+    int rc = harvbk_backup_create(&op, v->ctx, v->vm, name, bo);
+    assert_int_equal(rc, 0);
+    rc = harvbk_op_wait(op);
+    if (msg)
+        harvbk_op_errmsg_copy(op, msg, size);
+    harvbk_op_free(op);
+    return rc;
+}
+
+static int backup_state(env *v, const char *name, int *crash, char *err, size_t size)
+{
+    harvbk_backup_info *in = NULL;
+    int rc = harvbk_backup_get(&in, v->ctx, "default", name);
+    if (rc)
+        return rc;
+    int st = harvbk_backup_info_state(in);
+    if (crash)
+        *crash = harvbk_backup_info_crash_consistent(in);
+    if (err)
+        snprintf(err, size, "%s", harvbk_backup_info_error(in));
+    harvbk_backup_info_free(in);
+    return st;
+}
+
+static void test_reads_happen_between_freeze_and_thaw(void **state)
+{
+    env v;
+    env_open(&v, "ops-fz-order");
+    harvbk_backup_options bo = freeze_opts(&v);
+    assert_int_equal(run(&v, "b1", &bo, NULL, 0), 0);
+    assert_int_equal(v.f->freezes, 1);
+    assert_int_equal(v.f->thaws, 1);
+    assert_true(v.f->reads >= 12);
+    assert_true(v.f->freeze_at < v.f->first_read_at);
+    assert_true(v.f->last_read_at < v.f->thaw_at);
+    int crash = -1;
+    assert_int_equal(backup_state(&v, "b1", &crash, NULL, 0), HARVBK_STATE_READY);
+    assert_int_equal(crash, 0);
+    env_close(&v);
+}
+
+static void test_thaw_after_a_failed_read(void **state)
+{
+    env v;
+    env_open(&v, "ops-fz-readfail");
+    v.f->fail_read = 3;
+    harvbk_backup_options bo = freeze_opts(&v);
+    char msg[512];
+    int rc = run(&v, "b1", &bo, msg, sizeof msg);
+    assert_true(rc < 0);
+    assert_int_not_equal(rc, HARVBK_E_CANCELLED);
+    assert_true(strlen(msg) > 0);
+    assert_int_equal(v.f->freezes, 1);
+    assert_int_equal(v.f->thaws, 1);
+    assert_true(v.f->last_read_at < v.f->thaw_at);
+    assert_int_equal(backup_state(&v, "b1", NULL, NULL, 0), HARVBK_STATE_ERROR);
+    env_close(&v);
+}
+
+static int cancel_at_first_progress(uint64_t done, uint64_t total, void *p)
+{
+    int *calls = p;
+    (*calls)++;
+    return 1;
+}
+
+static void test_cancel_from_progress_callback(void **state)
+{
+    env v;
+    env_open(&v, "ops-fz-cbcancel");
+    harvbk_backup_options bo = freeze_opts(&v);
+    int calls = 0;
+    bo.progress_cb = cancel_at_first_progress;
+    bo.progress_payload = &calls;
+    char msg[512];
+    assert_int_equal(run(&v, "b1", &bo, msg, sizeof msg), HARVBK_E_CANCELLED);
+    assert_int_equal(calls, 1); /* never called again after it said stop */
+    assert_non_null(strstr(msg, "cancel"));
+    assert_int_equal(v.f->thaws, 1);
+    char err[512];
+    assert_int_equal(backup_state(&v, "b1", NULL, err, sizeof err), HARVBK_STATE_ERROR);
+    assert_non_null(strstr(err, "cancel"));
+    harvbk_backup_list *l = NULL;
+    assert_int_equal(harvbk_backup_list_get(&l, v.ctx), 0);
+    for (size_t i = 0; i < harvbk_backup_list_count(l); i++)
+        assert_int_not_equal(harvbk_backup_info_state(harvbk_backup_list_at(l, i)),
+                             HARVBK_STATE_READY);
+    harvbk_backup_list_free(l);
+    env_close(&v);
+}
+
+static void test_cancel_from_another_thread_while_reading(void **state)
+{
+    env v;
+    env_open(&v, "ops-fz-cancel");
+    v.f->block_reads = 1;
+    harvbk_backup_options bo = freeze_opts(&v);
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_backup_create(&op, v.ctx, v.vm, "b1", &bo), 0);
+    pthread_mutex_lock(&v.f->mu);
+    while (v.f->reads == 0)
+        pthread_cond_wait(&v.f->cv, &v.f->mu);
+    pthread_mutex_unlock(&v.f->mu);
+    assert_int_equal(harvbk_op_cancel(op), 0);
+    pthread_mutex_lock(&v.f->mu);
+    v.f->block_reads = 0;
+    pthread_cond_broadcast(&v.f->cv);
+    pthread_mutex_unlock(&v.f->mu);
+    assert_int_equal(harvbk_op_wait(op), HARVBK_E_CANCELLED);
+    assert_int_equal(harvbk_op_state(op), HARVBK_STATE_ERROR);
+    assert_int_equal(harvbk_op_cancel(op), 0); /* after the end: harmless */
+    assert_int_equal(harvbk_op_result(op), HARVBK_E_CANCELLED);
+    harvbk_op_free(op);
+    assert_int_equal(v.f->freezes, 1);
+    assert_int_equal(v.f->thaws, 1);
+    assert_int_equal(backup_state(&v, "b1", NULL, NULL, 0), HARVBK_STATE_ERROR);
+    /* and the name can be used again */
+    assert_int_equal(run(&v, "b1", &bo, NULL, 0), 0);
+    assert_int_equal(backup_state(&v, "b1", NULL, NULL, 0), HARVBK_STATE_READY);
+    env_close(&v);
+}
+
+static void test_failed_freeze_fails_with_clear_message(void **state)
+{
+    env v;
+    env_open(&v, "ops-fz-fail");
+    v.f->freeze_rc = -1;
+    harvbk_backup_options bo = freeze_opts(&v);
+    char msg[512];
+    assert_int_equal(run(&v, "b1", &bo, msg, sizeof msg), HARVBK_E_FREEZE);
+    assert_non_null(strstr(msg, "failed to freeze filesystem"));
+    assert_non_null(strstr(msg, "default/vm1"));
+    assert_int_equal(v.f->reads, 0);
+    assert_int_equal(v.f->thaws, 0);
+    char err[512];
+    assert_int_equal(backup_state(&v, "b1", NULL, err, sizeof err), HARVBK_STATE_ERROR);
+    assert_non_null(strstr(err, "failed to freeze filesystem"));
+    env_close(&v);
+}
+
+static void test_crash_consistent_fallback(void **state)
+{
+    env v;
+    env_open(&v, "ops-fz-fallback");
+    v.f->freeze_rc = 5;
+    harvbk_backup_options bo = freeze_opts(&v);
+    bo.flags = HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT;
+    assert_int_equal(run(&v, "b1", &bo, NULL, 0), 0);
+    assert_int_equal(v.f->thaws, 0); /* nothing was frozen */
+    assert_true(v.f->reads > 0);
+    int crash = 0;
+    assert_int_equal(backup_state(&v, "b1", &crash, NULL, 0), HARVBK_STATE_READY);
+    assert_int_equal(crash, 1);
+    harvbk_backup_info *in = NULL;
+    assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", "b1"), 0);
+    char *json = NULL;
+    assert_int_equal(harvbk_backup_info_to_json(in, &json), 0);
+    assert_non_null(strstr(json, "\"crash_consistent\":true"));
+    harvbk_string_free(json);
+    harvbk_backup_info_free(in);
+    env_close(&v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reads_happen_between_freeze_and_thaw),
+        cmocka_unit_test(test_thaw_after_a_failed_read),
+        cmocka_unit_test(test_cancel_from_progress_callback),
+        cmocka_unit_test(test_cancel_from_another_thread_while_reading),
+        cmocka_unit_test(test_failed_freeze_fails_with_clear_message),
+        cmocka_unit_test(test_crash_consistent_fallback),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

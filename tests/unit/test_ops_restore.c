@@ -1,0 +1,449 @@
+/* tests/unit/test_ops_restore.c - restoring backups as new VMs: refusals,
+ * write callbacks, damaged backups leave nothing behind, the busy rules. */
+#include "testutil.h"
+
+#include <harvbk.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK 65536
+
+typedef struct env {
+    char *root, *tdir, *disk0, *disk1;
+    harvbk_ctx *ctx;
+    size_t s0, s1;
+} env;
+
+static char *path2(const char *a, const char *b)
+{
+    char *p = malloc(strlen(a) + strlen(b) + 2);
+    sprintf(p, "%s/%s", a, b);
+    return p;
+}
+
+static void write_disk(const char *p, size_t size, uint64_t seed)
+{
+    uint8_t *buf = malloc(size);
+    tu_fill_random(buf, size, seed);
+    memset(buf + size / 3, 0, size / 4);
+    assert_int_equal(tu_write_file(p, buf, size), 0);
+    free(buf);
+}
+
+/* A context on a file:// target holding backup default/b1 of VM default/vm1
+ * with two volumes. */
+static void env_open(env *v, const char *tag)
+{
+    memset(v, 0, sizeof *v);
+    v->root = tu_mkdtemp(tag);
+    char *sd = path2(v->root, "state");
+    v->tdir = path2(v->root, "target");
+    v->disk0 = path2(v->root, "d0.raw");
+    v->disk1 = path2(v->root, "d1.raw");
+    v->s0 = 10 * CHUNK + 333;
+    v->s1 = 3 * CHUNK;
+    write_disk(v->disk0, v->s0, 1);
+    write_disk(v->disk1, v->s1, 2);
+    assert_int_equal(harvbk_ctx_open(&v->ctx, sd, NULL), 0);
+    harvbk_target_config *cfg = NULL;
+    assert_int_equal(harvbk_target_config_new(&cfg), 0);
+    char *url = malloc(strlen(v->tdir) + 8);
+    sprintf(url, "file://%s", v->tdir);
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_URL, url), 0);
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_CHUNK_SIZE, "65536"), 0);
+    assert_int_equal(harvbk_ctx_set_target(v->ctx, cfg), 0);
+    harvbk_target_config_free(cfg);
+    harvbk_vm *vm = NULL;
+    assert_int_equal(harvbk_vm_new(&vm, "default", "vm1"), 0);
+    assert_int_equal(harvbk_vm_add_volume_file(vm, "disk0", v->disk0), 0);
+    assert_int_equal(harvbk_vm_add_volume_file(vm, "disk1", v->disk1), 0);
+    assert_int_equal(harvbk_vm_set_metadata(vm, "meta", 4), 0);
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_backup_create(&op, v->ctx, vm, "b1", NULL), 0);
+    assert_int_equal(harvbk_op_wait(op), 0);
+    harvbk_op_free(op);
+    harvbk_vm_free(vm);
+    free(url);
+    free(sd);
+}
+
+static void env_close(env *v)
+{
+    harvbk_ctx_free(v->ctx);
+    tu_rmrf(v->root);
+    free(v->root);
+    free(v->tdir);
+    free(v->disk0);
+    free(v->disk1);
+}
+
+static harvbk_restore_options ropts(const char *name, const char *dir)
+{
+    harvbk_restore_options ro = HARVBK_RESTORE_OPTIONS_INIT;
+    ro.new_vm_namespace = "default";
+    ro.new_vm_name = name;
+    ro.target_dir = dir;
+    return ro;
+}
+
+static int restore(env *v, const harvbk_restore_options *ro, char *msg, size_t size)
+{
+    harvbk_op *op = NULL;
+    int rc = harvbk_restore_create(&op, v->ctx, "default", "b1", ro);
+    if (rc) {
+        if (msg)
+            harvbk_ctx_errmsg_copy(v->ctx, msg, size);
+        return rc;
+    }
+    rc = harvbk_op_wait(op);
+    if (msg)
+        harvbk_op_errmsg_copy(op, msg, size);
+    harvbk_op_free(op);
+    return rc;
+}
+
+static int nfiles;
+static int count_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+    if (flag == FTW_F)
+        nfiles++;
+    return 0;
+}
+
+static int count_files(const char *dir)
+{
+    nfiles = 0;
+    nftw(dir, count_cb, 8, FTW_PHYS);
+    return nfiles;
+}
+
+static void test_refuses_existing_vm_existing_files_and_bad_options(void **state)
+{
+    env v;
+    env_open(&v, "ops-rs-refuse");
+    char *dir = path2(v.root, "out");
+    harvbk_restore_options ro;
+    char msg[512];
+
+    /* the new VM exists */
+    harvbk_vm *taken = NULL;
+    assert_int_equal(harvbk_vm_new(&taken, "default", "taken"), 0);
+    assert_int_equal(harvbk_vm_add_volume_file(taken, "d", "/x"), 0);
+    assert_int_equal(harvbk_vm_register(v.ctx, taken), 0);
+    harvbk_vm_free(taken);
+    ro = ropts("taken", dir);
+    assert_int_equal(restore(&v, &ro, msg, sizeof msg), HARVBK_E_EXISTS);
+    assert_non_null(strstr(msg, "default/taken"));
+
+    /* a volume file exists: refused, and left as it was */
+    mkdir(dir, 0755);
+    char *f1 = path2(dir, "disk1.raw");
+    assert_int_equal(tu_write_file(f1, "keep", 4), 0);
+    ro = ropts("fresh", dir);
+    assert_int_equal(restore(&v, &ro, msg, sizeof msg), HARVBK_E_EXISTS);
+    assert_non_null(strstr(msg, "disk1.raw"));
+    struct stat sb;
+    assert_int_equal(stat(f1, &sb), 0);
+    assert_int_equal(sb.st_size, 4);
+    assert_int_equal(count_files(dir), 1);
+    harvbk_vm *got = NULL;
+    assert_int_equal(harvbk_vm_lookup(&got, v.ctx, "default", "fresh"), HARVBK_E_NOTFOUND);
+
+    /* options */
+    ro = ropts("fresh", NULL);
+    assert_int_equal(restore(&v, &ro, msg, sizeof msg), HARVBK_E_INVALID);
+    assert_non_null(strstr(msg, "target_dir"));
+    ro = ropts("Fresh", dir);
+    assert_int_equal(restore(&v, &ro, NULL, 0), HARVBK_E_INVALID);
+    ro = ropts(NULL, dir);
+    assert_int_equal(restore(&v, &ro, NULL, 0), HARVBK_E_INVALID);
+    ro = ropts("fresh", dir);
+    ro.flags = 1;
+    assert_int_equal(restore(&v, &ro, NULL, 0), HARVBK_E_INVALID);
+    ro = ropts("fresh", dir);
+    harvbk_op *op = (harvbk_op *)1;
+    assert_int_equal(harvbk_restore_create(&op, v.ctx, "default", "nope", &ro), HARVBK_E_NOTFOUND);
+    assert_null(op);
+    assert_int_equal(harvbk_restore_create(&op, v.ctx, "default", "b1", NULL), HARVBK_E_INVALID);
+
+    free(f1);
+    free(dir);
+    env_close(&v);
+}
+
+typedef struct membuf {
+    uint8_t *data;
+    size_t size;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int blocked, writes;
+} membuf;
+
+static void membuf_init(membuf *m, size_t size)
+{
+    memset(m, 0, sizeof *m);
+    m->data = calloc(1, size);
+    m->size = size;
+}
+
+static int mem_write(const void *buf, size_t len, uint64_t off, void *p)
+{
+    membuf *m = p;
+    pthread_mutex_lock(&m->mu);
+    m->writes++;
+    pthread_cond_broadcast(&m->cv);
+    while (m->blocked)
+        pthread_cond_wait(&m->cv, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+    if (off + len > m->size)
+        return HARVBK_E_IO;
+    memcpy(m->data + off, buf, len);
+    return 0;
+}
+
+static uint8_t *slurp(const char *p, size_t size)
+{
+    uint8_t *b = malloc(size);
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(b, 1, size, f), size);
+    fclose(f);
+    return b;
+}
+
+static void test_restore_through_write_callbacks(void **state)
+{
+    env v;
+    env_open(&v, "ops-rs-cb");
+    membuf m0, m1;
+    membuf_init(&m0, v.s0);
+    membuf_init(&m1, v.s1);
+    pthread_mutex_init(&m0.mu, NULL);
+    pthread_cond_init(&m0.cv, NULL);
+    pthread_mutex_init(&m1.mu, NULL);
+    pthread_cond_init(&m1.cv, NULL);
+    harvbk_vm *tv = NULL;
+    assert_int_equal(harvbk_vm_new(&tv, "default", "ignored"), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(tv, "disk0", v.s0, NULL, mem_write, &m0), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(tv, "disk1", v.s1, NULL, mem_write, &m1), 0);
+    /* a device is not known to read zeros: holes must be written as zeros */
+    memset(m0.data, 0xAA, v.s0);
+    harvbk_restore_options ro = ropts("viacb", NULL);
+    ro.target_vm = tv;
+    assert_int_equal(restore(&v, &ro, NULL, 0), 0);
+    uint8_t *a = slurp(v.disk0, v.s0), *b = slurp(v.disk1, v.s1);
+    assert_memory_equal(a, m0.data, v.s0);
+    assert_memory_equal(b, m1.data, v.s1);
+    free(a);
+    free(b);
+    harvbk_vm *got = NULL;
+    assert_int_equal(harvbk_vm_lookup(&got, v.ctx, "default", "viacb"), 0);
+    assert_int_equal(harvbk_vm_volume_count(got), 2);
+    assert_null(harvbk_vm_volume_path(got, 0)); /* its bytes live where the caller put them */
+    size_t ml = 0;
+    assert_memory_equal(harvbk_vm_metadata(got, &ml), "meta", 4);
+    harvbk_vm_free(got);
+
+    /* a callback volume smaller than the backup's is refused */
+    harvbk_vm *small = NULL;
+    assert_int_equal(harvbk_vm_new(&small, "default", "s"), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(small, "disk0", 10, NULL, mem_write, &m0), 0);
+    char *dir = path2(v.root, "mixed");
+    ro = ropts("small", dir);
+    ro.target_vm = small;
+    assert_int_equal(restore(&v, &ro, NULL, 0), HARVBK_E_INVALID);
+    harvbk_vm_free(small);
+
+    /* mixed: disk0 through a callback, disk1 into the directory */
+    harvbk_vm *one = NULL;
+    assert_int_equal(harvbk_vm_new(&one, "default", "one"), 0);
+    memset(m0.data, 0, v.s0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(one, "disk0", v.s0, NULL, mem_write, &m0), 0);
+    ro = ropts("mixed", dir);
+    ro.target_vm = one;
+    assert_int_equal(restore(&v, &ro, NULL, 0), 0);
+    char *f1 = path2(dir, "disk1.raw");
+    assert_int_equal(tu_files_equal(v.disk1, f1), 0);
+    assert_int_equal(count_files(dir), 1);
+    harvbk_vm_free(one);
+
+    free(f1);
+    free(dir);
+    harvbk_vm_free(tv);
+    free(m0.data);
+    free(m1.data);
+    env_close(&v);
+}
+
+static int corrupt_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+    if (flag != FTW_F || sb->st_size < 64)
+        return 0;
+    int fd = open(p, O_RDWR);
+    uint8_t byte;
+    off_t at = sb->st_size / 2;
+    if (pread(fd, &byte, 1, at) == 1) {
+        byte ^= 0x5a;
+        if (pwrite(fd, &byte, 1, at) != 1)
+            byte = 0;
+    }
+    close(fd);
+    return 0; /* all of them */
+}
+
+static void test_damaged_backup_leaves_no_files(void **state)
+{
+    env v;
+    env_open(&v, "ops-rs-corrupt");
+    char *chunks = path2(v.tdir, "chunks");
+    nftw(chunks, corrupt_one, 8, FTW_PHYS);
+    char *dir = path2(v.root, "out");
+    harvbk_restore_options ro = ropts("broken", dir);
+    char msg[512];
+    assert_int_equal(restore(&v, &ro, msg, sizeof msg), HARVBK_E_CHUNK);
+    assert_non_null(strstr(msg, "disk0"));
+    assert_int_equal(count_files(dir), 0);
+    harvbk_vm *got = NULL;
+    assert_int_equal(harvbk_vm_lookup(&got, v.ctx, "default", "broken"), HARVBK_E_NOTFOUND);
+
+    /* verify finds it too */
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_backup_verify(&op, v.ctx, "default", "b1", NULL), 0);
+    assert_int_equal(harvbk_op_wait(op), HARVBK_E_CHUNK);
+    harvbk_op_errmsg_copy(op, msg, sizeof msg);
+    assert_non_null(strstr(msg, "disk"));
+    harvbk_op_free(op);
+
+    free(dir);
+    free(chunks);
+    env_close(&v);
+}
+
+static void rewrite_manifest(env *v, const char *from, const char *to, bool truncate)
+{
+    char *p = path2(v->tdir, "backups/default/b1/manifest.json");
+    FILE *f = fopen(p, "rb");
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (truncate) {
+        n /= 2;
+    } else {
+        char *at = strstr(buf, from);
+        assert_non_null(at);
+        memcpy(at, to, strlen(to)); /* same length */
+    }
+    assert_int_equal(tu_write_file(p, buf, n), 0);
+    free(p);
+}
+
+static void test_newer_or_damaged_manifest(void **state)
+{
+    env v;
+    env_open(&v, "ops-rs-manifest");
+    char *dir = path2(v.root, "out");
+    harvbk_restore_options ro = ropts("x", dir);
+
+    rewrite_manifest(&v, "\"format_major\":1", "\"format_major\":9", false);
+    char msg[512];
+    assert_int_equal(restore(&v, &ro, msg, sizeof msg), HARVBK_E_FORMAT);
+    assert_non_null(strstr(msg, "newer"));
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_backup_verify(&op, v.ctx, "default", "b1", NULL), 0);
+    assert_int_equal(harvbk_op_wait(op), HARVBK_E_FORMAT);
+    harvbk_op_free(op);
+    harvbk_backup_info *in = NULL;
+    assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", "b1"), 0);
+    assert_int_equal(harvbk_backup_info_state(in), HARVBK_STATE_ERROR);
+    assert_non_null(strstr(harvbk_backup_info_error(in), "newer"));
+    harvbk_backup_info_free(in);
+
+    rewrite_manifest(&v, NULL, NULL, true);
+    assert_int_equal(restore(&v, &ro, NULL, 0), HARVBK_E_CORRUPT);
+    assert_int_equal(harvbk_backup_verify(&op, v.ctx, "default", "b1", NULL), 0);
+    assert_int_equal(harvbk_op_wait(op), HARVBK_E_CORRUPT);
+    harvbk_op_free(op);
+    harvbk_backup_list *l = NULL;
+    assert_int_equal(harvbk_backup_list_get(&l, v.ctx), 0);
+    assert_int_equal(harvbk_backup_list_count(l), 1);
+    assert_int_equal(harvbk_backup_info_state(harvbk_backup_list_at(l, 0)), HARVBK_STATE_ERROR);
+    harvbk_backup_list_free(l);
+    assert_int_equal(count_files(dir), 0);
+
+    /* a damaged backup can still be deleted */
+    assert_int_equal(harvbk_backup_delete(v.ctx, "default", "b1"), 0);
+    assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", "b1"), HARVBK_E_NOTFOUND);
+    free(dir);
+    env_close(&v);
+}
+
+static void test_delete_refused_while_restoring_and_cancel_cleans_up(void **state)
+{
+    env v;
+    env_open(&v, "ops-rs-busy");
+    membuf m0;
+    membuf_init(&m0, v.s0);
+    pthread_mutex_init(&m0.mu, NULL);
+    pthread_cond_init(&m0.cv, NULL);
+    m0.blocked = 1;
+    harvbk_vm *tv = NULL;
+    assert_int_equal(harvbk_vm_new(&tv, "default", "t"), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(tv, "disk1", v.s1, NULL, mem_write, &m0), 0);
+    char *dir = path2(v.root, "out");
+    harvbk_restore_options ro = ropts("vm2", dir);
+    ro.target_vm = tv; /* disk0 goes to a file first, then disk1 blocks */
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_restore_create(&op, v.ctx, "default", "b1", &ro), 0);
+    pthread_mutex_lock(&m0.mu);
+    while (!m0.writes)
+        pthread_cond_wait(&m0.cv, &m0.mu);
+    pthread_mutex_unlock(&m0.mu);
+
+    assert_int_equal(harvbk_backup_delete(v.ctx, "default", "b1"), HARVBK_E_BUSY);
+    assert_non_null(strstr(harvbk_ctx_errmsg(v.ctx), "restored"));
+    /* the same new VM cannot be restored twice at once */
+    harvbk_op *op2 = NULL;
+    char *dir2 = path2(v.root, "out2");
+    harvbk_restore_options ro2 = ropts("vm2", dir2);
+    assert_int_equal(harvbk_restore_create(&op2, v.ctx, "default", "b1", &ro2), HARVBK_E_EXISTS);
+    assert_int_equal(count_files(dir), 1); /* disk0's partial file, hidden */
+
+    assert_int_equal(harvbk_op_cancel(op), 0);
+    pthread_mutex_lock(&m0.mu);
+    m0.blocked = 0;
+    pthread_cond_broadcast(&m0.cv);
+    pthread_mutex_unlock(&m0.mu);
+    assert_int_equal(harvbk_op_wait(op), HARVBK_E_CANCELLED);
+    harvbk_op_free(op);
+    assert_int_equal(count_files(dir), 0);
+    harvbk_vm *got = NULL;
+    assert_int_equal(harvbk_vm_lookup(&got, v.ctx, "default", "vm2"), HARVBK_E_NOTFOUND);
+
+    assert_int_equal(harvbk_backup_delete(v.ctx, "default", "b1"), 0);
+    free(dir2);
+    free(dir);
+    harvbk_vm_free(tv);
+    free(m0.data);
+    env_close(&v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_refuses_existing_vm_existing_files_and_bad_options),
+        cmocka_unit_test(test_restore_through_write_callbacks),
+        cmocka_unit_test(test_damaged_backup_leaves_no_files),
+        cmocka_unit_test(test_newer_or_damaged_manifest),
+        cmocka_unit_test(test_delete_refused_while_restoring_and_cancel_cleans_up),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
