@@ -207,9 +207,7 @@ int cli_wait_op(harvbk_op *op, cli_progress *pr, const char *label, double *out_
             cancel_sent = true;
         }
         rc = harvbk_op_wait_timeout(op, TICK_MS);
-        /* HARVBK_E_TIMEOUT is also a possible result of a finished operation
-         * (a target timed out): only the state tells "still running". */
-        if (rc != HARVBK_E_TIMEOUT || harvbk_op_state(op) != HARVBK_STATE_INPROGRESS)
+        if (rc != HARVBK_E_TIMEOUT) /* ended (or a bad handle) */
             break;
         if (bar) {
             uint64_t done = 0, total = 0;

@@ -39,7 +39,9 @@ typedef int (*harvbk_freeze_cb)(const char *namespace_, const char *vm, void *pa
 
 /** Wait until the operation ends; returns its result (0 or HARVBK_E_*). */
 HARVBK_API int harvbk_op_wait(harvbk_op *op);
-/** Wait up to timeout_ms; HARVBK_E_TIMEOUT if still running, else the result. */
+/** Wait up to timeout_ms for the operation to end. Returns 0 once it has ended
+ *  (read its outcome with harvbk_op_result()), HARVBK_E_TIMEOUT while it still
+ *  runs, HARVBK_E_INVALID for a bad handle. timeout_ms 0 polls. */
 HARVBK_API int harvbk_op_wait_timeout(harvbk_op *op, uint64_t timeout_ms);
 /** Ask the operation to stop; it ends soon with HARVBK_E_CANCELLED (unless it
  *  already finished). Returns 0. */

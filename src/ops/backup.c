@@ -256,6 +256,49 @@ static int fill_manifest(backup_job *j, hb_store *st, bool crash, hb_manifest *m
 
 /* ---- the thread ---- */
 
+/* If the writer lease lapsed (this process was stopped, or the target was
+ * unreachable, for longer than the lease TTL), a gc of another context may
+ * have swept chunks this backup deduplicated against: before committing,
+ * check that every chunk the indexes reference is still in the store. */
+static int recheck_after_lapse(harvbk_ctx *ctx, backup_job *j, hb_store *st, const hb_index *ix, size_t n,
+                               hb_err *e)
+{
+    hb_err why;
+    hb_err_clear(&why);
+    if (hb_ctx_writer_lease_check(ctx, &why) == 0)
+        return 0;
+    hb_log_warn(&ctx->log, "backup %s/%s: %s; checking every referenced chunk",
+                j->vm->ns, j->name, why.msg);
+    hb_dset *seen = hb_dset_new(1024);
+    if (!seen)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    int rc = 0;
+    for (size_t v = 0; v < n && rc == 0; v++) {
+        for (uint64_t i = 0; i < ix[v].count && rc == 0; i++) {
+            if (hb_index_is_hole(&ix[v], i))
+                continue;
+            int added = hb_dset_add(seen, hb_index_id(&ix[v], i));
+            if (added < 0)
+                rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+            if (added != 1)
+                continue;
+            int ex = hb_store_chunk_exists(st, hb_index_id(&ix[v], i), e);
+            if (ex < 0) {
+                rc = ex;
+            } else if (ex == 0) {
+                char hex[HB_DIGEST_HEX_LEN + 1];
+                hb_hex(hb_index_id(&ix[v], i), HB_DIGEST_LEN, hex);
+                rc = hb_seterr(e, HARVBK_E_CHUNK,
+                               "volume '%s': chunk %s vanished while the writer lease had "
+                               "lapsed (a concurrent gc); run the backup again",
+                               j->vm->vols[v].name, hex);
+            }
+        }
+    }
+    hb_dset_free(seen);
+    return rc;
+}
+
 static int backup_run(harvbk_op *op, hb_err *e)
 {
     backup_job *j = op->job;
@@ -386,6 +429,8 @@ static int backup_run(harvbk_op *op, hb_err *e)
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
         goto out;
     }
+    if ((rc = recheck_after_lapse(ctx, j, st, ix, n, e)))
+        goto out;
     if ((rc = fill_manifest(j, st, crash, &m, e)))
         goto out;
     if (!(m.vols = hb_calloc(n, sizeof *m.vols))) {

@@ -387,13 +387,14 @@ int harvbk_ctx_ops_in_progress(harvbk_ctx *ctx, unsigned int *out_count)
 
 /* ---- the store ---- */
 
-int hb_ctx_open_store(harvbk_ctx *ctx, const hb_target_cfg *cfg, hb_store **out, hb_err *e)
+int hb_ctx_open_store(harvbk_ctx *ctx, const hb_target_cfg *cfg, bool create, hb_store **out,
+                      hb_err *e)
 {
     hb_target *t = NULL;
     *out = NULL;
     int rc = hb_target_open(&t, cfg, ctx->owner, &ctx->log, e);
     if (rc == 0)
-        rc = hb_store_open(out, t, cfg, e);
+        rc = hb_store_open_ex(out, t, cfg, create, e);
     return rc;
 }
 
@@ -426,7 +427,7 @@ int hb_ctx_store_acquire(harvbk_ctx *ctx, hb_store_ref **out, hb_err *e)
     }
     /* target_mu keeps set_target out while the store is opened */
     hb_store *st = NULL;
-    rc = hb_ctx_open_store(ctx, &cfg, &st, e);
+    rc = hb_ctx_open_store(ctx, &cfg, false, &st, e);
     hb_target_cfg_clear(&cfg);
     hb_store_ref *ref = NULL;
     if (rc == 0 && !(ref = hb_calloc(1, sizeof *ref))) {
@@ -568,6 +569,14 @@ int hb_ctx_writer_lease_get(harvbk_ctx *ctx, hb_store *st, hb_err *e)
             ctx->writer_store = st;
         }
     }
+    pthread_mutex_unlock(&ctx->lease_mu);
+    return rc;
+}
+
+int hb_ctx_writer_lease_check(harvbk_ctx *ctx, hb_err *e)
+{
+    pthread_mutex_lock(&ctx->lease_mu);
+    int rc = ctx->writer_lease ? hb_lease_check(ctx->writer_lease, e) : 0;
     pthread_mutex_unlock(&ctx->lease_mu);
     return rc;
 }

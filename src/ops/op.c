@@ -246,7 +246,7 @@ int harvbk_op_wait_timeout(harvbk_op *op, uint64_t timeout_ms)
     int err = 0;
     while (op->state == HARVBK_STATE_INPROGRESS && err != ETIMEDOUT)
         err = pthread_cond_timedwait(&op->cv, &op->mu, &dl);
-    int rc = op->state == HARVBK_STATE_INPROGRESS ? HARVBK_E_TIMEOUT : op->result;
+    int rc = op->state == HARVBK_STATE_INPROGRESS ? HARVBK_E_TIMEOUT : 0;
     pthread_mutex_unlock(&op->mu);
     return rc;
 }

@@ -153,7 +153,9 @@ int hb_ctx_failf(harvbk_ctx *ctx, int code, const char *fmt, ...) HB_PRINTF(3, 4
 bool hb_ctx_ok(const harvbk_ctx *ctx);
 
 /* Open target + store for cfg (no reference counting; for set_target). */
-int hb_ctx_open_store(harvbk_ctx *ctx, const hb_target_cfg *cfg, hb_store **out, hb_err *e);
+/* Open the store of cfg; create=true only when the user sets the target. */
+int hb_ctx_open_store(harvbk_ctx *ctx, const hb_target_cfg *cfg, bool create, hb_store **out,
+                      hb_err *e);
 /* Take a reference on the context's store, opening it on first use.
  * HARVBK_E_NOTARGET when no target is configured. */
 int hb_ctx_store_acquire(harvbk_ctx *ctx, hb_store_ref **out, hb_err *e);
@@ -166,6 +168,8 @@ void hb_ctx_use_del(harvbk_ctx *ctx, int kind, const char *ns, const char *name)
 
 /* The context's writer lease on st, shared by its running backups. */
 int hb_ctx_writer_lease_get(harvbk_ctx *ctx, hb_store *st, hb_err *e);
+/* 0 while the writer lease stayed alive; HARVBK_E_BUSY when it lapsed. */
+int hb_ctx_writer_lease_check(harvbk_ctx *ctx, hb_err *e);
 void hb_ctx_writer_lease_put(harvbk_ctx *ctx);
 
 /* "<state_dir>/<a>/<b>/<c>" style paths (NULL components end the list). */

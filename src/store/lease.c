@@ -20,8 +20,10 @@
 #define LEASE_PREFIX "locks/"
 #define LEASE_SUFFIX ".json"
 #define LEASE_WHAT "lease"
-#define LEASE_PERIOD_S (HB_LEASE_TTL_S / 5)
-#define LEASE_RETRY_S 5
+#define LEASE_PERIOD_S (HB_LEASE_TTL_S >= 5 ? HB_LEASE_TTL_S / 5 : 1)
+
+int hb_lease_ttl_s = HB_LEASE_TTL_DEFAULT_S;
+#define LEASE_RETRY_S (HB_LEASE_TTL_S >= 25 ? 5 : 1)
 #define LEASE_OWNER_MAX 128
 
 struct hb_lease {

@@ -137,6 +137,12 @@ static int config_create(hb_target *t, uint32_t chunk_size, int codec, hb_err *e
 
 int hb_store_open(hb_store **out, hb_target *t, const hb_target_cfg *cfg, hb_err *e)
 {
+    return hb_store_open_ex(out, t, cfg, true, e);
+}
+
+int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, bool create,
+                     hb_err *e)
+{
     *out = NULL;
     if (!t)
         return hb_seterr(e, HARVBK_E_INVALID, "no target to open a store in");
@@ -157,6 +163,13 @@ int hb_store_open(hb_store **out, hb_target *t, const hb_target_cfg *cfg, hb_err
     store_config sc;
     memset(&sc, 0, sizeof sc);
     int rc = hb_target_get(t, STORE_CONFIG_KEY, &b, e);
+    if (rc == HARVBK_E_NOTFOUND && !create) {
+        rc = hb_seterr(e, HARVBK_E_TARGET,
+                       "no libharvbk store in %s (its %s is missing): the target may be "
+                       "unmounted or emptied; set the target again to create a new store",
+                       t->display ? t->display : "target", STORE_CONFIG_KEY);
+        goto fail;
+    }
     if (rc == HARVBK_E_NOTFOUND) {
         if (want_cs < HB_MIN_CHUNK_SIZE || want_cs > HB_MAX_CHUNK_SIZE) {
             rc = hb_seterr(e, HARVBK_E_INVALID, "chunk size %u is outside %u..%u bytes",

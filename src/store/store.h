@@ -104,6 +104,11 @@ typedef struct hb_store {
  * When the target holds no store yet it is created with cfg's codec and chunk
  * size (defaults: zstd, 4 MiB). HARVBK_E_FORMAT for a newer major format. */
 int hb_store_open(hb_store **out, hb_target *t, const hb_target_cfg *cfg, hb_err *e);
+/* The same; with create false a target without a store is HARVBK_E_TARGET
+ * (a store that vanished, e.g. an unmounted directory, is never re-created
+ * silently). */
+int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, bool create,
+                     hb_err *e);
 void hb_store_close(hb_store *st);
 
 /* Chunks. scratch is a caller buffer reused across calls (one per thread). */
@@ -142,7 +147,10 @@ int hb_store_entry_delete(hb_store *st, const char *kind_dir, const char *ns, co
 /* Leases (docs/FORMAT.md "Concurrency"): a writer holds "writer", gc holds
  * "gc". A background thread refreshes the lease's heartbeat; a lease whose
  * heartbeat is older than HB_LEASE_TTL_S is dead. */
-#define HB_LEASE_TTL_S 300
+#define HB_LEASE_TTL_DEFAULT_S 300
+/* The TTL in seconds; internal, lowered only by tests. */
+extern int hb_lease_ttl_s;
+#define HB_LEASE_TTL_S hb_lease_ttl_s
 typedef struct hb_lease hb_lease;
 int hb_lease_acquire(hb_store *st, const char *role, const char *owner, hb_lease **out, hb_err *e);
 void hb_lease_release(hb_lease *l); /* removes the object; NULL ok */

@@ -337,6 +337,41 @@ static void test_target_set_get_check_and_persist(void **state)
     free(root);
 }
 
+/* A store that vanished (unmounted or emptied directory) is reported, never
+ * silently re-created by the next operation. */
+static void test_vanished_store_is_an_error_not_a_new_store(void **state)
+{
+    char *root = tu_mkdtemp("ops-ctx-vanish");
+    char *sd = path2(root, "state");
+    char *tdir = path2(root, "target");
+    harvbk_ctx *ctx = NULL;
+    assert_int_equal(harvbk_ctx_open(&ctx, sd, NULL), 0);
+    harvbk_target_config *cfg = file_target(tdir);
+    assert_int_equal(harvbk_ctx_set_target(ctx, cfg), 0);
+    harvbk_ctx_free(ctx);
+
+    tu_rmrf(tdir);
+    assert_int_equal(harvbk_ctx_open(&ctx, sd, NULL), 0);
+    assert_int_equal(harvbk_ctx_check_target(ctx), HARVBK_E_TARGET);
+    assert_non_null(strstr(harvbk_ctx_errmsg(ctx), "no libharvbk store"));
+    harvbk_backup_list *list = NULL;
+    assert_int_equal(harvbk_backup_list_get(&list, ctx), HARVBK_E_TARGET);
+    char *cfgf = path2(tdir, "harvbk-store.json");
+    struct stat st;
+    assert_int_not_equal(stat(cfgf, &st), 0); /* nothing was re-created */
+    /* setting the target again explicitly creates a new store */
+    assert_int_equal(harvbk_ctx_set_target(ctx, cfg), 0);
+    assert_int_equal(stat(cfgf, &st), 0);
+    assert_int_equal(harvbk_ctx_check_target(ctx), 0);
+    harvbk_ctx_free(ctx);
+    harvbk_target_config_free(cfg);
+    free(cfgf);
+    free(tdir);
+    free(sd);
+    tu_rmrf(root);
+    free(root);
+}
+
 /* ---- crash recovery ---- */
 
 static void write_inprogress_record(const char *sd, const char *name)
@@ -439,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_log_hook_gets_messages_up_to_its_level),
         cmocka_unit_test(test_errmsg_is_kept_per_context_and_copied_safely),
         cmocka_unit_test(test_target_set_get_check_and_persist),
+        cmocka_unit_test(test_vanished_store_is_an_error_not_a_new_store),
         cmocka_unit_test(test_open_marks_dead_inprogress_records_interrupted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CS (64u * 1024u)
 
@@ -893,6 +894,31 @@ static void test_lease_acquire_count_release(void **state)
     assert_int_equal(hb_lease_acquire(f->st, "writer", "bad/owner", &l, &e), HARVBK_E_INVALID);
 }
 
+/* A heartbeat gap longer than the TTL (the target unreachable, or the
+ * process stopped) is reported by hb_lease_check, so a writer re-checks its
+ * chunks before committing. */
+static void test_lease_check_reports_a_lapse(void **state)
+{
+    fx *f = *state;
+    hb_err e = { 0 };
+    int saved = hb_lease_ttl_s;
+    hb_lease_ttl_s = 1;
+    hb_lease *l = NULL;
+    assert_int_equal(hb_lease_acquire(f->st, "writer", "ctx-lapse", &l, &e), 0);
+    assert_int_equal(hb_lease_check(l, &e), 0);
+    char *moved = malloc(strlen(f->dir) + 8);
+    sprintf(moved, "%s.away", f->dir);
+    assert_int_equal(rename(f->dir, moved), 0); /* heartbeats now fail */
+    sleep(3);
+    assert_int_equal(rename(moved, f->dir), 0);
+    sleep(2); /* a heartbeat succeeds again, after a gap > TTL */
+    assert_int_equal(hb_lease_check(l, &e), HARVBK_E_BUSY);
+    assert_non_null(strstr(e.msg, "lapsed"));
+    hb_lease_release(l);
+    hb_lease_ttl_s = saved;
+    free(moved);
+}
+
 static void test_lease_stale_is_not_live_unreadable_fresh_is(void **state)
 {
     fx *f = *state;
@@ -944,6 +970,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_entry_manifest_index_list_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_at_wrong_key_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_acquire_count_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_check_reports_a_lapse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_stale_is_not_live_unreadable_fresh_is, setup,
                                         teardown),
     };
