@@ -112,7 +112,7 @@ typedef struct prev_search {
     hb_store *st;
     hb_manifest best;
     bool found;
-    bool tied;           /* another backup completed in the same second as best */
+    bool tied;           /* another backup completed in the same millisecond as best */
     int64_t best_completed;
 } prev_search;
 
@@ -130,12 +130,12 @@ static int prev_one(const char *ns, const char *name, void *ud)
     }
     bool same_vm = strcmp(m.vm_ns, ps->vm_ns) == 0 && strcmp(m.vm_name, ps->vm_name) == 0 &&
                    m.chunk_size == ps->st->chunk_size;
-    if (same_vm && ps->found && m.completed == ps->best_completed)
+    if (same_vm && ps->found && m.completed_ms == ps->best_completed)
         ps->tied = true;
-    if (same_vm && (!ps->found || m.completed > ps->best_completed)) {
+    if (same_vm && (!ps->found || m.completed_ms > ps->best_completed)) {
         hb_manifest_clear(&ps->best);
         ps->best = m;
-        ps->best_completed = m.completed;
+        ps->best_completed = m.completed_ms;
         ps->found = true;
         ps->tied = false;
         return 0;
@@ -169,12 +169,12 @@ static int load_previous(backup_job *j, hb_store *st, hb_index *prev, bool *has_
         return 0;
     }
     if (ps.tied && j->use_ranges) {
-        /* Completion times have one-second resolution: with two candidates
-         * in the same second the caller's "previous backup" is unknown, and
+        /* Completion times have millisecond resolution: with two candidates
+         * in the same millisecond the caller's "previous backup" is unknown, and
          * copying unchanged chunks from the wrong one would store wrong
          * bytes. Read everything instead (dedup still applies). */
         hb_log_warn(&ctx->log, "backup %s/%s: several backups of VM %s/%s completed in the same "
-                    "second; changed ranges are ignored and every volume is read",
+                    "millisecond; changed ranges are ignored and every volume is read",
                     j->vm->ns, j->name, j->vm->ns, j->vm->name);
         j->use_ranges = false;
     }
@@ -239,7 +239,10 @@ static int fill_manifest(backup_job *j, hb_store *st, bool crash, hb_manifest *m
     m->vm_name = hb_strdup(vm->name);
     m->writer = hb_strdup(j->op->ctx->id);
     m->created = j->rec.created;
-    m->completed = hb_now();
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    m->completed = (int64_t)now.tv_sec;
+    m->completed_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     m->chunk_size = st->chunk_size;
     m->codec = st->codec;
     m->crash_consistent = crash;

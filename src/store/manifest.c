@@ -114,6 +114,9 @@ int hb_manifest_encode(const hb_manifest *m, hb_buf *out, hb_err *e)
         ok &= cJSON_AddStringToObject(root, "writer", m->writer ? m->writer : "") != NULL;
         ok &= cJSON_AddNumberToObject(root, "created", (double)m->created) != NULL;
         ok &= cJSON_AddNumberToObject(root, "completed", (double)m->completed) != NULL;
+        ok &= cJSON_AddNumberToObject(root, "completed_ms",
+                                      (double)(m->completed_ms ? m->completed_ms
+                                                               : m->completed * 1000)) != NULL;
         ok &= hb_json_add_u64(root, "chunk_size", m->chunk_size) != NULL;
         ok &= cJSON_AddStringToObject(root, "codec", hb_codec_name(m->codec)) != NULL;
         ok &= cJSON_AddBoolToObject(root, "crash_consistent", m->crash_consistent) != NULL;
@@ -238,6 +241,9 @@ static int from_json(const cJSON *root, hb_manifest *m, hb_err *e)
     if ((rc = hb_json_get_i64(root, "created", true, &m->created, WHAT, e)) ||
         (rc = hb_json_get_i64(root, "completed", true, &m->completed, WHAT, e)) ||
         (rc = hb_json_get_u64(root, "chunk_size", true, &u, WHAT, e)))
+        return rc;
+    m->completed_ms = m->completed * 1000; /* optional key; older writers lack it */
+    if ((rc = hb_json_get_i64(root, "completed_ms", false, &m->completed_ms, WHAT, e)))
         return rc;
     if (u == 0 || u > HB_MAX_CHUNK_SIZE)
         return hb_seterr(e, HARVBK_E_CORRUPT, "manifest has invalid chunk_size %llu",

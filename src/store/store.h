@@ -73,6 +73,7 @@ typedef struct hb_manifest {
     char *vm_ns, *vm_name;    /* source VM */
     char *writer;             /* context id that wrote it */
     int64_t created, completed;
+    int64_t completed_ms;     /* completion in ms since the epoch (orders backups) */
     uint32_t chunk_size;
     int codec;
     bool crash_consistent;
