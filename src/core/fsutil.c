@@ -17,6 +17,30 @@ static int sys_err(hb_err *e, int errnum, const char *op, const char *path)
     return hb_seterr(e, hb_errno_code(errnum), "%s '%s': %s", op, path, strerror(errnum));
 }
 
+/* fsync the directory holding `path` (an entry just created in it), so the
+ * entry survives a crash: callers go on to write files into the new directory
+ * with hb_write_file_atomic, which fsyncs only the file's own directory. A
+ * parent that cannot be opened (search-only permission) is skipped. */
+static int sync_parent(char *path, hb_err *e)
+{
+    char *slash = strrchr(path, '/');
+    char *cut = slash ? (slash == path ? slash + 1 : slash) : NULL;
+    char keep = cut ? *cut : '\0';
+    if (cut)
+        *cut = '\0';
+    const char *dir = cut ? path : ".";
+    int rc = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+            rc = sys_err(e, errno, "cannot sync directory", dir);
+        close(fd);
+    }
+    if (cut)
+        *cut = keep;
+    return rc;
+}
+
 int hb_mkdir_p(const char *path, mode_t mode, hb_err *e)
 {
     if (!path || !*path)
@@ -45,6 +69,8 @@ int hb_mkdir_p(const char *path, mode_t mode, hb_err *e)
                 rc = sys_err(e, err, "cannot create directory", p);
             else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
                 rc = hb_seterr(e, HARVBK_E_INVALID, "'%s' exists and is not a directory", p);
+        } else {
+            rc = sync_parent(p, e);
         }
         p[i] = saved;
     }

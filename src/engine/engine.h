@@ -41,6 +41,10 @@ typedef struct hb_job {
      * (the engine serialises). Non-zero return cancels. May be NULL. */
     int (*progress)(uint64_t delta, void *ud);
     void *progress_ud;
+    /* gc only, may be NULL: the gc lease the caller holds. gc checks it before
+     * it deletes anything and stops with HARVBK_E_BUSY once it has lapsed (a
+     * backup may have started meanwhile; docs/FORMAT.md section 9). */
+    hb_lease *lease;
 } hb_job;
 
 typedef struct hb_backup_stats {

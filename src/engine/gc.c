@@ -14,6 +14,7 @@
  * older than the start of this gc run are never deleted: they may belong to a
  * writer whose manifest is not committed yet. (A target clock running behind
  * ours weakens that guard, one running ahead only makes gc keep more.)
+ * With job->lease set, nothing is deleted once that lease has lapsed.
  */
 #include "pipeline.h"
 
@@ -74,6 +75,21 @@ static int gc_entry_cb(const char *ns, const char *name, void *ud)
     return 0;
 }
 
+/* Was the entry deleted since it was listed? Deleting removes the manifest
+ * first, then the indexes (FORMAT.md section 8), so an entry whose manifest is
+ * gone is no longer committed and needs no protection. */
+static bool gc_entry_gone(gc_ctx *c, const gc_entry *en)
+{
+    char *key = hb_key_manifest(en->kind, en->ns, en->name);
+    if (!key)
+        return false;
+    hb_err he;
+    hb_err_clear(&he);
+    int rc = hb_target_head(c->st->t, key, NULL, &he);
+    hb_free(key);
+    return rc == HARVBK_E_NOTFOUND;
+}
+
 /* Mark one entry: its manifest and each volume index. */
 static int gc_mark_entry(gc_ctx *c, const gc_entry *en)
 {
@@ -82,6 +98,11 @@ static int gc_mark_entry(gc_ctx *c, const gc_entry *en)
     hb_err e;
     hb_err_clear(&e);
     int rc = hb_store_manifest_read(c->st, en->kind, en->ns, en->name, &m, &e);
+    if (rc == HARVBK_E_NOTFOUND) {
+        hb_log_debug(c->pipe.job->log, "gc: %s/%s/%s was deleted meanwhile", en->kind, en->ns,
+                     en->name);
+        return 0;
+    }
     if (rc < 0) {
         hb_err_prefix(&e, "gc: %s/%s/%s", en->kind, en->ns, en->name);
         hb_manifest_clear(&m);
@@ -91,6 +112,12 @@ static int gc_mark_entry(gc_ctx *c, const gc_entry *en)
         hb_index ix;
         memset(&ix, 0, sizeof ix);
         rc = hb_store_index_read(c->st, en->kind, &m, &m.vols[v], &ix, &e);
+        if (rc < 0 && gc_entry_gone(c, en)) {
+            hb_log_debug(c->pipe.job->log, "gc: %s/%s/%s was deleted meanwhile", en->kind,
+                         en->ns, en->name);
+            rc = 0;
+            break;
+        }
         if (rc < 0) {
             hb_err_prefix(&e, "gc: %s/%s/%s volume '%s'", en->kind, en->ns, en->name,
                           m.vols[v].name ? m.vols[v].name : "?");
@@ -117,6 +144,23 @@ static void gc_mark_work(void *job, void *arg)
     gc_ctx *c = arg;
     if (!hb_pipe_stopped(&c->pipe))
         gc_mark_entry(c, job);
+}
+
+/* Before deleting anything: is our gc lease still good? Once it lapsed, other
+ * contexts may have taken us for dead and started a backup that dedups
+ * against chunks we did not mark (FORMAT.md section 9). false = stop. */
+static bool gc_lease_ok(gc_ctx *c)
+{
+    hb_lease *l = c->pipe.job->lease;
+    if (!l)
+        return true;
+    hb_err le;
+    hb_err_clear(&le);
+    if (hb_lease_check(l, &le) == 0)
+        return true;
+    hb_err_prefix(&le, "gc stopped before deleting");
+    hb_pipe_fail(&c->pipe, HARVBK_E_BUSY, &le);
+    return false;
 }
 
 static int gc_chunk_cb(const uint8_t id[HB_DIGEST_LEN], uint64_t size, int64_t mtime, void *ud)
@@ -240,7 +284,7 @@ int hb_engine_gc(hb_job *job, hb_gc_stats *stats, hb_err *e)
         goto done;
     }
     for (size_t i = 0; i < c.nvic; i += GC_DELETE_BATCH) {
-        if (hb_pipe_stopped(&c.pipe))
+        if (hb_pipe_stopped(&c.pipe) || !gc_lease_ok(&c))
             break; /* a partial sweep is safe */
         size_t n = HB_MIN((size_t)GC_DELETE_BATCH, c.nvic - i);
         uint64_t bytes = 0;

@@ -174,16 +174,38 @@ int hb_store_chunk_exists(hb_store *st, const uint8_t id[HB_DIGEST_LEN], hb_err 
     return rc < 0 ? rc : 1;
 }
 
+/* The largest chunk object a reader whose buffer holds raw_cap bytes accepts
+ * (FORMAT.md section 4, step 5: raw length <= chunk size). Writers never store
+ * a payload larger than its raw bytes; any codec's worst case is allowed all
+ * the same. Anything larger is refused unread. */
+static size_t chunk_object_max(size_t raw_cap)
+{
+    size_t m = raw_cap;
+    for (int c = HB_CODEC_NONE + 1; c <= HB_CODEC_MAX; c++) {
+        size_t b = hb_codec_bound(c, raw_cap);
+        if (b > m)
+            m = b;
+    }
+    return m > SIZE_MAX - HB_CHUNK_HEADER_LEN ? SIZE_MAX : m + HB_CHUNK_HEADER_LEN;
+}
+
 int hb_store_chunk_get(hb_store *st, const uint8_t id[HB_DIGEST_LEN], void *raw, size_t raw_cap,
                        size_t *out_len, hb_buf *scratch, hb_err *e)
 {
     char key[HB_CHUNK_KEY_LEN];
     hb_chunk_key(id, key);
-    int rc = hb_target_get(st->t, key, scratch, e);
+    hb_err ge;
+    hb_err_clear(&ge);
+    int rc = hb_target_get_max(st->t, key, scratch, chunk_object_max(raw_cap), &ge);
     if (rc == HARVBK_E_NOTFOUND)
         return hb_seterr(e, HARVBK_E_CHUNK, "chunk %s is missing", key + 13);
-    if (rc)
+    if (rc == HARVBK_E_CORRUPT) /* larger than any chunk of this size can be */
+        return hb_seterr(e, HARVBK_E_CHUNK, "chunk %s is corrupt: %s", key + 13, ge.msg);
+    if (rc) {
+        if (e)
+            *e = ge;
         return rc;
+    }
     return hb_chunk_decode(scratch->data, scratch->len, id, raw, raw_cap, out_len, e);
 }
 

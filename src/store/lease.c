@@ -25,6 +25,7 @@
 int hb_lease_ttl_s = HB_LEASE_TTL_DEFAULT_S;
 #define LEASE_RETRY_S (HB_LEASE_TTL_S >= 25 ? 5 : 1)
 #define LEASE_OWNER_MAX 128
+#define LEASE_OBJECT_MAX (64u * 1024u) /* ours are about 200 bytes */
 
 struct hb_lease {
     hb_store *st;
@@ -179,7 +180,7 @@ int hb_lease_check(hb_lease *l, hb_err *e)
     if (lapsed)
         return hb_seterr(e, HARVBK_E_BUSY,
                          "the %s lease of %s lapsed (no heartbeat for more than %d s); "
-                         "a concurrent gc may have run",
+                         "other clusters may have taken its holder for dead",
                          l->role, l->owner, HB_LEASE_TTL_S);
     return 0;
 }
@@ -250,17 +251,19 @@ static int lease_is_live(const char *role, const char *self, const char *key_own
                   hb_json_get_str(root, "owner", true, &o, LEASE_WHAT, &pe) == 0 &&
                   hb_json_get_i64(root, "heartbeat", true, &hb, LEASE_WHAT, &pe) == 0 && r && o;
     int live;
-    if (parsed) {
-        if (strcmp(r, role) != 0 || (self && strcmp(o, self) == 0))
-            live = 0;
-        else
-            live = now - hb <= HB_LEASE_TTL_S; /* a heartbeat in the future is live */
+    if (parsed && (strcmp(r, role) != 0 || (self && strcmp(o, self) == 0))) {
+        live = 0;
+    } else if (parsed && hb <= now + HB_LEASE_TTL_S) {
+        /* (compared without computing now - hb: hb may be any 64-bit value) */
+        live = hb >= now - HB_LEASE_TTL_S;
     } else {
-        /* unreadable: be conservative, judge by the object's age */
+        /* Unreadable, or a heartbeat further in the future than clocks may
+         * disagree (garbage, or a holder whose clock was badly off): be
+         * conservative but let it expire, judge by the object's age. */
         if (self && strcmp(key_owner, self) == 0)
             live = 0;
         else
-            live = mtime == 0 || now - mtime <= HB_LEASE_TTL_S;
+            live = mtime == 0 || mtime >= now - HB_LEASE_TTL_S;
     }
     cJSON_Delete(root);
     return live;
@@ -285,11 +288,17 @@ int hb_lease_count_live(hb_store *st, const char *role, const char *self, unsign
     unsigned live = 0;
     for (size_t i = 0; !rc && i < lv.n; i++) {
         const char *key = lv.v[i].key;
-        int g = hb_target_get(st->t, key, &b, e);
+        int g = hb_target_get_max(st->t, key, &b, LEASE_OBJECT_MAX, e);
         if (g == HARVBK_E_NOTFOUND) {
             if (e)
                 hb_err_clear(e);
             continue; /* released meanwhile */
+        }
+        if (g == HARVBK_E_CORRUPT) { /* far too large: unreadable, judged by age */
+            if (e)
+                hb_err_clear(e);
+            hb_buf_reset(&b);
+            g = 0;
         }
         if (g) {
             rc = g;

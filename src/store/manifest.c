@@ -10,6 +10,7 @@
 #include <string.h>
 
 #define WHAT "manifest"
+#define TIME_S_MAX (INT64_MAX / 1000)
 
 void hb_manifest_init(hb_manifest *m)
 {
@@ -151,6 +152,14 @@ int hb_manifest_encode(const hb_manifest *m, hb_buf *out, hb_err *e)
     hb_free(meta);
     if (!text)
         return hb_seterr(e, HARVBK_E_NOMEM, "cannot encode the manifest");
+    size_t tlen = strlen(text);
+    if (tlen > HB_MANIFEST_MAX) {
+        hb_free(text);
+        return hb_seterr(e, HARVBK_E_INVALID,
+                         "the manifest would be %zu bytes, more than the %u a reader accepts "
+                         "(VM metadata of %zu bytes is too large)",
+                         tlen, HB_MANIFEST_MAX, m->metadata.len);
+    }
     hb_buf_reset(out);
     rc = hb_buf_append_str(out, text);
     hb_free(text);
@@ -242,6 +251,12 @@ static int from_json(const cJSON *root, hb_manifest *m, hb_err *e)
         (rc = hb_json_get_i64(root, "completed", true, &m->completed, WHAT, e)) ||
         (rc = hb_json_get_u64(root, "chunk_size", true, &u, WHAT, e)))
         return rc;
+    /* times in seconds whose milliseconds fit in 64 bits (readers and ops
+     * compute with both) */
+    if (m->created < -TIME_S_MAX || m->created > TIME_S_MAX || m->completed < -TIME_S_MAX ||
+        m->completed > TIME_S_MAX)
+        return hb_seterr(e, HARVBK_E_CORRUPT, "manifest has an out-of-range created or "
+                                              "completed time");
     m->completed_ms = m->completed * 1000; /* optional key; older writers lack it */
     if ((rc = hb_json_get_i64(root, "completed_ms", false, &m->completed_ms, WHAT, e)))
         return rc;

@@ -17,6 +17,8 @@
 #define CHUNK_ID_SHA256 "sha256"
 #define ENCRYPTION_NONE "none"
 #define DELETE_BATCH 1000
+#define STORE_CONFIG_MAX (1024u * 1024u) /* a few hundred bytes in practice */
+#define INDEX_HEADER_TRAILER_LEN 64      /* FORMAT.md section 5 */
 
 /* ---- store config ---- */
 
@@ -162,7 +164,7 @@ int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, boo
     hb_buf b = HB_BUF_INIT;
     store_config sc;
     memset(&sc, 0, sizeof sc);
-    int rc = hb_target_get(t, STORE_CONFIG_KEY, &b, e);
+    int rc = hb_target_get_max(t, STORE_CONFIG_KEY, &b, STORE_CONFIG_MAX, e);
     if (rc == HARVBK_E_NOTFOUND && !create) {
         rc = hb_seterr(e, HARVBK_E_TARGET,
                        "no libharvbk store in %s (its %s is missing): the target may be "
@@ -183,7 +185,7 @@ int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, boo
          * whatever is there now; chunks, indexes and manifests are
          * self-describing, so a loser that already wrote needs nothing else. */
         if (!rc)
-            rc = hb_target_get(t, STORE_CONFIG_KEY, &b, e);
+            rc = hb_target_get_max(t, STORE_CONFIG_KEY, &b, STORE_CONFIG_MAX, e);
     }
     if (rc)
         goto fail;
@@ -263,7 +265,9 @@ int hb_store_manifest_read(hb_store *st, const char *kind_dir, const char *ns, c
     char what[32];
     kind_word(kind_dir, what, sizeof what);
     hb_buf b = HB_BUF_INIT;
-    int rc = hb_target_get(st->t, key, &b, e);
+    int rc = hb_target_get_max(st->t, key, &b, HB_MANIFEST_MAX, e);
+    if (rc == HARVBK_E_CORRUPT)
+        hb_err_prefix(e, "%s %s/%s: manifest", what, ns, name);
     if (!rc) {
         rc = hb_manifest_decode(b.data, b.len, m, e);
         if (rc)
@@ -336,10 +340,23 @@ int hb_store_index_read(hb_store *st, const char *kind_dir, const hb_manifest *m
     char what[32];
     kind_word(kind_dir, what, sizeof what);
     hb_buf b = HB_BUF_INIT;
-    int rc = hb_target_get(st->t, key, &b, e);
+    int rc;
+    /* the manifest says exactly how long the index is: never read more */
+    if (v->chunks > (SIZE_MAX - INDEX_HEADER_TRAILER_LEN) / HB_DIGEST_LEN) {
+        rc = hb_seterr(e, HARVBK_E_CORRUPT,
+                       "%s %s/%s: volume \"%s\" has an impossible number of chunks (%llu)", what,
+                       m->ns, m->name, v->name, (unsigned long long)v->chunks);
+        goto out;
+    }
+    size_t want = INDEX_HEADER_TRAILER_LEN + (size_t)v->chunks * HB_DIGEST_LEN;
+    rc = hb_target_get_max(st->t, key, &b, want, e);
     if (rc == HARVBK_E_NOTFOUND) {
         rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s %s/%s: index of volume \"%s\" is missing (%s)",
                        what, m->ns, m->name, v->name, key);
+        goto out;
+    }
+    if (rc == HARVBK_E_CORRUPT) {
+        hb_err_prefix(e, "%s %s/%s: index of volume \"%s\"", what, m->ns, m->name, v->name);
         goto out;
     }
     if (rc)

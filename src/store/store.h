@@ -84,6 +84,11 @@ typedef struct hb_manifest {
     hb_manifest_volume *vols; size_t nvols;
 } hb_manifest;
 
+/* Largest manifest document (JSON text) written or read: a reader refuses a
+ * larger object as corrupt without reading it, so a writer refuses to produce
+ * one (HARVBK_E_INVALID). The VM metadata, base64-encoded, is most of it. */
+#define HB_MANIFEST_MAX (64u * 1024u * 1024u)
+
 void hb_manifest_init(hb_manifest *m);
 void hb_manifest_clear(hb_manifest *m);
 int hb_manifest_encode(const hb_manifest *m, hb_buf *out, hb_err *e);

@@ -272,7 +272,7 @@ out:
     return rc;
 }
 
-static int local_get(hb_target *t, const char *key, hb_buf *out, hb_err *e)
+static int local_get_max(hb_target *t, const char *key, hb_buf *out, size_t max, hb_err *e)
 {
     local_target *lt = (local_target *)t;
     int rc = check_key(key, e);
@@ -282,7 +282,10 @@ static int local_get(hb_target *t, const char *key, hb_buf *out, hb_err *e)
     char *path = obj_path(lt, key);
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO (or device) someone put at a key must not block the
+     * open until a writer appears; it is refused below as "not an object".
+     * Reads of regular files ignore the flag. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     hb_free(path);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
@@ -294,6 +297,9 @@ static int local_get(hb_target *t, const char *key, hb_buf *out, hb_err *e)
         rc = sys_err(e, errno, "cannot stat object");
     } else if (!S_ISREG(st.st_mode)) {
         rc = hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
+    } else if ((uint64_t)st.st_size > (uint64_t)max) {
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "object is %lld bytes, more than the %zu expected",
+                       (long long)st.st_size, max);
     } else if ((uint64_t)st.st_size >= SIZE_MAX || hb_buf_reserve(out, (size_t)st.st_size + 1)) {
         rc = hb_seterr(e, HARVBK_E_NOMEM, "object of %lld bytes does not fit in memory",
                        (long long)st.st_size);
@@ -310,6 +316,11 @@ static int local_get(hb_target *t, const char *key, hb_buf *out, hb_err *e)
     if (rc)
         hb_buf_reset(out);
     return rc;
+}
+
+static int local_get(hb_target *t, const char *key, hb_buf *out, hb_err *e)
+{
+    return local_get_max(t, key, out, SIZE_MAX, e);
 }
 
 static int local_head(hb_target *t, const char *key, uint64_t *size, hb_err *e)
@@ -619,6 +630,7 @@ static const hb_target_ops local_ops = {
     .cleanup = local_cleanup,
     .ping = local_ping,
     .close = local_close,
+    .get_max = local_get_max,
 };
 
 int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)

@@ -165,6 +165,34 @@ int hb_target_get(hb_target *t, const char *key, hb_buf *out, hb_err *e)
     return rc < 0 ? wrap_err(t, key, rc, e) : rc;
 }
 
+static int too_large(hb_err *e, uint64_t size, size_t max)
+{
+    return hb_seterr(e, HARVBK_E_CORRUPT, "object is %llu bytes, more than the %zu expected",
+                     (unsigned long long)size, max);
+}
+
+int hb_target_get_max(hb_target *t, const char *key, hb_buf *out, size_t max, hb_err *e)
+{
+    if (!hb_key_valid(key))
+        return bad_key(t, key, e);
+    int rc;
+    if (t->ops->get_max) {
+        rc = t->ops->get_max(t, key, out, max, e);
+    } else {
+        uint64_t size = 0;
+        rc = t->ops->head(t, key, &size, e);
+        if (rc == 0 && size > max)
+            rc = too_large(e, size, max);
+        if (rc == 0)
+            rc = t->ops->get(t, key, out, e);
+        if (rc == 0 && out->len > max) { /* replaced in between */
+            rc = too_large(e, out->len, max);
+            hb_buf_reset(out);
+        }
+    }
+    return rc < 0 ? wrap_err(t, key, rc, e) : rc;
+}
+
 int hb_target_head(hb_target *t, const char *key, uint64_t *size, hb_err *e)
 {
     if (!hb_key_valid(key))

@@ -46,6 +46,11 @@ typedef struct hb_target_ops {
     /* Check reachability (cheap request). */
     int (*ping)(hb_target *t, hb_err *e);
     void (*close)(hb_target *t);
+    /* get() that refuses an object of more than max bytes with
+     * HARVBK_E_CORRUPT before buffering more than max bytes (a damaged or
+     * hostile target must not make readers allocate what it likes). May be
+     * NULL: hb_target_get_max() then uses head() + get(). */
+    int (*get_max)(hb_target *t, const char *key, hb_buf *out, size_t max, hb_err *e);
 } hb_target_ops;
 
 struct hb_target {
@@ -66,6 +71,10 @@ void hb_target_close(hb_target *t);
  * target's display name and key. */
 int hb_target_put(hb_target *t, const char *key, const void *data, size_t len, hb_err *e);
 int hb_target_get(hb_target *t, const char *key, hb_buf *out, hb_err *e);
+/* hb_target_get() for objects of a known maximum size: a larger object is
+ * HARVBK_E_CORRUPT ("object is N bytes, more than the M expected") and is not
+ * read. Use it for everything whose size a reader can bound. */
+int hb_target_get_max(hb_target *t, const char *key, hb_buf *out, size_t max, hb_err *e);
 int hb_target_head(hb_target *t, const char *key, uint64_t *size, hb_err *e);
 int hb_target_del(hb_target *t, const char *key, hb_err *e);
 int hb_target_del_many(hb_target *t, const char *const *keys, size_t n, hb_err *e);

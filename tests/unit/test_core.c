@@ -17,8 +17,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+/* fsync() of this executable: records which paths were synced while
+ * `fsync_recording` is set (the library's static objects call this one), then
+ * does the real system call. */
+static bool fsync_recording;
+static char fsync_paths[64][512];
+static int fsync_count;
+
+int fsync(int fd)
+{
+    if (fsync_recording && fsync_count < 64) {
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, fsync_paths[fsync_count], sizeof fsync_paths[0] - 1);
+        fsync_paths[fsync_count][n > 0 ? n : 0] = '\0';
+        fsync_count++;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static bool fsynced(const char *path)
+{
+    for (int i = 0; i < fsync_count; i++)
+        if (!strcmp(fsync_paths[i], path))
+            return true;
+    return false;
+}
 
 /* ---- errors, version ---- */
 
@@ -597,6 +625,43 @@ static void test_mkdir_p_and_rm_rf(void **state)
     free(dir);
 }
 
+
+/* A directory that hb_mkdir_p creates must be durable before it returns:
+ * callers write a file into it atomically (which fsyncs only that file's own
+ * directory) and count on it surviving a crash. So the parent of every
+ * directory created is fsynced. */
+static void test_mkdir_p_makes_created_directories_durable(void **state)
+{
+    (void)state;
+    char *dir0 = tu_mkdtemp("core-mkdir-sync");
+    char *dir = realpath(dir0, NULL); /* /proc/self/fd shows resolved paths */
+    assert_non_null(dir);
+    char *deep = hb_asprintf("%s/a/b/c", dir);
+    char *a = hb_path_join(dir, "a"), *ab = hb_asprintf("%s/a/b", dir);
+    hb_err e;
+    fsync_count = 0;
+    fsync_recording = true;
+    int rc = hb_mkdir_p(deep, 0755, &e);
+    fsync_recording = false;
+    assert_int_equal(rc, 0);
+    assert_true(fsynced(dir)); /* holds the new entry "a" */
+    assert_true(fsynced(a));   /* holds "b" */
+    assert_true(fsynced(ab));  /* holds "c" */
+    /* nothing created, nothing synced */
+    fsync_count = 0;
+    fsync_recording = true;
+    rc = hb_mkdir_p(deep, 0755, &e);
+    fsync_recording = false;
+    assert_int_equal(rc, 0);
+    assert_int_equal(fsync_count, 0);
+    hb_free(a);
+    hb_free(ab);
+    hb_free(deep);
+    tu_rmrf(dir);
+    free(dir);
+    free(dir0);
+}
+
 static void test_pread_pwrite_all_and_fd_size(void **state)
 {
     (void)state;
@@ -764,6 +829,7 @@ int main(void)
         cmocka_unit_test(test_default_threads_in_range),
         cmocka_unit_test(test_atomic_write_replaces_and_leaves_no_temp),
         cmocka_unit_test(test_mkdir_p_and_rm_rf),
+        cmocka_unit_test(test_mkdir_p_makes_created_directories_durable),
         cmocka_unit_test(test_pread_pwrite_all_and_fd_size),
         cmocka_unit_test(test_json_parse_is_strict),
         cmocka_unit_test(test_json_getters_check_types),

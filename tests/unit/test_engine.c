@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1061,6 +1062,140 @@ static void test_gc_deletes_nothing_when_marking_fails(void **state)
     hb_free(pc);
 }
 
+
+/* FORMAT.md section 9: "A gc whose own heartbeat lapsed for longer than the
+ * TTL must stop sweeping" - other contexts then consider it dead, and a backup
+ * they start may dedup against the very chunks this gc is about to delete. */
+static void test_gc_stops_when_its_lease_lapsed(void **state)
+{
+    fx *f = *state;
+    size_t n = 4 * (size_t)CS;
+    char *pa = tpath(f, "a.img");
+    uint8_t *a = make_random_file(pa, n, 51);
+    hb_index ia;
+    hb_backup_stats s;
+    backup_ok(f, pa, NULL, &ia, &s); /* never committed: garbage for gc */
+    age_chunks(f, time(NULL) - 3600);
+    assert_int_equal(count_chunks(f), 4);
+
+    int saved = hb_lease_ttl_s;
+    hb_lease_ttl_s = 1;
+    hb_err e;
+    hb_err_clear(&e);
+    hb_lease *l = NULL;
+    assert_int_equal(hb_lease_acquire(f->st, "gc", "gc-test", &l, &e), 0);
+    /* the target is unreachable for longer than the TTL: heartbeats fail */
+    char *away = hb_asprintf("%s.away", f->sdir);
+    assert_int_equal(rename(f->sdir, away), 0);
+    sleep(3);
+    assert_int_equal(rename(away, f->sdir), 0);
+    assert_int_equal(hb_lease_check(l, &e), HARVBK_E_BUSY);
+
+    hb_gc_stats gs;
+    f->job.lease = l;
+    hb_err_clear(&e);
+    int rc = hb_engine_gc(&f->job, &gs, &e);
+    f->job.lease = NULL;
+    assert_int_equal(rc, HARVBK_E_BUSY);
+    assert_non_null(strstr(e.msg, "lapsed"));
+    assert_int_equal(gs.removed_chunks, 0);
+    assert_int_equal(count_chunks(f), 4);
+    hb_lease_release(l);
+
+    /* with a healthy lease it sweeps */
+    hb_lease_ttl_s = saved;
+    assert_int_equal(hb_lease_acquire(f->st, "gc", "gc-test", &l, &e), 0);
+    f->job.lease = l;
+    assert_int_equal(hb_engine_gc(&f->job, &gs, &e), 0);
+    f->job.lease = NULL;
+    hb_lease_release(l);
+    assert_int_equal(gs.removed_chunks, 4);
+    assert_int_equal(count_chunks(f), 0);
+
+    hb_free(away);
+    hb_index_clear(&ia);
+    free(a);
+    hb_free(pa);
+}
+
+
+/* A target whose get_max() deletes an entry (manifest first, then its index,
+ * as hb_store_entry_delete does) just before it reads `trigger`: a delete from
+ * another context landing while gc marks. */
+static const hb_target_ops *racy_own;
+static const char *racy_trigger, *racy_victim; /* under racy_mu while gc runs */
+static pthread_mutex_t racy_mu = PTHREAD_MUTEX_INITIALIZER;
+static int racy_get_max(hb_target *t, const char *key, hb_buf *out, size_t max, hb_err *e)
+{
+    pthread_mutex_lock(&racy_mu);
+    if (racy_trigger && !strcmp(key, racy_trigger)) {
+        hb_err de;
+        char *mk = hb_key_manifest(HB_KIND_BACKUPS, "default", racy_victim);
+        char *ik = hb_key_index(HB_KIND_BACKUPS, "default", racy_victim, "disk0");
+        assert_int_equal(racy_own->del(t, mk, &de), 0);
+        assert_int_equal(racy_own->del(t, ik, &de), 0);
+        hb_free(mk);
+        hb_free(ik);
+        racy_trigger = NULL;
+    }
+    pthread_mutex_unlock(&racy_mu);
+    return racy_own->get_max(t, key, out, max, e);
+}
+
+/* Deleting a backup while gc marks (a retention schedule of another cluster,
+ * say) makes its manifest or its index vanish under gc. That entry needs no
+ * protection any more: gc goes on without it instead of failing. */
+static void test_gc_tolerates_entries_deleted_while_marking(void **state)
+{
+    fx *f = *state;
+    size_t n = 3 * (size_t)CS;
+    char *pa = tpath(f, "a.img"), *pb = tpath(f, "b.img");
+    uint8_t *a = make_random_file(pa, n, 61), *b = make_random_file(pb, n, 62);
+    hb_index ia, ib;
+    hb_backup_stats s;
+    backup_ok(f, pa, NULL, &ia, &s);
+    backup_ok(f, pb, NULL, &ib, &s);
+    static hb_target_ops racy; /* static: the target may outlive a failed assertion */
+    racy = *f->st->t->ops;
+    racy.get_max = racy_get_max;
+    racy_own = f->st->t->ops;
+    f->st->t->ops = &racy;
+    char *mk = hb_key_manifest(HB_KIND_BACKUPS, "default", "bk-gone");
+    char *ik = hb_key_index(HB_KIND_BACKUPS, "default", "bk-gone", "disk0");
+    hb_gc_stats gs;
+    hb_err e;
+    for (int pass = 0; pass < 2; pass++) {
+        commit_entry(f, "bk-keep", "disk0", &ia);
+        commit_entry(f, "bk-gone", "disk0", &ib);
+        age_chunks(f, time(NULL) - 3600);
+        /* pass 0: deleted before gc reads its manifest; 1: between manifest and index */
+        racy_trigger = pass == 0 ? mk : ik;
+        racy_victim = "bk-gone";
+        hb_err_clear(&e);
+        int rc = hb_engine_gc(&f->job, &gs, &e);
+        if (rc)
+            fprintf(stderr, "pass %d: %d %s\n", pass, rc, e.msg);
+        assert_int_equal(rc, 0);
+        assert_null(racy_trigger); /* the race did happen */
+        assert_int_equal(gs.removed_chunks, 3); /* bk-gone's */
+        for (unsigned i = 0; i < 3; i++) {
+            assert_true(chunk_present(f, hb_index_id(&ia, i)));
+            assert_false(chunk_present(f, hb_index_id(&ib, i)));
+        }
+        hb_index_clear(&ib);
+        backup_ok(f, pb, NULL, &ib, &s); /* its chunks again, for pass 1 */
+    }
+    f->st->t->ops = racy_own;
+    hb_free(mk);
+    hb_free(ik);
+    hb_index_clear(&ia);
+    hb_index_clear(&ib);
+    free(a);
+    free(b);
+    hb_free(pa);
+    hb_free(pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1085,6 +1220,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_buffers_bounded_by_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_removes_only_unreferenced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_deletes_nothing_when_marking_fails, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_gc_stops_when_its_lease_lapsed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_tolerates_entries_deleted_while_marking, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

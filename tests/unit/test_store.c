@@ -7,10 +7,15 @@
 #include "target/config.h"
 #include "target/target.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CS (64u * 1024u)
@@ -603,6 +608,10 @@ static void test_manifest_rejects_invalid_content(void **state)
         { "\"format_major\":1", "\"format_major\":0" },
         { "\"format_major\":1", "\"format_major\":-1" },
         { "\"format_major\":1", "\"format_major\":\"1\"" },
+        /* times whose milliseconds do not fit in 64 bits */
+        { "\"completed\":1764000100", "\"completed\":9000000000000000000" },
+        { "\"completed\":1764000100", "\"completed\":-9000000000000000000" },
+        { "\"created\":1764000000", "\"created\":-9223372036854775808" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = decode_edited(&m, cases[i].from, cases[i].to, &e);
@@ -635,6 +644,33 @@ static void test_manifest_encode_refuses_invalid_names(void **state)
     free(k);
     hb_manifest_clear(&m);
     hb_buf_free(&b);
+}
+
+
+/* Readers refuse a manifest larger than HB_MANIFEST_MAX unread, so a writer
+ * must never commit one (the backup would be unreadable): encoding refuses. */
+static void test_manifest_encode_refuses_what_readers_refuse(void **state)
+{
+    (void)state;
+    hb_manifest m;
+    make_manifest(&m, "default", "bk-1");
+    hb_buf_reset(&m.metadata);
+    size_t big = (size_t)HB_MANIFEST_MAX / 4 * 3 + 1; /* base64: just over the limit */
+    assert_int_equal(hb_buf_reserve(&m.metadata, big + 1), 0);
+    memset(m.metadata.data, 'x', big);
+    m.metadata.len = big;
+    hb_buf b = HB_BUF_INIT;
+    hb_err e = { 0 };
+    assert_int_equal(hb_manifest_encode(&m, &b, &e), HARVBK_E_INVALID);
+    assert_non_null(strstr(e.msg, "metadata"));
+    m.metadata.len = 1024 * 1024;
+    assert_int_equal(hb_manifest_encode(&m, &b, &e), 0);
+    hb_manifest back;
+    assert_int_equal(hb_manifest_decode(b.data, b.len, &back, &e), 0);
+    assert_int_equal(back.metadata.len, 1024 * 1024);
+    hb_manifest_clear(&back);
+    hb_buf_free(&b);
+    hb_manifest_clear(&m);
 }
 
 /* ---- store config ---- */
@@ -861,6 +897,108 @@ static void test_manifest_at_wrong_key_is_corrupt(void **state)
     hb_buf_free(&b);
 }
 
+
+/* ---- hostile targets ---- */
+
+#define HUGE_OBJECT (1ull << 40) /* 1 TiB, sparse: must never be read or allocated */
+
+static long maxrss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* Turn the object <dir>/<key> (created with `body` when absent; its directory
+ * must exist) into a sparse file of HUGE_OBJECT bytes. */
+static void make_huge(const char *dir, const char *key, const char *body)
+{
+    char *p = malloc(strlen(dir) + strlen(key) + 2);
+    sprintf(p, "%s/%s", dir, key);
+    if (access(p, F_OK) != 0)
+        assert_int_equal(tu_write_file(p, body, strlen(body)), 0);
+    chmod(p, 0644);
+    assert_int_equal(truncate(p, (off_t)HUGE_OBJECT), 0);
+    free(p);
+}
+
+/* A target may be damaged or hostile: an object far larger than its kind can
+ * be (a chunk larger than the chunk size allows, an index longer than its
+ * manifest says, a 1 TiB manifest, lease or store config) is refused as
+ * corrupt from its size alone, without allocating or reading it. */
+static void test_hostile_huge_objects_are_refused_unread(void **state)
+{
+    fx *f = *state;
+    hb_err e = { 0 };
+    long rss0 = maxrss_kb();
+
+    /* a chunk */
+    uint8_t raw[1000], id[HB_DIGEST_LEN];
+    tu_fill_random(raw, sizeof raw, 9);
+    hb_sha256(raw, sizeof raw, id);
+    hb_buf scratch = HB_BUF_INIT;
+    assert_int_equal(hb_store_chunk_put(f->st, id, raw, sizeof raw, &scratch, NULL, &e), 0);
+    hb_buf_free(&scratch);
+    char key[HB_CHUNK_KEY_LEN];
+    hb_chunk_key(id, key);
+    make_huge(f->dir, key, "");
+    uint8_t *out = malloc(CS);
+    size_t got = 0;
+    int rc = hb_store_chunk_get(f->st, id, out, CS, &got, &scratch, &e);
+    if (rc != HARVBK_E_CHUNK)
+        fprintf(stderr, "chunk: %d %s\n", rc, e.msg);
+    assert_int_equal(rc, HARVBK_E_CHUNK);
+    assert_non_null(strstr(e.msg, key + 13));
+    assert_non_null(strstr(e.msg, "corrupt"));
+    assert_true(scratch.cap < 1024 * 1024);
+    hb_buf_free(&scratch);
+    free(out);
+
+    /* an index: its manifest says how long it is */
+    write_entry(f->st, "default", "bk-1", true);
+    hb_manifest m;
+    assert_int_equal(hb_store_manifest_read(f->st, HB_KIND_BACKUPS, "default", "bk-1", &m, &e),
+                     0);
+    make_huge(f->dir, "backups/default/bk-1/disk-0.idx", "");
+    hb_index ix;
+    rc = hb_store_index_read(f->st, HB_KIND_BACKUPS, &m, &m.vols[0], &ix, &e);
+    if (rc != HARVBK_E_CORRUPT)
+        fprintf(stderr, "index: %d %s\n", rc, e.msg);
+    assert_int_equal(rc, HARVBK_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "disk-0"));
+    assert_null(ix.ids);
+    hb_manifest_clear(&m);
+
+    /* a manifest */
+    make_huge(f->dir, "backups/default/bk-1/manifest.json", "");
+    rc = hb_store_manifest_read(f->st, HB_KIND_BACKUPS, "default", "bk-1", &m, &e);
+    if (rc != HARVBK_E_CORRUPT)
+        fprintf(stderr, "manifest: %d %s\n", rc, e.msg);
+    assert_int_equal(rc, HARVBK_E_CORRUPT);
+    assert_null(m.ns);
+
+    /* a lease: unreadable, so judged by the object's age (fresh: live) */
+    assert_int_equal(hb_target_put(f->st->t, "locks/gc-ctx-huge.json", "{}", 2, &e), 0);
+    make_huge(f->dir, "locks/gc-ctx-huge.json", "");
+    unsigned n = 99;
+    rc = hb_lease_count_live(f->st, "gc", "me", &n, &e);
+    if (rc)
+        fprintf(stderr, "lease: %d %s\n", rc, e.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, 1);
+
+    /* the store config */
+    make_huge(f->dir, "harvbk-store.json", "");
+    hb_store *st2 = open_store_cfg(f->dir, -1, CS, &rc, &e);
+    if (rc != HARVBK_E_CORRUPT)
+        fprintf(stderr, "store config: %d %s\n", rc, e.msg);
+    assert_null(st2);
+    assert_int_equal(rc, HARVBK_E_CORRUPT);
+
+    /* nothing of that was read into memory */
+    assert_true(maxrss_kb() - rss0 < 64 * 1024);
+}
+
 /* ---- leases ---- */
 
 static void test_lease_acquire_count_release(void **state)
@@ -945,6 +1083,42 @@ static void test_lease_stale_is_not_live_unreadable_fresh_is(void **state)
     assert_int_equal(n, 2);
 }
 
+
+/* A heartbeat JSON can carry but no clock produces: the oldest 64-bit value
+ * is dead (not an overflow into "live"), and one far in the future (a holder
+ * whose clock was badly off, or garbage) must not block the other role
+ * forever: it is judged by the object's age like an unreadable lease. */
+static void test_lease_absurd_heartbeats_are_not_live_forever(void **state)
+{
+    fx *f = *state;
+    hb_err e = { 0 };
+    const char *oldest = "{\"role\":\"gc\",\"owner\":\"ctx-min\",\"heartbeat\":"
+                         "-9223372036854775808,\"pid\":1,\"host\":\"h\"}";
+    assert_int_equal(hb_target_put(f->st->t, "locks/gc-ctx-min.json", oldest, strlen(oldest), &e),
+                     0);
+    unsigned n = 99;
+    assert_int_equal(hb_lease_count_live(f->st, "gc", "me", &n, &e), 0);
+    assert_int_equal(n, 0);
+
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"role\":\"gc\",\"owner\":\"ctx-future\",\"heartbeat\":%lld,\"pid\":1,"
+             "\"host\":\"h\"}",
+             (long long)(hb_now() + 1000LL * HB_LEASE_TTL_S));
+    assert_int_equal(
+        hb_target_put(f->st->t, "locks/gc-ctx-future.json", body, strlen(body), &e), 0);
+    assert_int_equal(hb_lease_count_live(f->st, "gc", "me", &n, &e), 0);
+    assert_int_equal(n, 1); /* just written: someone may be there */
+    char *p = malloc(strlen(f->dir) + 64);
+    sprintf(p, "%s/locks/gc-ctx-future.json", f->dir);
+    time_t old = time(NULL) - 2 * HB_LEASE_TTL_S;
+    struct timespec ts[2] = { { old, 0 }, { old, 0 } };
+    assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+    assert_int_equal(hb_lease_count_live(f->st, "gc", "me", &n, &e), 0);
+    assert_int_equal(n, 0); /* not rewritten for longer than the TTL: dead */
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -965,6 +1139,7 @@ int main(void)
         cmocka_unit_test(test_manifest_newer_major_is_format_error),
         cmocka_unit_test(test_manifest_rejects_invalid_content),
         cmocka_unit_test(test_manifest_encode_refuses_invalid_names),
+        cmocka_unit_test(test_manifest_encode_refuses_what_readers_refuse),
         cmocka_unit_test(test_store_open_creates_config_and_reopen_keeps_it),
         cmocka_unit_test(test_store_newer_or_malformed_config_is_refused),
         cmocka_unit_test_setup_teardown(test_entry_manifest_index_list_delete, setup, teardown),
@@ -972,6 +1147,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_acquire_count_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_check_reports_a_lapse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_stale_is_not_live_unreadable_fresh_is, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lease_absurd_heartbeats_are_not_live_forever, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_huge_objects_are_refused_unread, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,10 @@
 #include "target/target.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -800,6 +803,99 @@ static void test_local_ping_reports_missing_root(void **state)
     free(dir);
 }
 
+
+typedef struct fifo_get {
+    hb_target *t;
+    const char *key;
+    int rc;
+    hb_err e;
+} fifo_get;
+
+static void *fifo_get_main(void *p)
+{
+    fifo_get *g = p;
+    hb_buf b = HB_BUF_INIT;
+    g->rc = hb_target_get(g->t, g->key, &b, &g->e);
+    hb_buf_free(&b);
+    return NULL;
+}
+
+/* A target directory may hold things no writer of ours creates. A FIFO at a
+ * key must read as "no such object" at once: opening it for reading would
+ * block until some writer appears, hanging a restore that no cancel can stop. */
+static void test_local_get_of_a_fifo_does_not_hang(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-fifo");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    assert_int_equal(hb_target_put(t, "chunks/ab/cd/x", "1", 1, &e), 0);
+    char *fp = hb_asprintf("%s/chunks/ab/cd/fifo", dir);
+    assert_int_equal(mkfifo(fp, 0644), 0);
+    fifo_get g = { t, "chunks/ab/cd/fifo", 1, { 0, "" } };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fifo_get_main, &g), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    int jr = pthread_timedjoin_np(th, NULL, &dl);
+    if (jr == ETIMEDOUT) {
+        /* unblock the reader so the test can fail cleanly */
+        int w = open(fp, O_WRONLY | O_NONBLOCK);
+        if (w >= 0)
+            close(w);
+        pthread_join(th, NULL);
+    }
+    assert_int_equal(jr, 0);
+    assert_int_equal(g.rc, HARVBK_E_NOTFOUND);
+    uint64_t size;
+    assert_int_equal(hb_target_head(t, "chunks/ab/cd/fifo", &size, &e), HARVBK_E_NOTFOUND);
+    hb_free(fp);
+    hb_target_close(t);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+
+/* hb_target_get_max: an object larger than the caller's bound is refused
+ * from its size without being read, by the backend's get_max() or, for a
+ * backend without one, by head() + get(). */
+static void test_get_max_refuses_larger_objects_unread(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-getmax");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    uint8_t data[100];
+    tu_fill_random(data, sizeof data, 5);
+    assert_int_equal(hb_target_put(t, "a/obj", data, sizeof data, &e), 0);
+    hb_target_ops no_get_max = *t->ops;
+    no_get_max.get_max = NULL;
+    const hb_target_ops *own = t->ops;
+    for (int pass = 0; pass < 2; pass++) {
+        t->ops = pass ? &no_get_max : own;
+        hb_buf b = HB_BUF_INIT;
+        assert_int_equal(hb_target_get_max(t, "a/obj", &b, 100, &e), 0);
+        assert_int_equal(b.len, 100);
+        assert_memory_equal(b.data, data, 100);
+        hb_buf_free(&b);
+        hb_err_clear(&e);
+        assert_int_equal(hb_target_get_max(t, "a/obj", &b, 99, &e), HARVBK_E_CORRUPT);
+        assert_int_equal(e.code, HARVBK_E_CORRUPT);
+        assert_non_null(strstr(e.msg, "a/obj"));
+        assert_non_null(strstr(e.msg, "100 bytes"));
+        assert_int_equal(b.len, 0);
+        assert_true(b.cap < 100); /* nothing was read */
+        assert_int_equal(hb_target_get_max(t, "a/none", &b, 99, &e), HARVBK_E_NOTFOUND);
+        assert_int_equal(hb_target_get_max(t, "a/../obj", &b, 99, &e), HARVBK_E_INVALID);
+        hb_buf_free(&b);
+    }
+    t->ops = own;
+    hb_target_close(t);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -817,6 +913,8 @@ int main(void)
         cmocka_unit_test(test_local_recovers_when_directory_removed),
         cmocka_unit_test(test_local_concurrent_puts_all_readable),
         cmocka_unit_test(test_local_ping_reports_missing_root),
+        cmocka_unit_test(test_local_get_of_a_fifo_does_not_hang),
+        cmocka_unit_test(test_get_max_refuses_larger_objects_unread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
