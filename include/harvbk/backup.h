@@ -44,10 +44,13 @@ HARVBK_API void harvbk_ranges_free(harvbk_ranges *ranges);
 typedef struct harvbk_backup_options {
     unsigned int version;                /* HARVBK_BACKUP_OPTIONS_VERSION */
     unsigned int flags;                  /* HARVBK_BACKUP_* */
-    /* Changed ranges since the VM's most recent Ready backup in this target.
-     * Chunks outside them are taken from that backup's index without reading.
-     * NULL: read everything (unchanged chunks are still not uploaded).
-     * A volume absent from the set is treated as unchanged. */
+    /* Changed ranges since the VM's most recent Ready backup in this target
+     * that this context wrote (backups of a same-named VM written by another
+     * context sharing the target are never used as the base; without one,
+     * everything is read). Chunks outside them are taken from that backup's
+     * index without reading. NULL: read everything (unchanged chunks are
+     * still not uploaded). A volume absent from the set is treated as
+     * unchanged. */
     const harvbk_ranges *changed_ranges;
     harvbk_progress_cb progress_cb;      /* may be NULL */
     void *progress_payload;

@@ -43,8 +43,11 @@ HARVBK_API int harvbk_restore_options_init(harvbk_restore_options *opts, unsigne
  * leaves wrong bytes in place). On success the new VM (volumes pointing at the
  * restored files, the backup's metadata and images) is registered in the
  * catalog. Errors at start: HARVBK_E_INVALID, HARVBK_E_VERSION, HARVBK_E_NOTARGET,
- * HARVBK_E_NOTFOUND, HARVBK_E_EXISTS (the new VM or a volume file exists),
- * HARVBK_E_STATE (backup not Ready).
+ * HARVBK_E_NOTFOUND, HARVBK_E_EXISTS (the new VM or a volume file exists, or
+ * another process restores into that VM), HARVBK_E_STATE (backup not Ready),
+ * HARVBK_E_BUSY (the backup is being deleted). A restore killed midway is
+ * undone by the next harvbk_ctx_open() (or restore into that VM): no partial
+ * file, and no volume without its registered VM, is left behind.
  */
 HARVBK_API int harvbk_restore_create(harvbk_op **out, harvbk_ctx *ctx, const char *namespace_,
                                      const char *backup_name,

@@ -66,7 +66,8 @@ HARVBK_API int harvbk_target_config_has_secret(const harvbk_target_config *cfg);
  * there, creating it when the location is empty, and records the configuration
  * in the state directory. Errors: HARVBK_E_INVALID (bad URL), HARVBK_E_UNSUPPORTED
  * (unknown scheme or a backend this build lacks), HARVBK_E_TARGET (unreachable),
- * HARVBK_E_FORMAT (store of a newer format), HARVBK_E_CORRUPT, HARVBK_E_IO.
+ * HARVBK_E_FORMAT (store of a newer format), HARVBK_E_CORRUPT, HARVBK_E_IO,
+ * HARVBK_E_BUSY (operations of the context are running).
  */
 HARVBK_API int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg);
 

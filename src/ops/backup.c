@@ -109,6 +109,7 @@ static int wait_for_gc(harvbk_op *op, hb_store *st, const char *what, hb_err *e)
 
 typedef struct prev_search {
     const char *vm_ns, *vm_name, *self;
+    const char *writer;  /* only backups this context wrote; NULL: any */
     hb_store *st;
     hb_manifest best;
     bool found;
@@ -129,7 +130,8 @@ static int prev_one(const char *ns, const char *name, void *ud)
         return 0;
     }
     bool same_vm = strcmp(m.vm_ns, ps->vm_ns) == 0 && strcmp(m.vm_name, ps->vm_name) == 0 &&
-                   m.chunk_size == ps->st->chunk_size;
+                   m.chunk_size == ps->st->chunk_size &&
+                   (!ps->writer || (m.writer && strcmp(m.writer, ps->writer) == 0));
     if (same_vm && ps->found && m.completed_ms == ps->best_completed)
         ps->tied = true;
     if (same_vm && (!ps->found || m.completed_ms > ps->best_completed)) {
@@ -155,6 +157,10 @@ static int load_previous(backup_job *j, hb_store *st, hb_index *prev, bool *has_
     ps.vm_ns = j->vm->ns;
     ps.vm_name = j->vm->name;
     ps.self = j->name;
+    /* The caller's changed ranges are relative to a backup it made: another
+     * cluster sharing the target may have a VM of the same namespace/name
+     * (a different VM), whose newer backup must never be the base. */
+    ps.writer = j->use_ranges ? ctx->id : NULL;
     ps.st = st;
     hb_manifest_init(&ps.best);
     int rc = hb_store_entry_list(st, HB_KIND_BACKUPS, prev_one, &ps, e);

@@ -1,8 +1,9 @@
 /*
  * ops/backup_delete.c - harvbk_backup_delete: the manifest first (the backup
  * stops being Ready at that instant), then its indexes; chunks are freed by gc.
- * Refused while this process restores or verifies from it, or while a live
- * writer (any process) holds its record lock.
+ * Refused while a restore or verify reads it (any process on the state
+ * directory: their shared read lock), or while a live writer (any process)
+ * holds its record lock.
  */
 #include "ops.h"
 
@@ -68,12 +69,14 @@ int harvbk_backup_delete(harvbk_ctx *ctx, const char *namespace_, const char *na
         return hb_ctx_fail(ctx, &e);
     rc = hb_ctx_use_add(ctx, HB_USE_DELETE, namespace_, name, &e);
     if (rc == 0) {
-        int fd = -1;
+        int fd = -1, rfd = -1;
         rc = hb_reclock_try(ctx, namespace_, name, &fd, &e);
-        if (rc == 0) {
+        if (rc == 0) /* restores and verifies of other processes */
+            rc = hb_readlock_try(ctx, namespace_, name, true, &rfd, &e);
+        if (rc == 0)
             rc = delete_locked(ctx, ref->st, namespace_, name, &e);
-            hb_reclock_release(ctx, namespace_, name, fd);
-        }
+        hb_readlock_release(ctx, namespace_, name, true, rfd);
+        hb_reclock_release(ctx, namespace_, name, fd);
         hb_ctx_use_del(ctx, HB_USE_DELETE, namespace_, name);
     }
     hb_ctx_store_release(ctx, ref);

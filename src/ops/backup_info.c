@@ -130,7 +130,11 @@ static int local_unfinished(harvbk_ctx *ctx, hb_store *st, const char *ns, const
         hb_record_clear(r);
         return HARVBK_E_NOTFOUND;
     }
-    hb_record_recover(ctx, r, &e); /* a dead writer's record reads as Error */
+    hb_record_recover(ctx, r, st, &e); /* a dead writer's record reads as Error */
+    if (r->state == HARVBK_STATE_READY) { /* committed after all: the target is the truth */
+        hb_record_clear(r);
+        return HARVBK_E_NOTFOUND;
+    }
     return 0;
 }
 
@@ -268,7 +272,7 @@ static int list_record(hb_record *r, void *ud)
         return 0; /* its manifest exists: the target is the truth */
     hb_err e;
     hb_err_clear(&e);
-    hb_record_recover(lb->ctx, r, &e);
+    hb_record_recover(lb->ctx, r, lb->st, &e);
     return list_push(lb->l, info_from_record(r));
 }
 

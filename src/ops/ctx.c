@@ -8,7 +8,10 @@
  *   target.json                the target configuration (0600)
  *   vms/<ns>/<name>.json       the VM catalog
  *   backups/<ns>/<name>.json   local records of backups this context wrote
+ *   restores/<ns>/<vm>.json    journals of restores into new VM ns/vm
  *   locks/<ns>_<name>.lock     flock held by the process writing that backup
+ *   locks/<ns>_<name>.read.lock         shared by readers of it, exclusive for delete
+ *   locks/<ns>_<vm>.restore.lock        held by the process restoring into that VM
  */
 #include "ops.h"
 #include "../core/fsutil.h"

@@ -18,6 +18,7 @@
  *   verify.c      harvbk_backup_verify
  *   gc.c          harvbk_gc
  *   restore.c     harvbk_restore_create
+ *   restore_journal.c  the journal that makes a killed restore recoverable
  *
  * Locking order (outer first): ctx->target_mu -> ctx->mu -> op->mu;
  * ctx->cat_mu, ctx->lease_mu, ctx->err_mu and ctx->log_lock are leaves (no
@@ -46,6 +47,7 @@
 #define HB_VMS_DIR "vms"
 #define HB_RECORDS_DIR "backups"
 #define HB_LOCKS_DIR "locks"
+#define HB_RESTORES_DIR "restores"
 /* The store's config object in the target (store/store.h, docs/FORMAT.md). */
 #define HB_STORE_CONFIG_KEY "harvbk-store.json"
 
@@ -198,6 +200,10 @@ typedef struct hb_record {
     uint64_t logical_bytes, uploaded_bytes, progress_bytes;
     char *owner, *store_id;
     bool crash_consistent;
+    /* recovery made it Error without being able to look for its manifest
+     * (the writer may have died after its commit): checked when its store
+     * is next opened ("commit_unknown" in the file) */
+    bool commit_unknown;
     hb_record_volume *vols;
     size_t nvols;
 } hb_record;
@@ -217,10 +223,60 @@ int hb_record_foreach(harvbk_ctx *ctx, hb_record_cb cb, void *ud, hb_err *e);
  * another open file holds it. */
 int hb_reclock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_fd, hb_err *e);
 void hb_reclock_release(harvbk_ctx *ctx, const char *ns, const char *name, int fd);
+/* Reading a backup (restore, verify) holds a shared flock on
+ * <state>/locks/<ns>_<name>.read.lock, deleting it an exclusive one, so that
+ * no process on the state directory deletes a backup another one reads.
+ * HARVBK_E_BUSY when the other kind holds it. */
+int hb_readlock_try(harvbk_ctx *ctx, const char *ns, const char *name, bool exclusive,
+                    int *out_fd, hb_err *e);
+void hb_readlock_release(harvbk_ctx *ctx, const char *ns, const char *name, bool exclusive,
+                         int fd);
+/* The same for a restore into new VM ns/name: <state>/locks/<ns>_<name>.restore.lock,
+ * held by the process restoring into that VM (HARVBK_E_BUSY when held). */
+int hb_restore_lock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_fd,
+                        hb_err *e);
+void hb_restore_lock_release(harvbk_ctx *ctx, const char *ns, const char *name, int fd);
 
-/* If r is InProgress and nobody holds its lock, make it Error "interrupted"
- * (persisted; owner remembered for target cleanup). Returns 1 when changed. */
-int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_err *e);
+/* If r is InProgress and nobody holds its lock, its writer died: make it
+ * Error "interrupted" (persisted; owner remembered for target cleanup) - or
+ * Ready when `st` (may be NULL: not known) is its store and holds its
+ * manifest (the writer died after the commit). Returns 1 when changed. */
+int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_store *st, hb_err *e);
+/* 1 when the manifest of backup ns/name is in st, 0 when not, < 0 on error. */
+int hb_backup_committed(hb_store *st, const char *ns, const char *name, hb_err *e);
+/* For records of st that recovery made Error with commit_unknown: Ready when
+ * their manifest is in st (the writer died after its commit), else confirmed
+ * Error; their writers' leftovers are queued for cleanup (hb_recovery_remember).
+ * Called when a store was opened. */
+void hb_recovery_fix_committed(harvbk_ctx *ctx, hb_store *st);
+
+/* ---- restore journals (restore_journal.c) ----
+ * "restores/<ns>/<name>.json" in the state directory records the files a
+ * restore into new VM ns/name creates, so that the leftovers of a restore
+ * whose process died (kill -9) can be removed: partial files always, and
+ * volumes already moved into place unless the VM was registered. The writer
+ * holds hb_restore_lock_try() while the journal exists. */
+typedef struct hb_rj_volume {
+    const char *name;            /* volume name */
+    const char *part, *final;    /* DIR/.<name>.raw.part-<hex>, DIR/<name>.raw */
+    uint64_t dev, ino;           /* of the part file, once written (phase "rename") */
+} hb_rj_volume;
+typedef struct hb_rjournal {
+    const char *ns, *name;       /* the new VM */
+    const char *dir;             /* absolute */
+    bool renaming;               /* false: "write" phase, true: "rename" phase */
+    const hb_rj_volume *vols;
+    size_t n;
+} hb_rjournal;
+int hb_rjournal_write(harvbk_ctx *ctx, const hb_rjournal *j, hb_err *e);
+/* Remove the journal of ns/name (absent is fine). */
+int hb_rjournal_remove(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
+/* With the restore lock of ns/name held: undo what the journal of a dead
+ * restore into ns/name describes, then remove the journal. 0 when there was
+ * none or it was recovered. */
+int hb_rjournal_recover(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
+/* At open: recover every journal whose restore lock nobody holds. */
+int hb_rjournal_scan(harvbk_ctx *ctx, hb_err *e);
 
 /* ---- operations (op.c) ---- */
 typedef int (*hb_op_run_fn)(harvbk_op *op, hb_err *e);

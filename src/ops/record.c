@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -80,6 +81,8 @@ static char *record_encode(const hb_record *r)
         ok &= cJSON_AddStringToObject(root, "owner", r->owner ? r->owner : "") != NULL;
         ok &= cJSON_AddStringToObject(root, "store_id", r->store_id ? r->store_id : "") != NULL;
         ok &= cJSON_AddBoolToObject(root, "crash_consistent", r->crash_consistent) != NULL;
+        if (r->commit_unknown)
+            ok &= cJSON_AddBoolToObject(root, "commit_unknown", true) != NULL;
         ok &= (vols = cJSON_AddArrayToObject(root, "volumes")) != NULL;
     }
     for (size_t i = 0; ok && i < r->nvols; i++) {
@@ -143,6 +146,8 @@ static int record_decode(const hb_buf *b, hb_record *r, hb_err *e)
     if (rc == 0)
         rc = hb_json_get_bool(root, "crash_consistent", false, &r->crash_consistent,
                               RECORD_WHAT, e);
+    if (rc == 0)
+        rc = hb_json_get_bool(root, "commit_unknown", false, &r->commit_unknown, RECORD_WHAT, e);
     if (rc == 0 && (!hb_name_valid(r->ns) || !hb_name_valid(r->name) ||
                     !hb_name_valid(r->vm_ns) || !hb_name_valid(r->vm_name)))
         rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: invalid names", RECORD_WHAT);
@@ -297,20 +302,20 @@ int hb_record_foreach(harvbk_ctx *ctx, hb_record_cb cb, void *ud, hb_err *e)
 
 /* ---- locks ---- */
 
-static char *lock_path(harvbk_ctx *ctx, const char *ns, const char *name)
+static char *lock_path(harvbk_ctx *ctx, const char *ns, const char *name, const char *suffix)
 {
-    /* names are DNS labels, so '_' cannot occur in them: no ambiguity */
-    char *file = hb_asprintf("%s_%s.lock", ns, name);
+    /* names are DNS labels, so '_' and '.' cannot occur in them: no ambiguity */
+    char *file = hb_asprintf("%s_%s%s.lock", ns, name, suffix);
     char *p = file ? hb_ctx_path(ctx, HB_LOCKS_DIR, file, NULL) : NULL;
     hb_free(file);
     return p;
 }
 
-int hb_reclock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_fd, hb_err *e)
+static int lock_try(harvbk_ctx *ctx, const char *path, int how, int *out_fd, const char *busy,
+                    hb_err *e)
 {
     *out_fd = -1;
     char *dir = hb_ctx_path(ctx, HB_LOCKS_DIR, NULL, NULL);
-    char *path = lock_path(ctx, ns, name);
     int rc = (!dir || !path) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
     if (rc == 0)
         rc = hb_mkdir_p(dir, 0700, e);
@@ -323,12 +328,11 @@ int hb_reclock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_f
                            strerror(errno));
             break;
         }
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (flock(fd, how | LOCK_NB) != 0) {
             int err = errno;
             close(fd);
             if (err == EWOULDBLOCK)
-                rc = hb_seterr(e, HARVBK_E_BUSY, "backup %s/%s is being written by a running "
-                               "operation", ns, name);
+                rc = hb_seterr(e, HARVBK_E_BUSY, "%s", busy);
             else
                 rc = hb_seterr(e, hb_errno_code(err), "cannot lock '%s': %s", path,
                                strerror(err));
@@ -342,9 +346,28 @@ int hb_reclock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_f
         }
         close(fd);
         if (attempt >= 16)
-            rc = hb_seterr(e, HARVBK_E_BUSY, "backup %s/%s: lock keeps changing", ns, name);
+            rc = hb_seterr(e, HARVBK_E_BUSY, "%s (its lock keeps changing)", busy);
     }
     hb_free(dir);
+    return rc;
+}
+
+static void lock_release(const char *path, int fd)
+{
+    if (fd < 0)
+        return;
+    if (path)
+        unlink(path);
+    close(fd);
+}
+
+int hb_reclock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_fd, hb_err *e)
+{
+    char busy[200];
+    snprintf(busy, sizeof busy, "backup %s/%s is being written by a running operation", ns,
+             name);
+    char *path = lock_path(ctx, ns, name, "");
+    int rc = lock_try(ctx, path, LOCK_EX, out_fd, busy, e);
     hb_free(path);
     return rc;
 }
@@ -353,16 +376,89 @@ void hb_reclock_release(harvbk_ctx *ctx, const char *ns, const char *name, int f
 {
     if (fd < 0)
         return;
-    char *path = lock_path(ctx, ns, name);
-    if (path)
-        unlink(path);
+    char *path = lock_path(ctx, ns, name, "");
+    lock_release(path, fd);
     hb_free(path);
-    close(fd);
+}
+
+int hb_readlock_try(harvbk_ctx *ctx, const char *ns, const char *name, bool exclusive,
+                    int *out_fd, hb_err *e)
+{
+    char busy[200];
+    if (exclusive)
+        snprintf(busy, sizeof busy, "backup %s/%s is being restored or verified", ns, name);
+    else
+        snprintf(busy, sizeof busy, "backup %s/%s is being deleted", ns, name);
+    char *path = lock_path(ctx, ns, name, ".read");
+    int rc = lock_try(ctx, path, exclusive ? LOCK_EX : LOCK_SH, out_fd, busy, e);
+    hb_free(path);
+    return rc;
+}
+
+void hb_readlock_release(harvbk_ctx *ctx, const char *ns, const char *name, bool exclusive,
+                         int fd)
+{
+    if (fd < 0)
+        return;
+    if (!exclusive) { /* other readers may hold the same file: only let go */
+        close(fd);
+        return;
+    }
+    char *path = lock_path(ctx, ns, name, ".read");
+    lock_release(path, fd);
+    hb_free(path);
+}
+
+int hb_restore_lock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_fd,
+                        hb_err *e)
+{
+    char busy[200];
+    snprintf(busy, sizeof busy, "VM %s/%s is being restored by another process", ns, name);
+    char *path = lock_path(ctx, ns, name, ".restore");
+    int rc = lock_try(ctx, path, LOCK_EX, out_fd, busy, e);
+    hb_free(path);
+    return rc;
+}
+
+void hb_restore_lock_release(harvbk_ctx *ctx, const char *ns, const char *name, int fd)
+{
+    if (fd < 0)
+        return;
+    char *path = lock_path(ctx, ns, name, ".restore");
+    lock_release(path, fd);
+    hb_free(path);
 }
 
 /* ---- recovery of one record ---- */
 
-int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_err *e)
+int hb_backup_committed(hb_store *st, const char *ns, const char *name, hb_err *e)
+{
+    char *key = hb_key_manifest(HB_KIND_BACKUPS, ns, name);
+    if (!key)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    uint64_t size;
+    int rc = hb_target_head(st->t, key, &size, e);
+    hb_free(key);
+    if (rc == 0)
+        return 1;
+    if (rc == HARVBK_E_NOTFOUND) {
+        hb_err_clear(e);
+        return 0;
+    }
+    return rc;
+}
+
+static void record_make_ready(hb_record *r)
+{
+    r->state = HARVBK_STATE_READY;
+    r->commit_unknown = false;
+    r->progress_bytes = r->logical_bytes;
+    if (hb_record_set_error(r, 0, "") != 0) { /* keep the old text rather than fail */
+        r->error_code = 0;
+    }
+}
+
+int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_store *st, hb_err *e)
 {
     if (r->state != HARVBK_STATE_INPROGRESS)
         return 0;
@@ -379,19 +475,36 @@ int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_err *e)
     rc = hb_record_read(ctx, r->ns, r->name, &cur, e);
     int changed = 0;
     if (rc == 0 && cur.state == HARVBK_STATE_INPROGRESS) {
-        cur.state = HARVBK_STATE_ERROR;
-        rc = hb_record_set_error(&cur, HARVBK_E_INTERRUPTED,
-                                 "interrupted: the process writing this backup ended before "
-                                 "it completed");
-        if (rc)
-            hb_seterr(e, rc, NULL);
+        /* The writer may have died between the commit (the manifest) and
+         * saving the record: then the backup is Ready, not interrupted. */
+        int committed = -1; /* unknown */
+        if (st && cur.store_id && strcmp(cur.store_id, st->id) == 0) {
+            hb_err ce;
+            hb_err_clear(&ce);
+            committed = hb_backup_committed(st, cur.ns, cur.name, &ce);
+            if (committed < 0)
+                hb_log_warn(&ctx->log, "backup %s/%s: %s", cur.ns, cur.name, ce.msg);
+        }
+        if (committed > 0) {
+            record_make_ready(&cur);
+        } else {
+            /* unknown: Error for now, looked at again when its store is opened */
+            cur.commit_unknown = committed < 0;
+            cur.state = HARVBK_STATE_ERROR;
+            rc = hb_record_set_error(&cur, HARVBK_E_INTERRUPTED,
+                                     "interrupted: the process writing this backup ended "
+                                     "before it completed");
+            if (rc)
+                hb_seterr(e, rc, NULL);
+        }
         if (rc == 0)
             rc = hb_record_write(ctx, &cur, e);
         if (rc == 0 && cur.owner && *cur.owner && cur.store_id && *cur.store_id)
             rc = hb_recovery_remember(ctx, cur.owner, cur.store_id);
         if (rc == 0) {
-            hb_log_warn(&ctx->log, "backup %s/%s was interrupted (writer %s); marked Error",
-                        cur.ns, cur.name, cur.owner);
+            hb_log_warn(&ctx->log, "backup %s/%s was interrupted (writer %s)%s", cur.ns,
+                        cur.name, cur.owner,
+                        committed > 0 ? " after its commit; it is Ready" : "; marked Error");
             changed = 1;
         }
     }
@@ -407,4 +520,57 @@ int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_err *e)
         rc = 0;
     }
     return rc ? rc : changed;
+}
+
+/* ---- committed backups that recovery marked Error ---- */
+
+typedef struct fix_ctx {
+    harvbk_ctx *ctx;
+    hb_store *st;
+} fix_ctx;
+
+static int fix_one(hb_record *r, void *ud)
+{
+    fix_ctx *fc = ud;
+    if (r->state != HARVBK_STATE_ERROR || !r->commit_unknown || !r->store_id ||
+        strcmp(r->store_id, fc->st->id) != 0)
+        return 0;
+    hb_err e;
+    hb_err_clear(&e);
+    int committed = hb_backup_committed(fc->st, r->ns, r->name, &e);
+    if (committed < 0)
+        return 0; /* still unknown: next time */
+    int fd;
+    if (hb_reclock_try(fc->ctx, r->ns, r->name, &fd, &e) != 0)
+        return 0; /* a new backup of that name runs: it is not ours to touch */
+    hb_record cur;
+    if (hb_record_read(fc->ctx, r->ns, r->name, &cur, &e) == 0) {
+        if (cur.state == HARVBK_STATE_ERROR && cur.commit_unknown && cur.store_id &&
+            strcmp(cur.store_id, fc->st->id) == 0) {
+            if (committed)
+                record_make_ready(&cur);
+            else
+                cur.commit_unknown = false;
+            if (hb_record_write(fc->ctx, &cur, &e) != 0)
+                hb_log_warn(&fc->ctx->log, "%s", e.msg);
+            else if (committed)
+                hb_log_info(&fc->ctx->log, "backup %s/%s was committed before its writer "
+                            "ended: Ready", cur.ns, cur.name);
+            /* its writer's temporaries and lease, whichever process found it dead */
+            if (cur.owner && *cur.owner)
+                hb_recovery_remember(fc->ctx, cur.owner, cur.store_id);
+        }
+        hb_record_clear(&cur);
+    }
+    hb_reclock_release(fc->ctx, r->ns, r->name, fd);
+    return 0;
+}
+
+void hb_recovery_fix_committed(harvbk_ctx *ctx, hb_store *st)
+{
+    fix_ctx fc = { ctx, st };
+    hb_err e;
+    hb_err_clear(&e);
+    if (hb_record_foreach(ctx, fix_one, &fc, &e) < 0)
+        hb_log_warn(&ctx->log, "cannot check interrupted backups: %s", e.msg);
 }

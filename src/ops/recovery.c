@@ -9,7 +9,10 @@
  * At open (and whenever a record is looked at) such records become Error
  * "interrupted"; their owner strings are remembered, and when the store they
  * belong to is next opened the owner's temporaries and lease are removed.
- * Nothing Ready is touched: Ready means a manifest in the target.
+ * A writer may also die after its commit (the manifest) but before its record
+ * said Ready: when the store is opened, "interrupted" records whose manifest
+ * is there become Ready again. Ready means a manifest in the target.
+ * Restores killed midway are undone from their journals (restore_journal.c).
  */
 #include "ops.h"
 
@@ -42,6 +45,8 @@ int hb_recovery_remember(harvbk_ctx *ctx, const char *owner, const char *store_i
 
 void hb_recovery_cleanup_store(harvbk_ctx *ctx, hb_store *st)
 {
+    /* records made Error before this store could be looked at */
+    hb_recovery_fix_committed(ctx, st);
     /* take this store's entries out of the list, then work without the lock */
     hb_pending_owner *mine = NULL;
     pthread_mutex_lock(&ctx->mu);
@@ -57,9 +62,7 @@ void hb_recovery_cleanup_store(harvbk_ctx *ctx, hb_store *st)
     }
     pthread_mutex_unlock(&ctx->mu);
 
-    while (mine) {
-        hb_pending_owner *p = mine;
-        mine = p->next;
+    for (hb_pending_owner *p = mine; p; p = p->next) {
         hb_err e;
         hb_err_clear(&e);
         if (strcmp(p->owner, ctx->owner) != 0) {
@@ -78,6 +81,10 @@ void hb_recovery_cleanup_store(harvbk_ctx *ctx, hb_store *st)
             hb_log_info(&ctx->log, "removed leftovers of interrupted writer %s from %s",
                         p->owner, st->t->display);
         }
+    }
+    while (mine) {
+        hb_pending_owner *p = mine;
+        mine = p->next;
         hb_free(p->owner);
         hb_free(p->store_id);
         hb_free(p);
@@ -89,12 +96,15 @@ static int scan_one(hb_record *r, void *ud)
     harvbk_ctx *ctx = ud;
     hb_err e;
     hb_err_clear(&e);
-    if (hb_record_recover(ctx, r, &e) < 0)
+    if (hb_record_recover(ctx, r, NULL, &e) < 0)
         hb_log_warn(&ctx->log, "cannot recover backup record %s/%s: %s", r->ns, r->name, e.msg);
     return 0;
 }
 
 int hb_recovery_scan(harvbk_ctx *ctx, hb_err *e)
 {
-    return hb_record_foreach(ctx, scan_one, ctx, e);
+    int rc = hb_record_foreach(ctx, scan_one, ctx, e);
+    if (rc == 0)
+        rc = hb_rjournal_scan(ctx, e);
+    return rc;
 }

@@ -7,7 +7,10 @@
  * (never replacing an existing file) and DIR synced; then the new VM is
  * registered. On any failure or cancel the partial files (and any file this
  * restore already renamed into place) are removed: a restore never leaves
- * wrong bytes under a volume's name.
+ * wrong bytes under a volume's name. The restore holds the new VM's restore
+ * lock and keeps a journal of its files in the state directory
+ * (restore_journal.c), so that a process killed at any point leaves nothing
+ * that the next open (or the next restore into that VM) does not remove.
  */
 #include "ops.h"
 #include "../core/fsutil.h"
@@ -29,6 +32,9 @@ typedef struct rs_vol {
 } rs_vol;
 
 typedef struct restore_job {
+    harvbk_ctx *ctx;
+    int lock_fd;                   /* the new VM's restore lock */
+    int read_fd;                   /* the backup's shared read lock */
     char *ns, *name;               /* the backup */
     char *new_ns, *new_name;
     char *dir;                     /* absolute; NULL when every volume has a callback */
@@ -42,6 +48,10 @@ static void restore_job_free(void *p)
     restore_job *j = p;
     if (!j)
         return;
+    if (j->lock_fd >= 0)
+        hb_restore_lock_release(j->ctx, j->new_ns, j->new_name, j->lock_fd);
+    if (j->read_fd >= 0)
+        hb_readlock_release(j->ctx, j->ns, j->name, false, j->read_fd);
     for (size_t i = 0; j->vols && i < j->n; i++) {
         hb_free(j->vols[i].final);
         hb_free(j->vols[i].part);
@@ -132,9 +142,28 @@ static int restore_run(harvbk_op *op, hb_err *e)
     hb_log_info(&ctx->log, "%s started (%zu volume(s), %llu bytes)", what, j->n,
                 (unsigned long long)j->m.logical_bytes);
 
+    /* the journal names every file this restore may create, before it does */
+    int rc = 0;
+    hb_rj_volume *jv = j->n ? hb_calloc(j->n, sizeof *jv) : NULL;
+    hb_rjournal jr = { j->new_ns, j->new_name, j->dir, false, jv, 0 };
+    bool journaled = false;
+    if (j->n && !jv)
+        rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    for (size_t i = 0; rc == 0 && i < j->n; i++) {
+        if (j->vols[i].part) {
+            jv[jr.n].name = j->vols[i].mv->name;
+            jv[jr.n].part = j->vols[i].part;
+            jv[jr.n].final = j->vols[i].final;
+            jr.n++;
+        }
+    }
+    if (rc == 0 && jr.n) {
+        rc = hb_rjournal_write(ctx, &jr, e);
+        journaled = rc == 0;
+    }
+
     hb_job job;
     hb_op_job(op, st, &job);
-    int rc = 0;
     for (size_t i = 0; rc == 0 && i < j->n; i++) {
         rs_vol *v = &j->vols[i];
         if (hb_op_cancelled(op)) {
@@ -164,6 +193,23 @@ static int restore_run(harvbk_op *op, hb_err *e)
     if (rc == 0 && hb_op_cancelled(op))
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
 
+    /* before any file gets its final name: the journal learns which inodes
+     * are this restore's, so that recovery removes exactly those */
+    for (size_t i = 0; rc == 0 && journaled && i < jr.n; i++) {
+        struct stat sb;
+        if (stat(jv[i].part, &sb) != 0) {
+            rc = hb_seterr(e, hb_errno_code(errno), "cannot stat '%s': %s", jv[i].part,
+                           strerror(errno));
+            break;
+        }
+        jv[i].dev = (uint64_t)sb.st_dev;
+        jv[i].ino = (uint64_t)sb.st_ino;
+    }
+    if (rc == 0 && journaled) {
+        jr.renaming = true;
+        rc = hb_rjournal_write(ctx, &jr, e);
+    }
+
     /* all written: move them into place, never over an existing file */
     for (size_t i = 0; rc == 0 && i < j->n; i++) {
         rs_vol *v = &j->vols[i];
@@ -177,25 +223,36 @@ static int restore_run(harvbk_op *op, hb_err *e)
             break;
         }
         v->renamed = true;
+        hb_log_debug(&ctx->log, "%s: volume %s moved into place as '%s'", what, v->mv->name,
+                     v->final);
     }
     if (rc == 0 && j->dir)
         rc = hb_fsync_dir(j->dir, e);
     if (rc == 0)
         rc = register_new_vm(ctx, j, e);
 
+    bool left_over = false;
     if (rc) { /* never leave wrong or partial bytes behind */
         for (size_t i = 0; i < j->n; i++) {
             rs_vol *v = &j->vols[i];
-            if (v->renamed)
-                unlink(v->final);
-            else if (v->part_made)
-                unlink(v->part);
+            const char *p = v->renamed ? v->final : v->part_made ? v->part : NULL;
+            if (p && unlink(p) != 0 && errno != ENOENT) {
+                hb_log_error(&ctx->log, "%s: cannot remove '%s': %s", what, p, strerror(errno));
+                left_over = true; /* the journal stays: the next open tries again */
+            }
         }
         if (j->dir) {
             hb_err ignore;
             hb_fsync_dir(j->dir, &ignore);
         }
     }
+    if (journaled && !left_over) {
+        hb_err je;
+        hb_err_clear(&je);
+        if (hb_rjournal_remove(ctx, j->new_ns, j->new_name, &je) != 0)
+            hb_log_warn(&ctx->log, "%s: %s", what, je.msg); /* recovery finds it done */
+    }
+    hb_free(jv);
     uint64_t ms = hb_mono_ms() - t0;
     if (rc == 0) {
         atomic_store(&op->done, j->m.logical_bytes);
@@ -286,8 +343,12 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, const char *ns, const
     if (rc)
         return rc;
     restore_job *j = hb_calloc(1, sizeof *j);
-    if (j)
+    if (j) {
         hb_manifest_init(&j->m);
+        j->ctx = ctx;
+        j->lock_fd = -1;
+        j->read_fd = -1;
+    }
     if (!j || !(j->ns = hb_strdup(ns)) || !(j->name = hb_strdup(name)) ||
         !(j->new_ns = hb_strdup(opts->new_vm_namespace)) ||
         !(j->new_name = hb_strdup(opts->new_vm_name))) {
@@ -302,6 +363,8 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, const char *ns, const
     if ((rc = hb_ctx_use_add(ctx, HB_USE_READ, ns, name, e)))
         goto fail;
     reading = true;
+    if ((rc = hb_readlock_try(ctx, ns, name, false, &j->read_fd, e)))
+        goto fail;
     if ((rc = hb_ctx_use_add(ctx, HB_USE_NEWVM, j->new_ns, j->new_name, e)))
         goto fail;
     newvm = true;
@@ -310,6 +373,16 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, const char *ns, const
     rc = hb_catalog_exists(ctx, j->new_ns, j->new_name, e);
     if (rc == 1)
         rc = hb_seterr(e, HARVBK_E_EXISTS, "VM %s/%s already exists", j->new_ns, j->new_name);
+    if (rc)
+        goto fail;
+    /* across processes: one restore into a VM at a time; and the leftovers
+     * of a killed restore into it go before anything else is checked */
+    rc = hb_restore_lock_try(ctx, j->new_ns, j->new_name, &j->lock_fd, e);
+    if (rc == HARVBK_E_BUSY)
+        rc = hb_seterr(e, HARVBK_E_EXISTS, "VM %s/%s is being restored by another process",
+                       j->new_ns, j->new_name);
+    if (rc == 0)
+        rc = hb_rjournal_recover(ctx, j->new_ns, j->new_name, e);
     if (rc)
         goto fail;
     if ((rc = plan_volumes(j, opts, e)))

@@ -1,14 +1,17 @@
 /*
  * ops/verify.c - harvbk_backup_verify: read the manifest, every volume index
  * and every distinct chunk they reference, checking each against its id.
- * The backup is registered as "being read" so that a delete is refused.
+ * The backup is registered as "being read" (in this process and by a shared
+ * read lock in the state directory) so that a delete is refused.
  */
 #include "ops.h"
 
 #include <string.h>
 
 typedef struct verify_job {
+    harvbk_ctx *ctx;
     char *ns, *name;
+    int read_fd;                   /* the backup's shared read lock */
 } verify_job;
 
 static void verify_job_free(void *p)
@@ -16,6 +19,8 @@ static void verify_job_free(void *p)
     verify_job *j = p;
     if (!j)
         return;
+    if (j->read_fd >= 0)
+        hb_readlock_release(j->ctx, j->ns, j->name, false, j->read_fd);
     hb_free(j->ns);
     hb_free(j->name);
     hb_free(j);
@@ -88,6 +93,10 @@ static int verify_start(harvbk_op **out, harvbk_ctx *ctx, const char *ns, const 
     if (rc)
         return rc;
     verify_job *j = hb_calloc(1, sizeof *j);
+    if (j) {
+        j->ctx = ctx;
+        j->read_fd = -1;
+    }
     if (!j || !(j->ns = hb_strdup(ns)) || !(j->name = hb_strdup(name))) {
         verify_job_free(j);
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
@@ -100,6 +109,8 @@ static int verify_start(harvbk_op **out, harvbk_ctx *ctx, const char *ns, const 
     if ((rc = hb_ctx_use_add(ctx, HB_USE_READ, ns, name, e)))
         goto fail;
     used = true;
+    if ((rc = hb_readlock_try(ctx, ns, name, false, &j->read_fd, e)))
+        goto fail;
     /* exists? (NOTFOUND / STATE now; a damaged manifest is the verify's finding) */
     char *mkey = hb_key_manifest(HB_KIND_BACKUPS, ns, name);
     uint64_t size;

@@ -729,6 +729,56 @@ static void test_incremental_with_changed_ranges(void **state)
     env_close(&v);
 }
 
+/* Two clusters share a target and both have a VM named default/vm1 (different
+ * VMs, same disk size). Cluster A's changed ranges are relative to A's own
+ * previous backup: a newer backup of B's same-named VM must never be used as
+ * the base, or A's backup would silently hold B's bytes. */
+static void test_changed_ranges_never_use_another_contexts_backup(void **state)
+{
+    env v;
+    env_open(&v, "ops-bk-rgother");
+    size_t size = 8 * CHUNK;
+    char *da = make_disk(&v, "a.raw", size, 21);
+    char *db = make_disk(&v, "b.raw", size, 22);
+    harvbk_vm *vma = make_vm("default", "vm1", da, NULL);
+    harvbk_vm *vmb = make_vm("default", "vm1", db, NULL);
+    assert_int_equal(run_backup(&v, vma, "a1", NULL), 0);
+
+    char *sd2 = path2(v.root, "cluster2");
+    harvbk_ctx *c2 = NULL;
+    assert_int_equal(harvbk_ctx_open(&c2, sd2, NULL), 0);
+    set_file_target(c2, v.tdir);
+    usleep(20000); /* b1 completes strictly later than a1 */
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_backup_create(&op, c2, vmb, "b1", NULL), 0);
+    assert_int_equal(harvbk_op_wait(op), 0);
+    harvbk_op_free(op);
+    usleep(20000);
+
+    /* nothing changed on A's disk since a1 */
+    harvbk_ranges *rg = NULL;
+    assert_int_equal(harvbk_ranges_new(&rg), 0);
+    harvbk_backup_options bo = HARVBK_BACKUP_OPTIONS_INIT;
+    bo.changed_ranges = rg;
+    assert_int_equal(run_backup(&v, vma, "a2", &bo), 0);
+    harvbk_ranges_free(rg);
+
+    char *r = path2(v.root, "ra2");
+    assert_int_equal(run_restore(&v, "a2", "vm-a2", r), 0);
+    char *f = path2(r, "disk0.raw");
+    assert_int_equal(tu_files_equal(da, f), 0);
+
+    free(f);
+    free(r);
+    harvbk_ctx_free(c2);
+    free(sd2);
+    harvbk_vm_free(vma);
+    harvbk_vm_free(vmb);
+    free(da);
+    free(db);
+    env_close(&v);
+}
+
 static void test_free_context_cancels_running_backup(void **state)
 {
     env v;
@@ -828,6 +878,64 @@ static void test_reopen_cleans_up_after_a_dead_writer(void **state)
     env_close(&v);
 }
 
+/* kill -9 after the manifest was committed but before the local record said
+ * Ready: the record is left InProgress with nobody holding its lock. The
+ * backup is Ready (its manifest is the commit) and recovery must not turn it
+ * into a failed one: once it is deleted (here by another cluster) it must not
+ * come back as an "interrupted" Error backup. */
+static void test_recovery_never_marks_a_committed_backup_error(void **state)
+{
+    env v;
+    env_open(&v, "ops-bk-readyrec");
+    char *d0 = make_disk(&v, "d0.raw", 4 * CHUNK, 31);
+    harvbk_vm *vm = make_vm("default", "vm1", d0, NULL);
+    assert_int_equal(run_backup(&v, vm, "b1", NULL), 0);
+    harvbk_ctx_free(v.ctx);
+
+    /* rewind the record to what it said just before the commit */
+    char *rec = path2(v.state, "backups/default/b1.json");
+    FILE *f = fopen(rec, "rb");
+    assert_non_null(f);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *st = strstr(text, "\"state\":\"Ready\"");
+    assert_non_null(st);
+    char fixed[8192];
+    snprintf(fixed, sizeof fixed, "%.*s\"state\":\"InProgress\"%s", (int)(st - text), text,
+             st + strlen("\"state\":\"Ready\""));
+    assert_int_equal(tu_write_file(rec, fixed, strlen(fixed)), 0);
+
+    /* recovery by a process that never looks at the target (e.g. `vm list`) */
+    assert_int_equal(harvbk_ctx_open(&v.ctx, v.state, NULL), 0);
+    harvbk_ctx_free(v.ctx);
+    assert_int_equal(harvbk_ctx_open(&v.ctx, v.state, NULL), 0);
+    harvbk_backup_info *in = NULL;
+    assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", "b1"), 0);
+    assert_int_equal(harvbk_backup_info_state(in), HARVBK_STATE_READY);
+    harvbk_backup_info_free(in);
+
+    char *sd2 = path2(v.root, "cluster2");
+    harvbk_ctx *c2 = NULL;
+    assert_int_equal(harvbk_ctx_open(&c2, sd2, NULL), 0);
+    set_file_target(c2, v.tdir);
+    assert_int_equal(harvbk_backup_delete(c2, "default", "b1"), 0);
+    harvbk_ctx_free(c2);
+
+    assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", "b1"), HARVBK_E_NOTFOUND);
+    harvbk_backup_list *l = NULL;
+    assert_int_equal(harvbk_backup_list_get(&l, v.ctx), 0);
+    assert_int_equal(harvbk_backup_list_count(l), 0);
+    harvbk_backup_list_free(l);
+
+    free(sd2);
+    free(rec);
+    harvbk_vm_free(vm);
+    free(d0);
+    env_close(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -838,8 +946,10 @@ int main(void)
         cmocka_unit_test(test_second_context_on_same_target_lists_and_restores),
         cmocka_unit_test(test_gc_refuses_while_another_context_writes),
         cmocka_unit_test(test_incremental_with_changed_ranges),
+        cmocka_unit_test(test_changed_ranges_never_use_another_contexts_backup),
         cmocka_unit_test(test_free_context_cancels_running_backup),
         cmocka_unit_test(test_reopen_cleans_up_after_a_dead_writer),
+        cmocka_unit_test(test_recovery_never_marks_a_committed_backup_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <harvbk.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,83 @@ static void test_crash_consistent_fallback(void **state)
     env_close(&v);
 }
 
+/* Callbacks may call back into the library on the same context (THREADING.md
+ * "Callbacks"): reading the op's progress, the backup being written, the list,
+ * the running count, from the progress and the freeze hooks. No deadlock, and
+ * the backup is seen InProgress from inside. */
+typedef struct reenter {
+    env *v;
+    _Atomic(harvbk_op *) op;
+    int calls, seen_inprogress, listed, errors;
+} reenter;
+
+static void reenter_once(reenter *r)
+{
+    harvbk_op *op = atomic_load(&r->op);
+    uint64_t done = 0, total = 0;
+    if (op && harvbk_op_progress(op, &done, &total) != 0)
+        r->errors++;
+    harvbk_backup_info *in = NULL;
+    if (harvbk_backup_get(&in, r->v->ctx, "default", "re1") == 0) {
+        if (harvbk_backup_info_state(in) == HARVBK_STATE_INPROGRESS)
+            r->seen_inprogress++;
+        harvbk_backup_info_free(in);
+    } else {
+        r->errors++;
+    }
+    harvbk_backup_list *l = NULL;
+    if (harvbk_backup_list_get(&l, r->v->ctx) == 0) {
+        r->listed += (int)harvbk_backup_list_count(l);
+        harvbk_backup_list_free(l);
+    } else {
+        r->errors++;
+    }
+    unsigned n = 0;
+    if (harvbk_ctx_ops_in_progress(r->v->ctx, &n) != 0 || n != 1)
+        r->errors++;
+    /* refused, not deadlocked: the backup is being written */
+    if (harvbk_backup_delete(r->v->ctx, "default", "re1") != HARVBK_E_BUSY)
+        r->errors++;
+    r->calls++;
+}
+
+static int reenter_progress(uint64_t done, uint64_t total, void *p)
+{
+    reenter_once(p);
+    return 0;
+}
+
+static int reenter_freeze(const char *ns, const char *vm, void *p)
+{
+    reenter_once(p);
+    return 0;
+}
+
+static void test_callbacks_may_call_into_the_library(void **state)
+{
+    env v;
+    env_open(&v, "ops-fz-reenter");
+    reenter r;
+    memset(&r, 0, sizeof r);
+    r.v = &v;
+    harvbk_backup_options bo = HARVBK_BACKUP_OPTIONS_INIT;
+    bo.progress_cb = reenter_progress;
+    bo.progress_payload = &r;
+    bo.freeze_cb = reenter_freeze;
+    bo.freeze_payload = &r;
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_backup_create(&op, v.ctx, v.vm, "re1", &bo), 0);
+    atomic_store(&r.op, op);
+    assert_int_equal(harvbk_op_wait_timeout(op, 60000), 0);
+    assert_int_equal(harvbk_op_result(op), 0);
+    harvbk_op_free(op);
+    assert_true(r.calls >= 2);
+    assert_int_equal(r.seen_inprogress, r.calls);
+    assert_true(r.listed >= r.calls);
+    assert_int_equal(r.errors, 0);
+    env_close(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_cancel_from_another_thread_while_reading),
         cmocka_unit_test(test_failed_freeze_fails_with_clear_message),
         cmocka_unit_test(test_crash_consistent_fallback),
+        cmocka_unit_test(test_callbacks_may_call_into_the_library),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,11 +7,13 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CHUNK 65536
@@ -436,6 +438,239 @@ static void test_delete_refused_while_restoring_and_cancel_cleans_up(void **stat
     env_close(&v);
 }
 
+/* ---- kill -9 during a restore ---- */
+
+static int die_progress(uint64_t done, uint64_t total, void *payload)
+{
+    if (done > *(const uint64_t *)payload)
+        _exit(9); /* like kill -9: no cleanup runs */
+    return 0;
+}
+
+static void die_on_move(int level, const char *msg, void *payload)
+{
+    if (strstr(msg, "moved into place"))
+        _exit(9);
+}
+
+/* Runs a restore of b1 as default/<name> into dir in a child process that
+ * dies at the chosen point; returns the child's exit status. */
+static int restore_and_die(env *v, const char *name, const char *dir, bool in_rename)
+{
+    char *sd = path2(v->root, "state");
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        harvbk_ctx_options co = HARVBK_CTX_OPTIONS_INIT;
+        if (in_rename) {
+            co.log_cb = die_on_move;
+            co.log_level = HARVBK_LOG_DEBUG;
+        }
+        harvbk_ctx *c = NULL;
+        if (harvbk_ctx_open(&c, sd, &co) != 0)
+            _exit(1);
+        uint64_t limit = v->s0 / 2;
+        harvbk_restore_options ro = ropts(name, dir);
+        if (!in_rename) {
+            ro.progress_cb = die_progress;
+            ro.progress_payload = &limit;
+        }
+        harvbk_op *op = NULL;
+        if (harvbk_restore_create(&op, c, "default", "b1", &ro) != 0)
+            _exit(2);
+        harvbk_op_wait(op);
+        _exit(3); /* the restore ended without reaching the point */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    free(sd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void reopen(env *v)
+{
+    char *sd = path2(v->root, "state");
+    harvbk_ctx_free(v->ctx);
+    v->ctx = NULL;
+    assert_int_equal(harvbk_ctx_open(&v->ctx, sd, NULL), 0);
+    free(sd);
+}
+
+static void restore_again_is_exact(env *v, const char *name, const char *dir)
+{
+    harvbk_restore_options ro = ropts(name, dir);
+    assert_int_equal(restore(v, &ro, NULL, 0), 0);
+    char *r0 = path2(dir, "disk0.raw"), *r1 = path2(dir, "disk1.raw");
+    assert_int_equal(tu_files_equal(v->disk0, r0), 0);
+    assert_int_equal(tu_files_equal(v->disk1, r1), 0);
+    assert_int_equal(count_files(dir), 2);
+    free(r0);
+    free(r1);
+}
+
+/* Killed while writing: the hidden partial files are removed by the next
+ * open of the state directory, and the VM was never registered. */
+static void test_killed_while_writing_leaves_nothing_after_reopen(void **state)
+{
+    env v;
+    env_open(&v, "ops-rs-kill-write");
+    char *dir = path2(v.root, "out");
+    assert_int_equal(restore_and_die(&v, "vmk", dir, false), 9);
+    assert_true(count_files(dir) >= 1); /* a partial file was left behind */
+    reopen(&v);
+    assert_int_equal(count_files(dir), 0);
+    harvbk_vm *got = NULL;
+    assert_int_equal(harvbk_vm_lookup(&got, v.ctx, "default", "vmk"), HARVBK_E_NOTFOUND);
+    restore_again_is_exact(&v, "vmk", dir);
+    free(dir);
+    env_close(&v);
+}
+
+/* Killed after the first volume was moved into place and before the second:
+ * all-or-nothing - the next open removes the moved volume too (it was never
+ * part of a registered VM), and a new restore into the same place works. */
+static void test_killed_while_moving_volumes_into_place_is_all_or_nothing(void **state)
+{
+    env v;
+    env_open(&v, "ops-rs-kill-move");
+    char *dir = path2(v.root, "out");
+    assert_int_equal(restore_and_die(&v, "vmk", dir, true), 9);
+    char *r0 = path2(dir, "disk0.raw");
+    assert_int_equal(access(r0, F_OK), 0); /* died with one volume in place */
+    free(r0);
+    reopen(&v);
+    assert_int_equal(count_files(dir), 0);
+    harvbk_vm *got = NULL;
+    assert_int_equal(harvbk_vm_lookup(&got, v.ctx, "default", "vmk"), HARVBK_E_NOTFOUND);
+    restore_again_is_exact(&v, "vmk", dir);
+
+    /* the same crash, then a restore into that VM without reopening: the
+     * leftovers of the dead restore are removed before it starts */
+    char *dir2 = path2(v.root, "out2");
+    assert_int_equal(restore_and_die(&v, "vmk2", dir2, true), 9);
+    restore_again_is_exact(&v, "vmk2", dir2);
+    free(dir2);
+    free(dir);
+    env_close(&v);
+}
+
+static int g_pause_fd = -1;
+static int pause_progress(uint64_t done, uint64_t total, void *payload)
+{
+    if (done > *(const uint64_t *)payload) {
+        if (write(g_pause_fd, "x", 1) != 1)
+            _exit(4);
+        for (;;)
+            pause(); /* alive, mid-restore, until killed */
+    }
+    return 0;
+}
+
+/* Recovery never touches the files of a restore whose process is alive. */
+static void test_open_leaves_a_live_restore_alone(void **state)
+{
+    env v;
+    env_open(&v, "ops-rs-live");
+    char *dir = path2(v.root, "out");
+    char *sd = path2(v.root, "state");
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(60); /* never outlive a failed test */
+        g_pause_fd = pfd[1];
+        harvbk_ctx *c = NULL;
+        if (harvbk_ctx_open(&c, sd, NULL) != 0)
+            _exit(1);
+        uint64_t limit = v.s0 / 2;
+        harvbk_restore_options ro = ropts("vml", dir);
+        ro.progress_cb = pause_progress;
+        ro.progress_payload = &limit;
+        harvbk_op *op = NULL;
+        if (harvbk_restore_create(&op, c, "default", "b1", &ro) != 0)
+            _exit(2);
+        harvbk_op_wait(op);
+        _exit(3);
+    }
+    char c;
+    assert_int_equal(read(pfd[0], &c, 1), 1);
+    int before = count_files(dir);
+    reopen(&v); /* a second process opening the state directory */
+    int after = count_files(dir);
+    /* nor can it restore into the same VM meanwhile */
+    char *dir2 = path2(v.root, "out2");
+    harvbk_restore_options ro = ropts("vml", dir2);
+    int rrc = restore(&v, &ro, NULL, 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    assert_true(before >= 1);
+    assert_int_equal(after, before);
+    assert_int_equal(rrc, HARVBK_E_EXISTS);
+    reopen(&v);
+    assert_int_equal(count_files(dir), 0);
+    close(pfd[0]);
+    close(pfd[1]);
+    free(dir2);
+    free(sd);
+    free(dir);
+    env_close(&v);
+}
+
+/* Another process (the CLI in a second terminal) cannot delete a backup while
+ * a restore from it runs. */
+static void test_delete_from_another_process_refused_while_restoring(void **state)
+{
+    env v;
+    env_open(&v, "ops-rs-xdel");
+    char *dir = path2(v.root, "out");
+    char *sd = path2(v.root, "state");
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(60); /* never outlive a failed test */
+        g_pause_fd = pfd[1];
+        harvbk_ctx *c = NULL;
+        if (harvbk_ctx_open(&c, sd, NULL) != 0)
+            _exit(1);
+        uint64_t limit = v.s0 / 2;
+        harvbk_restore_options ro = ropts("vmx", dir);
+        ro.progress_cb = pause_progress;
+        ro.progress_payload = &limit;
+        harvbk_op *op = NULL;
+        if (harvbk_restore_create(&op, c, "default", "b1", &ro) != 0)
+            _exit(2);
+        harvbk_op_wait(op);
+        _exit(3);
+    }
+    char c;
+    assert_int_equal(read(pfd[0], &c, 1), 1);
+    int drc = harvbk_backup_delete(v.ctx, "default", "b1");
+    char msg[512];
+    harvbk_ctx_errmsg_copy(v.ctx, msg, sizeof msg);
+    harvbk_backup_info *in = NULL;
+    int grc = harvbk_backup_get(&in, v.ctx, "default", "b1");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    assert_int_equal(drc, HARVBK_E_BUSY);
+    assert_non_null(strstr(msg, "restored"));
+    assert_int_equal(grc, 0);
+    assert_int_equal(harvbk_backup_info_state(in), HARVBK_STATE_READY);
+    harvbk_backup_info_free(in);
+    /* the restorer is gone: deleting works again */
+    assert_int_equal(harvbk_backup_delete(v.ctx, "default", "b1"), 0);
+    close(pfd[0]);
+    close(pfd[1]);
+    free(sd);
+    free(dir);
+    env_close(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +679,10 @@ int main(void)
         cmocka_unit_test(test_damaged_backup_leaves_no_files),
         cmocka_unit_test(test_newer_or_damaged_manifest),
         cmocka_unit_test(test_delete_refused_while_restoring_and_cancel_cleans_up),
+        cmocka_unit_test(test_killed_while_writing_leaves_nothing_after_reopen),
+        cmocka_unit_test(test_killed_while_moving_volumes_into_place_is_all_or_nothing),
+        cmocka_unit_test(test_open_leaves_a_live_restore_alone),
+        cmocka_unit_test(test_delete_from_another_process_refused_while_restoring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
