@@ -59,9 +59,16 @@ HARVBK_API int harvbk_vm_add_volume_callbacks(harvbk_vm *vm, const char *volume,
                                               harvbk_volume_read_cb read_cb,
                                               harvbk_volume_write_cb write_cb, void *payload);
 
-/** Set the opaque metadata document (e.g. the VM spec JSON); copied. */
+/** Largest metadata document a VM may carry (it is stored in the manifest). */
+#define HARVBK_VM_METADATA_MAX (16u * 1024u * 1024u)
+/** Largest image reference, in bytes. */
+#define HARVBK_VM_IMAGE_MAX 1024u
+
+/** Set the opaque metadata document (e.g. the VM spec JSON); copied.
+ *  HARVBK_E_INVALID when larger than HARVBK_VM_METADATA_MAX. */
 HARVBK_API int harvbk_vm_set_metadata(harvbk_vm *vm, const void *data, size_t len);
-/** Add an image reference (copied). */
+/** Add an image reference (copied): 1..HARVBK_VM_IMAGE_MAX bytes of printable
+ *  characters, else HARVBK_E_INVALID. */
 HARVBK_API int harvbk_vm_add_image(harvbk_vm *vm, const char *image);
 /** Record the power state the embedding program observes. */
 HARVBK_API int harvbk_vm_set_power_state(harvbk_vm *vm, harvbk_power_state state);

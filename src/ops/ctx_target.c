@@ -135,7 +135,7 @@ int harvbk_ctx_check_target(harvbk_ctx *ctx)
         /* the store must still be there, be the same one and be readable by
          * this library (its format may have been upgraded since it was opened) */
         hb_buf b = HB_BUF_INIT;
-        rc = hb_target_get(ref->st->t, HB_STORE_CONFIG_KEY, &b, &e);
+        rc = hb_target_get_max(ref->st->t, HB_STORE_CONFIG_KEY, &b, 1024u * 1024u, &e);
         hb_buf_free(&b);
         if (rc == HARVBK_E_NOTFOUND)
             rc = hb_seterr(&e, HARVBK_E_TARGET, "target %s no longer holds the store %s",

@@ -36,6 +36,7 @@ static int gc_run(harvbk_op *op, hb_err *e)
     if (rc == 0) {
         hb_job job;
         hb_op_job(op, st, &job);
+        job.lease = lease; /* gc stops before deleting if its lease lapsed */
         rc = hb_engine_gc(&job, &stats, e);
         if (rc == HARVBK_E_CANCELLED || (rc && hb_op_cancelled(op)))
             rc = hb_seterr(e, HARVBK_E_CANCELLED, "gc cancelled");

@@ -99,7 +99,7 @@ int harvbk_vm_add_volume_callbacks(harvbk_vm *vm, const char *volume, uint64_t s
 
 int harvbk_vm_set_metadata(harvbk_vm *vm, const void *data, size_t len)
 {
-    if (!vm || (!data && len))
+    if (!vm || (!data && len) || len > HARVBK_VM_METADATA_MAX)
         return HARVBK_E_INVALID;
     hb_buf b = HB_BUF_INIT;
     if (len && hb_buf_append(&b, data, len) != 0)
@@ -111,8 +111,11 @@ int harvbk_vm_set_metadata(harvbk_vm *vm, const void *data, size_t len)
 
 int harvbk_vm_add_image(harvbk_vm *vm, const char *image)
 {
-    if (!vm || !image || !*image)
+    if (!vm || !image || !*image || strlen(image) > HARVBK_VM_IMAGE_MAX)
         return HARVBK_E_INVALID;
+    for (const unsigned char *c = (const unsigned char *)image; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return HARVBK_E_INVALID;
     char **imgs = hb_realloc(vm->images, (vm->nimages + 1) * sizeof *imgs);
     if (!imgs)
         return HARVBK_E_NOMEM;

@@ -40,6 +40,18 @@ void hb_manifest_clear(hb_manifest *m)
     hb_manifest_init(m);
 }
 
+/* Image references as harvbk_vm_add_image accepts them. */
+static bool image_ref_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > HARVBK_VM_IMAGE_MAX)
+        return false;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return false;
+    return true;
+}
+
 static uint64_t chunk_count(uint64_t size, uint32_t chunk_size)
 {
     return size / chunk_size + (size % chunk_size != 0);
@@ -287,6 +299,9 @@ static int from_json(const cJSON *root, hb_manifest *m, hb_err *e)
     {
         if (!cJSON_IsString(it) || !it->valuestring)
             return hb_seterr(e, HARVBK_E_CORRUPT, "manifest image entry is not a string");
+        if (!image_ref_valid(it->valuestring))
+            return hb_seterr(e, HARVBK_E_CORRUPT,
+                             "manifest image entry is empty, too long or has control characters");
         if (!(m->images[m->nimages] = hb_strdup(it->valuestring)))
             return HARVBK_E_NOMEM;
         m->nimages++;

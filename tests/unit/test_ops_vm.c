@@ -209,6 +209,32 @@ static void test_register_refuses_callback_volumes_and_empty_vms(void **state)
     free(root);
 }
 
+static void test_metadata_and_image_limits(void **state)
+{
+    harvbk_vm *vm = NULL;
+    assert_int_equal(harvbk_vm_new(&vm, "default", "vm1"), 0);
+    size_t big = HARVBK_VM_METADATA_MAX + 1;
+    char *doc = calloc(1, big);
+    assert_int_equal(harvbk_vm_set_metadata(vm, doc, big), HARVBK_E_INVALID);
+    assert_int_equal(harvbk_vm_set_metadata(vm, doc, big - 1), 0);
+    size_t len = 0;
+    assert_non_null(harvbk_vm_metadata(vm, &len));
+    assert_int_equal(len, big - 1);
+    free(doc);
+    assert_int_equal(harvbk_vm_add_image(vm, "registry.example/os:1.0"), 0);
+    assert_int_equal(harvbk_vm_add_image(vm, "new\nline"), HARVBK_E_INVALID);
+    assert_int_equal(harvbk_vm_add_image(vm, "tab\there"), HARVBK_E_INVALID);
+    assert_int_equal(harvbk_vm_add_image(vm, "del\x7f"), HARVBK_E_INVALID);
+    char *longref = malloc(HARVBK_VM_IMAGE_MAX + 2);
+    memset(longref, 'i', HARVBK_VM_IMAGE_MAX + 1);
+    longref[HARVBK_VM_IMAGE_MAX + 1] = 0;
+    assert_int_equal(harvbk_vm_add_image(vm, longref), HARVBK_E_INVALID);
+    longref[HARVBK_VM_IMAGE_MAX] = 0;
+    assert_int_equal(harvbk_vm_add_image(vm, longref), 0);
+    free(longref);
+    harvbk_vm_free(vm);
+}
+
 static void test_ranges_validate_their_arguments(void **state)
 {
     harvbk_ranges *r = NULL;
@@ -230,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_vm_value_accessors),
         cmocka_unit_test(test_catalog_round_trip_with_binary_metadata),
         cmocka_unit_test(test_register_refuses_callback_volumes_and_empty_vms),
+        cmocka_unit_test(test_metadata_and_image_limits),
         cmocka_unit_test(test_ranges_validate_their_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -604,6 +604,8 @@ static void test_manifest_rejects_invalid_content(void **state)
         { "\"created\":1764000000", "\"created2\":1" },            /* missing */
         { "\"metadata\":\"", "\"metadata\":\"!" },                 /* bad base64 */
         { "\"images\":[", "\"images\":[1," },
+        { "\"images\":[", "\"images\":[\"\"," },                /* empty image ref */
+        { "\"images\":[", "\"images\":[\"a\\nb\"," },          /* control character */
         { "\"volumes\":[", "\"volumes\":[7," },
         { "\"format_major\":1", "\"format_major\":0" },
         { "\"format_major\":1", "\"format_major\":-1" },
