@@ -104,7 +104,9 @@ HARVBK_API int64_t harvbk_backup_info_created(const harvbk_backup_info *info);
 HARVBK_API size_t harvbk_backup_info_volume_count(const harvbk_backup_info *info);
 HARVBK_API const char *harvbk_backup_info_volume_name(const harvbk_backup_info *info, size_t i);
 HARVBK_API uint64_t harvbk_backup_info_volume_size(const harvbk_backup_info *info, size_t i);
-/** 1 when the backup was taken without a successful freeze. */
+/** 1 when a freeze hook was given, failed, and the backup went on because
+ *  HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT was set; 0 otherwise (also when no
+ *  freeze hook was given: the caller then vouches for consistency). */
 HARVBK_API int harvbk_backup_info_crash_consistent(const harvbk_backup_info *info);
 /** JSON object describing the backup in *out (free with harvbk_string_free()).
  *  Keys: namespace, name, vm, state, logical_bytes, uploaded_bytes, error,
