@@ -5,7 +5,8 @@
  * caller's changed ranges is copied from the previous index and a chunk that
  * is a file hole stays a hole; neither is read. Every other chunk is read into
  * one of a fixed set of buffers (2 per worker + 2) and handed to the workers,
- * which do zero detection, SHA-256, dedup, compression and upload. The reader
+ * which do zero detection, SHA-256, dedup, compression and upload (deferred:
+ * one durability barrier per volume at the end, see below). The reader
  * blocks while every buffer is in use, so memory is bounded by
  * (workers * 2 + 2) * chunk size whatever the volume size.
  */
@@ -92,7 +93,8 @@ static int bk_chunk(bk_ctx *c, bk_slot *s)
 
     /* Known to be in the store, or being uploaded right now by another worker
      * of this pipeline: reuse. The latter is safe because the index is only
-     * used once the whole pipeline has succeeded, i.e. after that upload did. */
+     * used once the whole pipeline has succeeded, i.e. after that upload and
+     * the barrier that makes it durable did. */
     pthread_mutex_lock(&hb_engine_set_mu);
     bool have = hb_dset_has(c->known, id) || hb_dset_has(c->inflight, id);
     int r = have ? 0 : hb_dset_add(c->inflight, id);
@@ -117,7 +119,7 @@ static int bk_chunk(bk_ctx *c, bk_slot *s)
     } else {
         hb_buf *scratch = hb_pool_get(&c->scratch);
         uint64_t stored = 0;
-        r = hb_store_chunk_put(c->st, id, s->buf, s->len, scratch, &stored, &e);
+        r = hb_store_chunk_put_deferred(c->st, id, s->buf, s->len, scratch, &stored, &e);
         hb_pool_put(&c->scratch, scratch);
         if (r < 0) {
             hb_err_prefix(&e, "volume '%s'", c->volname);
@@ -306,6 +308,8 @@ int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *p
         goto done;
     }
 
+    uint64_t sync_token = hb_store_chunk_sync_token(st); /* before the first put */
+
     /* ---- the reader ---- */
     bool use_prev = prev && changed && prev->chunk_size == cs && prev->ids;
     uint64_t pending = 0; /* progress of skipped/hole chunks not yet reported */
@@ -358,6 +362,19 @@ int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *p
     q = NULL;
     if (pending)
         hb_pipe_progress(&c.pipe, pending);
+    /* The barrier: every chunk the index names is durable and visible before
+     * the caller may write anything that references it (chunks were put
+     * deferred; docs/FORMAT.md section 8). Also covers chunks another writer
+     * renamed into place that this volume reused after head(). */
+    if (!hb_pipe_stopped(&c.pipe)) {
+        hb_err se;
+        hb_err_clear(&se);
+        int r = hb_store_chunk_sync(st, sync_token, &se);
+        if (r < 0) {
+            hb_err_prefix(&se, "volume '%s'", name);
+            hb_pipe_fail(&c.pipe, r, &se);
+        }
+    }
 
 done:
     hb_workq_free(q);

@@ -65,6 +65,9 @@ typedef struct hb_backup_stats {
  * as known-present. `known` (may be NULL) is a digest set shared across
  * volumes of chunks known to be in the store; the engine adds what it writes.
  * Cancelled: HARVBK_E_CANCELLED.
+ * On success every chunk `out` references is durable and visible in the store
+ * (new chunks are put deferred and a barrier runs at the end), so the caller
+ * may write indexes and the manifest right away.
  */
 int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *prev,
                             const hb_rangeset *changed, hb_dset *known, hb_index *out,

@@ -12,8 +12,8 @@ static atomic_size_t buf_live, buf_peak;
 unsigned hb_pipe_workers(const hb_job *job)
 {
     unsigned n = job && job->threads ? job->threads : hb_default_threads();
-    if (job && job->st && job->st->t && job->st->t->parallel > n)
-        n = job->st->t->parallel;
+    if (job && job->st && job->st->t && job->st->t->min_workers > n)
+        n = job->st->t->min_workers;
     if (n < 1)
         n = 1;
     if (n > HB_ENGINE_MAX_WORKERS)

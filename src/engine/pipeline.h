@@ -22,8 +22,10 @@ typedef struct hb_pipe {
     pthread_mutex_t prog_mu;  /* serialises job->progress */
 } hb_pipe;
 
-/* Workers for a job: job->threads (or hb_default_threads()), raised to the
- * backend's wish for requests in flight, capped by HB_ENGINE_MAX_WORKERS. */
+/* Workers for a job: job->threads (or hb_default_threads(), the CPU count),
+ * raised to the backend's min_workers (network backends: requests in flight;
+ * 0 for a local directory, where the work is CPU-bound), capped by
+ * HB_ENGINE_MAX_WORKERS. */
 unsigned hb_pipe_workers(const hb_job *job);
 void hb_pipe_init(hb_pipe *p, hb_job *job);
 void hb_pipe_destroy(hb_pipe *p);

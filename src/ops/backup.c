@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PERSIST_EVERY_MS 1000u
@@ -348,13 +349,20 @@ static int backup_run(harvbk_op *op, hb_err *e)
     if ((rc = open_volumes(j, fds, sizes, e)))
         goto out;
     uint64_t logical = 0;
+    bool sizes_changed = false;
     for (size_t i = 0; i < n; i++) {
         logical += sizes[i];
+        sizes_changed |= j->rec.vols[i].size != sizes[i];
         j->rec.vols[i].size = sizes[i];
     }
     atomic_store(&op->total, logical);
+    sizes_changed |= j->rec.logical_bytes != logical;
     j->rec.logical_bytes = logical;
-    persist_record(ctx, j);
+    /* The InProgress record written at start already holds the sizes when
+     * they were known then (callbacks, regular files): rewriting it (file +
+     * directory fsync) would only cost time. */
+    if (sizes_changed)
+        persist_record(ctx, j);
     j->last_persist_ms = hb_mono_ms();
 
     if ((rc = load_previous(j, st, prev, has_prev, known, e)))
@@ -636,7 +644,16 @@ static int backup_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, c
               r->store_id && r->vols;
     for (size_t i = 0; ok && i < vm->nvols; i++, r->nvols++) {
         ok = (r->vols[i].name = hb_strdup(vm->vols[i].name)) != NULL;
-        r->vols[i].size = vm->vols[i].path ? 0 : vm->vols[i].size;
+        /* sizes as far as known now (a regular file's from stat; the thread
+         * rewrites the record only when what it opens differs) */
+        struct stat sb;
+        if (!vm->vols[i].path)
+            r->vols[i].size = vm->vols[i].size;
+        else if (stat(vm->vols[i].path, &sb) == 0 && S_ISREG(sb.st_mode))
+            r->vols[i].size = (uint64_t)sb.st_size;
+        else
+            r->vols[i].size = 0;
+        r->logical_bytes += r->vols[i].size;
     }
     if (!ok) {
         rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);

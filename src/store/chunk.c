@@ -144,20 +144,43 @@ int hb_chunk_decode(const void *obj, size_t objlen, const uint8_t id[HB_DIGEST_L
 
 /* ---- store calls ---- */
 
-int hb_store_chunk_put(hb_store *st, const uint8_t id[HB_DIGEST_LEN], const void *raw,
-                       size_t len, hb_buf *scratch, uint64_t *out_stored, hb_err *e)
+static int chunk_put(hb_store *st, const uint8_t id[HB_DIGEST_LEN], const void *raw, size_t len,
+                     hb_buf *scratch, uint64_t *out_stored, bool deferred, hb_err *e)
 {
     int rc = hb_chunk_encode(st->codec, st->level, raw, len, scratch, e);
     if (rc)
         return rc;
     char key[HB_CHUNK_KEY_LEN];
     hb_chunk_key(id, key);
-    rc = hb_target_put(st->t, key, scratch->data, scratch->len, e);
+    rc = deferred ? hb_target_put_deferred(st->t, key, scratch->data, scratch->len, e)
+                  : hb_target_put(st->t, key, scratch->data, scratch->len, e);
     if (rc)
         return rc;
     if (out_stored)
         *out_stored = scratch->len;
     return 0;
+}
+
+int hb_store_chunk_put(hb_store *st, const uint8_t id[HB_DIGEST_LEN], const void *raw,
+                       size_t len, hb_buf *scratch, uint64_t *out_stored, hb_err *e)
+{
+    return chunk_put(st, id, raw, len, scratch, out_stored, false, e);
+}
+
+int hb_store_chunk_put_deferred(hb_store *st, const uint8_t id[HB_DIGEST_LEN], const void *raw,
+                                size_t len, hb_buf *scratch, uint64_t *out_stored, hb_err *e)
+{
+    return chunk_put(st, id, raw, len, scratch, out_stored, true, e);
+}
+
+uint64_t hb_store_chunk_sync_token(hb_store *st)
+{
+    return hb_target_sync_token(st->t);
+}
+
+int hb_store_chunk_sync(hb_store *st, uint64_t token, hb_err *e)
+{
+    return hb_target_sync(st->t, token, e);
 }
 
 int hb_store_chunk_exists(hb_store *st, const uint8_t id[HB_DIGEST_LEN], hb_err *e)

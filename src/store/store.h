@@ -120,6 +120,18 @@ void hb_store_close(hb_store *st);
 /* Chunks. scratch is a caller buffer reused across calls (one per thread). */
 int hb_store_chunk_put(hb_store *st, const uint8_t id[HB_DIGEST_LEN], const void *raw,
                        size_t len, hb_buf *scratch, uint64_t *out_stored, hb_err *e);
+/* The same without the per-chunk durability cost: the chunk need be neither
+ * durable nor visible (exists/get may not find it) until hb_store_chunk_sync()
+ * returns 0. A writer takes a token with hb_store_chunk_sync_token() before
+ * its first deferred put and must call hb_store_chunk_sync(token) before it
+ * writes anything that references the chunks (indexes, manifests): that
+ * barrier makes every deferred put that returned before it durable and
+ * visible, and fails when any deferred put since the token was dropped
+ * (target/target.h, put_deferred and sync). */
+int hb_store_chunk_put_deferred(hb_store *st, const uint8_t id[HB_DIGEST_LEN], const void *raw,
+                                size_t len, hb_buf *scratch, uint64_t *out_stored, hb_err *e);
+uint64_t hb_store_chunk_sync_token(hb_store *st);
+int hb_store_chunk_sync(hb_store *st, uint64_t token, hb_err *e);
 /* 1 present, 0 absent, < 0 error. */
 int hb_store_chunk_exists(hb_store *st, const uint8_t id[HB_DIGEST_LEN], hb_err *e);
 /* Missing or corrupt: HARVBK_E_CHUNK naming the chunk. */

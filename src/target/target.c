@@ -95,7 +95,7 @@ int hb_target_open(hb_target **out, const hb_target_cfg *cfg, const char *owner,
     t->owner = hb_strdup(owner);
     t->log = log;
     if (cfg->parallel)
-        t->parallel = cfg->parallel;
+        t->parallel = t->min_workers = cfg->parallel;
     if (t->parallel == 0)
         t->parallel = 1;
     if (!t->display || !t->owner) {
@@ -260,4 +260,37 @@ int hb_target_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud, hb
     if (w.stopped && rc == w.stopped)
         return rc;
     return rc < 0 ? wrap_err(t, *prefix ? prefix : NULL, rc, e) : rc;
+}
+
+int hb_target_put_deferred(hb_target *t, const char *key, const void *data, size_t len,
+                           hb_err *e)
+{
+    if (!t->ops->put_deferred)
+        return hb_target_put(t, key, data, len, e);
+    if (!hb_key_valid(key))
+        return bad_key(t, key, e);
+    if (!data && len)
+        return hb_seterr(e, HARVBK_E_INVALID, "%s: %s: NULL data", disp(t), key);
+    int rc = t->ops->put_deferred(t, key, data ? data : "", len, e);
+    return rc < 0 ? wrap_err(t, key, rc, e) : rc;
+}
+
+uint64_t hb_target_sync_token(hb_target *t)
+{
+    return atomic_load(&t->lost);
+}
+
+int hb_target_sync(hb_target *t, uint64_t token, hb_err *e)
+{
+    int rc = t->ops->sync ? t->ops->sync(t, e) : 0;
+    if (rc < 0)
+        return wrap_err(t, NULL, rc, e);
+    uint64_t lost = atomic_load(&t->lost);
+    if (lost != token)
+        return hb_seterr(e, HARVBK_E_IO,
+                         "%s: %llu object(s) written since this operation started could not be "
+                         "made durable (a barrier failed); nothing that references them may "
+                         "be committed",
+                         disp(t), (unsigned long long)(lost - token));
+    return 0;
 }

@@ -20,6 +20,8 @@
 #include "../core/hb.h"
 #include "config.h"
 
+#include <stdatomic.h>
+
 typedef struct hb_target hb_target;
 
 /* list() callback: key relative to the target root, object size, mtime
@@ -51,6 +53,26 @@ typedef struct hb_target_ops {
      * hostile target must not make readers allocate what it likes). May be
      * NULL: hb_target_get_max() then uses head() + get(). */
     int (*get_max)(hb_target *t, const char *key, hb_buf *out, size_t max, hb_err *e);
+
+    /* ---- deferred puts and the durability barrier (both optional) ----
+     * put_deferred() is put() without the per-object durability cost: the
+     * object need be neither durable nor visible (get/head/list may not see it)
+     * until the next sync() returns 0; it never becomes visible in part or in
+     * a form that is not durable (local: the temporary's data is made durable
+     * before it is renamed into place, so a crash leaves either no object or
+     * the complete one). Backends may make deferred objects durable and
+     * visible earlier (e.g. when many are pending). May be NULL:
+     * hb_target_put_deferred() then uses put().
+     * sync() is the barrier: when it returns 0, every put_deferred() that
+     * returned 0 before sync() was called is durable and visible at its key,
+     * and so is every object this process saw at its key before the call
+     * (another writer's object that was visible but not yet durable). When
+     * pending objects cannot be made durable they are dropped (never renamed
+     * into place), the backend adds their number to `lost` and the sync()
+     * that found the failure returns the error. May be NULL (every put is
+     * durable when it returns). */
+    int (*put_deferred)(hb_target *t, const char *key, const void *data, size_t len, hb_err *e);
+    int (*sync)(hb_target *t, hb_err *e);
 } hb_target_ops;
 
 struct hb_target {
@@ -59,6 +81,14 @@ struct hb_target {
     char *owner;           /* writer id used for temporaries: "<ctx-id>-<pid>" */
     const hb_logger *log;  /* borrowed from the context */
     unsigned parallel;     /* requests this backend wants in flight */
+    /* Workers the engine runs at least, whatever the CPU count: network
+     * backends set it to `parallel` (round trips are latency, not CPU); a
+     * local directory leaves it 0 (the work is CPU-bound, so more workers than
+     * CPUs only compete); an explicitly configured parallel always sets it. */
+    unsigned min_workers;
+    /* Deferred puts dropped because they could not be made durable (only
+     * grows; see put_deferred/sync). Backends add to it, wrappers read it. */
+    atomic_uint_fast64_t lost;
 };
 
 /* Open the backend named by cfg->url. `owner` and `log` are borrowed.
@@ -80,8 +110,24 @@ int hb_target_del(hb_target *t, const char *key, hb_err *e);
 int hb_target_del_many(hb_target *t, const char *const *keys, size_t n, hb_err *e);
 int hb_target_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud, hb_err *e);
 
+/* Deferred puts (see put_deferred/sync above). A writer takes a token before
+ * its first deferred put and passes it to hb_target_sync(), which runs the
+ * barrier and then also fails (HARVBK_E_IO) when deferred puts were dropped
+ * since the token was taken, by this call or by a concurrent one of another
+ * writer sharing the target (so nobody commits a reference to an object
+ * another writer's failed barrier dropped). Backends without these ops: puts
+ * are synchronous and the barrier is a no-op. */
+int hb_target_put_deferred(hb_target *t, const char *key, const void *data, size_t len,
+                           hb_err *e);
+uint64_t hb_target_sync_token(hb_target *t);
+int hb_target_sync(hb_target *t, uint64_t token, hb_err *e);
+
 /* Backend constructors (target/local.c; later nfs.c, s3.c). */
 int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e);
+/* Local backend counters (tests, logs): barriers run, syncfs() calls made,
+ * deferred puts queued now. False when t is not a local target. */
+bool hb_target_local_stats(hb_target *t, uint64_t *barriers, uint64_t *syncfs_calls,
+                           size_t *pending);
 
 /* Key sanity: non-empty, relative, no "", "." or ".." segments, no NUL/backslash. */
 bool hb_key_valid(const char *key);

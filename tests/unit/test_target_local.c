@@ -896,6 +896,93 @@ static void test_get_max_refuses_larger_objects_unread(void **state)
     free(dir);
 }
 
+/* Deferred puts: invisible until the barrier, then durable and visible; a
+ * barrier that cannot place an object drops it and fails every writer whose
+ * token predates the loss; the queue bound runs the barrier by itself; close
+ * removes what was never synced. */
+static void test_local_deferred_puts_and_barrier(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-deferred");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    hb_buf b = HB_BUF_INIT;
+    uint64_t size, barriers, syncs;
+    size_t pending;
+    uint8_t data[5000];
+    tu_fill_random(data, sizeof data, 3);
+    char *tmpdir = hb_asprintf("%s/tmp", dir);
+
+    uint64_t tok = hb_target_sync_token(t);
+    assert_int_equal(hb_target_put_deferred(t, "chunks/aa/obj1", data, sizeof data, &e), 0);
+    assert_int_equal(hb_target_put_deferred(t, "chunks/bb/obj2", data, 10, &e), 0);
+    assert_true(hb_target_local_stats(t, &barriers, &syncs, &pending));
+    assert_int_equal(pending, 2);
+    assert_int_equal(barriers, 0);
+    assert_int_equal(hb_target_head(t, "chunks/aa/obj1", &size, &e), HARVBK_E_NOTFOUND);
+    assert_int_equal(count_dir(tmpdir), 2); /* only temporaries so far */
+    assert_int_equal(hb_target_sync(t, tok, &e), 0);
+    assert_true(hb_target_local_stats(t, &barriers, &syncs, &pending));
+    assert_int_equal(pending, 0);
+    assert_int_equal(barriers, 1);
+    assert_int_equal(syncs, 2);
+    assert_int_equal(count_dir(tmpdir), 0);
+    assert_int_equal(hb_target_get(t, "chunks/aa/obj1", &b, &e), 0);
+    assert_int_equal(b.len, sizeof data);
+    assert_memory_equal(b.data, data, sizeof data);
+    assert_int_equal(hb_target_head(t, "chunks/bb/obj2", &size, &e), 0);
+    assert_int_equal(size, 10);
+    /* an empty barrier still syncs once (objects others placed) */
+    assert_int_equal(hb_target_sync(t, tok, &e), 0);
+    assert_true(hb_target_local_stats(t, &barriers, &syncs, &pending));
+    assert_int_equal(syncs, 3);
+
+    /* a barrier that cannot place an object: "x" is an object, so "x/y"
+     * cannot be created; the object is dropped, both writers fail */
+    assert_int_equal(hb_target_put(t, "x", "1", 1, &e), 0);
+    uint64_t tok_a = hb_target_sync_token(t), tok_b = hb_target_sync_token(t);
+    assert_int_equal(hb_target_put_deferred(t, "x/y", "2", 1, &e), 0);
+    assert_int_equal(hb_target_put_deferred(t, "chunks/cc/obj3", "3", 1, &e), 0);
+    hb_err_clear(&e);
+    assert_true(hb_target_sync(t, tok_a, &e) < 0);
+    assert_non_null(strstr(e.msg, "x/y"));
+    hb_err_clear(&e);
+    assert_int_equal(hb_target_sync(t, tok_b, &e), HARVBK_E_IO);
+    assert_non_null(strstr(e.msg, "could not be made durable"));
+    assert_int_equal(hb_target_head(t, "chunks/cc/obj3", &size, &e), HARVBK_E_NOTFOUND);
+    assert_int_equal(count_dir(tmpdir), 0);
+    /* a writer that starts afterwards is not affected */
+    uint64_t tok_c = hb_target_sync_token(t);
+    assert_int_equal(hb_target_put_deferred(t, "chunks/cc/obj3", "3", 1, &e), 0);
+    assert_int_equal(hb_target_sync(t, tok_c, &e), 0);
+    assert_int_equal(hb_target_head(t, "chunks/cc/obj3", &size, &e), 0);
+
+    /* the queue bound runs a barrier from put_deferred itself */
+    assert_true(hb_target_local_stats(t, &barriers, &syncs, &pending));
+    uint64_t before = barriers;
+    for (unsigned i = 0; i < 300; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "chunks/dd/o%u", i);
+        assert_int_equal(hb_target_put_deferred(t, key, &i, sizeof i, &e), 0);
+    }
+    assert_true(hb_target_local_stats(t, &barriers, &syncs, &pending));
+    assert_int_equal(barriers, before + 1);
+    assert_true(pending < 300 && pending > 0);
+    assert_int_equal(hb_target_head(t, "chunks/dd/o0", &size, &e), 0);
+
+    /* close drops what was never synced */
+    hb_target_close(t);
+    assert_int_equal(count_dir(tmpdir), 0);
+    char *last = hb_asprintf("%s/chunks/dd/o299", dir);
+    assert_int_equal(access(last, F_OK), -1);
+    hb_free(last);
+
+    hb_buf_free(&b);
+    hb_free(tmpdir);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -915,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_local_ping_reports_missing_root),
         cmocka_unit_test(test_local_get_of_a_fifo_does_not_hang),
         cmocka_unit_test(test_get_max_refuses_larger_objects_unread),
+        cmocka_unit_test(test_local_deferred_puts_and_barrier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
