@@ -194,7 +194,12 @@ int hb_store_chunk_exists(hb_store *st, const uint8_t id[HB_DIGEST_LEN], hb_err 
             hb_err_clear(e);
         return 0;
     }
-    return rc < 0 ? rc : 1;
+    if (rc < 0)
+        return rc;
+    /* An object too short to hold even the header cannot be a chunk (a
+     * damaged or foreign object): report it absent so the writer replaces it
+     * instead of deduplicating against it. */
+    return size >= HB_CHUNK_HEADER_LEN ? 1 : 0;
 }
 
 /* The largest chunk object a reader whose buffer holds raw_cap bytes accepts

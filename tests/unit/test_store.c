@@ -236,6 +236,11 @@ static void test_chunk_flipped_byte_in_store_names_chunk(void **state)
     assert_int_equal(hb_target_put(f->st->t, key, obj.data, 20, &e), 0);
     assert_int_equal(hb_store_chunk_get(f->st, id, back, CS, &got, &scratch, &e), HARVBK_E_CHUNK);
     assert_non_null(strstr(e.msg, hex));
+    /* ... which a writer does not take for the chunk: it is replaced */
+    assert_int_equal(hb_store_chunk_exists(f->st, id, &e), 0);
+    assert_int_equal(hb_store_chunk_put(f->st, id, raw, n, &scratch, &stored, &e), 0);
+    assert_int_equal(hb_store_chunk_get(f->st, id, back, CS, &got, &scratch, &e), 0);
+    assert_memory_equal(back, raw, n);
 
     /* missing */
     assert_int_equal(hb_target_del(f->st->t, key, &e), 0);
