@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <openssl/rand.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 int64_t hb_now(void)
 {
@@ -43,6 +45,18 @@ void hb_random(void *buf, size_t n)
                     break;
                 }
                 got += (size_t)r;
+            }
+            /* Both failed (no entropy source at all): never leave the bytes
+             * unset; fill the rest from the clock, the pid and a counter so
+             * identifiers stay distinct. Only temporaries' names and ids use
+             * this function; key material must not (docs/FORMAT.md s.10). */
+            static _Atomic uint64_t ctr;
+            for (size_t i = got; i < (size_t)chunk; i++) {
+                uint64_t z = hb_mono_ns() ^ ((uint64_t)getpid() << 32) ^
+                             (atomic_fetch_add(&ctr, 1) * 0x9e3779b97f4a7c15ull);
+                z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+                z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+                p[i] = (uint8_t)(z ^ (z >> 31));
             }
         }
         p += chunk;
