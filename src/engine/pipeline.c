@@ -3,6 +3,7 @@
 #include "pipeline.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 pthread_mutex_t hb_engine_set_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -145,7 +146,10 @@ void *hb_pool_get(hb_pool *pl)
 
 void *hb_engine_buf_alloc(size_t n)
 {
-    void *p = hb_malloc(n ? n : 1);
+    /* Page-aligned, so that restores can hand them to O_DIRECT writes. */
+    void *p = NULL;
+    if (posix_memalign(&p, HB_ENGINE_BUF_ALIGN, n ? n : 1) != 0)
+        p = NULL;
     if (p) {
         size_t live = atomic_fetch_add(&buf_live, 1) + 1;
         size_t peak = atomic_load(&buf_peak);

@@ -55,6 +55,9 @@ void hb_pool_put(hb_pool *pl, void *item);
 void *hb_pool_get(hb_pool *pl);
 
 /* Chunk-sized buffers. Counted process-wide so tests can check the bound. */
+/* Chunk buffers: aligned to HB_ENGINE_BUF_ALIGN (O_DIRECT), counted for
+ * tests of bounded memory. */
+#define HB_ENGINE_BUF_ALIGN 4096u
 void *hb_engine_buf_alloc(size_t n);
 void hb_engine_buf_free(void *p);
 /* Test hooks: buffers currently allocated; highest count since the last reset. */
