@@ -149,7 +149,7 @@ int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, boo
     if (!t)
         return hb_seterr(e, HARVBK_E_INVALID, "no target to open a store in");
     int want_codec = cfg && cfg->codec >= 0 ? cfg->codec : HB_CODEC_ZSTD;
-    uint32_t want_cs = cfg && cfg->chunk_size ? cfg->chunk_size : HB_DEFAULT_CHUNK_SIZE;
+    uint32_t want_cs = cfg && cfg->chunk_size ? cfg->chunk_size : hb_target_cfg_default_chunk_size(cfg);
     if (want_codec > HB_CODEC_MAX || !hb_codec_name(want_codec)) {
         hb_target_close(t);
         return hb_seterr(e, HARVBK_E_INVALID, "unknown codec %d", want_codec);

@@ -108,7 +108,7 @@ typedef struct hb_store {
 
 /* Open the store in target t (taking ownership of t, also on failure).
  * When the target holds no store yet it is created with cfg's codec and chunk
- * size (defaults: zstd, 4 MiB). HARVBK_E_FORMAT for a newer major format. */
+ * size (defaults: zstd, hb_target_cfg_default_chunk_size()). HARVBK_E_FORMAT for a newer major format. */
 int hb_store_open(hb_store **out, hb_target *t, const hb_target_cfg *cfg, hb_err *e);
 /* The same; with create false a target without a store is HARVBK_E_TARGET
  * (a store that vanished, e.g. an unmounted directory, is never re-created

@@ -638,3 +638,10 @@ int harvbk_target_config_has_secret(const harvbk_target_config *cfg)
 {
     return cfg && cfg->cfg.secret_access_key ? 1 : 0;
 }
+
+uint32_t hb_target_cfg_default_chunk_size(const hb_target_cfg *c)
+{
+    if (c && c->url && strncmp(c->url, "s3://", 5) == 0)
+        return HB_DEFAULT_CHUNK_SIZE_S3;
+    return HB_DEFAULT_CHUNK_SIZE;
+}

@@ -19,7 +19,7 @@ typedef struct hb_target_cfg {
     bool virtual_hosted;
     uint32_t refresh_interval;
     int codec;              /* enum hb_codec; -1 = store default (zstd) */
-    uint32_t chunk_size;    /* 0 = default (4 MiB) */
+    uint32_t chunk_size;    /* 0 = default (hb_target_cfg_default_chunk_size) */
     uint32_t timeout_ms;    /* default 10000 */
     uint32_t parallel;      /* 0 = automatic */
     bool store_secret;
@@ -44,7 +44,12 @@ int hb_target_cfg_from_json(hb_target_cfg *c, const void *data, size_t len, hb_e
 /* The URL with any credentials removed, for messages (new string). */
 char *hb_target_cfg_display(const hb_target_cfg *c);
 
-#define HB_DEFAULT_CHUNK_SIZE (4u * 1024u * 1024u)
+/* Default chunk size of a new store: 1 MiB on local directories and NFS
+ * (a small guest write re-hashes, recompresses and stores less; measured in
+ * bench/RESULTS.md), 4 MiB on S3 (every object is a request). */
+#define HB_DEFAULT_CHUNK_SIZE (1u * 1024u * 1024u)
+#define HB_DEFAULT_CHUNK_SIZE_S3 (4u * 1024u * 1024u)
+uint32_t hb_target_cfg_default_chunk_size(const hb_target_cfg *c);
 #define HB_MIN_CHUNK_SIZE (64u * 1024u)
 #define HB_MAX_CHUNK_SIZE (64u * 1024u * 1024u)
 #define HB_DEFAULT_TIMEOUT_MS 10000u
