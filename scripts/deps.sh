@@ -5,14 +5,21 @@
 #   scripts/deps.sh            build + test dependencies
 #   scripts/deps.sh --bench    also the benchmark peers (restic, borgbackup)
 #
+# The S3 tests also need node + npm (installed from Debian only when the
+# commands are missing) and the npm package s3rver 3.x, installed into
+# $HARVBK_S3RVER_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/harvbk/s3rver-VERSION),
+# where tests/s3/s3env.sh looks for it.
+#
 # Runs apt-get through sudo when not root. `apt-get update` runs only when
 # something has to be installed.
 set -euo pipefail
 
 BASE_PKGS=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev zlib1g-dev
            libnfs-dev libcjson-dev libcmocka-dev libzstd-dev liblz4-dev abigail-tools
-           valgrind)
+           valgrind python3-botocore python3-boto3 openssl)
 BENCH_PKGS=(restic borgbackup)
+S3RVER_VERSION=3.7.1
+S3RVER_DIR=${HARVBK_S3RVER_DIR:-${XDG_CACHE_HOME:-~/.cache}/harvbk/s3rver-$S3RVER_VERSION}
 
 want=("${BASE_PKGS[@]}")
 for arg in "$@"; do
@@ -28,13 +35,37 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
     exit 0
 fi
 
+# s3rver from npm into S3RVER_DIR (after the Debian packages: needs npm)
+install_s3rver() {
+    [ -f "$S3RVER_DIR/.harvbk-installed" ] && return 0  # written once npm succeeded
+    mkdir -p "$S3RVER_DIR"
+    echo "deps.sh: installing s3rver@$S3RVER_VERSION into $S3RVER_DIR" >&2
+    local npmlog
+    npmlog=$(mktemp "${TMPDIR:-/tmp}/harvbk-npm.XXXXXX")
+    if ! npm install --prefix "$S3RVER_DIR" --no-audit --no-fund --omit=dev \
+            "s3rver@$S3RVER_VERSION" >"$npmlog" 2>&1; then
+        tail -n 40 "$npmlog" >&2
+        rm -f "$npmlog"
+        echo "deps.sh: npm install of s3rver failed (see above)" >&2
+        exit 1
+    fi
+    rm -f "$npmlog"
+    touch "$S3RVER_DIR/.harvbk-installed"
+}
+
 missing=()
 for p in "${want[@]}"; do
     if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed$'; then
         missing+=("$p")
     fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# node/npm may come from elsewhere (e.g. NodeSource's nodejs bundles npm)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -eq 0 ]; then
+    install_s3rver
+    exit 0
+fi
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -57,3 +88,4 @@ if ! { "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
     echo "deps.sh: apt-get failed (see above)" >&2
     exit 1
 fi
+install_s3rver

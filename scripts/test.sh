@@ -92,7 +92,7 @@ run_valgrind() {
     local vg=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect
               --error-exitcode=99 --num-callers=40 --child-silent-after-fork=yes)
     local timeout_s=${HARVBK_VALGRIND_TIMEOUT:-900}
-    local selected=() skipped=0
+    local selected=() skipped=0 s3env=
     while read -r idx name _labels _timeout program; do
         if [[ $name == *crash* || $name == *bench* ]]; then
             echo "skip $name (crash/bench tests are not run under valgrind)"
@@ -104,9 +104,19 @@ run_valgrind() {
             echo "skip $name (not a test program)"
             skipped=$((skipped + 1)); continue
         fi
+        # S3 tests (label s3) need the S3 servers of their ctest fixture, started
+        # below at the same place, and share them: one at a time (flock)
+        if [[ ,$_labels, == *,s3,* ]]; then
+            : >"$dir/$idx.s3"
+            s3env=$(sed -n "s/.*'HARVBK_TEST_S3_ENV=\([^']*\)'.*/\1/p" "$dir/cmd/$idx.sh")
+        fi
         selected+=("$idx:$name")
     done <"$dir/cmd/tests.txt"
     echo "running ${#selected[@]} test programs under valgrind, $JOBS at a time"
+    if [ -n "$s3env" ]; then
+        bash tests/s3/s3env.sh start "$(dirname "$s3env")" ||
+            echo "the S3 test servers did not start: the S3 tests will fail"
+    fi
 
     local cli_wrapper=""
     [ "${HARVBK_VALGRIND_CLI:-0}" = 1 ] && cli_wrapper="${vg[*]}"
@@ -118,7 +128,9 @@ run_valgrind() {
             idx=${1%%:*} name=${1#*:} dir=$2 t=$3; shift 3
             log="$dir/$idx.log"
             start=$(date +%s)
-            timeout -k 10 "$t" bash "$dir/cmd/$idx.sh" "$@" >"$log" 2>&1
+            lock=()
+            [ -e "$dir/$idx.s3" ] && lock=(flock "$dir/s3.lock")
+            "${lock[@]}" timeout -k 10 "$t" bash "$dir/cmd/$idx.sh" "$@" >"$log" 2>&1
             rc=$?
             echo "$rc" >"$dir/$idx.rc"
             s=$(( $(date +%s) - start ))
@@ -127,6 +139,7 @@ run_valgrind() {
             elif [ $rc -eq 124 ]; then echo "FAIL $name: timed out after ${t}s"
             else echo "FAIL $name: exit status $rc (${s}s)"; fi
         ' _ {} "$dir" "$timeout_s" "${vg[@]}"
+    [ -n "$s3env" ] && bash tests/s3/s3env.sh stop "$(dirname "$s3env")"
 
     local failed=0 n=0
     for entry in "${selected[@]}"; do
