@@ -558,6 +558,9 @@ typedef struct cfg {
     char state[PATH_MAX];
     char target[PATH_MAX];
     char restore_dir[PATH_MAX];
+    /* another target than the file:// one in the scratch dir (S3) */
+    const char *target_url, *endpoint, *region, *akid, *secret_file, *ca_cert;
+    bool vhost;
 } cfg;
 
 typedef void (*child_fn)(const cfg *c, void *arg, child_result *r);
@@ -651,6 +654,33 @@ static void set_err_op(child_result *r, int rc, harvbk_op *op, const char *what)
              harvbk_error_name(rc), m[0] ? ": " : "", m);
 }
 
+/* The S3 secret from a file (trailing newline dropped); NULL when unreadable. */
+static char *read_secret(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = '\0';
+    char *s = strdup(buf);
+    memset(buf, 0, sizeof buf);
+    return s;
+}
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        volatile char *v = s;
+        while (*v)
+            *v++ = 0;
+        free(s);
+    }
+}
+
 /* Open the context; point it at the target if it has none yet. */
 static harvbk_ctx *open_ctx(const cfg *c, child_result *r)
 {
@@ -666,17 +696,39 @@ static harvbk_ctx *open_ctx(const cfg *c, child_result *r)
         set_err_ctx(r, rc, NULL, "harvbk_ctx_open");
         return NULL;
     }
+    /* the S3 secret is given to each process for its session only */
+    char *secret = c->secret_file ? read_secret(c->secret_file) : NULL;
     harvbk_target_config *have = NULL;
     rc = harvbk_ctx_get_target(ctx, &have);
     harvbk_target_config_free(have);
-    if (rc == HARVBK_OK)
+    if (rc == HARVBK_OK) {
+        if (secret && (rc = harvbk_ctx_set_target_secret(ctx, secret)) != 0) {
+            set_err_ctx(r, rc, ctx, "harvbk_ctx_set_target_secret");
+            harvbk_ctx_free(ctx);
+            ctx = NULL;
+        }
+        wipe_free(secret);
         return ctx;
+    }
     harvbk_target_config *tc = NULL;
     char url[PATH_MAX + 16], num[32];
     pfmt(url, sizeof url, "file://%s", c->target);
     rc = harvbk_target_config_new(&tc);
     if (!rc)
-        rc = harvbk_target_config_set(tc, HARVBK_TARGET_URL, url);
+        rc = harvbk_target_config_set(tc, HARVBK_TARGET_URL, c->target_url ? c->target_url : url);
+    if (!rc && c->endpoint)
+        rc = harvbk_target_config_set(tc, HARVBK_TARGET_ENDPOINT, c->endpoint);
+    if (!rc && c->region)
+        rc = harvbk_target_config_set(tc, HARVBK_TARGET_REGION, c->region);
+    if (!rc && c->akid)
+        rc = harvbk_target_config_set(tc, HARVBK_TARGET_ACCESS_KEY_ID, c->akid);
+    if (!rc && secret)
+        rc = harvbk_target_config_set(tc, HARVBK_TARGET_SECRET_ACCESS_KEY, secret);
+    if (!rc && c->ca_cert)
+        rc = harvbk_target_config_set(tc, HARVBK_TARGET_CA_CERT_FILE, c->ca_cert);
+    if (!rc && c->vhost)
+        rc = harvbk_target_config_set(tc, HARVBK_TARGET_VIRTUAL_HOSTED, "1");
+    wipe_free(secret);
     if (!rc && c->codec)
         rc = harvbk_target_config_set(tc, HARVBK_TARGET_CODEC, c->codec);
     if (!rc && c->chunk_size) {
@@ -945,8 +997,11 @@ static void print_table(const cfg *c, phase *ph, size_t n, uint64_t img_alloc,
     }
     fmt_bytes(a, sizeof a, tgt_alloc);
     fmt_bytes(b, sizeof b, tgt_apparent);
-    printf("\nstored in target: %s on disk (st_blocks), %s apparent; ratio to logical %.3f\n", a,
-           b, (double)tgt_alloc / (double)c->size);
+    if (c->target_url)
+        printf("\ntarget: %s (stored size not measured here)\n", c->target_url);
+    else
+        printf("\nstored in target: %s on disk (st_blocks), %s apparent; ratio to logical %.3f\n",
+               a, b, (double)tgt_alloc / (double)c->size);
     if (restored_alloc) {
         fmt_bytes(a, sizeof a, restored_alloc);
         printf("restored file allocated: %s (image: ", a);
@@ -1036,6 +1091,9 @@ static void usage(FILE *f)
           "  harvbk_bench --size SIZE [--dir SCRATCH] [--image PATH] [--threads N]\n"
           "               [--codec zstd|lz4|gzip|none] [--chunk-size BYTES] [--seed N]\n"
           "               [--change-pct P] [--change-extent BYTES] [--keep] [--json] [--verbose]\n"
+          "               [--target-url s3://BUCKET/PREFIX --endpoint URL [--region R]\n"
+          "                --access-key-id ID --secret-access-key-file FILE [--ca-cert PEM]\n"
+          "                [--virtual-hosted]]\n"
           "  harvbk_bench --generate-only --size SIZE --image PATH [--seed N]\n"
           "  harvbk_bench --mutate IMAGE [--generation N] [--seed N] [--change-pct P]\n"
           "               [--change-extent BYTES]\n"
@@ -1045,7 +1103,11 @@ static void usage(FILE *f)
           "unless --keep. --image PATH: an existing image is benchmarked as is (and put back\n"
           "to its original bytes afterwards); a missing one is generated there.\n"
           "--mutate applies the deterministic ~1%% change (generation N >= 1) or puts the\n"
-          "original bytes back (--generation 0); use the same --seed as the generation.\n",
+          "original bytes back (--generation 0); use the same --seed as the generation.\n"
+          "--target-url: run the phases against that target (S3: the secret is given to\n"
+          "each phase with harvbk_ctx_set_target_secret, never stored) instead of a\n"
+          "file:// target in the scratch directory (use a fresh prefix per run). The\n"
+          "target's stored size is then not measured.\n",
           f);
 }
 
@@ -1061,7 +1123,8 @@ int main(int argc, char **argv)
     unsigned generation = 1;
 
     enum { O_SIZE = 1000, O_DIR, O_THREADS, O_CODEC, O_KEEP, O_JSON, O_GEN, O_MUTATE, O_GENER,
-           O_IMAGE, O_SEED, O_CHUNK, O_PCT, O_EXT, O_VERBOSE, O_HELP };
+           O_IMAGE, O_SEED, O_CHUNK, O_PCT, O_EXT, O_VERBOSE, O_HELP, O_TURL, O_EP, O_REGION,
+           O_AKID, O_SECRET, O_CA, O_VHOST };
     static const struct option lo[] = {
         {"size", required_argument, 0, O_SIZE},       {"dir", required_argument, 0, O_DIR},
         {"threads", required_argument, 0, O_THREADS}, {"codec", required_argument, 0, O_CODEC},
@@ -1071,6 +1134,10 @@ int main(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},       {"chunk-size", required_argument, 0, O_CHUNK},
         {"change-pct", required_argument, 0, O_PCT},  {"change-extent", required_argument, 0, O_EXT},
         {"verbose", no_argument, 0, O_VERBOSE},       {"help", no_argument, 0, O_HELP},
+        {"target-url", required_argument, 0, O_TURL}, {"endpoint", required_argument, 0, O_EP},
+        {"region", required_argument, 0, O_REGION},   {"access-key-id", required_argument, 0, O_AKID},
+        {"secret-access-key-file", required_argument, 0, O_SECRET},
+        {"ca-cert", required_argument, 0, O_CA},      {"virtual-hosted", no_argument, 0, O_VHOST},
         {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1117,6 +1184,13 @@ int main(int argc, char **argv)
                 die("--change-extent: want a size >= 4K, got '%s'", optarg);
             break;
         case O_VERBOSE: g_verbose = true; break;
+        case O_TURL: c.target_url = optarg; break;
+        case O_EP: c.endpoint = optarg; break;
+        case O_REGION: c.region = optarg; break;
+        case O_AKID: c.akid = optarg; break;
+        case O_SECRET: c.secret_file = optarg; break;
+        case O_CA: c.ca_cert = optarg; break;
+        case O_VHOST: c.vhost = true; break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1124,6 +1198,12 @@ int main(int argc, char **argv)
     if (optind < argc) {
         usage(stderr);
         return 2;
+    }
+    if (c.secret_file) {
+        char *sec = read_secret(c.secret_file);
+        if (!sec || !*sec)
+            die("--secret-access-key-file %s: cannot read a secret from it", c.secret_file);
+        wipe_free(sec);
     }
     signal(SIGPIPE, SIG_IGN);
     {
@@ -1269,7 +1349,7 @@ int main(int argc, char **argv)
         if (steps[i].backup) {
             p->has_uploaded = true;
         }
-        if (steps[i].backup || !strcmp(steps[i].name, "restore")) {
+        if (!c.target_url && (steps[i].backup || !strcmp(steps[i].name, "restore"))) {
             du(c.target, &p->target_alloc, &p->target_apparent);
             p->has_target = true;
         }

@@ -23,31 +23,30 @@ static const char HELP_TARGET[] =
     "  --endpoint URL                  S3 endpoint, e.g. https://s3.example:9000\n"
     "  --region R                      S3 region\n"
     "  --access-key-id ID              S3 access key id\n"
-    "  --secret-access-key-file FILE   file holding the S3 secret (else\n"
+    "  --secret-access-key-file FILE   file holding the S3 secret (else the global\n"
+    "                                  option, $HARVBK_SECRET_ACCESS_KEY_FILE or\n"
     "                                  $AWS_SECRET_ACCESS_KEY)\n"
     "  --store-secret                  keep the secret in the state directory (mode\n"
-    "                                  0600); else give it to every command through\n"
-    "                                  $AWS_SECRET_ACCESS_KEY\n"
-    "  --ca-cert FILE                  PEM file of CA certificates to trust\n"
-    "  --virtual-hosted                virtual-hosted style S3 URLs (default path style)\n"
+    "                                  0600); else give it to every later command:\n"
+    "                                  harvbk --secret-access-key-file FILE ...,\n"
+    "                                  $HARVBK_SECRET_ACCESS_KEY_FILE or\n"
+    "                                  $AWS_SECRET_ACCESS_KEY (used for that process\n"
+    "                                  only, never written)\n"
+    "  --ca-cert FILE                  PEM file of CA certificates to trust (TLS is\n"
+    "                                  always verified)\n"
+    "  --virtual-hosted                virtual-hosted style S3 URLs (BUCKET.HOST;\n"
+    "                                  default path style HOST/BUCKET)\n"
     "  --refresh-interval SECONDS      metadata sync interval (0 = on demand)\n"
     "  --timeout SECONDS               connect/request timeout (default 10)\n"
-    "  --parallel N                    requests in flight (default automatic)\n"
+    "  --parallel N                    requests in flight (default automatic: 8 for\n"
+    "                                  S3, or $HARVBK_TARGET_PARALLEL)\n"
     "\n"
-    "'target show' prints the URL, the settings (never the secret, only whether\n"
-    "one is set) and \"reachable: yes\" or \"reachable: no (<error>)\"; it exits 1\n"
+    "The S3 prefix is taken literally (no %-decoding); spaces, '+', '%' and UTF-8\n"
+    "are fine.\n"
+    "\n"
+    "'target show' prints the URL, the settings (never the secret, only where it\n"
+    "comes from) and \"reachable: yes\" or \"reachable: no (<error>)\"; it exits 1\n"
     "when the target is not reachable.\n";
-
-#define SECRET_MAX 4096
-
-/* Trim trailing newlines/whitespace of a secret read from a file. */
-static void trim_secret(char *s, size_t *len)
-{
-    while (*len > 0 && (s[*len - 1] == '\n' || s[*len - 1] == '\r' || s[*len - 1] == ' ' ||
-                        s[*len - 1] == '\t')) {
-        s[--*len] = '\0';
-    }
-}
 
 static int set_key(harvbk_target_config *cfg, harvbk_target_key key, const char *value,
                    const char *opt)
@@ -200,21 +199,23 @@ static int target_set(cli_env *env, int argc, char **argv)
         (ex = set_key(cfg, HARVBK_TARGET_STORE_SECRET, "1", "--store-secret")))
         goto out_cfg;
 
-    /* The secret: from the file, else from the environment (S3 only). */
-    if ((o = cli_opt_find(opts, "secret-access-key-file"))->count) {
-        int err = cli_read_file(o->value, SECRET_MAX, &secret, &secret_len);
+    /* The secret: from --secret-access-key-file, else the global option /
+     * $HARVBK_SECRET_ACCESS_KEY_FILE, else $AWS_SECRET_ACCESS_KEY (S3 only). */
+    const char *secret_file = NULL;
+    if ((o = cli_opt_find(opts, "secret-access-key-file"))->count)
+        secret_file = o->value;
+    else if (getenv("HARVBK_SECRET_ACCESS_KEY_FILE") && *getenv("HARVBK_SECRET_ACCESS_KEY_FILE"))
+        secret_file = getenv("HARVBK_SECRET_ACCESS_KEY_FILE");
+    if (secret_file) {
+        int err = cli_read_secret(secret_file, &secret);
         if (err) {
-            cli_err("target set: cannot read secret access key file '%s': %s", o->value,
-                    err == EFBIG ? "file too large for a secret" : strerror(err));
+            cli_err("target set: cannot read secret access key file '%s': %s", secret_file,
+                    err == ENODATA ? "the file is empty"
+                                   : err == EFBIG ? "file too large for a secret" : strerror(err));
             ex = CLI_EXIT_FAIL;
             goto out_cfg;
         }
-        trim_secret(secret, &secret_len);
-        if (secret_len == 0) {
-            cli_err("target set: secret access key file '%s' is empty", o->value);
-            ex = CLI_EXIT_FAIL;
-            goto out_cfg;
-        }
+        secret_len = strlen(secret);
         rc = harvbk_target_config_set(cfg, HARVBK_TARGET_SECRET_ACCESS_KEY, secret);
     } else if (strncmp(url, "s3://", 5) == 0 && getenv("AWS_SECRET_ACCESS_KEY") &&
                *getenv("AWS_SECRET_ACCESS_KEY")) {
@@ -314,17 +315,22 @@ static int target_show(cli_env *env, int argc, char **argv)
     show_setting(cfg, HARVBK_TARGET_REGION, "region:", s3 ? "(default)" : NULL, NULL);
     show_setting(cfg, HARVBK_TARGET_ACCESS_KEY_ID, "access-key-id:", s3 ? "(not set)" : NULL,
                  NULL);
-    {
+    if (s3) {
+        /* the library never returns the secret: say where it comes from */
         harvbk_target_config_get(cfg, HARVBK_TARGET_STORE_SECRET, buf, sizeof buf, NULL);
-        bool stored = strcmp(buf, "1") == 0;
-        if (harvbk_target_config_has_secret(cfg))
-            printf("%-20s %s\n", "secret-access-key:",
-                   stored ? "set (stored in the state directory)" : "set");
-        else if (s3 && getenv("AWS_SECRET_ACCESS_KEY") && *getenv("AWS_SECRET_ACCESS_KEY"))
-            printf("%-20s %s\n", "secret-access-key:",
-                   "not stored (taken from $AWS_SECRET_ACCESS_KEY)");
-        else if (s3)
-            printf("%-20s %s\n", "secret-access-key:", "not set");
+        const char *f = getenv("HARVBK_SECRET_ACCESS_KEY_FILE");
+        const char *aws = getenv("AWS_SECRET_ACCESS_KEY");
+        const char *from;
+        if (f && *f)
+            from = "given for this command (secret access key file)";
+        else if (strcmp(buf, "1") == 0)
+            from = "stored in the state directory (mode 0600)";
+        else if (aws && *aws)
+            from = "not stored; taken from $AWS_SECRET_ACCESS_KEY";
+        else
+            from = "not stored and not given (--secret-access-key-file or "
+                   "$AWS_SECRET_ACCESS_KEY)";
+        printf("%-20s %s\n", "secret-access-key:", from);
     }
     show_setting(cfg, HARVBK_TARGET_CA_CERT_FILE, "ca-cert:", NULL, NULL);
     if (s3) {
@@ -343,7 +349,7 @@ static int target_show(cli_env *env, int argc, char **argv)
     show_setting(cfg, HARVBK_TARGET_PARALLEL, "parallel:", "automatic", NULL);
     harvbk_target_config_free(cfg);
 
-    /* A stored secret is in the context already; else try the environment. */
+    /* A stored secret is in the context already; else the file or environment. */
     rc = cli_session_secret(ctx, "target show");
     if (rc == 0)
         rc = harvbk_ctx_check_target(ctx);

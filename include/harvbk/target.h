@@ -72,6 +72,20 @@ HARVBK_API int harvbk_target_config_has_secret(const harvbk_target_config *cfg);
  */
 HARVBK_API int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg);
 
+/**
+ * Give the context the target's secret access key for this session only: it
+ * is kept in memory (wiped when the context is freed or the secret replaced),
+ * never written to the state directory and never returned. Use it when the
+ * secret was not stored (HARVBK_TARGET_STORE_SECRET "0"): every process that
+ * opens the context and talks to the target supplies it once, without
+ * harvbk_ctx_set_target() (which rewrites the configuration). It replaces a
+ * stored secret for this session; NULL or "" removes the secret from memory.
+ * An open store is reopened with the new secret on next use.
+ * Errors: HARVBK_E_INVALID (not 1 to 1024 printable characters without
+ * spaces), HARVBK_E_NOTARGET, HARVBK_E_BUSY (operations of the context run).
+ */
+HARVBK_API int harvbk_ctx_set_target_secret(harvbk_ctx *ctx, const char *secret);
+
 /** Copy of the context's target configuration in *out (caller frees).
  *  HARVBK_E_NOTARGET when none is set. */
 HARVBK_API int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out);

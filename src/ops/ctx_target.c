@@ -88,6 +88,42 @@ int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg)
     return 0;
 }
 
+int harvbk_ctx_set_target_secret(harvbk_ctx *ctx, const char *secret)
+{
+    if (!hb_ctx_ok(ctx))
+        return HARVBK_E_INVALID;
+    hb_err e;
+    hb_err_clear(&e);
+    hb_target_cfg tmp; /* validates the value; holds the secret being replaced after the swap */
+    hb_target_cfg_init(&tmp);
+    int rc = hb_target_cfg_set(&tmp, HARVBK_TARGET_SECRET_ACCESS_KEY, secret, &e);
+    hb_store_ref *old = NULL;
+    if (rc == 0) {
+        pthread_mutex_lock(&ctx->target_mu);
+        pthread_mutex_lock(&ctx->mu);
+        if (!ctx->has_target) {
+            rc = hb_seterr(&e, HARVBK_E_NOTARGET, "no backup target is configured");
+        } else if (ctx->nrunning) {
+            rc = hb_seterr(&e, HARVBK_E_BUSY,
+                           "cannot change the target's secret while %u operation(s) run",
+                           ctx->nrunning);
+        } else {
+            char *prev = ctx->cfg.secret_access_key;
+            ctx->cfg.secret_access_key = tmp.secret_access_key;
+            tmp.secret_access_key = prev;
+            /* the open store's target was made with the old secret: reopen on next use */
+            old = ctx->store;
+            ctx->store = NULL;
+        }
+        pthread_mutex_unlock(&ctx->mu);
+        pthread_mutex_unlock(&ctx->target_mu);
+    }
+    hb_target_cfg_clear(&tmp); /* wipes whichever secret it holds */
+    if (old)
+        hb_ctx_store_release(ctx, old);
+    return rc ? hb_ctx_fail(ctx, &e) : 0;
+}
+
 int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out)
 {
     if (!hb_ctx_ok(ctx))

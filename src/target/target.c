@@ -82,9 +82,9 @@ int hb_target_open(hb_target **out, const hb_target_cfg *cfg, const char *owner,
     if (slen == 4 && !strncmp(cfg->url, "file", 4))
         rc = hb_target_local_open(&t, cfg, e);
     else if (slen == 3 && !strncmp(cfg->url, "nfs", 3))
-        rc = hb_seterr(e, HARVBK_E_UNSUPPORTED, "NFS targets are not available in this build yet");
+        rc = hb_target_nfs_open(&t, cfg, e);
     else if (slen == 2 && !strncmp(cfg->url, "s3", 2))
-        rc = hb_seterr(e, HARVBK_E_UNSUPPORTED, "S3 targets are not available in this build yet");
+        rc = hb_target_s3_open(&t, cfg, e);
     else
         rc = hb_seterr(e, HARVBK_E_UNSUPPORTED,
                        "unknown target URL scheme '%.*s' (expected file://, nfs:// or s3://)",

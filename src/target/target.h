@@ -124,6 +124,21 @@ int hb_target_sync(hb_target *t, uint64_t token, hb_err *e);
 
 /* Backend constructors (target/local.c; later nfs.c, s3.c). */
 int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e);
+/* S3 backend (target/s3.c, docs/S3.md). */
+int hb_target_s3_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e);
+/* S3 backend counters (tests, benchmarks); false when t is not an S3 target. */
+typedef struct hb_s3_stats {
+    uint64_t requests, retries, puts, gets, heads, deletes, list_pages, multipart;
+    uint64_t bytes_up, bytes_down;
+} hb_s3_stats;
+bool hb_target_s3_stats(hb_target *t, hb_s3_stats *out);
+/* NFS backend through libnfs (target/nfs.c, docs/NFS.md). */
+int hb_target_nfs_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e);
+/* NFS backend counters (tests, benchmarks); false when t is not an NFS target. */
+typedef struct hb_nfs_stats {
+    uint64_t connects, reconnects, retries, rpc_waits_timed_out;
+} hb_nfs_stats;
+bool hb_target_nfs_stats(hb_target *t, hb_nfs_stats *out);
 /* Local backend counters (tests, logs): barriers run, syncfs() calls made,
  * deferred puts queued now. False when t is not a local target. */
 bool hb_target_local_stats(hb_target *t, uint64_t *barriers, uint64_t *syncfs_calls,
