@@ -12,5 +12,7 @@
 #include "harvbk/operation.h"
 #include "harvbk/backup.h"
 #include "harvbk/restore.h"
+#include "harvbk/snapshot.h"
+#include "harvbk/quota.h"
 
 #endif

@@ -126,11 +126,16 @@ int cli_print_json(struct cJSON *item);
 
 /* Open the state directory of env; on error prints it and returns NULL. */
 harvbk_ctx *cli_open_ctx(const cli_env *env);
+/* Read a secret from a file (at most 4 KiB, trailing whitespace dropped) into a
+ * malloc'd string (wipe and free it). 0, an errno value, or ENODATA if empty. */
+int cli_read_secret(const char *path, char **out);
 /*
- * For commands that talk to the target: when the configured target is S3 and
- * its secret was not stored in the state directory, take the secret from
- * $AWS_SECRET_ACCESS_KEY for this process (re-applying the target). Silent
- * when nothing is to be done. Returns 0 or a library error (already printed,
+ * For commands that talk to the target: when the configured target is S3,
+ * give the context the secret for this process only
+ * (harvbk_ctx_set_target_secret; nothing is written): from the file named by
+ * --secret-access-key-file / $HARVBK_SECRET_ACCESS_KEY_FILE, else, when the
+ * secret was not stored in the state directory, from $AWS_SECRET_ACCESS_KEY.
+ * Silent when nothing is to be done. Returns 0 or a library error (already printed,
  * prefixed by `what`).
  */
 int cli_session_secret(harvbk_ctx *ctx, const char *what);
@@ -196,6 +201,8 @@ int cmd_vm(cli_env *env, int argc, char **argv);
 int cmd_backup(cli_env *env, int argc, char **argv);
 int cmd_restore(cli_env *env, int argc, char **argv);
 int cmd_gc(cli_env *env, int argc, char **argv);
+int cmd_snapshot(cli_env *env, int argc, char **argv);
+int cmd_quota(cli_env *env, int argc, char **argv);
 int cmd_demo(cli_env *env, int argc, char **argv);
 
 /* Usage texts (main.c); print to the stream given. */

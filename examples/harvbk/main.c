@@ -14,12 +14,15 @@
 void cli_help_main(FILE *f)
 {
     fputs(
-        "Usage: harvbk [--state DIR] [-v] COMMAND [ARGS...]\n"
+        "Usage: harvbk [--state DIR] [--secret-access-key-file FILE] [-v] COMMAND [ARGS...]\n"
         "\n"
         "Back up VM disks into a backup target and restore them as new VMs.\n"
         "\n"
         "Global options:\n"
         "  --state DIR        state directory (else $HARVBK_STATE, else ./.harvbk)\n"
+        "  --secret-access-key-file FILE\n"
+        "                     S3 secret for this command (else\n"
+        "                     $HARVBK_SECRET_ACCESS_KEY_FILE, else $AWS_SECRET_ACCESS_KEY)\n"
         "  -v, --verbose      show library log messages (-vv: debug)\n"
         "  -h, --help         this help; 'harvbk COMMAND --help' for one command\n"
         "  --version          print the CLI and library versions\n"
@@ -37,8 +40,18 @@ void cli_help_main(FILE *f)
         "  backup show NS/NAME [--json]    show one backup\n"
         "  backup verify NS/NAME           read and check every chunk of a backup\n"
         "  backup delete NS/NAME           delete a backup (then 'harvbk gc' frees space)\n"
-        "  restore NS/BACKUP --new-vm NS/NAME --into DIR\n"
+        "  restore NS/BACKUP --new-vm NS/NAME --into DIR [--keep-mac]\n"
         "                                  restore a backup as a new VM (DIR/VOL.raw)\n"
+        "  restore NS/BACKUP --replace NS/VM [--deletion-policy delete|retain]\n"
+        "                                  restore over a powered-off VM\n"
+        "  restore --snapshot NS/NAME (--new-vm NS/NAME --into DIR | --replace NS/VM)\n"
+        "                                  restore a snapshot (same namespace only)\n"
+        "  vm set-power NS/NAME on|off     record the power state of a VM\n"
+        "  snapshot create NS/VM --name NAME [--allow-crash-consistent]\n"
+        "  snapshot list|show|verify|delete|gc|store\n"
+        "                                  VM snapshots in the local snapshot store\n"
+        "  quota set|clear (--namespace NS | --vm NS/VM) [BYTES]\n"
+        "  quota show [--json]             snapshot space limits and usage\n"
         "  gc                              remove chunks no backup references\n"
         "  demo [--keep]                   self-contained demo in a temporary directory\n"
         "  help [COMMAND]                  help for a command\n"
@@ -60,7 +73,8 @@ typedef struct command {
 
 static const command g_commands[] = {
     {"target", cmd_target}, {"vm", cmd_vm}, {"backup", cmd_backup}, {"restore", cmd_restore},
-    {"gc", cmd_gc},         {"demo", cmd_demo}, {NULL, NULL},
+    {"gc", cmd_gc},         {"demo", cmd_demo}, {"snapshot", cmd_snapshot},
+    {"quota", cmd_quota},   {NULL, NULL},
 };
 
 static const command *find_command(const char *name)
@@ -83,6 +97,14 @@ int main(int argc, char **argv)
             env.state_dir = argv[++i];
         } else if (strncmp(a, "--state=", 8) == 0) {
             env.state_dir = a + 8;
+        } else if (strcmp(a, "--secret-access-key-file") == 0 ||
+                   strncmp(a, "--secret-access-key-file=", 25) == 0) {
+            /* S3 secret for this process only; commands read it through
+             * $HARVBK_SECRET_ACCESS_KEY_FILE (cli_session_secret) */
+            const char *v = a[24] == '=' ? a + 25 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v || !*v)
+                return cli_usage_err("harvbk", "option '--secret-access-key-file' needs a value");
+            setenv("HARVBK_SECRET_ACCESS_KEY_FILE", v, 1);
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             env.verbose++;
         } else if (strcmp(a, "-vv") == 0) {

@@ -541,27 +541,67 @@ harvbk_ctx *cli_open_ctx(const cli_env *env)
     return ctx;
 }
 
+int cli_read_secret(const char *path, char **out)
+{
+    size_t len = 0;
+    *out = NULL;
+    int err = cli_read_file(path, 4096, out, &len);
+    if (err)
+        return err;
+    while (len > 0 && ((*out)[len - 1] == '\n' || (*out)[len - 1] == '\r' ||
+                       (*out)[len - 1] == ' ' || (*out)[len - 1] == '\t'))
+        (*out)[--len] = '\0';
+    if (len == 0) {
+        free(*out);
+        *out = NULL;
+        return ENODATA;
+    }
+    return 0;
+}
+
 int cli_session_secret(harvbk_ctx *ctx, const char *what)
 {
     harvbk_target_config *cfg = NULL;
     int rc = harvbk_ctx_get_target(ctx, &cfg);
     if (rc != 0)
         return 0; /* no target: the command reports it when it matters */
-    char url[16];
+    char url[16], stored[8];
     harvbk_target_config_get(cfg, HARVBK_TARGET_URL, url, sizeof url, NULL);
+    harvbk_target_config_get(cfg, HARVBK_TARGET_STORE_SECRET, stored, sizeof stored, NULL);
+    harvbk_target_config_free(cfg);
+    if (strncmp(url, "s3://", 5) != 0)
+        return 0;
+    /* --secret-access-key-file (or $HARVBK_SECRET_ACCESS_KEY_FILE) always wins;
+     * $AWS_SECRET_ACCESS_KEY only stands in for a secret that was not stored */
+    const char *file = getenv("HARVBK_SECRET_ACCESS_KEY_FILE");
     const char *env_secret = getenv("AWS_SECRET_ACCESS_KEY");
-    if (strncmp(url, "s3://", 5) != 0 || harvbk_target_config_has_secret(cfg) || !env_secret ||
-        !*env_secret) {
-        harvbk_target_config_free(cfg);
+    char *secret = NULL;
+    const char *src;
+    char buf[1200];
+    if (file && *file) {
+        int err = cli_read_secret(file, &secret);
+        if (err) {
+            cli_err("%s: cannot read secret access key file '%s': %s", what, file,
+                    err == ENODATA ? "the file is empty"
+                                   : err == EFBIG ? "file too large for a secret" : strerror(err));
+            return HARVBK_E_INVALID;
+        }
+        src = "the secret access key file";
+    } else if (strcmp(stored, "1") != 0 && env_secret && *env_secret) {
+        secret = strdup(env_secret);
+        if (!secret) {
+            cli_err("%s: out of memory", what);
+            return HARVBK_E_NOMEM;
+        }
+        src = "$AWS_SECRET_ACCESS_KEY";
+    } else {
         return 0;
     }
-    rc = harvbk_target_config_set(cfg, HARVBK_TARGET_SECRET_ACCESS_KEY, env_secret);
-    if (rc == 0)
-        rc = harvbk_ctx_set_target(ctx, cfg);
-    harvbk_target_config_free(cfg);
+    rc = harvbk_ctx_set_target_secret(ctx, secret);
+    cli_wipe(secret, strlen(secret));
+    free(secret);
     if (rc != 0) {
-        char buf[512];
-        snprintf(buf, sizeof buf, "%s: using the secret from $AWS_SECRET_ACCESS_KEY", what);
+        snprintf(buf, sizeof buf, "%s: using the secret from %s", what, src);
         cli_fail_ctx(ctx, rc, buf);
         return rc;
     }

@@ -21,6 +21,7 @@ static const char HELP_VM[] =
     "       harvbk vm list [--json]\n"
     "       harvbk vm show NS/NAME [--json]\n"
     "       harvbk vm remove NS/NAME\n"
+    "       harvbk vm set-power NS/NAME on|off|unknown\n"
     "\n"
     "'vm add' registers a VM (or replaces the registration of the same name):\n"
     "  --disk VOLNAME=PATH   a volume backed by a raw image file or block device;\n"
@@ -29,7 +30,10 @@ static const char HELP_VM[] =
     "  --metadata FILE       opaque metadata document kept with every backup\n"
     "                        (e.g. the VM spec JSON)\n"
     "  --image REF           an image reference (repeatable)\n"
-    "'vm remove' forgets the VM; its disk files are not touched.\n";
+    "'vm remove' forgets the VM; its disk files are not touched.\n"
+    "'vm show --metadata' prints the VM's metadata document as it is stored.\n"
+    "'vm set-power' records the power state the VM is in (as an embedding program\n"
+    "reports it); 'restore --replace' needs the VM reported off.\n";
 
 #define METADATA_MAX (16u * 1024u * 1024u)
 
@@ -324,7 +328,9 @@ static int vm_list(cli_env *env, int argc, char **argv)
 static int vm_show(cli_env *env, int argc, char **argv)
 {
     const char *H = "harvbk vm show";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
+    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0},
+                      {"metadata", CLI_OPT_FLAG, 0, 0, 0},
+                      {NULL, 0, 0, 0, 0}};
     const char *pos[1];
     int npos = 0;
     bool help = false;
@@ -355,7 +361,12 @@ static int vm_show(cli_env *env, int argc, char **argv)
         harvbk_ctx_free(ctx);
         return ex;
     }
-    if (cli_opt_find(opts, "json")->count) {
+    if (cli_opt_find(opts, "metadata")->count) {
+        size_t mlen = 0;
+        const void *meta = harvbk_vm_metadata(vm, &mlen);
+        if (mlen && fwrite(meta, 1, mlen, stdout) != mlen)
+            ex = CLI_EXIT_FAIL;
+    } else if (cli_opt_find(opts, "json")->count) {
         ex = cli_print_json(vm_json(vm));
     } else {
         printf("%-12s %s/%s\n", "vm:", ns, name);
@@ -417,10 +428,56 @@ static int vm_remove(cli_env *env, int argc, char **argv)
     return ex;
 }
 
+static int vm_set_power(cli_env *env, int argc, char **argv)
+{
+    const char *H = "harvbk vm set-power";
+    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
+    const char *pos[2];
+    int npos = 0;
+    bool help = false;
+    int ex = cli_parse(H, argc, argv, opts, pos, 2, &npos, &help);
+    if (ex)
+        return ex;
+    if (help) {
+        fputs(HELP_VM, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (npos != 2)
+        return cli_usage_err(H, "vm set-power needs the VM as NAMESPACE/NAME and on, off or "
+                                "unknown");
+    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
+    if ((ex = cli_split_name(H, "the VM", pos[0], ns, name)))
+        return ex;
+    harvbk_power_state ps;
+    if (strcmp(pos[1], "on") == 0)
+        ps = HARVBK_POWER_ON;
+    else if (strcmp(pos[1], "off") == 0)
+        ps = HARVBK_POWER_OFF;
+    else if (strcmp(pos[1], "unknown") == 0)
+        ps = HARVBK_POWER_UNKNOWN;
+    else
+        return cli_usage_err(H, "invalid power state '%s' (on, off or unknown)", pos[1]);
+    harvbk_ctx *ctx = cli_open_ctx(env);
+    if (!ctx)
+        return CLI_EXIT_FAIL;
+    int rc = harvbk_vm_set_registered_power_state(ctx, ns, name, ps);
+    if (rc == HARVBK_E_NOTFOUND) {
+        cli_err("vm set-power: VM %s/%s is not registered", ns, name);
+        ex = CLI_EXIT_FAIL;
+    } else if (rc != 0) {
+        ex = cli_fail_ctx(ctx, rc, "vm set-power");
+    } else {
+        printf("vm %s/%s power state: %s\n", ns, name, power_name(ps));
+    }
+    harvbk_ctx_free(ctx);
+    return ex;
+}
+
 int cmd_vm(cli_env *env, int argc, char **argv)
 {
     if (argc < 1)
-        return cli_usage_err("harvbk vm", "missing subcommand (add, list, show or remove)");
+        return cli_usage_err("harvbk vm",
+                             "missing subcommand (add, list, show, remove or set-power)");
     if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
         fputs(HELP_VM, stdout);
         return CLI_EXIT_OK;
@@ -433,6 +490,10 @@ int cmd_vm(cli_env *env, int argc, char **argv)
         return vm_show(env, argc - 1, argv + 1);
     if (strcmp(argv[0], "remove") == 0 || strcmp(argv[0], "rm") == 0)
         return vm_remove(env, argc - 1, argv + 1);
-    return cli_usage_err("harvbk vm", "unknown subcommand 'vm %s' (expected add, list, show or remove)",
+    if (strcmp(argv[0], "set-power") == 0)
+        return vm_set_power(env, argc - 1, argv + 1);
+    return cli_usage_err("harvbk vm",
+                         "unknown subcommand 'vm %s' (expected add, list, show, remove or "
+                         "set-power)",
                          argv[0]);
 }

@@ -62,13 +62,18 @@ HARVBK_API unsigned int harvbk_version_number(void);
     X(E_TIMEOUT, -17, "timed out")                                                     \
     X(E_PERM, -18, "permission denied")                                                \
     X(E_NOTARGET, -19, "no backup target configured")                                  \
-    X(E_INTERRUPTED, -20, "operation interrupted")
+    X(E_INTERRUPTED, -20, "operation interrupted")                                     \
+    X(E_QUOTA, -21, "snapshot space quota exceeded")                                   \
+    X(E_VM_RUNNING, -22, "VM is not powered off")                                      \
+    X(E_CROSS_NAMESPACE, -23, "a snapshot cannot be restored into another namespace")  \
+    X(E_DELETION_POLICY, -24, "deletion policy not allowed for this restore")          \
+    X(E_KEEP_MAC, -25, "MAC addresses cannot be kept while the source VM exists")
 
 typedef enum harvbk_error {
 #define HARVBK_X_ENUM_(name, value, msg) HARVBK_##name = value,
     HARVBK_ERROR_TABLE(HARVBK_X_ENUM_)
 #undef HARVBK_X_ENUM_
-    HARVBK_ERROR_LAST_ = -20
+    HARVBK_ERROR_LAST_ = -25
 } harvbk_error;
 
 /** Static message for an error code ("unknown error" for unknown codes). */

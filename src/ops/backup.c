@@ -1,8 +1,11 @@
 /*
- * ops/backup.c - harvbk_backup_create: the backup operation.
+ * ops/backup.c - harvbk_backup_create: the backup operation; also the writer
+ * of snapshots (harvbk_snapshot_create, kind HB_ENTRY_SNAPSHOT), which are the
+ * same thing written to the context's local snapshot store.
  *
- * At start (caller's thread): validate, take the backup's record lock, check
- * that no backup of that name exists, write the InProgress record, start the
+ * At start (caller's thread): validate, refuse when the VM's or namespace's
+ * snapshot usage is at or over its quota, take the entry's record lock, check
+ * that no entry of that name exists, write the InProgress record, start the
  * thread. On the thread:
  *   1. publish the context's writer lease, then wait while a gc runs
  *      (the lease protocol of docs/FORMAT.md "Concurrency");
@@ -13,6 +16,12 @@
  *   5. write the indexes, then the manifest: that commit makes it Ready.
  * The record ends Ready or Error; lease, lock and registry are released
  * before the operation is reported finished.
+ * Snapshots differ in: their own writer lease per operation (the owner id
+ * "<ctx owner>-s<hex>" also names their temporaries, so recovery removes a
+ * dead writer's leftovers exactly); quota checks after every volume (the new
+ * chunks alone already exceed a limit) and, exactly, before the commit under
+ * the namespace's quota lock; and on any failure they remove what they wrote
+ * (indexes, and the chunks no committed snapshot references).
  */
 #include "ops.h"
 #include "../engine/rangeset.h"
@@ -29,8 +38,14 @@
 
 typedef struct backup_job {
     harvbk_op *op;
+    int kind;                      /* HB_ENTRY_BACKUP / HB_ENTRY_SNAPSHOT */
+    const char *word;              /* "backup" / "snapshot" */
+    const char *kdir;              /* "backups" / "snapshots" */
+    char *owner;                   /* snapshots: this writer's owner id */
+    hb_lease *lease;               /* snapshots: this writer's lease */
+    hb_quota_state quota;          /* snapshots: limits and usage at start */
     harvbk_vm *vm;                 /* copy of the caller's VM */
-    char *name;                    /* backup name; its namespace is vm->ns */
+    char *name;                    /* entry name; its namespace is vm->ns */
     unsigned flags;
     harvbk_freeze_cb freeze_cb, thaw_cb;
     void *freeze_payload;
@@ -54,6 +69,7 @@ static void backup_job_free(void *p)
     hb_record_clear(&j->rec);
     harvbk_vm_free(j->vm);
     hb_free(j->name);
+    hb_free(j->owner);
     hb_free(j);
 }
 
@@ -82,7 +98,8 @@ static int backup_progress(uint64_t delta, void *ud)
 
 /* ---- steps ---- */
 
-static int wait_for_gc(harvbk_op *op, hb_store *st, const char *what, hb_err *e)
+static int wait_for_gc(harvbk_op *op, hb_store *st, const char *what, const char *where,
+                       hb_err *e)
 {
     uint64_t start = hb_mono_ms();
     bool logged = false;
@@ -95,12 +112,12 @@ static int wait_for_gc(harvbk_op *op, hb_store *st, const char *what, hb_err *e)
             return 0;
         if (hb_mono_ms() - start >= HB_GC_WAIT_MS)
             return hb_seterr(e, HARVBK_E_BUSY,
-                             "garbage collection of the target is running (%u gc lease(s) "
+                             "garbage collection of the %s is running (%u gc lease(s) "
                              "held for over %u s); try again later",
-                             n, HB_GC_WAIT_MS / 1000u);
+                             where, n, HB_GC_WAIT_MS / 1000u);
         if (!logged) {
-            hb_log_info(&op->ctx->log, "%s waits for a garbage collection of the target to end",
-                        what);
+            hb_log_info(&op->ctx->log, "%s waits for a garbage collection of the %s to end",
+                        what, where);
             logged = true;
         }
         if (hb_op_sleep(op, HB_GC_POLL_MS))
@@ -109,6 +126,7 @@ static int wait_for_gc(harvbk_op *op, hb_store *st, const char *what, hb_err *e)
 }
 
 typedef struct prev_search {
+    const char *kdir;
     const char *vm_ns, *vm_name, *self;
     const char *writer;  /* only backups this context wrote; NULL: any */
     hb_store *st;
@@ -126,7 +144,7 @@ static int prev_one(const char *ns, const char *name, void *ud)
     hb_manifest m;
     hb_err e;
     hb_err_clear(&e);
-    if (hb_store_manifest_read(ps->st, HB_KIND_BACKUPS, ns, name, &m, &e) != 0) {
+    if (hb_store_manifest_read(ps->st, ps->kdir, ns, name, &m, &e) != 0) {
         hb_log_debug(ps->st->log, "not a previous-backup candidate: %s", e.msg);
         return 0;
     }
@@ -155,6 +173,7 @@ static int load_previous(backup_job *j, hb_store *st, hb_index *prev, bool *has_
     harvbk_ctx *ctx = j->op->ctx;
     prev_search ps;
     memset(&ps, 0, sizeof ps);
+    ps.kdir = j->kdir;
     ps.vm_ns = j->vm->ns;
     ps.vm_name = j->vm->name;
     ps.self = j->name;
@@ -164,14 +183,15 @@ static int load_previous(backup_job *j, hb_store *st, hb_index *prev, bool *has_
     ps.writer = j->use_ranges ? ctx->id : NULL;
     ps.st = st;
     hb_manifest_init(&ps.best);
-    int rc = hb_store_entry_list(st, HB_KIND_BACKUPS, prev_one, &ps, e);
+    int rc = hb_store_entry_list(st, j->kdir, prev_one, &ps, e);
     if (rc) {
         hb_manifest_clear(&ps.best);
-        return hb_err_prefix(e, "cannot list the backups in the target");
+        return hb_err_prefix(e, "cannot list the %ss in the %s", j->word,
+                             j->kind == HB_ENTRY_SNAPSHOT ? "snapshot store" : "target");
     }
     if (!ps.found) {
-        hb_log_debug(&ctx->log, "backup %s/%s: no previous backup of VM %s/%s", j->vm->ns,
-                     j->name, j->vm->ns, j->vm->name);
+        hb_log_debug(&ctx->log, "%s %s/%s: no previous %s of VM %s/%s", j->word, j->vm->ns,
+                     j->name, j->word, j->vm->ns, j->vm->name);
         hb_manifest_clear(&ps.best);
         return 0;
     }
@@ -185,20 +205,21 @@ static int load_previous(backup_job *j, hb_store *st, hb_index *prev, bool *has_
                     j->vm->ns, j->name, j->vm->ns, j->vm->name);
         j->use_ranges = false;
     }
-    hb_log_info(&ctx->log, "backup %s/%s: incremental from %s/%s", j->vm->ns, j->name,
+    hb_log_info(&ctx->log, "%s %s/%s: incremental from %s/%s", j->word, j->vm->ns, j->name,
                 ps.best.ns, ps.best.name);
     for (size_t k = 0; k < ps.best.nvols && rc == 0; k++) {
         hb_index ix;
         hb_err ie;
         hb_err_clear(&ie);
-        if (hb_store_index_read(st, HB_KIND_BACKUPS, &ps.best, &ps.best.vols[k], &ix, &ie)) {
-            hb_log_warn(&ctx->log, "previous backup unusable for volume %s: %s",
+        if (hb_store_index_read(st, j->kdir, &ps.best, &ps.best.vols[k], &ix, &ie)) {
+            hb_log_warn(&ctx->log, "previous %s unusable for volume %s: %s", j->word,
                         ps.best.vols[k].name, ie.msg);
             continue;
         }
         for (uint64_t c = 0; c < ix.count && rc == 0; c++)
             if (!hb_index_is_hole(&ix, c) && hb_dset_add(known, hb_index_id(&ix, c)) < 0)
-                rc = hb_seterr(e, HARVBK_E_NOMEM, "out of memory loading the previous backup");
+                rc = hb_seterr(e, HARVBK_E_NOMEM, "out of memory loading the previous %s",
+                               j->word);
         bool used = false;
         for (size_t i = 0; i < j->vm->nvols && rc == 0; i++) {
             if (!has_prev[i] && strcmp(j->vm->vols[i].name, ps.best.vols[k].name) == 0) {
@@ -239,7 +260,7 @@ static int open_volumes(backup_job *j, int *fds, uint64_t *sizes, hb_err *e)
 static int fill_manifest(backup_job *j, hb_store *st, bool crash, hb_manifest *m, hb_err *e)
 {
     const harvbk_vm *vm = j->vm;
-    m->kind = hb_strdup("backup");
+    m->kind = hb_strdup(j->word);
     m->ns = hb_strdup(vm->ns);
     m->name = hb_strdup(j->name);
     m->vm_ns = hb_strdup(vm->ns);
@@ -270,14 +291,15 @@ static int fill_manifest(backup_job *j, hb_store *st, bool crash, hb_manifest *m
  * unreachable, for longer than the lease TTL), a gc of another context may
  * have swept chunks this backup deduplicated against: before committing,
  * check that every chunk the indexes reference is still in the store. */
-static int recheck_after_lapse(harvbk_ctx *ctx, backup_job *j, hb_store *st, const hb_index *ix, size_t n,
-                               hb_err *e)
+static int recheck_after_lapse(harvbk_ctx *ctx, backup_job *j, hb_store *st, const hb_index *ix,
+                               size_t n, hb_err *e)
 {
     hb_err why;
     hb_err_clear(&why);
-    if (hb_ctx_writer_lease_check(ctx, &why) == 0)
+    if (j->kind == HB_ENTRY_SNAPSHOT ? (!j->lease || hb_lease_check(j->lease, &why) == 0)
+                                     : hb_ctx_writer_lease_check(ctx, &why) == 0)
         return 0;
-    hb_log_warn(&ctx->log, "backup %s/%s: %s; checking every referenced chunk",
+    hb_log_warn(&ctx->log, "%s %s/%s: %s; checking every referenced chunk", j->word,
                 j->vm->ns, j->name, why.msg);
     hb_dset *seen = hb_dset_new(1024);
     if (!seen)
@@ -300,13 +322,111 @@ static int recheck_after_lapse(harvbk_ctx *ctx, backup_job *j, hb_store *st, con
                 hb_hex(hb_index_id(&ix[v], i), HB_DIGEST_LEN, hex);
                 rc = hb_seterr(e, HARVBK_E_CHUNK,
                                "volume '%s': chunk %s vanished while the writer lease had "
-                               "lapsed (a concurrent gc); run the backup again",
-                               j->vm->vols[v].name, hex);
+                               "lapsed (a concurrent gc); run the %s again",
+                               j->vm->vols[v].name, hex, j->word);
             }
         }
     }
     hb_dset_free(seen);
     return rc;
+}
+
+/* ---- snapshots: quotas and undoing a failed snapshot ---- */
+
+static int quota_fail(backup_job *j, bool vm_limit, uint64_t usage, uint64_t limit,
+                      const char *when, hb_err *e)
+{
+    const harvbk_vm *vm = j->vm;
+    if (vm_limit)
+        return hb_seterr(e, HARVBK_E_QUOTA,
+                         "snapshot %s/%s %s: VM %s/%s would use %llu bytes of snapshot space, "
+                         "over its quota of %llu bytes",
+                         vm->ns, j->name, when, vm->ns, vm->name, (unsigned long long)usage,
+                         (unsigned long long)limit);
+    return hb_seterr(e, HARVBK_E_QUOTA,
+                     "snapshot %s/%s %s: namespace %s would use %llu bytes of snapshot space, "
+                     "over its quota of %llu bytes",
+                     vm->ns, j->name, when, vm->ns, (unsigned long long)usage,
+                     (unsigned long long)limit);
+}
+
+/* After a volume: the new chunks this snapshot stored are referenced by no
+ * committed snapshot, so they add at least their size to both usages. */
+static int quota_check_partial(backup_job *j, uint64_t new_bytes, hb_err *e)
+{
+    const hb_quota_state *q = &j->quota;
+    if (q->has_vm && q->vm_usage + new_bytes > q->vm_limit)
+        return quota_fail(j, true, q->vm_usage + new_bytes, q->vm_limit, "stopped", e);
+    if (q->has_ns && q->ns_usage + new_bytes > q->ns_limit)
+        return quota_fail(j, false, q->ns_usage + new_bytes, q->ns_limit, "stopped", e);
+    return 0;
+}
+
+/* Before the commit, under the namespace's quota lock: the exact usages with
+ * this snapshot's chunks added. */
+static int quota_check_final(backup_job *j, hb_store *st, const hb_index *ix, size_t n,
+                             hb_err *e)
+{
+    hb_quota_state *q = &j->quota;
+    bool has_ns = false, has_vm = false;
+    uint64_t ns_limit = 0, vm_limit = 0, ns_use = 0, vm_use = 0;
+    /* limits may have changed since the start */
+    int rc = hb_quota_limits(j->op->ctx, j->vm->ns, j->vm->name, &has_ns, &ns_limit, &has_vm,
+                             &vm_limit, e);
+    if (rc || (!has_ns && !has_vm))
+        return rc;
+    rc = hb_quota_usage(st, j->vm->ns, j->vm->name, ix, n, &ns_use, &vm_use, e);
+    if (rc)
+        return hb_err_prefix(e, "cannot compute the snapshot space usage");
+    q->has_ns = has_ns;
+    q->has_vm = has_vm;
+    if (has_vm && vm_use > vm_limit)
+        return quota_fail(j, true, vm_use, vm_limit, "refused", e);
+    if (has_ns && ns_use > ns_limit)
+        return quota_fail(j, false, ns_use, ns_limit, "refused", e);
+    return 0;
+}
+
+/* A snapshot that failed removes what it wrote: its indexes, and the chunks
+ * its indexes reference that no committed snapshot references (when no other
+ * snapshot is being written; else a later gc does it). Usage counts committed
+ * snapshots only, so it is unchanged either way. */
+static void snapshot_undo(harvbk_ctx *ctx, backup_job *j, hb_store *st, const hb_index *ix,
+                          size_t n)
+{
+    hb_err e;
+    hb_err_clear(&e);
+    /* deferred chunk puts still pending become visible (then they can go) */
+    hb_store_chunk_sync(st, hb_store_chunk_sync_token(st), &e);
+    hb_err_clear(&e);
+    if (hb_store_entry_delete(st, j->kdir, j->vm->ns, j->name, &e) != 0)
+        hb_log_warn(&ctx->log, "snapshot %s/%s: cannot remove its indexes: %s", j->vm->ns,
+                    j->name, e.msg);
+    hb_dset *cand = hb_dset_new(1024);
+    for (size_t v = 0; cand && v < n; v++)
+        for (uint64_t i = 0; ix[v].ids && i < ix[v].count; i++)
+            if (!hb_index_is_hole(&ix[v], i))
+                hb_dset_add(cand, hb_index_id(&ix[v], i));
+    if (j->lease) { /* our own writer lease would stop the sweep */
+        hb_lease_release(j->lease);
+        j->lease = NULL;
+    }
+    uint64_t chunks = 0, bytes = 0;
+    bool skipped = false;
+    hb_err_clear(&e);
+    if (!cand)
+        hb_log_warn(&ctx->log, "snapshot %s/%s: out of memory; its chunks stay until the next "
+                    "snapshot gc", j->vm->ns, j->name);
+    else if (hb_sweep_candidates(ctx, st, j->kdir, cand, &chunks, &bytes, &skipped, &e) != 0)
+        hb_log_warn(&ctx->log, "snapshot %s/%s: its chunks stay until the next snapshot gc: %s",
+                    j->vm->ns, j->name, e.msg);
+    else if (skipped)
+        hb_log_info(&ctx->log, "snapshot %s/%s: another snapshot is being written; its chunks "
+                    "stay until the next snapshot gc", j->vm->ns, j->name);
+    else
+        hb_log_info(&ctx->log, "snapshot %s/%s: removed %llu chunk(s), %llu bytes it had written",
+                    j->vm->ns, j->name, (unsigned long long)chunks, (unsigned long long)bytes);
+    hb_dset_free(cand);
 }
 
 static int backup_run(harvbk_op *op, hb_err *e)
@@ -317,8 +437,9 @@ static int backup_run(harvbk_op *op, hb_err *e)
     const harvbk_vm *vm = j->vm;
     size_t n = vm->nvols;
     uint64_t t0 = hb_mono_ms();
+    bool snap = j->kind == HB_ENTRY_SNAPSHOT;
     char what[160];
-    snprintf(what, sizeof what, "backup %s/%s", vm->ns, j->name);
+    snprintf(what, sizeof what, "%s %s/%s", j->word, vm->ns, j->name);
 
     int *fds = hb_calloc(n, sizeof *fds);
     uint64_t *sizes = hb_calloc(n, sizeof *sizes);
@@ -331,6 +452,8 @@ static int backup_run(harvbk_op *op, hb_err *e)
     hb_backup_stats tot;
     memset(&tot, 0, sizeof tot);
     bool lease = false, frozen = false, crash = false;
+    int quota_fd = -1;
+    uint64_t new_bytes = 0;
     int rc = 0;
     for (size_t i = 0; fds && i < n; i++)
         fds[i] = -1;
@@ -340,11 +463,15 @@ static int backup_run(harvbk_op *op, hb_err *e)
     }
     hb_log_info(&ctx->log, "%s of VM %s/%s started (%zu volume(s))", what, vm->ns, vm->name, n);
 
-    rc = hb_ctx_writer_lease_get(ctx, st, e);
+    if (snap) {
+        rc = hb_lease_acquire(st, "writer", j->owner, &j->lease, e);
+    } else {
+        rc = hb_ctx_writer_lease_get(ctx, st, e);
+        lease = rc == 0;
+    }
     if (rc)
         goto out;
-    lease = true;
-    if ((rc = wait_for_gc(op, st, what, e)))
+    if ((rc = wait_for_gc(op, st, what, snap ? "snapshot store" : "target", e)))
         goto out;
     if ((rc = open_volumes(j, fds, sizes, e)))
         goto out;
@@ -425,6 +552,9 @@ static int backup_run(harvbk_op *op, hb_err *e)
             tot.new_chunks += s.new_chunks;
             tot.uploaded_bytes += s.uploaded_bytes;
             tot.reused_chunks += s.reused_chunks;
+            new_bytes += s.uploaded_bytes;
+            if (snap)
+                rc = quota_check_partial(j, new_bytes, e);
         } else if (rc == HARVBK_E_CANCELLED || hb_op_cancelled(op)) {
             rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
         }
@@ -448,6 +578,18 @@ static int backup_run(harvbk_op *op, hb_err *e)
     }
     if ((rc = recheck_after_lapse(ctx, j, st, ix, n, e)))
         goto out;
+    if (snap) {
+        bool has_ns = false, has_vm = false;
+        if ((rc = hb_quota_limits(ctx, vm->ns, vm->name, &has_ns, NULL, &has_vm, NULL, e)))
+            goto out;
+        if (has_ns || has_vm) {
+            /* decide and commit in one step against other snapshots of the namespace */
+            if ((rc = hb_quota_lock(ctx, vm->ns, &quota_fd, e)))
+                goto out;
+            if ((rc = quota_check_final(j, st, ix, n, e)))
+                goto out;
+        }
+    }
     if ((rc = fill_manifest(j, st, crash, &m, e)))
         goto out;
     if (!(m.vols = hb_calloc(n, sizeof *m.vols))) {
@@ -461,7 +603,7 @@ static int backup_run(harvbk_op *op, hb_err *e)
             break;
         }
         m.vols[i].size = sizes[i];
-        rc = hb_store_index_write(st, HB_KIND_BACKUPS, vm->ns, j->name, &m.vols[i], &ix[i],
+        rc = hb_store_index_write(st, j->kdir, vm->ns, j->name, &m.vols[i], &ix[i],
                                   &meta_bytes, e);
     }
     if (rc)
@@ -473,7 +615,7 @@ static int backup_run(harvbk_op *op, hb_err *e)
         m.uploaded_bytes += enc.len + 24; /* + room for the digits of this number */
     hb_buf_free(&enc);
     hb_err_clear(e);
-    if ((rc = hb_store_manifest_write(st, HB_KIND_BACKUPS, &m, e)))
+    if ((rc = hb_store_manifest_write(st, j->kdir, &m, e)))
         goto out;
 
     j->rec.state = HARVBK_STATE_READY;
@@ -493,7 +635,10 @@ out:
         j->rec.state = HARVBK_STATE_ERROR;
         j->rec.progress_bytes = atomic_load(&op->done);
         hb_record_set_error(&j->rec, rc, e->msg[0] ? e->msg : harvbk_strerror(rc));
+        if (snap && ix)
+            snapshot_undo(ctx, j, st, ix, n);
     }
+    hb_quota_unlock(quota_fd);
     persist_record(ctx, j);
     uint64_t ms = hb_mono_ms() - t0;
     if (rc == 0)
@@ -524,8 +669,11 @@ out:
     hb_manifest_clear(&m);
     if (lease)
         hb_ctx_writer_lease_put(ctx);
-    hb_ctx_use_del(ctx, HB_USE_WRITE, vm->ns, j->name);
-    hb_reclock_release(ctx, vm->ns, j->name, j->lock_fd);
+    hb_lease_release(j->lease);
+    j->lease = NULL;
+    if (!snap)
+        hb_ctx_use_del(ctx, HB_USE_WRITE, vm->ns, j->name);
+    hb_reclock_release_k(ctx, j->kind, vm->ns, j->name, j->lock_fd);
     backup_job_free(j);
     return rc;
 }
@@ -548,38 +696,60 @@ static int build_ranges(backup_job *j, const harvbk_ranges *rg, hb_err *e)
     return 0;
 }
 
-static int backup_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const char *name,
-                        const harvbk_backup_options *opts, hb_err *e)
+int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const char *name,
+                    const hb_writer_params *p, hb_err *e)
 {
+    bool snap = p->kind == HB_ENTRY_SNAPSHOT;
+    const char *word = hb_entry_word(p->kind);
     if (!vm)
         return hb_seterr(e, HARVBK_E_INVALID, "VM is NULL");
-    int rc = hb_check_name("backup name", name, e);
+    int rc = hb_check_name(snap ? "snapshot name" : "backup name", name, e);
     if (rc)
         return rc;
     if (vm->nvols == 0)
-        return hb_seterr(e, HARVBK_E_INVALID, "VM %s/%s has no volume to back up", vm->ns,
-                         vm->name);
+        return hb_seterr(e, HARVBK_E_INVALID, "VM %s/%s has no volume to %s", vm->ns, vm->name,
+                         snap ? "snapshot" : "back up");
     for (size_t i = 0; i < vm->nvols; i++)
         if (!vm->vols[i].path && !vm->vols[i].read_cb)
             return hb_seterr(e, HARVBK_E_INVALID,
                              "volume %s of VM %s/%s has neither a path nor a read callback",
                              vm->vols[i].name, vm->ns, vm->name);
-    if (opts->flags & ~HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT)
-        return hb_seterr(e, HARVBK_E_INVALID, "unknown backup flags 0x%x", opts->flags);
+    if (p->flags & ~HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT)
+        return hb_seterr(e, HARVBK_E_INVALID, "unknown %s flags 0x%x", word, p->flags);
 
     backup_job *j = hb_calloc(1, sizeof *j);
     if (!j)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    j->kind = p->kind;
+    j->word = word;
+    j->kdir = hb_entry_dir(p->kind);
     j->lock_fd = -1;
-    j->flags = opts->flags;
-    j->freeze_cb = opts->freeze_cb;
-    j->thaw_cb = opts->thaw_cb;
-    j->freeze_payload = opts->freeze_payload;
+    j->flags = p->flags;
+    j->freeze_cb = p->freeze_cb;
+    j->thaw_cb = p->thaw_cb;
+    j->freeze_payload = p->freeze_payload;
     if (!(j->name = hb_strdup(name)) || hb_vm_dup(&j->vm, vm) != 0) {
         backup_job_free(j);
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     }
-    if ((rc = build_ranges(j, opts->changed_ranges, e))) {
+    if (snap) {
+        uint8_t rnd[4];
+        char rhex[9];
+        hb_random(rnd, sizeof rnd);
+        hb_hex(rnd, sizeof rnd, rhex);
+        if (!(j->owner = hb_asprintf("%s-s%s", ctx->owner, rhex))) {
+            backup_job_free(j);
+            return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+        }
+    }
+    if ((rc = build_ranges(j, snap ? NULL : p->changed_ranges, e))) {
+        backup_job_free(j);
+        return rc;
+    }
+    /* the seed's rule: refused once the VM or namespace is at or over its quota */
+    char what[160];
+    snprintf(what, sizeof what, "%s %s/%s", word, vm->ns, name);
+    if ((rc = hb_quota_check_start(ctx, vm->ns, vm->name, what, &j->quota, e))) {
         backup_job_free(j);
         return rc;
     }
@@ -587,20 +757,27 @@ static int backup_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, c
     hb_store_ref *sref = NULL;
     bool registered = false, record_written = false;
     harvbk_op *op = NULL;
-    if ((rc = hb_ctx_store_acquire(ctx, &sref, e)))
+    if (snap)
+        rc = hb_snapstore_open(ctx, j->owner, true, &sref, e);
+    else
+        rc = hb_ctx_store_acquire(ctx, &sref, e);
+    if (rc)
         goto fail;
     hb_store *st = sref->st;
-    if ((rc = hb_ctx_use_add(ctx, HB_USE_WRITE, vm->ns, name, e)))
-        goto fail;
-    registered = true;
-    rc = hb_reclock_try(ctx, vm->ns, name, &j->lock_fd, e);
+    if (!snap) {
+        if ((rc = hb_ctx_use_add(ctx, HB_USE_WRITE, vm->ns, name, e)))
+            goto fail;
+        registered = true;
+    }
+    rc = hb_reclock_try_k(ctx, p->kind, vm->ns, name, &j->lock_fd, e);
     if (rc == HARVBK_E_BUSY) {
-        rc = hb_seterr(e, HARVBK_E_EXISTS, "backup %s/%s is already being created", vm->ns, name);
+        rc = hb_seterr(e, HARVBK_E_EXISTS, "%s %s/%s is already being created", word, vm->ns,
+                       name);
         goto fail;
     }
     if (rc)
         goto fail;
-    char *mkey = hb_key_manifest(HB_KIND_BACKUPS, vm->ns, name);
+    char *mkey = hb_key_manifest(j->kdir, vm->ns, name);
     if (!mkey) {
         rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
         goto fail;
@@ -609,8 +786,8 @@ static int backup_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, c
     rc = hb_target_head(st->t, mkey, &msize, e);
     hb_free(mkey);
     if (rc == 0) {
-        rc = hb_seterr(e, HARVBK_E_EXISTS, "backup %s/%s already exists in the target", vm->ns,
-                       name);
+        rc = hb_seterr(e, HARVBK_E_EXISTS, "%s %s/%s already exists in the %s", word, vm->ns,
+                       name, snap ? "snapshot store" : "target");
         goto fail;
     }
     if (rc != HARVBK_E_NOTFOUND)
@@ -618,24 +795,27 @@ static int backup_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, c
     hb_err_clear(e);
 
     /* A record of that name can only be an Error one, or an InProgress one
-     * whose writer died (we hold its lock): a new backup replaces it. */
+     * whose writer died (we hold its lock): a new entry replaces it. */
     hb_record old;
-    if (hb_record_read(ctx, vm->ns, name, &old, e) == 0) {
+    if (hb_record_read_k(ctx, p->kind, vm->ns, name, &old, e) == 0) {
         if (old.state == HARVBK_STATE_INPROGRESS && old.owner && *old.owner && old.store_id)
             hb_recovery_remember(ctx, old.owner, old.store_id);
-        hb_log_info(&ctx->log, "backup %s/%s replaces an earlier %s attempt", vm->ns, name,
+        hb_log_info(&ctx->log, "%s %s/%s replaces an earlier %s attempt", word, vm->ns, name,
                     harvbk_state_name(old.state));
         hb_record_clear(&old);
+        if (snap) /* its leftover indexes (chunks: only what no snapshot uses) */
+            hb_store_entry_delete(st, j->kdir, vm->ns, name, e);
     }
     hb_err_clear(e);
 
     hb_record *r = &j->rec;
+    r->kind = p->kind;
     r->ns = hb_strdup(vm->ns);
     r->name = hb_strdup(name);
     r->vm_ns = hb_strdup(vm->ns);
     r->vm_name = hb_strdup(vm->name);
     r->error = hb_strdup("");
-    r->owner = hb_strdup(ctx->owner);
+    r->owner = hb_strdup(snap ? j->owner : ctx->owner);
     r->store_id = hb_strdup(st->id);
     r->state = HARVBK_STATE_INPROGRESS;
     r->created = hb_now();
@@ -663,8 +843,8 @@ static int backup_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, c
         goto fail;
     record_written = true;
 
-    rc = hb_op_new(&op, ctx, "backup", sref, opts->progress_cb, opts->progress_payload,
-                   backup_run, backup_job_free, j, e);
+    rc = hb_op_new(&op, ctx, snap ? "snapshot" : "backup", sref, p->progress_cb,
+                   p->progress_payload, backup_run, backup_job_free, j, e);
     if (rc)
         goto fail;
     sref = NULL; /* the op holds it */
@@ -677,10 +857,10 @@ static int backup_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, c
 fail:
     if (record_written) {
         hb_err ignore;
-        hb_record_remove(ctx, vm->ns, name, &ignore);
+        hb_record_remove_k(ctx, p->kind, vm->ns, name, &ignore);
     }
     if (j->lock_fd >= 0)
-        hb_reclock_release(ctx, vm->ns, name, j->lock_fd);
+        hb_reclock_release_k(ctx, p->kind, vm->ns, name, j->lock_fd);
     j->lock_fd = -1;
     if (registered)
         hb_ctx_use_del(ctx, HB_USE_WRITE, vm->ns, name);
@@ -711,7 +891,18 @@ int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, 
     else
         rc = hb_opts_version_check(opts->version, HARVBK_BACKUP_OPTIONS_VERSION,
                                    "backup options", &e);
-    if (rc == 0)
-        rc = backup_start(out, ctx, vm, name, opts, &e);
+    if (rc == 0) {
+        hb_writer_params p;
+        memset(&p, 0, sizeof p);
+        p.kind = HB_ENTRY_BACKUP;
+        p.flags = opts->flags;
+        p.changed_ranges = opts->changed_ranges;
+        p.progress_cb = opts->progress_cb;
+        p.progress_payload = opts->progress_payload;
+        p.freeze_cb = opts->freeze_cb;
+        p.thaw_cb = opts->thaw_cb;
+        p.freeze_payload = opts->freeze_payload;
+        rc = hb_writer_start(out, ctx, vm, name, &p, &e);
+    }
     return rc ? hb_ctx_fail(ctx, &e) : 0;
 }

@@ -7,6 +7,8 @@
  * cannot show: backups still InProgress (with progress) and failed ones
  * (Error, with the message) - only those that belong to the current store.
  * A manifest that cannot be read is listed in state Error with the reason.
+ * Snapshots are read the same way from the local snapshot store (kind
+ * HB_ENTRY_SNAPSHOT): harvbk_snapshot_get / list are thin wrappers here.
  */
 #include "ops.h"
 #include "../core/json.h"
@@ -118,12 +120,12 @@ static harvbk_backup_info *info_unreadable(const char *ns, const char *name, con
 
 /* The local record of ns/name when it says something the target cannot:
  * InProgress or Error, in the current store. 0 with *r, or NOTFOUND. */
-static int local_unfinished(harvbk_ctx *ctx, hb_store *st, const char *ns, const char *name,
-                            hb_record *r)
+static int local_unfinished(harvbk_ctx *ctx, hb_store *st, int kind, const char *ns,
+                            const char *name, hb_record *r)
 {
     hb_err e;
     hb_err_clear(&e);
-    int rc = hb_record_read(ctx, ns, name, r, &e);
+    int rc = hb_record_read_k(ctx, kind, ns, name, r, &e);
     if (rc)
         return HARVBK_E_NOTFOUND;
     if (r->state == HARVBK_STATE_READY || !r->store_id || strcmp(r->store_id, st->id) != 0) {
@@ -141,25 +143,36 @@ static int local_unfinished(harvbk_ctx *ctx, hb_store *st, const char *ns, const
 int hb_backup_manifest_load(harvbk_ctx *ctx, hb_store *st, const char *ns, const char *name,
                             hb_manifest *m, hb_err *e)
 {
-    int rc = hb_store_manifest_read(st, HB_KIND_BACKUPS, ns, name, m, e);
+    return hb_entry_manifest_load(ctx, st, HB_ENTRY_BACKUP, ns, name, m, e);
+}
+
+static const char *where(const hb_store *st, int kind)
+{
+    return kind == HB_ENTRY_SNAPSHOT ? "the snapshot store" : st->t->display;
+}
+
+int hb_entry_manifest_load(harvbk_ctx *ctx, hb_store *st, int kind, const char *ns,
+                           const char *name, hb_manifest *m, hb_err *e)
+{
+    int rc = hb_store_manifest_read(st, hb_entry_dir(kind), ns, name, m, e);
     if (rc != HARVBK_E_NOTFOUND)
         return rc;
     hb_record r;
-    if (local_unfinished(ctx, st, ns, name, &r) == 0) {
-        rc = hb_seterr(e, HARVBK_E_STATE, "backup %s/%s is %s%s%s, not Ready", ns, name,
-                       harvbk_state_name(r.state), r.error && *r.error ? ": " : "",
+    if (local_unfinished(ctx, st, kind, ns, name, &r) == 0) {
+        rc = hb_seterr(e, HARVBK_E_STATE, "%s %s/%s is %s%s%s, not Ready", hb_entry_word(kind),
+                       ns, name, harvbk_state_name(r.state), r.error && *r.error ? ": " : "",
                        r.error ? r.error : "");
         hb_record_clear(&r);
         return rc;
     }
-    return hb_seterr(e, HARVBK_E_NOTFOUND, "backup %s/%s not found in %s", ns, name,
-                     st->t->display);
+    return hb_seterr(e, HARVBK_E_NOTFOUND, "%s %s/%s not found in %s", hb_entry_word(kind), ns,
+                     name, where(st, kind));
 }
 
 /* ---- get ---- */
 
-int harvbk_backup_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *namespace_,
-                      const char *name)
+int hb_entry_get(harvbk_backup_info **out, harvbk_ctx *ctx, int kind, const char *namespace_,
+                 const char *name)
 {
     if (!hb_ctx_ok(ctx))
         return HARVBK_E_INVALID;
@@ -170,16 +183,18 @@ int harvbk_backup_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *nam
     hb_err_clear(&e);
     int rc = hb_check_name("namespace", namespace_, &e);
     if (rc == 0)
-        rc = hb_check_name("backup name", name, &e);
+        rc = hb_check_name(kind == HB_ENTRY_SNAPSHOT ? "snapshot name" : "backup name", name, &e);
     hb_store_ref *ref = NULL;
     if (rc == 0)
-        rc = hb_ctx_store_acquire(ctx, &ref, &e);
+        rc = hb_kind_store_acquire(ctx, kind, false, &ref, &e);
+    if (rc == HARVBK_E_NOTFOUND) /* no snapshot store yet */
+        hb_seterr(&e, rc, "%s %s/%s not found", hb_entry_word(kind), namespace_, name);
     if (rc)
         return hb_ctx_fail(ctx, &e);
     hb_store *st = ref->st;
     hb_manifest m;
     harvbk_backup_info *in = NULL;
-    rc = hb_store_manifest_read(st, HB_KIND_BACKUPS, namespace_, name, &m, &e);
+    rc = hb_store_manifest_read(st, hb_entry_dir(kind), namespace_, name, &m, &e);
     if (rc == 0) {
         in = info_from_manifest(&m);
         hb_manifest_clear(&m);
@@ -190,13 +205,13 @@ int harvbk_backup_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *nam
         rc = in ? 0 : HARVBK_E_NOMEM;
     } else if (rc == HARVBK_E_NOTFOUND) {
         hb_record r;
-        if (local_unfinished(ctx, st, namespace_, name, &r) == 0) {
+        if (local_unfinished(ctx, st, kind, namespace_, name, &r) == 0) {
             in = info_from_record(&r);
             hb_record_clear(&r);
             rc = in ? 0 : HARVBK_E_NOMEM;
         } else {
-            hb_seterr(&e, HARVBK_E_NOTFOUND, "backup %s/%s not found in %s", namespace_, name,
-                      st->t->display);
+            hb_seterr(&e, HARVBK_E_NOTFOUND, "%s %s/%s not found in %s", hb_entry_word(kind),
+                      namespace_, name, where(st, kind));
         }
     }
     hb_ctx_store_release(ctx, ref);
@@ -208,10 +223,17 @@ int harvbk_backup_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *nam
     return 0;
 }
 
+int harvbk_backup_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *namespace_,
+                      const char *name)
+{
+    return hb_entry_get(out, ctx, HB_ENTRY_BACKUP, namespace_, name);
+}
+
 /* ---- list ---- */
 
 typedef struct list_build {
     harvbk_ctx *ctx;
+    int kind;
     hb_store *st;
     harvbk_backup_list *l;
     size_t committed; /* entries 0..committed-1 came from manifests */
@@ -238,7 +260,7 @@ static int list_manifest(const char *ns, const char *name, void *ud)
     hb_manifest m;
     hb_err me;
     hb_err_clear(&me);
-    int rc = hb_store_manifest_read(lb->st, HB_KIND_BACKUPS, ns, name, &m, &me);
+    int rc = hb_store_manifest_read(lb->st, hb_entry_dir(lb->kind), ns, name, &m, &me);
     if (rc == HARVBK_E_NOTFOUND)
         return 0; /* deleted meanwhile */
     if (rc == HARVBK_E_CORRUPT || rc == HARVBK_E_FORMAT)
@@ -276,7 +298,7 @@ static int list_record(hb_record *r, void *ud)
     return list_push(lb->l, info_from_record(r));
 }
 
-int harvbk_backup_list_get(harvbk_backup_list **out, harvbk_ctx *ctx)
+int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind)
 {
     if (!hb_ctx_ok(ctx))
         return HARVBK_E_INVALID;
@@ -286,24 +308,30 @@ int harvbk_backup_list_get(harvbk_backup_list **out, harvbk_ctx *ctx)
     hb_err e;
     hb_err_clear(&e);
     hb_store_ref *ref = NULL;
-    int rc = hb_ctx_store_acquire(ctx, &ref, &e);
+    int rc = hb_kind_store_acquire(ctx, kind, false, &ref, &e);
+    if (rc == HARVBK_E_NOTFOUND) { /* no snapshot store yet: no snapshot */
+        if (!(*out = hb_calloc(1, sizeof(harvbk_backup_list))))
+            return hb_ctx_failf(ctx, HARVBK_E_NOMEM, "out of memory");
+        return 0;
+    }
     if (rc)
         return hb_ctx_fail(ctx, &e);
-    list_build lb = { ctx, ref->st, hb_calloc(1, sizeof(harvbk_backup_list)), 0, &e };
+    list_build lb = { ctx, kind, ref->st, hb_calloc(1, sizeof(harvbk_backup_list)), 0, &e };
     if (!lb.l)
         rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
     if (rc == 0) {
-        rc = hb_store_entry_list(ref->st, HB_KIND_BACKUPS, list_manifest, &lb, &e);
+        rc = hb_store_entry_list(ref->st, hb_entry_dir(kind), list_manifest, &lb, &e);
         if (rc == HARVBK_E_NOMEM)
             hb_seterr(&e, rc, NULL);
         else if (rc)
-            hb_err_prefix(&e, "cannot list the backups in the target");
+            hb_err_prefix(&e, "cannot list the %ss in %s", hb_entry_word(kind),
+                          where(ref->st, kind));
     }
     if (rc == 0) {
         lb.committed = lb.l->n;
         if (lb.committed > 1)
             qsort(lb.l->v, lb.committed, sizeof *lb.l->v, info_cmp);
-        rc = hb_record_foreach(ctx, list_record, &lb, &e);
+        rc = hb_record_foreach_k(ctx, kind, list_record, &lb, &e);
         if (rc == HARVBK_E_NOMEM)
             hb_seterr(&e, rc, NULL);
     }
@@ -316,6 +344,11 @@ int harvbk_backup_list_get(harvbk_backup_list **out, harvbk_ctx *ctx)
         qsort(lb.l->v, lb.l->n, sizeof *lb.l->v, info_cmp);
     *out = lb.l;
     return 0;
+}
+
+int harvbk_backup_list_get(harvbk_backup_list **out, harvbk_ctx *ctx)
+{
+    return hb_entry_list(out, ctx, HB_ENTRY_BACKUP);
 }
 
 size_t harvbk_backup_list_count(const harvbk_backup_list *list) { return list ? list->n : 0; }

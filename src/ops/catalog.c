@@ -135,6 +135,17 @@ static int vm_decode(const hb_buf *b, harvbk_vm **out, hb_err *e)
     return rc;
 }
 
+char *hb_catalog_encode(const harvbk_vm *vm)
+{
+    return vm_encode(vm);
+}
+
+int hb_catalog_decode(const void *data, size_t len, harvbk_vm **out, hb_err *e)
+{
+    hb_buf b = { (uint8_t *)data, len, len };
+    return vm_decode(&b, out, e);
+}
+
 static char *vm_path(harvbk_ctx *ctx, const char *ns, const char *name)
 {
     char *file = hb_asprintf("%s.json", name);

@@ -6,6 +6,7 @@
  * included); a backup publishes its writer lease and then waits while a gc
  * lease lives. Whichever publishes second sees the other, so a sweep never
  * runs while a backup writes. One gc per context at a time.
+ * harvbk_snapshot_gc is the same over the context's local snapshot store.
  */
 #include "ops.h"
 
@@ -62,10 +63,11 @@ static int gc_run(harvbk_op *op, hb_err *e)
     return rc;
 }
 
-static int gc_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_op_options *opts, hb_err *e)
+static int gc_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const harvbk_op_options *opts,
+                    hb_err *e)
 {
     hb_store_ref *ref = NULL;
-    int rc = hb_ctx_store_acquire(ctx, &ref, e);
+    int rc = hb_kind_store_acquire(ctx, kind, kind == HB_ENTRY_SNAPSHOT, &ref, e);
     if (rc)
         return rc;
     pthread_mutex_lock(&ctx->mu);
@@ -94,7 +96,7 @@ static int gc_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_op_options *o
     return 0;
 }
 
-int harvbk_gc(harvbk_op **out, harvbk_ctx *ctx, const harvbk_op_options *opts)
+static int gc_public(harvbk_op **out, harvbk_ctx *ctx, int kind, const harvbk_op_options *opts)
 {
     if (!hb_ctx_ok(ctx))
         return HARVBK_E_INVALID;
@@ -112,8 +114,18 @@ int harvbk_gc(harvbk_op **out, harvbk_ctx *ctx, const harvbk_op_options *opts)
         rc = hb_opts_version_check(opts->version, HARVBK_OP_OPTIONS_VERSION, "operation options",
                                    &e);
     if (rc == 0)
-        rc = gc_start(out, ctx, opts, &e);
+        rc = gc_start(out, ctx, kind, opts, &e);
     return rc ? hb_ctx_fail(ctx, &e) : 0;
+}
+
+int harvbk_gc(harvbk_op **out, harvbk_ctx *ctx, const harvbk_op_options *opts)
+{
+    return gc_public(out, ctx, HB_ENTRY_BACKUP, opts);
+}
+
+int harvbk_snapshot_gc(harvbk_op **out, harvbk_ctx *ctx, const harvbk_op_options *opts)
+{
+    return gc_public(out, ctx, HB_ENTRY_SNAPSHOT, opts);
 }
 
 int harvbk_gc_result(const harvbk_op *op, uint64_t *out_chunks, uint64_t *out_bytes)

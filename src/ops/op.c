@@ -67,6 +67,9 @@ int hb_op_new(harvbk_op **out, harvbk_ctx *ctx, const char *kind, hb_store_ref *
 
 static void op_destroy(harvbk_op *op)
 {
+    for (size_t i = 0; i < op->nretained; i++)
+        hb_free(op->retained[i]);
+    hb_free(op->retained);
     pthread_mutex_destroy(&op->mu);
     pthread_mutex_destroy(&op->join_mu);
     pthread_cond_destroy(&op->cv);

@@ -17,8 +17,14 @@
  *   backup_delete.c harvbk_backup_delete
  *   verify.c      harvbk_backup_verify
  *   gc.c          harvbk_gc
- *   restore.c     harvbk_restore_create
+ *   restore.c     harvbk_restore_create / harvbk_snapshot_restore (new VM and replace)
  *   restore_journal.c  the journal that makes a killed restore recoverable
+ *   restore_replace.c  the swap of a replace-restore and its journal
+ *   rewrite.c     the metadata rewrite hook handle and the default KubeVirt rewrite
+ *   snapshot.c    harvbk_snapshot_* (the writer is backup.c's, the readers
+ *                 backup_info.c / verify.c / backup_delete.c, kind "snapshot")
+ *   snapshot_store.c  the context's local snapshot store: where, how to open it
+ *   quota.c       snapshot space quotas: limits file, usage, enforcement
  *
  * Locking order (outer first): ctx->target_mu -> ctx->mu -> op->mu;
  * ctx->cat_mu, ctx->lease_mu, ctx->err_mu and ctx->log_lock are leaves (no
@@ -48,6 +54,20 @@
 #define HB_RECORDS_DIR "backups"
 #define HB_LOCKS_DIR "locks"
 #define HB_RESTORES_DIR "restores"
+#define HB_SNAP_RECORDS_DIR "snapshots"
+#define HB_SNAPSTORE_FILE "snapshot-store.json"
+#define HB_SNAPSTORE_DEFAULT_DIR "snapshot-store"
+#define HB_QUOTAS_FILE "quotas.json"
+/* The key prefix of snapshot entries in a store (docs/FORMAT.md). */
+#define HB_KIND_SNAPSHOTS "snapshots"
+
+/* What an entry is: a backup (in the target) or a snapshot (in the local
+ * snapshot store). Records, locks and store keys depend on it. */
+enum hb_entry_kind { HB_ENTRY_BACKUP = 0, HB_ENTRY_SNAPSHOT = 1 };
+/* "backups" / "snapshots": the store's key prefix and the records directory. */
+const char *hb_entry_dir(int kind);
+/* "backup" / "snapshot" */
+const char *hb_entry_word(int kind);
 /* The store's config object in the target (store/store.h, docs/FORMAT.md). */
 #define HB_STORE_CONFIG_KEY "harvbk-store.json"
 
@@ -60,6 +80,8 @@
 /* ---- options (options.c) ---- */
 /* HARVBK_E_VERSION for 0 or a version newer than `known`. */
 int hb_opts_version_check(unsigned int version, unsigned int known, const char *what, hb_err *e);
+/* Size of harvbk_restore_options in a (checked) version. */
+size_t hb_restore_options_size(unsigned int version);
 
 /* ---- VM values (vm.c) ---- */
 typedef struct hb_vm_volume {
@@ -182,8 +204,43 @@ char *hb_ctx_path(const harvbk_ctx *ctx, const char *a, const char *b, const cha
 int hb_recovery_remember(harvbk_ctx *ctx, const char *owner, const char *store_id);
 /* Run the pending cleanups that belong to st (called when a store was opened). */
 void hb_recovery_cleanup_store(harvbk_ctx *ctx, hb_store *st);
+/* Only the temporaries and leases of dead writers remembered for st. */
+void hb_recovery_cleanup_pending(harvbk_ctx *ctx, hb_store *st);
 /* Scan all local records and turn dead InProgress ones into Error. */
 int hb_recovery_scan(harvbk_ctx *ctx, hb_err *e);
+
+/* ---- the local snapshot store (snapshot_store.c) ---- */
+/* Open the context's snapshot store as a new store reference (refs 1, released
+ * with hb_ctx_store_release()). `owner` names the writer's temporaries (NULL:
+ * ctx->owner). With create false and no store yet: HARVBK_E_NOTFOUND. Pending
+ * cleanups of dead snapshot writers run when it is opened. */
+int hb_snapstore_open(harvbk_ctx *ctx, const char *owner, bool create, hb_store_ref **out,
+                      hb_err *e);
+/* The store of an entry kind: the target's (shared) or a new snapshot store ref. */
+int hb_kind_store_acquire(harvbk_ctx *ctx, int kind, bool create, hb_store_ref **out, hb_err *e);
+
+/* ---- quotas (quota.c) ---- */
+/* Limits of namespace ns and VM ns/vm (*has_* false when none). */
+int hb_quota_limits(harvbk_ctx *ctx, const char *ns, const char *vm, bool *has_ns,
+                    uint64_t *ns_limit, bool *has_vm, uint64_t *vm_limit, hb_err *e);
+/* Usage of namespace ns and VM ns/vm in st, plus the chunks of `extra`
+ * indexes (a snapshot about to be committed; may be NULL). Either out may be
+ * NULL. */
+int hb_quota_usage(hb_store *st, const char *ns, const char *vm, const hb_index *extra,
+                   size_t nextra, uint64_t *out_ns, uint64_t *out_vm, hb_err *e);
+/* Refuse (HARVBK_E_QUOTA) a snapshot or backup of VM ns/vm whose namespace
+ * or VM usage is already at or over its limit. `what` names the operation.
+ * *out_* (may be NULL) receive the limits and usages for later checks. */
+typedef struct hb_quota_state {
+    bool has_ns, has_vm;
+    uint64_t ns_limit, vm_limit, ns_usage, vm_usage;
+} hb_quota_state;
+int hb_quota_check_start(harvbk_ctx *ctx, const char *ns, const char *vm, const char *what,
+                         hb_quota_state *out, hb_err *e);
+/* Serialises quota decisions + commits of snapshots in namespace ns across
+ * threads and processes (blocking flock on locks/<ns>.quota.lock). */
+int hb_quota_lock(harvbk_ctx *ctx, const char *ns, int *out_fd, hb_err *e);
+void hb_quota_unlock(int fd);
 
 /* ---- local backup records (record.c) ---- */
 typedef struct hb_record_volume {
@@ -192,6 +249,7 @@ typedef struct hb_record_volume {
 } hb_record_volume;
 
 typedef struct hb_record {
+    int kind;                   /* enum hb_entry_kind; not stored in the file */
     char *ns, *name, *vm_ns, *vm_name;
     int state;                  /* harvbk_state */
     char *error;                /* "" when none */
@@ -217,6 +275,12 @@ int hb_record_remove(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *
  * The record is cleared after cb returns; a non-zero cb return stops. */
 typedef int (*hb_record_cb)(hb_record *r, void *ud);
 int hb_record_foreach(harvbk_ctx *ctx, hb_record_cb cb, void *ud, hb_err *e);
+/* The same for records of an entry kind (snapshots: "snapshots/<ns>/<name>.json";
+ * hb_record_write() uses r->kind). */
+int hb_record_read_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, hb_record *r,
+                     hb_err *e);
+int hb_record_remove_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, hb_err *e);
+int hb_record_foreach_k(harvbk_ctx *ctx, int kind, hb_record_cb cb, void *ud, hb_err *e);
 
 /* Record locks: an exclusive flock on <state>/locks/<ns>_<name>.lock held by
  * the process that writes the backup. 0 with *out_fd, HARVBK_E_BUSY when
@@ -231,6 +295,14 @@ int hb_readlock_try(harvbk_ctx *ctx, const char *ns, const char *name, bool excl
                     int *out_fd, hb_err *e);
 void hb_readlock_release(harvbk_ctx *ctx, const char *ns, const char *name, bool exclusive,
                          int fd);
+/* The same per entry kind (snapshots: <ns>_<name>.snap.lock, .snap.read.lock). */
+int hb_reclock_try_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, int *out_fd,
+                     hb_err *e);
+void hb_reclock_release_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, int fd);
+int hb_readlock_try_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name,
+                      bool exclusive, int *out_fd, hb_err *e);
+void hb_readlock_release_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name,
+                           bool exclusive, int fd);
 /* The same for a restore into new VM ns/name: <state>/locks/<ns>_<name>.restore.lock,
  * held by the process restoring into that VM (HARVBK_E_BUSY when held). */
 int hb_restore_lock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_fd,
@@ -244,6 +316,7 @@ void hb_restore_lock_release(harvbk_ctx *ctx, const char *ns, const char *name, 
 int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_store *st, hb_err *e);
 /* 1 when the manifest of backup ns/name is in st, 0 when not, < 0 on error. */
 int hb_backup_committed(hb_store *st, const char *ns, const char *name, hb_err *e);
+int hb_entry_committed(hb_store *st, int kind, const char *ns, const char *name, hb_err *e);
 /* For records of st that recovery made Error with commit_unknown: Ready when
  * their manifest is in st (the writer died after its commit), else confirmed
  * Error; their writers' leftovers are queued for cleanup (hb_recovery_remember).
@@ -277,6 +350,53 @@ int hb_rjournal_remove(harvbk_ctx *ctx, const char *ns, const char *name, hb_err
 int hb_rjournal_recover(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
 /* At open: recover every journal whose restore lock nobody holds. */
 int hb_rjournal_scan(harvbk_ctx *ctx, hb_err *e);
+/* "<state>/restores/<ns>/<name>.json" (new string). */
+char *hb_rjournal_path(harvbk_ctx *ctx, const char *ns, const char *name);
+/* rename() that never replaces an existing file (-1 with errno EEXIST). */
+int hb_rename_noreplace(const char *from, const char *to);
+
+/* ---- replace-restores (restore_replace.c) ----
+ * The same journal file, with "mode":"replace". Phases: "write" (only the
+ * hidden partial files beside the old volumes exist), "swap" (every partial
+ * file is complete and verified; old volumes are being moved aside and the
+ * new ones moved into place), "commit" (all swapped; the journal holds the
+ * VM's new catalog entry). Recovery rolls "write" and "swap" back (the old
+ * volumes are put back where they were) and "commit" forward. */
+typedef struct hb_rr_vol {
+    const char *name;
+    const char *part;            /* DIR/.<file>.restore-<hex> */
+    const char *final;           /* the volume's path */
+    const char *aside;           /* DIR/.<file>.old-<hex>, NULL: no old file */
+    const char *retain;          /* retain policy: <final>.retained-<UTC time> */
+    uint64_t dev, ino;           /* of the part file once written */
+} hb_rr_vol;
+typedef struct hb_rr_drop {      /* a previous volume the source lacks */
+    const char *path;
+    const char *retain;          /* retain policy */
+} hb_rr_drop;
+typedef struct hb_rrjournal {
+    const char *ns, *name;
+    const char *phase;
+    bool retain;
+    const hb_rr_vol *vols;
+    size_t n;
+    const hb_rr_drop *drops;
+    size_t ndrops;
+    const char *vm_json;         /* phase "commit": the new catalog entry */
+} hb_rrjournal;
+int hb_rrjournal_write(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e);
+/* Move each old volume aside and the new one into place. */
+int hb_rr_swap(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e);
+/* Undo phases "write"/"swap": partial files removed, old volumes back in place. */
+int hb_rr_rollback(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e);
+/* Phase "commit": register the new entry, then delete or retain the previous
+ * volumes (the retained paths are returned when the pointers are not NULL). */
+int hb_rr_finish(harvbk_ctx *ctx, const hb_rrjournal *j, char ***retained, size_t *nretained,
+                 hb_err *e);
+/* Recovery of a parsed replace journal of VM ns/name (restore lock held). */
+struct cJSON;
+int hb_rr_recover(harvbk_ctx *ctx, const char *ns, const char *name, const struct cJSON *root,
+                  hb_err *e);
 
 /* ---- operations (op.c) ---- */
 typedef int (*hb_op_run_fn)(harvbk_op *op, hb_err *e);
@@ -310,6 +430,8 @@ struct harvbk_op {
     hb_store_ref *sref;            /* store reference held while running */
 
     uint64_t gc_chunks, gc_bytes;  /* gc results */
+    char **retained;               /* replace-restore: kept previous volumes */
+    size_t nretained;              /* (set before the op is reported finished) */
 };
 
 /* New op (not started). sref is taken over (released when the op ends). */
@@ -351,6 +473,30 @@ int hb_catalog_put(harvbk_ctx *ctx, const harvbk_vm *vm, bool allow_external, hb
 int hb_catalog_get(harvbk_ctx *ctx, const char *ns, const char *name, harvbk_vm **out, hb_err *e);
 /* 1 when registered, 0 when not, < 0 on error. */
 int hb_catalog_exists(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
+/* A catalog entry's JSON text (new string) and back. */
+char *hb_catalog_encode(const harvbk_vm *vm);
+int hb_catalog_decode(const void *data, size_t len, harvbk_vm **out, hb_err *e);
+
+/* ---- the metadata rewrite hook (rewrite.c) ---- */
+typedef struct hb_rw_volume {
+    const char *name, *claim, *path; /* claim NULL for a replace */
+} hb_rw_volume;
+struct harvbk_metadata_rewrite {
+    const void *in;
+    size_t in_len;
+    const char *src_ns, *src_vm;     /* the VM the source was taken of */
+    const char *ns, *vm;             /* the VM being created or replaced */
+    bool keep_mac, replace;
+    const hb_rw_volume *vols;
+    size_t nvols;
+    hb_buf out;                      /* set by harvbk_metadata_rewrite_set_output */
+    bool has_out;
+};
+void hb_rewrite_init(harvbk_metadata_rewrite *rw);
+void hb_rewrite_clear(harvbk_metadata_rewrite *rw);
+/* Call cb (NULL: the default) and put the resulting document into result. */
+int hb_rewrite_run(harvbk_metadata_rewrite *rw, harvbk_metadata_rewrite_cb cb, void *payload,
+                   hb_buf *result, hb_err *e);
 
 /* ---- backups (backup_info.c) ---- */
 /* Locate the manifest of backup ns/name in st: 0 and *m filled, or
@@ -358,5 +504,36 @@ int hb_catalog_exists(harvbk_ctx *ctx, const char *ns, const char *name, hb_err 
  * InProgress or Error) / HARVBK_E_CORRUPT / HARVBK_E_FORMAT, with a message. */
 int hb_backup_manifest_load(harvbk_ctx *ctx, hb_store *st, const char *ns, const char *name,
                             hb_manifest *m, hb_err *e);
+/* The same for an entry kind; and get / list / delete / verify per kind
+ * (the public backup and snapshot functions are wrappers). */
+int hb_entry_manifest_load(harvbk_ctx *ctx, hb_store *st, int kind, const char *ns,
+                           const char *name, hb_manifest *m, hb_err *e);
+int hb_entry_get(harvbk_backup_info **out, harvbk_ctx *ctx, int kind, const char *ns,
+                 const char *name);
+int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind);
+int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *ns, const char *name);
+int hb_entry_verify(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *ns,
+                    const char *name, const harvbk_op_options *opts);
+
+/* ---- writing backups and snapshots (backup.c) ---- */
+typedef struct hb_writer_params {
+    int kind;
+    unsigned flags;              /* HARVBK_BACKUP_* (== HARVBK_SNAPSHOT_*) */
+    const harvbk_ranges *changed_ranges; /* backups only */
+    harvbk_progress_cb progress_cb;
+    void *progress_payload;
+    harvbk_freeze_cb freeze_cb, thaw_cb;
+    void *freeze_payload;
+} hb_writer_params;
+int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const char *name,
+                    const hb_writer_params *p, hb_err *e);
+
+/* ---- removing chunks nobody references (snapshot.c) ---- */
+/* With no live writer lease on st (else 0 with nothing done and *out_skipped
+ * true): delete the chunks among `cand` that no committed entry of
+ * `kind_dir` references. Holds a gc lease meanwhile. */
+int hb_sweep_candidates(harvbk_ctx *ctx, hb_store *st, const char *kind_dir, hb_dset *cand,
+                        uint64_t *out_chunks, uint64_t *out_bytes, bool *out_skipped,
+                        hb_err *e);
 
 #endif

@@ -1,5 +1,6 @@
 /* ops/options.c - options structures: defaults, version checks; state names. */
 #include "ops.h"
+#include <stddef.h>
 #include <string.h>
 
 int hb_opts_version_check(unsigned int version, unsigned int known, const char *what, hb_err *e)
@@ -45,15 +46,34 @@ int harvbk_op_options_init(harvbk_op_options *opts, unsigned int version)
     return 0;
 }
 
+size_t hb_restore_options_size(unsigned int version)
+{
+    /* version 1 ended with progress_payload; only what the caller's version
+     * has is ever touched (docs/ABI.md "Options structs") */
+    if (version == 1)
+        return offsetof(harvbk_restore_options, progress_payload) + sizeof(void *);
+    return sizeof(harvbk_restore_options);
+}
+
 int harvbk_restore_options_init(harvbk_restore_options *opts, unsigned int version)
 {
     if (!opts)
         return HARVBK_E_INVALID;
     if (hb_opts_version_check(version, HARVBK_RESTORE_OPTIONS_VERSION, "restore options", NULL))
         return HARVBK_E_VERSION;
-    memset(opts, 0, sizeof *opts);
+    memset(opts, 0, hb_restore_options_size(version));
     opts->version = version;
     return 0;
+}
+
+const char *hb_entry_dir(int kind)
+{
+    return kind == HB_ENTRY_SNAPSHOT ? HB_KIND_SNAPSHOTS : HB_KIND_BACKUPS;
+}
+
+const char *hb_entry_word(int kind)
+{
+    return kind == HB_ENTRY_SNAPSHOT ? "snapshot" : "backup";
 }
 
 const char *harvbk_state_name(int state)

@@ -175,18 +175,24 @@ static int record_decode(const hb_buf *b, hb_record *r, hb_err *e)
     return rc;
 }
 
-static char *record_path(harvbk_ctx *ctx, const char *ns, const char *name)
+static char *record_path(harvbk_ctx *ctx, int kind, const char *ns, const char *name)
 {
     char *file = hb_asprintf("%s.json", name);
-    char *p = file ? hb_ctx_path(ctx, HB_RECORDS_DIR, ns, file) : NULL;
+    char *p = file ? hb_ctx_path(ctx, hb_entry_dir(kind), ns, file) : NULL;
     hb_free(file);
     return p;
 }
 
 int hb_record_read(harvbk_ctx *ctx, const char *ns, const char *name, hb_record *r, hb_err *e)
 {
+    return hb_record_read_k(ctx, HB_ENTRY_BACKUP, ns, name, r, e);
+}
+
+int hb_record_read_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, hb_record *r,
+                     hb_err *e)
+{
     memset(r, 0, sizeof *r);
-    char *path = record_path(ctx, ns, name);
+    char *path = record_path(ctx, kind, ns, name);
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_buf b = HB_BUF_INIT;
@@ -195,8 +201,11 @@ int hb_record_read(harvbk_ctx *ctx, const char *ns, const char *name, hb_record 
         rc = record_decode(&b, r, e);
         if (rc == 0 && (strcmp(r->ns, ns) != 0 || strcmp(r->name, name) != 0)) {
             hb_record_clear(r);
-            rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s names another backup", RECORD_WHAT);
+            rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s names another %s", RECORD_WHAT,
+                           hb_entry_word(kind));
         }
+        if (rc == 0)
+            r->kind = kind;
         if (rc)
             hb_err_prefix(e, "%s", path);
     }
@@ -207,8 +216,8 @@ int hb_record_read(harvbk_ctx *ctx, const char *ns, const char *name, hb_record 
 
 int hb_record_write(harvbk_ctx *ctx, const hb_record *r, hb_err *e)
 {
-    char *dir = hb_ctx_path(ctx, HB_RECORDS_DIR, r->ns, NULL);
-    char *path = record_path(ctx, r->ns, r->name);
+    char *dir = hb_ctx_path(ctx, hb_entry_dir(r->kind), r->ns, NULL);
+    char *path = record_path(ctx, r->kind, r->ns, r->name);
     char *text = record_encode(r);
     int rc = (!dir || !path || !text) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
     if (rc == 0)
@@ -216,7 +225,8 @@ int hb_record_write(harvbk_ctx *ctx, const hb_record *r, hb_err *e)
     if (rc == 0)
         rc = hb_write_file_atomic(path, text, strlen(text), 0600, e);
     if (rc)
-        hb_err_prefix(e, "cannot save the record of backup %s/%s", r->ns, r->name);
+        hb_err_prefix(e, "cannot save the record of %s %s/%s", hb_entry_word(r->kind), r->ns,
+                      r->name);
     hb_free(text);
     hb_free(path);
     hb_free(dir);
@@ -225,13 +235,19 @@ int hb_record_write(harvbk_ctx *ctx, const hb_record *r, hb_err *e)
 
 int hb_record_remove(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e)
 {
-    char *path = record_path(ctx, ns, name);
+    return hb_record_remove_k(ctx, HB_ENTRY_BACKUP, ns, name, e);
+}
+
+int hb_record_remove_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, hb_err *e)
+{
+    char *path = record_path(ctx, kind, ns, name);
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     int rc = 0;
     if (unlink(path) != 0) {
         if (errno == ENOENT)
-            rc = hb_seterr(e, HARVBK_E_NOTFOUND, "no record of backup %s/%s", ns, name);
+            rc = hb_seterr(e, HARVBK_E_NOTFOUND, "no record of %s %s/%s", hb_entry_word(kind),
+                           ns, name);
         else
             rc = hb_seterr(e, hb_errno_code(errno), "cannot remove '%s': %s", path,
                            strerror(errno));
@@ -252,7 +268,12 @@ static bool json_name(const char *file, char *base, size_t size)
 
 int hb_record_foreach(harvbk_ctx *ctx, hb_record_cb cb, void *ud, hb_err *e)
 {
-    char *top = hb_ctx_path(ctx, HB_RECORDS_DIR, NULL, NULL);
+    return hb_record_foreach_k(ctx, HB_ENTRY_BACKUP, cb, ud, e);
+}
+
+int hb_record_foreach_k(harvbk_ctx *ctx, int kind, hb_record_cb cb, void *ud, hb_err *e)
+{
+    char *top = hb_ctx_path(ctx, hb_entry_dir(kind), NULL, NULL);
     if (!top)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     DIR *d = opendir(top);
@@ -261,8 +282,8 @@ int hb_record_foreach(harvbk_ctx *ctx, hb_record_cb cb, void *ud, hb_err *e)
         hb_free(top);
         if (err == ENOENT)
             return 0;
-        return hb_seterr(e, hb_errno_code(err), "cannot read the backup records: %s",
-                         strerror(err));
+        return hb_seterr(e, hb_errno_code(err), "cannot read the %s records: %s",
+                         hb_entry_word(kind), strerror(err));
     }
     int rc = 0;
     struct dirent *de;
@@ -279,11 +300,12 @@ int hb_record_foreach(harvbk_ctx *ctx, hb_record_cb cb, void *ud, hb_err *e)
             hb_record r;
             hb_err re;
             hb_err_clear(&re);
-            int rr = hb_record_read(ctx, de->d_name, base, &r, &re);
+            int rr = hb_record_read_k(ctx, kind, de->d_name, base, &r, &re);
             if (rr == HARVBK_E_NOTFOUND)
                 continue; /* removed meanwhile */
             if (rr) {
-                hb_log_warn(&ctx->log, "skipping unreadable backup record: %s", re.msg);
+                hb_log_warn(&ctx->log, "skipping unreadable %s record: %s", hb_entry_word(kind),
+                            re.msg);
                 continue;
             }
             rc = cb(&r, ud);
@@ -361,12 +383,27 @@ static void lock_release(const char *path, int fd)
     close(fd);
 }
 
+/* Lock files of snapshots carry ".snap" so that a backup and a snapshot of
+ * the same name never share one. */
+static const char *kind_suffix(int kind, bool read)
+{
+    if (kind == HB_ENTRY_SNAPSHOT)
+        return read ? ".snap.read" : ".snap";
+    return read ? ".read" : "";
+}
+
 int hb_reclock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_fd, hb_err *e)
 {
+    return hb_reclock_try_k(ctx, HB_ENTRY_BACKUP, ns, name, out_fd, e);
+}
+
+int hb_reclock_try_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, int *out_fd,
+                     hb_err *e)
+{
     char busy[200];
-    snprintf(busy, sizeof busy, "backup %s/%s is being written by a running operation", ns,
-             name);
-    char *path = lock_path(ctx, ns, name, "");
+    snprintf(busy, sizeof busy, "%s %s/%s is being written by a running operation",
+             hb_entry_word(kind), ns, name);
+    char *path = lock_path(ctx, ns, name, kind_suffix(kind, false));
     int rc = lock_try(ctx, path, LOCK_EX, out_fd, busy, e);
     hb_free(path);
     return rc;
@@ -374,9 +411,14 @@ int hb_reclock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_f
 
 void hb_reclock_release(harvbk_ctx *ctx, const char *ns, const char *name, int fd)
 {
+    hb_reclock_release_k(ctx, HB_ENTRY_BACKUP, ns, name, fd);
+}
+
+void hb_reclock_release_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, int fd)
+{
     if (fd < 0)
         return;
-    char *path = lock_path(ctx, ns, name, "");
+    char *path = lock_path(ctx, ns, name, kind_suffix(kind, false));
     lock_release(path, fd);
     hb_free(path);
 }
@@ -384,12 +426,19 @@ void hb_reclock_release(harvbk_ctx *ctx, const char *ns, const char *name, int f
 int hb_readlock_try(harvbk_ctx *ctx, const char *ns, const char *name, bool exclusive,
                     int *out_fd, hb_err *e)
 {
+    return hb_readlock_try_k(ctx, HB_ENTRY_BACKUP, ns, name, exclusive, out_fd, e);
+}
+
+int hb_readlock_try_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name,
+                      bool exclusive, int *out_fd, hb_err *e)
+{
     char busy[200];
     if (exclusive)
-        snprintf(busy, sizeof busy, "backup %s/%s is being restored or verified", ns, name);
+        snprintf(busy, sizeof busy, "%s %s/%s is being restored or verified",
+                 hb_entry_word(kind), ns, name);
     else
-        snprintf(busy, sizeof busy, "backup %s/%s is being deleted", ns, name);
-    char *path = lock_path(ctx, ns, name, ".read");
+        snprintf(busy, sizeof busy, "%s %s/%s is being deleted", hb_entry_word(kind), ns, name);
+    char *path = lock_path(ctx, ns, name, kind_suffix(kind, true));
     int rc = lock_try(ctx, path, exclusive ? LOCK_EX : LOCK_SH, out_fd, busy, e);
     hb_free(path);
     return rc;
@@ -398,13 +447,19 @@ int hb_readlock_try(harvbk_ctx *ctx, const char *ns, const char *name, bool excl
 void hb_readlock_release(harvbk_ctx *ctx, const char *ns, const char *name, bool exclusive,
                          int fd)
 {
+    hb_readlock_release_k(ctx, HB_ENTRY_BACKUP, ns, name, exclusive, fd);
+}
+
+void hb_readlock_release_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name,
+                           bool exclusive, int fd)
+{
     if (fd < 0)
         return;
     if (!exclusive) { /* other readers may hold the same file: only let go */
         close(fd);
         return;
     }
-    char *path = lock_path(ctx, ns, name, ".read");
+    char *path = lock_path(ctx, ns, name, kind_suffix(kind, true));
     lock_release(path, fd);
     hb_free(path);
 }
@@ -433,7 +488,12 @@ void hb_restore_lock_release(harvbk_ctx *ctx, const char *ns, const char *name, 
 
 int hb_backup_committed(hb_store *st, const char *ns, const char *name, hb_err *e)
 {
-    char *key = hb_key_manifest(HB_KIND_BACKUPS, ns, name);
+    return hb_entry_committed(st, HB_ENTRY_BACKUP, ns, name, e);
+}
+
+int hb_entry_committed(hb_store *st, int kind, const char *ns, const char *name, hb_err *e)
+{
+    char *key = hb_key_manifest(hb_entry_dir(kind), ns, name);
     if (!key)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     uint64_t size;
@@ -465,14 +525,14 @@ int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_store *st, hb_err *e)
     int fd;
     hb_err le;
     hb_err_clear(&le);
-    int rc = hb_reclock_try(ctx, r->ns, r->name, &fd, &le);
+    int rc = hb_reclock_try_k(ctx, r->kind, r->ns, r->name, &fd, &le);
     if (rc == HARVBK_E_BUSY)
         return 0; /* its writer is alive */
     if (rc)
         return hb_seterr(e, le.code, "%s", le.msg);
     /* We hold the lock: re-read, the record may have changed meanwhile. */
     hb_record cur;
-    rc = hb_record_read(ctx, r->ns, r->name, &cur, e);
+    rc = hb_record_read_k(ctx, r->kind, r->ns, r->name, &cur, e);
     int changed = 0;
     if (rc == 0 && cur.state == HARVBK_STATE_INPROGRESS) {
         /* The writer may have died between the commit (the manifest) and
@@ -481,9 +541,10 @@ int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_store *st, hb_err *e)
         if (st && cur.store_id && strcmp(cur.store_id, st->id) == 0) {
             hb_err ce;
             hb_err_clear(&ce);
-            committed = hb_backup_committed(st, cur.ns, cur.name, &ce);
+            committed = hb_entry_committed(st, cur.kind, cur.ns, cur.name, &ce);
             if (committed < 0)
-                hb_log_warn(&ctx->log, "backup %s/%s: %s", cur.ns, cur.name, ce.msg);
+                hb_log_warn(&ctx->log, "%s %s/%s: %s", hb_entry_word(cur.kind), cur.ns,
+                            cur.name, ce.msg);
         }
         if (committed > 0) {
             record_make_ready(&cur);
@@ -492,8 +553,11 @@ int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_store *st, hb_err *e)
             cur.commit_unknown = committed < 0;
             cur.state = HARVBK_STATE_ERROR;
             rc = hb_record_set_error(&cur, HARVBK_E_INTERRUPTED,
-                                     "interrupted: the process writing this backup ended "
-                                     "before it completed");
+                                     cur.kind == HB_ENTRY_SNAPSHOT
+                                         ? "interrupted: the process writing this snapshot "
+                                           "ended before it completed"
+                                         : "interrupted: the process writing this backup ended "
+                                           "before it completed");
             if (rc)
                 hb_seterr(e, rc, NULL);
         }
@@ -502,13 +566,13 @@ int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_store *st, hb_err *e)
         if (rc == 0 && cur.owner && *cur.owner && cur.store_id && *cur.store_id)
             rc = hb_recovery_remember(ctx, cur.owner, cur.store_id);
         if (rc == 0) {
-            hb_log_warn(&ctx->log, "backup %s/%s was interrupted (writer %s)%s", cur.ns,
-                        cur.name, cur.owner,
+            hb_log_warn(&ctx->log, "%s %s/%s was interrupted (writer %s)%s",
+                        hb_entry_word(cur.kind), cur.ns, cur.name, cur.owner,
                         committed > 0 ? " after its commit; it is Ready" : "; marked Error");
             changed = 1;
         }
     }
-    hb_reclock_release(ctx, r->ns, r->name, fd);
+    hb_reclock_release_k(ctx, r->kind, r->ns, r->name, fd);
     if (rc == 0) {
         hb_record_clear(r);
         *r = cur;

@@ -12,7 +12,12 @@
  * A writer may also die after its commit (the manifest) but before its record
  * said Ready: when the store is opened, "interrupted" records whose manifest
  * is there become Ready again. Ready means a manifest in the target.
- * Restores killed midway are undone from their journals (restore_journal.c).
+ * Snapshots are recovered the same way at open, against the local snapshot
+ * store, which is always at hand: an interrupted snapshot becomes Error (or
+ * Ready when its manifest is there) and its writer's temporaries and lease in
+ * the snapshot store are removed at once.
+ * Restores killed midway are undone from their journals (restore_journal.c,
+ * restore_replace.c).
  */
 #include "ops.h"
 
@@ -47,6 +52,11 @@ void hb_recovery_cleanup_store(harvbk_ctx *ctx, hb_store *st)
 {
     /* records made Error before this store could be looked at */
     hb_recovery_fix_committed(ctx, st);
+    hb_recovery_cleanup_pending(ctx, st);
+}
+
+void hb_recovery_cleanup_pending(harvbk_ctx *ctx, hb_store *st)
+{
     /* take this store's entries out of the list, then work without the lock */
     hb_pending_owner *mine = NULL;
     pthread_mutex_lock(&ctx->mu);
@@ -101,9 +111,43 @@ static int scan_one(hb_record *r, void *ud)
     return 0;
 }
 
+typedef struct snap_scan {
+    harvbk_ctx *ctx;
+    hb_store_ref *ref;   /* opened on the first interrupted snapshot */
+    bool tried;
+} snap_scan;
+
+static int scan_snap_one(hb_record *r, void *ud)
+{
+    snap_scan *ss = ud;
+    if (r->state != HARVBK_STATE_INPROGRESS)
+        return 0;
+    hb_err e;
+    hb_err_clear(&e);
+    if (!ss->tried) {
+        ss->tried = true;
+        if (hb_snapstore_open(ss->ctx, NULL, false, &ss->ref, &e) != 0)
+            hb_log_warn(&ss->ctx->log, "cannot open the snapshot store to recover interrupted "
+                        "snapshots: %s", e.msg);
+        hb_err_clear(&e);
+    }
+    if (hb_record_recover(ss->ctx, r, ss->ref ? ss->ref->st : NULL, &e) < 0)
+        hb_log_warn(&ss->ctx->log, "cannot recover snapshot record %s/%s: %s", r->ns, r->name,
+                    e.msg);
+    return 0;
+}
+
 int hb_recovery_scan(harvbk_ctx *ctx, hb_err *e)
 {
     int rc = hb_record_foreach(ctx, scan_one, ctx, e);
+    if (rc == 0) {
+        snap_scan ss = { ctx, NULL, false };
+        rc = hb_record_foreach_k(ctx, HB_ENTRY_SNAPSHOT, scan_snap_one, &ss, e);
+        if (ss.ref) { /* the dead snapshot writers' temporaries and leases */
+            hb_recovery_cleanup_pending(ctx, ss.ref->st);
+            hb_ctx_store_release(ctx, ss.ref);
+        }
+    }
     if (rc == 0)
         rc = hb_rjournal_scan(ctx, e);
     return rc;

@@ -23,6 +23,8 @@
  * files (the restore completed and only the journal was left), the final
  * files that are still the restore's own inodes. Nothing else is touched:
  * paths must be the ones a restore of that volume name would use.
+ * A journal with "mode":"replace" belongs to a replace-restore and is
+ * recovered by restore_replace.c.
  */
 #include "ops.h"
 #include "../core/fsutil.h"
@@ -46,6 +48,11 @@ static char *journal_path(harvbk_ctx *ctx, const char *ns, const char *name)
     char *p = file ? hb_ctx_path(ctx, HB_RESTORES_DIR, ns, file) : NULL;
     hb_free(file);
     return p;
+}
+
+char *hb_rjournal_path(harvbk_ctx *ctx, const char *ns, const char *name)
+{
+    return journal_path(ctx, ns, name);
 }
 
 static bool add_u64_string(cJSON *o, const char *field, uint64_t v)
@@ -252,7 +259,14 @@ int hb_rjournal_recover(harvbk_ctx *ctx, const char *ns, const char *name, hb_er
         rc = hb_json_parse(b.data, b.len, JOURNAL_WHAT, &root, e);
         if (rc == 0 && !cJSON_IsObject(root))
             rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s is not a JSON object", JOURNAL_WHAT);
+        const char *mode = NULL;
         if (rc == 0)
+            rc = hb_json_get_str(root, "mode", false, &mode, JOURNAL_WHAT, e);
+        if (rc == 0 && mode && strcmp(mode, "replace") == 0)
+            rc = hb_rr_recover(ctx, ns, name, root, e);
+        else if (rc == 0 && mode)
+            rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: unknown mode \"%s\"", JOURNAL_WHAT, mode);
+        else if (rc == 0)
             rc = undo(ctx, ns, name, root, e);
         cJSON_Delete(root);
         if (rc == HARVBK_E_CORRUPT) {

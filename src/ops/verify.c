@@ -10,6 +10,7 @@
 
 typedef struct verify_job {
     harvbk_ctx *ctx;
+    int kind;
     char *ns, *name;
     int read_fd;                   /* the backup's shared read lock */
 } verify_job;
@@ -20,7 +21,7 @@ static void verify_job_free(void *p)
     if (!j)
         return;
     if (j->read_fd >= 0)
-        hb_readlock_release(j->ctx, j->ns, j->name, false, j->read_fd);
+        hb_readlock_release_k(j->ctx, j->kind, j->ns, j->name, false, j->read_fd);
     hb_free(j->ns);
     hb_free(j->name);
     hb_free(j);
@@ -35,10 +36,11 @@ static int verify_run(harvbk_op *op, hb_err *e)
     hb_manifest m;
     hb_dset *checked = NULL;
     uint64_t chunks = 0;
-    hb_log_info(&ctx->log, "verify of backup %s/%s started", j->ns, j->name);
-    int rc = hb_store_manifest_read(st, HB_KIND_BACKUPS, j->ns, j->name, &m, e);
+    const char *word = hb_entry_word(j->kind);
+    hb_log_info(&ctx->log, "verify of %s %s/%s started", word, j->ns, j->name);
+    int rc = hb_store_manifest_read(st, hb_entry_dir(j->kind), j->ns, j->name, &m, e);
     if (rc == HARVBK_E_NOTFOUND)
-        hb_seterr(e, rc, "backup %s/%s was deleted", j->ns, j->name);
+        hb_seterr(e, rc, "%s %s/%s was deleted", word, j->ns, j->name);
     if (rc == 0) {
         uint64_t total = 0;
         for (size_t i = 0; i < m.nvols; i++) {
@@ -53,48 +55,51 @@ static int verify_run(harvbk_op *op, hb_err *e)
     hb_op_job(op, st, &job);
     for (size_t i = 0; rc == 0 && i < m.nvols; i++) {
         if (hb_op_cancelled(op)) {
-            rc = hb_seterr(e, HARVBK_E_CANCELLED, "verify of backup %s/%s cancelled", j->ns,
+            rc = hb_seterr(e, HARVBK_E_CANCELLED, "verify of %s %s/%s cancelled", word, j->ns,
                            j->name);
             break;
         }
         hb_index ix;
-        rc = hb_store_index_read(st, HB_KIND_BACKUPS, &m, &m.vols[i], &ix, e);
+        rc = hb_store_index_read(st, hb_entry_dir(j->kind), &m, &m.vols[i], &ix, e);
         if (rc == 0) {
             rc = hb_engine_verify_volume(&job, &ix, m.vols[i].name, checked, e);
             hb_index_clear(&ix);
         }
         if (rc == HARVBK_E_CANCELLED || (rc && hb_op_cancelled(op)))
-            rc = hb_seterr(e, HARVBK_E_CANCELLED, "verify of backup %s/%s cancelled", j->ns,
+            rc = hb_seterr(e, HARVBK_E_CANCELLED, "verify of %s %s/%s cancelled", word, j->ns,
                            j->name);
     }
     uint64_t ms = hb_mono_ms() - t0;
     if (rc == 0) {
         atomic_store(&op->done, atomic_load(&op->total));
-        hb_log_info(&ctx->log, "verify of backup %s/%s OK: %zu volume(s), %zu distinct chunks "
-                    "checked in %llu.%03llu s", j->ns, j->name, m.nvols, hb_dset_count(checked),
+        hb_log_info(&ctx->log, "verify of %s %s/%s OK: %zu volume(s), %zu distinct chunks "
+                    "checked in %llu.%03llu s", word, j->ns, j->name, m.nvols,
+                    hb_dset_count(checked),
                     (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
     } else {
-        hb_log_error(&ctx->log, "verify of backup %s/%s failed after %llu ms: %s", j->ns, j->name,
-                     (unsigned long long)ms, e->msg);
+        hb_log_error(&ctx->log, "verify of %s %s/%s failed after %llu ms: %s", word, j->ns,
+                     j->name, (unsigned long long)ms, e->msg);
     }
     hb_dset_free(checked);
     hb_manifest_clear(&m);
-    hb_ctx_use_del(ctx, HB_USE_READ, j->ns, j->name);
+    if (j->kind == HB_ENTRY_BACKUP)
+        hb_ctx_use_del(ctx, HB_USE_READ, j->ns, j->name);
     verify_job_free(j);
     return rc;
 }
 
-static int verify_start(harvbk_op **out, harvbk_ctx *ctx, const char *ns, const char *name,
-                        const harvbk_op_options *opts, hb_err *e)
+static int verify_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *ns,
+                        const char *name, const harvbk_op_options *opts, hb_err *e)
 {
     int rc = hb_check_name("namespace", ns, e);
     if (rc == 0)
-        rc = hb_check_name("backup name", name, e);
+        rc = hb_check_name(kind == HB_ENTRY_SNAPSHOT ? "snapshot name" : "backup name", name, e);
     if (rc)
         return rc;
     verify_job *j = hb_calloc(1, sizeof *j);
     if (j) {
         j->ctx = ctx;
+        j->kind = kind;
         j->read_fd = -1;
     }
     if (!j || !(j->ns = hb_strdup(ns)) || !(j->name = hb_strdup(name))) {
@@ -104,22 +109,27 @@ static int verify_start(harvbk_op **out, harvbk_ctx *ctx, const char *ns, const 
     hb_store_ref *ref = NULL;
     harvbk_op *op = NULL;
     bool used = false;
-    if ((rc = hb_ctx_store_acquire(ctx, &ref, e)))
+    rc = hb_kind_store_acquire(ctx, kind, false, &ref, e);
+    if (rc == HARVBK_E_NOTFOUND)
+        hb_seterr(e, rc, "snapshot %s/%s not found", ns, name);
+    if (rc)
         goto fail;
-    if ((rc = hb_ctx_use_add(ctx, HB_USE_READ, ns, name, e)))
-        goto fail;
-    used = true;
-    if ((rc = hb_readlock_try(ctx, ns, name, false, &j->read_fd, e)))
+    if (kind == HB_ENTRY_BACKUP) {
+        if ((rc = hb_ctx_use_add(ctx, HB_USE_READ, ns, name, e)))
+            goto fail;
+        used = true;
+    }
+    if ((rc = hb_readlock_try_k(ctx, kind, ns, name, false, &j->read_fd, e)))
         goto fail;
     /* exists? (NOTFOUND / STATE now; a damaged manifest is the verify's finding) */
-    char *mkey = hb_key_manifest(HB_KIND_BACKUPS, ns, name);
+    char *mkey = hb_key_manifest(hb_entry_dir(kind), ns, name);
     uint64_t size;
     rc = mkey ? hb_target_head(ref->st->t, mkey, &size, e) : hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_free(mkey);
     if (rc == HARVBK_E_NOTFOUND) {
         hb_manifest m;
         hb_err_clear(e);
-        rc = hb_backup_manifest_load(ctx, ref->st, ns, name, &m, e);
+        rc = hb_entry_manifest_load(ctx, ref->st, kind, ns, name, &m, e);
         hb_manifest_clear(&m);
     }
     if (rc)
@@ -147,6 +157,12 @@ fail:
 int harvbk_backup_verify(harvbk_op **out, harvbk_ctx *ctx, const char *namespace_,
                          const char *name, const harvbk_op_options *opts)
 {
+    return hb_entry_verify(out, ctx, HB_ENTRY_BACKUP, namespace_, name, opts);
+}
+
+int hb_entry_verify(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *namespace_,
+                    const char *name, const harvbk_op_options *opts)
+{
     if (!hb_ctx_ok(ctx))
         return HARVBK_E_INVALID;
     if (!out)
@@ -163,6 +179,6 @@ int harvbk_backup_verify(harvbk_op **out, harvbk_ctx *ctx, const char *namespace
         rc = hb_opts_version_check(opts->version, HARVBK_OP_OPTIONS_VERSION, "operation options",
                                    &e);
     if (rc == 0)
-        rc = verify_start(out, ctx, namespace_, name, opts, &e);
+        rc = verify_start(out, ctx, kind, namespace_, name, opts, &e);
     return rc ? hb_ctx_fail(ctx, &e) : 0;
 }

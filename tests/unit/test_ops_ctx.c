@@ -133,7 +133,7 @@ static void test_options_versions_zero_and_newer_are_refused(void **state)
     assert_null(bo.freeze_cb);
     assert_null(bo.progress_cb);
     harvbk_restore_options ri = HARVBK_RESTORE_OPTIONS_INIT;
-    assert_int_equal(harvbk_restore_options_init(&ro, 1), 0);
+    assert_int_equal(harvbk_restore_options_init(&ro, HARVBK_RESTORE_OPTIONS_VERSION), 0);
     assert_int_equal(ro.version, ri.version);
     assert_null(ro.target_dir);
     assert_null(ro.new_vm_name);

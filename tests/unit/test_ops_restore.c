@@ -168,7 +168,7 @@ static void test_refuses_existing_vm_existing_files_and_bad_options(void **state
     ro = ropts(NULL, dir);
     assert_int_equal(restore(&v, &ro, NULL, 0), HARVBK_E_INVALID);
     ro = ropts("fresh", dir);
-    ro.flags = 1;
+    ro.flags = 0x80; /* no such flag */
     assert_int_equal(restore(&v, &ro, NULL, 0), HARVBK_E_INVALID);
     ro = ropts("fresh", dir);
     harvbk_op *op = (harvbk_op *)1;
