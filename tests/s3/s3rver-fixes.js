@@ -128,8 +128,10 @@ proto.deleteObject = async function deleteObject(bucket, key) {
 async function openInDir(filePath) {
   // mkdir + open, again if a concurrent delete removed the directory between
   for (let attempt = 0; ; attempt++) {
-    await fs.mkdirp(path.dirname(filePath));
     try {
+      // inside the try: a concurrent delete can remove a parent that mkdirp
+      // just created before it creates the next level (ENOENT)
+      await fs.mkdirp(path.dirname(filePath));
       return await new Promise((resolve, reject) => {
         const ws = fs.createWriteStream(filePath, { flags: 'wx' });
         ws.once('error', reject);
