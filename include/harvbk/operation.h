@@ -1,5 +1,6 @@
 /*
- * harvbk/operation.h - asynchronous operations (backup, restore, verify, gc...).
+ * harvbk/operation.h - asynchronous operations (backup, snapshot, restore,
+ * verify, gc...).
  *
  * Functions that start work return an operation handle at once; the work runs
  * on a library thread. Poll its state and progress, wait for it, or cancel it.
@@ -54,7 +55,9 @@ HARVBK_API int harvbk_op_result(const harvbk_op *op);
 HARVBK_API int harvbk_op_progress(const harvbk_op *op, uint64_t *out_done, uint64_t *out_total);
 /** Copy the error message (empty when none) into buf; returns the full length. */
 HARVBK_API size_t harvbk_op_errmsg_copy(const harvbk_op *op, char *buf, size_t size);
-/** Kind of operation: "backup", "restore", "verify", "gc". Static. */
+/** Kind of operation: "backup", "snapshot" (harvbk_snapshot_create), "restore"
+ *  (from a backup or a snapshot), "verify" (of a backup or a snapshot), "gc"
+ *  (of the target or of the snapshot store). Static. */
 HARVBK_API const char *harvbk_op_kind(const harvbk_op *op);
 /** Free the handle. A running operation is cancelled and waited for first.
  *  NULL is a no-op. */

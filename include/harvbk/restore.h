@@ -8,8 +8,10 @@
  * VM of that name exists. A snapshot is only restored into its own namespace
  * (else HARVBK_E_CROSS_NAMESPACE).
  *
- * Replace (HARVBK_RESTORE_REPLACE): the registered VM must be reported powered
- * off (harvbk_vm_set_registered_power_state(); else HARVBK_E_VM_RUNNING). Each
+ * Replace (HARVBK_RESTORE_REPLACE): only the VM the backup or snapshot was
+ * taken of (same namespace and name; another VM: HARVBK_E_INVALID), which must
+ * be registered and reported powered off
+ * (harvbk_vm_set_registered_power_state(); else HARVBK_E_VM_RUNNING). Each
  * volume is written beside the old one and swapped in only once every volume
  * is complete and verified; the previous volumes are then deleted or retained
  * (backups: delete by default; snapshots: only retain, else
@@ -64,7 +66,8 @@ typedef struct harvbk_restore_options {
     unsigned int version;          /* HARVBK_RESTORE_OPTIONS_VERSION */
     unsigned int flags;            /* HARVBK_RESTORE_* */
     /* The VM to create (must not exist in the catalog), or with
-     * HARVBK_RESTORE_REPLACE the registered VM to replace. Required. */
+     * HARVBK_RESTORE_REPLACE the registered VM to replace (the VM the backup
+     * or snapshot was taken of). Required. */
     const char *new_vm_namespace;
     const char *new_vm_name;
     /* Where volumes are written: DIR/VOLNAME.raw (sparse). Required for a new
@@ -165,8 +168,13 @@ HARVBK_API int harvbk_metadata_rewrite_set_output(harvbk_metadata_rewrite *rw, c
  * harvesterhci.io/vmName of the template renamed, and every
  * spec.template.spec.domain.devices.interfaces[].macAddress removed unless
  * MACs are kept. Any other JSON object with a "metadata" object only gets
- * name/namespace rewritten where they named the source VM; any other document
- * is left unchanged. `payload` is unused.
+ * name/namespace rewritten where they named the source VM (and is left byte
+ * for byte when neither did); any other document (not a JSON object, or JSON
+ * followed by other bytes) is left unchanged. A rewritten document is printed
+ * compactly, every value it does not change keeping its exact text (numbers
+ * are never rounded). A VirtualMachine document that cannot be printed back
+ * exactly (an object key holding an escaped NUL character) fails the restore
+ * with HARVBK_E_UNSUPPORTED. `payload` is unused.
  */
 HARVBK_API int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload);
 

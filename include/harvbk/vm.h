@@ -48,7 +48,9 @@ HARVBK_API int harvbk_vm_new(harvbk_vm **out, const char *namespace_, const char
 HARVBK_API void harvbk_vm_free(harvbk_vm *vm);
 
 /** Add a volume whose bytes are in a raw image file or a block device at `path`
- *  (copied). The size is taken when an operation starts.
+ *  (copied). The size is taken when an operation starts. A relative path is
+ *  opened relative to the working directory at that time; harvbk_vm_register()
+ *  accepts only absolute paths.
  *  Errors: HARVBK_E_INVALID (bad name), HARVBK_E_EXISTS (duplicate volume name). */
 HARVBK_API int harvbk_vm_add_volume_file(harvbk_vm *vm, const char *volume, const char *path);
 
@@ -90,7 +92,9 @@ HARVBK_API harvbk_power_state harvbk_vm_power_state(const harvbk_vm *vm);
 /* ---- The context's VM catalog (persisted in the state directory) ---- */
 
 /** Save `vm` in the catalog, replacing any entry of the same namespace/name.
- *  Errors: HARVBK_E_INVALID for a VM with callback volumes or no volume. */
+ *  Errors: HARVBK_E_INVALID for a VM with callback volumes, no volume, or a
+ *  volume whose path is relative (the catalog outlives the caller's working
+ *  directory: resolve paths first, e.g. with realpath()). */
 HARVBK_API int harvbk_vm_register(harvbk_ctx *ctx, const harvbk_vm *vm);
 /** Load a registered VM into *out (caller frees). HARVBK_E_NOTFOUND if absent. */
 HARVBK_API int harvbk_vm_lookup(harvbk_vm **out, harvbk_ctx *ctx, const char *namespace_,

@@ -165,6 +165,12 @@ int hb_catalog_put(harvbk_ctx *ctx, const harvbk_vm *vm, bool allow_external, hb
                              "volume %s of VM %s/%s is served by callbacks; only volumes "
                              "with a path can be registered",
                              v->name, vm->ns, vm->name);
+        if (v->path && v->path[0] != '/')
+            return hb_seterr(e, HARVBK_E_INVALID,
+                             "volume %s of VM %s/%s: path '%s' is relative; register an "
+                             "absolute path (a relative one would depend on the working "
+                             "directory of every later process)",
+                             v->name, vm->ns, vm->name, v->path);
     }
     char *dir = hb_ctx_path(ctx, HB_VMS_DIR, vm->ns, NULL);
     char *path = vm_path(ctx, vm->ns, vm->name);

@@ -858,6 +858,16 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const char 
                            "VM %s/%s is not registered: only an existing VM can be replaced "
                            "(restore as a new VM instead)",
                            j->new_ns, j->new_name);
+        /* the seed's "replace existing" restores the VM the source was taken
+         * of: its metadata (MAC addresses, volume references) describes that
+         * VM, and would make another VM a twin of it */
+        if (rc == 0 && (strcmp(j->m.vm_ns, j->new_ns) != 0 ||
+                        strcmp(j->m.vm_name, j->new_name) != 0))
+            rc = hb_seterr(e, HARVBK_E_INVALID,
+                           "%s %s/%s was taken of VM %s/%s: it can replace only that VM, not "
+                           "%s/%s (restore it as a new VM instead)",
+                           hb_entry_word(kind), ns, name, j->m.vm_ns, j->m.vm_name, j->new_ns,
+                           j->new_name);
         if (rc == 0 && j->old_vm->power != HARVBK_POWER_OFF)
             rc = hb_seterr(e, HARVBK_E_VM_RUNNING,
                            "VM %s/%s is %s; it must be reported powered off before it is "

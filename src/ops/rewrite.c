@@ -7,6 +7,7 @@
 #include "ops.h"
 #include "../core/json.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void hb_rewrite_init(harvbk_metadata_rewrite *rw)
@@ -25,9 +26,14 @@ int hb_rewrite_run(harvbk_metadata_rewrite *rw, harvbk_metadata_rewrite_cb cb, v
 {
     if (!cb)
         cb = harvbk_metadata_rewrite_default;
+    bool dflt = cb == harvbk_metadata_rewrite_default;
     int rc = cb(rw, payload);
     if (rc > 0 || (rc < 0 && strcmp(harvbk_error_name(rc), "HARVBK_E_UNKNOWN") == 0))
         rc = HARVBK_E_ERROR; /* not one of ours */
+    if (rc == HARVBK_E_UNSUPPORTED && dflt)
+        return hb_seterr(e, rc, "the default metadata rewrite cannot change this VirtualMachine "
+                         "document without altering other values (an object key contains "
+                         "\\u0000); give a metadata rewrite hook of your own");
     if (rc)
         return hb_seterr(e, rc, "the metadata rewrite hook failed: %s", harvbk_strerror(rc));
     hb_buf_reset(result);
@@ -229,6 +235,127 @@ static bool rewrite_vm(const harvbk_metadata_rewrite *rw, cJSON *root)
     return ok;
 }
 
+/* ---- keeping every value the rewrite does not touch exactly as it was ----
+ *
+ * cJSON holds numbers as doubles (an integer above 2^53 would come back
+ * rounded, 1.0 as 1) and strings as C strings (an escaped NUL would cut one
+ * short). Before anything is changed, every number, and every string value
+ * holding an escaped NUL, becomes a raw node carrying its original text, so
+ * that printing gives it back byte for byte. The original text is found by a
+ * scan of the (valid) document: its value tokens come in the order of a
+ * pre-order walk of the tree. */
+
+typedef struct lexer {
+    const char *p, *end;
+} lexer;
+
+/* Next number or string *value* (not a key) of the document: its text in
+ * [*tok, *tok + *len), *is_num set. false at the end. */
+static bool next_value_token(lexer *lx, const char **tok, size_t *len, bool *is_num)
+{
+    while (lx->p < lx->end) {
+        char c = *lx->p;
+        if (c == '"') {
+            const char *s = lx->p++;
+            while (lx->p < lx->end && *lx->p != '"')
+                lx->p += *lx->p == '\\' && lx->p + 1 < lx->end ? 2 : 1;
+            if (lx->p < lx->end)
+                lx->p++; /* the closing quote */
+            const char *q = lx->p;
+            while (q < lx->end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+                q++;
+            if (q < lx->end && *q == ':')
+                continue; /* an object key */
+            *tok = s;
+            *len = (size_t)(lx->p - s);
+            *is_num = false;
+            return true;
+        }
+        if (c == '-' || (c >= '0' && c <= '9')) {
+            const char *s = lx->p;
+            while (lx->p < lx->end && *lx->p && strchr("0123456789+-.eE", *lx->p))
+                lx->p++;
+            *tok = s;
+            *len = (size_t)(lx->p - s);
+            *is_num = true;
+            return true;
+        }
+        lx->p++;
+    }
+    return false;
+}
+
+static bool has_nul_escape(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 6 <= len; i++) {
+        if (s[i] == '\\' && s[i + 1] == '\\') {
+            i++; /* an escaped backslash */
+            continue;
+        }
+        if (s[i] == '\\' && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool to_raw(cJSON *it, const char *tok, size_t len)
+{
+    char *raw = cJSON_malloc(len + 1);
+    if (!raw)
+        return false;
+    memcpy(raw, tok, len);
+    raw[len] = '\0';
+    if (it->valuestring)
+        cJSON_free(it->valuestring);
+    it->valuestring = raw;
+    it->type = cJSON_Raw;
+    return true;
+}
+
+/* 1: done; 0: the document cannot be reprinted exactly; -1: out of memory */
+static int pin_values(cJSON *it, lexer *lx)
+{
+    for (; it; it = it->next) {
+        if (cJSON_IsNumber(it) || cJSON_IsString(it)) {
+            const char *tok = NULL;
+            size_t len = 0;
+            bool is_num = false;
+            if (!next_value_token(lx, &tok, &len, &is_num) || is_num != cJSON_IsNumber(it))
+                return 0; /* cannot happen with a document cJSON accepted */
+            if ((is_num || has_nul_escape(tok, len)) && !to_raw(it, tok, len))
+                return -1;
+        } else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+            int r = pin_values(it->child, lx);
+            if (r != 1)
+                return r;
+        }
+    }
+    return 1;
+}
+
+/* An object key holding an escaped NUL (cJSON cuts it short: not reprintable). */
+static bool nul_in_keys(const char *p, const char *end)
+{
+    lexer lx = { p, end };
+    while (lx.p < lx.end) {
+        if (*lx.p != '"') {
+            lx.p++;
+            continue;
+        }
+        const char *s = lx.p++;
+        while (lx.p < lx.end && *lx.p != '"')
+            lx.p += *lx.p == '\\' && lx.p + 1 < lx.end ? 2 : 1;
+        if (lx.p < lx.end)
+            lx.p++;
+        const char *q = lx.p;
+        while (q < lx.end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+            q++;
+        if (q < lx.end && *q == ':' && has_nul_escape(s, (size_t)(lx.p - s)))
+            return true;
+    }
+    return false;
+}
+
 int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
 {
     (void)payload;
@@ -236,18 +363,40 @@ int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
         return HARVBK_E_INVALID;
     if (!rw->in_len)
         return 0;
-    cJSON *root = cJSON_ParseWithLength((const char *)rw->in, rw->in_len);
-    if (!cJSON_IsObject(root)) { /* not a JSON object: nothing we can safely change */
+    cJSON *root = NULL;
+    hb_err pe;
+    hb_err_clear(&pe);
+    if (hb_json_parse(rw->in, rw->in_len, NULL, &root, &pe) != 0 || !cJSON_IsObject(root)) {
+        cJSON_Delete(root); /* not a JSON object: nothing we can safely change */
+        return 0;
+    }
+    const char *kind = str(root, "kind");
+    bool is_vm = kind && strcmp(kind, "VirtualMachine") == 0;
+    cJSON *meta = obj(root, "metadata");
+    if (!is_vm && !meta) { /* not a Kubernetes-style object */
         cJSON_Delete(root);
         return 0;
     }
+    const char *text_in = rw->in;
+    if (nul_in_keys(text_in, text_in + rw->in_len)) {
+        cJSON_Delete(root);
+        return is_vm ? HARVBK_E_UNSUPPORTED : 0;
+    }
+    lexer lx = { text_in, text_in + rw->in_len };
+    int pinned = pin_values(root->child, &lx);
+    if (pinned != 1) {
+        cJSON_Delete(root);
+        return pinned < 0 ? HARVBK_E_NOMEM : is_vm ? HARVBK_E_UNSUPPORTED : 0;
+    }
     bool ok = true;
-    const char *kind = str(root, "kind");
-    if (kind && strcmp(kind, "VirtualMachine") == 0) {
+    if (is_vm) {
         ok = rewrite_vm(rw, root);
     } else {
-        cJSON *meta = obj(root, "metadata");
-        if (!meta) { /* not a Kubernetes-style object */
+        /* only name/namespace, and only where they named the source VM */
+        const char *n = str(meta, "name"), *ns = str(meta, "namespace");
+        bool renames = (n && strcmp(n, rw->src_vm) == 0 && strcmp(n, rw->vm) != 0) ||
+                       (ns && strcmp(ns, rw->src_ns) == 0 && strcmp(ns, rw->ns) != 0);
+        if (!renames) { /* nothing to change: the document stays byte for byte */
             cJSON_Delete(root);
             return 0;
         }

@@ -5,8 +5,8 @@
  * powered-off VM (delete and retain policies, retained files under their
  * documented names), and every refusal rule with its dedicated error: running
  * VM, existing name, cross-namespace snapshot, delete policy on a snapshot,
- * keep-mac with the source VM alive, delete during a restore, a second
- * restore of a VM being restored.
+ * keep-mac with the source VM alive, replacing a VM the source was not taken
+ * of, delete during a restore, a second restore of a VM being restored.
  */
 #include "e2e_snap.h"
 
@@ -270,6 +270,22 @@ static void test_refusals(void **state)
     refused(f->w.state, "HARVBK_E_CROSS_NAMESPACE", a5);
     const char *a6[] = { "restore", "--snapshot", "ns1/s1", "--replace", "ns3/web", NULL };
     refused(f->w.state, "HARVBK_E_CROSS_NAMESPACE", a6);
+    /* another VM than the one the source was taken of: its disk stays as it is */
+    char *od = e2e_path(f->w.work, "other.img"), *oa = e2e_strf("root=%s", od);
+    e2e_make_random(od, E2E_MiB, 77);
+    char *ocopy = e2e_path(f->w.work, "other.orig");
+    e2e_copy_file(od, ocopy);
+    e2e_ok(f->w.state, "vm", "add", "ns1/other", "--disk", oa, NULL);
+    e2e_ok(f->w.state, "vm", "set-power", "ns1/other", "off", NULL);
+    const char *a10[] = { "restore", "ns1/b1", "--replace", "ns1/other", NULL };
+    refused(f->w.state, "HARVBK_E_INVALID", a10);
+    const char *a11[] = { "restore", "--snapshot", "ns1/s1", "--replace", "ns1/other", NULL };
+    refused(f->w.state, "HARVBK_E_INVALID", a11);
+    e2e_assert_same_file(ocopy, od);
+    e2e_ok(f->w.state, "vm", "remove", "ns1/other", NULL);
+    free(od);
+    free(oa);
+    free(ocopy);
     /* the delete policy with a snapshot */
     e2e_ok(f->w.state, "vm", "set-power", "ns1/web", "off", NULL);
     const char *a7[] = { "restore", "--snapshot", "ns1/s1", "--replace", "ns1/web",

@@ -287,6 +287,7 @@ typedef struct fz {
     pthread_mutex_t mu;
     int seq, freezes, thaws, freeze_at, thaw_at, freeze_rc;
     int first_read[2], last_read[2], reads[2];
+    int fail_vol; /* 1 + index of a volume whose reads fail; 0: none */
     uint8_t data[2][8 * CHUNK];
 } fz;
 
@@ -325,7 +326,10 @@ static int fz_read(void *buf, size_t len, uint64_t off, void *p)
         f->first_read[fv->idx] = at;
     f->last_read[fv->idx] = at;
     f->reads[fv->idx]++;
+    bool fail = f->fail_vol == fv->idx + 1;
     pthread_mutex_unlock(&f->mu);
+    if (fail)
+        return HARVBK_E_IO;
     memcpy(buf, f->data[fv->idx] + off, len);
     return 0;
 }
@@ -394,6 +398,53 @@ static void test_one_freeze_around_all_volumes(void **state)
     harvbk_backup_info_free(in);
     so.flags = 0x80;
     assert_int_equal(harvbk_snapshot_create(&op, v.ctx, cb, "fz4", &so), HARVBK_E_INVALID);
+
+    /* frozen, then the second volume cannot be read: the thaw still comes,
+     * exactly once, after the reads, and the snapshot ends Error */
+    so.flags = 0;
+    f->freeze_rc = 0;
+    f->freezes = f->thaws = 0;
+    memset(f->reads, 0, sizeof f->reads);
+    memset(f->first_read, 0, sizeof f->first_read);
+    f->fail_vol = 2;
+    assert_int_equal(harvbk_snapshot_create(&op, v.ctx, cb, "fz5", &so), 0);
+    assert_int_equal(harvbk_op_wait(op), HARVBK_E_IO);
+    harvbk_op_free(op);
+    assert_int_equal(f->freezes, 1);
+    assert_int_equal(f->thaws, 1);
+    assert_true(f->reads[1] > 0);
+    assert_true(f->freeze_at < f->first_read[0]);
+    assert_true(f->last_read[1] < f->thaw_at);
+    assert_int_equal(harvbk_snapshot_get(&in, v.ctx, "default", "fz5"), 0);
+    assert_int_equal(harvbk_backup_info_state(in), HARVBK_STATE_ERROR);
+    harvbk_backup_info_free(in);
+    f->fail_vol = 0;
+
+    /* frozen, then the first volume's new data is over the VM's quota: the
+     * snapshot stops before the second volume, thaws once, usage stays 0 */
+    harvbk_vm *cb2 = NULL;
+    assert_int_equal(harvbk_vm_new(&cb2, "default", "cbvm2"), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(cb2, "a", sizeof f->data[0], fz_read, NULL,
+                                                    &fv[0]), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(cb2, "b", sizeof f->data[1], fz_read, NULL,
+                                                    &fv[1]), 0);
+    tu_fill_random(f->data, sizeof f->data, 6); /* new chunks */
+    assert_int_equal(harvbk_quota_set(v.ctx, "default", "cbvm2", 1), 0);
+    f->freezes = f->thaws = 0;
+    memset(f->reads, 0, sizeof f->reads);
+    assert_int_equal(harvbk_snapshot_create(&op, v.ctx, cb2, "fz6", &so), 0);
+    assert_int_equal(harvbk_op_wait(op), HARVBK_E_QUOTA);
+    harvbk_op_free(op);
+    assert_int_equal(f->freezes, 1);
+    assert_int_equal(f->thaws, 1);
+    assert_int_equal(f->reads[0], 8);
+    assert_int_equal(f->reads[1], 0);
+    assert_true(f->last_read[0] < f->thaw_at);
+    uint64_t use = 1;
+    assert_int_equal(harvbk_quota_get(v.ctx, "default", "cbvm2", NULL, NULL, &use), 0);
+    assert_int_equal(use, 0);
+    assert_int_equal(harvbk_quota_clear(v.ctx, "default", "cbvm2"), 0);
+    harvbk_vm_free(cb2);
 
     harvbk_vm_free(cb);
     pthread_mutex_destroy(&f->mu);
@@ -482,6 +533,26 @@ static void test_restore_refusals(void **state)
     ro = replace("ghost", 0);
     assert_int_equal(restore_ex(&v, false, "b1", &ro, msg, sizeof msg, NULL),
                      HARVBK_E_NOTFOUND);
+    /* replacing a VM the source was not taken of (other/x, restored above and
+     * registered powered off): its files stay as they are */
+    char *xd0 = path2(dir, "d0.raw"), *xcopy = path2(v.root, "x-d0.copy");
+    copy_file(xd0, xcopy);
+    ro = replace("x", 0);
+    ro.new_vm_namespace = "other";
+    assert_int_equal(restore_ex(&v, false, "b1", &ro, msg, sizeof msg, NULL), HARVBK_E_INVALID);
+    assert_non_null(strstr(msg, "only that VM"));
+    ro = replace("vm2", 0);
+    harvbk_vm *vm2 = NULL;
+    assert_int_equal(harvbk_vm_new(&vm2, "default", "vm2"), 0);
+    assert_int_equal(harvbk_vm_add_volume_file(vm2, "d0", xd0), 0);
+    assert_int_equal(harvbk_vm_register(v.ctx, vm2), 0);
+    harvbk_vm_free(vm2);
+    set_power(&v, "vm2", HARVBK_POWER_OFF);
+    assert_int_equal(restore_ex(&v, true, "s1", &ro, msg, sizeof msg, NULL), HARVBK_E_INVALID);
+    assert_int_equal(tu_files_equal(xd0, xcopy), 0);
+    assert_int_equal(harvbk_vm_unregister(v.ctx, "default", "vm2"), 0);
+    free(xd0);
+    free(xcopy);
 
     /* while a replace from s1 runs: s1 cannot be deleted, the VM cannot be
      * restored by another restore */
@@ -518,6 +589,37 @@ static void test_restore_refusals(void **state)
     harvbk_op_free(op);
     /* once it is over, delete works */
     assert_int_equal(harvbk_snapshot_delete(v.ctx, "default", "s1"), 0);
+
+    /* the same while a backup is restored as a new VM: the backup cannot be
+     * deleted, and no other restore may write that new VM */
+    gate g2 = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+    char *dir3 = path2(v.root, "out3"), *dir4 = path2(v.root, "out4");
+    ro = new_vm("default", "fresh", dir3);
+    ro.progress_cb = gate_progress;
+    ro.progress_payload = &g2;
+    assert_int_equal(harvbk_restore_create(&op, v.ctx, "default", "b1", &ro), 0);
+    pthread_mutex_lock(&g2.mu);
+    while (!g2.entered)
+        pthread_cond_wait(&g2.cv, &g2.mu);
+    pthread_mutex_unlock(&g2.mu);
+    assert_int_equal(harvbk_backup_delete(v.ctx, "default", "b1"), HARVBK_E_BUSY);
+    harvbk_restore_options ro3 = new_vm("default", "fresh", dir4);
+    assert_int_equal(harvbk_restore_create(&op2, v.ctx, "default", "b1", &ro3), HARVBK_E_EXISTS);
+    assert_null(op2);
+    assert_int_equal(harvbk_ctx_open(&c2, v.state, NULL), 0);
+    assert_int_equal(harvbk_backup_delete(c2, "default", "b1"), HARVBK_E_BUSY);
+    assert_int_equal(harvbk_restore_create(&op2, c2, "default", "b1", &ro3), HARVBK_E_EXISTS);
+    harvbk_ctx_free(c2);
+    pthread_mutex_lock(&g2.mu);
+    g2.open = 1;
+    pthread_cond_broadcast(&g2.cv);
+    pthread_mutex_unlock(&g2.mu);
+    assert_int_equal(harvbk_op_wait(op), 0);
+    harvbk_op_free(op);
+    assert_int_equal(count_files(dir4), 0);
+    assert_int_equal(harvbk_backup_delete(v.ctx, "default", "b1"), 0);
+    free(dir3);
+    free(dir4);
 
     free(dir);
     free(dir2);
@@ -771,6 +873,144 @@ static void test_metadata_rewrite(void **state)
     free(dir4);
     free(dir5);
     free(dir6);
+    env_close(&v);
+}
+
+/* ---- the default rewrite changes nothing it does not have to ---- */
+
+/* Snapshot an (unregistered) VM default/src1 whose metadata is `meta`,
+ * restore it as new VM default/<tag>; the restore's result, and the new VM's
+ * metadata in *out (malloc'd, *out_len bytes). */
+static int restore_with_meta(env *v, const char *meta, size_t len, const char *tag, char **out,
+                             size_t *out_len, char *msg, size_t msize)
+{
+    harvbk_vm *src = NULL;
+    assert_int_equal(harvbk_vm_new(&src, "default", "src1"), 0);
+    assert_int_equal(harvbk_vm_add_volume_file(src, "d1", v->d1), 0);
+    assert_int_equal(harvbk_vm_set_metadata(src, meta, len), 0);
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_snapshot_create(&op, v->ctx, src, tag, NULL), 0);
+    assert_int_equal(harvbk_op_wait(op), 0);
+    harvbk_op_free(op);
+    harvbk_vm_free(src);
+    char *dir = path2(v->root, tag);
+    harvbk_restore_options ro = new_vm("default", tag, dir);
+    int rc = restore_ex(v, true, tag, &ro, msg, msize, NULL);
+    free(dir);
+    *out = NULL;
+    *out_len = 0;
+    if (rc == 0) {
+        harvbk_vm *got = NULL;
+        assert_int_equal(harvbk_vm_lookup(&got, v->ctx, "default", tag), 0);
+        const char *m = harvbk_vm_metadata(got, out_len);
+        *out = malloc(*out_len + 1);
+        memcpy(*out, m, *out_len);
+        (*out)[*out_len] = '\0';
+        harvbk_vm_free(got);
+    }
+    return rc;
+}
+
+static void test_metadata_rewrite_keeps_other_values_exact(void **state)
+{
+    env v;
+    env_open(&v, "ops-snap-exact");
+    char msg[512], *got = NULL;
+    size_t len = 0;
+
+    /* a VirtualMachine: numbers cJSON cannot hold exactly, and a string with
+     * \u0000, come back as they were written; only the documented fields change */
+    const char *vmdoc =
+        "{\"kind\":\"VirtualMachine\",\"metadata\":{\"name\":\"src1\",\"namespace\":"
+        "\"default\",\"uid\":\"u\"},\"spec\":{\"big\":12345678901234567890,\"ratio\":1.50,"
+        "\"list\":[1e3,-0.0,123456789012345678901234567890,7],\"note\":\"a\\u0000b\","
+        "\"esc\":\"tab\\there \\\"q\\\" \\\\u0000\",\"template\":{\"spec\":{\"domain\":"
+        "{\"devices\":{\"interfaces\":[{\"name\":\"n\",\"macAddress\":\"52:54:00:00:00:09\"}]}},"
+        "\"volumes\":[{\"name\":\"d1\",\"persistentVolumeClaim\":{\"claimName\":"
+        "\"src1-d1\"}}]}}}}";
+    assert_int_equal(restore_with_meta(&v, vmdoc, strlen(vmdoc), "vmx", &got, &len, msg,
+                                       sizeof msg), 0);
+    const char *want =
+        "{\"kind\":\"VirtualMachine\",\"metadata\":{\"name\":\"vmx\",\"namespace\":"
+        "\"default\"},\"spec\":{\"big\":12345678901234567890,\"ratio\":1.50,"
+        "\"list\":[1e3,-0.0,123456789012345678901234567890,7],\"note\":\"a\\u0000b\","
+        "\"esc\":\"tab\\there \\\"q\\\" \\\\u0000\",\"template\":{\"spec\":{\"domain\":"
+        "{\"devices\":{\"interfaces\":[{\"name\":\"n\"}]}},"
+        "\"volumes\":[{\"name\":\"d1\",\"persistentVolumeClaim\":{\"claimName\":"
+        "\"vmx-d1\"}}]}}}}";
+    assert_string_equal(got, want);
+    free(got);
+
+    /* another Kubernetes object that does not name the source VM: byte for
+     * byte, layout included */
+    const char *cm = "{ \"kind\": \"ConfigMap\",\n  \"metadata\": { \"name\": \"cfg\" },\n"
+                     "  \"n\": 1.0, \"big\": 12345678901234567890 }\n";
+    assert_int_equal(restore_with_meta(&v, cm, strlen(cm), "cmx", &got, &len, msg, sizeof msg),
+                     0);
+    assert_int_equal(len, strlen(cm));
+    assert_memory_equal(got, cm, len);
+    free(got);
+    /* ... and one that does: only its name changes, every value stays exact */
+    const char *th = "{\"kind\":\"Thing\",\"metadata\":{\"name\":\"src1\",\"namespace\":"
+                     "\"default\"},\"n\":1.0,\"big\":12345678901234567890}";
+    assert_int_equal(restore_with_meta(&v, th, strlen(th), "thx", &got, &len, msg, sizeof msg),
+                     0);
+    assert_string_equal(got, "{\"kind\":\"Thing\",\"metadata\":{\"name\":\"thx\","
+                             "\"namespace\":\"default\"},\"n\":1.0,\"big\":12345678901234567890}");
+    free(got);
+    /* JSON followed by other bytes is not a JSON document: unchanged */
+    const char *tail = "{\"kind\":\"VirtualMachine\",\"metadata\":{\"name\":\"src1\"}} trailing";
+    assert_int_equal(restore_with_meta(&v, tail, strlen(tail), "tlx", &got, &len, msg,
+                                       sizeof msg), 0);
+    assert_int_equal(len, strlen(tail));
+    assert_memory_equal(got, tail, len);
+    free(got);
+
+    /* a VirtualMachine whose key holds \u0000 cannot be printed back exactly:
+     * the default refuses instead of dropping part of it; nothing is written */
+    const char *bad = "{\"kind\":\"VirtualMachine\",\"metadata\":{\"name\":\"src1\"},"
+                      "\"spec\":{\"k\\u0000x\":1}}";
+    assert_int_equal(restore_with_meta(&v, bad, strlen(bad), "bdx", &got, &len, msg,
+                                       sizeof msg), HARVBK_E_UNSUPPORTED);
+    assert_non_null(strstr(msg, "default metadata rewrite"));
+    harvbk_vm *none = NULL;
+    assert_int_equal(harvbk_vm_lookup(&none, v.ctx, "default", "bdx"), HARVBK_E_NOTFOUND);
+    char *bdir = path2(v.root, "bdx");
+    assert_int_equal(count_files(bdir), 0);
+    free(bdir);
+    env_close(&v);
+}
+
+/* ---- the catalog keeps absolute volume paths only ---- */
+
+static void test_register_refuses_relative_paths(void **state)
+{
+    env v;
+    env_open(&v, "ops-snap-relpath");
+    harvbk_vm *vm = NULL;
+    assert_int_equal(harvbk_vm_new(&vm, "default", "rel"), 0);
+    assert_int_equal(harvbk_vm_add_volume_file(vm, "d0", "disks/d0.raw"), 0);
+    assert_int_equal(harvbk_vm_register(v.ctx, vm), HARVBK_E_INVALID);
+    char msg[512];
+    harvbk_ctx_errmsg_copy(v.ctx, msg, sizeof msg);
+    assert_non_null(strstr(msg, "relative"));
+    assert_non_null(strstr(msg, "disks/d0.raw"));
+    harvbk_vm *got = NULL;
+    assert_int_equal(harvbk_vm_lookup(&got, v.ctx, "default", "rel"), HARVBK_E_NOTFOUND);
+    harvbk_vm_free(vm);
+    /* "./x" is relative too; an absolute path is fine */
+    assert_int_equal(harvbk_vm_new(&vm, "default", "rel"), 0);
+    assert_int_equal(harvbk_vm_add_volume_file(vm, "d0", v.d0), 0);
+    assert_int_equal(harvbk_vm_add_volume_file(vm, "d1", "./d1.raw"), 0);
+    assert_int_equal(harvbk_vm_register(v.ctx, vm), HARVBK_E_INVALID);
+    harvbk_vm_free(vm);
+    assert_int_equal(harvbk_vm_new(&vm, "default", "rel"), 0);
+    assert_int_equal(harvbk_vm_add_volume_file(vm, "d0", v.d0), 0);
+    assert_int_equal(harvbk_vm_register(v.ctx, vm), 0);
+    assert_int_equal(harvbk_vm_lookup(&got, v.ctx, "default", "rel"), 0);
+    assert_string_equal(harvbk_vm_volume_path(got, 0), v.d0);
+    harvbk_vm_free(got);
+    harvbk_vm_free(vm);
     env_close(&v);
 }
 
@@ -1162,6 +1402,8 @@ int main(void)
         cmocka_unit_test(test_restore_refusals),
         cmocka_unit_test(test_replace_from_backup_and_snapshot),
         cmocka_unit_test(test_metadata_rewrite),
+        cmocka_unit_test(test_metadata_rewrite_keeps_other_values_exact),
+        cmocka_unit_test(test_register_refuses_relative_paths),
         cmocka_unit_test(test_replace_journal_rollback_and_rollforward),
         cmocka_unit_test(test_quotas),
         cmocka_unit_test(test_store_location),
