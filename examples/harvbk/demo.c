@@ -1,6 +1,6 @@
 /*
- * demo.c - `harvbk demo [--keep]`: the whole product in well under a minute,
- * self-contained in a fresh temporary directory:
+ * demo.c - `harvbk demo [--target] [--keep]`: the whole product in well under a
+ * minute, self-contained in a fresh temporary directory:
  *
  *   make a 256 MiB sparse disk (text, zero runs, random data, a duplicate
  *   region, holes) -> file:// target -> register VM -> full backup -> change
@@ -8,7 +8,15 @@
  *   chunks are read and uploaded) -> restore as a new VM -> compare bytes ->
  *   verify -> report.
  *
- * Exit 0 only when the restored bytes are identical and verify passed.
+ * With --target the backups go to the target configured in the state
+ * directory (`harvbk target set`: file://, nfs:// or s3://) instead, in a
+ * namespace of their own (harvbk-demo-<random>), and are deleted at the end
+ * followed by gc, so the target is left holding what it held before. The
+ * state directory is only read; the demo's VMs and records live in its own
+ * temporary state directory.
+ *
+ * Exit 0 only when the restored bytes are identical and verify passed (and,
+ * with --target, the demo's backups were removed again).
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -21,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MiB (1024ull * 1024ull)
@@ -29,14 +38,26 @@
 #define IO_BUF (4 * MiB)
 
 static const char HELP_DEMO[] =
-    "Usage: harvbk demo [--keep]\n"
+    "Usage: harvbk demo [--target] [--keep]\n"
     "\n"
     "Run a self-contained demonstration in a new temporary directory (under\n"
     "$TMPDIR, else /tmp): make a 256 MiB sparse disk, back it up to a file://\n"
     "target, change about 1% of it, back it up again with changed ranges, restore\n"
     "the second backup as a new VM, compare the restored bytes with the source,\n"
-    "verify, and print a report. Ignores --state. Takes well under a minute.\n"
-    "  --keep    keep the temporary directory (its path is printed)\n";
+    "verify, and print a report. Without --target it ignores --state. Takes well\n"
+    "under a minute.\n"
+    "  --target  back up to the target configured in the state directory (--state,\n"
+    "            $HARVBK_STATE, ./.harvbk; see 'harvbk target set') instead of a\n"
+    "            temporary file:// directory: s3://, nfs:// or file://. The\n"
+    "            backups go to a namespace of their own (harvbk-demo-<random>) and\n"
+    "            are deleted at the end, followed by gc (which, as 'harvbk gc',\n"
+    "            also frees any other unreferenced chunks), so the target is left\n"
+    "            as it was. The state directory is only read. An S3 secret is\n"
+    "            taken as by every command (harvbk --secret-access-key-file FILE,\n"
+    "            $HARVBK_SECRET_ACCESS_KEY_FILE, $AWS_SECRET_ACCESS_KEY); a secret\n"
+    "            stored with --store-secret cannot be read back, so give it again.\n"
+    "  --keep    keep the temporary directory (its path is printed); with --target\n"
+    "            also keep the demo's backups in the target\n";
 
 /* ------------------------------------------------------------------ */
 /* disk content */
@@ -190,7 +211,7 @@ static const change g_changes[] = {
 };
 
 static int apply_changes(const char *path, const char *ranges_path, uint8_t *buf,
-                         uint64_t *out_bytes, uint64_t *out_chunks)
+                         uint64_t chunk_size, uint64_t *out_bytes, uint64_t *out_chunks)
 {
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
@@ -214,7 +235,7 @@ static int apply_changes(const char *path, const char *ranges_path, uint8_t *buf
         err = pwrite_all(fd, buf, (size_t)c->len, c->off);
         fprintf(rf, "root %" PRIu64 " %" PRIu64 "\n", c->off, c->len);
         bytes += c->len;
-        chunks += (c->off + c->len - 1) / CHUNK_SIZE - c->off / CHUNK_SIZE + 1;
+        chunks += (c->off + c->len - 1) / chunk_size - c->off / chunk_size + 1;
     }
     if (fclose(rf) != 0 && !err)
         err = errno;
@@ -341,6 +362,16 @@ typedef struct demo {
     harvbk_ctx *ctx;
     harvbk_vm *vm;
     harvbk_ranges *ranges;
+    /* --target: the state directory's target (a copy, secret included), the
+     * demo's own namespace in it, and what cleaning up needs to know */
+    harvbk_target_config *tcfg;
+    bool remote;
+    char ns[CLI_NAME_MAX];
+    char url[4200];
+    uint64_t chunk_size;  /* for the changed-chunk arithmetic and the report */
+    bool chunk_size_known;
+    bool wrote;           /* a backup was started: the target needs cleaning */
+    time_t last_write;    /* wall clock when the last backup ended */
 } demo;
 
 static void demo_free(demo *d)
@@ -348,6 +379,7 @@ static void demo_free(demo *d)
     harvbk_ranges_free(d->ranges);
     harvbk_vm_free(d->vm);
     harvbk_ctx_free(d->ctx);
+    harvbk_target_config_free(d->tcfg);
     free(d->buf1);
     free(d->buf2);
     free(d->state);
@@ -369,10 +401,43 @@ static int sys_fail(const char *what, int err)
     return CLI_EXIT_FAIL;
 }
 
+/* The local file:// target of the self-contained demo. */
+static int demo_local_target(demo *d)
+{
+    int err = cli_mkdirs(d->target, 0755);
+    if (err)
+        return sys_fail("creating the target directory", err);
+    harvbk_target_config *cfg = NULL;
+    int rc = harvbk_target_config_new(&cfg);
+    char num[32];
+    snprintf(d->url, sizeof d->url, "file://%s", d->target);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)CHUNK_SIZE);
+    if (rc == 0)
+        rc = harvbk_target_config_set(cfg, HARVBK_TARGET_URL, d->url);
+    if (rc == 0)
+        rc = harvbk_target_config_set(cfg, HARVBK_TARGET_CODEC, "zstd");
+    if (rc == 0)
+        rc = harvbk_target_config_set(cfg, HARVBK_TARGET_CHUNK_SIZE, num);
+    if (rc != 0) {
+        harvbk_target_config_free(cfg);
+        cli_err("demo: target configuration: %s", harvbk_strerror(rc));
+        return CLI_EXIT_FAIL;
+    }
+    rc = harvbk_ctx_set_target(d->ctx, cfg);
+    harvbk_target_config_free(cfg);
+    if (rc != 0)
+        return cli_fail_ctx(d->ctx, rc, "demo: target set");
+    return CLI_EXIT_OK;
+}
+
 static int demo_run(demo *d, const cli_env *env)
 {
     char s1[32], s2[32], s3[32], s4[32];
+    char vmname[2 * CLI_NAME_MAX], b1name[2 * CLI_NAME_MAX], b2name[2 * CLI_NAME_MAX];
     int rc, err;
+    snprintf(vmname, sizeof vmname, "%s/vm1", d->ns);
+    snprintf(b1name, sizeof b1name, "%s/backup-1", d->ns);
+    snprintf(b2name, sizeof b2name, "%s/backup-2", d->ns);
 
     /* 1. the disk */
     err = cli_mkdirs(d->disks, 0755);
@@ -394,40 +459,31 @@ static int demo_run(demo *d, const cli_env *env)
     d->ctx = cli_open_ctx(&denv);
     if (!d->ctx)
         return CLI_EXIT_FAIL;
-    err = cli_mkdirs(d->target, 0755);
-    if (err)
-        return sys_fail("creating the target directory", err);
-    harvbk_target_config *cfg = NULL;
-    rc = harvbk_target_config_new(&cfg);
-    char url[4200], num[32];
-    snprintf(url, sizeof url, "file://%s", d->target);
-    snprintf(num, sizeof num, "%llu", (unsigned long long)CHUNK_SIZE);
-    if (rc == 0)
-        rc = harvbk_target_config_set(cfg, HARVBK_TARGET_URL, url);
-    if (rc == 0)
-        rc = harvbk_target_config_set(cfg, HARVBK_TARGET_CODEC, "zstd");
-    if (rc == 0)
-        rc = harvbk_target_config_set(cfg, HARVBK_TARGET_CHUNK_SIZE, num);
-    if (rc != 0) {
-        harvbk_target_config_free(cfg);
-        cli_err("demo: target configuration: %s", harvbk_strerror(rc));
-        return CLI_EXIT_FAIL;
+    if (d->remote) {
+        rc = harvbk_ctx_set_target(d->ctx, d->tcfg);
+        /* the copy held the secret: drop it now that the context has its own */
+        harvbk_target_config_free(d->tcfg);
+        d->tcfg = NULL;
+        if (rc != 0)
+            return cli_fail_ctx(d->ctx, rc, "demo: target set");
+    } else {
+        int ex = demo_local_target(d);
+        if (ex)
+            return ex;
     }
-    rc = harvbk_ctx_set_target(d->ctx, cfg);
-    harvbk_target_config_free(cfg);
-    if (rc != 0)
-        return cli_fail_ctx(d->ctx, rc, "demo: target set");
 
-    static const char meta[] =
-        "{\"apiVersion\":\"kubevirt.io/v1\",\"kind\":\"VirtualMachine\","
-        "\"metadata\":{\"namespace\":\"demo\",\"name\":\"vm1\"},"
-        "\"spec\":{\"template\":{\"spec\":{\"domain\":{\"devices\":{\"interfaces\":"
-        "[{\"name\":\"default\",\"macAddress\":\"52:54:00:12:34:56\"}]}}}}}}";
-    rc = harvbk_vm_new(&d->vm, "demo", "vm1");
+    char meta[512];
+    snprintf(meta, sizeof meta,
+             "{\"apiVersion\":\"kubevirt.io/v1\",\"kind\":\"VirtualMachine\","
+             "\"metadata\":{\"namespace\":\"%s\",\"name\":\"vm1\"},"
+             "\"spec\":{\"template\":{\"spec\":{\"domain\":{\"devices\":{\"interfaces\":"
+             "[{\"name\":\"default\",\"macAddress\":\"52:54:00:12:34:56\"}]}}}}}}",
+             d->ns);
+    rc = harvbk_vm_new(&d->vm, d->ns, "vm1");
     if (rc == 0)
         rc = harvbk_vm_add_volume_file(d->vm, "root", d->disk);
     if (rc == 0)
-        rc = harvbk_vm_set_metadata(d->vm, meta, sizeof meta - 1);
+        rc = harvbk_vm_set_metadata(d->vm, meta, strlen(meta));
     if (rc == 0)
         rc = harvbk_vm_add_image(d->vm, "demo/ubuntu-24.04");
     if (rc != 0) {
@@ -435,20 +491,30 @@ static int demo_run(demo *d, const cli_env *env)
         return CLI_EXIT_FAIL;
     }
     rc = harvbk_vm_register(d->ctx, d->vm);
-    if (rc != 0)
-        return cli_fail_ctx(d->ctx, rc, "demo: vm add demo/vm1");
-    printf("[2/7] target %s (zstd, %s chunks); VM demo/vm1 registered with volume root\n", url,
-           cli_fmt_size(CHUNK_SIZE, s1, sizeof s1));
+    if (rc != 0) {
+        char what[200];
+        snprintf(what, sizeof what, "demo: vm add %s", vmname);
+        return cli_fail_ctx(d->ctx, rc, what);
+    }
+    if (d->remote)
+        printf("[2/7] target %s (the state directory's target; backups in namespace %s, "
+               "deleted at the end); VM %s registered with volume root\n",
+               d->url, d->ns, vmname);
+    else
+        printf("[2/7] target %s (zstd, %s chunks); VM %s registered with volume root\n", d->url,
+               cli_fmt_size(CHUNK_SIZE, s1, sizeof s1), vmname);
 
     /* 3. full backup */
     cli_op_result b1, b2, rs, vf;
     int64_t r0 = proc_rchar();
+    d->wrote = true;
     int ex = cli_run_backup(d->ctx, d->vm, "backup-1", NULL, 0, &b1);
+    d->last_write = time(NULL);
     int64_t r1 = proc_rchar();
     if (ex)
         return ex;
     int64_t read1 = (r0 >= 0 && r1 >= r0) ? r1 - r0 : -1;
-    printf("[3/7] backup demo/backup-1 (full): %s logical, read %s, uploaded %s in %.1fs (%s)\n",
+    printf("[3/7] backup %s (full): %s logical, read %s, uploaded %s in %.1fs (%s)\n", b1name,
            cli_fmt_size(b1.logical_bytes, s1, sizeof s1),
            read1 >= 0 ? cli_fmt_size((uint64_t)read1, s2, sizeof s2) : "n/a",
            cli_fmt_size(b1.uploaded_bytes, s3, sizeof s3), b1.seconds,
@@ -456,16 +522,18 @@ static int demo_run(demo *d, const cli_env *env)
 
     /* 4. change ~1% */
     uint64_t changed = 0, changed_chunks = 0;
-    err = apply_changes(d->disk, d->ranges_file, d->buf1, &changed, &changed_chunks);
+    err = apply_changes(d->disk, d->ranges_file, d->buf1, d->chunk_size, &changed,
+                        &changed_chunks);
     if (err)
         return sys_fail("changing the demo disk", err);
     ex = cli_ranges_load("harvbk demo", d->ranges_file, d->vm, &d->ranges, NULL, NULL);
     if (ex)
         return ex;
-    printf("[4/7] changed %s of the disk (%.1f%%) in %zu regions touching %llu chunks; "
+    printf("[4/7] changed %s of the disk (%.1f%%) in %zu regions touching %llu chunks%s; "
            "changed-ranges file:\n",
            cli_fmt_size(changed, s1, sizeof s1), 100.0 * (double)changed / (double)DISK_SIZE,
-           sizeof g_changes / sizeof g_changes[0], (unsigned long long)changed_chunks);
+           sizeof g_changes / sizeof g_changes[0], (unsigned long long)changed_chunks,
+           d->chunk_size_known ? "" : " (of the default chunk size)");
     for (size_t i = 0; i < sizeof g_changes / sizeof g_changes[0]; i++)
         printf("        root %llu %llu\n", (unsigned long long)g_changes[i].off,
                (unsigned long long)g_changes[i].len);
@@ -473,27 +541,27 @@ static int demo_run(demo *d, const cli_env *env)
     /* 5. incremental backup with changed ranges */
     r0 = proc_rchar();
     ex = cli_run_backup(d->ctx, d->vm, "backup-2", d->ranges, 0, &b2);
+    d->last_write = time(NULL);
     r1 = proc_rchar();
     if (ex)
         return ex;
     int64_t read2 = (r0 >= 0 && r1 >= r0) ? r1 - r0 : -1;
     /* Only the changed chunks may have been read (plus a little metadata). */
     bool only_changed_read =
-        read2 >= 0 && (uint64_t)read2 <= changed_chunks * CHUNK_SIZE + 1 * MiB;
+        read2 >= 0 && (uint64_t)read2 <= changed_chunks * d->chunk_size + 1 * MiB;
     char why[96] = "";
     if (only_changed_read)
         snprintf(why, sizeof why, " (only the %llu changed chunks)",
                  (unsigned long long)changed_chunks);
-    else if (read2 >= 0)
+    else if (read2 >= 0 && d->chunk_size_known)
         snprintf(why, sizeof why, " (more than the %llu changed chunks!)",
                  (unsigned long long)changed_chunks);
-    printf("[5/7] backup demo/backup-2 (changed ranges): read %s%s, uploaded %s in %.2fs\n",
+    printf("[5/7] backup %s (changed ranges): read %s%s, uploaded %s in %.2fs\n", b2name,
            read2 >= 0 ? cli_fmt_size((uint64_t)read2, s1, sizeof s1) : "n/a", why,
            cli_fmt_size(b2.uploaded_bytes, s2, sizeof s2), b2.seconds);
 
     /* 6. restore as a new VM and compare */
-    ex = cli_run_restore(d->ctx, "demo", "backup-2", "demo", "vm1-restored", d->restore_dir,
-                         &rs);
+    ex = cli_run_restore(d->ctx, d->ns, "backup-2", d->ns, "vm1-restored", d->restore_dir, &rs);
     if (ex)
         return ex;
     uint64_t diff = 0;
@@ -502,28 +570,30 @@ static int demo_run(demo *d, const cli_env *env)
         return sys_fail("comparing the restored disk", err);
     bool identical = diff == UINT64_MAX;
     uint64_t rest_alloc = file_alloc(d->restored);
-    printf("[6/7] restored demo/backup-2 as VM demo/vm1-restored: %s in %.1fs (%s), %s "
-           "allocated (sparse)\n",
-           cli_fmt_size(rs.logical_bytes, s1, sizeof s1), rs.seconds,
+    printf("[6/7] restored %s as VM %s-restored: %s in %.1fs (%s), %s allocated (sparse)\n",
+           b2name, vmname, cli_fmt_size(rs.logical_bytes, s1, sizeof s1), rs.seconds,
            cli_fmt_rate(rs.logical_bytes, rs.seconds, s2, sizeof s2),
            cli_fmt_size(rest_alloc, s3, sizeof s3));
 
     /* 7. verify */
-    ex = cli_run_verify(d->ctx, "demo", "backup-2", &vf);
+    ex = cli_run_verify(d->ctx, d->ns, "backup-2", &vf);
     if (ex && ex != CLI_EXIT_BADDATA)
         return ex;
     bool verified = ex == CLI_EXIT_OK;
-    printf("[7/7] verify demo/backup-2: %s in %.1fs (%s)\n",
+    printf("[7/7] verify %s: %s in %.1fs (%s)\n", b2name,
            verified ? "every chunk present and intact" : "FAILED", vf.seconds,
            cli_fmt_rate(b2.logical_bytes, vf.seconds, s1, sizeof s1));
 
     /* report */
-    uint64_t st_alloc, st_apparent, st_files;
-    disk_usage(d->target, &st_alloc, &st_apparent, &st_files);
     uint64_t logical_total = b1.logical_bytes + b2.logical_bytes;
     printf("\nReport\n");
-    printf("  %-26s %s (1 volume, %s chunks, zstd)\n", "logical size:",
-           cli_fmt_size(b1.logical_bytes, s1, sizeof s1), cli_fmt_size(CHUNK_SIZE, s2, sizeof s2));
+    if (d->remote)
+        printf("  %-26s %s (1 volume)\n", "logical size:",
+               cli_fmt_size(b1.logical_bytes, s1, sizeof s1));
+    else
+        printf("  %-26s %s (1 volume, %s chunks, zstd)\n", "logical size:",
+               cli_fmt_size(b1.logical_bytes, s1, sizeof s1),
+               cli_fmt_size(CHUNK_SIZE, s2, sizeof s2));
     printf("  %-26s %s (%.1f:1 reduction: holes and zero runs skipped, duplicate chunks "
            "stored once, compressed)\n",
            "backup-1 uploaded:", cli_fmt_size(b1.uploaded_bytes, s1, sizeof s1),
@@ -533,10 +603,19 @@ static int demo_run(demo *d, const cli_env *env)
            (unsigned long long)changed_chunks,
            read2 >= 0 ? cli_fmt_size((uint64_t)read2, s3, sizeof s3) : "n/a",
            cli_fmt_size(b2.logical_bytes, s4, sizeof s4));
-    printf("  %-26s %s in %llu files for %s of backups (%.1f:1)\n", "store size on disk:",
-           cli_fmt_size(st_alloc, s1, sizeof s1), (unsigned long long)st_files,
-           cli_fmt_size(logical_total, s2, sizeof s2),
-           st_alloc ? (double)logical_total / (double)st_alloc : 0.0);
+    if (d->remote) {
+        uint64_t up = b1.uploaded_bytes + b2.uploaded_bytes;
+        printf("  %-26s %s for %s of backups (%.1f:1)\n", "uploaded to the target:",
+               cli_fmt_size(up, s1, sizeof s1), cli_fmt_size(logical_total, s2, sizeof s2),
+               up ? (double)logical_total / (double)up : 0.0);
+    } else {
+        uint64_t st_alloc, st_apparent, st_files;
+        disk_usage(d->target, &st_alloc, &st_apparent, &st_files);
+        printf("  %-26s %s in %llu files for %s of backups (%.1f:1)\n", "store size on disk:",
+               cli_fmt_size(st_alloc, s1, sizeof s1), (unsigned long long)st_files,
+               cli_fmt_size(logical_total, s2, sizeof s2),
+               st_alloc ? (double)logical_total / (double)st_alloc : 0.0);
+    }
     printf("  %-26s %s\n", "throughput backup-1:",
            cli_fmt_rate(b1.logical_bytes, b1.seconds, s1, sizeof s1));
     printf("  %-26s %s (logical size / time: unchanged chunks are not read)\n",
@@ -558,10 +637,153 @@ static int demo_run(demo *d, const cli_env *env)
     return verified ? CLI_EXIT_OK : CLI_EXIT_BADDATA;
 }
 
+/*
+ * --target: delete the demo's backups from the target and gc, so the target
+ * holds what it held before. Runs after failures and interruptions too (the
+ * operations are waited for without the signal check). Returns an exit code.
+ */
+static int demo_clean_target(demo *d)
+{
+    static const char *const names[] = {"backup-2", "backup-1"};
+    char what[256];
+    int ex = CLI_EXIT_OK;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int rc = harvbk_backup_delete(d->ctx, d->ns, names[i]);
+        if (rc != 0 && rc != HARVBK_E_NOTFOUND) {
+            snprintf(what, sizeof what, "demo: removing backup %s/%s from the target", d->ns,
+                     names[i]);
+            ex = cli_fail_ctx(d->ctx, rc, what);
+        }
+    }
+    if (ex)
+        return ex;
+    /* gc keeps chunks written in the second it starts or later (they may be
+     * an unfinished writer's): let the second of the last write pass, plus
+     * one for a target clock slightly ahead of ours */
+    while (time(NULL) <= d->last_write + 1)
+        usleep(100 * 1000);
+    harvbk_op *op = NULL;
+    uint64_t chunks = 0, bytes = 0;
+    int rc = harvbk_gc(&op, d->ctx, NULL);
+    if (rc != 0)
+        return cli_fail_ctx(d->ctx, rc, "demo: gc of the target");
+    rc = harvbk_op_wait(op);
+    if (rc == 0)
+        harvbk_gc_result(op, &chunks, &bytes);
+    else
+        ex = cli_fail_op(op, rc, "demo: gc of the target");
+    harvbk_op_free(op);
+    if (ex)
+        return ex;
+    char s1[32];
+    printf("cleanup: removed the demo's backups (namespace %s) from the target; gc removed "
+           "%llu chunks (%s)\n",
+           d->ns, (unsigned long long)chunks, cli_fmt_size(bytes, s1, sizeof s1));
+    return CLI_EXIT_OK;
+}
+
+/* A secret for an s3:// target copied out of the state directory (the library
+ * never hands a stored one out): the file of --secret-access-key-file /
+ * $HARVBK_SECRET_ACCESS_KEY_FILE, else $AWS_SECRET_ACCESS_KEY. */
+static int demo_target_secret(harvbk_target_config *cfg, const char *state_dir)
+{
+    char stored[8];
+    harvbk_target_config_get(cfg, HARVBK_TARGET_STORE_SECRET, stored, sizeof stored, NULL);
+    const char *file = getenv("HARVBK_SECRET_ACCESS_KEY_FILE");
+    const char *env_secret = getenv("AWS_SECRET_ACCESS_KEY");
+    char *secret = NULL;
+    if (file && *file) {
+        int err = cli_read_secret(file, &secret);
+        if (err) {
+            cli_err("demo: cannot read secret access key file '%s': %s", file,
+                    err == ENODATA ? "the file is empty"
+                                   : err == EFBIG ? "file too large for a secret" : strerror(err));
+            return CLI_EXIT_FAIL;
+        }
+    } else if (env_secret && *env_secret) {
+        secret = strdup(env_secret);
+        if (!secret) {
+            cli_err("demo: out of memory");
+            return CLI_EXIT_FAIL;
+        }
+    } else {
+        cli_err("demo: the S3 target of '%s' needs its secret access key%s: give it with "
+                "'harvbk --secret-access-key-file FILE demo --target' or $AWS_SECRET_ACCESS_KEY",
+                state_dir,
+                strcmp(stored, "1") == 0 ? " (the copy stored in the state directory is never "
+                                           "handed out)"
+                                         : "");
+        return CLI_EXIT_FAIL;
+    }
+    int rc = harvbk_target_config_set(cfg, HARVBK_TARGET_SECRET_ACCESS_KEY, secret);
+    cli_wipe(secret, strlen(secret));
+    free(secret);
+    if (rc == 0) /* the demo's own state directory never keeps it */
+        rc = harvbk_target_config_set(cfg, HARVBK_TARGET_STORE_SECRET, "0");
+    if (rc != 0) {
+        cli_err("demo: the secret access key was refused: %s", harvbk_strerror(rc));
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* --target: copy the state directory's target configuration into d (read
+ * only: the state directory is not modified). */
+static int demo_load_target(demo *d, const cli_env *env)
+{
+    struct stat sb;
+    if (stat(env->state_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        cli_err("demo --target: no state directory '%s' (set a target first with "
+                "'harvbk --state DIR target set URL', or run 'harvbk demo' without --target)",
+                env->state_dir);
+        return CLI_EXIT_FAIL;
+    }
+    harvbk_ctx *uctx = cli_open_ctx(env);
+    if (!uctx)
+        return CLI_EXIT_FAIL;
+    int rc = harvbk_ctx_get_target(uctx, &d->tcfg);
+    int ex = CLI_EXIT_OK;
+    if (rc == HARVBK_E_NOTARGET) {
+        cli_err("demo --target: no backup target is configured in '%s' (set one with 'harvbk "
+                "target set URL', or run 'harvbk demo' without --target)",
+                env->state_dir);
+        ex = CLI_EXIT_FAIL;
+    } else if (rc != 0) {
+        ex = cli_fail_ctx(uctx, rc, "demo --target");
+    }
+    harvbk_ctx_free(uctx);
+    if (ex)
+        return ex;
+    harvbk_target_config_get(d->tcfg, HARVBK_TARGET_URL, d->url, sizeof d->url, NULL);
+    bool s3 = strncmp(d->url, "s3://", 5) == 0;
+    if (s3 && (ex = demo_target_secret(d->tcfg, env->state_dir)))
+        return ex;
+
+    /* the chunk size is the store's; the configuration knows it when it was
+     * given, else assume the default */
+    char num[32];
+    uint64_t cs = 0;
+    harvbk_target_config_get(d->tcfg, HARVBK_TARGET_CHUNK_SIZE, num, sizeof num, NULL);
+    d->chunk_size_known = num[0] && cli_parse_u64(num, &cs) && cs > 0;
+    d->chunk_size = d->chunk_size_known ? cs : s3 ? 4 * MiB : 1 * MiB;
+
+    /* a namespace of our own: nothing of anyone else's is touched */
+    uint8_t r[4];
+    if (getentropy(r, sizeof r) != 0) {
+        uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
+        memcpy(r, &x, sizeof r);
+    }
+    snprintf(d->ns, sizeof d->ns, "harvbk-demo-%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+    d->remote = true;
+    return CLI_EXIT_OK;
+}
+
 int cmd_demo(cli_env *env, int argc, char **argv)
 {
     const char *H = "harvbk demo";
-    cli_opt opts[] = {{"keep", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
+    cli_opt opts[] = {{"keep", CLI_OPT_FLAG, 0, 0, 0},
+                      {"target", CLI_OPT_FLAG, 0, 0, 0},
+                      {NULL, 0, 0, 0, 0}};
     const char *pos[1];
     int npos = 0;
     bool help = false;
@@ -573,6 +795,17 @@ int cmd_demo(cli_env *env, int argc, char **argv)
         return CLI_EXIT_OK;
     }
     bool keep = cli_opt_find(opts, "keep")->count > 0;
+    bool use_target = cli_opt_find(opts, "target")->count > 0;
+
+    demo d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.ns, sizeof d.ns, "demo");
+    d.chunk_size = CHUNK_SIZE;
+    d.chunk_size_known = true;
+    if (use_target && (ex = demo_load_target(&d, env))) {
+        demo_free(&d);
+        return ex;
+    }
 
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp)
@@ -582,10 +815,9 @@ int cmd_demo(cli_env *env, int argc, char **argv)
     char *root = mkdtemp(tmpl);
     if (!root) {
         cli_err("demo: cannot create a temporary directory in '%s': %s", tmp, strerror(errno));
+        demo_free(&d);
         return CLI_EXIT_FAIL;
     }
-    demo d;
-    memset(&d, 0, sizeof d);
     d.root = root;
     d.state = join(root, "state");
     d.target = join(root, "target");
@@ -605,6 +837,17 @@ int cmd_demo(cli_env *env, int argc, char **argv)
                keep ? "kept" : "removed");
         double t0 = cli_now();
         ex = demo_run(&d, env);
+        if (d.remote && d.wrote && d.ctx) {
+            if (keep) {
+                printf("kept the demo's backups in %s: remove them with 'harvbk --state %s "
+                       "backup delete %s/backup-1' (and %s/backup-2), then 'harvbk gc'\n",
+                       d.url, d.state, d.ns, d.ns);
+            } else {
+                int cex = demo_clean_target(&d);
+                if (cex && ex == CLI_EXIT_OK)
+                    ex = cex;
+            }
+        }
         if (ex == CLI_EXIT_OK)
             printf("demo finished in %.1fs\n", cli_now() - t0);
     }
@@ -616,7 +859,8 @@ int cmd_demo(cli_env *env, int argc, char **argv)
     harvbk_ctx_free(d.ctx);
     d.ctx = NULL;
     if (keep) {
-        printf("kept %s (state: %s/state, target: %s/target)\n", root, root, root);
+        printf("kept %s (state: %s/state, target: %s)\n", root, root,
+               d.remote ? d.url : d.target);
     } else {
         int err = cli_remove_tree(root);
         if (err)

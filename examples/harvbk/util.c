@@ -73,7 +73,7 @@ int cli_fail_ctx(const harvbk_ctx *ctx, int code, const char *what)
 {
     char msg[1024];
     cli_libmsg(ctx, NULL, code, msg, sizeof msg);
-    cli_err("%s: %s", what, msg);
+    cli_err("%s: %s (%s)", what, msg, harvbk_error_name(code));
     return CLI_EXIT_FAIL;
 }
 
@@ -81,7 +81,7 @@ int cli_fail_op(const harvbk_op *op, int code, const char *what)
 {
     char msg[1024];
     cli_libmsg(NULL, op, code, msg, sizeof msg);
-    cli_err("%s: %s", what, msg);
+    cli_err("%s: %s (%s)", what, msg, harvbk_error_name(code));
     return CLI_EXIT_FAIL;
 }
 

@@ -15,6 +15,9 @@ unsigned hb_pipe_workers(const hb_job *job)
     unsigned n = job && job->threads ? job->threads : hb_default_threads();
     if (job && job->st && job->st->t && job->st->t->min_workers > n)
         n = job->st->t->min_workers;
+    if (job && job->st && job->st->t && job->st->t->max_workers &&
+        n > job->st->t->max_workers)
+        n = job->st->t->max_workers;
     if (n < 1)
         n = 1;
     if (n > HB_ENGINE_MAX_WORKERS)

@@ -25,7 +25,8 @@ typedef struct hb_pipe {
 /* Workers for a job: job->threads (or hb_default_threads(), the CPU count),
  * raised to the backend's min_workers (network backends: requests in flight;
  * 0 for a local directory, where the work is CPU-bound), capped by
- * HB_ENGINE_MAX_WORKERS. */
+ * HB_ENGINE_MAX_WORKERS, and to the backend's max_workers (an explicitly
+ * configured HARVBK_TARGET_PARALLEL) when set. */
 unsigned hb_pipe_workers(const hb_job *job);
 void hb_pipe_init(hb_pipe *p, hb_job *job);
 void hb_pipe_destroy(hb_pipe *p);

@@ -95,7 +95,7 @@ int hb_target_open(hb_target **out, const hb_target_cfg *cfg, const char *owner,
     t->owner = hb_strdup(owner);
     t->log = log;
     if (cfg->parallel)
-        t->parallel = t->min_workers = cfg->parallel;
+        t->parallel = t->min_workers = t->max_workers = cfg->parallel;
     if (t->parallel == 0)
         t->parallel = 1;
     if (!t->display || !t->owner) {

@@ -86,6 +86,9 @@ struct hb_target {
      * local directory leaves it 0 (the work is CPU-bound, so more workers than
      * CPUs only compete); an explicitly configured parallel always sets it. */
     unsigned min_workers;
+    /* An explicitly configured `parallel` is also the most the engine runs
+     * (HARVBK_TARGET_PARALLEL means "requests in flight"); 0 = no cap. */
+    unsigned max_workers;
     /* Deferred puts dropped because they could not be made durable (only
      * grows; see put_deferred/sync). Backends add to it, wrappers read it. */
     atomic_uint_fast64_t lost;

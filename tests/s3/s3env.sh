@@ -98,6 +98,15 @@ find_python() {
 case "$cmd" in
 stop)
     stop_servers
+    # last line of defence for the whole run: the secret must not be in any
+    # log the servers wrote (every request of every test went through them)
+    if [ -s "$DIR/secret" ]; then
+        leaked=$(grep -rlF -f "$DIR/secret" "$DIR"/*.log "$DIR"/*.out 2>/dev/null || true)
+        if [ -n "$leaked" ]; then
+            echo "s3env.sh: the S3 secret appears in: $leaked" >&2
+            exit 1
+        fi
+    fi
     exit 0 ;;
 start) ;;
 *) die "unknown command '$cmd' (start|stop)" ;;

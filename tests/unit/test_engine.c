@@ -862,6 +862,31 @@ static void test_buffers_bounded_by_workers(void **state)
     free(m.data);
 }
 
+/* Worker count: the job's threads (else the CPU count), raised to the
+ * backend's min_workers, capped by an explicitly configured parallel. */
+static void test_worker_count_rules(void **state)
+{
+    fx *f = *state;
+    hb_target *t = f->job.st->t;
+    unsigned saved_threads = f->job.threads, smin = t->min_workers, smax = t->max_workers;
+    t->min_workers = t->max_workers = 0;
+    f->job.threads = 3;
+    assert_int_equal(hb_pipe_workers(&f->job), 3);
+    t->min_workers = 8; /* a network backend's requests in flight */
+    assert_int_equal(hb_pipe_workers(&f->job), 8);
+    t->min_workers = t->max_workers = 1; /* --parallel 1 */
+    assert_int_equal(hb_pipe_workers(&f->job), 1);
+    f->job.threads = 0;
+    assert_int_equal(hb_pipe_workers(&f->job), 1);
+    t->min_workers = t->max_workers = 0;
+    assert_int_equal(hb_pipe_workers(&f->job), hb_default_threads());
+    f->job.threads = 1000;
+    assert_int_equal(hb_pipe_workers(&f->job), HB_ENGINE_MAX_WORKERS);
+    f->job.threads = saved_threads;
+    t->min_workers = smin;
+    t->max_workers = smax;
+}
+
 /* ---- gc ---- */
 
 static void commit_entry(fx *f, const char *name, const char *vol, const hb_index *ix)
@@ -1218,6 +1243,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_errors_name_the_volume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_from_progress_and_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buffers_bounded_by_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_count_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_removes_only_unreferenced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_deletes_nothing_when_marking_fails, setup,
                                         teardown),
