@@ -818,6 +818,17 @@ int cmd_demo(cli_env *env, int argc, char **argv)
         demo_free(&d);
         return CLI_EXIT_FAIL;
     }
+    /* absolute: volume paths are registered with the library, which refuses
+     * relative ones (a relative $TMPDIR) */
+    char *abs = realpath(root, NULL);
+    if (!abs) {
+        cli_err("demo: cannot resolve '%s': %s", root, strerror(errno));
+        rmdir(root);
+        demo_free(&d);
+        return CLI_EXIT_FAIL;
+    }
+    snprintf(tmpl, sizeof tmpl, "%s", abs);
+    free(abs);
     d.root = root;
     d.state = join(root, "state");
     d.target = join(root, "target");
