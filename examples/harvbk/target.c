@@ -309,7 +309,9 @@ static int target_show(cli_env *env, int argc, char **argv)
         char h[32];
         printf("%-20s %s (%s)\n", "chunk-size:", buf, cli_fmt_size(cs, h, sizeof h));
     } else {
-        printf("%-20s %s\n", "chunk-size:", s3 ? "4194304 (4.0 MiB, default)" : "1048576 (1.0 MiB, default)");
+        bool remote = s3 || strncmp(url, "nfs://", 6) == 0;
+        printf("%-20s %s\n", "chunk-size:",
+               remote ? "4194304 (4.0 MiB, default)" : "1048576 (1.0 MiB, default)");
     }
     show_setting(cfg, HARVBK_TARGET_ENDPOINT, "endpoint:", s3 ? "(default)" : NULL, NULL);
     show_setting(cfg, HARVBK_TARGET_REGION, "region:", s3 ? "(default)" : NULL, NULL);

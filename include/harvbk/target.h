@@ -34,7 +34,7 @@ typedef enum harvbk_target_key {
     HARVBK_TARGET_REFRESH_INTERVAL = 8,  /* seconds between metadata syncs; "0" = on demand */
     HARVBK_TARGET_CODEC = 9,             /* "zstd" (default), "lz4", "gzip", "none" */
     HARVBK_TARGET_CHUNK_SIZE = 10,       /* bytes, power of two 64 KiB..64 MiB; default 1 MiB
-                                            (4 MiB for s3://); fixed when the store
+                                            (4 MiB for s3:// and nfs://); fixed when the store
                                             is created */
     HARVBK_TARGET_TIMEOUT_MS = 11,       /* connect/request timeout; default 10000 */
     HARVBK_TARGET_PARALLEL = 12,         /* requests in flight; default automatic */

@@ -641,7 +641,7 @@ int harvbk_target_config_has_secret(const harvbk_target_config *cfg)
 
 uint32_t hb_target_cfg_default_chunk_size(const hb_target_cfg *c)
 {
-    if (c && c->url && strncmp(c->url, "s3://", 5) == 0)
-        return HB_DEFAULT_CHUNK_SIZE_S3;
+    if (c && c->url && (strncmp(c->url, "s3://", 5) == 0 || strncmp(c->url, "nfs://", 6) == 0))
+        return HB_DEFAULT_CHUNK_SIZE_REMOTE;
     return HB_DEFAULT_CHUNK_SIZE;
 }
