@@ -171,11 +171,8 @@ static int backup_create(cli_env *env, int argc, char **argv)
         ex = CLI_EXIT_FAIL;
         goto out;
     }
-    int rc = harvbk_vm_lookup(&vm, ctx, ns, vmname);
+    int rc = cli_lookup_vm(ctx, "backup create", ns, vmname, &vm);
     if (rc == HARVBK_E_NOTFOUND) {
-        cli_err("backup create: VM %s/%s is not registered; register it first with 'harvbk vm "
-                "add %s/%s --disk VOLNAME=PATH'",
-                ns, vmname, ns, vmname);
         ex = CLI_EXIT_FAIL;
         goto out;
     }

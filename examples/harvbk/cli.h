@@ -126,6 +126,11 @@ int cli_print_json(struct cJSON *item);
 
 /* Open the state directory of env; on error prints it and returns NULL. */
 harvbk_ctx *cli_open_ctx(const cli_env *env);
+/* harvbk_vm_lookup() for a command that works on a registered VM ("backup
+ * create"): a VM that is not registered is reported here, with how to
+ * register it. Returns the library's code; other errors are the caller's. */
+int cli_lookup_vm(harvbk_ctx *ctx, const char *what, const char *ns, const char *name,
+                  harvbk_vm **out);
 /* Read a secret from a file (at most 4 KiB, trailing whitespace dropped) into a
  * malloc'd string (wipe and free it). 0, an errno value, or ENODATA if empty. */
 int cli_read_secret(const char *path, char **out);

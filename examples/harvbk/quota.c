@@ -24,14 +24,6 @@ static const char HELP_QUOTA[] =
     "BYTES takes K/M/G/T suffixes (binary: 1K = 1024). 'quota show' lists every\n"
     "namespace and VM that has a limit or snapshots.\n";
 
-static int fail_named(const harvbk_ctx *ctx, int code, const char *what)
-{
-    char msg[1024];
-    cli_libmsg(ctx, NULL, code, msg, sizeof msg);
-    cli_err("%s: %s (%s)", what, msg, harvbk_error_name(code));
-    return CLI_EXIT_FAIL;
-}
-
 /* --namespace NS or --vm NS/VM, exactly one (unless optional and absent). */
 static int pick(const char *H, cli_opt *opts, bool optional, char *ns, char *vm, bool *has_vm,
                 bool *given)
@@ -103,7 +95,7 @@ static int quota_set_clear(cli_env *env, int argc, char **argv, bool set)
     if (rc != 0) {
         char what[2 * CLI_NAME_MAX + 40];
         snprintf(what, sizeof what, "quota %s %s", set ? "set" : "clear", who);
-        ex = fail_named(ctx, rc, what);
+        ex = cli_fail_ctx(ctx, rc, what);
         goto out;
     }
     if (set) {
@@ -154,7 +146,7 @@ static int quota_show(cli_env *env, int argc, char **argv)
         uint64_t limit = 0, usage = 0;
         int rc = harvbk_quota_get(ctx, ns, has_vm ? vm : NULL, &has, &limit, &usage);
         if (rc != 0) {
-            ex = fail_named(ctx, rc, "quota show");
+            ex = cli_fail_ctx(ctx, rc, "quota show");
             goto out;
         }
         if (json) {
@@ -180,7 +172,7 @@ static int quota_show(cli_env *env, int argc, char **argv)
     }
     int rc = harvbk_quota_list_get(&ql, ctx);
     if (rc != 0) {
-        ex = fail_named(ctx, rc, "quota show");
+        ex = cli_fail_ctx(ctx, rc, "quota show");
         goto out;
     }
     size_t n = harvbk_quota_list_count(ql);

@@ -38,15 +38,6 @@ static const char HELP_RESTORE[] =
     "Every chunk is checked before it is written; on failure nothing is left\n"
     "behind. On a terminal a progress bar is drawn on stderr; Ctrl-C cancels.\n";
 
-/* "harvbk: <what>: <message> (HARVBK_E_...)" */
-static int fail_named(const harvbk_ctx *ctx, const harvbk_op *op, int code, const char *what)
-{
-    char msg[1024];
-    cli_libmsg(ctx, op, code, msg, sizeof msg);
-    cli_err("%s: %s (%s)", what, msg, harvbk_error_name(code));
-    return CLI_EXIT_FAIL;
-}
-
 int cli_run_restore(harvbk_ctx *ctx, const char *ns, const char *name, const char *new_ns,
                     const char *new_name, const char *dir, cli_op_result *res)
 {
@@ -122,11 +113,11 @@ static int run_restore_req(harvbk_ctx *ctx, const restore_req *q, cli_op_result 
                     what);
             return CLI_EXIT_FAIL;
         }
-        return fail_named(ctx, NULL, rc, what);
+        return cli_fail_ctx(ctx, rc, what);
     }
     rc = cli_wait_op(op, &pr, what, &res->seconds);
     if (rc != 0 && !(rc == HARVBK_E_CANCELLED && cli_signal_pending())) {
-        fail_named(NULL, op, rc, what);
+        cli_fail_op(op, rc, what);
         harvbk_op_free(op);
         return CLI_EXIT_FAIL;
     }

@@ -35,15 +35,6 @@ static const char HELP_SNAPSHOT[] =
     "STATE/snapshot-store) and the chunk size and codec of a new store.\n"
     "Restore a snapshot with 'harvbk restore --snapshot NS/NAME ...'.\n";
 
-/* "harvbk: <what>: <message> (HARVBK_E_...)" */
-static int fail_named(const harvbk_ctx *ctx, const harvbk_op *op, int code, const char *what)
-{
-    char msg[1024];
-    cli_libmsg(ctx, op, code, msg, sizeof msg);
-    cli_err("%s: %s (%s)", what, msg, harvbk_error_name(code));
-    return CLI_EXIT_FAIL;
-}
-
 static cJSON *info_json(const harvbk_backup_info *info)
 {
     char *s = NULL;
@@ -121,11 +112,8 @@ static int snap_create(cli_env *env, int argc, char **argv)
         ex = CLI_EXIT_FAIL;
         goto out;
     }
-    int rc = harvbk_vm_lookup(&vm, ctx, ns, vmname);
+    int rc = cli_lookup_vm(ctx, "snapshot create", ns, vmname, &vm);
     if (rc == HARVBK_E_NOTFOUND) {
-        cli_err("snapshot create: VM %s/%s is not registered; register it first with 'harvbk "
-                "vm add %s/%s --disk VOLNAME=PATH'",
-                ns, vmname, ns, vmname);
         ex = CLI_EXIT_FAIL;
         goto out;
     }
@@ -159,13 +147,13 @@ static int snap_create(cli_env *env, int argc, char **argv)
     }
     rc = harvbk_snapshot_create(&op, ctx, vm, sname, &o);
     if (rc != 0) {
-        ex = fail_named(ctx, NULL, rc, "snapshot create");
+        ex = cli_fail_ctx(ctx, rc, "snapshot create");
         goto out;
     }
     double secs = 0;
     rc = cli_wait_op(op, &pr, what, &secs);
     if (rc != 0 && !(rc == HARVBK_E_CANCELLED && cli_signal_pending())) {
-        ex = fail_named(NULL, op, rc, what);
+        ex = cli_fail_op(op, rc, what);
         goto out;
     }
     ex = cli_finish_op(op, rc, what);
@@ -213,7 +201,7 @@ static int snap_list(cli_env *env, int argc, char **argv)
     harvbk_backup_list *list = NULL;
     int rc = harvbk_snapshot_list_get(&list, ctx);
     if (rc != 0) {
-        ex = fail_named(ctx, NULL, rc, "snapshot list");
+        ex = cli_fail_ctx(ctx, rc, "snapshot list");
         harvbk_ctx_free(ctx);
         return ex;
     }
@@ -286,7 +274,7 @@ static int snap_show(cli_env *env, int argc, char **argv)
     if (rc != 0) {
         char what[256];
         snprintf(what, sizeof what, "snapshot show %s/%s", ns, name);
-        ex = fail_named(ctx, NULL, rc, what);
+        ex = cli_fail_ctx(ctx, rc, what);
         harvbk_ctx_free(ctx);
         return ex;
     }
@@ -358,7 +346,7 @@ static int snap_verify(cli_env *env, int argc, char **argv)
     harvbk_op *op = NULL;
     int rc = harvbk_snapshot_verify(&op, ctx, ns, name, &o);
     if (rc != 0) {
-        ex = fail_named(ctx, NULL, rc, what);
+        ex = cli_fail_ctx(ctx, rc, what);
         if (rc == HARVBK_E_CHUNK || rc == HARVBK_E_CORRUPT)
             ex = CLI_EXIT_BADDATA;
         harvbk_ctx_free(ctx);
@@ -401,7 +389,7 @@ static int snap_delete(cli_env *env, int argc, char **argv)
     if (rc != 0) {
         char what[256];
         snprintf(what, sizeof what, "snapshot delete %s/%s", ns, name);
-        ex = fail_named(ctx, NULL, rc, what);
+        ex = cli_fail_ctx(ctx, rc, what);
     } else {
         printf("snapshot %s/%s deleted\n", ns, name);
     }
@@ -431,7 +419,7 @@ static int snap_gc(cli_env *env, int argc, char **argv)
     harvbk_op *op = NULL;
     int rc = harvbk_snapshot_gc(&op, ctx, NULL);
     if (rc != 0) {
-        ex = fail_named(ctx, NULL, rc, "snapshot gc");
+        ex = cli_fail_ctx(ctx, rc, "snapshot gc");
         harvbk_ctx_free(ctx);
         return ex;
     }
@@ -507,7 +495,7 @@ static int snap_store(cli_env *env, int argc, char **argv)
         int rc = harvbk_snapshot_store_set(ctx, &o);
         if (rc != 0) {
             ex = rc == HARVBK_E_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
-            fail_named(ctx, NULL, rc, "snapshot store");
+            cli_fail_ctx(ctx, rc, "snapshot store");
             goto out;
         }
     }

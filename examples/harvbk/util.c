@@ -77,6 +77,17 @@ int cli_fail_ctx(const harvbk_ctx *ctx, int code, const char *what)
     return CLI_EXIT_FAIL;
 }
 
+int cli_lookup_vm(harvbk_ctx *ctx, const char *what, const char *ns, const char *name,
+                  harvbk_vm **out)
+{
+    int rc = harvbk_vm_lookup(out, ctx, ns, name);
+    if (rc == HARVBK_E_NOTFOUND)
+        cli_err("%s: VM %s/%s is not registered; register it first with 'harvbk vm add %s/%s "
+                "--disk VOLNAME=PATH'",
+                what, ns, name, ns, name);
+    return rc;
+}
+
 int cli_fail_op(const harvbk_op *op, int code, const char *what)
 {
     char msg[1024];
