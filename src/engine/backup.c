@@ -134,6 +134,19 @@ static int bk_chunk(bk_ctx *c, bk_slot *s)
     return 0;
 }
 
+/* May chunk i of prev be copied without reading? A hole always; a chunk only
+ * when it is known to be in the store (a chunk lost since prev was written,
+ * or named by a damaged index, is read and stored again). */
+static bool prev_present(bk_ctx *c, const hb_index *prev, uint64_t i)
+{
+    if (hb_index_is_hole(prev, i))
+        return true;
+    pthread_mutex_lock(&hb_engine_set_mu);
+    bool have = hb_dset_has(c->known, hb_index_id(prev, i));
+    pthread_mutex_unlock(&hb_engine_set_mu);
+    return have;
+}
+
 static void bk_work(void *job, void *arg)
 {
     bk_slot *s = job;
@@ -273,7 +286,8 @@ int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *p
         hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
         goto done;
     }
-    if (prev && prev->ids) {
+    if (prev && prev->ids && own_known) {
+        /* no set from the caller: it vouches that prev's chunks are present */
         pthread_mutex_lock(&hb_engine_set_mu);
         for (uint64_t i = 0; i < prev->count && rc >= 0; i++)
             if (!hb_index_is_hole(prev, i))
@@ -319,7 +333,7 @@ int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *p
         uint64_t off = i * (uint64_t)cs;
         uint32_t len = hb_index_chunk_len(out, i);
         if (use_prev && i < prev->count && hb_index_chunk_len(prev, i) == len &&
-            !hb_rangeset_overlaps(changed, off, len)) {
+            !hb_rangeset_overlaps(changed, off, len) && prev_present(&c, prev, i)) {
             memcpy(hb_index_id(out, i), hb_index_id(prev, i), HB_DIGEST_LEN);
             skipped += len;
             pending += len;

@@ -61,9 +61,11 @@ typedef struct hb_backup_stats {
  * Back up one volume into out (initialised by the engine for the volume size
  * and the store's chunk size). `prev` (may be NULL) is the previous backup's
  * index of this volume: with `changed` (may be NULL) the chunks outside the
- * changed ranges are copied from prev without reading; `prev` ids also count
- * as known-present. `known` (may be NULL) is a digest set shared across
- * volumes of chunks known to be in the store; the engine adds what it writes.
+ * changed ranges are copied from prev without reading, when they are known
+ * to be in the store (else they are read like changed ones). `known` (may be
+ * NULL) is a digest set shared across volumes of chunks known to be in the
+ * store (the caller checked them); the engine adds what it writes. Without
+ * `known`, prev's ids are taken as present (the caller vouches for them).
  * Cancelled: HARVBK_E_CANCELLED.
  * On success every chunk `out` references is durable and visible in the store
  * (new chunks are put deferred and a barrier runs at the end), so the caller

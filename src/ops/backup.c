@@ -7,13 +7,17 @@
  * snapshot usage is at or over its quota, take the entry's record lock, check
  * that no entry of that name exists, write the InProgress record, start the
  * thread. On the thread:
- *   1. publish the context's writer lease, then wait while a gc runs
- *      (the lease protocol of docs/FORMAT.md "Concurrency");
+ *   1. publish the context's writer lease, claim the entry's name (exactly
+ *      one writer of any cluster wins it: docs/FORMAT.md "Claims"), then
+ *      wait while a gc runs (the lease protocol of "Concurrency");
  *   2. open the volumes (their sizes are the backup's sizes);
  *   3. load the VM's newest backup in the target as the previous one: its
- *      indexes give unchanged chunks (with changed ranges) and known chunk ids;
+ *      indexes give unchanged chunks (with changed ranges) and chunk ids that
+ *      need no upload - only those the store still holds (one listing);
  *   4. freeze (optional), read every volume through the engine, thaw;
- *   5. write the indexes, then the manifest: that commit makes it Ready.
+ *   5. confirm the claim (after a lease lapse: renew, wait for gc, re-check
+ *      every referenced chunk), write the indexes, then the manifest: that
+ *      commit makes it Ready.
  * The record ends Ready or Error; lease, lock and registry are released
  * before the operation is reported finished.
  * Snapshots differ in: their own writer lease per operation (the owner id
@@ -98,26 +102,40 @@ static int backup_progress(uint64_t delta, void *ud)
 
 /* ---- steps ---- */
 
+/* Wait while a gc holds a live lease. A gc lease of a dead process of this
+ * host is not live at all; one of another host stops being live at most a
+ * TTL after its holder's last heartbeat, so the wait is bounded by the TTL
+ * (plus a heartbeat period): a crashed gc delays backups, it never fails
+ * them. Only a gc that is really running for longer than that does. */
 static int wait_for_gc(harvbk_op *op, hb_store *st, const char *what, const char *where,
                        hb_err *e)
 {
     uint64_t start = hb_mono_ms();
+    uint64_t bound_ms = (uint64_t)HB_LEASE_TTL_S * 1200u + 2u * HB_GC_POLL_MS;
+    if (bound_ms < HB_GC_WAIT_MS)
+        bound_ms = HB_GC_WAIT_MS;
     bool logged = false;
     for (;;) {
         unsigned n = 0;
         int rc = hb_lease_count_live(st, "gc", NULL, &n, e);
         if (rc)
             return hb_err_prefix(e, "cannot check for a running gc");
-        if (n == 0)
+        if (n == 0) {
+            if (logged)
+                hb_log_info(&op->ctx->log, "%s goes on: no garbage collection of the %s runs "
+                            "any more (waited %llu ms)", what, where,
+                            (unsigned long long)(hb_mono_ms() - start));
             return 0;
-        if (hb_mono_ms() - start >= HB_GC_WAIT_MS)
+        }
+        if (hb_mono_ms() - start >= bound_ms)
             return hb_seterr(e, HARVBK_E_BUSY,
                              "garbage collection of the %s is running (%u gc lease(s) "
-                             "held for over %u s); try again later",
-                             where, n, HB_GC_WAIT_MS / 1000u);
+                             "kept alive for over %llu s); try again later",
+                             where, n, (unsigned long long)(bound_ms / 1000u));
         if (!logged) {
-            hb_log_info(&op->ctx->log, "%s waits for a garbage collection of the %s to end",
-                        what, where);
+            hb_log_info(&op->ctx->log, "%s waits for a garbage collection of the %s to end "
+                        "(%u gc lease(s); a crashed gc of another host expires within %d s)",
+                        what, where, n, HB_LEASE_TTL_S);
             logged = true;
         }
         if (hb_op_sleep(op, HB_GC_POLL_MS))
@@ -287,37 +305,46 @@ static int fill_manifest(backup_job *j, hb_store *st, bool crash, hb_manifest *m
 
 /* ---- the thread ---- */
 
-/* If the writer lease lapsed (this process was stopped, or the target was
- * unreachable, for longer than the lease TTL), a gc of another context may
- * have swept chunks this backup deduplicated against: before committing,
- * check that every chunk the indexes reference is still in the store. */
-static int recheck_after_lapse(harvbk_ctx *ctx, backup_job *j, hb_store *st, const hb_index *ix,
-                               size_t n, hb_err *e)
+/* Before the commit. The writer lease and the claim make this safe unless the
+ * lease lapsed (this process was stopped, or the target unreachable, for
+ * longer than the TTL): then a gc of another context may have started,
+ * taking this writer for dead, and swept chunks this backup reuses; and
+ * another writer may have taken its claim for dead. So after a lapse: make
+ * the lease visible again, wait until no gc runs (one that started before
+ * the renewal may still be sweeping; one that starts after it sees the lease
+ * and stops), then check that every chunk the indexes reference exists and
+ * that nobody else claims the name. A new lapse meanwhile starts over. */
+static int confirm_commit(harvbk_op *op, backup_job *j, hb_store *st, hb_lease *wl,
+                          uint64_t *lapses, hb_claim *claim, const hb_index *ix, size_t n,
+                          const char *what, hb_err *e)
 {
-    hb_err why;
-    hb_err_clear(&why);
-    if (j->kind == HB_ENTRY_SNAPSHOT ? (!j->lease || hb_lease_check(j->lease, &why) == 0)
-                                     : hb_ctx_writer_lease_check(ctx, &why) == 0)
-        return 0;
-    hb_log_warn(&ctx->log, "%s %s/%s: %s; checking every referenced chunk", j->word,
-                j->vm->ns, j->name, why.msg);
-    hb_dset *seen = hb_dset_new(1024);
-    if (!seen)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    int rc = 0;
-    for (size_t v = 0; v < n && rc == 0; v++) {
-        for (uint64_t i = 0; i < ix[v].count && rc == 0; i++) {
-            if (hb_index_is_hole(&ix[v], i))
-                continue;
-            int added = hb_dset_add(seen, hb_index_id(&ix[v], i));
-            if (added < 0)
-                rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
-            if (added != 1)
-                continue;
-            int ex = hb_store_chunk_exists(st, hb_index_id(&ix[v], i), e);
-            if (ex < 0) {
-                rc = ex;
-            } else if (ex == 0) {
+    harvbk_ctx *ctx = op->ctx;
+    for (int round = 0; wl && hb_lease_lapses(wl) != *lapses; round++) {
+        if (round == 3)
+            return hb_seterr(e, HARVBK_E_BUSY, "%s: the writer lease keeps lapsing; not "
+                             "committing", what);
+        hb_log_warn(&ctx->log, "%s: the writer lease lapsed (no heartbeat for more than %d s); "
+                    "renewing it and checking every referenced chunk", what, HB_LEASE_TTL_S);
+        int rc = hb_lease_renew(wl, e);
+        if (rc)
+            return rc;
+        *lapses = hb_lease_lapses(wl);
+        if ((rc = wait_for_gc(op, st, what,
+                              j->kind == HB_ENTRY_SNAPSHOT ? "snapshot store" : "target", e)))
+            return rc;
+        hb_dset *refs = hb_dset_new(1024), *present = NULL;
+        if (!refs)
+            return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+        for (size_t v = 0; v < n && rc == 0; v++)
+            for (uint64_t i = 0; i < ix[v].count && rc == 0; i++)
+                if (!hb_index_is_hole(&ix[v], i) && hb_dset_add(refs, hb_index_id(&ix[v], i)) < 0)
+                    rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+        if (rc == 0)
+            rc = hb_store_chunks_present(st, refs, &present, NULL, e);
+        for (size_t v = 0; v < n && rc == 0; v++) {
+            for (uint64_t i = 0; i < ix[v].count && rc == 0; i++) {
+                if (hb_index_is_hole(&ix[v], i) || hb_dset_has(present, hb_index_id(&ix[v], i)))
+                    continue;
                 char hex[HB_DIGEST_HEX_LEN + 1];
                 hb_hex(hb_index_id(&ix[v], i), HB_DIGEST_LEN, hex);
                 rc = hb_seterr(e, HARVBK_E_CHUNK,
@@ -326,9 +353,42 @@ static int recheck_after_lapse(harvbk_ctx *ctx, backup_job *j, hb_store *st, con
                                j->vm->vols[v].name, hex, j->word);
             }
         }
+        hb_dset_free(refs);
+        hb_dset_free(present);
+        if (rc)
+            return rc;
+        if ((rc = hb_store_claim_confirm(claim, true, e)))
+            return rc;
     }
-    hb_dset_free(seen);
-    return rc;
+    return hb_store_claim_confirm(claim, false, e);
+}
+
+/* The ids of the previous backup that the store still holds: only those may
+ * be reused without reading and uploading (a chunk lost since, or named by a
+ * damaged index of another cluster, is read and stored again). */
+static int keep_present(backup_job *j, hb_store *st, hb_dset **known, hb_err *e)
+{
+    size_t n = hb_dset_count(*known);
+    if (n == 0)
+        return 0;
+    hb_dset *present = NULL;
+    uint64_t listed = 0, t0 = hb_mono_ms();
+    int rc = hb_store_chunks_present(st, *known, &present, &listed, e);
+    if (rc)
+        return rc;
+    size_t have = hb_dset_count(present);
+    hb_log_info(&j->op->ctx->log, "%s %s/%s: %zu of the previous %s's %zu chunk(s) are in the "
+                "store (%llu checked or listed in %llu ms)%s", j->word, j->vm->ns, j->name, have,
+                j->word, n, (unsigned long long)listed,
+                (unsigned long long)(hb_mono_ms() - t0),
+                have < n ? "; the missing ones are read and stored again" : "");
+    if (have < n)
+        hb_log_warn(&j->op->ctx->log, "%s %s/%s: %zu chunk(s) of the previous %s are missing "
+                    "from the store; they are read and stored again", j->word, j->vm->ns,
+                    j->name, n - have, j->word);
+    hb_dset_free(*known);
+    *known = present;
+    return 0;
 }
 
 /* ---- snapshots: quotas and undoing a failed snapshot ---- */
@@ -452,6 +512,9 @@ static int backup_run(harvbk_op *op, hb_err *e)
     hb_backup_stats tot;
     memset(&tot, 0, sizeof tot);
     bool lease = false, frozen = false, crash = false;
+    hb_claim *claim = NULL;
+    hb_lease *wl = NULL;
+    uint64_t lapses = 0;
     int quota_fd = -1;
     uint64_t new_bytes = 0;
     int rc = 0;
@@ -471,8 +534,17 @@ static int backup_run(harvbk_op *op, hb_err *e)
     }
     if (rc)
         goto out;
+    wl = snap ? j->lease : ctx->writer_lease; /* stable while we hold it */
+    /* exactly one writer wins the name (docs/FORMAT.md "Claims") */
+    if ((rc = hb_store_claim(st, j->kdir, vm->ns, j->name, snap ? j->owner : ctx->owner, &claim,
+                             e))) {
+        if (rc == HARVBK_E_EXISTS)
+            hb_err_prefix(e, "%s", what);
+        goto out;
+    }
     if ((rc = wait_for_gc(op, st, what, snap ? "snapshot store" : "target", e)))
         goto out;
+    lapses = hb_lease_lapses(wl);
     if ((rc = open_volumes(j, fds, sizes, e)))
         goto out;
     uint64_t logical = 0;
@@ -493,6 +565,8 @@ static int backup_run(harvbk_op *op, hb_err *e)
     j->last_persist_ms = hb_mono_ms();
 
     if ((rc = load_previous(j, st, prev, has_prev, known, e)))
+        goto out;
+    if ((rc = keep_present(j, st, &known, e)))
         goto out;
     if (hb_op_cancelled(op)) {
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
@@ -576,7 +650,7 @@ static int backup_run(harvbk_op *op, hb_err *e)
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
         goto out;
     }
-    if ((rc = recheck_after_lapse(ctx, j, st, ix, n, e)))
+    if ((rc = confirm_commit(op, j, st, wl, &lapses, claim, ix, n, what, e)))
         goto out;
     if (snap) {
         bool has_ns = false, has_vm = false;
@@ -617,6 +691,8 @@ static int backup_run(harvbk_op *op, hb_err *e)
     hb_err_clear(e);
     if ((rc = hb_store_manifest_write(st, j->kdir, &m, e)))
         goto out;
+    hb_store_claim_release(claim); /* the manifest holds the name now */
+    claim = NULL;
 
     j->rec.state = HARVBK_STATE_READY;
     j->rec.uploaded_bytes = m.uploaded_bytes;
@@ -635,7 +711,11 @@ out:
         j->rec.state = HARVBK_STATE_ERROR;
         j->rec.progress_bytes = atomic_load(&op->done);
         hb_record_set_error(&j->rec, rc, e->msg[0] ? e->msg : harvbk_strerror(rc));
-        if (snap && ix)
+        /* a loser never wrote anything under the name: nothing to undo */
+        bool won = claim != NULL;
+        hb_store_claim_release(claim);
+        claim = NULL;
+        if (snap && ix && won)
             snapshot_undo(ctx, j, st, ix, n);
     }
     hb_quota_unlock(quota_fd);

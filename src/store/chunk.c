@@ -202,6 +202,59 @@ int hb_store_chunk_exists(hb_store *st, const uint8_t id[HB_DIGEST_LEN], hb_err 
     return size >= HB_CHUNK_HEADER_LEN ? 1 : 0;
 }
 
+#define PRESENT_HEAD_MAX 16 /* up to this many ids: one head() each */
+
+typedef struct present_ctx {
+    const hb_dset *ids;
+    hb_dset *out;
+    uint64_t listed;
+} present_ctx;
+
+static int present_one(const uint8_t id[HB_DIGEST_LEN], uint64_t size, int64_t mtime, void *ud)
+{
+    (void)mtime;
+    present_ctx *p = ud;
+    p->listed++;
+    if (size < HB_CHUNK_HEADER_LEN || !hb_dset_has(p->ids, id))
+        return 0;
+    return hb_dset_add(p->out, id) < 0 ? HARVBK_E_NOMEM : 0;
+}
+
+int hb_store_chunks_present(hb_store *st, const hb_dset *ids, hb_dset **out, uint64_t *listed,
+                            hb_err *e)
+{
+    *out = NULL;
+    size_t n = hb_dset_count(ids);
+    present_ctx p = { ids, hb_dset_new(n ? n : 1), 0 };
+    if (!p.out)
+        return hb_seterr(e, HARVBK_E_NOMEM, "out of memory checking chunks");
+    int rc = 0;
+    if (n <= PRESENT_HEAD_MAX) {
+        size_t pos = 0;
+        const uint8_t *id;
+        while (rc == 0 && hb_dset_next(ids, &pos, &id)) {
+            p.listed++;
+            int ex = hb_store_chunk_exists(st, id, e);
+            if (ex < 0)
+                rc = ex;
+            else if (ex == 1 && hb_dset_add(p.out, id) < 0)
+                rc = hb_seterr(e, HARVBK_E_NOMEM, "out of memory checking chunks");
+        }
+    } else {
+        rc = hb_store_chunk_list(st, present_one, &p, e);
+        if (rc == HARVBK_E_NOMEM)
+            hb_seterr(e, rc, "out of memory checking chunks");
+    }
+    if (rc) {
+        hb_dset_free(p.out);
+        return hb_err_prefix(e, "cannot check which chunks the store holds");
+    }
+    if (listed)
+        *listed = p.listed;
+    *out = p.out;
+    return 0;
+}
+
 /* The largest chunk object a reader whose buffer holds raw_cap bytes accepts
  * (FORMAT.md section 4, step 5: raw length <= chunk size). Writers never store
  * a payload larger than its raw bytes; any codec's worst case is allowed all

@@ -13,6 +13,9 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +26,7 @@
 #define LEASE_PERIOD_S (HB_LEASE_TTL_S >= 5 ? HB_LEASE_TTL_S / 5 : 1)
 
 int hb_lease_ttl_s = HB_LEASE_TTL_DEFAULT_S;
+atomic_int hb_lease_test_stall;
 #define LEASE_RETRY_S (HB_LEASE_TTL_S >= 25 ? 5 : 1)
 #define LEASE_OWNER_MAX 128
 #define LEASE_OBJECT_MAX (64u * 1024u) /* ours are about 200 bytes */
@@ -38,7 +42,91 @@ struct hb_lease {
     bool stop;
     uint64_t last_ok_ms; /* monotonic time of the last successful heartbeat write */
     bool lapsed;         /* two successful heartbeats were more than a TTL apart */
+    uint64_t lapses;     /* lapses seen so far (each counted once) */
 };
+
+/* ---- who holds a lease: host, boot and pid namespace ----
+ * A lease records the holder's pid with the identity of the place that pid
+ * means something: the host name, the kernel's boot id and the pid namespace.
+ * When all three are ours and no process has that pid, the holder is dead
+ * (killed, crashed) and its lease is stale at once instead of after the TTL.
+ * A pid that was reused makes a dead holder look alive: that only waits. */
+typedef struct lease_ident {
+    char host[256];
+    char boot[64];
+    char pidns[64];
+} lease_ident;
+
+static lease_ident ident;
+static pthread_once_t ident_once = PTHREAD_ONCE_INIT;
+
+static void read_small(const char *path, char *out, size_t size)
+{
+    out[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, out, size - 1);
+    close(fd);
+    if (n <= 0) {
+        out[0] = '\0';
+        return;
+    }
+    out[n] = '\0';
+    out[strcspn(out, "\r\n")] = '\0';
+}
+
+static void ident_init(void)
+{
+    if (gethostname(ident.host, sizeof ident.host - 1) != 0)
+        ident.host[0] = '\0';
+    read_small("/proc/sys/kernel/random/boot_id", ident.boot, sizeof ident.boot);
+    ssize_t n = readlink("/proc/self/ns/pid", ident.pidns, sizeof ident.pidns - 1);
+    ident.pidns[n > 0 ? n : 0] = '\0';
+}
+
+static const lease_ident *my_ident(void)
+{
+    pthread_once(&ident_once, ident_init);
+    return &ident;
+}
+
+bool hb_lease_holder_dead(const char *host, const char *boot, const char *pidns, int64_t pid)
+{
+    const lease_ident *me = my_ident();
+    if (!host || !boot || !pidns || !me->boot[0] || !me->pidns[0] || pid <= 0 ||
+        pid > INT32_MAX)
+        return false;
+    if (strcmp(host, me->host) != 0 || strcmp(boot, me->boot) != 0 ||
+        strcmp(pidns, me->pidns) != 0)
+        return false;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+int hb_lease_ident_add(cJSON *obj)
+{
+    const lease_ident *me = my_ident();
+    bool ok = cJSON_AddNumberToObject(obj, "pid", (double)getpid()) != NULL &&
+              cJSON_AddStringToObject(obj, "host", me->host) != NULL;
+    if (ok && me->boot[0] && me->pidns[0])
+        ok = cJSON_AddStringToObject(obj, "boot", me->boot) != NULL &&
+             cJSON_AddStringToObject(obj, "pidns", me->pidns) != NULL;
+    return ok ? 0 : HARVBK_E_NOMEM;
+}
+
+bool hb_lease_ident_dead(const cJSON *obj)
+{
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(obj, "host");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(obj, "boot");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, "pidns");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(obj, "pid");
+    if (!cJSON_IsString(h) || !cJSON_IsString(b) || !cJSON_IsString(n) || !cJSON_IsNumber(p))
+        return false;
+    double pid = p->valuedouble;
+    if (pid < 1 || pid > INT32_MAX || pid != (double)(int64_t)pid)
+        return false;
+    return hb_lease_holder_dead(h->valuestring, b->valuestring, n->valuestring, (int64_t)pid);
+}
 
 static bool owner_valid(const char *s)
 {
@@ -56,17 +144,13 @@ static bool owner_valid(const char *s)
 
 static int lease_write(hb_lease *l, hb_err *e)
 {
-    char host[256] = "";
-    if (gethostname(host, sizeof host - 1) != 0)
-        host[0] = '\0';
     cJSON *root = cJSON_CreateObject();
     bool ok = root != NULL;
     if (ok) {
         ok &= cJSON_AddStringToObject(root, "role", l->role) != NULL;
         ok &= cJSON_AddStringToObject(root, "owner", l->owner) != NULL;
         ok &= cJSON_AddNumberToObject(root, "heartbeat", (double)hb_now()) != NULL;
-        ok &= cJSON_AddNumberToObject(root, "pid", (double)getpid()) != NULL;
-        ok &= cJSON_AddStringToObject(root, "host", host) != NULL;
+        ok &= hb_lease_ident_add(root) == 0;
     }
     char *text = ok ? hb_json_print(root) : NULL;
     cJSON_Delete(root);
@@ -95,7 +179,9 @@ static void *lease_main(void *arg)
         pthread_mutex_unlock(&l->mu);
         hb_err e;
         hb_err_clear(&e);
-        int rc = lease_write(l, &e);
+        int rc = atomic_load(&hb_lease_test_stall)
+                     ? hb_seterr(&e, HARVBK_E_TARGET, "heartbeats stalled by a test")
+                     : lease_write(l, &e);
         if (rc)
             hb_log_warn(l->st->log, "cannot refresh the %s lease of %s: %s", l->role, l->owner,
                         e.msg);
@@ -105,8 +191,10 @@ static void *lease_main(void *arg)
             uint64_t now = hb_mono_ms();
             /* The process may have been stopped (SIGSTOP, suspend) longer than a TTL:
              * others may have seen the lease as dead meanwhile. */
-            if (now - l->last_ok_ms > (uint64_t)HB_LEASE_TTL_S * 1000u)
+            if (now - l->last_ok_ms > (uint64_t)HB_LEASE_TTL_S * 1000u) {
                 l->lapsed = true;
+                l->lapses++;
+            }
             l->last_ok_ms = now;
         }
     }
@@ -185,6 +273,34 @@ int hb_lease_check(hb_lease *l, hb_err *e)
     return 0;
 }
 
+uint64_t hb_lease_lapses(hb_lease *l)
+{
+    pthread_mutex_lock(&l->mu);
+    uint64_t n = l->lapses;
+    if (hb_mono_ms() - l->last_ok_ms > (uint64_t)HB_LEASE_TTL_S * 1000u)
+        n++; /* lapsing right now: counted when the next heartbeat lands */
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+int hb_lease_renew(hb_lease *l, hb_err *e)
+{
+    int rc = atomic_load(&hb_lease_test_stall)
+                 ? hb_seterr(e, HARVBK_E_TARGET, "heartbeats stalled by a test")
+                 : lease_write(l, e);
+    if (rc)
+        return hb_err_prefix(e, "cannot renew the %s lease of %s", l->role, l->owner);
+    pthread_mutex_lock(&l->mu);
+    uint64_t now = hb_mono_ms();
+    if (now - l->last_ok_ms > (uint64_t)HB_LEASE_TTL_S * 1000u) {
+        l->lapsed = true;
+        l->lapses++;
+    }
+    l->last_ok_ms = now;
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
 void hb_lease_release(hb_lease *l)
 {
     if (!l)
@@ -253,6 +369,8 @@ static int lease_is_live(const char *role, const char *self, const char *key_own
     int live;
     if (parsed && (strcmp(r, role) != 0 || (self && strcmp(o, self) == 0))) {
         live = 0;
+    } else if (parsed && hb_lease_ident_dead(root)) {
+        live = 0; /* its holder is a dead process of this host */
     } else if (parsed && hb <= now + HB_LEASE_TTL_S) {
         /* (compared without computing now - hb: hb may be any 64-bit value) */
         live = hb >= now - HB_LEASE_TTL_S;
@@ -320,5 +438,33 @@ int hb_lease_count_live(hb_store *st, const char *role, const char *self, unsign
     hb_free(prefix);
     if (!rc)
         *out = live;
+    return rc;
+}
+
+int hb_lease_owner_live(hb_store *st, const char *role, const char *owner, bool *out, hb_err *e)
+{
+    *out = false;
+    if (!role || !hb_name_valid(role) || !owner_valid(owner))
+        return 0; /* no such lease can exist */
+    char *key = hb_asprintf(LEASE_PREFIX "%s-%s" LEASE_SUFFIX, role, owner);
+    if (!key)
+        return hb_seterr(e, HARVBK_E_NOMEM, "out of memory reading a lease");
+    hb_buf b = HB_BUF_INIT;
+    int rc = hb_target_get_max(st->t, key, &b, LEASE_OBJECT_MAX, e);
+    if (rc == HARVBK_E_NOTFOUND || rc == HARVBK_E_CORRUPT) {
+        if (e)
+            hb_err_clear(e);
+        if (rc == HARVBK_E_CORRUPT) { /* too large to be ours: judged by its age */
+            uint64_t size;
+            rc = 0;
+            *out = hb_target_head(st->t, key, &size, NULL) == 0;
+        } else {
+            rc = 0;
+        }
+    } else if (rc == 0) {
+        *out = lease_is_live(role, NULL, owner, &b, 0, hb_now()) == 1;
+    }
+    hb_buf_free(&b);
+    hb_free(key);
     return rc;
 }

@@ -468,18 +468,58 @@ int hb_store_entry_delete(hb_store *st, const char *kind_dir, const char *ns, co
     char *mkey = hb_key_manifest(kind_dir, ns, name);
     if (!mkey)
         return bad_names(e, kind_dir, ns, name);
+    /* Claim the name first (docs/FORMAT.md "Claims"): a creator that looks
+     * after this sees the claim and backs off, so it never writes indexes
+     * that the removal below would take away. */
+    hb_claim *claim = NULL;
+    const char *owner = st->t->owner && *st->t->owner ? st->t->owner : "deleter";
+    int rc = hb_store_claim_for_delete(st, kind_dir, ns, name, owner, &claim, e);
+    if (rc) {
+        hb_free(mkey);
+        return hb_err_prefix(e, "cannot delete %s/%s", ns, name);
+    }
     /* the manifest first: from here on the entry is not committed */
-    int rc = hb_target_del(st->t, mkey, e);
+    uint64_t msize;
+    int hr = hb_target_head(st->t, mkey, &msize, NULL);
+    bool committed = hr == 0;
+    rc = hb_target_del(st->t, mkey, e);
     hb_free(mkey);
-    if (rc)
+    if (rc) {
+        hb_store_claim_release(claim);
         return rc;
+    }
+    if (!committed) {
+        /* Leftovers of an attempt that never committed: while another
+         * writer claims the name, they may be its indexes in the making. */
+        unsigned live = 0;
+        rc = hb_store_claim_others_live(claim, &live, e);
+        if (rc || live) {
+            hb_store_claim_release(claim);
+            if (live)
+                hb_log_info(st->log, "%s/%s/%s: left as it is, another writer is creating it",
+                            kind_dir, ns, name);
+            return rc;
+        }
+    }
     char *prefix = hb_asprintf("%s/%s/%s/", kind_dir, ns, name);
-    if (!prefix)
+    if (!prefix) {
+        hb_store_claim_release(claim);
         return hb_seterr(e, HARVBK_E_NOMEM, "out of memory deleting %s/%s", ns, name);
+    }
     key_vec v = { NULL, 0, 0 };
     rc = hb_target_list(st->t, prefix, collect_key, &v, e);
     if (rc == HARVBK_E_NOMEM)
         hb_seterr(e, rc, "out of memory deleting %s/%s", ns, name);
+    /* Claims stay: ours goes last, others' belong to writers that back off
+     * (or expire); they are small and ignored by everything but claimants. */
+    size_t k = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        if (hb_store_key_is_claim(kind_dir, ns, name, v.keys[i]))
+            hb_free(v.keys[i]);
+        else
+            v.keys[k++] = v.keys[i];
+    }
+    v.n = k;
     for (size_t i = 0; !rc && i < v.n; i += DELETE_BATCH)
         rc = hb_target_del_many(st->t, (const char *const *)v.keys + i,
                                 HB_MIN((size_t)DELETE_BATCH, v.n - i), e);
@@ -487,5 +527,6 @@ int hb_store_entry_delete(hb_store *st, const char *kind_dir, const char *ns, co
         hb_free(v.keys[i]);
     hb_free(v.keys);
     hb_free(prefix);
+    hb_store_claim_release(claim);
     return rc;
 }

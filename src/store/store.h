@@ -13,8 +13,11 @@
 #ifndef HB_STORE_H
 #define HB_STORE_H
 
+#include "../core/digestset.h"
 #include "../core/hb.h"
 #include "../target/target.h"
+
+#include <stdatomic.h>
 
 #define HB_FORMAT_MAJOR 1
 #define HB_FORMAT_MINOR 0
@@ -162,6 +165,36 @@ int hb_store_entry_list(hb_store *st, const char *kind_dir, hb_entry_cb cb, void
 int hb_store_entry_delete(hb_store *st, const char *kind_dir, const char *ns, const char *name,
                           hb_err *e);
 
+/* Claims (store/claim.c, docs/FORMAT.md "Claims"): exactly one writer wins
+ * an entry name before anything is written under it. hb_store_claim:
+ * HARVBK_E_EXISTS when the entry exists or another live writer claims it.
+ * `owner` is the writer's lease owner (its claim is live while that lease is). */
+typedef struct hb_claim hb_claim;
+int hb_store_claim(hb_store *st, const char *kind_dir, const char *ns, const char *name,
+                   const char *owner, hb_claim **out, hb_err *e);
+/* Right before the commit: the claim is still there and no manifest appeared;
+ * strict (after the writer lease lapsed): also no other live claim.
+ * HARVBK_E_EXISTS otherwise. */
+int hb_store_claim_confirm(hb_claim *c, bool strict, hb_err *e);
+/* Remove the claim (after the commit, or on failure); NULL ok. */
+void hb_store_claim_release(hb_claim *c);
+/* A deleter's claim: published without checks, so creators back off. */
+int hb_store_claim_for_delete(hb_store *st, const char *kind_dir, const char *ns,
+                              const char *name, const char *owner, hb_claim **out, hb_err *e);
+/* Live claims of others on the same name. */
+int hb_store_claim_others_live(hb_claim *c, unsigned *out, hb_err *e);
+bool hb_store_claim_key_is(const hb_claim *c, const char *key);
+bool hb_store_key_is_claim(const char *kind_dir, const char *ns, const char *name,
+                           const char *key);
+
+/* Chunk presence: *out (a new set) holds the ids of `ids` that the store
+ * holds as chunk objects (at least a header long). A few ids are checked one
+ * by one; more with one listing of chunks/, not a request per chunk.
+ * *requests (may be NULL) gets the number of checks or listed objects. Used
+ * by writers on the ids they would reuse without reading or uploading. */
+int hb_store_chunks_present(hb_store *st, const hb_dset *ids, hb_dset **out, uint64_t *listed,
+                            hb_err *e);
+
 /* Leases (docs/FORMAT.md "Concurrency"): a writer holds "writer", gc holds
  * "gc". A background thread refreshes the lease's heartbeat; a lease whose
  * heartbeat is older than HB_LEASE_TTL_S is dead. */
@@ -177,6 +210,25 @@ void hb_lease_release(hb_lease *l); /* removes the object; NULL ok */
  * or the target unreachable): a writer must then re-check that every chunk it
  * references still exists before it commits. */
 int hb_lease_check(hb_lease *l, hb_err *e);
+/* Lapses of this lease so far (a heartbeat gap longer than the TTL, counted
+ * once each; a gap still open counts too). A writer notes the number when it
+ * starts reading the store and compares before it commits. */
+uint64_t hb_lease_lapses(hb_lease *l);
+/* Write the heartbeat now (after a lapse: the lease is visible again before
+ * the holder looks for the other role). A gap longer than the TTL since the
+ * last heartbeat counts as a lapse. */
+int hb_lease_renew(hb_lease *l, hb_err *e);
+/* Is the lease `role`-`owner` live (as hb_lease_count_live judges it)? An
+ * absent lease is not. */
+int hb_lease_owner_live(hb_store *st, const char *role, const char *owner, bool *out, hb_err *e);
+/* The lease holder's identity (pid, host, boot id, pid namespace) into obj;
+ * and whether an object carrying one names a dead process of this host. */
+struct cJSON;
+int hb_lease_ident_add(struct cJSON *obj);
+bool hb_lease_ident_dead(const struct cJSON *obj);
+bool hb_lease_holder_dead(const char *host, const char *boot, const char *pidns, int64_t pid);
+/* Test only: while non-zero, heartbeats are not written (a stopped holder). */
+extern atomic_int hb_lease_test_stall;
 /* Count live leases of `role` held by owners other than `self` (may be NULL). */
 int hb_lease_count_live(hb_store *st, const char *role, const char *self, unsigned *out,
                         hb_err *e);

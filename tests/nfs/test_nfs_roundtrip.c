@@ -11,6 +11,7 @@
  */
 #include "nfstest.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +355,76 @@ static void test_existing_and_new_root(void **state)
     free(img);
 }
 
+
+/* Two clusters create the same backup at the same instant over NFS: exactly
+ * one is Ready (and restores its own disk), the other fails with
+ * HARVBK_E_EXISTS; only the manifest and the index stay under the name. */
+typedef struct racer {
+    harvbk_ctx *ctx;
+    const char *img, *name;
+    pthread_barrier_t *bar;
+    int rc;
+    char *msg;
+} racer;
+
+static void *race_main(void *p)
+{
+    racer *r = p;
+    pthread_barrier_wait(r->bar);
+    r->rc = nfst_backup(r->ctx, "default", "web", r->img, r->name, &r->msg);
+    return NULL;
+}
+
+static void test_same_name_from_two_clusters_exactly_one_wins(void **state)
+{
+    world *w = *state;
+    char *ia = nfst_strf("%s/a.img", w->work), *ib = nfst_strf("%s/b.img", w->work);
+    nfst_write_disk(ia, 6ull * NFST_CHUNK, 21, NULL);
+    nfst_write_disk(ib, 6ull * NFST_CHUNK, 22, NULL);
+    char *sb = nfst_strf("%s/state-b", w->work), *msg = NULL;
+    harvbk_ctx *b = NULL;
+    int rc = nfst_ctx(&b, sb, w->url, 0, &msg);
+    if (rc)
+        fail_msg("second cluster: %s", msg);
+    free(msg);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, 2);
+    for (int round = 0; round < 4; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "race-%d", round);
+        racer ra = { w->ctx, ia, name, &bar, -1, NULL }, rb = { b, ib, name, &bar, -1, NULL };
+        pthread_t ta, tb;
+        pthread_create(&ta, NULL, race_main, &ra);
+        pthread_create(&tb, NULL, race_main, &rb);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        if (!((ra.rc == 0 && rb.rc == HARVBK_E_EXISTS) || (rb.rc == 0 && ra.rc == HARVBK_E_EXISTS)))
+            fail_msg("round %d: cluster a: %s (%s), cluster b: %s (%s)", round,
+                     harvbk_error_name(ra.rc), ra.msg ? ra.msg : "", harvbk_error_name(rb.rc),
+                     rb.msg ? rb.msg : "");
+        free(ra.msg);
+        free(rb.msg);
+        rc = nfst_verify(b, "default", name, &msg);
+        if (rc)
+            fail_msg("verify %s: %s", name, msg);
+        free(msg);
+        restore_same(w, b, name, ra.rc == 0 ? ia : ib);
+        char *edir = nfst_strf("%s/backups/default/%s", w->store_dir, name);
+        size_t n = 0;
+        char **files = nfst_list_files(edir, &n, NULL);
+        for (size_t i = 0; i < n; i++)
+            fprintf(stderr, "under %s: %s\n", name, files[i]);
+        assert_int_equal(n, 2); /* manifest + index, no claim left */
+        nfst_free_strv(files, n);
+        free(edir);
+    }
+    pthread_barrier_destroy(&bar);
+    harvbk_ctx_free(b);
+    free(sb);
+    free(ia);
+    free(ib);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +432,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_independent_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_to_file_target, setup, teardown),
         cmocka_unit_test_setup_teardown(test_existing_and_new_root, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_name_from_two_clusters_exactly_one_wins, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

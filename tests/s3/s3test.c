@@ -471,6 +471,16 @@ int s3t_head(const harvbk_target_config *cfg, const char *key)
     return rc;
 }
 
+int s3t_delete(const harvbk_target_config *cfg, const char *key)
+{
+    hb_target *t = open_target(cfg);
+    hb_err e;
+    hb_err_clear(&e);
+    int rc = hb_target_del(t, key, &e);
+    hb_target_close(t);
+    return rc;
+}
+
 uint64_t s3t_size(const harvbk_target_config *cfg, const char *key)
 {
     hb_target *t = open_target(cfg);

@@ -119,6 +119,8 @@ bool s3t_objs_has(const s3t_objs *o, const char *key);
 size_t s3t_objs_minus(const s3t_objs *a, const s3t_objs *b, uint64_t *bytes);
 /* hb_target_head through a target opened from cfg: 0 or HARVBK_E_*. */
 int s3t_head(const harvbk_target_config *cfg, const char *key);
+/* hb_target_del through a target opened from cfg: 0 or HARVBK_E_*. */
+int s3t_delete(const harvbk_target_config *cfg, const char *key);
 /* Size of an object (asserts it exists). */
 uint64_t s3t_size(const harvbk_target_config *cfg, const char *key);
 
