@@ -357,10 +357,10 @@ static int confirm_commit(harvbk_op *op, backup_job *j, hb_store *st, hb_lease *
         hb_dset_free(present);
         if (rc)
             return rc;
-        if ((rc = hb_store_claim_confirm(claim, true, e)))
+        if (claim && (rc = hb_store_claim_confirm(claim, true, e)))
             return rc;
     }
-    return hb_store_claim_confirm(claim, false, e);
+    return claim ? hb_store_claim_confirm(claim, false, e) : 0;
 }
 
 /* The ids of the previous backup that the store still holds: only those may
@@ -650,8 +650,6 @@ static int backup_run(harvbk_op *op, hb_err *e)
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
         goto out;
     }
-    if ((rc = confirm_commit(op, j, st, wl, &lapses, claim, ix, n, what, e)))
-        goto out;
     if (snap) {
         bool has_ns = false, has_vm = false;
         if ((rc = hb_quota_limits(ctx, vm->ns, vm->name, &has_ns, NULL, &has_vm, NULL, e)))
@@ -689,8 +687,25 @@ static int backup_run(harvbk_op *op, hb_err *e)
         m.uploaded_bytes += enc.len + 24; /* + room for the digits of this number */
     hb_buf_free(&enc);
     hb_err_clear(e);
+    if ((rc = confirm_commit(op, j, st, wl, &lapses, claim, ix, n, what, e)))
+        goto out;
     if ((rc = hb_store_manifest_write(st, j->kdir, &m, e)))
         goto out;
+    if (wl && hb_lease_lapses(wl) != lapses) {
+        /* lapsed while the manifest was being written: a gc may have swept
+         * meanwhile. Check again; uncommit what would not restore. */
+        rc = confirm_commit(op, j, st, wl, &lapses, NULL, ix, n, what, e);
+        if (rc) {
+            char *mkey = hb_key_manifest(j->kdir, vm->ns, j->name);
+            hb_err de;
+            hb_err_clear(&de);
+            if (!mkey || hb_target_del(st->t, mkey, &de) != 0)
+                hb_log_error(&ctx->log, "%s: cannot withdraw the manifest of a backup that "
+                             "may not restore: %s", what, de.msg);
+            hb_free(mkey);
+            goto out;
+        }
+    }
     hb_store_claim_release(claim); /* the manifest holds the name now */
     claim = NULL;
 
