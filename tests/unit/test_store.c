@@ -767,6 +767,46 @@ static void test_store_newer_or_malformed_config_is_refused(void **state)
     }
 }
 
+/* A store config whose chunk_size is not what any writer writes (a power of
+ * two from 64 KiB to 64 MiB) is refused, not adopted by writers. */
+static void test_store_config_chunk_size_out_of_range_is_refused(void **state)
+{
+    (void)state;
+    static const uint64_t bad[] = { 1, 3, 4096, 32768, 65535, 65537, 100000, 1048577,
+                                    134217728, 4294967296ull };
+    for (size_t i = 0; i < HB_ARRAY_LEN(bad) + 2; i++) {
+        uint64_t cs = i < HB_ARRAY_LEN(bad) ? bad[i] : i == HB_ARRAY_LEN(bad) ? 65536 : 67108864;
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"format_major\":1,\"format_minor\":0,\"store_id\":\"0b5a7e36-1111-4222-8333-"
+                 "444455556666\",\"chunk_size\":%llu,\"codec\":\"zstd\",\"chunk_id\":\"sha256\","
+                 "\"encryption\":\"none\",\"created\":1}",
+                 (unsigned long long)cs);
+        char *dir = tu_mkdtemp("store-cfg-cs");
+        put_config(dir, json);
+        hb_err e = { 0 };
+        int rc;
+        hb_store *st = open_store_cfg(dir, -1, 0, &rc, &e);
+        if (i < HB_ARRAY_LEN(bad)) {
+            assert_null(st);
+            assert_int_equal(rc, HARVBK_E_CORRUPT);
+            char want[128];
+            snprintf(want, sizeof want,
+                     "store config: chunk_size %llu is not a power of two between 65536 and "
+                     "67108864",
+                     (unsigned long long)cs);
+            if (!strstr(e.msg, want))
+                fail_msg("chunk_size %llu: %s", (unsigned long long)cs, e.msg);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(st->chunk_size, cs);
+            hb_store_close(st);
+        }
+        tu_rmrf(dir);
+        free(dir);
+    }
+}
+
 /* ---- entries ---- */
 
 typedef struct seen {
@@ -1149,6 +1189,7 @@ int main(void)
         cmocka_unit_test(test_manifest_encode_refuses_what_readers_refuse),
         cmocka_unit_test(test_store_open_creates_config_and_reopen_keeps_it),
         cmocka_unit_test(test_store_newer_or_malformed_config_is_refused),
+        cmocka_unit_test(test_store_config_chunk_size_out_of_range_is_refused),
         cmocka_unit_test_setup_teardown(test_entry_manifest_index_list_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_at_wrong_key_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_acquire_count_release, setup, teardown),
