@@ -631,6 +631,99 @@ static void test_manifest_rejects_invalid_content(void **state)
     hb_manifest_clear(&m);
 }
 
+/* Encode m, apply the replacements from[i] -> to[i] (each must match) to the
+ * JSON text, decode; returns rc. */
+static int decode_edited_n(hb_manifest *m, const char *const *from, const char *const *to,
+                           size_t n, hb_err *e)
+{
+    hb_buf b = HB_BUF_INIT;
+    assert_int_equal(hb_manifest_encode(m, &b, e), 0);
+    char *text = strndup((char *)b.data, b.len);
+    for (size_t i = 0; i < n; i++) {
+        char *at = strstr(text, from[i]);
+        if (!at)
+            fail_msg("'%s' not in %s", from[i], text);
+        char *out = malloc(strlen(text) + strlen(to[i]) + 1);
+        sprintf(out, "%.*s%s%s", (int)(at - text), text, to[i], at + strlen(from[i]));
+        free(text);
+        text = out;
+    }
+    hb_manifest back;
+    int rc = hb_manifest_decode(text, strlen(text), &back, e);
+    hb_manifest_clear(&back);
+    free(text);
+    hb_buf_free(&b);
+    return rc;
+}
+
+/* Sizes a writer cannot have written: a volume beyond 2^53 bytes (list and
+ * show would print a Ready backup of 8192 PiB), logical_bytes that is not
+ * the sum of the volumes, uploaded_bytes beyond 2^53, a chunk size that is
+ * not a power of two from 64 KiB to 64 MiB (even with consistent counts). */
+static void test_manifest_rejects_absurd_sizes(void **state)
+{
+    (void)state;
+    hb_manifest m;
+    make_manifest(&m, "default", "bk-1");
+    hb_err e = { 0 };
+    /* the fixture: disk-0 = 2 CS + 5 (3 chunks), disk-1 = CS (1 chunk) */
+    static const struct {
+        const char *from[4], *to[4];
+        const char *why;
+    } cases[] = {
+        { { "\"size\":65536,\"chunks\":1", "\"logical_bytes\":196613" },
+          { "\"size\":9223372036854775808,\"chunks\":140737488355328",
+            "\"logical_bytes\":9223372036854841344" },
+          "volume" },
+        { { "\"size\":65536,\"chunks\":1", "\"logical_bytes\":196613" },
+          { "\"size\":9007199254806528,\"chunks\":137438953473",
+            "\"logical_bytes\":9007199254937605" },
+          "volume" },
+        { { "\"logical_bytes\":196613" }, { "\"logical_bytes\":196614" }, "logical_bytes" },
+        { { "\"logical_bytes\":196613" }, { "\"logical_bytes\":0" }, "logical_bytes" },
+        { { "\"logical_bytes\":196613" },
+          { "\"logical_bytes\":9223372036854775808" },
+          "logical_bytes" },
+        { { "\"uploaded_bytes\":12345" },
+          { "\"uploaded_bytes\":18014398509481984" },
+          "uploaded_bytes" },
+        { { "\"chunk_size\":65536" }, { "\"chunk_size\":65537" }, "chunk_size" },
+        { { "\"chunk_size\":65536", "\"chunks\":1", "\"chunks\":3" },
+          { "\"chunk_size\":4096", "\"chunks\":16", "\"chunks\":33" },
+          "chunk_size" },
+        { { "\"chunk_size\":65536", "\"chunks\":1", "\"chunks\":3" },
+          { "\"chunk_size\":1", "\"chunks\":65536", "\"chunks\":131077" },
+          "chunk_size" },
+    };
+    for (size_t i = 0; i < HB_ARRAY_LEN(cases); i++) {
+        size_t n = 0;
+        while (n < 4 && cases[i].from[n])
+            n++;
+        hb_err_clear(&e);
+        int rc = decode_edited_n(&m, cases[i].from, cases[i].to, n, &e);
+        if (rc != HARVBK_E_CORRUPT || !strstr(e.msg, cases[i].why))
+            fail_msg("case %zu (%s): rc %d: %s", i, cases[i].to[0], rc, e.msg);
+    }
+    /* the limits themselves are fine: a 2^53-byte volume, a 64 MiB chunk size */
+    const char *f1[] = { "\"size\":65536,\"chunks\":1", "\"logical_bytes\":196613" };
+    const char *t1[] = { "\"size\":9007199254609915,\"chunks\":137438953470",
+                         "\"logical_bytes\":9007199254740992" };
+    if (decode_edited_n(&m, f1, t1, 2, &e) != 0)
+        fail_msg("2^53: %s", e.msg);
+    const char *f2[] = { "\"chunk_size\":65536", "\"chunks\":3,\"data_chunks\":2" };
+    const char *t2[] = { "\"chunk_size\":67108864", "\"chunks\":1,\"data_chunks\":1" };
+    assert_int_equal(decode_edited_n(&m, f2, t2, 2, &e), 0);
+    /* and the writer refuses to encode what readers refuse */
+    hb_buf b = HB_BUF_INIT;
+    m.logical_bytes++;
+    assert_int_equal(hb_manifest_encode(&m, &b, &e), HARVBK_E_INVALID);
+    m.logical_bytes--;
+    m.uploaded_bytes = (1ull << 53) + 1;
+    assert_int_equal(hb_manifest_encode(&m, &b, &e), HARVBK_E_INVALID);
+    hb_buf_free(&b);
+    hb_manifest_clear(&m);
+}
+
 static void test_manifest_encode_refuses_invalid_names(void **state)
 {
     (void)state;
@@ -1185,6 +1278,7 @@ int main(void)
         cmocka_unit_test(test_manifest_truncated_every_7th_offset_is_corrupt),
         cmocka_unit_test(test_manifest_newer_major_is_format_error),
         cmocka_unit_test(test_manifest_rejects_invalid_content),
+        cmocka_unit_test(test_manifest_rejects_absurd_sizes),
         cmocka_unit_test(test_manifest_encode_refuses_invalid_names),
         cmocka_unit_test(test_manifest_encode_refuses_what_readers_refuse),
         cmocka_unit_test(test_store_open_creates_config_and_reopen_keeps_it),
