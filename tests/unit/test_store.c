@@ -1018,6 +1018,80 @@ static void test_entry_manifest_index_list_delete(void **state)
                      HARVBK_E_INVALID);
 }
 
+/* An entry directory (or namespace directory) that is a symbolic link to a
+ * directory outside the store: not listed, and deleting the entry refuses
+ * instead of deleting what the link points at (recursively). */
+static void test_entry_delete_never_follows_symlinks(void **state)
+{
+    fx *f = *state;
+    hb_err e = { 0 };
+    write_entry(f->st, "default", "bk-1", true);
+    char *out = tu_mkdtemp("store-outside");
+    /* outside: a copy of a real entry (so it looks committed) and a sentinel */
+    const char *files[] = { "manifest.json", "disk-0.idx", "disk-1.idx" };
+    hb_buf b = HB_BUF_INIT;
+    for (size_t i = 0; i < HB_ARRAY_LEN(files); i++) {
+        char *key = hb_asprintf("backups/default/bk-1/%s", files[i]);
+        assert_int_equal(hb_target_get(f->st->t, key, &b, &e), 0);
+        char *p = hb_asprintf("%s/%s", out, files[i]);
+        assert_int_equal(tu_write_file(p, b.data, b.len), 0);
+        hb_free(p);
+        hb_free(key);
+    }
+    char *sentinel = hb_asprintf("%s/sentinel", out);
+    assert_int_equal(tu_write_file(sentinel, "keep", 4), 0);
+    char *nsdir = hb_asprintf("%s/bk-9", out);
+    assert_int_equal(mkdir(nsdir, 0755), 0);
+    char *deep = hb_asprintf("%s/bk-9/manifest.json", out);
+    assert_int_equal(tu_write_file(deep, "{}", 2), 0);
+
+    char *l1 = hb_asprintf("%s/backups/default/evil", f->dir);
+    char *l2 = hb_asprintf("%s/backups/evilns", f->dir);
+    assert_int_equal(symlink(out, l1), 0);
+    assert_int_equal(symlink(out, l2), 0);
+
+    seen s = { .n = 0 };
+    assert_int_equal(hb_store_entry_list(f->st, HB_KIND_BACKUPS, collect_entry, &s, &e), 0);
+    assert_int_equal(s.n, 1);
+    assert_true(seen_has(&s, "default/bk-1"));
+
+    hb_err_clear(&e);
+    assert_int_equal(hb_store_entry_delete(f->st, HB_KIND_BACKUPS, "default", "evil", &e),
+                     HARVBK_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "symbolic link"));
+    assert_int_equal(hb_store_entry_delete(f->st, HB_KIND_BACKUPS, "evilns", "bk-9", &e),
+                     HARVBK_E_CORRUPT);
+    hb_manifest m;
+    assert_int_equal(hb_store_manifest_read(f->st, HB_KIND_BACKUPS, "default", "evil", &m, &e),
+                     HARVBK_E_CORRUPT);
+
+    struct stat st;
+    for (size_t i = 0; i < HB_ARRAY_LEN(files); i++) {
+        char *p = hb_asprintf("%s/%s", out, files[i]);
+        assert_int_equal(stat(p, &st), 0);
+        hb_free(p);
+    }
+    assert_int_equal(stat(sentinel, &st), 0);
+    assert_int_equal(stat(deep, &st), 0);
+    assert_int_equal(lstat(l1, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+
+    /* the real entry is still deleted normally */
+    assert_int_equal(hb_store_entry_delete(f->st, HB_KIND_BACKUPS, "default", "bk-1", &e), 0);
+    s.n = 0;
+    assert_int_equal(hb_store_entry_list(f->st, HB_KIND_BACKUPS, collect_entry, &s, &e), 0);
+    assert_int_equal(s.n, 0);
+
+    hb_buf_free(&b);
+    hb_free(sentinel);
+    hb_free(nsdir);
+    hb_free(deep);
+    hb_free(l1);
+    hb_free(l2);
+    tu_rmrf(out);
+    free(out);
+}
+
 static void test_manifest_at_wrong_key_is_corrupt(void **state)
 {
     fx *f = *state;
@@ -1286,6 +1360,8 @@ int main(void)
         cmocka_unit_test(test_store_config_chunk_size_out_of_range_is_refused),
         cmocka_unit_test_setup_teardown(test_entry_manifest_index_list_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_at_wrong_key_is_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_delete_never_follows_symlinks, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_lease_acquire_count_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_check_reports_a_lapse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_stale_is_not_live_unreadable_fresh_is, setup,
