@@ -117,15 +117,48 @@ static char *dir_of(const char *path)
     return hb_strndup(path, (size_t)(slash - path));
 }
 
+/* The temporary of hb_write_file_atomic is "<name>.tmp.<pid>.<12 hex>". */
+#define ATOMIC_TMP_MARK ".tmp."
+#define ATOMIC_TMP_HEX 12
+
+bool hb_atomic_tmp_parse(const char *name, long *pid)
+{
+    size_t n = strlen(name);
+    if (n < ATOMIC_TMP_HEX + 2)
+        return false;
+    const char *hex = name + n - ATOMIC_TMP_HEX;
+    for (int i = 0; i < ATOMIC_TMP_HEX; i++)
+        if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+            return false;
+    if (hex[-1] != '.')
+        return false;
+    const char *d = hex - 1; /* the dot before the hex */
+    const char *p = d;
+    while (p > name && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    if (p == d || d - p > 18 || (size_t)(p - name) <= strlen(ATOMIC_TMP_MARK) ||
+        strncmp(p - strlen(ATOMIC_TMP_MARK), ATOMIC_TMP_MARK, strlen(ATOMIC_TMP_MARK)) != 0)
+        return false;
+    long v = 0;
+    for (const char *q = p; q < d; q++)
+        v = v * 10 + (*q - '0');
+    if (v <= 0)
+        return false;
+    if (pid)
+        *pid = v;
+    return true;
+}
+
 int hb_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, hb_err *e)
 {
     if (!path || !*path)
         return hb_seterr(e, HARVBK_E_INVALID, "empty file path");
-    uint8_t rnd[6];
-    char rhex[13];
+    uint8_t rnd[ATOMIC_TMP_HEX / 2];
+    char rhex[ATOMIC_TMP_HEX + 1];
     hb_random(rnd, sizeof rnd);
     hb_hex(rnd, sizeof rnd, rhex);
-    char *tmp = hb_asprintf("%s.tmp.%ld.%s", path, (long)getpid(), rhex);
+    /* the pid lets recovery tell a dead writer's leftover (hb_atomic_tmp_parse) */
+    char *tmp = hb_asprintf("%s" ATOMIC_TMP_MARK "%ld.%s", path, (long)getpid(), rhex);
     char *dir = dir_of(path);
     if (!tmp || !dir) {
         free(tmp);

@@ -9,6 +9,9 @@ int hb_mkdir_p(const char *path, mode_t mode, hb_err *e);
 /* Write `len` bytes to `path` atomically: temp file in the same directory,
  * fsync, rename over path, fsync the directory. */
 int hb_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, hb_err *e);
+/* Whether `name` (a file name, no directory) is such a temporary:
+ * "<file>.tmp.<pid>.<12 lower-case hex>"; its writer's pid in *pid. */
+bool hb_atomic_tmp_parse(const char *name, long *pid);
 /* Read a whole file (at most max bytes, else HARVBK_E_CORRUPT) into out
  * (replacing its content, NUL-terminated). HARVBK_E_NOTFOUND if absent. */
 int hb_read_file(const char *path, hb_buf *out, size_t max, hb_err *e);

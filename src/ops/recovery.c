@@ -18,10 +18,107 @@
  * the snapshot store are removed at once.
  * Restores killed midway are undone from their journals (restore_journal.c,
  * restore_replace.c).
+ * The state directory's own files are written atomically (temporary + rename,
+ * hb_write_file_atomic): a writer killed between the two leaves its
+ * temporary "<file>.tmp.<pid>.<hex>" behind. Open removes those of writers
+ * that are gone: the pid in the name is not alive on this host and the file
+ * has not changed for HB_STATE_TMP_GRACE_S (a writer in another pid namespace
+ * sharing the directory finishes its write+fsync+rename well within that), or
+ * the file is older than HB_TEMP_MAX_AGE_S whatever the pid (pid reuse). A
+ * live writer's temporary (our own pid included) is never touched.
  */
+#include "../core/fsutil.h"
 #include "ops.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HB_STATE_TMP_GRACE_S 60
+
+static bool pid_alive(long pid)
+{
+    if (pid <= 0 || (long)(pid_t)pid != pid)
+        return false;
+    if (pid == (long)getpid())
+        return true;
+    return kill((pid_t)pid, 0) == 0 || errno != ESRCH; /* EPERM: alive, not ours */
+}
+
+/* Remove dead writers' temporaries in the directory dfd (not recursive; links
+ * and other non-regular files are left alone). */
+static void sweep_tmp_dir(harvbk_ctx *ctx, int dfd, const char *where, int64_t now)
+{
+    int fd = dup(dfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        long pid = 0;
+        if (!hb_atomic_tmp_parse(de->d_name, &pid))
+            continue;
+        struct stat st;
+        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        int64_t age = now - (int64_t)st.st_mtim.tv_sec;
+        bool dead = !pid_alive(pid) && age >= HB_STATE_TMP_GRACE_S;
+        if (!dead && age < HB_TEMP_MAX_AGE_S)
+            continue;
+        if (unlinkat(dfd, de->d_name, 0) == 0)
+            hb_log_info(&ctx->log, "removed the leftover temporary %s%s%s of a writer that "
+                        "is gone (pid %ld)", where, *where ? "/" : "", de->d_name, pid);
+        else if (errno != ENOENT)
+            hb_log_warn(&ctx->log, "cannot remove the leftover temporary %s%s%s: %s", where,
+                        *where ? "/" : "", de->d_name, strerror(errno));
+    }
+    closedir(d);
+}
+
+/* The state directory's atomic-file temporaries: the top level and the
+ * per-namespace directories below the record, VM and journal trees. */
+static void sweep_state_temporaries(harvbk_ctx *ctx)
+{
+    int top = open(ctx->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (top < 0)
+        return;
+    int64_t now = hb_now();
+    sweep_tmp_dir(ctx, top, "", now);
+    static const char *const trees[] = { HB_RECORDS_DIR, HB_SNAP_RECORDS_DIR, HB_VMS_DIR,
+                                         HB_RESTORES_DIR };
+    for (size_t i = 0; i < HB_ARRAY_LEN(trees); i++) {
+        int tfd = openat(top, trees[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (tfd < 0)
+            continue;
+        int fd = dup(tfd);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d && fd >= 0)
+            close(fd);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            if (!hb_name_valid(de->d_name))
+                continue;
+            int nfd = openat(tfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (nfd < 0)
+                continue;
+            char *where = hb_asprintf("%s/%s", trees[i], de->d_name);
+            sweep_tmp_dir(ctx, nfd, where ? where : trees[i], now);
+            hb_free(where);
+            close(nfd);
+        }
+        if (d)
+            closedir(d);
+        close(tfd);
+    }
+    close(top);
+}
 
 int hb_recovery_remember(harvbk_ctx *ctx, const char *owner, const char *store_id)
 {
@@ -139,6 +236,7 @@ static int scan_snap_one(hb_record *r, void *ud)
 
 int hb_recovery_scan(harvbk_ctx *ctx, hb_err *e)
 {
+    sweep_state_temporaries(ctx);
     int rc = hb_record_foreach(ctx, scan_one, ctx, e);
     if (rc == 0) {
         snap_scan ss = { ctx, NULL, false };

@@ -11,6 +11,8 @@
 
 #define WHAT "manifest"
 #define TIME_S_MAX (INT64_MAX / 1000)
+/* byte counts stay exact in every JSON parser (FORMAT.md section 1) */
+#define BYTES_MAX (1ull << 53)
 
 void hb_manifest_init(hb_manifest *m)
 {
@@ -83,14 +85,22 @@ static int check_for_encode(const hb_manifest *m, hb_err *e)
     }
     if (!hb_codec_name(m->codec) || m->codec < HB_CODEC_NONE || m->codec > HB_CODEC_MAX)
         return hb_seterr(e, HARVBK_E_INVALID, "manifest has unknown codec %d", m->codec);
-    if (m->chunk_size == 0 || m->chunk_size > HB_MAX_CHUNK_SIZE)
+    if (!hb_chunk_size_valid(m->chunk_size))
         return hb_seterr(e, HARVBK_E_INVALID, "manifest has invalid chunk size %u",
                          m->chunk_size);
+    if (m->uploaded_bytes > BYTES_MAX)
+        return hb_seterr(e, HARVBK_E_INVALID, "manifest uploaded_bytes %llu is more than 2^53",
+                         (unsigned long long)m->uploaded_bytes);
+    uint64_t sum = 0;
     for (size_t i = 0; i < m->nvols; i++) {
         const hb_manifest_volume *v = &m->vols[i];
         int rc = hb_check_name("volume name", v->name, e);
         if (rc)
             return rc;
+        if (v->size > BYTES_MAX || (sum += v->size) > BYTES_MAX)
+            return hb_seterr(e, HARVBK_E_INVALID,
+                             "volume \"%s\": sizes beyond 2^53 bytes cannot be recorded",
+                             v->name);
         for (size_t j = 0; j < i; j++)
             if (strcmp(m->vols[j].name, v->name) == 0)
                 return hb_seterr(e, HARVBK_E_INVALID, "volume \"%s\" appears twice", v->name);
@@ -101,6 +111,10 @@ static int check_for_encode(const hb_manifest *m, hb_err *e)
             return hb_seterr(e, HARVBK_E_INVALID, "volume \"%s\" has no index checksum",
                              v->name);
     }
+    if (m->logical_bytes != sum)
+        return hb_seterr(e, HARVBK_E_INVALID,
+                         "manifest logical_bytes %llu is not the sum of its volume sizes (%llu)",
+                         (unsigned long long)m->logical_bytes, (unsigned long long)sum);
     for (size_t i = 0; i < m->nimages; i++)
         if (!m->images[i])
             return hb_seterr(e, HARVBK_E_INVALID, "manifest image %zu is NULL", i);
@@ -203,6 +217,10 @@ static int get_volume(const cJSON *o, uint32_t chunk_size, hb_manifest_volume *v
     int rc = get_name(o, "name", &v->name, e);
     if (!rc)
         rc = hb_json_get_u64(o, "size", true, &v->size, WHAT, e);
+    if (!rc && v->size > BYTES_MAX)
+        rc = hb_seterr(e, HARVBK_E_CORRUPT,
+                       "manifest volume \"%s\": size %llu is more than 2^53 bytes", v->name,
+                       (unsigned long long)v->size);
     if (!rc)
         rc = hb_json_get_u64(o, "chunks", true, &v->chunks, WHAT, e);
     if (!rc)
@@ -272,9 +290,11 @@ static int from_json(const cJSON *root, hb_manifest *m, hb_err *e)
     m->completed_ms = m->completed * 1000; /* optional key; older writers lack it */
     if ((rc = hb_json_get_i64(root, "completed_ms", false, &m->completed_ms, WHAT, e)))
         return rc;
-    if (u == 0 || u > HB_MAX_CHUNK_SIZE)
-        return hb_seterr(e, HARVBK_E_CORRUPT, "manifest has invalid chunk_size %llu",
-                         (unsigned long long)u);
+    if (!hb_chunk_size_valid(u))
+        return hb_seterr(e, HARVBK_E_CORRUPT,
+                         "manifest has invalid chunk_size %llu (not a power of two between %u "
+                         "and %u)",
+                         (unsigned long long)u, HB_MIN_CHUNK_SIZE, HB_MAX_CHUNK_SIZE);
     m->chunk_size = (uint32_t)u;
     if ((rc = hb_json_get_str(root, "codec", true, &s, WHAT, e)))
         return rc;
@@ -285,6 +305,9 @@ static int from_json(const cJSON *root, hb_manifest *m, hb_err *e)
         (rc = hb_json_get_u64(root, "uploaded_bytes", true, &m->uploaded_bytes, WHAT, e)) ||
         (rc = hb_json_get_str(root, "metadata", true, &s, WHAT, e)))
         return rc;
+    if (m->uploaded_bytes > BYTES_MAX)
+        return hb_seterr(e, HARVBK_E_CORRUPT, "manifest uploaded_bytes %llu is more than 2^53",
+                         (unsigned long long)m->uploaded_bytes);
     if ((rc = hb_base64_decode(s ? s : "", &m->metadata, e)))
         return hb_seterr(e, HARVBK_E_CORRUPT, "manifest metadata is not valid base64");
 
@@ -324,6 +347,20 @@ static int from_json(const cJSON *root, hb_manifest *m, hb_err *e)
             if (strcmp(m->vols[j].name, v->name) == 0)
                 return hb_seterr(e, HARVBK_E_CORRUPT, "manifest lists volume \"%s\" twice", v->name);
     }
+    /* each size is at most 2^53, so the sum cannot wrap before this check */
+    uint64_t sum = 0;
+    for (size_t i = 0; i < m->nvols; i++) {
+        sum += m->vols[i].size;
+        if (sum > BYTES_MAX)
+            return hb_seterr(e, HARVBK_E_CORRUPT,
+                             "manifest volume sizes add up to more than 2^53 bytes "
+                             "(logical_bytes %llu)",
+                             (unsigned long long)m->logical_bytes);
+    }
+    if (m->logical_bytes != sum)
+        return hb_seterr(e, HARVBK_E_CORRUPT,
+                         "manifest logical_bytes %llu is not the sum of its volume sizes (%llu)",
+                         (unsigned long long)m->logical_bytes, (unsigned long long)sum);
     return 0;
 }
 

@@ -93,9 +93,12 @@ static int config_parse(const void *data, size_t len, store_config *sc, hb_err *
         rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s has an invalid store_id", STORE_CONFIG_WHAT);
         goto out;
     }
-    if (cs == 0 || cs > HB_MAX_CHUNK_SIZE) {
-        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s has an invalid chunk_size %llu",
-                       STORE_CONFIG_WHAT, (unsigned long long)cs);
+    /* what writers write (target setting, FORMAT.md section 3): a hostile
+     * config must not make writers cut volumes into 1-byte chunks */
+    if (!hb_chunk_size_valid(cs)) {
+        rc = hb_seterr(e, HARVBK_E_CORRUPT,
+                       "store config: chunk_size %llu is not a power of two between %u and %u",
+                       (unsigned long long)cs, HB_MIN_CHUNK_SIZE, HB_MAX_CHUNK_SIZE);
         goto out;
     }
     int c = hb_codec_parse(codec);
@@ -173,8 +176,9 @@ int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, boo
         goto fail;
     }
     if (rc == HARVBK_E_NOTFOUND) {
-        if (want_cs < HB_MIN_CHUNK_SIZE || want_cs > HB_MAX_CHUNK_SIZE) {
-            rc = hb_seterr(e, HARVBK_E_INVALID, "chunk size %u is outside %u..%u bytes",
+        if (!hb_chunk_size_valid(want_cs)) {
+            rc = hb_seterr(e, HARVBK_E_INVALID,
+                           "chunk size %u is not a power of two between %u and %u bytes",
                            want_cs, HB_MIN_CHUNK_SIZE, HB_MAX_CHUNK_SIZE);
             goto fail;
         }

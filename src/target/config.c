@@ -324,7 +324,7 @@ int hb_target_cfg_set(hb_target_cfg *c, int key, const char *value, hb_err *e)
         if (!reset) {
             if ((rc = parse_u32("chunk size", value, &u, e)) != 0)
                 return rc;
-            if (u < HB_MIN_CHUNK_SIZE || u > HB_MAX_CHUNK_SIZE || (u & (u - 1)) != 0)
+            if (!hb_chunk_size_valid(u))
                 return hb_seterr(e, HARVBK_E_INVALID,
                                  "chunk size must be a power of two from %u to %u bytes, got %u",
                                  HB_MIN_CHUNK_SIZE, HB_MAX_CHUNK_SIZE, u);

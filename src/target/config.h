@@ -53,6 +53,13 @@ char *hb_target_cfg_display(const hb_target_cfg *c);
 uint32_t hb_target_cfg_default_chunk_size(const hb_target_cfg *c);
 #define HB_MIN_CHUNK_SIZE (64u * 1024u)
 #define HB_MAX_CHUNK_SIZE (64u * 1024u * 1024u)
+/* The chunk sizes writers use and readers accept (the target setting, store
+ * configs and manifests alike; docs/FORMAT.md sections 3 and 6): a power of
+ * two from HB_MIN_CHUNK_SIZE to HB_MAX_CHUNK_SIZE. */
+static inline bool hb_chunk_size_valid(uint64_t cs)
+{
+    return cs >= HB_MIN_CHUNK_SIZE && cs <= HB_MAX_CHUNK_SIZE && (cs & (cs - 1)) == 0;
+}
 #define HB_DEFAULT_TIMEOUT_MS 10000u
 
 #endif

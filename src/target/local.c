@@ -44,6 +44,21 @@
  *     the parent directory so a deleted manifest cannot reappear after a crash
  *     once GC went on to sweep its chunks; a reappearing chunk is harmless.
  * Empty directories are left in place (they are reused and cost nothing).
+ *
+ * Symbolic links: a store is a tree of plain directories and files that this
+ * backend wrote; a link someone planted in it is never followed. Every key is
+ * reached from the root one component at a time with openat(O_NOFOLLOW |
+ * O_DIRECTORY) (dir_open), and the leaf with O_NOFOLLOW / fstatat /
+ * unlinkat / renameat relative to its directory, so no get, head, put, del,
+ * list or cleanup can reach or change anything outside the root:
+ *   - a link as a directory component (backups/default/x -> /elsewhere) or as
+ *     the object itself: get, head, put and del refuse with HARVBK_E_CORRUPT
+ *     ("... is a symbolic link"); del of a key that is itself a link removes
+ *     the link, never its target;
+ *   - list skips links (never descends into them, never reports them), and a
+ *     prefix that runs through one lists nothing;
+ *   - tmp/ itself a link: puts and cleanup refuse.
+ * Only the root path itself (the URL) is resolved as given.
  */
 #include "target.h"
 
@@ -67,7 +82,7 @@
 #define PEND_MAX_BYTES (1ull << 30)  /* ... or bytes */
 
 typedef struct pend_item {
-    char *tmp; /* absolute path of the temporary */
+    char *tmp; /* name of the temporary in tmp/ */
     char *key;
 } pend_item;
 
@@ -97,11 +112,6 @@ static const hb_target_ops local_ops;
 static int sys_err(hb_err *e, int errnum, const char *what)
 {
     return hb_seterr(e, hb_errno_code(errnum), "%s: %s", what, strerror(errnum));
-}
-
-static char *obj_path(const local_target *lt, const char *rel)
-{
-    return *rel ? hb_path_join(lt->root, rel) : hb_strdup(lt->root);
 }
 
 static bool key_reserved(const char *key)
@@ -218,60 +228,124 @@ static void dir_vec_add(dir_vec *v, uint64_t h)
     v->h[v->n++] = h;
 }
 
-/* Make the directory <root>/<rel[0..n)> exist durably: each component that is
- * not known is created if missing and its parent fsynced. `force` ignores the
- * cache. With `nosync` (a barrier, which syncfs()es afterwards) components are
- * only created, not fsynced, and their hashes go to *nosync instead of the
- * cache (remembered once the barrier made them durable). */
-static int ensure_dir_ex(local_target *lt, const char *rel, size_t n, bool force, dir_vec *nosync,
-                         hb_err *e)
+static int link_err(hb_err *e, const char *rel, size_t n)
 {
-    if (n == 0)
-        return 0;
-    if (!force && dir_known(lt, rel, n))
-        return 0;
-    char *path = hb_asprintf("%s/%.*s", strcmp(lt->root, "/") ? lt->root : "", (int)n, rel);
-    if (!path)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    size_t base = strlen(path) - n; /* offset of rel inside path */
+    return hb_seterr(e, HARVBK_E_CORRUPT,
+                     "'%.*s' in the store is a symbolic link: objects are never reached "
+                     "through links",
+                     (int)n, rel);
+}
+
+static int open_root(local_target *lt, hb_err *e)
+{
+    int fd = open(lt->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return sys_err(e, errno, "cannot open the target directory");
+    return fd;
+}
+
+/* Open the directory <root>/<rel[0..n)> (*out, caller closes) without
+ * following a symbolic link in any component. Errors: HARVBK_E_NOTFOUND when
+ * a component is missing or not a directory (without `create`),
+ * HARVBK_E_CORRUPT when one is a symbolic link.
+ * With `create` missing components are created and each component that is
+ * not known (or every one, with `force`) has its entry made durable: its
+ * parent is fsynced and it is remembered, or, with `nosync` (a barrier, which
+ * syncfs()es afterwards), its hash goes to *nosync instead (remembered once
+ * the barrier made it durable). */
+static int dir_open(local_target *lt, const char *rel, size_t n, bool create, bool force,
+                    dir_vec *nosync, int *out, hb_err *e)
+{
+    *out = -1;
+    int fd = open_root(lt, e);
+    if (fd < 0)
+        return fd;
     int rc = 0;
-    for (size_t i = 0; i <= n && rc == 0; i++) {
-        if (i < n && rel[i] != '/')
-            continue;
-        if (!force && dir_known(lt, rel, i))
-            continue;
-        path[base + i] = '\0';
-        if (mkdir(path, DIR_MODE) != 0) {
-            struct stat st;
-            if (errno != EEXIST)
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t j = i;
+        while (j < n && rel[j] != '/')
+            j++;
+        char *comp = hb_strndup(rel + i, j - i);
+        if (!comp) {
+            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+            break;
+        }
+        bool created = false;
+        int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (nfd < 0 && errno == ENOENT && create) {
+            if (mkdirat(fd, comp, DIR_MODE) == 0)
+                created = true;
+            else if (errno != EEXIST)
                 rc = sys_err(e, errno, "cannot create directory");
-            else if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-                rc = hb_seterr(e, HARVBK_E_INVALID,
-                               "'%.*s' is an object, it cannot also be a directory", (int)i, rel);
-        }
-        if (rc == 0 && nosync) {
-            dir_vec_add(nosync, path_hash(rel, i));
-        } else if (rc == 0) {
-            /* make the new entry durable in its parent */
-            char *slash = strrchr(path, '/');
-            char saved = slash[slash == path ? 1 : 0];
-            slash[slash == path ? 1 : 0] = '\0';
-            rc = hb_fsync_dir(path, e);
-            slash[slash == path ? 1 : 0] = saved;
             if (rc == 0)
-                dir_remember(lt, rel, i);
+                nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
-        if (i < n)
-            path[base + i] = '/';
+        if (rc == 0 && nfd < 0) {
+            int err = errno;
+            struct stat st;
+            bool is_link = fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+            if (is_link)
+                rc = link_err(e, rel, j);
+            else if ((err == ENOENT || err == ENOTDIR) && !create)
+                rc = hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
+            else if (err == ENOTDIR)
+                rc = hb_seterr(e, HARVBK_E_INVALID,
+                               "'%.*s' is an object, it cannot also be a directory", (int)j, rel);
+            else
+                rc = sys_err(e, err, create ? "cannot create directory" : "cannot open directory");
+        }
+        hb_free(comp);
+        if (rc == 0 && create && (created || force || !dir_known(lt, rel, j))) {
+            /* make the entry durable in its parent */
+            if (nosync) {
+                dir_vec_add(nosync, path_hash(rel, j));
+            } else if (fsync(fd) != 0) {
+                rc = sys_err(e, errno, "cannot sync directory");
+            } else {
+                dir_remember(lt, rel, j);
+            }
+        }
+        close(fd);
+        fd = nfd;
+        i = j + 1;
     }
-    hb_free(path);
-    return rc;
+    if (rc) {
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    *out = fd;
+    return 0;
+}
+
+/* The directory of key (its parent, or the root) and the leaf name in key. */
+static const char *key_leaf(const char *key, size_t *plen)
+{
+    const char *slash = strrchr(key, '/');
+    *plen = slash ? (size_t)(slash - key) : 0;
+    return slash ? slash + 1 : key;
+}
+
+static int tmpdir_open(local_target *lt, bool create, int *out, hb_err *e)
+{
+    return dir_open(lt, TMP_DIR, sizeof TMP_DIR - 1, create, false, NULL, out, e);
+}
+
+/* Remove a temporary by name (best effort). */
+static void tmp_unlink(local_target *lt, const char *name)
+{
+    int tfd;
+    if (tmpdir_open(lt, false, &tfd, NULL) == 0) {
+        (void)unlinkat(tfd, name, 0);
+        close(tfd);
+    }
 }
 
 /* ---- operations ---- */
 
-/* Write data into a new temporary; *out_tmp is its path (caller frees). With
- * `durable` its data is fsynced; otherwise its writeback is only started. */
+/* Write data into a new temporary in tmp/; *out_tmp is its name (caller
+ * frees). With `durable` its data is fsynced; otherwise its writeback is only
+ * started. */
 static int write_tmp(local_target *lt, const void *data, size_t len, bool durable,
                      char **out_tmp, hb_err *e)
 {
@@ -281,18 +355,23 @@ static int write_tmp(local_target *lt, const void *data, size_t len, bool durabl
     hb_random(rnd, sizeof rnd);
     hb_hex(rnd, sizeof rnd, rhex);
     unsigned long long n = (unsigned long long)atomic_fetch_add(&lt->counter, 1);
-    char *tmp = hb_asprintf("%s/%s-%llu-%s", lt->tmpdir, owner_of(&lt->base), n, rhex);
+    char *tmp = hb_asprintf("%s-%llu-%s", owner_of(&lt->base), n, rhex);
     if (!tmp)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
-    if (fd < 0 && errno == ENOENT && mkdir(lt->tmpdir, DIR_MODE) == 0)
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
-    if (fd < 0) {
-        int rc = sys_err(e, errno, "cannot create temporary file");
+    int tfd;
+    int rc = tmpdir_open(lt, true, &tfd, e);
+    if (rc) {
         hb_free(tmp);
         return rc;
     }
-    int rc = hb_pwrite_all(fd, data, len, 0, e);
+    int fd = openat(tfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
+    if (fd < 0) {
+        rc = sys_err(e, errno, "cannot create temporary file");
+        close(tfd);
+        hb_free(tmp);
+        return rc;
+    }
+    rc = hb_pwrite_all(fd, data, len, 0, e);
     if (rc == 0 && durable && fsync(fd) != 0)
         rc = sys_err(e, errno, "cannot sync temporary file");
 #ifdef SYNC_FILE_RANGE_WRITE
@@ -304,31 +383,36 @@ static int write_tmp(local_target *lt, const void *data, size_t len, bool durabl
     if (close(fd) != 0 && rc == 0)
         rc = sys_err(e, errno, "cannot close temporary file");
     if (rc) {
-        unlink(tmp);
+        (void)unlinkat(tfd, tmp, 0);
+        close(tfd);
         hb_free(tmp);
         return rc;
     }
+    close(tfd);
     *out_tmp = tmp;
     return 0;
 }
 
-/* Rename the temporary tmp to key, creating the key's directories (durably
- * unless `nosync`, see ensure_dir_ex). The temporary is gone on success and
- * left in place on failure. */
+/* Rename the temporary tmp (a name in tmp/) to key, creating the key's
+ * directories (durably unless `nosync`, see dir_open); with `sync_parent` the
+ * key's directory is fsynced afterwards. The temporary is gone on success
+ * and left in place on failure. */
 static int rename_into_place(local_target *lt, const char *tmp, const char *key, dir_vec *nosync,
-                             hb_err *e)
+                             bool sync_parent, hb_err *e)
 {
-    const char *slash = strrchr(key, '/');
-    size_t plen = slash ? (size_t)(slash - key) : 0;
-    char *path = obj_path(lt, key);
-    if (!path)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    int rc = ensure_dir_ex(lt, key, plen, false, nosync, e);
-    if (rc == 0 && rename(tmp, path) != 0) {
+    size_t plen;
+    const char *leaf = key_leaf(key, &plen);
+    int tfd = -1, pfd = -1;
+    int rc = tmpdir_open(lt, false, &tfd, e);
+    if (rc == 0)
+        rc = dir_open(lt, key, plen, true, false, nosync, &pfd, e);
+    if (rc == 0 && renameat(tfd, tmp, pfd, leaf) != 0) {
         if (errno == ENOENT && plen) {
-            /* a cached directory disappeared: re-create the chain and retry */
-            rc = ensure_dir_ex(lt, key, plen, true, nosync, e);
-            if (rc == 0 && rename(tmp, path) != 0)
+            /* the directory vanished after it was opened: re-create the chain */
+            close(pfd);
+            pfd = -1;
+            rc = dir_open(lt, key, plen, true, true, nosync, &pfd, e);
+            if (rc == 0 && renameat(tfd, tmp, pfd, leaf) != 0)
                 rc = sys_err(e, errno, "cannot rename into place");
         } else if (errno == EISDIR) {
             rc = hb_seterr(e, HARVBK_E_INVALID,
@@ -337,7 +421,12 @@ static int rename_into_place(local_target *lt, const char *tmp, const char *key,
             rc = sys_err(e, errno, "cannot rename into place");
         }
     }
-    hb_free(path);
+    if (rc == 0 && sync_parent && fsync(pfd) != 0)
+        rc = sys_err(e, errno, "cannot sync directory");
+    if (pfd >= 0)
+        close(pfd);
+    if (tfd >= 0)
+        close(tfd);
     return rc;
 }
 
@@ -347,34 +436,24 @@ static int local_put(hb_target *t, const char *key, const void *data, size_t len
     int rc = check_key(key, e);
     if (rc)
         return rc;
-    const char *slash = strrchr(key, '/');
-    size_t plen = slash ? (size_t)(slash - key) : 0;
-    char *parent = plen ? hb_asprintf("%s/%.*s", strcmp(lt->root, "/") ? lt->root : "",
-                                      (int)plen, key)
-                        : obj_path(lt, "");
-    if (!parent)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     char *tmp = NULL;
     rc = write_tmp(lt, data, len, true, &tmp, e);
     if (rc == 0) {
-        rc = rename_into_place(lt, tmp, key, NULL, e);
-        if (rc == 0)
-            rc = hb_fsync_dir(parent, e);
-        else
-            unlink(tmp);
+        rc = rename_into_place(lt, tmp, key, NULL, true, e);
+        if (rc)
+            tmp_unlink(lt, tmp);
     }
     hb_free(tmp);
-    hb_free(parent);
     return rc;
 }
 
 /* ---- deferred puts and the barrier ---- */
 
-static void pend_free(pend_item *v, size_t n, bool unlink_tmp)
+static void pend_free(local_target *lt, pend_item *v, size_t n, bool unlink_tmp)
 {
     for (size_t i = 0; i < n; i++) {
         if (unlink_tmp && v[i].tmp)
-            unlink(v[i].tmp);
+            tmp_unlink(lt, v[i].tmp);
         hb_free(v[i].tmp);
         hb_free(v[i].key);
     }
@@ -417,7 +496,7 @@ static int local_flush(local_target *lt, hb_err *e)
     if (n) {
         rc = do_syncfs(lt, e); /* 1. the temporaries' data */
         while (rc == 0 && done < n) {
-            rc = rename_into_place(lt, v[done].tmp, v[done].key, &dirs, e); /* 2. */
+            rc = rename_into_place(lt, v[done].tmp, v[done].key, &dirs, false, e); /* 2. */
             if (rc)
                 hb_err_prefix(e, "%s", v[done].key); /* v[done] stays a temporary */
             else
@@ -434,7 +513,7 @@ static int local_flush(local_target *lt, hb_err *e)
             dirs_add(lt, dirs.h[i]);
             pthread_mutex_unlock(&lt->mu);
         }
-        pend_free(v, n, false);
+        pend_free(lt, v, n, false);
     } else {
         /* nothing of this batch may be relied on: drop what is not in place
          * (objects already renamed are complete, merely maybe not durable) */
@@ -443,7 +522,7 @@ static int local_flush(local_target *lt, hb_err *e)
             hb_free(v[i].tmp);
             v[i].tmp = NULL;
         }
-        pend_free(v, n, true);
+        pend_free(lt, v, n, true);
         hb_log_warn(lt->base.log, "%s: a barrier failed, %zu pending object(s) dropped: %s",
                     lt->base.display ? lt->base.display : lt->root, n, e ? e->msg : "");
     }
@@ -478,7 +557,7 @@ static int local_put_deferred(hb_target *t, const char *key, const void *data, s
         pend_item *nv = hb_realloc(lt->pend, ncap * sizeof *nv);
         if (!nv) {
             pthread_mutex_unlock(&lt->pend_mu);
-            unlink(tmp);
+            tmp_unlink(lt, tmp);
             hb_free(tmp);
             hb_free(k);
             return hb_seterr(e, HARVBK_E_NOMEM, NULL);
@@ -493,6 +572,14 @@ static int local_put_deferred(hb_target *t, const char *key, const void *data, s
     return full ? local_flush(lt, e) : 0;
 }
 
+/* Open the directory of key (see dir_open, without creating). */
+static int parent_open(local_target *lt, const char *key, const char **leaf, int *out, hb_err *e)
+{
+    size_t plen;
+    *leaf = key_leaf(key, &plen);
+    return dir_open(lt, key, plen, false, false, NULL, out, e);
+}
+
 static int local_get_max(hb_target *t, const char *key, hb_buf *out, size_t max, hb_err *e)
 {
     local_target *lt = (local_target *)t;
@@ -500,19 +587,28 @@ static int local_get_max(hb_target *t, const char *key, hb_buf *out, size_t max,
     if (rc)
         return rc;
     hb_buf_reset(out);
-    char *path = obj_path(lt, key);
-    if (!path)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    const char *leaf;
+    int pfd;
+    if ((rc = parent_open(lt, key, &leaf, &pfd, e)))
+        return rc;
     /* O_NONBLOCK: a FIFO (or device) someone put at a key must not block the
      * open until a writer appears; it is refused below as "not an object".
-     * Reads of regular files ignore the flag. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    hb_free(path);
+     * Reads of regular files ignore the flag. O_NOFOLLOW: a link is refused. */
+    int fd = openat(pfd, leaf, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
     if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
-        return sys_err(e, errno, "cannot open object");
+        int err = errno;
+        struct stat st;
+        if (err == ELOOP && fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(st.st_mode))
+            rc = link_err(e, key, strlen(key));
+        else if (err == ENOENT || err == ENOTDIR)
+            rc = hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
+        else
+            rc = sys_err(e, err, "cannot open object");
+        close(pfd);
+        return rc;
     }
+    close(pfd);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         rc = sys_err(e, errno, "cannot stat object");
@@ -550,18 +646,21 @@ static int local_head(hb_target *t, const char *key, uint64_t *size, hb_err *e)
     int rc = check_key(key, e);
     if (rc)
         return rc;
-    char *path = obj_path(lt, key);
-    if (!path)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    const char *leaf;
+    int pfd;
+    if ((rc = parent_open(lt, key, &leaf, &pfd, e)))
+        return rc;
     struct stat st;
-    int r = stat(path, &st);
+    int r = fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW);
     int err = errno;
-    hb_free(path);
+    close(pfd);
     if (r != 0) {
         if (err == ENOENT || err == ENOTDIR)
             return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
         return sys_err(e, err, "cannot stat object");
     }
+    if (S_ISLNK(st.st_mode))
+        return link_err(e, key, strlen(key));
     if (!S_ISREG(st.st_mode))
         return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
     *size = (uint64_t)st.st_size;
@@ -574,29 +673,29 @@ static int local_del(hb_target *t, const char *key, hb_err *e)
     int rc = check_key(key, e);
     if (rc)
         return rc;
-    char *path = obj_path(lt, key);
-    if (!path)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    if (unlink(path) != 0) {
+    const char *leaf;
+    int pfd;
+    rc = parent_open(lt, key, &leaf, &pfd, e);
+    if (rc == HARVBK_E_NOTFOUND) {
+        hb_err_clear(e);
+        return 0; /* no such object */
+    }
+    if (rc)
+        return rc; /* a link on the way: never delete through it */
+    /* unlinkat removes a link itself, never its target */
+    if (unlinkat(pfd, leaf, 0) != 0) {
         int err = errno;
         struct stat st;
         if (err == ENOENT || err == ENOTDIR || err == EISDIR ||
-            (err == EPERM && lstat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+            (err == EPERM && fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+             S_ISDIR(st.st_mode)))
             rc = 0; /* no such object (a directory is not an object) */
         else
             rc = sys_err(e, err, "cannot delete object");
-        hb_free(path);
-        return rc;
+    } else if (strncmp(key, "chunks/", 7) != 0 && fsync(pfd) != 0) {
+        rc = sys_err(e, errno, "cannot sync directory");
     }
-    if (strncmp(key, "chunks/", 7) != 0) {
-        char *slash = strrchr(path, '/');
-        if (slash == path)
-            slash[1] = '\0';
-        else
-            *slash = '\0';
-        rc = hb_fsync_dir(path, e);
-    }
-    hb_free(path);
+    close(pfd);
     return rc;
 }
 
@@ -619,17 +718,20 @@ static void dents_free(dent *v, size_t n)
     hb_free(v);
 }
 
-/* Entries of a directory, sorted by name; ENOENT/ENOTDIR give an empty list. */
-static int read_dir(const char *path, dent **out, size_t *nout, hb_err *e)
+/* Entries of the directory open on dfd (not consumed), sorted by name. */
+static int read_dir(int dfd, dent **out, size_t *nout, hb_err *e)
 {
     *out = NULL;
     *nout = 0;
-    DIR *d = opendir(path);
+    int fd = dup(dfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return 0;
-        return sys_err(e, errno, "cannot read directory");
+        int rc = sys_err(e, errno, "cannot read directory");
+        if (fd >= 0)
+            close(fd);
+        return rc;
     }
+    rewinddir(d);
     dent *v = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
@@ -677,60 +779,60 @@ typedef struct list_ctx {
     void *ud;
 } list_ctx;
 
-/* Walk <root>/<rel> where rel is "" or ends with '/'. */
-static int walk(list_ctx *lc, const char *rel, hb_err *e)
+/* Walk the directory dfd = <root>/<rel>, where rel is "" or ends with '/'.
+ * Links are neither descended into nor reported. */
+static int walk(list_ctx *lc, int dfd, const char *rel, hb_err *e)
 {
-    char *dir = rel[0] ? hb_asprintf("%s/%.*s", strcmp(lc->lt->root, "/") ? lc->lt->root : "",
-                                     (int)(strlen(rel) - 1), rel)
-                       : hb_strdup(lc->lt->root);
-    if (!dir)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     dent *v;
     size_t n;
-    int rc = read_dir(dir, &v, &n, e);
-    if (rc) {
-        hb_free(dir);
+    int rc = read_dir(dfd, &v, &n, e);
+    if (rc)
         return rc;
-    }
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!rel[0] && !strcmp(v[i].name, TMP_DIR))
             continue;
+        if (v[i].type == DT_LNK)
+            continue;
         char *key = hb_asprintf("%s%s", rel, v[i].name);
-        char *path = key ? hb_path_join(dir, v[i].name) : NULL;
-        if (!key || !path) {
+        if (!key) {
             rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+            break;
+        }
+        struct stat st;
+        bool is_dir = false, is_reg = false;
+        if (fstatat(dfd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno != ENOENT) /* vanished meanwhile: skip */
+                rc = sys_err(e, errno, "cannot stat object");
         } else {
-            struct stat st;
-            bool is_dir = v[i].type == DT_DIR, is_reg = false;
-            if (v[i].type != DT_DIR) {
-                if (lstat(path, &st) != 0) {
-                    if (errno != ENOENT) /* vanished meanwhile: skip */
-                        rc = sys_err(e, errno, "cannot stat object");
-                } else {
-                    is_dir = S_ISDIR(st.st_mode);
-                    is_reg = S_ISREG(st.st_mode);
-                }
+            is_dir = S_ISDIR(st.st_mode);
+            is_reg = S_ISREG(st.st_mode);
+        }
+        size_t klen = strlen(key);
+        if (rc == 0 && is_dir) {
+            /* descend only where keys can still start with prefix */
+            size_t cmp = HB_MIN(klen, lc->plen);
+            if (strncmp(key, lc->prefix, cmp) == 0 &&
+                (klen >= lc->plen || lc->prefix[klen] == '/')) {
+                /* O_NOFOLLOW: a directory swapped for a link meanwhile is skipped */
+                int sfd = openat(dfd, v[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                char *sub = sfd >= 0 ? hb_asprintf("%s/", key) : NULL;
+                if (sfd >= 0 && !sub)
+                    rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+                else if (sfd >= 0)
+                    rc = walk(lc, sfd, sub, e);
+                else if (errno != ENOENT && errno != ELOOP && errno != ENOTDIR)
+                    rc = sys_err(e, errno, "cannot open directory");
+                hb_free(sub);
+                if (sfd >= 0)
+                    close(sfd);
             }
-            size_t klen = strlen(key);
-            if (rc == 0 && is_dir) {
-                /* descend only where keys can still start with prefix */
-                size_t cmp = HB_MIN(klen, lc->plen);
-                if (strncmp(key, lc->prefix, cmp) == 0 &&
-                    (klen >= lc->plen || lc->prefix[klen] == '/')) {
-                    char *sub = hb_asprintf("%s/", key);
-                    rc = sub ? walk(lc, sub, e) : hb_seterr(e, HARVBK_E_NOMEM, NULL);
-                    hb_free(sub);
-                }
-            } else if (rc == 0 && is_reg && klen >= lc->plen &&
-                       !strncmp(key, lc->prefix, lc->plen) && hb_key_valid(key)) {
-                rc = lc->cb(key, (uint64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, lc->ud);
-            }
+        } else if (rc == 0 && is_reg && klen >= lc->plen &&
+                   !strncmp(key, lc->prefix, lc->plen) && hb_key_valid(key)) {
+            rc = lc->cb(key, (uint64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, lc->ud);
         }
         hb_free(key);
-        hb_free(path);
     }
     dents_free(v, n);
-    hb_free(dir);
     return rc;
 }
 
@@ -743,12 +845,28 @@ static int local_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud,
         return 0; /* nothing but temporaries there */
     const char *slash = strrchr(prefix, '/');
     size_t dlen = slash ? (size_t)(slash - prefix) + 1 : 0;
+    int dfd;
+    hb_err e2;
+    hb_err_clear(&e2);
+    int rc = dir_open(lt, prefix, dlen ? dlen - 1 : 0, false, false, NULL, &dfd, &e2);
+    if (rc == HARVBK_E_NOTFOUND)
+        return 0;
+    if (rc == HARVBK_E_CORRUPT) {
+        /* the prefix runs through a link: nothing of the store is there */
+        hb_log_warn(lt->base.log, "%s: not listing %s: %s",
+                    lt->base.display ? lt->base.display : lt->root, prefix, e2.msg);
+        return 0;
+    }
+    if (rc) {
+        if (e)
+            *e = e2;
+        return rc;
+    }
     char *rel = hb_strndup(prefix, dlen);
-    if (!rel)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     list_ctx lc = { lt, prefix, strlen(prefix), cb, ud };
-    int rc = walk(&lc, rel, e);
+    rc = rel ? walk(&lc, dfd, rel, e) : hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_free(rel);
+    close(dfd);
     return rc;
 }
 
@@ -780,34 +898,40 @@ static size_t tmp_owner_len(const char *name)
 static int local_cleanup(hb_target *t, const char *owner, int64_t max_age_s, hb_err *e)
 {
     local_target *lt = (local_target *)t;
+    int tfd;
+    int rc = tmpdir_open(lt, false, &tfd, e);
+    if (rc == HARVBK_E_NOTFOUND) {
+        hb_err_clear(e);
+        return 0;
+    }
+    if (rc)
+        return rc; /* tmp/ is a link: nothing there is ours */
     dent *v;
     size_t n;
-    int rc = read_dir(lt->tmpdir, &v, &n, e);
-    if (rc)
+    rc = read_dir(tfd, &v, &n, e);
+    if (rc) {
+        close(tfd);
         return rc;
+    }
     int64_t now = hb_now();
     for (size_t i = 0; i < n; i++) {
-        char *path = hb_path_join(lt->tmpdir, v[i].name);
-        if (!path) {
-            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
-            break;
-        }
         struct stat st;
         bool remove = false;
         size_t olen = tmp_owner_len(v[i].name);
-        if (olen && lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (olen && fstatat(tfd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode)) {
             if (owner && strlen(owner) == olen && !strncmp(v[i].name, owner, olen))
                 remove = true;
             else if (max_age_s >= 0 && (int64_t)st.st_mtim.tv_sec <= now - max_age_s)
                 remove = true;
         }
-        if (remove && unlink(path) != 0 && errno != ENOENT && rc == 0)
+        if (remove && unlinkat(tfd, v[i].name, 0) != 0 && errno != ENOENT && rc == 0)
             rc = sys_err(e, errno, "cannot remove temporary file");
         else if (remove)
             hb_log_debug(t->log, "removed stale temporary %s", v[i].name);
-        hb_free(path);
     }
     dents_free(v, n);
+    close(tfd);
     return rc;
 }
 
@@ -837,7 +961,7 @@ static void local_close(hb_target *t)
      * reference them */
     if (lt->pend_n)
         atomic_fetch_add(&lt->base.lost, lt->pend_n);
-    pend_free(lt->pend, lt->pend_n, true);
+    pend_free(lt, lt->pend, lt->pend_n, true);
     if (lt->rootfd >= 0)
         close(lt->rootfd);
     pthread_mutex_destroy(&lt->pend_mu);
@@ -922,7 +1046,7 @@ int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
         return rc;
     }
     /* Best effort: a read-only target can still be read; put() creates tmp/
-     * on demand. */
+     * on demand (mkdir never follows a link at its last component). */
     if (mkdir(lt->tmpdir, DIR_MODE) != 0 && errno != EEXIST) {
         /* ignored */
     }

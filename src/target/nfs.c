@@ -42,6 +42,20 @@
  * again. Operations whose connection broke (server restarted, connection
  * reset) are retried on a fresh connection while time remains: they are all
  * idempotent (a put writes a new temporary and renames it again).
+ *
+ * Symbolic links (as in local.c): a link planted in the store is never
+ * followed. libnfs resolves paths itself and follows links in them, so before
+ * an object is reached every directory component of its key below the root
+ * is checked with LOOKUP/GETATTR without following (nfs_lstat64): a link is
+ * refused with HARVBK_E_CORRUPT (get, head, put, del) or skipped (list; a
+ * prefix through one lists nothing); the object itself is opened with
+ * O_NOFOLLOW, checked with lstat, and REMOVE of a link removes the link.
+ * list descends only into entries READDIRPLUS reports as directories. Puts,
+ * gets and heads remember the directories they found real (a direct-mapped
+ * cache of path hashes; chunks/<aa>/<bb> would otherwise cost three more
+ * round trips per chunk); deletes, listings and cleanup check afresh.
+ * Path-based NFSv3 calls cannot close the race with someone swapping a
+ * checked directory for a link at the same instant; the local backend can.
  */
 #include "target.h"
 
@@ -71,6 +85,7 @@
 #define NFS_PIECE_MAX (1u << 20)
 #define NFS_SLICE_MS 100        /* poll slice (libnfs timers run in nfs_service) */
 #define NFS_MAX_ATTEMPTS 30     /* per operation, while time remains */
+#define NFS_DIRCACHE (1u << 16) /* slots of the checked-directory cache */
 
 typedef struct nfs_conn {
     struct nfs_context *nfs; /* NULL: not connected */
@@ -95,6 +110,7 @@ typedef struct nfs_target {
     atomic_uint_least64_t counter;
     atomic_uint_fast64_t n_connects, n_reconnects, n_retries, n_timeouts;
     atomic_bool had_conn;
+    _Atomic uint64_t *dircache; /* NFS_DIRCACHE slots: hashes of real directories */
 } nfs_target;
 
 static const hb_target_ops nfs_ops;
@@ -584,6 +600,94 @@ static int do_stat(nfs_target *nt, nfs_conn *c, const char *path, uint64_t deadl
     return 0;
 }
 
+static int do_lstat(nfs_target *nt, nfs_conn *c, const char *path, uint64_t deadline,
+                    struct nfs_stat_64 *st, hb_err *e)
+{
+    if (conn_ok(nt, c, e))
+        return HARVBK_E_TARGET;
+    int pending = 1;
+    nfs_req r;
+    req_init(&r, &pending);
+    if (nfs_lstat64_async(c->nfs, path, cb_stat, &r) != 0)
+        return queue_err(nt, c, "LOOKUP", path, e);
+    int rc = conn_wait(nt, c, &pending, deadline, e);
+    if (rc)
+        return rc;
+    if (r.status < 0)
+        return req_err(nt, c, &r, "cannot stat", path, e);
+    *st = r.u.st;
+    return 0;
+}
+
+static int link_err(hb_err *e, const char *rel, size_t n)
+{
+    return hb_seterr(e, HARVBK_E_CORRUPT,
+                     "'%.*s' in the store is a symbolic link: objects are never reached "
+                     "through links",
+                     (int)n, rel);
+}
+
+static uint64_t path_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
+/* Check that every component of rel[0..n) (a key's directory, below the
+ * root) is a real directory, not a symbolic link, from the top down (libnfs
+ * follows links while it resolves a path; the components above the one
+ * checked are known real). Returns 0, HARVBK_E_NOTFOUND at the first
+ * component that is missing or not a directory, HARVBK_E_CORRUPT at a link.
+ * Directories found real are remembered in `cache` (`slots` slots, a power
+ * of two; NULL: check all) and not checked again. */
+static int check_dirs(nfs_target *nt, nfs_conn *c, const char *rel, size_t n,
+                      _Atomic uint64_t *cache, size_t slots, uint64_t deadline, hb_err *e)
+{
+    for (size_t j = 0; j < n;) {
+        while (j < n && rel[j] != '/')
+            j++;
+        uint64_t h = path_hash(rel, j);
+        _Atomic uint64_t *slot = cache ? &cache[h & (slots - 1)] : NULL;
+        if (!(slot && atomic_load(slot) == h)) {
+            char *path = hb_asprintf("%s/%.*s", nt->root, (int)j, rel);
+            if (!path)
+                return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+            struct nfs_stat_64 st;
+            int rc = do_lstat(nt, c, path, deadline, &st, e);
+            hb_free(path);
+            if (rc == 0 && (st.nfs_mode & S_IFMT) == S_IFLNK)
+                return link_err(e, rel, j);
+            if (rc == 0 && (st.nfs_mode & S_IFMT) != S_IFDIR)
+                return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
+            if (rc)
+                return rc;
+            if (slot)
+                atomic_store(slot, h);
+        }
+        j++;
+    }
+    return 0;
+}
+
+/* check_dirs on the directory of key. */
+static int check_parent(nfs_target *nt, nfs_conn *c, const char *key, _Atomic uint64_t *cache,
+                        size_t slots, uint64_t deadline, hb_err *e)
+{
+    const char *slash = strrchr(key, '/');
+    return slash ? check_dirs(nt, c, key, (size_t)(slash - key), cache, slots, deadline, e) : 0;
+}
+
+/* The same with the target's cache of checked directories. */
+static int check_parent_cached(nfs_target *nt, nfs_conn *c, const char *key, uint64_t deadline,
+                               hb_err *e)
+{
+    return check_parent(nt, c, key, nt->dircache, NFS_DIRCACHE, deadline, e);
+}
+
 static int do_simple(nfs_target *nt, nfs_conn *c, int op, const char *p1, const char *p2,
                      uint64_t deadline, hb_err *e)
 {
@@ -860,7 +964,18 @@ static int put_fn(nfs_target *nt, nfs_conn *c, void *arg, uint64_t deadline, hb_
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     }
     hb_err e2;
-    int rc = write_file(nt, c, tmp, a->data, a->len, deadline, &e2);
+    /* neither tmp/ nor the key's directories may be links; missing ones are
+     * created below */
+    int rc = check_dirs(nt, c, TMP_DIR, sizeof TMP_DIR - 1, nt->dircache, NFS_DIRCACHE, deadline,
+                        e);
+    if (rc == 0 || rc == HARVBK_E_NOTFOUND)
+        rc = check_parent_cached(nt, c, a->key, deadline, e);
+    if (rc && rc != HARVBK_E_NOTFOUND) {
+        hb_free(tmp);
+        hb_free(path);
+        return rc;
+    }
+    rc = write_file(nt, c, tmp, a->data, a->len, deadline, &e2);
     if (rc == HARVBK_E_NOTFOUND && !c->broken) { /* tmp/ is missing */
         rc = mkdir_p(nt, c, nt->tmpdir, deadline, e);
         if (rc == 0)
@@ -930,15 +1045,23 @@ static int get_fn(nfs_target *nt, nfs_conn *c, void *arg, uint64_t deadline, hb_
     int pending = 1;
     nfs_req op;
     req_init(&op, &pending);
-    int rc = 0;
-    if (nfs_open_async(c->nfs, path, O_RDONLY, cb_fh, &op) != 0)
+    int rc = check_parent_cached(nt, c, a->key, deadline, e);
+    if (rc == 0 && nfs_open_async(c->nfs, path, O_RDONLY | O_NOFOLLOW, cb_fh, &op) != 0)
         rc = queue_err(nt, c, "OPEN", path, e);
     if (rc == 0)
         rc = conn_wait(nt, c, &pending, deadline, e);
     if (rc == 0 && op.status < 0) {
-        rc = req_err(nt, c, &op, "cannot open", path, e);
-        if (rc == HARVBK_E_NOTFOUND || op.status == -EISDIR)
-            rc = hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
+        struct nfs_stat_64 lst;
+        hb_err e2;
+        if (!conn_error(op.status) && op.status != -ENOENT &&
+            do_lstat(nt, c, path, deadline, &lst, &e2) == 0 &&
+            (lst.nfs_mode & S_IFMT) == S_IFLNK) {
+            rc = link_err(e, a->key, strlen(a->key));
+        } else {
+            rc = req_err(nt, c, &op, "cannot open", path, e);
+            if (rc == HARVBK_E_NOTFOUND || op.status == -EISDIR)
+                rc = hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
+        }
     }
     if (rc) {
         hb_free(path);
@@ -1012,8 +1135,12 @@ static int head_fn(nfs_target *nt, nfs_conn *c, void *arg, uint64_t deadline, hb
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     struct nfs_stat_64 st;
-    int rc = do_stat(nt, c, path, deadline, &st, e);
+    int rc = check_parent_cached(nt, c, a->key, deadline, e);
+    if (rc == 0)
+        rc = do_lstat(nt, c, path, deadline, &st, e);
     hb_free(path);
+    if (rc == 0 && (st.nfs_mode & S_IFMT) == S_IFLNK)
+        return link_err(e, a->key, strlen(a->key));
     if (rc == HARVBK_E_NOTFOUND || (rc == 0 && (st.nfs_mode & S_IFMT) != S_IFREG))
         return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
     if (rc == 0)
@@ -1033,11 +1160,14 @@ static int nt_head(hb_target *t, const char *key, uint64_t *size, hb_err *e)
 
 /* ---- delete ---- */
 
+#define NFS_DEL_MEMO 256u /* directories checked once per del_many call */
+
 typedef struct del_arg {
     const char *const *keys; /* keys (relative) or, with abs, absolute paths */
     size_t n;
     size_t done; /* keys [0, done) are gone: a retry resumes there */
     bool abs;
+    _Atomic uint64_t *memo; /* NFS_DEL_MEMO slots: directories checked by this call */
 } del_arg;
 
 /* A REMOVE that failed on something that is not an object (a directory)
@@ -1069,8 +1199,32 @@ static int del_fn(nfs_target *nt, nfs_conn *c, void *arg, uint64_t deadline, hb_
         size_t batch = HB_MIN(a->n - a->done, (size_t)NFS_DEL_WINDOW);
         int pending = 0;
         size_t queued = 0;
+        /* never delete through a link: check the keys' directories afresh
+         * (a key whose directory is missing is already gone) */
+        bool gone[NFS_DEL_WINDOW];
+        for (size_t i = 0; i < batch && rc == 0; i++) {
+            gone[i] = false;
+            if (a->abs)
+                continue;
+            rc = check_parent(nt, c, a->keys[a->done + i], a->memo, NFS_DEL_MEMO, deadline, e);
+            if (rc == HARVBK_E_NOTFOUND) {
+                hb_err_clear(e);
+                gone[i] = true;
+                rc = 0;
+            }
+        }
+        if (rc)
+            break;
         for (size_t i = 0; i < batch; i++) {
             const char *k = a->keys[a->done + i];
+            if (gone[i]) {
+                paths[i] = NULL;
+                req_init(&r[i], &pending);
+                r[i].done = true;
+                r[i].status = -ENOENT;
+                queued = i + 1;
+                continue;
+            }
             paths[i] = a->abs ? hb_strdup(k) : obj_path(nt, k);
             if (!paths[i]) {
                 rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
@@ -1116,7 +1270,10 @@ static int nt_del_many(hb_target *t, const char *const *keys, size_t n, hb_err *
         if (rc)
             return rc;
     }
-    del_arg a = { keys, n, 0, false };
+    _Atomic uint64_t *memo = hb_calloc(NFS_DEL_MEMO, sizeof *memo);
+    if (!memo)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    del_arg a = { keys, n, 0, false, memo };
     /* each batch of the window gets its own time budget */
     int rc = 0;
     while (rc == 0 && a.done < n) {
@@ -1125,6 +1282,7 @@ static int nt_del_many(hb_target *t, const char *const *keys, size_t n, hb_err *
         if (rc && a.done > before)
             rc = 0; /* progress made: a new budget for the rest */
     }
+    hb_free(memo);
     return rc;
 }
 
@@ -1230,6 +1388,17 @@ static int read_dir(nfs_target *nt, const char *path, dent **out, size_t *nout, 
     return rc;
 }
 
+typedef struct checkdirs_arg {
+    const char *rel;
+    size_t n;
+} checkdirs_arg;
+
+static int checkdirs_fn(nfs_target *nt, nfs_conn *c, void *arg, uint64_t deadline, hb_err *e)
+{
+    checkdirs_arg *a = arg;
+    return check_dirs(nt, c, a->rel, a->n, NULL, 0, deadline, e);
+}
+
 typedef struct list_ctx {
     nfs_target *nt;
     const char *prefix;
@@ -1288,6 +1457,25 @@ static int nt_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud, hb
         return 0;
     const char *slash = strrchr(prefix, '/');
     size_t dlen = slash ? (size_t)(slash - prefix) + 1 : 0;
+    if (dlen) {
+        /* a prefix through a link lists nothing (walk never descends into one) */
+        checkdirs_arg ca = { prefix, dlen - 1 };
+        hb_err e2;
+        hb_err_clear(&e2);
+        int rc = run_op(nt, checkdirs_fn, &ca, &e2);
+        if (rc == HARVBK_E_NOTFOUND)
+            return 0;
+        if (rc == HARVBK_E_CORRUPT) {
+            hb_log_warn(nt->base.log, "%s: not listing %s: %s",
+                        nt->base.display ? nt->base.display : nt->server, prefix, e2.msg);
+            return 0;
+        }
+        if (rc) {
+            if (e)
+                *e = e2;
+            return rc;
+        }
+    }
     char *rel = hb_strndup(prefix, dlen);
     if (!rel)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
@@ -1325,7 +1513,15 @@ static int nt_cleanup(hb_target *t, const char *owner, int64_t max_age_s, hb_err
     nfs_target *nt = (nfs_target *)t;
     dent *v;
     size_t n;
-    int rc = read_dir(nt, nt->tmpdir, &v, &n, e);
+    checkdirs_arg ca = { TMP_DIR, sizeof TMP_DIR - 1 };
+    int rc = run_op(nt, checkdirs_fn, &ca, e);
+    if (rc == HARVBK_E_NOTFOUND) {
+        hb_err_clear(e);
+        return 0;
+    }
+    if (rc)
+        return rc; /* tmp/ is a link: nothing there is ours */
+    rc = read_dir(nt, nt->tmpdir, &v, &n, e);
     if (rc)
         return rc;
     int64_t now = hb_now();
@@ -1352,7 +1548,7 @@ static int nt_cleanup(hb_target *t, const char *owner, int64_t max_age_s, hb_err
         }
     }
     if (rc == 0 && nd) {
-        del_arg a = { (const char *const *)doomed, nd, 0, true };
+        del_arg a = { (const char *const *)doomed, nd, 0, true, NULL };
         while (rc == 0 && a.done < nd) {
             size_t before = a.done;
             rc = run_op(nt, del_fn, &a, e);
@@ -1405,6 +1601,7 @@ static void nfs_target_free(nfs_target *nt)
     hb_free(nt->export);
     hb_free(nt->root);
     hb_free(nt->tmpdir);
+    hb_free((void *)nt->dircache);
     hb_free(nt);
 }
 
@@ -1602,6 +1799,7 @@ int hb_target_nfs_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
     atomic_init(&nt->had_conn, false);
     atomic_init(&nt->base.lost, 0);
     nt->base.ops = &nfs_ops;
+    nt->dircache = hb_calloc(NFS_DIRCACHE, sizeof *nt->dircache); /* NULL: no cache */
     nt->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : HB_DEFAULT_TIMEOUT_MS;
     nt->url = hb_strdup(cfg->url);
     int rc = nt->url ? 0 : hb_seterr(e, HARVBK_E_NOMEM, NULL);

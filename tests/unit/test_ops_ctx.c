@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char *path2(const char *a, const char *b)
@@ -464,6 +465,91 @@ static void test_open_marks_dead_inprogress_records_interrupted(void **state)
     free(root);
 }
 
+/* Leftover temporaries of hb_write_file_atomic ("<file>.tmp.<pid>.<12 hex>")
+ * in the state directory: open removes those of dead writers (a pid that is
+ * not alive, once a short grace has passed) and any older than a day, and
+ * keeps those a live writer may be renaming right now. */
+static char *make_tmp(const char *sd, const char *rel, long pid, const char *hex, int64_t age)
+{
+    char *p = malloc(strlen(sd) + strlen(rel) + 64);
+    sprintf(p, "%s/%s.tmp.%ld.%s", sd, rel, pid, hex);
+    assert_int_equal(tu_write_file(p, "{\"half\":", 8), 0);
+    if (age) {
+        struct timespec ts[2];
+        ts[0].tv_sec = ts[1].tv_sec = time(NULL) - age;
+        ts[0].tv_nsec = ts[1].tv_nsec = 0;
+        assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+    }
+    return p;
+}
+
+static void test_open_removes_dead_writers_state_temporaries(void **state)
+{
+    (void)state;
+    char *root = tu_mkdtemp("ops-ctx-tmp");
+    char *sd = path2(root, "state");
+    harvbk_ctx *ctx = NULL;
+    assert_int_equal(harvbk_ctx_open(&ctx, sd, NULL), 0);
+    harvbk_ctx_free(ctx);
+    const char *dirs[] = { "backups/default", "snapshots/ns-1", "vms/default", "restores/x" };
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        char *d = path2(sd, dirs[i]);
+        char *cmd = malloc(strlen(d) + 16);
+        sprintf(cmd, "mkdir -p '%s'", d);
+        assert_int_equal(system(cmd), 0);
+        free(cmd);
+        free(d);
+    }
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(0);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+    long dead = (long)child, me = (long)getpid();
+
+    char *gone[] = {
+        make_tmp(sd, "target.json", dead, "0123456789ab", 120),
+        make_tmp(sd, "quotas.json", dead, "aaaaaaaaaaaa", 3600),
+        make_tmp(sd, "backups/default/bk-1.json", dead, "bbbbbbbbbbbb", 120),
+        make_tmp(sd, "snapshots/ns-1/snap-1.json", dead, "cccccccccccc", 120),
+        make_tmp(sd, "vms/default/vm-1.json", dead, "dddddddddddd", 120),
+        make_tmp(sd, "restores/x/r-1.json", dead, "eeeeeeeeeeee", 120),
+        make_tmp(sd, "harvbk-state.json.new-0a0b0c0d", dead, "ffffffffffff", 120),
+        make_tmp(sd, "target.json", me, "000000000001", 3 * 24 * 3600), /* too old */
+    };
+    char *kept[] = {
+        make_tmp(sd, "target.json", me, "000000000002", 120),    /* a live writer */
+        make_tmp(sd, "quotas.json", dead, "000000000003", 0),    /* just written */
+        make_tmp(sd, "backups/default/x.json", 1, "000000000004", 120), /* init: alive */
+    };
+    /* not temporaries of ours: never touched */
+    char *foreign[] = { path2(sd, "notes.tmp.1.txt"), path2(sd, "target.json.tmp.x.0123"),
+                        path2(sd, "backups/default/y.json.tmp.12.0123456789AB") };
+    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++)
+        assert_int_equal(tu_write_file(foreign[i], "x", 1), 0);
+
+    assert_int_equal(harvbk_ctx_open(&ctx, sd, NULL), 0);
+    harvbk_ctx_free(ctx);
+    struct stat st;
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+        if (lstat(gone[i], &st) == 0)
+            fail_msg("%s survived the open", gone[i]);
+        free(gone[i]);
+    }
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        if (lstat(kept[i], &st) != 0)
+            fail_msg("%s was removed", kept[i]);
+        free(kept[i]);
+    }
+    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
+        assert_int_equal(lstat(foreign[i], &st), 0);
+        free(foreign[i]);
+    }
+    free(sd);
+    tu_rmrf(root);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_target_set_get_check_and_persist),
         cmocka_unit_test(test_vanished_store_is_an_error_not_a_new_store),
         cmocka_unit_test(test_open_marks_dead_inprogress_records_interrupted),
+        cmocka_unit_test(test_open_removes_dead_writers_state_temporaries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

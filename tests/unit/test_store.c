@@ -631,6 +631,99 @@ static void test_manifest_rejects_invalid_content(void **state)
     hb_manifest_clear(&m);
 }
 
+/* Encode m, apply the replacements from[i] -> to[i] (each must match) to the
+ * JSON text, decode; returns rc. */
+static int decode_edited_n(hb_manifest *m, const char *const *from, const char *const *to,
+                           size_t n, hb_err *e)
+{
+    hb_buf b = HB_BUF_INIT;
+    assert_int_equal(hb_manifest_encode(m, &b, e), 0);
+    char *text = strndup((char *)b.data, b.len);
+    for (size_t i = 0; i < n; i++) {
+        char *at = strstr(text, from[i]);
+        if (!at)
+            fail_msg("'%s' not in %s", from[i], text);
+        char *out = malloc(strlen(text) + strlen(to[i]) + 1);
+        sprintf(out, "%.*s%s%s", (int)(at - text), text, to[i], at + strlen(from[i]));
+        free(text);
+        text = out;
+    }
+    hb_manifest back;
+    int rc = hb_manifest_decode(text, strlen(text), &back, e);
+    hb_manifest_clear(&back);
+    free(text);
+    hb_buf_free(&b);
+    return rc;
+}
+
+/* Sizes a writer cannot have written: a volume beyond 2^53 bytes (list and
+ * show would print a Ready backup of 8192 PiB), logical_bytes that is not
+ * the sum of the volumes, uploaded_bytes beyond 2^53, a chunk size that is
+ * not a power of two from 64 KiB to 64 MiB (even with consistent counts). */
+static void test_manifest_rejects_absurd_sizes(void **state)
+{
+    (void)state;
+    hb_manifest m;
+    make_manifest(&m, "default", "bk-1");
+    hb_err e = { 0 };
+    /* the fixture: disk-0 = 2 CS + 5 (3 chunks), disk-1 = CS (1 chunk) */
+    static const struct {
+        const char *from[4], *to[4];
+        const char *why;
+    } cases[] = {
+        { { "\"size\":65536,\"chunks\":1", "\"logical_bytes\":196613" },
+          { "\"size\":9223372036854775808,\"chunks\":140737488355328",
+            "\"logical_bytes\":9223372036854841344" },
+          "volume" },
+        { { "\"size\":65536,\"chunks\":1", "\"logical_bytes\":196613" },
+          { "\"size\":9007199254806528,\"chunks\":137438953473",
+            "\"logical_bytes\":9007199254937605" },
+          "volume" },
+        { { "\"logical_bytes\":196613" }, { "\"logical_bytes\":196614" }, "logical_bytes" },
+        { { "\"logical_bytes\":196613" }, { "\"logical_bytes\":0" }, "logical_bytes" },
+        { { "\"logical_bytes\":196613" },
+          { "\"logical_bytes\":9223372036854775808" },
+          "logical_bytes" },
+        { { "\"uploaded_bytes\":12345" },
+          { "\"uploaded_bytes\":18014398509481984" },
+          "uploaded_bytes" },
+        { { "\"chunk_size\":65536" }, { "\"chunk_size\":65537" }, "chunk_size" },
+        { { "\"chunk_size\":65536", "\"chunks\":1", "\"chunks\":3" },
+          { "\"chunk_size\":4096", "\"chunks\":16", "\"chunks\":33" },
+          "chunk_size" },
+        { { "\"chunk_size\":65536", "\"chunks\":1", "\"chunks\":3" },
+          { "\"chunk_size\":1", "\"chunks\":65536", "\"chunks\":131077" },
+          "chunk_size" },
+    };
+    for (size_t i = 0; i < HB_ARRAY_LEN(cases); i++) {
+        size_t n = 0;
+        while (n < 4 && cases[i].from[n])
+            n++;
+        hb_err_clear(&e);
+        int rc = decode_edited_n(&m, cases[i].from, cases[i].to, n, &e);
+        if (rc != HARVBK_E_CORRUPT || !strstr(e.msg, cases[i].why))
+            fail_msg("case %zu (%s): rc %d: %s", i, cases[i].to[0], rc, e.msg);
+    }
+    /* the limits themselves are fine: a 2^53-byte volume, a 64 MiB chunk size */
+    const char *f1[] = { "\"size\":65536,\"chunks\":1", "\"logical_bytes\":196613" };
+    const char *t1[] = { "\"size\":9007199254609915,\"chunks\":137438953470",
+                         "\"logical_bytes\":9007199254740992" };
+    if (decode_edited_n(&m, f1, t1, 2, &e) != 0)
+        fail_msg("2^53: %s", e.msg);
+    const char *f2[] = { "\"chunk_size\":65536", "\"chunks\":3,\"data_chunks\":2" };
+    const char *t2[] = { "\"chunk_size\":67108864", "\"chunks\":1,\"data_chunks\":1" };
+    assert_int_equal(decode_edited_n(&m, f2, t2, 2, &e), 0);
+    /* and the writer refuses to encode what readers refuse */
+    hb_buf b = HB_BUF_INIT;
+    m.logical_bytes++;
+    assert_int_equal(hb_manifest_encode(&m, &b, &e), HARVBK_E_INVALID);
+    m.logical_bytes--;
+    m.uploaded_bytes = (1ull << 53) + 1;
+    assert_int_equal(hb_manifest_encode(&m, &b, &e), HARVBK_E_INVALID);
+    hb_buf_free(&b);
+    hb_manifest_clear(&m);
+}
+
 static void test_manifest_encode_refuses_invalid_names(void **state)
 {
     (void)state;
@@ -767,6 +860,46 @@ static void test_store_newer_or_malformed_config_is_refused(void **state)
     }
 }
 
+/* A store config whose chunk_size is not what any writer writes (a power of
+ * two from 64 KiB to 64 MiB) is refused, not adopted by writers. */
+static void test_store_config_chunk_size_out_of_range_is_refused(void **state)
+{
+    (void)state;
+    static const uint64_t bad[] = { 1, 3, 4096, 32768, 65535, 65537, 100000, 1048577,
+                                    134217728, 4294967296ull };
+    for (size_t i = 0; i < HB_ARRAY_LEN(bad) + 2; i++) {
+        uint64_t cs = i < HB_ARRAY_LEN(bad) ? bad[i] : i == HB_ARRAY_LEN(bad) ? 65536 : 67108864;
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"format_major\":1,\"format_minor\":0,\"store_id\":\"0b5a7e36-1111-4222-8333-"
+                 "444455556666\",\"chunk_size\":%llu,\"codec\":\"zstd\",\"chunk_id\":\"sha256\","
+                 "\"encryption\":\"none\",\"created\":1}",
+                 (unsigned long long)cs);
+        char *dir = tu_mkdtemp("store-cfg-cs");
+        put_config(dir, json);
+        hb_err e = { 0 };
+        int rc;
+        hb_store *st = open_store_cfg(dir, -1, 0, &rc, &e);
+        if (i < HB_ARRAY_LEN(bad)) {
+            assert_null(st);
+            assert_int_equal(rc, HARVBK_E_CORRUPT);
+            char want[128];
+            snprintf(want, sizeof want,
+                     "store config: chunk_size %llu is not a power of two between 65536 and "
+                     "67108864",
+                     (unsigned long long)cs);
+            if (!strstr(e.msg, want))
+                fail_msg("chunk_size %llu: %s", (unsigned long long)cs, e.msg);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(st->chunk_size, cs);
+            hb_store_close(st);
+        }
+        tu_rmrf(dir);
+        free(dir);
+    }
+}
+
 /* ---- entries ---- */
 
 typedef struct seen {
@@ -883,6 +1016,80 @@ static void test_entry_manifest_index_list_delete(void **state)
     assert_int_equal(hb_store_entry_delete(f->st, HB_KIND_BACKUPS, "default", "bk-1", &e), 0);
     assert_int_equal(hb_store_entry_delete(f->st, HB_KIND_BACKUPS, "default", "../x", &e),
                      HARVBK_E_INVALID);
+}
+
+/* An entry directory (or namespace directory) that is a symbolic link to a
+ * directory outside the store: not listed, and deleting the entry refuses
+ * instead of deleting what the link points at (recursively). */
+static void test_entry_delete_never_follows_symlinks(void **state)
+{
+    fx *f = *state;
+    hb_err e = { 0 };
+    write_entry(f->st, "default", "bk-1", true);
+    char *out = tu_mkdtemp("store-outside");
+    /* outside: a copy of a real entry (so it looks committed) and a sentinel */
+    const char *files[] = { "manifest.json", "disk-0.idx", "disk-1.idx" };
+    hb_buf b = HB_BUF_INIT;
+    for (size_t i = 0; i < HB_ARRAY_LEN(files); i++) {
+        char *key = hb_asprintf("backups/default/bk-1/%s", files[i]);
+        assert_int_equal(hb_target_get(f->st->t, key, &b, &e), 0);
+        char *p = hb_asprintf("%s/%s", out, files[i]);
+        assert_int_equal(tu_write_file(p, b.data, b.len), 0);
+        hb_free(p);
+        hb_free(key);
+    }
+    char *sentinel = hb_asprintf("%s/sentinel", out);
+    assert_int_equal(tu_write_file(sentinel, "keep", 4), 0);
+    char *nsdir = hb_asprintf("%s/bk-9", out);
+    assert_int_equal(mkdir(nsdir, 0755), 0);
+    char *deep = hb_asprintf("%s/bk-9/manifest.json", out);
+    assert_int_equal(tu_write_file(deep, "{}", 2), 0);
+
+    char *l1 = hb_asprintf("%s/backups/default/evil", f->dir);
+    char *l2 = hb_asprintf("%s/backups/evilns", f->dir);
+    assert_int_equal(symlink(out, l1), 0);
+    assert_int_equal(symlink(out, l2), 0);
+
+    seen s = { .n = 0 };
+    assert_int_equal(hb_store_entry_list(f->st, HB_KIND_BACKUPS, collect_entry, &s, &e), 0);
+    assert_int_equal(s.n, 1);
+    assert_true(seen_has(&s, "default/bk-1"));
+
+    hb_err_clear(&e);
+    assert_int_equal(hb_store_entry_delete(f->st, HB_KIND_BACKUPS, "default", "evil", &e),
+                     HARVBK_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "symbolic link"));
+    assert_int_equal(hb_store_entry_delete(f->st, HB_KIND_BACKUPS, "evilns", "bk-9", &e),
+                     HARVBK_E_CORRUPT);
+    hb_manifest m;
+    assert_int_equal(hb_store_manifest_read(f->st, HB_KIND_BACKUPS, "default", "evil", &m, &e),
+                     HARVBK_E_CORRUPT);
+
+    struct stat st;
+    for (size_t i = 0; i < HB_ARRAY_LEN(files); i++) {
+        char *p = hb_asprintf("%s/%s", out, files[i]);
+        assert_int_equal(stat(p, &st), 0);
+        hb_free(p);
+    }
+    assert_int_equal(stat(sentinel, &st), 0);
+    assert_int_equal(stat(deep, &st), 0);
+    assert_int_equal(lstat(l1, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+
+    /* the real entry is still deleted normally */
+    assert_int_equal(hb_store_entry_delete(f->st, HB_KIND_BACKUPS, "default", "bk-1", &e), 0);
+    s.n = 0;
+    assert_int_equal(hb_store_entry_list(f->st, HB_KIND_BACKUPS, collect_entry, &s, &e), 0);
+    assert_int_equal(s.n, 0);
+
+    hb_buf_free(&b);
+    hb_free(sentinel);
+    hb_free(nsdir);
+    hb_free(deep);
+    hb_free(l1);
+    hb_free(l2);
+    tu_rmrf(out);
+    free(out);
 }
 
 static void test_manifest_at_wrong_key_is_corrupt(void **state)
@@ -1145,12 +1352,16 @@ int main(void)
         cmocka_unit_test(test_manifest_truncated_every_7th_offset_is_corrupt),
         cmocka_unit_test(test_manifest_newer_major_is_format_error),
         cmocka_unit_test(test_manifest_rejects_invalid_content),
+        cmocka_unit_test(test_manifest_rejects_absurd_sizes),
         cmocka_unit_test(test_manifest_encode_refuses_invalid_names),
         cmocka_unit_test(test_manifest_encode_refuses_what_readers_refuse),
         cmocka_unit_test(test_store_open_creates_config_and_reopen_keeps_it),
         cmocka_unit_test(test_store_newer_or_malformed_config_is_refused),
+        cmocka_unit_test(test_store_config_chunk_size_out_of_range_is_refused),
         cmocka_unit_test_setup_teardown(test_entry_manifest_index_list_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_at_wrong_key_is_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_delete_never_follows_symlinks, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_lease_acquire_count_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_check_reports_a_lapse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_stale_is_not_live_unreadable_fresh_is, setup,

@@ -902,6 +902,123 @@ static void test_get_max_refuses_larger_objects_unread(void **state)
  * barrier that cannot place an object drops it and fails every writer whose
  * token predates the loss; the queue bound runs the barrier by itself; close
  * removes what was never synced. */
+/* A symbolic link planted in the store (a directory component, a leaf, tmp/)
+ * is never followed: list, get, head, put, del and cleanup stay inside the
+ * root, whatever the link points at. */
+static bool exists_nofollow(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static void test_local_never_follows_symlinks(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-link");
+    char *out = tu_mkdtemp("tgt-link-outside");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    hb_buf b = HB_BUF_INIT;
+    uint64_t size = 0;
+    /* the outside directory: files a store walk must never touch */
+    const char *outside[] = { "sentinel", "manifest.json", "disk-0.idx", "sub/deep/file",
+                              "ctx-a-1-ab" };
+    char *p = hb_asprintf("%s/sub/deep", out);
+    assert_int_equal(hb_mkdir_p(p, 0755, &e), 0);
+    hb_free(p);
+    for (size_t i = 0; i < HB_ARRAY_LEN(outside); i++) {
+        p = hb_asprintf("%s/%s", out, outside[i]);
+        assert_int_equal(tu_write_file(p, "outside", 7), 0);
+        hb_free(p);
+    }
+    assert_int_equal(hb_target_put(t, "backups/default/real/manifest.json", "{}", 2, &e), 0);
+    /* a directory link inside the store, one at the top, a leaf link */
+    char *l1 = hb_asprintf("%s/backups/default/x", dir);
+    char *l2 = hb_asprintf("%s/linkdir", dir);
+    char *l3 = hb_asprintf("%s/backups/default/real/leaf-link", dir);
+    char *sentinel = hb_asprintf("%s/sentinel", out);
+    assert_int_equal(symlink(out, l1), 0);
+    assert_int_equal(symlink(out, l2), 0);
+    assert_int_equal(symlink(sentinel, l3), 0);
+
+    /* listings do not report anything behind a link */
+    listing l = { 0 };
+    assert_int_equal(hb_target_list(t, "", collect, &l, &e), 0);
+    assert_int_equal(l.n, 1);
+    assert_true(listed(&l, "backups/default/real/manifest.json"));
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hb_target_list(t, "backups/default/x/", collect, &l, &e), 0);
+    assert_int_equal(l.n, 0);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hb_target_list(t, "linkdir/sub/", collect, &l, &e), 0);
+    assert_int_equal(l.n, 0);
+
+    /* get, head, put and del through a linked directory are refused */
+    const char *through[] = { "backups/default/x/sentinel", "backups/default/x/manifest.json",
+                              "linkdir/sub/deep/file", "backups/default/real/leaf-link" };
+    for (size_t i = 0; i < HB_ARRAY_LEN(through); i++) {
+        hb_err_clear(&e);
+        assert_int_equal(hb_target_get(t, through[i], &b, &e), HARVBK_E_CORRUPT);
+        assert_non_null(strstr(e.msg, "symbolic link"));
+        assert_int_equal(hb_target_head(t, through[i], &size, &e), HARVBK_E_CORRUPT);
+        if (i < 3) {
+            assert_int_equal(hb_target_del(t, through[i], &e), HARVBK_E_CORRUPT);
+            assert_non_null(strstr(e.msg, "symbolic link"));
+        }
+    }
+    const char *many[] = { "backups/default/x/disk-0.idx", "linkdir/sentinel" };
+    assert_int_not_equal(hb_target_del_many(t, many, 2, &e), 0);
+    assert_int_equal(hb_target_put(t, "backups/default/x/new", "n", 1, &e), HARVBK_E_CORRUPT);
+    assert_int_equal(hb_target_put(t, "linkdir/sub/deep/new", "n", 1, &e), HARVBK_E_CORRUPT);
+    assert_int_equal(hb_target_put(t, "linkdir/newdir/new", "n", 1, &e), HARVBK_E_CORRUPT);
+    /* a leaf link is deleted as a link (never its target) */
+    assert_int_equal(hb_target_del(t, "backups/default/real/leaf-link", &e), 0);
+    assert_false(exists_nofollow(l3));
+
+    /* tmp/ replaced by a link: no temporary is written or removed outside */
+    char *tmp = hb_asprintf("%s/tmp", dir);
+    assert_int_equal(hb_rm_rf(tmp, &e), 0);
+    assert_int_equal(symlink(out, tmp), 0);
+    assert_int_not_equal(hb_target_put(t, "chunks/ab/cd/abcd", "c", 1, &e), 0);
+    uint64_t tok = hb_target_sync_token(t);
+    int r = hb_target_put_deferred(t, "chunks/ab/cd/abce", "c", 1, &e);
+    if (r == 0)
+        r = hb_target_sync(t, tok, &e);
+    assert_int_not_equal(r, 0);
+    (void)t->ops->cleanup(t, "ctx-a", 0, &e);
+    assert_int_equal(count_dir(out), 5); /* sub/ holds the fifth file */
+
+    /* nothing outside changed, the links themselves are still there */
+    for (size_t i = 0; i < HB_ARRAY_LEN(outside); i++) {
+        p = hb_asprintf("%s/%s", out, outside[i]);
+        assert_true(exists_nofollow(p));
+        hb_free(p);
+    }
+    p = hb_asprintf("%s/new", out);
+    assert_false(exists_nofollow(p));
+    hb_free(p);
+    p = hb_asprintf("%s/sub/deep/new", out);
+    assert_false(exists_nofollow(p));
+    hb_free(p);
+    p = hb_asprintf("%s/newdir", out);
+    assert_false(exists_nofollow(p));
+    hb_free(p);
+    assert_true(exists_nofollow(l1));
+    assert_true(exists_nofollow(l2));
+
+    hb_free(tmp);
+    hb_free(l1);
+    hb_free(l2);
+    hb_free(l3);
+    hb_free(sentinel);
+    hb_buf_free(&b);
+    hb_target_close(t);
+    tu_rmrf(dir);
+    tu_rmrf(out);
+    free(dir);
+    free(out);
+}
+
 static void test_local_deferred_puts_and_barrier(void **state)
 {
     (void)state;
@@ -1005,6 +1122,7 @@ int main(void)
         cmocka_unit_test(test_local_get_of_a_fifo_does_not_hang),
         cmocka_unit_test(test_get_max_refuses_larger_objects_unread),
         cmocka_unit_test(test_local_deferred_puts_and_barrier),
+        cmocka_unit_test(test_local_never_follows_symlinks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
