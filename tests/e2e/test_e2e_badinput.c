@@ -267,6 +267,46 @@ static void test_disk_removed_after_add(void **state)
     free(p);
 }
 
+/* The disk path became a FIFO after vm add (nothing writes to it): the backup
+ * must not hang in open(), but fail at once naming the volume and the path;
+ * nothing is Ready and no writer lease is left to block gc. */
+static void test_disk_became_fifo(void **state)
+{
+    fx *f = *state;
+    char *p = e2e_path(f->w.work, "fifo.img");
+    e2e_make_random(p, 300000, 6);
+    char *d = e2e_strf("disk=%s", p);
+    e2e_ok(f->w.state, "vm", "add", "ns1/fifo", "--disk", d, NULL);
+    unlink(p);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    e2e_res r;
+    const char *args[] = { "backup", "create", "ns1/fifo", "--name", "fifo1", NULL };
+    uint64_t t0 = e2e_now_ms();
+    e2e_runv(&r, f->w.state, 30000, args);
+    if (r.timed_out)
+        fail_msg("backup of a FIFO disk still running after %llu ms (killed)",
+                 (unsigned long long)(e2e_now_ms() - t0));
+    e2e_assert_exit(&r, 1);
+    e2e_assert_err_has(&r, p);
+    e2e_assert_err_has(&r, "disk");
+    e2e_assert_err_has(&r, "not a regular file or block device");
+    e2e_res_free(&r);
+    char *st = e2e_backup_state(f->w.state, "ns1/fifo1");
+    assert_string_not_equal(st, "Ready");
+    free(st);
+    char *locks = e2e_path(f->w.target, "locks");
+    size_t n = 0;
+    char **l = e2e_list_files(locks, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(l[i], "writer-", 7) == 0)
+            fail_msg("writer lease %s left in %s", l[i], locks);
+    e2e_strv_free(l);
+    free(locks);
+    e2e_ok(f->w.state, "gc", NULL);
+    free(d);
+    free(p);
+}
+
 /* ---------------------------------------------------------------- targets */
 
 static void test_unknown_scheme(void **state)
@@ -589,6 +629,7 @@ int main(void)
         T(test_disk_is_directory),
         T(test_disk_under_a_file),
         T(test_disk_removed_after_add),
+        T(test_disk_became_fifo),
         cmocka_unit_test(test_unknown_scheme),
         cmocka_unit_test(test_relative_file_url),
         cmocka_unit_test(test_bad_target_options),
