@@ -4,6 +4,12 @@
  * One range per line: "VOLNAME OFFSET LENGTH" (decimal bytes, separated by
  * spaces or tabs). '#' starts a comment (to the end of the line); blank lines
  * are ignored; ranges of length 0 are ignored. "-" reads standard input.
+ *
+ * A line is at most RANGES_LINE_MAX bytes (its newline not counted): a longer
+ * one is an error naming the line, so that input that never ends a line
+ * (/dev/zero) fails at once instead of being read into memory, and every read
+ * error is an error - never taken for the end of the file, which would drop
+ * the ranges after it and leave stale bytes in the backup.
  */
 #define _GNU_SOURCE
 #include "ranges.h"
@@ -11,6 +17,38 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define RANGES_LINE_MAX 4096
+
+enum { LINE_OK, LINE_EOF, LINE_TOO_LONG, LINE_NUL, LINE_ERROR };
+
+/* Read one line (without its newline) into buf (RANGES_LINE_MAX + 1 bytes,
+ * NUL-terminated). A last line without a newline is a line. LINE_ERROR leaves
+ * errno set. */
+static int read_line(FILE *f, char *buf)
+{
+    size_t n = 0;
+    bool nul = false;
+    for (;;) {
+        int c = getc_unlocked(f);
+        if (c == EOF) {
+            if (ferror(f))
+                return LINE_ERROR;
+            if (n == 0)
+                return LINE_EOF;
+            break; /* last line, no newline */
+        }
+        if (c == '\n')
+            break;
+        if (n == RANGES_LINE_MAX)
+            return LINE_TOO_LONG;
+        if (c == '\0')
+            nul = true;
+        buf[n++] = (char)c;
+    }
+    buf[n] = '\0';
+    return nul ? LINE_NUL : LINE_OK;
+}
 
 static bool vm_has_volume(const harvbk_vm *vm, const char *vol)
 {
@@ -53,15 +91,36 @@ int cli_ranges_load(const char *help_cmd, const char *path, const harvbk_vm *vm,
         cli_err("changed ranges: %s", harvbk_strerror(rc));
         return CLI_EXIT_FAIL;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    char *line = malloc(RANGES_LINE_MAX + 1);
+    if (!line) {
+        if (!is_stdin)
+            fclose(f);
+        harvbk_ranges_free(r);
+        cli_err("changed ranges: %s", strerror(ENOMEM));
+        return CLI_EXIT_FAIL;
+    }
     unsigned long lineno = 0;
     uint64_t count = 0, bytes = 0;
     int ex = 0;
-    while ((len = getline(&line, &cap, f)) >= 0) {
+    for (;;) {
+        errno = 0;
+        int got = read_line(f, line);
+        if (got == LINE_EOF)
+            break;
         lineno++;
-        if ((size_t)len != strlen(line)) {
+        if (got == LINE_ERROR) {
+            int err = errno ? errno : EIO;
+            ex = cli_usage_err(help_cmd, "cannot read changed-ranges file '%s' at line %lu: %s",
+                               shown, lineno, strerror(err));
+            break;
+        }
+        if (got == LINE_TOO_LONG) {
+            ex = cli_usage_err(help_cmd,
+                               "changed-ranges file '%s' line %lu: longer than %d bytes", shown,
+                               lineno, RANGES_LINE_MAX);
+            break;
+        }
+        if (got == LINE_NUL) {
             ex = cli_usage_err(help_cmd, "changed-ranges file '%s' line %lu: contains a NUL byte",
                                shown, lineno);
             break;
@@ -130,10 +189,6 @@ int cli_ranges_load(const char *help_cmd, const char *path, const harvbk_vm *vm,
         }
         count++;
         bytes += n;
-    }
-    if (ex == 0 && ferror(f)) {
-        cli_err("cannot read changed-ranges file '%s': %s", shown, strerror(errno));
-        ex = CLI_EXIT_USAGE;
     }
     free(line);
     if (!is_stdin)

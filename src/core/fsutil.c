@@ -362,3 +362,79 @@ int hb_fd_size(int fd, uint64_t *out, hb_err *e)
     }
     return hb_seterr(e, HARVBK_E_INVALID, "not a regular file or block device");
 }
+
+static const char *file_kind(mode_t m)
+{
+    if (S_ISFIFO(m))
+        return "a FIFO (named pipe)";
+    if (S_ISSOCK(m))
+        return "a socket";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISLNK(m))
+        return "a symbolic link";
+    return "a special file";
+}
+
+static bool volume_mode_ok(mode_t m)
+{
+    return S_ISREG(m) || S_ISBLK(m);
+}
+
+int hb_open_volume(const char *path, int flags, mode_t mode, const char *what, hb_err *e)
+{
+    if (!what)
+        what = "volume";
+    if (!path || !*path)
+        return hb_seterr(e, HARVBK_E_INVALID, "%s: empty path", what);
+    /* Refuse before opening, so that opening has no side effect on a device
+     * that is not a disk (a tape rewinds, a tty becomes ours). */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !volume_mode_ok(sb.st_mode))
+        return hb_seterr(e, HARVBK_E_INVALID,
+                         "%s at '%s' is %s, not a regular file or block device", what, path,
+                         file_kind(sb.st_mode));
+    /* The path may have changed since: O_NONBLOCK makes opening a FIFO
+     * return at once (ENXIO when opened for writing without a reader). */
+    int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, mode);
+    if (fd < 0) {
+        int err = errno;
+        return hb_seterr(e, hb_errno_code(err), "cannot open %s at '%s': %s", what, path,
+                         strerror(err));
+    }
+    if (fstat(fd, &sb) != 0) {
+        int err = errno;
+        close(fd);
+        return hb_seterr(e, hb_errno_code(err), "cannot stat %s at '%s': %s", what, path,
+                         strerror(err));
+    }
+    if (!volume_mode_ok(sb.st_mode)) {
+        close(fd);
+        return hb_seterr(e, HARVBK_E_INVALID,
+                         "%s at '%s' is %s, not a regular file or block device", what, path,
+                         file_kind(sb.st_mode));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        int err = errno;
+        close(fd);
+        return hb_seterr(e, hb_errno_code(err), "cannot open %s at '%s': fcntl: %s", what, path,
+                         strerror(err));
+    }
+    return fd;
+}
+
+int hb_check_volume_fd(int fd, const char *what, hb_err *e)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return hb_seterr(e, hb_errno_code(errno), "%s: cannot stat the descriptor: %s",
+                         what ? what : "volume", strerror(errno));
+    if (!volume_mode_ok(sb.st_mode))
+        return hb_seterr(e, HARVBK_E_INVALID,
+                         "%s: the descriptor is %s, not a regular file or block device",
+                         what ? what : "volume", file_kind(sb.st_mode));
+    return 0;
+}

@@ -26,5 +26,19 @@ int hb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off, hb_err *e);
 int hb_pread_all(int fd, void *buf, size_t len, uint64_t off, hb_err *e);
 /* Size of a regular file or block device open on fd. */
 int hb_fd_size(int fd, uint64_t *out, hb_err *e);
+/* Open the file or block device of a volume (flags: O_RDONLY, O_WRONLY or
+ * O_RDWR, optionally O_CREAT with `mode`; O_CLOEXEC is added). Only a regular
+ * file or a block device is accepted: anything else (FIFO, socket, character
+ * device, directory) is refused with HARVBK_E_INVALID, without ever blocking:
+ * the path is checked before it is opened, it is opened with O_NONBLOCK (a
+ * FIFO would otherwise block in open() until a peer appears) and O_NOCTTY,
+ * checked again on the descriptor, and O_NONBLOCK is then cleared. `what`
+ * names the volume in messages ("volume d0 of VM ns/vm"). Returns the
+ * descriptor, or a negative HARVBK_E_* with a message naming `what` and
+ * `path`. */
+int hb_open_volume(const char *path, int flags, mode_t mode, const char *what, hb_err *e);
+/* The same check for a descriptor a caller supplied: 0 when fd is a regular
+ * file or a block device, else HARVBK_E_INVALID naming `what`. */
+int hb_check_volume_fd(int fd, const char *what, hb_err *e);
 
 #endif

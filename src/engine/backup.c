@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -210,10 +211,11 @@ int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *p
     if (vol->fd >= 0 || vol->path) {
         fd = vol->fd;
         if (fd < 0) {
-            fd = open(vol->path, O_RDONLY | O_CLOEXEC);
+            char what[200];
+            snprintf(what, sizeof what, "volume '%s'", name);
+            fd = hb_open_volume(vol->path, O_RDONLY, 0, what, e); /* never blocks */
             if (fd < 0)
-                return hb_seterr(e, hb_errno_code(errno), "volume '%s': cannot open '%s': %s",
-                                 name, vol->path, strerror(errno));
+                return fd;
             own_fd = true;
         }
         int rc = hb_fd_size(fd, &size, e);

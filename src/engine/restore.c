@@ -228,13 +228,21 @@ static int rs_open(rs_ctx *c, bool *own_fd, hb_err *e)
         c->fd = -1;
         return 0;
     }
+    char what[200];
+    snprintf(what, sizeof what, "volume '%s'", c->volname);
     c->fd = vol->fd;
     if (c->fd < 0) {
-        c->fd = open(vol->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        if (c->fd < 0)
-            return hb_seterr(e, hb_errno_code(errno), "volume '%s': cannot open '%s': %s",
-                             c->volname, vol->path, strerror(errno));
+        /* never blocks (a FIFO without a reader), refuses anything but a
+         * file or block device */
+        c->fd = hb_open_volume(vol->path, O_WRONLY | O_CREAT, 0600, what, e);
+        if (c->fd < 0) {
+            int rc = c->fd;
+            c->fd = -1;
+            return rc;
+        }
         *own_fd = true;
+    } else if (hb_check_volume_fd(c->fd, what, e) != 0) {
+        return HARVBK_E_INVALID;
     }
     struct stat sb;
     if (fstat(c->fd, &sb) < 0)
@@ -264,8 +272,7 @@ static int rs_open(rs_ctx *c, bool *own_fd, hb_err *e)
                              c->volname, ix->volume_size, strerror(errno));
         return 0;
     }
-    /* Block device (or another special file): cannot be truncated, holes are
-     * zeroed explicitly. */
+    /* Block device: cannot be truncated, holes are zeroed explicitly. */
     c->dst = DST_DEV;
     c->zero_range_ok = S_ISBLK(sb.st_mode);
     uint64_t have = 0;

@@ -262,12 +262,13 @@ static int open_volumes(backup_job *j, int *fds, uint64_t *sizes, hb_err *e)
             sizes[i] = v->size;
             continue;
         }
-        fds[i] = open(v->path, O_RDONLY | O_CLOEXEC);
-        if (fds[i] < 0) {
-            int err = errno;
-            return hb_seterr(e, hb_errno_code(err), "cannot open volume %s of VM %s/%s at '%s': %s",
-                             v->name, vm->ns, vm->name, v->path, strerror(err));
-        }
+        char what[256];
+        snprintf(what, sizeof what, "volume %s of VM %s/%s", v->name, vm->ns, vm->name);
+        /* never blocks (a FIFO), refuses anything but a file or block device */
+        int fd = hb_open_volume(v->path, O_RDONLY, 0, what, e);
+        if (fd < 0)
+            return fd;
+        fds[i] = fd;
         int rc = hb_fd_size(fds[i], &sizes[i], e);
         if (rc)
             return hb_err_prefix(e, "volume %s of VM %s/%s", v->name, vm->ns, vm->name);

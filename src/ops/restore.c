@@ -156,10 +156,11 @@ static int restore_file_volume(hb_job *job, rs_vol *v, const hb_index *ix, hb_er
  * (holes and zero chunks must read as zeros). */
 static int verify_part(harvbk_op *op, const rs_vol *v, const hb_index *ix, hb_err *e)
 {
-    int fd = open(v->part, O_RDONLY | O_CLOEXEC);
+    char what[200];
+    snprintf(what, sizeof what, "restored volume %s", v->mv->name);
+    int fd = hb_open_volume(v->part, O_RDONLY, 0, what, e); /* never blocks */
     if (fd < 0)
-        return hb_seterr(e, hb_errno_code(errno), "cannot open '%s': %s", v->part,
-                         strerror(errno));
+        return fd;
     uint64_t size = 0;
     int rc = hb_fd_size(fd, &size, e);
     if (rc == 0 && size != ix->volume_size)

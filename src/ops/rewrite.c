@@ -34,6 +34,11 @@ int hb_rewrite_run(harvbk_metadata_rewrite *rw, harvbk_metadata_rewrite_cb cb, v
         return hb_seterr(e, rc, "the default metadata rewrite cannot change this VirtualMachine "
                          "document without altering other values (an object key contains "
                          "\\u0000); give a metadata rewrite hook of your own");
+    if (rc == HARVBK_E_INVALID && dflt)
+        return hb_seterr(e, rc, "the default metadata rewrite refuses this document: between "
+                         "its JSON tokens it has bytes that are not JSON whitespace (space, "
+                         "tab, newline, carriage return), e.g. a form feed or vertical tab; "
+                         "give a metadata rewrite hook of your own or fix the document");
     if (rc)
         return hb_seterr(e, rc, "the metadata rewrite hook failed: %s", harvbk_strerror(rc));
     hb_buf_reset(result);
@@ -249,6 +254,40 @@ typedef struct lexer {
     const char *p, *end;
 } lexer;
 
+/* The whitespace of JSON (RFC 8259): the only bytes the scan below skips
+ * between tokens. */
+static bool json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Between tokens cJSON skips every byte up to 32 (form feed, vertical tab,
+ * other control bytes, NUL), not only JSON's four. The scan must agree with
+ * the parser exactly on what is a token and what is a key, or it pairs
+ * values with the wrong keys; rather than imitate the parser's leniency, a
+ * document with such a byte outside its strings is refused. A single NUL
+ * ending the document (hb_json_parse accepts it) is not between tokens. */
+static bool non_json_ws(const char *p, const char *end)
+{
+    if (end > p && end[-1] == '\0')
+        end--;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            p++;
+            while (p < end && *p != '"')
+                p += *p == '\\' && p + 1 < end ? 2 : 1;
+            if (p < end)
+                p++;
+            continue;
+        }
+        if (c < 0x20 && !json_ws((char)c))
+            return true;
+        p++;
+    }
+    return false;
+}
+
 /* Next number or string *value* (not a key) of the document: its text in
  * [*tok, *tok + *len), *is_num set. false at the end. */
 static bool next_value_token(lexer *lx, const char **tok, size_t *len, bool *is_num)
@@ -262,7 +301,7 @@ static bool next_value_token(lexer *lx, const char **tok, size_t *len, bool *is_
             if (lx->p < lx->end)
                 lx->p++; /* the closing quote */
             const char *q = lx->p;
-            while (q < lx->end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+            while (q < lx->end && json_ws(*q))
                 q++;
             if (q < lx->end && *q == ':')
                 continue; /* an object key */
@@ -348,7 +387,7 @@ static bool nul_in_keys(const char *p, const char *end)
         if (lx.p < lx.end)
             lx.p++;
         const char *q = lx.p;
-        while (q < lx.end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+        while (q < lx.end && json_ws(*q))
             q++;
         if (q < lx.end && *q == ':' && has_nul_escape(s, (size_t)(lx.p - s)))
             return true;
@@ -378,12 +417,31 @@ int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
         return 0;
     }
     const char *text_in = rw->in;
+    if (non_json_ws(text_in, text_in + rw->in_len)) {
+        bool renames = is_vm;
+        if (!is_vm) { /* refused only when something would change */
+            const char *n = str(meta, "name"), *ns = str(meta, "namespace");
+            renames = (n && strcmp(n, rw->src_vm) == 0 && strcmp(n, rw->vm) != 0) ||
+                      (ns && strcmp(ns, rw->src_ns) == 0 && strcmp(ns, rw->ns) != 0);
+        }
+        cJSON_Delete(root);
+        return renames ? HARVBK_E_INVALID : 0;
+    }
     if (nul_in_keys(text_in, text_in + rw->in_len)) {
         cJSON_Delete(root);
         return is_vm ? HARVBK_E_UNSUPPORTED : 0;
     }
     lexer lx = { text_in, text_in + rw->in_len };
     int pinned = pin_values(root->child, &lx);
+    if (pinned == 1) {
+        /* every value token paired with a value of the tree, none left over
+         * (else the scan and the parser disagree: nothing is trusted) */
+        const char *tok;
+        size_t tlen;
+        bool is_num;
+        if (next_value_token(&lx, &tok, &tlen, &is_num))
+            pinned = 0;
+    }
     if (pinned != 1) {
         cJSON_Delete(root);
         return pinned < 0 ? HARVBK_E_NOMEM : is_vm ? HARVBK_E_UNSUPPORTED : 0;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -263,6 +264,46 @@ static void test_disk_removed_after_add(void **state)
     char *st = e2e_backup_state(f->w.state, "ns1/gone1");
     assert_string_not_equal(st, "Ready");
     free(st);
+    free(d);
+    free(p);
+}
+
+/* The disk path became a FIFO after vm add (nothing writes to it): the backup
+ * must not hang in open(), but fail at once naming the volume and the path;
+ * nothing is Ready and no writer lease is left to block gc. */
+static void test_disk_became_fifo(void **state)
+{
+    fx *f = *state;
+    char *p = e2e_path(f->w.work, "fifo.img");
+    e2e_make_random(p, 300000, 6);
+    char *d = e2e_strf("disk=%s", p);
+    e2e_ok(f->w.state, "vm", "add", "ns1/fifo", "--disk", d, NULL);
+    unlink(p);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    e2e_res r;
+    const char *args[] = { "backup", "create", "ns1/fifo", "--name", "fifo1", NULL };
+    uint64_t t0 = e2e_now_ms();
+    e2e_runv(&r, f->w.state, 30000, args);
+    if (r.timed_out)
+        fail_msg("backup of a FIFO disk still running after %llu ms (killed)",
+                 (unsigned long long)(e2e_now_ms() - t0));
+    e2e_assert_exit(&r, 1);
+    e2e_assert_err_has(&r, p);
+    e2e_assert_err_has(&r, "disk");
+    e2e_assert_err_has(&r, "not a regular file or block device");
+    e2e_res_free(&r);
+    char *st = e2e_backup_state(f->w.state, "ns1/fifo1");
+    assert_string_not_equal(st, "Ready");
+    free(st);
+    char *locks = e2e_path(f->w.target, "locks");
+    size_t n = 0;
+    char **l = e2e_list_files(locks, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(l[i], "writer-", 7) == 0)
+            fail_msg("writer lease %s left in %s", l[i], locks);
+    e2e_strv_free(l);
+    free(locks);
+    e2e_ok(f->w.state, "gc", NULL);
     free(d);
     free(p);
 }
@@ -534,6 +575,119 @@ static void test_bad_changed_ranges(void **state)
     free(rf);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define E2E_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define E2E_ASAN 1
+#endif
+#endif
+
+/* Run the CLI with its address space bounded (1 GiB more than this process
+ * has), so that a CLI reading its input without bound fails the test instead
+ * of eating the machine's memory. Not under ASan or a wrapper (valgrind):
+ * they need far more address space. */
+static void run_bounded(e2e_res *r, const char *state, unsigned timeout_ms,
+                        const char *const *args)
+{
+    struct rlimit old;
+    bool set = false;
+#ifndef E2E_ASAN
+    long pages = 0;
+    FILE *fp = fopen("/proc/self/statm", "r");
+    if (fp) {
+        if (fscanf(fp, "%ld", &pages) != 1)
+            pages = 0;
+        fclose(fp);
+    }
+    if (pages > 0 && !getenv("HARVBK_CLI_WRAPPER") && getrlimit(RLIMIT_AS, &old) == 0) {
+        rlim_t want = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+        if (old.rlim_cur == RLIM_INFINITY || old.rlim_cur > want) {
+            struct rlimit lim = { want, old.rlim_max };
+            set = setrlimit(RLIMIT_AS, &lim) == 0; /* inherited by the child */
+        }
+    }
+#endif
+    e2e_proc p;
+    int rc = e2e_spawnv(&p, state, args);
+    if (set)
+        setrlimit(RLIMIT_AS, &old);
+    assert_int_equal(rc, 0);
+    e2e_proc_wait(&p, r, timeout_ms);
+}
+
+/* A changed-ranges "file" that never ends a line (/dev/zero) is refused at
+ * once, without reading it all into memory. */
+static void test_changed_ranges_dev_zero(void **state)
+{
+    fx *f = *state;
+    const char *args[] = { "backup", "create", "ns1/vm1", "--name", "crz", "--changed-ranges",
+                           "/dev/zero", NULL };
+    uint64_t t0 = e2e_now_ms();
+    e2e_res r;
+    run_bounded(&r, f->w.state, 20000, args);
+    if (r.timed_out)
+        fail_msg("--changed-ranges /dev/zero still running after %llu ms (killed)",
+                 (unsigned long long)(e2e_now_ms() - t0));
+    e2e_assert_exit(&r, 2);
+    e2e_assert_err_has(&r, "/dev/zero");
+    e2e_assert_err_has(&r, "line 1");
+    e2e_res_free(&r);
+    char *st = e2e_backup_state(f->w.state, "ns1/crz");
+    assert_string_equal(st, ""); /* never started */
+    free(st);
+}
+
+/* A line longer than the limit is an error naming the file and the line,
+ * never the end of the file: the valid ranges after it must not be dropped
+ * silently (the backup would keep stale bytes for them). */
+static void test_changed_ranges_overlong_line(void **state)
+{
+    fx *f = *state;
+    char *rf = e2e_path(f->w.work, "long-ranges.txt");
+    static const size_t lens[] = { 4097, 10000, 1 << 20 };
+    for (size_t k = 0; k < sizeof lens / sizeof *lens; k++) {
+        print_message("changed ranges: line 2 of %zu bytes\n", lens[k]);
+        size_t n = lens[k];
+        char *text = malloc(n + 64);
+        size_t off = (size_t)sprintf(text, "disk 0 4096\n# ");
+        memset(text + off, 'x', n - 2);
+        off += n - 2;
+        off += (size_t)sprintf(text + off, "\ndisk 262144 4096\n");
+        e2e_write_file(rf, text, off);
+        free(text);
+        char *name = e2e_strf("crl%zu", k);
+        const char *args[] = { "backup", "create", "ns1/vm1", "--name", name, "--changed-ranges",
+                               rf, NULL };
+        e2e_res r;
+        run_bounded(&r, f->w.state, 60000, args);
+        e2e_assert_exit(&r, 2);
+        e2e_assert_err_has(&r, "long-ranges.txt");
+        e2e_assert_err_has(&r, "line 2");
+        e2e_res_free(&r);
+        char *nn = e2e_strf("ns1/%s", name);
+        char *st = e2e_backup_state(f->w.state, nn);
+        assert_string_not_equal(st, "Ready");
+        free(st);
+        free(nn);
+        free(name);
+    }
+    /* a line of exactly the limit (4096 bytes and its newline) is fine */
+    {
+        size_t n = 4096;
+        char *text = malloc(n + 64);
+        size_t off = (size_t)sprintf(text, "disk 0 4096\n# ");
+        memset(text + off, 'x', n - 2);
+        off += n - 2;
+        off += (size_t)sprintf(text + off, "\ndisk 262144 4096\n");
+        e2e_write_file(rf, text, off);
+        free(text);
+        e2e_ok(f->w.state, "backup", "create", "ns1/vm1", "--name", "crlok", "--changed-ranges",
+               rf, NULL);
+    }
+    free(rf);
+}
+
 /* ---------------------------------------------------------------- usage */
 
 static void test_usage(void **state)
@@ -589,6 +743,7 @@ int main(void)
         T(test_disk_is_directory),
         T(test_disk_under_a_file),
         T(test_disk_removed_after_add),
+        T(test_disk_became_fifo),
         cmocka_unit_test(test_unknown_scheme),
         cmocka_unit_test(test_relative_file_url),
         cmocka_unit_test(test_bad_target_options),
@@ -598,6 +753,8 @@ int main(void)
         T(test_restore_over_existing_file),
         T(test_restore_missing_things),
         T(test_bad_changed_ranges),
+        T(test_changed_ranges_dev_zero),
+        T(test_changed_ranges_overlong_line),
         cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests_name("e2e_badinput", tests, NULL, NULL);

@@ -754,6 +754,60 @@ static void test_read_errors_name_the_volume(void **state)
     assert_int_equal(hb_engine_buf_live(), 0);
 }
 
+/* A path that is a FIFO (or a character device) is neither read from nor
+ * written to: opening it must not block (a FIFO without a writer blocks a
+ * plain open for reading, one without a reader a plain open for writing), and
+ * it is refused with HARVBK_E_INVALID naming the volume and the path. A
+ * hang fails the test through alarm(). */
+static void test_special_files_refused_without_blocking(void **state)
+{
+    fx *f = *state;
+    char *src = tpath(f, "src.img"), *fifo = tpath(f, "vol.fifo");
+    uint8_t *d = make_random_file(src, 3 * CS + 5, 4);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    hb_index ix, bad;
+    hb_backup_stats s;
+    hb_err e;
+    backup_ok(f, src, NULL, &ix, &s);
+
+    alarm(30);
+    hb_vol_io v = vol_path("fvol", fifo);
+    assert_int_equal(hb_engine_backup_volume(&f->job, &v, NULL, NULL, NULL, &bad, NULL, &e),
+                     HARVBK_E_INVALID);
+    assert_non_null(strstr(e.msg, "volume 'fvol'"));
+    assert_non_null(strstr(e.msg, fifo));
+    assert_non_null(strstr(e.msg, "FIFO"));
+    hb_vol_io c = vol_path("cvol", "/dev/null");
+    assert_int_equal(hb_engine_backup_volume(&f->job, &c, NULL, NULL, NULL, &bad, NULL, &e),
+                     HARVBK_E_INVALID);
+    assert_non_null(strstr(e.msg, "volume 'cvol'"));
+
+    /* restoring over them */
+    assert_int_equal(do_restore(f, &ix, fifo, &e), HARVBK_E_INVALID);
+    assert_non_null(strstr(e.msg, fifo));
+    assert_int_equal(do_restore(f, &ix, "/dev/null", &e), HARVBK_E_INVALID);
+    /* ... or into a caller's descriptor of a pipe */
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    hb_vol_io pv = vol_path("pvol", NULL);
+    pv.fd = pfd[1];
+    hb_err_clear(&e);
+    assert_int_equal(hb_engine_restore_volume(&f->job, &ix, &pv, &e), HARVBK_E_INVALID);
+    assert_non_null(strstr(e.msg, "volume 'pvol'"));
+    close(pfd[0]);
+    close(pfd[1]);
+    alarm(0);
+    struct stat sb;
+    assert_int_equal(lstat(fifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode)); /* left as it was */
+    assert_int_equal(hb_engine_buf_live(), 0);
+
+    hb_index_clear(&ix);
+    free(d);
+    hb_free(src);
+    hb_free(fifo);
+}
+
 /* ---- cancel ---- */
 
 typedef struct prog {
@@ -1241,6 +1295,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_chunk_fails_restore_and_verify, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_read_errors_name_the_volume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_special_files_refused_without_blocking, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_cancel_from_progress_and_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buffers_bounded_by_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_count_rules, setup, teardown),

@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define CHUNK 65536
@@ -936,6 +938,67 @@ static void test_recovery_never_marks_a_committed_backup_error(void **state)
     env_close(&v);
 }
 
+/* A disk path that became a FIFO (or a socket, or a character device) must
+ * not block the backup: it ends at once with HARVBK_E_INVALID naming the
+ * volume and the path, is recorded as Error, and releases its writer lease
+ * (a gc of the target runs right after). A hang fails through alarm(). */
+static void test_special_file_volume_refused_without_blocking(void **state)
+{
+    env v;
+    env_open(&v, "ops-bk-fifo");
+    char *d0 = make_disk(&v, "d0.raw", 3 * CHUNK, 3);
+    char *fifo = path2(v.disks, "fifo.raw");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char *sock = path2(v.disks, "sock.raw");
+    int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(sfd >= 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    assert_true(strlen(sock) < sizeof sa.sun_path);
+    strcpy(sa.sun_path, sock);
+    assert_int_equal(bind(sfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(sfd, 1), 0);
+    const char *const bad[] = { fifo, sock, "/dev/null" };
+    const char *const names[] = { "bfifo", "bsock", "bchr" };
+
+    alarm(60); /* a backup blocked in open() or read() fails the test */
+    for (size_t i = 0; i < 3; i++) {
+        harvbk_vm *vm = make_vm("default", "vm1", d0, bad[i]);
+        harvbk_op *op = NULL;
+        assert_int_equal(harvbk_backup_create(&op, v.ctx, vm, names[i], NULL), 0);
+        assert_int_equal(harvbk_op_wait(op), HARVBK_E_INVALID);
+        assert_int_equal(harvbk_op_state(op), HARVBK_STATE_ERROR);
+        char msg[512];
+        assert_true(harvbk_op_errmsg_copy(op, msg, sizeof msg) > 0);
+        assert_non_null(strstr(msg, "disk1"));
+        assert_non_null(strstr(msg, bad[i]));
+        assert_non_null(strstr(msg, "not a regular file or block device"));
+        harvbk_op_free(op);
+        harvbk_backup_info *in = NULL;
+        assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", names[i]), 0);
+        assert_int_equal(harvbk_backup_info_state(in), HARVBK_STATE_ERROR);
+        harvbk_backup_info_free(in);
+        /* a snapshot of it too (the same volume opening) */
+        assert_int_equal(harvbk_snapshot_create(&op, v.ctx, vm, names[i], NULL), 0);
+        assert_int_equal(harvbk_op_wait(op), HARVBK_E_INVALID);
+        harvbk_op_free(op);
+        harvbk_vm_free(vm);
+    }
+    /* no writer lease left behind: gc is not refused */
+    harvbk_op *gc = NULL;
+    assert_int_equal(harvbk_gc(&gc, v.ctx, NULL), 0);
+    assert_int_equal(harvbk_op_wait(gc), 0);
+    harvbk_op_free(gc);
+    alarm(0);
+
+    close(sfd);
+    free(sock);
+    free(fifo);
+    free(d0);
+    env_close(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -950,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_free_context_cancels_running_backup),
         cmocka_unit_test(test_reopen_cleans_up_after_a_dead_writer),
         cmocka_unit_test(test_recovery_never_marks_a_committed_backup_error),
+        cmocka_unit_test(test_special_file_volume_refused_without_blocking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
