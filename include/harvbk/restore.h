@@ -174,7 +174,11 @@ HARVBK_API int harvbk_metadata_rewrite_set_output(harvbk_metadata_rewrite *rw, c
  * compactly, every value it does not change keeping its exact text (numbers
  * are never rounded). A VirtualMachine document that cannot be printed back
  * exactly (an object key holding an escaped NUL character) fails the restore
- * with HARVBK_E_UNSUPPORTED. `payload` is unused.
+ * with HARVBK_E_UNSUPPORTED. A document that needs rewriting and has bytes
+ * other than JSON's four whitespace characters (space, tab, line feed,
+ * carriage return) between its tokens (a form feed, a vertical tab, other
+ * control bytes) fails it with HARVBK_E_INVALID: it is not JSON, and guessing
+ * would risk moving values between keys. `payload` is unused.
  */
 HARVBK_API int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload);
 
