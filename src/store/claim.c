@@ -253,11 +253,7 @@ static int claim_new(hb_store *st, const char *kind_dir, const char *ns, const c
         !hb_name_valid(name))
         return hb_seterr(e, HARVBK_E_INVALID, "invalid entry name %s/%s", ns ? ns : "",
                          name ? name : "");
-    for (const char *p = owner; p && *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.'))
-            return hb_seterr(e, HARVBK_E_INVALID, "invalid claim owner \"%s\"", owner);
-    if (!owner || !*owner || strlen(owner) > 128 || owner[0] == '.')
+    if (!hb_lease_owner_valid(owner))
         return hb_seterr(e, HARVBK_E_INVALID, "invalid claim owner \"%s\"", owner ? owner : "");
     hb_claim *c = hb_calloc(1, sizeof *c);
     if (!c)

@@ -128,7 +128,7 @@ bool hb_lease_ident_dead(const cJSON *obj)
     return hb_lease_holder_dead(h->valuestring, b->valuestring, n->valuestring, (int64_t)pid);
 }
 
-static bool owner_valid(const char *s)
+bool hb_lease_owner_valid(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     if (n == 0 || n > LEASE_OWNER_MAX || s[0] == '.')
@@ -161,6 +161,27 @@ static int lease_write(hb_lease *l, hb_err *e)
     return rc;
 }
 
+/* One heartbeat write (none while a test stalls heartbeats). */
+static int heartbeat(hb_lease *l, hb_err *e)
+{
+    if (atomic_load(&hb_lease_test_stall))
+        return hb_seterr(e, HARVBK_E_TARGET, "heartbeats stalled by a test");
+    return lease_write(l, e);
+}
+
+/* A heartbeat was written; under l->mu. The process may have been stopped
+ * (SIGSTOP, suspend) or the target unreachable for longer than a TTL: others
+ * may have seen the lease as dead meanwhile, which counts as a lapse. */
+static void heartbeat_landed(hb_lease *l)
+{
+    uint64_t now = hb_mono_ms();
+    if (now - l->last_ok_ms > (uint64_t)HB_LEASE_TTL_S * 1000u) {
+        l->lapsed = true;
+        l->lapses++;
+    }
+    l->last_ok_ms = now;
+}
+
 static void *lease_main(void *arg)
 {
     hb_lease *l = arg;
@@ -179,24 +200,14 @@ static void *lease_main(void *arg)
         pthread_mutex_unlock(&l->mu);
         hb_err e;
         hb_err_clear(&e);
-        int rc = atomic_load(&hb_lease_test_stall)
-                     ? hb_seterr(&e, HARVBK_E_TARGET, "heartbeats stalled by a test")
-                     : lease_write(l, &e);
+        int rc = heartbeat(l, &e);
         if (rc)
             hb_log_warn(l->st->log, "cannot refresh the %s lease of %s: %s", l->role, l->owner,
                         e.msg);
         wait_s = rc ? LEASE_RETRY_S : LEASE_PERIOD_S;
         pthread_mutex_lock(&l->mu);
-        if (rc == 0) {
-            uint64_t now = hb_mono_ms();
-            /* The process may have been stopped (SIGSTOP, suspend) longer than a TTL:
-             * others may have seen the lease as dead meanwhile. */
-            if (now - l->last_ok_ms > (uint64_t)HB_LEASE_TTL_S * 1000u) {
-                l->lapsed = true;
-                l->lapses++;
-            }
-            l->last_ok_ms = now;
-        }
+        if (rc == 0)
+            heartbeat_landed(l);
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
@@ -215,7 +226,7 @@ int hb_lease_acquire(hb_store *st, const char *role, const char *owner, hb_lease
     *out = NULL;
     if (!role || !hb_name_valid(role))
         return hb_seterr(e, HARVBK_E_INVALID, "invalid lease role \"%s\"", role ? role : "");
-    if (!owner_valid(owner))
+    if (!hb_lease_owner_valid(owner))
         return hb_seterr(e, HARVBK_E_INVALID, "invalid lease owner \"%s\"", owner ? owner : "");
     hb_lease *l = hb_calloc(1, sizeof *l);
     if (!l)
@@ -285,18 +296,11 @@ uint64_t hb_lease_lapses(hb_lease *l)
 
 int hb_lease_renew(hb_lease *l, hb_err *e)
 {
-    int rc = atomic_load(&hb_lease_test_stall)
-                 ? hb_seterr(e, HARVBK_E_TARGET, "heartbeats stalled by a test")
-                 : lease_write(l, e);
+    int rc = heartbeat(l, e);
     if (rc)
         return hb_err_prefix(e, "cannot renew the %s lease of %s", l->role, l->owner);
     pthread_mutex_lock(&l->mu);
-    uint64_t now = hb_mono_ms();
-    if (now - l->last_ok_ms > (uint64_t)HB_LEASE_TTL_S * 1000u) {
-        l->lapsed = true;
-        l->lapses++;
-    }
-    l->last_ok_ms = now;
+    heartbeat_landed(l);
     pthread_mutex_unlock(&l->mu);
     return 0;
 }
@@ -444,7 +448,7 @@ int hb_lease_count_live(hb_store *st, const char *role, const char *self, unsign
 int hb_lease_owner_live(hb_store *st, const char *role, const char *owner, bool *out, hb_err *e)
 {
     *out = false;
-    if (!role || !hb_name_valid(role) || !owner_valid(owner))
+    if (!role || !hb_name_valid(role) || !hb_lease_owner_valid(owner))
         return 0; /* no such lease can exist */
     char *key = hb_asprintf(LEASE_PREFIX "%s-%s" LEASE_SUFFIX, role, owner);
     if (!key)

@@ -227,6 +227,8 @@ struct cJSON;
 int hb_lease_ident_add(struct cJSON *obj);
 bool hb_lease_ident_dead(const struct cJSON *obj);
 bool hb_lease_holder_dead(const char *host, const char *boot, const char *pidns, int64_t pid);
+/* An owner id: [A-Za-z0-9._-], 1..128 characters, not starting with '.'. */
+bool hb_lease_owner_valid(const char *s);
 /* Test only: while non-zero, heartbeats are not written (a stopped holder). */
 extern atomic_int hb_lease_test_stall;
 /* Count live leases of `role` held by owners other than `self` (may be NULL). */
