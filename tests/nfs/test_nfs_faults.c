@@ -377,5 +377,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill_restart_quick, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_down_long, setup, teardown),
     };
+    /* HARVBK_TEST_FILTER=test_kill_down_long: run only the matching tests */
+    const char *filter = getenv("HARVBK_TEST_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
