@@ -313,10 +313,17 @@ static int conn_wait_below(nfs_target *nt, nfs_conn *c, int *pending, int below,
             if (r < 0)
                 r = 0;
         }
+        /* libnfs keeps its last error text (often an earlier request's
+         * server answer, e.g. "MKDIR ... NFS3ERR_EXIST") when a socket dies
+         * without a new one: only a text set by this nfs_service() is shown */
+        char before[160];
+        const char *m0 = nfs_get_error(c->nfs);
+        snprintf(before, sizeof before, "%s", m0 ? m0 : "");
         if (nfs_service(c->nfs, r > 0 ? p.revents : 0) < 0) {
             const char *m = nfs_get_error(c->nfs);
-            rc = hb_seterr(e, HARVBK_E_TARGET, "NFS server %s: connection lost: %s",
-                           nt->server, m && *m ? m : "socket error");
+            bool fresh = m && *m && strncmp(m, before, sizeof before - 1) != 0;
+            rc = hb_seterr(e, HARVBK_E_TARGET, "NFS server %s: connection lost: %s", nt->server,
+                           fresh ? m : "the server closed the connection or went away");
             break;
         }
     }
