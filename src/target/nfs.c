@@ -277,6 +277,28 @@ static uint64_t left_ms(uint64_t deadline)
 
 static void conn_destroy(nfs_conn *c);
 
+/* libnfs 4.0 leaks the state of a connection attempt (rpc_connect_program_
+ * async: ~230 bytes, and never calls its callback) when the context is
+ * destroyed while it is connecting. The kernel may well have completed the
+ * connect already (at once on a local network), but libnfs only notices in
+ * nfs_service(): let it see what is ready, without waiting, before c is
+ * destroyed on a timeout (a mount cut by the deadline, which a loaded
+ * machine makes likely). Callbacks that run here land in the caller's
+ * requests, which are alive (the same rule as for conn_destroy()). */
+static void conn_settle(nfs_conn *c)
+{
+    for (int i = 0; i < 4 && c->nfs; i++) {
+        int fd = nfs_get_fd(c->nfs);
+        if (fd < 0)
+            break;
+        struct pollfd p = { fd, (short)nfs_which_events(c->nfs), 0 };
+        if (poll(&p, 1, 0) <= 0)
+            break;
+        if (nfs_service(c->nfs, p.revents) < 0)
+            break;
+    }
+}
+
 /* Run c's event loop while *pending >= below (below = 1: until every request
  * finished; below = *pending: until one more finished) or until the deadline.
  * On timeout or a dead socket the connection is marked broken and destroyed
@@ -329,8 +351,10 @@ static int conn_wait_below(nfs_target *nt, nfs_conn *c, int *pending, int below,
     }
     if (rc) {
         c->broken = true;
-        if (*pending > 0)
+        if (*pending > 0) {
+            conn_settle(c);
             conn_destroy(c);
+        }
     }
     return rc;
 }
