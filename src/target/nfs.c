@@ -84,13 +84,14 @@
 #define NFS_DEL_WINDOW 32       /* REMOVEs in flight in del_many */
 #define NFS_PIECE_MAX (1u << 20)
 #define NFS_SLICE_MS 100        /* poll slice (libnfs timers run in nfs_service) */
-#define NFS_MAX_ATTEMPTS 30     /* per operation, while time remains */
 #define NFS_DIRCACHE (1u << 16) /* slots of the checked-directory cache */
+#define NFS_MIN_TRY_MS 100      /* no new connection attempt with less time left */
 
 typedef struct nfs_conn {
     struct nfs_context *nfs; /* NULL: not connected */
     bool busy;
     bool broken;             /* failed or timed out: destroyed on release */
+    unsigned gen;            /* the pool's generation when it connected */
     uint64_t rsize, wsize;   /* piece sizes for READ / WRITE */
     struct nfsfh *fh;        /* the file open on it (one operation at a time) */
 } nfs_conn;
@@ -107,6 +108,11 @@ typedef struct nfs_target {
     pthread_cond_t cv;
     nfs_conn conns[NFS_POOL_MAX];
     unsigned nconns;  /* pool size */
+    /* pool generation: bumped when a connection of the current generation
+     * breaks. An idle connection of an older generation sat in the pool when
+     * a sibling broke (a server restart kills them all at once, unnoticed
+     * until used): pool_get() discards it and connects anew. */
+    atomic_uint gen;
     atomic_uint_least64_t counter;
     atomic_uint_fast64_t n_connects, n_reconnects, n_retries, n_timeouts;
     atomic_bool had_conn;
@@ -287,6 +293,28 @@ static uint64_t left_ms(uint64_t deadline)
 
 static void conn_destroy(nfs_conn *c);
 
+/* libnfs 4.0 leaks the state of a connection attempt (rpc_connect_program_
+ * async: ~230 bytes, and never calls its callback) when the context is
+ * destroyed while it is connecting. The kernel may well have completed the
+ * connect already (at once on a local network), but libnfs only notices in
+ * nfs_service(): let it see what is ready, without waiting, before c is
+ * destroyed on a timeout (a mount cut by the deadline, which a loaded
+ * machine makes likely). Callbacks that run here land in the caller's
+ * requests, which are alive (the same rule as for conn_destroy()). */
+static void conn_settle(nfs_conn *c)
+{
+    for (int i = 0; i < 4 && c->nfs; i++) {
+        int fd = nfs_get_fd(c->nfs);
+        if (fd < 0)
+            break;
+        struct pollfd p = { fd, (short)nfs_which_events(c->nfs), 0 };
+        if (poll(&p, 1, 0) <= 0)
+            break;
+        if (nfs_service(c->nfs, p.revents) < 0)
+            break;
+    }
+}
+
 /* Run c's event loop while *pending >= below (below = 1: until every request
  * finished; below = *pending: until one more finished) or until the deadline.
  * On timeout or a dead socket the connection is marked broken and destroyed
@@ -323,17 +351,26 @@ static int conn_wait_below(nfs_target *nt, nfs_conn *c, int *pending, int below,
             if (r < 0)
                 r = 0;
         }
+        /* libnfs keeps its last error text (often an earlier request's
+         * server answer, e.g. "MKDIR ... NFS3ERR_EXIST") when a socket dies
+         * without a new one: only a text set by this nfs_service() is shown */
+        char before[160];
+        const char *m0 = nfs_get_error(c->nfs);
+        snprintf(before, sizeof before, "%s", m0 ? m0 : "");
         if (nfs_service(c->nfs, r > 0 ? p.revents : 0) < 0) {
             const char *m = nfs_get_error(c->nfs);
-            rc = hb_seterr(e, HARVBK_E_TARGET, "NFS server %s: connection lost: %s",
-                           nt->server, m && *m ? m : "socket error");
+            bool fresh = m && *m && strncmp(m, before, sizeof before - 1) != 0;
+            rc = hb_seterr(e, HARVBK_E_TARGET, "NFS server %s: connection lost: %s", nt->server,
+                           fresh ? m : "the server closed the connection or went away");
             break;
         }
     }
     if (rc) {
         c->broken = true;
-        if (*pending > 0)
+        if (*pending > 0) {
+            conn_settle(c);
             conn_destroy(c);
+        }
     }
     return rc;
 }
@@ -481,22 +518,28 @@ static int mount_path(nfs_target *nt, const char *path, uint64_t deadline, nfs_c
     return 0;
 }
 
-/* Take a connection (connected) from the pool. */
-static int pool_get(nfs_target *nt, uint64_t deadline, nfs_conn **out, hb_err *e)
+/* Take a connection (connected) from the pool. *reused: it was connected
+ * before (it sat idle in the pool, and may have died there unnoticed);
+ * false: connected just now. An idle connection older than the last
+ * connection failure (see nfs_target.gen) is discarded, not handed out. */
+static int pool_get(nfs_target *nt, uint64_t deadline, nfs_conn **out, bool *reused, hb_err *e)
 {
     *out = NULL;
+    *reused = false;
     pthread_mutex_lock(&nt->mu);
     nfs_conn *c = NULL;
+    unsigned gen = 0;
     for (;;) {
         nfs_conn *idle = NULL;
+        gen = atomic_load(&nt->gen);
         for (unsigned i = 0; i < nt->nconns; i++) {
             if (nt->conns[i].busy)
                 continue;
-            if (nt->conns[i].nfs) {
+            if (nt->conns[i].nfs && nt->conns[i].gen == gen) {
                 c = &nt->conns[i];
                 break;
             }
-            if (!idle)
+            if (!idle) /* not connected, or stale: connects anew */
                 idle = &nt->conns[i];
         }
         if (!c)
@@ -522,8 +565,16 @@ static int pool_get(nfs_target *nt, uint64_t deadline, nfs_conn **out, hb_err *e
     }
     c->busy = true;
     pthread_mutex_unlock(&nt->mu);
+    if (c->nfs && c->gen != gen) {
+        hb_log_debug(nt->base.log, "NFS server %s: discarding an idle connection opened "
+                     "before a connection failure", nt->server);
+        conn_destroy(c);
+        c->broken = false;
+    }
+    *reused = c->nfs != NULL;
     if (!c->nfs) {
         int status;
+        c->gen = gen; /* taken before connecting: a failure meanwhile makes it stale */
         int rc = mount_path(nt, nt->export, deadline, c, &status, e);
         if (rc) {
             c->broken = false;
@@ -545,8 +596,13 @@ static void pool_put(nfs_target *nt, nfs_conn *c)
 {
     if (!c)
         return;
-    if (c->broken)
+    if (c->broken) {
+        /* the idle connections of its generation are suspect from now on
+         * (only the first failure of a generation starts a new one) */
+        unsigned g = c->gen;
+        atomic_compare_exchange_strong(&nt->gen, &g, g + 1);
         conn_destroy(c);
+    }
     c->broken = false; /* a free slot: connected, or reconnected on next use */
     pthread_mutex_lock(&nt->mu);
     c->busy = false;
@@ -804,15 +860,25 @@ static void close_fh(nfs_target *nt, nfs_conn *c, struct nfsfh *fh, uint64_t dea
 typedef int (*nfs_op_fn)(nfs_target *nt, nfs_conn *c, void *arg, uint64_t deadline, hb_err *e);
 
 /* Run fn on a pooled connection; when the connection broke (not when the
- * server answered with an error), retry on a new one while time remains. */
+ * server answered with an error), retry on a new one while the operation's
+ * time budget (timeout_ms) lasts: the budget is time, not a number of
+ * attempts, so fast failures do not use it up.
+ *
+ * A connection taken idle from the pool that turns out dead (the server
+ * restarted, or reset it, while it sat there) says nothing about the server
+ * now: the operation is retried at once, on a new connection (the failure
+ * also makes every other idle connection of its time stale, see pool_get()).
+ * After a failure on a connection made for this attempt (server down,
+ * refusing, or dropping us), the retry waits 100, 200, 400, 800, then
+ * 1000 ms, shortened to half the time left. */
 static int run_op(nfs_target *nt, nfs_op_fn fn, void *arg, hb_err *e)
 {
     uint64_t deadline = hb_mono_ms() + nt->timeout_ms;
-    int rc = 0;
-    for (int attempt = 0;; attempt++) {
+    unsigned backoff = 0;
+    for (;;) {
         nfs_conn *c = NULL;
-        bool broken = true;
-        rc = pool_get(nt, deadline, &c, e);
+        bool broken = true, reused = false;
+        int rc = pool_get(nt, deadline, &c, &reused, e);
         if (rc == 0) {
             rc = fn(nt, c, arg, deadline, e);
             broken = c->broken;
@@ -820,13 +886,25 @@ static int run_op(nfs_target *nt, nfs_op_fn fn, void *arg, hb_err *e)
         } else if (rc == HARVBK_E_PERM || rc == HARVBK_E_NOMEM || rc == HARVBK_E_INVALID) {
             broken = false; /* the server refused the mount: no point retrying */
         }
-        if (rc == 0 || !broken || attempt + 1 >= NFS_MAX_ATTEMPTS)
+        if (rc == 0 || !broken)
             return rc;
-        uint64_t pause = attempt < 4 ? 100u << attempt : 1000u; /* 100, 200, 400, 800, 1000 ms */
-        if (left_ms(deadline) <= pause + 50)
+        uint64_t left = left_ms(deadline);
+        if (left == 0)
+            return rc;
+        if (reused) {
+            atomic_fetch_add(&nt->n_retries, 1);
+            hb_log_debug(nt->base.log, "NFS server %s: a pooled connection was dead, retrying "
+                         "at once on a new one: %s", nt->server, e ? e->msg : "error");
+            continue;
+        }
+        uint64_t pause = backoff < 4 ? 100u << backoff : 1000u;
+        backoff++;
+        pause = HB_MIN(pause, left / 2);
+        if (left - pause < NFS_MIN_TRY_MS)
             return rc;
         atomic_fetch_add(&nt->n_retries, 1);
-        hb_log_debug(nt->base.log, "NFS server %s: retrying after: %s", nt->server,
+        hb_log_debug(nt->base.log, "NFS server %s: retrying in %llu ms (%llu ms left) after: %s",
+                     nt->server, (unsigned long long)pause, (unsigned long long)left,
                      e ? e->msg : "error");
         struct timespec ts = { (time_t)(pause / 1000), (long)(pause % 1000) * 1000000L };
         nanosleep(&ts, NULL);
@@ -1797,6 +1875,7 @@ int hb_target_nfs_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
     atomic_init(&nt->n_retries, 0);
     atomic_init(&nt->n_timeouts, 0);
     atomic_init(&nt->had_conn, false);
+    atomic_init(&nt->gen, 0);
     atomic_init(&nt->base.lost, 0);
     nt->base.ops = &nfs_ops;
     nt->dircache = hb_calloc(NFS_DIRCACHE, sizeof *nt->dircache); /* NULL: no cache */

@@ -334,6 +334,28 @@ static int op_end(harvbk_op *op, int rc, harvbk_ctx *ctx, char **msg)
     return rc;
 }
 
+/* HARVBK_TEST_LOG=debug|info|warn|error: the library's log on stderr, with a
+ * monotonic timestamp (to read what the target did around a failure). */
+static void log_stderr(int level, const char *message, void *payload)
+{
+    (void)payload;
+    static const char *names[] = { "error", "warn", "info", "debug" };
+    fprintf(stderr, "[%llu harvbk %s] %s\n", (unsigned long long)nfst_now_ms(),
+            level >= 0 && level <= 3 ? names[level] : "?", message);
+}
+
+static void log_from_env(harvbk_ctx *ctx)
+{
+    const char *v = getenv("HARVBK_TEST_LOG");
+    if (!v || !*v)
+        return;
+    int level = !strcmp(v, "error") ? HARVBK_LOG_ERROR
+                : !strcmp(v, "warn") ? HARVBK_LOG_WARN
+                : !strcmp(v, "info") ? HARVBK_LOG_INFO
+                                     : HARVBK_LOG_DEBUG;
+    harvbk_ctx_set_log_hook(ctx, log_stderr, NULL, level);
+}
+
 int nfst_ctx(harvbk_ctx **out, const char *state_dir, const char *url, unsigned timeout_ms,
              char **msg)
 {
@@ -345,6 +367,7 @@ int nfst_ctx(harvbk_ctx **out, const char *state_dir, const char *url, unsigned 
         *out = NULL;
         return rc;
     }
+    log_from_env(ctx);
     harvbk_target_config *cfg = NULL;
     assert_int_equal(harvbk_target_config_new(&cfg), 0);
     rc = harvbk_target_config_set(cfg, HARVBK_TARGET_URL, url);

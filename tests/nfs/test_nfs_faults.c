@@ -11,6 +11,9 @@
  *   - ganesha killed and kept down longer than the timeout: the backup fails
  *     with HARVBK_E_TARGET naming the server, is not Ready, and the next
  *     backup after the restart completes the store;
+ *   - ganesha restarted while the target was idle: every pooled connection
+ *     is dead, and the next operations still succeed (each dead connection
+ *     is discarded, a new one connects);
  *   - a hung server (SIGSTOP), a port nobody listens on: clear errors within
  *     the configured timeout, never a hang;
  *   - export not found, permission denied, bad URLs: clear one-line errors
@@ -244,6 +247,52 @@ static void test_kill_down_long(void **state)
     free(img);
 }
 
+/* The server restarted while the target sat idle: every pooled connection is
+ * dead (its socket was closed by the old server) but nothing has noticed yet.
+ * The operations that follow must each discard the dead connection they take
+ * and go on with a new one: with a small timeout (2 s) and a pool of many
+ * dead connections, a retry budget counted in attempts or eaten by backoff
+ * pauses runs out before a live connection is tried. Twice: a backup (writes)
+ * and then a verify and a restore (reads) each meet a pool of dead ones. */
+static void test_restart_idle_pool(void **state)
+{
+    world *w = *state;
+    harvbk_ctx *ctx = ctx_ok(w, "i", w->url, 2000);
+    char *img = nfst_strf("%s/big.img", w->work);
+    nfst_write_disk(img, 24ull * NFST_CHUNK, 14, NULL);
+    char *msg = NULL;
+    /* fills the pool: 8 workers, each on its own connection */
+    int rc = nfst_backup(ctx, "default", "big", img, "i1", &msg);
+    if (rc)
+        fail_msg("first backup: %s: %s", harvbk_error_name(rc), msg);
+    free(msg);
+
+    server_cmd(w, "kill-server");
+    server_cmd(w, "restart-server");
+    uint64_t t0 = nfst_now_ms();
+    nfst_write_disk(img, 24ull * NFST_CHUNK, 15, NULL); /* new chunks: puts */
+    msg = NULL;
+    rc = nfst_backup(ctx, "default", "big", img, "i2", &msg);
+    if (rc)
+        fail_msg("backup after the server restarted (idle pool): %s: %s",
+                 harvbk_error_name(rc), msg);
+    free(msg);
+    print_message("backup after the restart: Ready in %llu ms\n",
+                  (unsigned long long)(nfst_now_ms() - t0));
+
+    server_cmd(w, "kill-server");
+    server_cmd(w, "restart-server");
+    msg = NULL;
+    rc = nfst_verify(ctx, "default", "i2", &msg);
+    if (rc)
+        fail_msg("verify after the server restarted (idle pool): %s: %s",
+                 harvbk_error_name(rc), msg);
+    free(msg);
+    restore_same(w, ctx, "i2", img);
+    harvbk_ctx_free(ctx);
+    free(img);
+}
+
 /* A hung server: errors within the timeout, naming the server. */
 static void test_hung_server(void **state)
 {
@@ -376,6 +425,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hung_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_restart_quick, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_down_long, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_idle_pool, setup, teardown),
     };
+    /* HARVBK_TEST_FILTER=test_kill_down_long: run only the matching tests */
+    const char *filter = getenv("HARVBK_TEST_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
