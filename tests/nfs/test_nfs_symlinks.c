@@ -60,10 +60,10 @@ static void test_planted_links_are_never_followed(void **state)
     free(msg);
     msg = NULL;
 
-    /* the outside directory: a copy of the real backup's objects (so it looks
+    /* the outside directory: a copy of the real backup's objects, manifest and index (so it looks
      * committed), a sentinel, a subdirectory; then the links, relative so the
      * server resolves them inside the export */
-    assert_int_equal(nfst_sh(NULL, "mkdir -p '%s/deep' && cp '%s/backups/default/real-1/'* '%s/' "
+    assert_int_equal(nfst_sh(NULL, "mkdir -p '%s/deep' && cp '%s/backups/default/real-1/'*.* '%s/' "
                                    "&& echo keep > '%s/sentinel' && echo keep > '%s/deep/file'",
                              out, store, out, out, out),
                      0);
