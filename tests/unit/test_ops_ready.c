@@ -641,8 +641,9 @@ static void test_gc_killed_on_this_host_blocks_no_backup(void **state)
     char c;
     assert_int_equal(read(pfd[0], &c, 1), 1);
     close(pfd[0]);
-    char lease[4096];
-    DIR *dir = opendir(path2(v.tdir, "locks"));
+    char *locks = path2(v.tdir, "locks");
+    DIR *dir = opendir(locks);
+    free(locks);
     int gc_leases = 0;
     for (struct dirent *de; dir && (de = readdir(dir));)
         gc_leases += strncmp(de->d_name, "gc-", 3) == 0;
@@ -651,7 +652,6 @@ static void test_gc_killed_on_this_host_blocks_no_backup(void **state)
     assert_int_equal(gc_leases, 1); /* the gc holds its lease */
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    (void)lease;
 
     logcap lc;
     logcap_init(&lc, "waits for a garbage collection");
