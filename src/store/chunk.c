@@ -203,47 +203,68 @@ int hb_store_chunk_exists(hb_store *st, const uint8_t id[HB_DIGEST_LEN], hb_err 
 }
 
 #define PRESENT_HEAD_MAX 16 /* up to this many ids: one head() each */
+#define PRESENT_STOP 1        /* the listing costs more than heads would */
 
 typedef struct present_ctx {
     const hb_dset *ids;
     hb_dset *out;
-    uint64_t listed;
+    uint64_t listed, budget;
 } present_ctx;
 
 static int present_one(const uint8_t id[HB_DIGEST_LEN], uint64_t size, int64_t mtime, void *ud)
 {
     (void)mtime;
     present_ctx *p = ud;
-    p->listed++;
+    if (++p->listed > p->budget)
+        return PRESENT_STOP;
     if (size < HB_CHUNK_HEADER_LEN || !hb_dset_has(p->ids, id))
         return 0;
     return hb_dset_add(p->out, id) < 0 ? HARVBK_E_NOMEM : 0;
 }
 
+static int present_heads(hb_store *st, present_ctx *p, hb_err *e)
+{
+    size_t pos = 0;
+    const uint8_t *id;
+    while (hb_dset_next(p->ids, &pos, &id)) {
+        p->listed++;
+        int ex = hb_store_chunk_exists(st, id, e);
+        if (ex < 0)
+            return ex;
+        if (ex == 1 && hb_dset_add(p->out, id) < 0)
+            return hb_seterr(e, HARVBK_E_NOMEM, "out of memory checking chunks");
+    }
+    return 0;
+}
+
+/* One listing of chunks/ costs about (chunk objects in the store) /
+ * list_per_head checks; n ids cost n checks. The store's size is not known
+ * beforehand: list while that costs less than n checks would, else give up
+ * the listing and check each id (at most twice the cheaper way). */
 int hb_store_chunks_present(hb_store *st, const hb_dset *ids, hb_dset **out, uint64_t *listed,
                             hb_err *e)
 {
     *out = NULL;
     size_t n = hb_dset_count(ids);
-    present_ctx p = { ids, hb_dset_new(n ? n : 1), 0 };
+    uint64_t per = st->t->list_per_head ? st->t->list_per_head : 1000u;
+    present_ctx p = { ids, hb_dset_new(n ? n : 1), 0, (uint64_t)n * per };
     if (!p.out)
         return hb_seterr(e, HARVBK_E_NOMEM, "out of memory checking chunks");
     int rc = 0;
     if (n <= PRESENT_HEAD_MAX) {
-        size_t pos = 0;
-        const uint8_t *id;
-        while (rc == 0 && hb_dset_next(ids, &pos, &id)) {
-            p.listed++;
-            int ex = hb_store_chunk_exists(st, id, e);
-            if (ex < 0)
-                rc = ex;
-            else if (ex == 1 && hb_dset_add(p.out, id) < 0)
-                rc = hb_seterr(e, HARVBK_E_NOMEM, "out of memory checking chunks");
-        }
+        rc = present_heads(st, &p, e);
     } else {
         rc = hb_store_chunk_list(st, present_one, &p, e);
         if (rc == HARVBK_E_NOMEM)
             hb_seterr(e, rc, "out of memory checking chunks");
+        if (rc == PRESENT_STOP) { /* a store much larger than the set */
+            hb_dset_free(p.out);
+            p.out = hb_dset_new(n);
+            p.listed = 0;
+            rc = p.out ? present_heads(st, &p, e)
+                       : hb_seterr(e, HARVBK_E_NOMEM, "out of memory checking chunks");
+            p.listed += p.budget;
+        }
     }
     if (rc) {
         hb_dset_free(p.out);

@@ -1062,6 +1062,7 @@ int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
     lt->base.ops = &local_ops;
     lt->base.parallel = 4;
     lt->base.min_workers = 0; /* CPU-bound: the engine's CPU count is right */
+    lt->base.list_per_head = 16; /* a stat() against a share of a getdents() */
     *out = &lt->base;
     return 0;
 }

@@ -1950,6 +1950,7 @@ int hb_target_nfs_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
     nt->nconns = HB_MIN(HB_MAX(par * 2, 16u), NFS_POOL_MAX);
     nt->base.parallel = par;
     nt->base.min_workers = par; /* round trips are latency, not CPU */
+    nt->base.list_per_head = 32; /* one LOOKUP against entries per READDIRPLUS */
     *out = &nt->base;
     return 0;
 }

@@ -1201,6 +1201,7 @@ int hb_target_s3_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
                                      S3_MAX_PARALLEL);
     s->base.parallel = par;
     s->base.min_workers = par; /* round trips are latency, not CPU */
+    s->base.list_per_head = 1000; /* a HEAD against a ListObjectsV2 page */
     *out = &s->base;
     return 0;
 }

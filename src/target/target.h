@@ -92,6 +92,10 @@ struct hb_target {
     /* Deferred puts dropped because they could not be made durable (only
      * grows; see put_deferred/sync). Backends add to it, wrappers read it. */
     atomic_uint_fast64_t lost;
+    /* What one existence check (head) costs in listed objects: S3 lists 1000
+     * keys per request, NFS some dozens per READDIRPLUS, a local directory
+     * many per getdents. Chooses between listing and heads (0 = 1000). */
+    unsigned list_per_head;
 };
 
 /* Open the backend named by cfg->url. `owner` and `log` are borrowed.

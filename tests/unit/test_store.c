@@ -1333,6 +1333,62 @@ static void test_lease_absurd_heartbeats_are_not_live_forever(void **state)
     free(p);
 }
 
+/* Which chunks does the store hold: the answer is the same whether it comes
+ * from heads (a few ids), one listing (many ids), or heads after a listing
+ * that grew costlier than heads (a store much larger than the set). */
+static void present_case(fx *f, unsigned stored, unsigned asked, unsigned missing,
+                         uint64_t expect_checked)
+{
+    hb_buf scratch = HB_BUF_INIT;
+    hb_err e = { 0 };
+    hb_dset *ids = hb_dset_new(16);
+    for (unsigned i = 0; i < stored; i++) {
+        uint8_t raw[512], id[HB_DIGEST_LEN];
+        tu_fill_random(raw, sizeof raw, i + 7000);
+        hb_sha256(raw, sizeof raw, id);
+        assert_int_equal(hb_store_chunk_put(f->st, id, raw, sizeof raw, &scratch, NULL, &e), 0);
+        if (i < asked)
+            assert_int_equal(hb_dset_add(ids, id), 1);
+    }
+    for (unsigned i = 0; i < missing; i++) { /* never stored */
+        uint8_t raw[512], id[HB_DIGEST_LEN];
+        tu_fill_random(raw, sizeof raw, i + 9000);
+        hb_sha256(raw, sizeof raw, id);
+        assert_int_equal(hb_dset_add(ids, id), 1);
+    }
+    hb_dset *present = NULL;
+    uint64_t checked = 0;
+    assert_int_equal(hb_store_chunks_present(f->st, ids, &present, &checked, &e), 0);
+    assert_int_equal(hb_dset_count(present), asked);
+    for (unsigned i = 0; i < asked; i++) {
+        uint8_t raw[512], id[HB_DIGEST_LEN];
+        tu_fill_random(raw, sizeof raw, i + 7000);
+        hb_sha256(raw, sizeof raw, id);
+        assert_true(hb_dset_has(present, id));
+    }
+    assert_int_equal(checked, expect_checked);
+    hb_dset_free(present);
+    hb_dset_free(ids);
+    hb_buf_free(&scratch);
+}
+
+static void test_chunks_present_by_heads(void **state)
+{
+    present_case(*state, 20, 5, 3, 8); /* 8 ids: 8 heads */
+}
+
+static void test_chunks_present_by_listing(void **state)
+{
+    present_case(*state, 40, 30, 10, 40); /* 40 ids: one listing of 40 objects */
+}
+
+static void test_chunks_present_listing_given_up_for_heads(void **state)
+{
+    /* 20 ids against 400 objects: a local listing of more than 20 x 16
+     * objects costs more than 20 stat()s, so it stops and heads decide */
+    present_case(*state, 400, 15, 5, 20 * 16 + 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1346,6 +1402,10 @@ int main(void)
         cmocka_unit_test(test_chunk_larger_than_buffer_is_chunk_error),
         cmocka_unit_test(test_chunk_codecs_are_thread_safe),
         cmocka_unit_test_setup_teardown(test_chunk_list_sees_only_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_present_by_heads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_present_by_listing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_present_listing_given_up_for_heads, setup,
+                                        teardown),
         cmocka_unit_test(test_index_roundtrip),
         cmocka_unit_test(test_index_truncated_version2_and_bad_trailer),
         cmocka_unit_test(test_manifest_roundtrip),
