@@ -183,7 +183,10 @@ fail() {
 }
 
 # ---- s3rver (its own session, stdio on files: nothing holds ctest's pipes),
-# with the fixes of s3rver-fixes.js preloaded
+# with the fixes of s3rver-fixes.js preloaded. The log exists before the
+# background child opens it: on a busy machine the wait loop below may read it
+# first (and a failing sed under `set -e -o pipefail` would end this script).
+: >"$DIR/s3rver.log"
 setsid node --openssl-legacy-provider -r "$HERE/s3rver-fixes.js" "$S3RVER_JS" -d "$DIR/data" -a 127.0.0.1 -p 0 \
     --no-vhost-buckets --configure-bucket "$BUCKET" --configure-bucket "$BUCKET_VHOST" \
     </dev/null >"$DIR/s3rver.log" 2>&1 &
@@ -193,7 +196,8 @@ echo "s3rver $S3RVER_PID $S3RVER_JS" >>"$DIR/pids"
 S3PORT=
 deadline=$((SECONDS + WAIT_S))
 while [ -z "$S3PORT" ]; do
-    S3PORT=$(sed -nE 's/.*S3rver listening on 127\.0\.0\.1:([0-9]+).*/\1/p' "$DIR/s3rver.log" | head -n 1)
+    S3PORT=$(sed -nE 's/.*S3rver listening on 127\.0\.0\.1:([0-9]+).*/\1/p' "$DIR/s3rver.log" |
+             head -n 1) || S3PORT=
     [ -n "$S3PORT" ] && break
     running "$S3RVER_PID" || fail "s3rver exited during start-up"
     [ $SECONDS -lt $deadline ] || fail "s3rver did not start within ${WAIT_S}s"
