@@ -533,8 +533,10 @@ static int gated_progress(uint64_t done, uint64_t total, void *p)
 static void test_lapsed_writer_never_commits_what_a_gc_sweeps(void **state)
 {
     (void)state;
+    /* short, but long against the 1 s heartbeat period on a loaded machine:
+     * the gc's own lease must not lapse while it waits for the test */
     int saved_ttl = hb_lease_ttl_s;
-    hb_lease_ttl_s = 2;
+    hb_lease_ttl_s = 5;
     env v;
     env_open(&v, "ready-lapse");
     size_t size = 3 * CHUNK;
@@ -694,7 +696,7 @@ static void test_gc_lease_of_another_host_is_waited_out(void **state)
     char msg[512];
     if (backup(v.a, vm, "b1", NULL, msg, sizeof msg) != 0)
         fail_msg("b1 with a gc lease of another host: %s", msg);
-    assert_int_equal(lc.seen, 1); /* it said it waited */
+    assert_true(lc.seen >= 1); /* it said it waited */
     assert_int_equal(verify(v.a, "b1"), 0);
     harvbk_ctx_set_log_hook(v.a, NULL, NULL, 0);
     free(lease);
