@@ -591,6 +591,191 @@ static void test_property_random_expressions_match_brute_force(void **state)
     print_message("200 random expressions checked (%d impossible ones refused)\n", refused);
 }
 
+/* ---- property test in zones: a brute force over UTC minutes using the C
+ * library's localtime_r (TZ set in this test process only; the library never
+ * reads TZ). Semantics as documented in cron.h: a wall time fires at the first
+ * instant it is reached; wall times skipped by a gap fire at the first instant
+ * after it; a wall time already reached (repeated hour) does not fire again. */
+
+static int64_t wall_of(int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    localtime_r(&tt, &tm);
+    return (int64_t)timegm(&tm);
+}
+
+static bool ref_day(const ref_expr *r, const struct tm *tm)
+{
+    bool dm = (r->dom >> tm->tm_mday) & 1, wm = (r->dow >> tm->tm_wday) & 1;
+    return ((r->mon >> (tm->tm_mon + 1)) & 1) &&
+           ((r->dom_star || r->dow_star) ? (dm && wm) : (dm || wm));
+}
+
+static bool ref_match_wall(const ref_expr *r, int64_t w)
+{
+    time_t tt = (time_t)w;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    return ref_day(r, &tm) && ((r->hour >> tm.tm_hour) & 1) && ((r->min >> tm.tm_min) & 1);
+}
+
+static bool ref_day_wall(const ref_expr *r, int64_t w)
+{
+    time_t tt = (time_t)w;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    return ref_day(r, &tm);
+}
+
+static int64_t ref_zone_next(const ref_expr *r, int64_t after_ms, int64_t limit_s)
+{
+    int64_t after = after_ms / 1000; /* after_ms > 0 here */
+    int64_t hwm = INT64_MIN;
+    for (int64_t s = 0; s <= 26 * 3600; s += 60)
+        hwm = HB_MAX(hwm, wall_of(after - s));
+    int64_t t = after / 60 * 60 + 60;
+    int64_t prev = wall_of(t - 60);
+    while (t <= limit_s) {
+        int64_t w = wall_of(t);
+        for (int64_t m = prev + 60; w - prev > 60 && m < w; m += 60)
+            if (m > hwm && ref_match_wall(r, m))
+                return t * 1000;
+        if (w > hwm && ref_match_wall(r, w))
+            return t * 1000;
+        hwm = HB_MAX(hwm, w);
+        prev = w;
+        int64_t sod = ((w % 86400) + 86400) % 86400;
+        if (!ref_day_wall(r, w) && !ref_day_wall(r, w + 3 * 3600) && sod < 21 * 3600) {
+            t += (21 * 3600 - sod) / 60 * 60; /* skip to 21:00 of a day that cannot match */
+            prev = wall_of(t - 60);
+            hwm = HB_MAX(hwm, prev);
+            continue;
+        }
+        t += 60;
+    }
+    return -1;
+}
+
+static void test_property_zones_match_localtime_brute_force(void **state)
+{
+    (void)state;
+    static const char *const zones[] = { "Europe/Berlin", "America/New_York",
+                                         "Australia/Sydney" };
+    char *old_tz = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
+    rng_state = 0x2545f4914f6cdd1dULL;
+    int done = 0;
+    for (size_t zi = 0; zi < HB_ARRAY_LEN(zones); zi++) {
+        char path[256];
+        snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", zones[zi]);
+        if (access(path, R_OK) != 0) {
+            print_message("SKIP: no tzdata for '%s'\n", zones[zi]);
+            continue;
+        }
+        setenv("TZ", zones[zi], 1);
+        tzset();
+        for (int n = 0; n < 40;) {
+            char f[5][96];
+            ref_expr r;
+            bool st[5];
+            gen_field(f[0], sizeof f[0], 0, 59, 59, NULL, &r.min, &st[0]);
+            gen_field(f[1], sizeof f[1], 0, 23, 23, NULL, &r.hour, &st[1]);
+            gen_field(f[2], sizeof f[2], 1, 31, 31, NULL, &r.dom, &st[2]);
+            gen_field(f[3], sizeof f[3], 1, 12, 12, mon_names, &r.mon, &st[3]);
+            gen_field(f[4], sizeof f[4], 0, 7, 6, day_names, &r.dow, &st[4]);
+            if (r.dow & 0x80)
+                r.dow |= 1;
+            r.dom_star = st[2];
+            r.dow_star = st[4];
+            /* every 2nd: times around the DST changes, all days, all months */
+            if (n % 2 == 0) {
+                static const struct {
+                    const char *text;
+                    uint64_t set;
+                } mins[] = { { "*/15", 1 | 1ULL << 15 | 1ULL << 30 | 1ULL << 45 },
+                             { "0", 1 },
+                             { "30", 1ULL << 30 },
+                             { "20,40", 1ULL << 20 | 1ULL << 40 } };
+                int pick = (int)(rnd() % 4);
+                snprintf(f[0], sizeof f[0], "%s", mins[pick].text);
+                r.min = mins[pick].set;
+                static const struct {
+                    const char *text;
+                    uint32_t set;
+                } hours[] = { { "0-4", 0x1f }, { "2", 0x4 }, { "1-2", 0x6 }, { "2,3", 0xc } };
+                pick = (int)(rnd() % 4);
+                snprintf(f[1], sizeof f[1], "%s", hours[pick].text);
+                r.hour = hours[pick].set;
+                snprintf(f[2], sizeof f[2], "*");
+                r.dom = 0xfffffffe;
+                snprintf(f[3], sizeof f[3], "*");
+                r.mon = 0x1ffe;
+                snprintf(f[4], sizeof f[4], "*");
+                r.dow = 0x7f;
+                r.dom_star = r.dow_star = true;
+            }
+            char expr[600];
+            snprintf(expr, sizeof expr, "CRON_TZ=%s %s %s %s %s %s", zones[zi], f[0], f[1], f[2],
+                     f[3], f[4]);
+            hb_cron *c = NULL;
+            hb_err e;
+            hb_err_clear(&e);
+            if (hb_cron_parse(expr, &c, &e) != 0) {
+                if (!strstr(e.msg, "never fires"))
+                    fail_msg("'%s' refused: %s", expr, e.msg);
+                continue;
+            }
+            for (int k = 0; k < 3; k++) {
+                /* a day in March/April or October/November of 2025..2045 (the
+                 * later years are past the file's transitions: footer rule) */
+                char day[32];
+                snprintf(day, sizeof day, "%d-%02d-%02dT00:00:00Z", rnd_in(2025, 2045),
+                         (int[]){ 3, 4, 10, 11 }[rnd() % 4], rnd_in(1, 30));
+                int64_t after = rfc3339_ms(day) + (int64_t)(rnd() % (86400ULL * 1000));
+                if (k < 2) { /* most often: within the 36 hours before a change */
+                    int64_t t0 = rfc3339_ms(day) / 1000 - (int64_t)(rnd_in(0, 29)) * 86400 + 43200;
+                    for (int d = 0; d < 40; d++, t0 += 86400)
+                        if (wall_of(t0 + 86400) - (t0 + 86400) != wall_of(t0) - t0) {
+                            after = t0 * 1000 + (int64_t)(rnd() % (36ULL * 3600 * 1000));
+                            break;
+                        }
+                }
+                if (k == 2)
+                    after -= after % 60000;
+                int64_t got;
+                if (hb_cron_next(c, after, &got, &e) != 0)
+                    fail_msg("'%s': %s", expr, e.msg);
+                assert_true(got > after);
+                assert_int_equal(got % 60000, 0);
+                int64_t limit = after / 1000 + 400LL * 86400;
+                int64_t want = ref_zone_next(&r, after, limit);
+                if (want < 0 ? got / 1000 <= limit : got != want) {
+                    char gs[32], ws[32], as[32];
+                    fmt_ms(got, gs, sizeof gs);
+                    fmt_ms(want < 0 ? 0 : want, ws, sizeof ws);
+                    fmt_ms(after, as, sizeof as);
+                    fail_msg("'%s' after %s: got %s, brute force %s", expr, as, gs,
+                             want < 0 ? "none in 400 days" : ws);
+                }
+            }
+            hb_cron_free(c);
+            n++;
+            done++;
+        }
+    }
+    /* the library ignores the process TZ: the table gives the same answers */
+    setenv("TZ", "Asia/Kolkata", 1);
+    tzset();
+    test_table(NULL);
+    if (old_tz)
+        setenv("TZ", old_tz, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(old_tz);
+    print_message("%d random zone expressions checked\n", done);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +785,7 @@ int main(void)
         cmocka_unit_test(test_next_arguments),
         cmocka_unit_test(test_intervals),
         cmocka_unit_test(test_property_random_expressions_match_brute_force),
+        cmocka_unit_test(test_property_zones_match_localtime_brute_force),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
