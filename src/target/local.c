@@ -136,16 +136,6 @@ static const char *owner_of(const hb_target *t)
 
 /* ---- directory cache ---- */
 
-static uint64_t path_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h ? h : 1;
-}
-
 /* Caller holds mu. */
 static bool dirs_has(const local_target *lt, uint64_t h)
 {
@@ -194,7 +184,7 @@ static void dirs_add(local_target *lt, uint64_t h)
 
 static bool dir_known(local_target *lt, const char *rel, size_t n)
 {
-    uint64_t h = path_hash(rel, n);
+    uint64_t h = hb_key_hash(rel, n);
     pthread_mutex_lock(&lt->mu);
     bool known = dirs_has(lt, h);
     pthread_mutex_unlock(&lt->mu);
@@ -203,7 +193,7 @@ static bool dir_known(local_target *lt, const char *rel, size_t n)
 
 static void dir_remember(local_target *lt, const char *rel, size_t n)
 {
-    uint64_t h = path_hash(rel, n);
+    uint64_t h = hb_key_hash(rel, n);
     pthread_mutex_lock(&lt->mu);
     dirs_add(lt, h);
     pthread_mutex_unlock(&lt->mu);
@@ -226,14 +216,6 @@ static void dir_vec_add(dir_vec *v, uint64_t h)
         v->cap = ncap;
     }
     v->h[v->n++] = h;
-}
-
-static int link_err(hb_err *e, const char *rel, size_t n)
-{
-    return hb_seterr(e, HARVBK_E_CORRUPT,
-                     "'%.*s' in the store is a symbolic link: objects are never reached "
-                     "through links",
-                     (int)n, rel);
 }
 
 static int open_root(local_target *lt, hb_err *e)
@@ -285,7 +267,7 @@ static int dir_open(local_target *lt, const char *rel, size_t n, bool create, bo
             struct stat st;
             bool is_link = fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
             if (is_link)
-                rc = link_err(e, rel, j);
+                rc = hb_target_link_err(e, rel, j);
             else if ((err == ENOENT || err == ENOTDIR) && !create)
                 rc = hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
             else if (err == ENOTDIR)
@@ -298,7 +280,7 @@ static int dir_open(local_target *lt, const char *rel, size_t n, bool create, bo
         if (rc == 0 && create && (created || force || !dir_known(lt, rel, j))) {
             /* make the entry durable in its parent */
             if (nosync) {
-                dir_vec_add(nosync, path_hash(rel, j));
+                dir_vec_add(nosync, hb_key_hash(rel, j));
             } else if (fsync(fd) != 0) {
                 rc = sys_err(e, errno, "cannot sync directory");
             } else {
@@ -600,7 +582,7 @@ static int local_get_max(hb_target *t, const char *key, hb_buf *out, size_t max,
         struct stat st;
         if (err == ELOOP && fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
             S_ISLNK(st.st_mode))
-            rc = link_err(e, key, strlen(key));
+            rc = hb_target_link_err(e, key, strlen(key));
         else if (err == ENOENT || err == ENOTDIR)
             rc = hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
         else
@@ -660,7 +642,7 @@ static int local_head(hb_target *t, const char *key, uint64_t *size, hb_err *e)
         return sys_err(e, err, "cannot stat object");
     }
     if (S_ISLNK(st.st_mode))
-        return link_err(e, key, strlen(key));
+        return hb_target_link_err(e, key, strlen(key));
     if (!S_ISREG(st.st_mode))
         return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
     *size = (uint64_t)st.st_size;

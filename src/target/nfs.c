@@ -637,16 +637,19 @@ static char *obj_path(const nfs_target *nt, const char *rel)
 
 /* ---- single requests on a connection (the caller owns c) ---- */
 
-static int do_stat(nfs_target *nt, nfs_conn *c, const char *path, uint64_t deadline,
-                   struct nfs_stat_64 *st, hb_err *e)
+/* GETATTR of path; `follow` false: of a symbolic link itself (lstat). */
+static int stat_path(nfs_target *nt, nfs_conn *c, const char *path, bool follow,
+                     uint64_t deadline, struct nfs_stat_64 *st, hb_err *e)
 {
     if (conn_ok(nt, c, e))
         return HARVBK_E_TARGET;
     int pending = 1;
     nfs_req r;
     req_init(&r, &pending);
-    if (nfs_stat64_async(c->nfs, path, cb_stat, &r) != 0)
-        return queue_err(nt, c, "GETATTR", path, e);
+    int q = follow ? nfs_stat64_async(c->nfs, path, cb_stat, &r)
+                   : nfs_lstat64_async(c->nfs, path, cb_stat, &r);
+    if (q != 0)
+        return queue_err(nt, c, follow ? "GETATTR" : "LOOKUP", path, e);
     int rc = conn_wait(nt, c, &pending, deadline, e);
     if (rc)
         return rc;
@@ -654,43 +657,18 @@ static int do_stat(nfs_target *nt, nfs_conn *c, const char *path, uint64_t deadl
         return req_err(nt, c, &r, "cannot stat", path, e);
     *st = r.u.st;
     return 0;
+}
+
+static int do_stat(nfs_target *nt, nfs_conn *c, const char *path, uint64_t deadline,
+                   struct nfs_stat_64 *st, hb_err *e)
+{
+    return stat_path(nt, c, path, true, deadline, st, e);
 }
 
 static int do_lstat(nfs_target *nt, nfs_conn *c, const char *path, uint64_t deadline,
                     struct nfs_stat_64 *st, hb_err *e)
 {
-    if (conn_ok(nt, c, e))
-        return HARVBK_E_TARGET;
-    int pending = 1;
-    nfs_req r;
-    req_init(&r, &pending);
-    if (nfs_lstat64_async(c->nfs, path, cb_stat, &r) != 0)
-        return queue_err(nt, c, "LOOKUP", path, e);
-    int rc = conn_wait(nt, c, &pending, deadline, e);
-    if (rc)
-        return rc;
-    if (r.status < 0)
-        return req_err(nt, c, &r, "cannot stat", path, e);
-    *st = r.u.st;
-    return 0;
-}
-
-static int link_err(hb_err *e, const char *rel, size_t n)
-{
-    return hb_seterr(e, HARVBK_E_CORRUPT,
-                     "'%.*s' in the store is a symbolic link: objects are never reached "
-                     "through links",
-                     (int)n, rel);
-}
-
-static uint64_t path_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h ? h : 1;
+    return stat_path(nt, c, path, false, deadline, st, e);
 }
 
 /* Check that every component of rel[0..n) (a key's directory, below the
@@ -706,7 +684,7 @@ static int check_dirs(nfs_target *nt, nfs_conn *c, const char *rel, size_t n,
     for (size_t j = 0; j < n;) {
         while (j < n && rel[j] != '/')
             j++;
-        uint64_t h = path_hash(rel, j);
+        uint64_t h = hb_key_hash(rel, j);
         _Atomic uint64_t *slot = cache ? &cache[h & (slots - 1)] : NULL;
         if (!(slot && atomic_load(slot) == h)) {
             char *path = hb_asprintf("%s/%.*s", nt->root, (int)j, rel);
@@ -716,7 +694,7 @@ static int check_dirs(nfs_target *nt, nfs_conn *c, const char *rel, size_t n,
             int rc = do_lstat(nt, c, path, deadline, &st, e);
             hb_free(path);
             if (rc == 0 && (st.nfs_mode & S_IFMT) == S_IFLNK)
-                return link_err(e, rel, j);
+                return hb_target_link_err(e, rel, j);
             if (rc == 0 && (st.nfs_mode & S_IFMT) != S_IFDIR)
                 return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
             if (rc)
@@ -1134,7 +1112,7 @@ static int get_fn(nfs_target *nt, nfs_conn *c, void *arg, uint64_t deadline, hb_
         if (!conn_error(op.status) && op.status != -ENOENT &&
             do_lstat(nt, c, path, deadline, &lst, &e2) == 0 &&
             (lst.nfs_mode & S_IFMT) == S_IFLNK) {
-            rc = link_err(e, a->key, strlen(a->key));
+            rc = hb_target_link_err(e, a->key, strlen(a->key));
         } else {
             rc = req_err(nt, c, &op, "cannot open", path, e);
             if (rc == HARVBK_E_NOTFOUND || op.status == -EISDIR)
@@ -1218,7 +1196,7 @@ static int head_fn(nfs_target *nt, nfs_conn *c, void *arg, uint64_t deadline, hb
         rc = do_lstat(nt, c, path, deadline, &st, e);
     hb_free(path);
     if (rc == 0 && (st.nfs_mode & S_IFMT) == S_IFLNK)
-        return link_err(e, a->key, strlen(a->key));
+        return hb_target_link_err(e, a->key, strlen(a->key));
     if (rc == HARVBK_E_NOTFOUND || (rc == 0 && (st.nfs_mode & S_IFMT) != S_IFREG))
         return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
     if (rc == 0)

@@ -11,6 +11,24 @@
 
 #define HB_KEY_MAX 1024 /* S3's limit; the strictest of our backends */
 
+uint64_t hb_key_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
+int hb_target_link_err(hb_err *e, const char *rel, size_t n)
+{
+    return hb_seterr(e, HARVBK_E_CORRUPT,
+                     "'%.*s' in the store is a symbolic link: objects are never reached "
+                     "through links",
+                     (int)n, rel);
+}
+
 bool hb_key_valid(const char *key)
 {
     if (!key || !*key)

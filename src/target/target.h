@@ -154,4 +154,11 @@ bool hb_target_local_stats(hb_target *t, uint64_t *barriers, uint64_t *syncfs_ca
 /* Key sanity: non-empty, relative, no "", "." or ".." segments, no NUL/backslash. */
 bool hb_key_valid(const char *key);
 
+/* FNV-1a of the first n bytes of a key (never 0): the directory caches of
+ * the file-system backends. */
+uint64_t hb_key_hash(const char *s, size_t n);
+/* HARVBK_E_CORRUPT: "'<rel[0..n)>' in the store is a symbolic link" (local
+ * and NFS stores never reach an object through a link). */
+int hb_target_link_err(hb_err *e, const char *rel, size_t n);
+
 #endif
