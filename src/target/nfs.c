@@ -259,6 +259,7 @@ static int req_err(nfs_target *nt, nfs_conn *c, const nfs_req *r, const char *wh
     switch (-st) {
     case ENOENT:
     case ENOTDIR:
+    case ESTALE: /* removed between the LOOKUP and the use of its handle */
         code = HARVBK_E_NOTFOUND;
         break;
     case EACCES:
