@@ -320,7 +320,9 @@ static int confirm_commit(harvbk_op *op, backup_job *j, hb_store *st, hb_lease *
                           const char *what, hb_err *e)
 {
     harvbk_ctx *ctx = op->ctx;
+    bool lapsed = false;
     for (int round = 0; wl && hb_lease_lapses(wl) != *lapses; round++) {
+        lapsed = true;
         if (round == 3)
             return hb_seterr(e, HARVBK_E_BUSY, "%s: the writer lease keeps lapsing; not "
                              "committing", what);
@@ -358,10 +360,9 @@ static int confirm_commit(harvbk_op *op, backup_job *j, hb_store *st, hb_lease *
         hb_dset_free(present);
         if (rc)
             return rc;
-        if (claim && (rc = hb_store_claim_confirm(claim, true, e)))
-            return rc;
     }
-    return claim ? hb_store_claim_confirm(claim, false, e) : 0;
+    /* after a lapse strictly: another writer may have taken the claim for dead */
+    return claim ? hb_store_claim_confirm(claim, lapsed, e) : 0;
 }
 
 /* The ids of the previous backup that the store still holds: only those may
@@ -378,15 +379,11 @@ static int keep_present(backup_job *j, hb_store *st, hb_dset **known, hb_err *e)
     if (rc)
         return rc;
     size_t have = hb_dset_count(present);
-    hb_log_info(&j->op->ctx->log, "%s %s/%s: %zu of the previous %s's %zu chunk(s) are in the "
-                "store (%llu checked or listed in %llu ms)%s", j->word, j->vm->ns, j->name, have,
-                j->word, n, (unsigned long long)listed,
-                (unsigned long long)(hb_mono_ms() - t0),
-                have < n ? "; the missing ones are read and stored again" : "");
-    if (have < n)
-        hb_log_warn(&j->op->ctx->log, "%s %s/%s: %zu chunk(s) of the previous %s are missing "
-                    "from the store; they are read and stored again", j->word, j->vm->ns,
-                    j->name, n - have, j->word);
+    hb_log(&j->op->ctx->log, have < n ? HARVBK_LOG_WARN : HARVBK_LOG_INFO,
+           "%s %s/%s: %zu of the previous %s's %zu chunk(s) are in the store (%llu checked or "
+           "listed in %llu ms)%s", j->word, j->vm->ns, j->name, have, j->word, n,
+           (unsigned long long)listed, (unsigned long long)(hb_mono_ms() - t0),
+           have < n ? "; the missing ones are read and stored again" : "");
     hb_dset_free(*known);
     *known = present;
     return 0;

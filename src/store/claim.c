@@ -398,16 +398,7 @@ int hb_store_claim_others_live(hb_claim *c, unsigned *out, hb_err *e)
     return rc;
 }
 
-bool hb_store_claim_key_is(const hb_claim *c, const char *key)
+bool hb_store_key_is_claim(const char *entry_prefix, const char *key)
 {
-    return c && c->key && strcmp(c->key, key) == 0;
-}
-
-bool hb_store_key_is_claim(const char *kind_dir, const char *ns, const char *name,
-                           const char *key)
-{
-    char *prefix = hb_asprintf("%s/%s/%s/", kind_dir, ns, name);
-    bool r = prefix && is_claim_key(prefix, key);
-    hb_free(prefix);
-    return r;
+    return is_claim_key(entry_prefix, key);
 }

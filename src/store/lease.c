@@ -8,12 +8,12 @@
  * "publish your lease, then look for the other role" is what makes a writer
  * and gc see each other.
  */
+#include "../core/fsutil.h"
 #include "../core/json.h"
 #include "internal.h"
 #include "store.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -60,27 +60,19 @@ typedef struct lease_ident {
 static lease_ident ident;
 static pthread_once_t ident_once = PTHREAD_ONCE_INIT;
 
-static void read_small(const char *path, char *out, size_t size)
-{
-    out[0] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t n = read(fd, out, size - 1);
-    close(fd);
-    if (n <= 0) {
-        out[0] = '\0';
-        return;
-    }
-    out[n] = '\0';
-    out[strcspn(out, "\r\n")] = '\0';
-}
-
 static void ident_init(void)
 {
     if (gethostname(ident.host, sizeof ident.host - 1) != 0)
         ident.host[0] = '\0';
-    read_small("/proc/sys/kernel/random/boot_id", ident.boot, sizeof ident.boot);
+    hb_buf b = HB_BUF_INIT;
+    hb_err e;
+    if (hb_read_file("/proc/sys/kernel/random/boot_id", &b, sizeof ident.boot - 1, &e) == 0 &&
+        b.len) {
+        memcpy(ident.boot, b.data, b.len);
+        ident.boot[b.len] = '\0';
+        ident.boot[strcspn(ident.boot, "\r\n")] = '\0';
+    }
+    hb_buf_free(&b);
     ssize_t n = readlink("/proc/self/ns/pid", ident.pidns, sizeof ident.pidns - 1);
     ident.pidns[n > 0 ? n : 0] = '\0';
 }
@@ -91,7 +83,7 @@ static const lease_ident *my_ident(void)
     return &ident;
 }
 
-bool hb_lease_holder_dead(const char *host, const char *boot, const char *pidns, int64_t pid)
+static bool holder_dead(const char *host, const char *boot, const char *pidns, int64_t pid)
 {
     const lease_ident *me = my_ident();
     if (!host || !boot || !pidns || !me->boot[0] || !me->pidns[0] || pid <= 0 ||
@@ -125,7 +117,7 @@ bool hb_lease_ident_dead(const cJSON *obj)
     double pid = p->valuedouble;
     if (pid < 1 || pid > INT32_MAX || pid != (double)(int64_t)pid)
         return false;
-    return hb_lease_holder_dead(h->valuestring, b->valuestring, n->valuestring, (int64_t)pid);
+    return holder_dead(h->valuestring, b->valuestring, n->valuestring, (int64_t)pid);
 }
 
 bool hb_lease_owner_valid(const char *s)

@@ -518,7 +518,7 @@ int hb_store_entry_delete(hb_store *st, const char *kind_dir, const char *ns, co
      * (or expire); they are small and ignored by everything but claimants. */
     size_t k = 0;
     for (size_t i = 0; i < v.n; i++) {
-        if (hb_store_key_is_claim(kind_dir, ns, name, v.keys[i]))
+        if (hb_store_key_is_claim(prefix, v.keys[i]))
             hb_free(v.keys[i]);
         else
             v.keys[k++] = v.keys[i];

@@ -183,9 +183,8 @@ int hb_store_claim_for_delete(hb_store *st, const char *kind_dir, const char *ns
                               const char *name, const char *owner, hb_claim **out, hb_err *e);
 /* Live claims of others on the same name. */
 int hb_store_claim_others_live(hb_claim *c, unsigned *out, hb_err *e);
-bool hb_store_claim_key_is(const hb_claim *c, const char *key);
-bool hb_store_key_is_claim(const char *kind_dir, const char *ns, const char *name,
-                           const char *key);
+/* Is key a claim under the entry folder "<kind>/<ns>/<name>/"? */
+bool hb_store_key_is_claim(const char *entry_prefix, const char *key);
 
 /* Chunk presence: *out (a new set) holds the ids of `ids` that the store
  * holds as chunk objects (at least a header long). A few ids are checked one
@@ -226,7 +225,6 @@ int hb_lease_owner_live(hb_store *st, const char *role, const char *owner, bool 
 struct cJSON;
 int hb_lease_ident_add(struct cJSON *obj);
 bool hb_lease_ident_dead(const struct cJSON *obj);
-bool hb_lease_holder_dead(const char *host, const char *boot, const char *pidns, int64_t pid);
 /* An owner id: [A-Za-z0-9._-], 1..128 characters, not starting with '.'. */
 bool hb_lease_owner_valid(const char *s);
 /* Test only: while non-zero, heartbeats are not written (a stopped holder). */
