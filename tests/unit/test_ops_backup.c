@@ -24,37 +24,17 @@ typedef struct env {
     harvbk_ctx *ctx;
 } env;
 
-static char *path2(const char *a, const char *b)
-{
-    char *p = malloc(strlen(a) + strlen(b) + 2);
-    sprintf(p, "%s/%s", a, b);
-    return p;
-}
-
-static void set_file_target(harvbk_ctx *ctx, const char *tdir)
-{
-    harvbk_target_config *cfg = NULL;
-    assert_int_equal(harvbk_target_config_new(&cfg), 0);
-    char *url = malloc(strlen(tdir) + 8);
-    sprintf(url, "file://%s", tdir);
-    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_URL, url), 0);
-    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_CHUNK_SIZE, "65536"), 0);
-    assert_int_equal(harvbk_ctx_set_target(ctx, cfg), 0);
-    harvbk_target_config_free(cfg);
-    free(url);
-}
-
 static void env_open(env *v, const char *tag)
 {
     memset(v, 0, sizeof *v);
     v->root = tu_mkdtemp(tag);
     assert_non_null(v->root);
-    v->state = path2(v->root, "state");
-    v->tdir = path2(v->root, "target");
-    v->disks = path2(v->root, "disks");
+    v->state = tu_path2(v->root, "state");
+    v->tdir = tu_path2(v->root, "target");
+    v->disks = tu_path2(v->root, "disks");
     mkdir(v->disks, 0755);
     assert_int_equal(harvbk_ctx_open(&v->ctx, v->state, NULL), 0);
-    set_file_target(v->ctx, v->tdir);
+    tu_set_file_target(v->ctx, v->tdir);
 }
 
 static void env_close(env *v)
@@ -71,7 +51,7 @@ static void env_close(env *v)
  * a file hole, with a seed-dependent content. */
 static char *make_disk(env *v, const char *name, size_t size, uint64_t seed)
 {
-    char *p = path2(v->disks, name);
+    char *p = tu_path2(v->disks, name);
     int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
     assert_true(fd >= 0);
     uint8_t *buf = malloc(size);
@@ -155,7 +135,7 @@ static int count_files(const char *dir)
 /* gc never sweeps chunks younger than its own start: age them */
 static void backdate_chunks(env *v)
 {
-    char *c = path2(v->tdir, "chunks");
+    char *c = tu_path2(v->tdir, "chunks");
     nftw(c, backdate_one, 16, FTW_PHYS);
     free(c);
 }
@@ -261,9 +241,9 @@ static void test_round_trip_two_volumes_byte_identical(void **state)
     assert_true(vl.monotonic);
 
     /* restore as a new VM */
-    char *rdir = path2(v.root, "restored/vm1r");
+    char *rdir = tu_path2(v.root, "restored/vm1r");
     assert_int_equal(run_restore(&v, "b1", "vm1-restored", rdir), 0);
-    char *r0 = path2(rdir, "disk0.raw"), *r1 = path2(rdir, "disk1.raw");
+    char *r0 = tu_path2(rdir, "disk0.raw"), *r1 = tu_path2(rdir, "disk1.raw");
     assert_int_equal(tu_files_equal(d0, r0), 0);
     assert_int_equal(tu_files_equal(d1, r1), 0);
     assert_int_equal(count_files(rdir), 2); /* no partial files left */
@@ -290,7 +270,7 @@ static void test_round_trip_two_volumes_byte_identical(void **state)
     assert_int_equal(harvbk_backup_list_get(&l, v.ctx), 0);
     assert_int_equal(harvbk_backup_list_count(l), 0);
     harvbk_backup_list_free(l);
-    char *chunks = path2(v.tdir, "chunks");
+    char *chunks = tu_path2(v.tdir, "chunks");
     int before = count_files(chunks);
     assert_true(before > 0);
     backdate_chunks(&v);
@@ -319,7 +299,7 @@ static void test_missing_disk_ends_in_error_and_nothing_ready(void **state)
     env v;
     env_open(&v, "ops-bk-missing");
     char *d0 = make_disk(&v, "d0.raw", 3 * CHUNK, 3);
-    char *gone = path2(v.disks, "gone.raw");
+    char *gone = tu_path2(v.disks, "gone.raw");
     harvbk_vm *vm = make_vm("default", "vm1", d0, gone);
     harvbk_op *op = NULL;
     assert_int_equal(harvbk_backup_create(&op, v.ctx, vm, "b1", NULL), 0);
@@ -343,10 +323,10 @@ static void test_missing_disk_ends_in_error_and_nothing_ready(void **state)
     assert_int_equal(harvbk_backup_info_state(harvbk_backup_list_at(l, 0)), HARVBK_STATE_ERROR);
     harvbk_backup_list_free(l);
     /* nothing committed in the target */
-    char *man = path2(v.tdir, "backups/default/b1/manifest.json");
+    char *man = tu_path2(v.tdir, "backups/default/b1/manifest.json");
     assert_int_equal(access(man, F_OK), -1);
     /* not restorable, not verifiable: its state says why */
-    char *rdir = path2(v.root, "r");
+    char *rdir = tu_path2(v.root, "r");
     assert_int_equal(run_restore(&v, "b1", "x", rdir), HARVBK_E_STATE);
     assert_int_equal(harvbk_backup_verify(&op, v.ctx, "default", "b1", NULL), HARVBK_E_STATE);
 
@@ -399,7 +379,7 @@ static void test_start_errors_are_returned_at_once(void **state)
     assert_null(op);
 
     /* no target */
-    char *sd2 = path2(v.root, "state2");
+    char *sd2 = tu_path2(v.root, "state2");
     harvbk_ctx *c2 = NULL;
     assert_int_equal(harvbk_ctx_open(&c2, sd2, NULL), 0);
     assert_int_equal(harvbk_backup_create(&op, c2, vm, "b9", NULL), HARVBK_E_NOTARGET);
@@ -539,11 +519,11 @@ static void test_second_context_on_same_target_lists_and_restores(void **state)
     harvbk_vm *vm = make_vm("prod", "db", d0, d1);
     assert_int_equal(run_backup(&v, vm, "nightly", NULL), 0);
 
-    char *sd2 = path2(v.root, "cluster2");
+    char *sd2 = tu_path2(v.root, "cluster2");
     harvbk_ctx *c2 = NULL;
     assert_int_equal(harvbk_ctx_open(&c2, sd2, NULL), 0);
     assert_string_not_equal(harvbk_ctx_id(c2), harvbk_ctx_id(v.ctx));
-    set_file_target(c2, v.tdir);
+    tu_set_file_target(c2, v.tdir);
     harvbk_backup_list *l = NULL;
     assert_int_equal(harvbk_backup_list_get(&l, c2), 0);
     assert_int_equal(harvbk_backup_list_count(l), 1);
@@ -556,14 +536,14 @@ static void test_second_context_on_same_target_lists_and_restores(void **state)
     harvbk_restore_options ro = HARVBK_RESTORE_OPTIONS_INIT;
     ro.new_vm_namespace = "prod";
     ro.new_vm_name = "db";
-    char *rdir = path2(v.root, "c2disks");
+    char *rdir = tu_path2(v.root, "c2disks");
     ro.target_dir = rdir;
     harvbk_op *op = NULL;
     assert_int_equal(harvbk_restore_create(&op, c2, "prod", "nightly", &ro), 0);
     assert_string_equal(harvbk_op_kind(op), "restore");
     assert_int_equal(harvbk_op_wait(op), 0);
     harvbk_op_free(op);
-    char *r0 = path2(rdir, "disk0.raw"), *r1 = path2(rdir, "disk1.raw");
+    char *r0 = tu_path2(rdir, "disk0.raw"), *r1 = tu_path2(rdir, "disk1.raw");
     assert_int_equal(tu_files_equal(d0, r0), 0);
     assert_int_equal(tu_files_equal(d1, r1), 0);
     harvbk_vm *got = NULL;
@@ -606,10 +586,10 @@ static void test_gc_refuses_while_another_context_writes(void **state)
 {
     env v;
     env_open(&v, "ops-bk-gc");
-    char *sd2 = path2(v.root, "cluster2");
+    char *sd2 = tu_path2(v.root, "cluster2");
     harvbk_ctx *c2 = NULL;
     assert_int_equal(harvbk_ctx_open(&c2, sd2, NULL), 0);
-    set_file_target(c2, v.tdir);
+    tu_set_file_target(c2, v.tdir);
 
     size_t size = 3 * CHUNK;
     uint8_t *data = malloc(size);
@@ -688,10 +668,10 @@ static void test_incremental_with_changed_ranges(void **state)
     /* full read: b3 sees both changes */
     assert_int_equal(run_backup(&v, vm, "b3", NULL), 0);
 
-    char *r2 = path2(v.root, "r2"), *r3 = path2(v.root, "r3");
+    char *r2 = tu_path2(v.root, "r2"), *r3 = tu_path2(v.root, "r3");
     assert_int_equal(run_restore(&v, "b2", "vm-b2", r2), 0);
     assert_int_equal(run_restore(&v, "b3", "vm-b3", r3), 0);
-    char *f2 = path2(r2, "disk0.raw"), *f3 = path2(r3, "disk0.raw");
+    char *f2 = tu_path2(r2, "disk0.raw"), *f3 = tu_path2(r3, "disk0.raw");
     assert_int_equal(tu_files_equal(d0, f3), 0);
     assert_int_not_equal(tu_files_equal(d0, f2), 0);
     /* b2 has the new chunk 1 and the old chunk 12 */
@@ -713,9 +693,9 @@ static void test_incremental_with_changed_ranges(void **state)
     bo.changed_ranges = rg;
     assert_int_equal(run_backup(&v, vm, "b4", &bo), 0);
     harvbk_ranges_free(rg);
-    char *r4 = path2(v.root, "r4");
+    char *r4 = tu_path2(v.root, "r4");
     assert_int_equal(run_restore(&v, "b4", "vm-b4", r4), 0);
-    char *f4 = path2(r4, "disk0.raw");
+    char *f4 = tu_path2(r4, "disk0.raw");
     assert_int_equal(tu_files_equal(d0, f4), 0);
     free(f4);
     free(r4);
@@ -746,10 +726,10 @@ static void test_changed_ranges_never_use_another_contexts_backup(void **state)
     harvbk_vm *vmb = make_vm("default", "vm1", db, NULL);
     assert_int_equal(run_backup(&v, vma, "a1", NULL), 0);
 
-    char *sd2 = path2(v.root, "cluster2");
+    char *sd2 = tu_path2(v.root, "cluster2");
     harvbk_ctx *c2 = NULL;
     assert_int_equal(harvbk_ctx_open(&c2, sd2, NULL), 0);
-    set_file_target(c2, v.tdir);
+    tu_set_file_target(c2, v.tdir);
     usleep(20000); /* b1 completes strictly later than a1 */
     harvbk_op *op = NULL;
     assert_int_equal(harvbk_backup_create(&op, c2, vmb, "b1", NULL), 0);
@@ -765,9 +745,9 @@ static void test_changed_ranges_never_use_another_contexts_backup(void **state)
     assert_int_equal(run_backup(&v, vma, "a2", &bo), 0);
     harvbk_ranges_free(rg);
 
-    char *r = path2(v.root, "ra2");
+    char *r = tu_path2(v.root, "ra2");
     assert_int_equal(run_restore(&v, "a2", "vm-a2", r), 0);
-    char *f = path2(r, "disk0.raw");
+    char *f = tu_path2(r, "disk0.raw");
     assert_int_equal(tu_files_equal(da, f), 0);
 
     free(f);
@@ -815,7 +795,7 @@ static void test_reopen_cleans_up_after_a_dead_writer(void **state)
 {
     env v;
     env_open(&v, "ops-bk-dead");
-    char *cfgp = path2(v.tdir, "harvbk-store.json");
+    char *cfgp = tu_path2(v.tdir, "harvbk-store.json");
     FILE *f = fopen(cfgp, "rb");
     char cfg[4096];
     size_t n = fread(cfg, 1, sizeof cfg - 1, f);
@@ -828,7 +808,7 @@ static void test_reopen_cleans_up_after_a_dead_writer(void **state)
 
     const char *owner = "11111111-2222-4333-8444-555555555555-4242-deadbeef";
     char text[1024];
-    char *locks = path2(v.tdir, "locks");
+    char *locks = tu_path2(v.tdir, "locks");
     mkdir(locks, 0755);
     char lease[256];
     snprintf(lease, sizeof lease, "%s/writer-%s.json", locks, owner);
@@ -845,12 +825,12 @@ static void test_reopen_cleans_up_after_a_dead_writer(void **state)
     harvbk_op_free(gc);
     harvbk_ctx_free(v.ctx);
 
-    char *recdir = path2(v.state, "backups/default");
+    char *recdir = tu_path2(v.state, "backups/default");
     char *cmd = malloc(strlen(recdir) + 16);
     sprintf(cmd, "mkdir -p '%s'", recdir);
     assert_int_equal(system(cmd), 0);
     free(cmd);
-    char *rec = path2(recdir, "dead.json");
+    char *rec = tu_path2(recdir, "dead.json");
     snprintf(text, sizeof text,
              "{\"namespace\":\"default\",\"name\":\"dead\",\"vm_namespace\":\"default\","
              "\"vm_name\":\"vm1\",\"state\":\"InProgress\",\"error\":\"\",\"created\":1,"
@@ -895,7 +875,7 @@ static void test_recovery_never_marks_a_committed_backup_error(void **state)
     harvbk_ctx_free(v.ctx);
 
     /* rewind the record to what it said just before the commit */
-    char *rec = path2(v.state, "backups/default/b1.json");
+    char *rec = tu_path2(v.state, "backups/default/b1.json");
     FILE *f = fopen(rec, "rb");
     assert_non_null(f);
     char text[8192];
@@ -918,10 +898,10 @@ static void test_recovery_never_marks_a_committed_backup_error(void **state)
     assert_int_equal(harvbk_backup_info_state(in), HARVBK_STATE_READY);
     harvbk_backup_info_free(in);
 
-    char *sd2 = path2(v.root, "cluster2");
+    char *sd2 = tu_path2(v.root, "cluster2");
     harvbk_ctx *c2 = NULL;
     assert_int_equal(harvbk_ctx_open(&c2, sd2, NULL), 0);
-    set_file_target(c2, v.tdir);
+    tu_set_file_target(c2, v.tdir);
     assert_int_equal(harvbk_backup_delete(c2, "default", "b1"), 0);
     harvbk_ctx_free(c2);
 
@@ -947,9 +927,9 @@ static void test_special_file_volume_refused_without_blocking(void **state)
     env v;
     env_open(&v, "ops-bk-fifo");
     char *d0 = make_disk(&v, "d0.raw", 3 * CHUNK, 3);
-    char *fifo = path2(v.disks, "fifo.raw");
+    char *fifo = tu_path2(v.disks, "fifo.raw");
     assert_int_equal(mkfifo(fifo, 0600), 0);
-    char *sock = path2(v.disks, "sock.raw");
+    char *sock = tu_path2(v.disks, "sock.raw");
     int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
     assert_true(sfd >= 0);
     struct sockaddr_un sa;

@@ -15,13 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *path2(const char *a, const char *b)
-{
-    char *p = malloc(strlen(a) + strlen(b) + 2);
-    sprintf(p, "%s/%s", a, b);
-    return p;
-}
-
 static char *read_text(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -49,7 +42,7 @@ static harvbk_target_config *file_target(const char *dir)
 static void test_open_creates_private_state_dir_with_stable_id(void **state)
 {
     char *root = tu_mkdtemp("ops-ctx-open");
-    char *sd = path2(root, "a/b/state");
+    char *sd = tu_path2(root, "a/b/state");
     harvbk_ctx *ctx = NULL;
     assert_int_equal(harvbk_ctx_open(&ctx, sd, NULL), 0);
     assert_non_null(ctx);
@@ -64,7 +57,7 @@ static void test_open_creates_private_state_dir_with_stable_id(void **state)
     assert_int_equal(n, 0);
     harvbk_ctx_free(ctx);
 
-    char *sf = path2(sd, "harvbk-state.json");
+    char *sf = tu_path2(sd, "harvbk-state.json");
     char *text = read_text(sf);
     assert_non_null(text);
     assert_non_null(strstr(text, id));
@@ -91,7 +84,7 @@ static void test_open_refuses_bad_arguments_and_newer_state(void **state)
     assert_int_equal(harvbk_ctx_open(&ctx, "", NULL), HARVBK_E_INVALID);
     assert_int_equal(harvbk_ctx_open(NULL, root, NULL), HARVBK_E_INVALID);
 
-    char *sf = path2(root, "harvbk-state.json");
+    char *sf = tu_path2(root, "harvbk-state.json");
     assert_int_equal(tu_write_file(sf, "{\"format\":7,\"context_id\":\"x\"}", 30), 0);
     assert_int_equal(harvbk_ctx_open(&ctx, root, NULL), HARVBK_E_FORMAT);
     assert_null(ctx);
@@ -151,7 +144,7 @@ static void test_options_versions_zero_and_newer_are_refused(void **state)
     co.version = 99;
     assert_int_equal(harvbk_ctx_open(&ctx, root, &co), HARVBK_E_VERSION);
     assert_int_equal(harvbk_ctx_open(&ctx, root, NULL), 0);
-    char *tdir = path2(root, "target");
+    char *tdir = tu_path2(root, "target");
     harvbk_target_config *cfg = file_target(tdir);
     assert_int_equal(harvbk_ctx_set_target(ctx, cfg), 0);
     harvbk_vm *vm = NULL;
@@ -266,8 +259,8 @@ static void test_errmsg_is_kept_per_context_and_copied_safely(void **state)
 static void test_target_set_get_check_and_persist(void **state)
 {
     char *root = tu_mkdtemp("ops-ctx-target");
-    char *sd = path2(root, "state");
-    char *tdir = path2(root, "target");
+    char *sd = tu_path2(root, "state");
+    char *tdir = tu_path2(root, "target");
     harvbk_ctx *ctx = NULL;
     assert_int_equal(harvbk_ctx_open(&ctx, sd, NULL), 0);
     harvbk_target_config *got = NULL;
@@ -291,7 +284,7 @@ static void test_target_set_get_check_and_persist(void **state)
     cfg = file_target(tdir);
     assert_int_equal(harvbk_ctx_set_target(ctx, cfg), 0);
     assert_int_equal(harvbk_ctx_check_target(ctx), 0);
-    char *tf = path2(sd, "target.json");
+    char *tf = tu_path2(sd, "target.json");
     struct stat st;
     assert_int_equal(stat(tf, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
@@ -310,9 +303,9 @@ static void test_target_set_get_check_and_persist(void **state)
     harvbk_ctx_free(ctx);
 
     /* a store of a newer format is refused at set_target */
-    char *tdir2 = path2(root, "newer");
+    char *tdir2 = tu_path2(root, "newer");
     mkdir(tdir2, 0755);
-    char *cfgf = path2(tdir2, "harvbk-store.json");
+    char *cfgf = tu_path2(tdir2, "harvbk-store.json");
     const char *newer = "{\"format_major\":9,\"format_minor\":0}";
     assert_int_equal(tu_write_file(cfgf, newer, strlen(newer)), 0);
     harvbk_target_config *cfg2 = file_target(tdir2);
@@ -343,8 +336,8 @@ static void test_target_set_get_check_and_persist(void **state)
 static void test_vanished_store_is_an_error_not_a_new_store(void **state)
 {
     char *root = tu_mkdtemp("ops-ctx-vanish");
-    char *sd = path2(root, "state");
-    char *tdir = path2(root, "target");
+    char *sd = tu_path2(root, "state");
+    char *tdir = tu_path2(root, "target");
     harvbk_ctx *ctx = NULL;
     assert_int_equal(harvbk_ctx_open(&ctx, sd, NULL), 0);
     harvbk_target_config *cfg = file_target(tdir);
@@ -357,7 +350,7 @@ static void test_vanished_store_is_an_error_not_a_new_store(void **state)
     assert_non_null(strstr(harvbk_ctx_errmsg(ctx), "no libharvbk store"));
     harvbk_backup_list *list = NULL;
     assert_int_equal(harvbk_backup_list_get(&list, ctx), HARVBK_E_TARGET);
-    char *cfgf = path2(tdir, "harvbk-store.json");
+    char *cfgf = tu_path2(tdir, "harvbk-store.json");
     struct stat st;
     assert_int_not_equal(stat(cfgf, &st), 0); /* nothing was re-created */
     /* setting the target again explicitly creates a new store */
@@ -377,13 +370,13 @@ static void test_vanished_store_is_an_error_not_a_new_store(void **state)
 
 static void write_inprogress_record(const char *sd, const char *name)
 {
-    char *dir = path2(sd, "backups");
+    char *dir = tu_path2(sd, "backups");
     mkdir(dir, 0700);
-    char *nsdir = path2(dir, "default");
+    char *nsdir = tu_path2(dir, "default");
     mkdir(nsdir, 0700);
     char file[128];
     snprintf(file, sizeof file, "%s.json", name);
-    char *p = path2(nsdir, file);
+    char *p = tu_path2(nsdir, file);
     char text[1024];
     snprintf(text, sizeof text,
              "{\"namespace\":\"default\",\"name\":\"%s\",\"vm_namespace\":\"default\","
@@ -403,7 +396,7 @@ static char *record_text(const char *sd, const char *name)
 {
     char rel[128];
     snprintf(rel, sizeof rel, "backups/default/%s.json", name);
-    char *p = path2(sd, rel);
+    char *p = tu_path2(sd, rel);
     char *t = read_text(p);
     free(p);
     return t;
@@ -416,9 +409,9 @@ static void test_open_marks_dead_inprogress_records_interrupted(void **state)
     write_inprogress_record(root, "b-alive");
 
     /* a live writer: a child process holding b-alive's lock */
-    char *locks = path2(root, "locks");
+    char *locks = tu_path2(root, "locks");
     mkdir(locks, 0700);
-    char *lockp = path2(locks, "default_b-alive.lock");
+    char *lockp = tu_path2(locks, "default_b-alive.lock");
     int pipefd[2];
     assert_int_equal(pipe(pipefd), 0);
     pid_t pid = fork();
@@ -487,13 +480,13 @@ static void test_open_removes_dead_writers_state_temporaries(void **state)
 {
     (void)state;
     char *root = tu_mkdtemp("ops-ctx-tmp");
-    char *sd = path2(root, "state");
+    char *sd = tu_path2(root, "state");
     harvbk_ctx *ctx = NULL;
     assert_int_equal(harvbk_ctx_open(&ctx, sd, NULL), 0);
     harvbk_ctx_free(ctx);
     const char *dirs[] = { "backups/default", "snapshots/ns-1", "vms/default", "restores/x" };
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        char *d = path2(sd, dirs[i]);
+        char *d = tu_path2(sd, dirs[i]);
         char *cmd = malloc(strlen(d) + 16);
         sprintf(cmd, "mkdir -p '%s'", d);
         assert_int_equal(system(cmd), 0);
@@ -523,8 +516,8 @@ static void test_open_removes_dead_writers_state_temporaries(void **state)
         make_tmp(sd, "backups/default/x.json", 1, "000000000004", 120), /* init: alive */
     };
     /* not temporaries of ours: never touched */
-    char *foreign[] = { path2(sd, "notes.tmp.1.txt"), path2(sd, "target.json.tmp.x.0123"),
-                        path2(sd, "backups/default/y.json.tmp.12.0123456789AB") };
+    char *foreign[] = { tu_path2(sd, "notes.tmp.1.txt"), tu_path2(sd, "target.json.tmp.x.0123"),
+                        tu_path2(sd, "backups/default/y.json.tmp.12.0123456789AB") };
     for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++)
         assert_int_equal(tu_write_file(foreign[i], "x", 1), 0);
 

@@ -36,39 +36,19 @@ typedef struct env {
     harvbk_ctx *a, *b; /* two clusters on one target */
 } env;
 
-static char *path2(const char *a, const char *b)
-{
-    char *p = malloc(strlen(a) + strlen(b) + 2);
-    sprintf(p, "%s/%s", a, b);
-    return p;
-}
-
-static void set_file_target(harvbk_ctx *ctx, const char *tdir)
-{
-    harvbk_target_config *cfg = NULL;
-    assert_int_equal(harvbk_target_config_new(&cfg), 0);
-    char *url = malloc(strlen(tdir) + 8);
-    sprintf(url, "file://%s", tdir);
-    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_URL, url), 0);
-    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_CHUNK_SIZE, "65536"), 0);
-    assert_int_equal(harvbk_ctx_set_target(ctx, cfg), 0);
-    harvbk_target_config_free(cfg);
-    free(url);
-}
-
 static void env_open(env *v, const char *tag)
 {
     memset(v, 0, sizeof *v);
     v->root = tu_mkdtemp(tag);
     assert_non_null(v->root);
-    v->tdir = path2(v->root, "target");
-    v->disks = path2(v->root, "disks");
+    v->tdir = tu_path2(v->root, "target");
+    v->disks = tu_path2(v->root, "disks");
     mkdir(v->disks, 0755);
-    char *sa = path2(v->root, "cluster-a"), *sb = path2(v->root, "cluster-b");
+    char *sa = tu_path2(v->root, "cluster-a"), *sb = tu_path2(v->root, "cluster-b");
     assert_int_equal(harvbk_ctx_open(&v->a, sa, NULL), 0);
     assert_int_equal(harvbk_ctx_open(&v->b, sb, NULL), 0);
-    set_file_target(v->a, v->tdir);
-    set_file_target(v->b, v->tdir);
+    tu_set_file_target(v->a, v->tdir);
+    tu_set_file_target(v->b, v->tdir);
     free(sa);
     free(sb);
 }
@@ -85,7 +65,7 @@ static void env_close(env *v)
 
 static char *make_disk(env *v, const char *name, size_t size, uint64_t seed)
 {
-    char *p = path2(v->disks, name);
+    char *p = tu_path2(v->disks, name);
     uint8_t *buf = malloc(size);
     tu_fill_random(buf, size, seed);
     assert_int_equal(tu_write_file(p, buf, size), 0);
@@ -132,7 +112,7 @@ static int verify(harvbk_ctx *ctx, const char *name)
 /* Restore `name` as a new VM into dir/<name> and compare disk0 with want. */
 static void restore_equals(harvbk_ctx *ctx, env *v, const char *name, const char *want)
 {
-    char *dir = path2(v->root, name);
+    char *dir = tu_path2(v->root, name);
     char vmname[64];
     snprintf(vmname, sizeof vmname, "r-%s", name);
     harvbk_restore_options ro = HARVBK_RESTORE_OPTIONS_INIT;
@@ -148,7 +128,7 @@ static void restore_equals(harvbk_ctx *ctx, env *v, const char *name, const char
         fail_msg("restore %s: %s: %s", name, harvbk_error_name(rc), msg);
     }
     harvbk_op_free(op);
-    char *got = path2(dir, "disk0.raw");
+    char *got = tu_path2(dir, "disk0.raw");
     assert_int_equal(tu_files_equal(want, got), 0);
     free(got);
     free(dir);
@@ -189,7 +169,7 @@ static int lose_one(const char *p, const struct stat *sb, int flag, struct FTW *
 
 static int lose_chunks(env *v, int n)
 {
-    char *c = path2(v->tdir, "chunks");
+    char *c = tu_path2(v->tdir, "chunks");
     lost_n = 0;
     (void)n;
     nftw(c, lose_one, 16, FTW_PHYS);
@@ -210,7 +190,7 @@ static int backdate_one(const char *p, const struct stat *sb, int flag, struct F
 
 static void backdate_chunks(env *v)
 {
-    char *c = path2(v->tdir, "chunks");
+    char *c = tu_path2(v->tdir, "chunks");
     nftw(c, backdate_one, 16, FTW_PHYS);
     free(c);
 }
@@ -334,11 +314,11 @@ static void test_claim_of_a_live_writer_blocks_the_name(void **state)
     char *da = make_disk(&v, "a.raw", 2 * CHUNK, 3);
     harvbk_vm *va = file_vm("vm1", da);
     /* a claim as another live writer leaves it (fresh, pid of this process) */
-    char *cdir = path2(v.tdir, "backups/default/held/claims");
+    char *cdir = tu_path2(v.tdir, "backups/default/held/claims");
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", cdir);
     assert_int_equal(system(cmd), 0);
-    char *claim = path2(cdir, "other-writer.0000abcd.json");
+    char *claim = tu_path2(cdir, "other-writer.0000abcd.json");
     char doc[256];
     snprintf(doc, sizeof doc, "{\"owner\":\"other-writer\",\"created\":%lld,\"pid\":%d}",
              (long long)time(NULL), (int)getpid());
@@ -376,7 +356,7 @@ static void test_claim_of_a_live_writer_blocks_the_name(void **state)
                  "\"boot\":\"%s\",\"pidns\":\"%s\"}",
                  (long long)time(NULL), (int)pid, host, boot, ns);
     }
-    char *dead = path2(cdir, "dead-writer.0000beef.json");
+    char *dead = tu_path2(cdir, "dead-writer.0000beef.json");
     assert_int_equal(tu_write_file(dead, ident, strlen(ident)), 0);
     if (backup(v.a, va, "held", NULL, msg, sizeof msg) != 0)
         fail_msg("backup over a dead writer's claim: %s", msg);
@@ -643,7 +623,7 @@ static void test_gc_killed_on_this_host_blocks_no_backup(void **state)
     char c;
     assert_int_equal(read(pfd[0], &c, 1), 1);
     close(pfd[0]);
-    char *locks = path2(v.tdir, "locks");
+    char *locks = tu_path2(v.tdir, "locks");
     DIR *dir = opendir(locks);
     free(locks);
     int gc_leases = 0;
@@ -680,9 +660,9 @@ static void test_gc_lease_of_another_host_is_waited_out(void **state)
     harvbk_vm *vm = file_vm("vm1", d);
     assert_int_equal(backup(v.a, vm, "b0", NULL, NULL, 0), 0);
     /* a gc of another host that stopped heartbeating just now */
-    char *locks = path2(v.tdir, "locks");
+    char *locks = tu_path2(v.tdir, "locks");
     mkdir(locks, 0755);
-    char *lease = path2(locks, "gc-elsewhere.json");
+    char *lease = tu_path2(locks, "gc-elsewhere.json");
     char doc[256];
     snprintf(doc, sizeof doc,
              "{\"role\":\"gc\",\"owner\":\"elsewhere\",\"heartbeat\":%lld,\"pid\":1,"

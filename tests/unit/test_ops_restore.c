@@ -24,13 +24,6 @@ typedef struct env {
     size_t s0, s1;
 } env;
 
-static char *path2(const char *a, const char *b)
-{
-    char *p = malloc(strlen(a) + strlen(b) + 2);
-    sprintf(p, "%s/%s", a, b);
-    return p;
-}
-
 static void write_disk(const char *p, size_t size, uint64_t seed)
 {
     uint8_t *buf = malloc(size);
@@ -46,10 +39,10 @@ static void env_open(env *v, const char *tag)
 {
     memset(v, 0, sizeof *v);
     v->root = tu_mkdtemp(tag);
-    char *sd = path2(v->root, "state");
-    v->tdir = path2(v->root, "target");
-    v->disk0 = path2(v->root, "d0.raw");
-    v->disk1 = path2(v->root, "d1.raw");
+    char *sd = tu_path2(v->root, "state");
+    v->tdir = tu_path2(v->root, "target");
+    v->disk0 = tu_path2(v->root, "d0.raw");
+    v->disk1 = tu_path2(v->root, "d1.raw");
     v->s0 = 10 * CHUNK + 333;
     v->s1 = 3 * CHUNK;
     write_disk(v->disk0, v->s0, 1);
@@ -131,7 +124,7 @@ static void test_refuses_existing_vm_existing_files_and_bad_options(void **state
 {
     env v;
     env_open(&v, "ops-rs-refuse");
-    char *dir = path2(v.root, "out");
+    char *dir = tu_path2(v.root, "out");
     harvbk_restore_options ro;
     char msg[512];
 
@@ -147,7 +140,7 @@ static void test_refuses_existing_vm_existing_files_and_bad_options(void **state
 
     /* a volume file exists: refused, and left as it was */
     mkdir(dir, 0755);
-    char *f1 = path2(dir, "disk1.raw");
+    char *f1 = tu_path2(dir, "disk1.raw");
     assert_int_equal(tu_write_file(f1, "keep", 4), 0);
     ro = ropts("fresh", dir);
     assert_int_equal(restore(&v, &ro, msg, sizeof msg), HARVBK_E_EXISTS);
@@ -258,7 +251,7 @@ static void test_restore_through_write_callbacks(void **state)
     harvbk_vm *small = NULL;
     assert_int_equal(harvbk_vm_new(&small, "default", "s"), 0);
     assert_int_equal(harvbk_vm_add_volume_callbacks(small, "disk0", 10, NULL, mem_write, &m0), 0);
-    char *dir = path2(v.root, "mixed");
+    char *dir = tu_path2(v.root, "mixed");
     ro = ropts("small", dir);
     ro.target_vm = small;
     assert_int_equal(restore(&v, &ro, NULL, 0), HARVBK_E_INVALID);
@@ -272,7 +265,7 @@ static void test_restore_through_write_callbacks(void **state)
     ro = ropts("mixed", dir);
     ro.target_vm = one;
     assert_int_equal(restore(&v, &ro, NULL, 0), 0);
-    char *f1 = path2(dir, "disk1.raw");
+    char *f1 = tu_path2(dir, "disk1.raw");
     assert_int_equal(tu_files_equal(v.disk1, f1), 0);
     assert_int_equal(count_files(dir), 1);
     harvbk_vm_free(one);
@@ -305,9 +298,9 @@ static void test_damaged_backup_leaves_no_files(void **state)
 {
     env v;
     env_open(&v, "ops-rs-corrupt");
-    char *chunks = path2(v.tdir, "chunks");
+    char *chunks = tu_path2(v.tdir, "chunks");
     nftw(chunks, corrupt_one, 8, FTW_PHYS);
-    char *dir = path2(v.root, "out");
+    char *dir = tu_path2(v.root, "out");
     harvbk_restore_options ro = ropts("broken", dir);
     char msg[512];
     assert_int_equal(restore(&v, &ro, msg, sizeof msg), HARVBK_E_CHUNK);
@@ -331,7 +324,7 @@ static void test_damaged_backup_leaves_no_files(void **state)
 
 static void rewrite_manifest(env *v, const char *from, const char *to, bool truncate)
 {
-    char *p = path2(v->tdir, "backups/default/b1/manifest.json");
+    char *p = tu_path2(v->tdir, "backups/default/b1/manifest.json");
     FILE *f = fopen(p, "rb");
     char buf[65536];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -352,7 +345,7 @@ static void test_newer_or_damaged_manifest(void **state)
 {
     env v;
     env_open(&v, "ops-rs-manifest");
-    char *dir = path2(v.root, "out");
+    char *dir = tu_path2(v.root, "out");
     harvbk_restore_options ro = ropts("x", dir);
 
     rewrite_manifest(&v, "\"format_major\":1", "\"format_major\":9", false);
@@ -400,7 +393,7 @@ static void test_delete_refused_while_restoring_and_cancel_cleans_up(void **stat
     harvbk_vm *tv = NULL;
     assert_int_equal(harvbk_vm_new(&tv, "default", "t"), 0);
     assert_int_equal(harvbk_vm_add_volume_callbacks(tv, "disk1", v.s1, NULL, mem_write, &m0), 0);
-    char *dir = path2(v.root, "out");
+    char *dir = tu_path2(v.root, "out");
     harvbk_restore_options ro = ropts("vm2", dir);
     ro.target_vm = tv; /* disk0 goes to a file first, then disk1 blocks */
     harvbk_op *op = NULL;
@@ -414,7 +407,7 @@ static void test_delete_refused_while_restoring_and_cancel_cleans_up(void **stat
     assert_non_null(strstr(harvbk_ctx_errmsg(v.ctx), "restored"));
     /* the same new VM cannot be restored twice at once */
     harvbk_op *op2 = NULL;
-    char *dir2 = path2(v.root, "out2");
+    char *dir2 = tu_path2(v.root, "out2");
     harvbk_restore_options ro2 = ropts("vm2", dir2);
     assert_int_equal(harvbk_restore_create(&op2, v.ctx, "default", "b1", &ro2), HARVBK_E_EXISTS);
     assert_int_equal(count_files(dir), 1); /* disk0's partial file, hidden */
@@ -457,7 +450,7 @@ static void die_on_move(int level, const char *msg, void *payload)
  * dies at the chosen point; returns the child's exit status. */
 static int restore_and_die(env *v, const char *name, const char *dir, bool in_rename)
 {
-    char *sd = path2(v->root, "state");
+    char *sd = tu_path2(v->root, "state");
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -490,7 +483,7 @@ static int restore_and_die(env *v, const char *name, const char *dir, bool in_re
 
 static void reopen(env *v)
 {
-    char *sd = path2(v->root, "state");
+    char *sd = tu_path2(v->root, "state");
     harvbk_ctx_free(v->ctx);
     v->ctx = NULL;
     assert_int_equal(harvbk_ctx_open(&v->ctx, sd, NULL), 0);
@@ -501,7 +494,7 @@ static void restore_again_is_exact(env *v, const char *name, const char *dir)
 {
     harvbk_restore_options ro = ropts(name, dir);
     assert_int_equal(restore(v, &ro, NULL, 0), 0);
-    char *r0 = path2(dir, "disk0.raw"), *r1 = path2(dir, "disk1.raw");
+    char *r0 = tu_path2(dir, "disk0.raw"), *r1 = tu_path2(dir, "disk1.raw");
     assert_int_equal(tu_files_equal(v->disk0, r0), 0);
     assert_int_equal(tu_files_equal(v->disk1, r1), 0);
     assert_int_equal(count_files(dir), 2);
@@ -515,7 +508,7 @@ static void test_killed_while_writing_leaves_nothing_after_reopen(void **state)
 {
     env v;
     env_open(&v, "ops-rs-kill-write");
-    char *dir = path2(v.root, "out");
+    char *dir = tu_path2(v.root, "out");
     assert_int_equal(restore_and_die(&v, "vmk", dir, false), 9);
     assert_true(count_files(dir) >= 1); /* a partial file was left behind */
     reopen(&v);
@@ -534,9 +527,9 @@ static void test_killed_while_moving_volumes_into_place_is_all_or_nothing(void *
 {
     env v;
     env_open(&v, "ops-rs-kill-move");
-    char *dir = path2(v.root, "out");
+    char *dir = tu_path2(v.root, "out");
     assert_int_equal(restore_and_die(&v, "vmk", dir, true), 9);
-    char *r0 = path2(dir, "disk0.raw");
+    char *r0 = tu_path2(dir, "disk0.raw");
     assert_int_equal(access(r0, F_OK), 0); /* died with one volume in place */
     free(r0);
     reopen(&v);
@@ -547,7 +540,7 @@ static void test_killed_while_moving_volumes_into_place_is_all_or_nothing(void *
 
     /* the same crash, then a restore into that VM without reopening: the
      * leftovers of the dead restore are removed before it starts */
-    char *dir2 = path2(v.root, "out2");
+    char *dir2 = tu_path2(v.root, "out2");
     assert_int_equal(restore_and_die(&v, "vmk2", dir2, true), 9);
     restore_again_is_exact(&v, "vmk2", dir2);
     free(dir2);
@@ -572,8 +565,8 @@ static void test_open_leaves_a_live_restore_alone(void **state)
 {
     env v;
     env_open(&v, "ops-rs-live");
-    char *dir = path2(v.root, "out");
-    char *sd = path2(v.root, "state");
+    char *dir = tu_path2(v.root, "out");
+    char *sd = tu_path2(v.root, "state");
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
     fflush(NULL);
@@ -601,7 +594,7 @@ static void test_open_leaves_a_live_restore_alone(void **state)
     reopen(&v); /* a second process opening the state directory */
     int after = count_files(dir);
     /* nor can it restore into the same VM meanwhile */
-    char *dir2 = path2(v.root, "out2");
+    char *dir2 = tu_path2(v.root, "out2");
     harvbk_restore_options ro = ropts("vml", dir2);
     int rrc = restore(&v, &ro, NULL, 0);
     kill(pid, SIGKILL);
@@ -625,8 +618,8 @@ static void test_delete_from_another_process_refused_while_restoring(void **stat
 {
     env v;
     env_open(&v, "ops-rs-xdel");
-    char *dir = path2(v.root, "out");
-    char *sd = path2(v.root, "state");
+    char *dir = tu_path2(v.root, "out");
+    char *sd = tu_path2(v.root, "state");
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
     fflush(NULL);

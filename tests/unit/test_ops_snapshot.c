@@ -21,13 +21,6 @@
 
 #define CHUNK 65536
 
-static char *path2(const char *a, const char *b)
-{
-    char *p = malloc(strlen(a) + strlen(b) + 2);
-    sprintf(p, "%s/%s", a, b);
-    return p;
-}
-
 static void write_disk(const char *p, size_t size, uint64_t seed)
 {
     uint8_t *buf = malloc(size);
@@ -63,10 +56,10 @@ static void env_open(env *v, const char *tag)
 {
     memset(v, 0, sizeof *v);
     v->root = tu_mkdtemp(tag);
-    v->state = path2(v->root, "state");
-    v->d0 = path2(v->root, "d0.raw");
-    v->d1 = path2(v->root, "d1.raw");
-    v->store = path2(v->state, "snapshot-store");
+    v->state = tu_path2(v->root, "state");
+    v->d0 = tu_path2(v->root, "d0.raw");
+    v->d1 = tu_path2(v->root, "d1.raw");
+    v->store = tu_path2(v->state, "snapshot-store");
     v->s0 = 20 * CHUNK + 333;
     v->s1 = 6 * CHUNK;
     write_disk(v->d0, v->s0, 1);
@@ -74,7 +67,7 @@ static void env_open(env *v, const char *tag)
     assert_int_equal(harvbk_ctx_open(&v->ctx, v->state, NULL), 0);
     harvbk_target_config *cfg = NULL;
     assert_int_equal(harvbk_target_config_new(&cfg), 0);
-    char *tdir = path2(v->root, "target");
+    char *tdir = tu_path2(v->root, "target");
     char *url = malloc(strlen(tdir) + 8);
     sprintf(url, "file://%s", tdir);
     assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_URL, url), 0);
@@ -245,16 +238,16 @@ static void test_snapshot_round_trip_and_chunk_sharing(void **state)
     assert_true(second >= CHUNK); /* the new chunk itself (random: stored uncompressed) */
 
     /* both restore byte for byte; the list has both */
-    char *dir1 = path2(v.root, "r1"), *dir2 = path2(v.root, "r2");
+    char *dir1 = tu_path2(v.root, "r1"), *dir2 = tu_path2(v.root, "r2");
     harvbk_restore_options ro = new_vm("default", "copy1", dir1);
     assert_int_equal(restore_ex(&v, true, "s2", &ro, msg, sizeof msg, NULL), 0);
-    char *r0 = path2(dir1, "d0.raw"), *r1 = path2(dir1, "d1.raw");
+    char *r0 = tu_path2(dir1, "d0.raw"), *r1 = tu_path2(dir1, "d1.raw");
     assert_int_equal(tu_files_equal(v.d0, r0), 0);
     assert_int_equal(tu_files_equal(v.d1, r1), 0);
     ro = new_vm("default", "copy2", dir2);
     assert_int_equal(restore_ex(&v, true, "s1", &ro, msg, sizeof msg, NULL), 0);
     free(r0);
-    r0 = path2(dir2, "d0.raw");
+    r0 = tu_path2(dir2, "d0.raw");
     assert_int_not_equal(tu_files_equal(v.d0, r0), 0); /* s1 is before the change */
     harvbk_backup_list *l = NULL;
     assert_int_equal(harvbk_snapshot_list_get(&l, v.ctx), 0);
@@ -478,7 +471,7 @@ static void test_restore_refusals(void **state)
     env v;
     env_open(&v, "ops-snap-refuse");
     char msg[512];
-    char *dir = path2(v.root, "out");
+    char *dir = tu_path2(v.root, "out");
     assert_int_equal(snap(&v, "s1", msg, sizeof msg), 0);
     assert_int_equal(backup(&v, "b1"), 0);
 
@@ -491,7 +484,7 @@ static void test_restore_refusals(void **state)
     ro = new_vm("other", "x", dir);
     assert_int_equal(restore_ex(&v, false, "b1", &ro, msg, sizeof msg, NULL), 0);
     /* the new VM exists */
-    char *dir2 = path2(v.root, "out2");
+    char *dir2 = tu_path2(v.root, "out2");
     ro = new_vm("default", "vm1", dir2);
     assert_int_equal(restore_ex(&v, true, "s1", &ro, msg, sizeof msg, NULL), HARVBK_E_EXISTS);
     /* keep-mac while the source VM exists */
@@ -535,7 +528,7 @@ static void test_restore_refusals(void **state)
                      HARVBK_E_NOTFOUND);
     /* replacing a VM the source was not taken of (other/x, restored above and
      * registered powered off): its files stay as they are */
-    char *xd0 = path2(dir, "d0.raw"), *xcopy = path2(v.root, "x-d0.copy");
+    char *xd0 = tu_path2(dir, "d0.raw"), *xcopy = tu_path2(v.root, "x-d0.copy");
     copy_file(xd0, xcopy);
     ro = replace("x", 0);
     ro.new_vm_namespace = "other";
@@ -593,7 +586,7 @@ static void test_restore_refusals(void **state)
     /* the same while a backup is restored as a new VM: the backup cannot be
      * deleted, and no other restore may write that new VM */
     gate g2 = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
-    char *dir3 = path2(v.root, "out3"), *dir4 = path2(v.root, "out4");
+    char *dir3 = tu_path2(v.root, "out3"), *dir4 = tu_path2(v.root, "out4");
     ro = new_vm("default", "fresh", dir3);
     ro.progress_cb = gate_progress;
     ro.progress_payload = &g2;
@@ -633,7 +626,7 @@ static void test_replace_from_backup_and_snapshot(void **state)
     env v;
     env_open(&v, "ops-snap-replace");
     char msg[512];
-    char *orig0 = path2(v.root, "orig0"), *orig1 = path2(v.root, "orig1");
+    char *orig0 = tu_path2(v.root, "orig0"), *orig1 = tu_path2(v.root, "orig1");
     copy_file(v.d0, orig0);
     copy_file(v.d1, orig1);
     chmod(v.d0, 0640);
@@ -655,7 +648,7 @@ static void test_replace_from_backup_and_snapshot(void **state)
     assert_int_equal(stat(v.d0, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0640); /* the volume keeps its mode */
     /* nothing else is left in the directory: no retained, hidden or partial file */
-    char *tdir = path2(v.root, "target");
+    char *tdir = tu_path2(v.root, "target");
     assert_int_equal(count_files(v.root) - count_files(v.state) - count_files(tdir),
                      4); /* d0, d1, orig0, orig1 */
     free(tdir);
@@ -672,7 +665,7 @@ static void test_replace_from_backup_and_snapshot(void **state)
 
     /* snapshot replace: retain (the default and the only choice) */
     write_disk(v.d0, v.s0, 79);
-    char *changed = path2(v.root, "changed0");
+    char *changed = tu_path2(v.root, "changed0");
     copy_file(v.d0, changed);
     ro = replace("vm1", 0);
     assert_int_equal(restore_ex(&v, true, "s1", &ro, msg, sizeof msg, &op), 0);
@@ -763,7 +756,7 @@ static void test_metadata_rewrite(void **state)
     char msg[512];
     assert_int_equal(snap(&v, "s1", msg, sizeof msg), 0);
     assert_int_equal(backup(&v, "b1"), 0);
-    char *dir = path2(v.root, "n1");
+    char *dir = tu_path2(v.root, "n1");
 
     /* the default: a KubeVirt VirtualMachine */
     harvbk_restore_options ro = new_vm("default", "web2", dir);
@@ -791,7 +784,7 @@ static void test_metadata_rewrite(void **state)
 
     /* keep-mac once the source VM is gone */
     assert_int_equal(harvbk_vm_unregister(v.ctx, "default", "vm1"), 0);
-    char *dir2 = path2(v.root, "n2");
+    char *dir2 = tu_path2(v.root, "n2");
     ro = new_vm("default", "web3", dir2);
     ro.flags = HARVBK_RESTORE_KEEP_MAC;
     assert_int_equal(restore_ex(&v, false, "b1", &ro, msg, sizeof msg, NULL), 0);
@@ -804,7 +797,7 @@ static void test_metadata_rewrite(void **state)
     /* a caller's hook: what it gets and what it returns */
     hook_seen h;
     memset(&h, 0, sizeof h);
-    char *dir3 = path2(v.root, "n3");
+    char *dir3 = tu_path2(v.root, "n3");
     ro = new_vm("default", "web4", dir3);
     ro.metadata_rewrite_cb = my_hook;
     ro.metadata_rewrite_payload = &h;
@@ -824,7 +817,7 @@ static void test_metadata_rewrite(void **state)
     assert_memory_equal(m, "custom", 6);
     harvbk_vm_free(got);
     /* a failing hook fails the restore before anything is written */
-    char *dir4 = path2(v.root, "n4");
+    char *dir4 = tu_path2(v.root, "n4");
     h.fail = 1;
     ro = new_vm("default", "web5", dir4);
     ro.metadata_rewrite_cb = my_hook;
@@ -851,7 +844,7 @@ static void test_metadata_rewrite(void **state)
     assert_int_equal(harvbk_snapshot_create(&op, v.ctx, other, "p2", NULL), 0);
     assert_int_equal(harvbk_op_wait(op), 0);
     harvbk_op_free(op);
-    char *dir5 = path2(v.root, "n5"), *dir6 = path2(v.root, "n6");
+    char *dir5 = tu_path2(v.root, "n5"), *dir6 = tu_path2(v.root, "n6");
     ro = new_vm("default", "plain2", dir5);
     assert_int_equal(restore_ex(&v, true, "p1", &ro, msg, sizeof msg, NULL), 0);
     assert_int_equal(harvbk_vm_lookup(&got, v.ctx, "default", "plain2"), 0);
@@ -893,7 +886,7 @@ static int restore_with_meta(env *v, const char *meta, size_t len, const char *t
     assert_int_equal(harvbk_op_wait(op), 0);
     harvbk_op_free(op);
     harvbk_vm_free(src);
-    char *dir = path2(v->root, tag);
+    char *dir = tu_path2(v->root, tag);
     harvbk_restore_options ro = new_vm("default", tag, dir);
     int rc = restore_ex(v, true, tag, &ro, msg, msize, NULL);
     free(dir);
@@ -975,7 +968,7 @@ static void test_metadata_rewrite_keeps_other_values_exact(void **state)
     assert_non_null(strstr(msg, "default metadata rewrite"));
     harvbk_vm *none = NULL;
     assert_int_equal(harvbk_vm_lookup(&none, v.ctx, "default", "bdx"), HARVBK_E_NOTFOUND);
-    char *bdir = path2(v.root, "bdx");
+    char *bdir = tu_path2(v.root, "bdx");
     assert_int_equal(count_files(bdir), 0);
     free(bdir);
     env_close(&v);
@@ -1052,11 +1045,11 @@ static void test_replace_journal_rollback_and_rollforward(void **state)
     write_text(v.d0, "NEW DATA");
     struct stat sb;
     assert_int_equal(stat(v.d0, &sb), 0);
-    char *jdir = path2(v.state, "restores/default");
+    char *jdir = tu_path2(v.state, "restores/default");
     char *cmd = malloc(strlen(jdir) + 16);
     sprintf(cmd, "mkdir -p '%s'", jdir);
     assert_int_equal(system(cmd), 0);
-    char *jpath = path2(jdir, "vm1.json");
+    char *jpath = tu_path2(jdir, "vm1.json");
     char *journal = malloc(8192);
     snprintf(journal, 8192,
              "{\"mode\":\"replace\",\"namespace\":\"default\",\"name\":\"vm1\",\"phase\":\"swap\","
@@ -1142,7 +1135,7 @@ static void test_replace_journal_rollback_and_rollforward(void **state)
     /* a journal whose paths do not have the documented shapes is ignored */
     harvbk_ctx_free(v.ctx);
     v.ctx = NULL;
-    char *victim = path2(v.root, "victim");
+    char *victim = tu_path2(v.root, "victim");
     write_text(victim, "keep me");
     snprintf(journal, 8192,
              "{\"mode\":\"replace\",\"namespace\":\"default\",\"name\":\"vm1\",\"phase\":\"swap\","
@@ -1170,7 +1163,7 @@ static void test_replace_journal_rollback_and_rollforward(void **state)
 
 static size_t chunk_files(env *v)
 {
-    char *c = path2(v->store, "chunks");
+    char *c = tu_path2(v->store, "chunks");
     size_t n = count_files(c);
     free(c);
     return n;
@@ -1186,7 +1179,7 @@ static int bytes_cb(const char *p, const struct stat *sb, int flag, struct FTW *
 
 static uint64_t chunk_bytes(env *v)
 {
-    char *c = path2(v->store, "chunks");
+    char *c = tu_path2(v->store, "chunks");
     g_bytes = 0;
     nftw(c, bytes_cb, 8, FTW_PHYS);
     free(c);
@@ -1323,13 +1316,13 @@ static void test_store_location(void **state)
     so.version = 99;
     assert_int_equal(harvbk_snapshot_store_set(v.ctx, &so), HARVBK_E_VERSION);
     /* another directory before any snapshot: fine, and used */
-    char *other = path2(v.root, "elsewhere");
+    char *other = tu_path2(v.root, "elsewhere");
     so = (harvbk_snapshot_store_options)HARVBK_SNAPSHOT_STORE_OPTIONS_INIT;
     so.dir = other;
     so.codec = "lz4";
     assert_int_equal(harvbk_snapshot_store_set(v.ctx, &so), 0);
     assert_int_equal(snap(&v, "s1", NULL, 0), 0);
-    char *cfg = path2(other, "harvbk-store.json");
+    char *cfg = tu_path2(other, "harvbk-store.json");
     assert_int_equal(access(cfg, F_OK), 0);
     /* moving away from a store with snapshots is refused */
     so.dir = v.store;
@@ -1369,7 +1362,7 @@ static void test_restore_progress(void **state)
     for (int k = 0; k < 2; k++) {
         prog g;
         memset(&g, 0, sizeof g);
-        char *dir = path2(v.root, k ? "p2" : "p1");
+        char *dir = tu_path2(v.root, k ? "p2" : "p1");
         harvbk_restore_options ro = new_vm("default", k ? "p2" : "p1", dir);
         if (k) { /* a replace */
             set_power(&v, "vm1", HARVBK_POWER_OFF);

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #endif
 #include "testutil.h"
+#include <harvbk.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,4 +82,24 @@ int tu_files_equal(const char *a, const char *b)
     if (fb)
         fclose(fb);
     return rc;
+}
+
+char *tu_path2(const char *a, const char *b)
+{
+    char *p = malloc(strlen(a) + strlen(b) + 2);
+    sprintf(p, "%s/%s", a, b);
+    return p;
+}
+
+void tu_set_file_target(harvbk_ctx *ctx, const char *dir)
+{
+    harvbk_target_config *cfg = NULL;
+    assert_int_equal(harvbk_target_config_new(&cfg), 0);
+    char *url = malloc(strlen(dir) + 8);
+    sprintf(url, "file://%s", dir);
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_URL, url), 0);
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_CHUNK_SIZE, "65536"), 0);
+    assert_int_equal(harvbk_ctx_set_target(ctx, cfg), 0);
+    harvbk_target_config_free(cfg);
+    free(url);
 }

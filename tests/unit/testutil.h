@@ -18,4 +18,9 @@ void tu_fill_random(void *buf, size_t n, uint64_t seed);
 int tu_write_file(const char *path, const void *data, size_t n);
 /* Compare two files byte for byte: 0 equal. */
 int tu_files_equal(const char *a, const char *b);
+/* "a/b", malloc'd. */
+char *tu_path2(const char *a, const char *b);
+/* Point ctx at the file:// target dir (64 KiB chunks); asserts success. */
+struct harvbk_ctx;
+void tu_set_file_target(struct harvbk_ctx *ctx, const char *dir);
 #endif
