@@ -67,13 +67,22 @@ HARVBK_API unsigned int harvbk_version_number(void);
     X(E_VM_RUNNING, -22, "VM is not powered off")                                      \
     X(E_CROSS_NAMESPACE, -23, "a snapshot cannot be restored into another namespace")  \
     X(E_DELETION_POLICY, -24, "deletion policy not allowed for this restore")          \
-    X(E_KEEP_MAC, -25, "MAC addresses cannot be kept while the source VM exists")
+    X(E_KEEP_MAC, -25, "MAC addresses cannot be kept while the source VM exists")    \
+    X(E_CRON, -26, "cron expression invalid or never fires")                          \
+    X(E_INTERVAL, -27, "schedule fires more often than once an hour")                 \
+    X(E_SCHEDULE_CONFLICT, -28, "schedule fires too close to another schedule")       \
+    X(E_RETAIN, -29, "retain count out of range")                                     \
+    X(E_MAX_FAILURE, -30, "max failure out of range")                                 \
+    X(E_VM_SCHEDULED, -31, "VM already has a schedule")                               \
+    X(E_MAINTENANCE, -32, "state directory is in maintenance mode")                   \
+    X(E_READ_ONLY, -33, "backup target is read-only")                                 \
+    X(E_IMAGE, -34, "VM image missing and cannot be recreated")
 
 typedef enum harvbk_error {
 #define HARVBK_X_ENUM_(name, value, msg) HARVBK_##name = value,
     HARVBK_ERROR_TABLE(HARVBK_X_ENUM_)
 #undef HARVBK_X_ENUM_
-    HARVBK_ERROR_LAST_ = -25
+    HARVBK_ERROR_LAST_ = -34
 } harvbk_error;
 
 /** Static message for an error code ("unknown error" for unknown codes). */
