@@ -438,3 +438,16 @@ int hb_check_volume_fd(int fd, const char *what, hb_err *e)
                          what ? what : "volume", file_kind(sb.st_mode));
     return 0;
 }
+
+/* rename that fails with EEXIST instead of replacing */
+int hb_rename_noreplace(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        return -1;
+    if (link(from, to) != 0) /* filesystems without renameat2 flags */
+        return -1;
+    unlink(from);
+    return 0;
+}

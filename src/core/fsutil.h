@@ -40,5 +40,7 @@ int hb_open_volume(const char *path, int flags, mode_t mode, const char *what, h
 /* The same check for a descriptor a caller supplied: 0 when fd is a regular
  * file or a block device, else HARVBK_E_INVALID naming `what`. */
 int hb_check_volume_fd(int fd, const char *what, hb_err *e);
+/* rename() that never replaces an existing file (-1 with errno EEXIST). */
+int hb_rename_noreplace(const char *from, const char *to);
 
 #endif

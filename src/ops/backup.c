@@ -28,6 +28,10 @@
  * (indexes, and the chunks no committed snapshot references).
  */
 #include "ops.h"
+#include "../state/locks.h"
+#include "../state/record.h"
+#include "../state/recovery.h"
+#include "../state/vm.h"
 #include "../engine/rangeset.h"
 #include "../core/fsutil.h"
 
@@ -83,7 +87,7 @@ static void persist_record(harvbk_ctx *ctx, backup_job *j)
 {
     hb_err e;
     hb_err_clear(&e);
-    if (hb_record_write(ctx, &j->rec, &e) != 0)
+    if (hb_record_write(&ctx->state, &j->rec, &e) != 0)
         hb_log_warn(&ctx->log, "%s", e.msg);
 }
 
@@ -766,7 +770,7 @@ out:
     j->lease = NULL;
     if (!snap)
         hb_ctx_use_del(ctx, HB_USE_WRITE, vm->ns, j->name);
-    hb_reclock_release_k(ctx, j->kind, vm->ns, j->name, j->lock_fd);
+    hb_reclock_release_k(&ctx->state, j->kind, vm->ns, j->name, j->lock_fd);
     backup_job_free(j);
     return rc;
 }
@@ -862,7 +866,7 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
             goto fail;
         registered = true;
     }
-    rc = hb_reclock_try_k(ctx, p->kind, vm->ns, name, &j->lock_fd, e);
+    rc = hb_reclock_try_k(&ctx->state, p->kind, vm->ns, name, &j->lock_fd, e);
     if (rc == HARVBK_E_BUSY) {
         rc = hb_seterr(e, HARVBK_E_EXISTS, "%s %s/%s is already being created", word, vm->ns,
                        name);
@@ -890,9 +894,9 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
     /* A record of that name can only be an Error one, or an InProgress one
      * whose writer died (we hold its lock): a new entry replaces it. */
     hb_record old;
-    if (hb_record_read_k(ctx, p->kind, vm->ns, name, &old, e) == 0) {
+    if (hb_record_read_k(&ctx->state, p->kind, vm->ns, name, &old, e) == 0) {
         if (old.state == HARVBK_STATE_INPROGRESS && old.owner && *old.owner && old.store_id)
-            hb_recovery_remember(ctx, old.owner, old.store_id);
+            hb_recovery_remember(&ctx->state, old.owner, old.store_id);
         hb_log_info(&ctx->log, "%s %s/%s replaces an earlier %s attempt", word, vm->ns, name,
                     harvbk_state_name(old.state));
         hb_record_clear(&old);
@@ -932,7 +936,7 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
         rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
         goto fail;
     }
-    if ((rc = hb_record_write(ctx, r, e)))
+    if ((rc = hb_record_write(&ctx->state, r, e)))
         goto fail;
     record_written = true;
 
@@ -950,10 +954,10 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
 fail:
     if (record_written) {
         hb_err ignore;
-        hb_record_remove_k(ctx, p->kind, vm->ns, name, &ignore);
+        hb_record_remove_k(&ctx->state, p->kind, vm->ns, name, &ignore);
     }
     if (j->lock_fd >= 0)
-        hb_reclock_release_k(ctx, p->kind, vm->ns, name, j->lock_fd);
+        hb_reclock_release_k(&ctx->state, p->kind, vm->ns, name, j->lock_fd);
     j->lock_fd = -1;
     if (registered)
         hb_ctx_use_del(ctx, HB_USE_WRITE, vm->ns, name);

@@ -7,6 +7,8 @@
  * snapshot store, which then also frees the chunks no other snapshot uses.
  */
 #include "ops.h"
+#include "../state/locks.h"
+#include "../state/record.h"
 
 #include <string.h>
 
@@ -45,7 +47,7 @@ static int delete_locked(harvbk_ctx *ctx, hb_store *st, int kind, const char *ns
     }
 
     hb_record r;
-    bool local = hb_record_read_k(ctx, kind, ns, name, &r, e) == 0;
+    bool local = hb_record_read_k(&ctx->state, kind, ns, name, &r, e) == 0;
     hb_err_clear(e);
     bool mine = local && r.store_id && strcmp(r.store_id, st->id) == 0;
     int state = local ? r.state : 0;
@@ -53,7 +55,7 @@ static int delete_locked(harvbk_ctx *ctx, hb_store *st, int kind, const char *ns
         hb_record_clear(&r);
     if (!committed && mine && state == HARVBK_STATE_READY) {
         /* deleted meanwhile by another context on the target: forget it */
-        hb_record_remove_k(ctx, kind, ns, name, e);
+        hb_record_remove_k(&ctx->state, kind, ns, name, e);
         mine = false;
     }
     if (!committed && !mine)
@@ -64,7 +66,7 @@ static int delete_locked(harvbk_ctx *ctx, hb_store *st, int kind, const char *ns
     rc = hb_store_entry_delete(st, hb_entry_dir(kind), ns, name, e);
     if (rc)
         return hb_err_prefix(e, "cannot delete %s %s/%s", word, ns, name);
-    if (mine && (rc = hb_record_remove_k(ctx, kind, ns, name, e)) == HARVBK_E_NOTFOUND) {
+    if (mine && (rc = hb_record_remove_k(&ctx->state, kind, ns, name, e)) == HARVBK_E_NOTFOUND) {
         hb_err_clear(e);
         rc = 0;
     }
@@ -103,13 +105,13 @@ int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *namespace_, const cha
     }
     if (rc == 0) {
         int fd = -1, rfd = -1;
-        rc = hb_reclock_try_k(ctx, kind, namespace_, name, &fd, &e);
+        rc = hb_reclock_try_k(&ctx->state, kind, namespace_, name, &fd, &e);
         if (rc == 0) /* restores and verifies of other processes */
-            rc = hb_readlock_try_k(ctx, kind, namespace_, name, true, &rfd, &e);
+            rc = hb_readlock_try_k(&ctx->state, kind, namespace_, name, true, &rfd, &e);
         if (rc == 0)
             rc = delete_locked(ctx, ref->st, kind, namespace_, name, cand, &e);
-        hb_readlock_release_k(ctx, kind, namespace_, name, true, rfd);
-        hb_reclock_release_k(ctx, kind, namespace_, name, fd);
+        hb_readlock_release_k(&ctx->state, kind, namespace_, name, true, rfd);
+        hb_reclock_release_k(&ctx->state, kind, namespace_, name, fd);
     }
     if (used)
         hb_ctx_use_del(ctx, HB_USE_DELETE, namespace_, name);

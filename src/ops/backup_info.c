@@ -11,6 +11,8 @@
  * HB_ENTRY_SNAPSHOT): harvbk_snapshot_get / list are thin wrappers here.
  */
 #include "ops.h"
+#include "../state/record.h"
+#include "../state/recovery.h"
 #include "../core/json.h"
 
 #include <stdlib.h>
@@ -125,14 +127,14 @@ static int local_unfinished(harvbk_ctx *ctx, hb_store *st, int kind, const char 
 {
     hb_err e;
     hb_err_clear(&e);
-    int rc = hb_record_read_k(ctx, kind, ns, name, r, &e);
+    int rc = hb_record_read_k(&ctx->state, kind, ns, name, r, &e);
     if (rc)
         return HARVBK_E_NOTFOUND;
     if (r->state == HARVBK_STATE_READY || !r->store_id || strcmp(r->store_id, st->id) != 0) {
         hb_record_clear(r);
         return HARVBK_E_NOTFOUND;
     }
-    hb_record_recover(ctx, r, st, &e); /* a dead writer's record reads as Error */
+    hb_record_recover(&ctx->state, r, st, &e); /* a dead writer's record reads as Error */
     if (r->state == HARVBK_STATE_READY) { /* committed after all: the target is the truth */
         hb_record_clear(r);
         return HARVBK_E_NOTFOUND;
@@ -294,7 +296,7 @@ static int list_record(hb_record *r, void *ud)
         return 0; /* its manifest exists: the target is the truth */
     hb_err e;
     hb_err_clear(&e);
-    hb_record_recover(lb->ctx, r, lb->st, &e);
+    hb_record_recover(&lb->ctx->state, r, lb->st, &e);
     return list_push(lb->l, info_from_record(r));
 }
 
@@ -331,7 +333,7 @@ int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind)
         lb.committed = lb.l->n;
         if (lb.committed > 1)
             qsort(lb.l->v, lb.committed, sizeof *lb.l->v, info_cmp);
-        rc = hb_record_foreach_k(ctx, kind, list_record, &lb, &e);
+        rc = hb_record_foreach_k(&ctx->state, kind, list_record, &lb, &e);
         if (rc == HARVBK_E_NOMEM)
             hb_seterr(&e, rc, NULL);
     }

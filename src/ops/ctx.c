@@ -1,9 +1,10 @@
 /*
- * ops/ctx.c - contexts: the state directory, logging, per-context error
+ * ops/ctx.c - contexts: the state file, logging, per-context error
  * messages, the reference-counted store, the in-process registry of backups
- * in use and the shared writer lease.
+ * in use, the shared writer lease, and the recovery scan at open.
  *
- * State directory layout (docs/THREADING.md tells who touches what):
+ * State directory layout (docs/THREADING.md tells who touches what; the
+ * catalog, records, journals and locks are written by src/state/):
  *   harvbk-state.json          {"format":1,"context_id":"<uuid>"}, created once
  *   target.json                the target configuration (0600)
  *   vms/<ns>/<name>.json       the VM catalog
@@ -16,6 +17,8 @@
 #include "ops.h"
 #include "../core/fsutil.h"
 #include "../core/json.h"
+#include "../state/recovery.h"
+#include "../state/rjournal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -111,17 +114,6 @@ int harvbk_ctx_set_log_hook(harvbk_ctx *ctx, harvbk_log_cb cb, void *payload, in
     return 0;
 }
 
-char *hb_ctx_path(const harvbk_ctx *ctx, const char *a, const char *b, const char *c)
-{
-    if (!a)
-        return hb_strdup(ctx->state_dir);
-    if (!b)
-        return hb_asprintf("%s/%s", ctx->state_dir, a);
-    if (!c)
-        return hb_asprintf("%s/%s/%s", ctx->state_dir, a, b);
-    return hb_asprintf("%s/%s/%s/%s", ctx->state_dir, a, b, c);
-}
-
 /* ---- the state file ---- */
 
 static int state_file_parse(harvbk_ctx *ctx, const char *path, const hb_buf *b, hb_err *e)
@@ -154,7 +146,7 @@ static int state_file_parse(harvbk_ctx *ctx, const char *path, const hb_buf *b, 
  * open a new state directory at the same moment (link() is exclusive). */
 static int state_file_init(harvbk_ctx *ctx, hb_err *e)
 {
-    char *path = hb_ctx_path(ctx, HB_STATE_FILE, NULL, NULL);
+    char *path = hb_state_path(&ctx->state, HB_STATE_FILE, NULL, NULL);
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_buf b = HB_BUF_INIT;
@@ -186,7 +178,7 @@ static int state_file_init(harvbk_ctx *ctx, hb_err *e)
         if (rc == 0) {
             if (link(tmp, path) == 0) {
                 memcpy(ctx->id, id, sizeof id);
-                rc = hb_fsync_dir(ctx->state_dir, e);
+                rc = hb_fsync_dir(ctx->state.dir, e);
                 unlink(tmp);
                 hb_free(text);
                 hb_free(tmp);
@@ -212,7 +204,7 @@ static int state_file_init(harvbk_ctx *ctx, hb_err *e)
 
 static int target_file_load(harvbk_ctx *ctx, hb_err *e)
 {
-    char *path = hb_ctx_path(ctx, HB_TARGET_FILE, NULL, NULL);
+    char *path = hb_state_path(&ctx->state, HB_TARGET_FILE, NULL, NULL);
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_buf b = HB_BUF_INIT;
@@ -240,6 +232,42 @@ static int target_file_load(harvbk_ctx *ctx, hb_err *e)
     return rc;
 }
 
+/* ---- recovery at open ---- */
+
+typedef struct snap_open {
+    harvbk_ctx *ctx;
+    hb_store_ref *ref;
+} snap_open;
+
+/* The snapshot store, opened when the scan meets the first interrupted snapshot. */
+static hb_store *snap_open_store(void *ud)
+{
+    snap_open *so = ud;
+    hb_err e;
+    hb_err_clear(&e);
+    if (hb_snapstore_open(so->ctx, NULL, false, &so->ref, &e) != 0)
+        hb_log_warn(&so->ctx->log, "cannot open the snapshot store to recover interrupted "
+                    "snapshots: %s", e.msg);
+    return so->ref ? so->ref->st : NULL;
+}
+
+int hb_recovery_scan(harvbk_ctx *ctx, hb_err *e)
+{
+    hb_recovery_sweep_temporaries(&ctx->state);
+    int rc = hb_recovery_scan_records(&ctx->state, HB_ENTRY_BACKUP, NULL, NULL, e);
+    if (rc == 0) {
+        snap_open so = { ctx, NULL };
+        rc = hb_recovery_scan_records(&ctx->state, HB_ENTRY_SNAPSHOT, snap_open_store, &so, e);
+        if (so.ref) { /* the dead snapshot writers' temporaries and leases */
+            hb_recovery_cleanup_pending(&ctx->state, so.ref->st, ctx->owner);
+            hb_ctx_store_release(ctx, so.ref);
+        }
+    }
+    if (rc == 0)
+        rc = hb_rjournal_scan(&ctx->state, e);
+    return rc;
+}
+
 /* ---- open / free ---- */
 
 static int ctx_sync_init(harvbk_ctx *ctx)
@@ -255,7 +283,6 @@ static int ctx_sync_init(harvbk_ctx *ctx)
     pthread_mutex_init(&ctx->mu, NULL);
     pthread_mutex_init(&ctx->target_mu, NULL);
     pthread_mutex_init(&ctx->err_mu, NULL);
-    pthread_mutex_init(&ctx->cat_mu, NULL);
     pthread_mutex_init(&ctx->lease_mu, NULL);
     pthread_rwlock_init(&ctx->log_lock, NULL);
     return 0;
@@ -272,13 +299,6 @@ static void ctx_destroy(harvbk_ctx *ctx)
         ctx->store = NULL;
     }
     hb_target_cfg_clear(&ctx->cfg);
-    while (ctx->pending) {
-        hb_pending_owner *p = ctx->pending;
-        ctx->pending = p->next;
-        hb_free(p->owner);
-        hb_free(p->store_id);
-        hb_free(p);
-    }
     while (ctx->uses) {
         hb_use *u = ctx->uses;
         ctx->uses = u->next;
@@ -290,11 +310,10 @@ static void ctx_destroy(harvbk_ctx *ctx)
     pthread_mutex_destroy(&ctx->mu);
     pthread_mutex_destroy(&ctx->target_mu);
     pthread_mutex_destroy(&ctx->err_mu);
-    pthread_mutex_destroy(&ctx->cat_mu);
     pthread_mutex_destroy(&ctx->lease_mu);
     pthread_rwlock_destroy(&ctx->log_lock);
     ctx->magic = 0;
-    hb_free(ctx->state_dir);
+    hb_state_fini(&ctx->state);
     hb_free(ctx);
 }
 
@@ -331,19 +350,7 @@ int harvbk_ctx_open(harvbk_ctx **out, const char *state_dir, const harvbk_ctx_op
 
     hb_err e;
     hb_err_clear(&e);
-    int rc = hb_mkdir_p(state_dir, 0700, &e);
-    if (rc == 0) {
-        char *real = realpath(state_dir, NULL);
-        if (!real)
-            rc = hb_seterr(&e, hb_errno_code(errno), "cannot resolve '%s': %s", state_dir,
-                           strerror(errno));
-        else if (!(ctx->state_dir = hb_strdup(real)))
-            rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
-        free(real);
-    }
-    if (rc == 0 && access(ctx->state_dir, R_OK | W_OK | X_OK) != 0)
-        rc = hb_seterr(&e, hb_errno_code(errno), "state directory '%s' is not writable: %s",
-                       ctx->state_dir, strerror(errno));
+    int rc = hb_state_init(&ctx->state, state_dir, &ctx->log, &e);
     if (rc == 0)
         rc = state_file_init(ctx, &e);
     if (rc == 0) {
@@ -361,7 +368,7 @@ int harvbk_ctx_open(harvbk_ctx **out, const char *state_dir, const harvbk_ctx_op
         ctx_destroy(ctx);
         return rc;
     }
-    hb_log_info(&ctx->log, "context %s opened on '%s'%s", ctx->id, ctx->state_dir,
+    hb_log_info(&ctx->log, "context %s opened on '%s'%s", ctx->id, ctx->state.dir,
                 ctx->has_target ? "" : " (no backup target)");
     *out = ctx;
     return 0;
@@ -444,7 +451,7 @@ int hb_ctx_store_acquire(harvbk_ctx *ctx, hb_store_ref **out, hb_err *e)
         ctx->store = ref;
         pthread_mutex_unlock(&ctx->mu);
         hb_log_debug(&ctx->log, "store %s opened in %s", st->id, st->t->display);
-        hb_recovery_cleanup_store(ctx, st);
+        hb_recovery_cleanup_store(&ctx->state, st, ctx->owner);
         *out = ref;
     }
     pthread_mutex_unlock(&ctx->target_mu);

@@ -1,12 +1,13 @@
 /* ops/ctx_target.c - pointing a context at a backup target. */
 #include "ops.h"
+#include "../state/recovery.h"
 #include "../core/fsutil.h"
 
 #include <string.h>
 
 static int save_target_file(harvbk_ctx *ctx, const hb_target_cfg *cfg, hb_err *e)
 {
-    char *path = hb_ctx_path(ctx, HB_TARGET_FILE, NULL, NULL);
+    char *path = hb_state_path(&ctx->state, HB_TARGET_FILE, NULL, NULL);
     char *text = hb_target_cfg_to_json(cfg); /* the secret only when store_secret */
     int rc = (!path || !text) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
     if (rc == 0)
@@ -69,7 +70,7 @@ int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg)
         copy = tmp; /* the old configuration is cleared below */
         ctx->has_target = true;
         pthread_mutex_unlock(&ctx->mu);
-        hb_recovery_cleanup_store(ctx, ref->st);
+        hb_recovery_cleanup_store(&ctx->state, ref->st, ctx->owner);
     }
     pthread_mutex_unlock(&ctx->target_mu);
     hb_store_close(st);

@@ -4,12 +4,10 @@
  *
  * Files:
  *   options.c     options structs (*_options_init, version checks), state names
- *   ctx.c         contexts: state dir, logging, error messages, store refs, registry
+ *   ctx.c         contexts: state file, logging, error messages, store refs,
+ *                 registry, recovery at open (hb_recovery_scan)
  *   ctx_target.c  harvbk_ctx_set_target / get_target / check_target
- *   recovery.c    crash recovery of records a dead process left InProgress
- *   vm.c          harvbk_vm values
- *   catalog.c     the VM catalog in the state dir (vms/<ns>/<name>.json)
- *   record.c      local backup records (backups/<ns>/<name>.json) and their locks
+ *   vm_catalog.c  harvbk_vm_register / lookup / unregister / list (public)
  *   ranges.c      harvbk_ranges
  *   op.c          operation handles: thread, state, wait, cancel, progress
  *   backup.c      harvbk_backup_create (the backup operation)
@@ -18,24 +16,28 @@
  *   verify.c      harvbk_backup_verify
  *   gc.c          harvbk_gc
  *   restore.c     harvbk_restore_create / harvbk_snapshot_restore (new VM and replace)
- *   restore_journal.c  the journal that makes a killed restore recoverable
- *   restore_replace.c  the swap of a replace-restore and its journal
  *   rewrite.c     the metadata rewrite hook handle and the default KubeVirt rewrite
  *   snapshot.c    harvbk_snapshot_* (the writer is backup.c's, the readers
  *                 backup_info.c / verify.c / backup_delete.c, kind "snapshot")
  *   snapshot_store.c  the context's local snapshot store: where, how to open it
  *   quota.c       snapshot space quotas: limits file, usage, enforcement
  *
+ * The state directory's persistence (harvbk_vm values, the VM catalog's
+ * files, records, locks, record recovery, restore journals) is the state
+ * layer's, below this one: src/state/ (state.h and a header per concern;
+ * each ops file includes the ones it uses). ctx->state is its handle.
+ *
  * Locking order (outer first): ctx->target_mu -> ctx->mu -> op->mu;
- * ctx->cat_mu, ctx->lease_mu, ctx->err_mu and ctx->log_lock are leaves (no
- * other lock is taken while holding them, except that user log callbacks run
- * under the read side of log_lock).
+ * ctx->state.cat_mu, ctx->state.pend_mu, ctx->lease_mu, ctx->err_mu and
+ * ctx->log_lock are leaves (no other lock is taken while holding them, except
+ * that user log callbacks run under the read side of log_lock).
  */
 #ifndef HB_OPS_H
 #define HB_OPS_H
 
 #include "../core/hb.h"
 #include "../engine/engine.h"
+#include "../state/state.h"
 #include "../store/store.h"
 #include "../target/config.h"
 #include "../target/target.h"
@@ -46,68 +48,18 @@
 #define HB_OP_MAGIC 0x68624f70u  /* "hbOp" */
 #define HB_OP_DEAD 0x64656164u   /* freed op */
 
-/* File names inside the state directory. */
-#define HB_STATE_FILE "harvbk-state.json"
-#define HB_STATE_FORMAT 1
-#define HB_TARGET_FILE "target.json"
-#define HB_VMS_DIR "vms"
-#define HB_RECORDS_DIR "backups"
-#define HB_LOCKS_DIR "locks"
-#define HB_RESTORES_DIR "restores"
-#define HB_SNAP_RECORDS_DIR "snapshots"
-#define HB_SNAPSTORE_FILE "snapshot-store.json"
-#define HB_SNAPSTORE_DEFAULT_DIR "snapshot-store"
-#define HB_QUOTAS_FILE "quotas.json"
-/* The key prefix of snapshot entries in a store (docs/FORMAT.md). */
-#define HB_KIND_SNAPSHOTS "snapshots"
-
-/* What an entry is: a backup (in the target) or a snapshot (in the local
- * snapshot store). Records, locks and store keys depend on it. */
-enum hb_entry_kind { HB_ENTRY_BACKUP = 0, HB_ENTRY_SNAPSHOT = 1 };
-/* "backups" / "snapshots": the store's key prefix and the records directory. */
-const char *hb_entry_dir(int kind);
-/* "backup" / "snapshot" */
-const char *hb_entry_word(int kind);
 /* The store's config object in the target (store/store.h, docs/FORMAT.md). */
 #define HB_STORE_CONFIG_KEY "harvbk-store.json"
 
 /* Waiting for a gc of the target to end before a backup writes. */
 #define HB_GC_WAIT_MS 60000u
 #define HB_GC_POLL_MS 1000u
-/* Age past which the target's temporaries of any owner are removed. */
-#define HB_TEMP_MAX_AGE_S (24 * 3600)
 
 /* ---- options (options.c) ---- */
 /* HARVBK_E_VERSION for 0 or a version newer than `known`. */
 int hb_opts_version_check(unsigned int version, unsigned int known, const char *what, hb_err *e);
 /* Size of harvbk_restore_options in a (checked) version. */
 size_t hb_restore_options_size(unsigned int version);
-
-/* ---- VM values (vm.c) ---- */
-typedef struct hb_vm_volume {
-    char *name;
-    char *path;                  /* NULL for callback/external volumes */
-    uint64_t size;               /* callback volumes; catalog "external" volumes */
-    harvbk_volume_read_cb read_cb;
-    harvbk_volume_write_cb write_cb;
-    void *payload;
-} hb_vm_volume;
-
-struct harvbk_vm {
-    char *ns, *name;
-    hb_vm_volume *vols;
-    size_t nvols, capvols;
-    hb_buf metadata;
-    char **images;
-    size_t nimages;
-    harvbk_power_state power;
-};
-
-int hb_vm_dup(harvbk_vm **out, const harvbk_vm *src);
-/* Append a volume (everything copied); HARVBK_E_EXISTS for a duplicate name. */
-int hb_vm_push_volume(harvbk_vm *vm, const char *name, const char *path, uint64_t size,
-                      harvbk_volume_read_cb rd, harvbk_volume_write_cb wr, void *payload);
-const hb_vm_volume *hb_vm_find_volume(const harvbk_vm *vm, const char *name);
 
 /* ---- the store a context uses, reference-counted (ctx.c) ---- */
 typedef struct hb_store_ref {
@@ -124,16 +76,9 @@ typedef struct hb_use {
     struct hb_use *next;
 } hb_use;
 
-/* Owner strings of dead writers whose target leftovers must be removed when
- * the store with `store_id` is next opened (recovery.c). */
-typedef struct hb_pending_owner {
-    char *owner, *store_id;
-    struct hb_pending_owner *next;
-} hb_pending_owner;
-
 struct harvbk_ctx {
     uint32_t magic;
-    char *state_dir;
+    hb_state state;             /* the state directory (its own locks) */
     char id[37];
     char owner[96];             /* "<ctx-id>-<pid>-<8 hex>": temporaries, leases */
     unsigned threads;
@@ -154,14 +99,11 @@ struct harvbk_ctx {
     bool has_target;
     hb_target_cfg cfg;
     hb_store_ref *store;
-    hb_pending_owner *pending;
     harvbk_op *ops;             /* ops whose thread was not yet joined */
     unsigned nrunning;
     bool closing;
     bool gc_running;
     hb_use *uses;
-
-    pthread_mutex_t cat_mu;     /* VM catalog read-modify-write */
 
     pthread_mutex_t lease_mu;   /* the context's shared writer lease */
     hb_lease *writer_lease;
@@ -196,17 +138,9 @@ int hb_ctx_writer_lease_get(harvbk_ctx *ctx, hb_store *st, hb_err *e);
 int hb_ctx_writer_lease_check(harvbk_ctx *ctx, hb_err *e);
 void hb_ctx_writer_lease_put(harvbk_ctx *ctx);
 
-/* "<state_dir>/<a>/<b>/<c>" style paths (NULL components end the list). */
-char *hb_ctx_path(const harvbk_ctx *ctx, const char *a, const char *b, const char *c);
-
-/* ---- crash recovery (recovery.c) ---- */
-/* Remember owner/store_id for cleanup on the next store open (ctx->mu not held). */
-int hb_recovery_remember(harvbk_ctx *ctx, const char *owner, const char *store_id);
-/* Run the pending cleanups that belong to st (called when a store was opened). */
-void hb_recovery_cleanup_store(harvbk_ctx *ctx, hb_store *st);
-/* Only the temporaries and leases of dead writers remembered for st. */
-void hb_recovery_cleanup_pending(harvbk_ctx *ctx, hb_store *st);
-/* Scan all local records and turn dead InProgress ones into Error. */
+/* ---- crash recovery at open (ctx.c) ---- */
+/* Sweep the state directory's dead temporaries, recover interrupted backup
+ * and snapshot records (against the snapshot store) and restore journals. */
 int hb_recovery_scan(harvbk_ctx *ctx, hb_err *e);
 
 /* ---- the local snapshot store (snapshot_store.c) ---- */
@@ -241,162 +175,6 @@ int hb_quota_check_start(harvbk_ctx *ctx, const char *ns, const char *vm, const 
  * threads and processes (blocking flock on locks/<ns>.quota.lock). */
 int hb_quota_lock(harvbk_ctx *ctx, const char *ns, int *out_fd, hb_err *e);
 void hb_quota_unlock(int fd);
-
-/* ---- local backup records (record.c) ---- */
-typedef struct hb_record_volume {
-    char *name;
-    uint64_t size;
-} hb_record_volume;
-
-typedef struct hb_record {
-    int kind;                   /* enum hb_entry_kind; not stored in the file */
-    char *ns, *name, *vm_ns, *vm_name;
-    int state;                  /* harvbk_state */
-    char *error;                /* "" when none */
-    int error_code;
-    int64_t created;
-    uint64_t logical_bytes, uploaded_bytes, progress_bytes;
-    char *owner, *store_id;
-    bool crash_consistent;
-    /* recovery made it Error without being able to look for its manifest
-     * (the writer may have died after its commit): checked when its store
-     * is next opened ("commit_unknown" in the file) */
-    bool commit_unknown;
-    hb_record_volume *vols;
-    size_t nvols;
-} hb_record;
-
-void hb_record_clear(hb_record *r);
-int hb_record_set_error(hb_record *r, int code, const char *msg);
-int hb_record_read(harvbk_ctx *ctx, const char *ns, const char *name, hb_record *r, hb_err *e);
-int hb_record_write(harvbk_ctx *ctx, const hb_record *r, hb_err *e);
-int hb_record_remove(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
-/* Calls cb for every readable record (unreadable ones are logged and skipped).
- * The record is cleared after cb returns; a non-zero cb return stops. */
-typedef int (*hb_record_cb)(hb_record *r, void *ud);
-int hb_record_foreach(harvbk_ctx *ctx, hb_record_cb cb, void *ud, hb_err *e);
-/* The same for records of an entry kind (snapshots: "snapshots/<ns>/<name>.json";
- * hb_record_write() uses r->kind). */
-int hb_record_read_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, hb_record *r,
-                     hb_err *e);
-int hb_record_remove_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, hb_err *e);
-int hb_record_foreach_k(harvbk_ctx *ctx, int kind, hb_record_cb cb, void *ud, hb_err *e);
-
-/* Record locks: an exclusive flock on <state>/locks/<ns>_<name>.lock held by
- * the process that writes the backup. 0 with *out_fd, HARVBK_E_BUSY when
- * another open file holds it. */
-int hb_reclock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_fd, hb_err *e);
-void hb_reclock_release(harvbk_ctx *ctx, const char *ns, const char *name, int fd);
-/* Reading a backup (restore, verify) holds a shared flock on
- * <state>/locks/<ns>_<name>.read.lock, deleting it an exclusive one, so that
- * no process on the state directory deletes a backup another one reads.
- * HARVBK_E_BUSY when the other kind holds it. */
-int hb_readlock_try(harvbk_ctx *ctx, const char *ns, const char *name, bool exclusive,
-                    int *out_fd, hb_err *e);
-void hb_readlock_release(harvbk_ctx *ctx, const char *ns, const char *name, bool exclusive,
-                         int fd);
-/* The same per entry kind (snapshots: <ns>_<name>.snap.lock, .snap.read.lock). */
-int hb_reclock_try_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, int *out_fd,
-                     hb_err *e);
-void hb_reclock_release_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name, int fd);
-int hb_readlock_try_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name,
-                      bool exclusive, int *out_fd, hb_err *e);
-void hb_readlock_release_k(harvbk_ctx *ctx, int kind, const char *ns, const char *name,
-                           bool exclusive, int fd);
-/* The same for a restore into new VM ns/name: <state>/locks/<ns>_<name>.restore.lock,
- * held by the process restoring into that VM (HARVBK_E_BUSY when held). */
-int hb_restore_lock_try(harvbk_ctx *ctx, const char *ns, const char *name, int *out_fd,
-                        hb_err *e);
-void hb_restore_lock_release(harvbk_ctx *ctx, const char *ns, const char *name, int fd);
-
-/* If r is InProgress and nobody holds its lock, its writer died: make it
- * Error "interrupted" (persisted; owner remembered for target cleanup) - or
- * Ready when `st` (may be NULL: not known) is its store and holds its
- * manifest (the writer died after the commit). Returns 1 when changed. */
-int hb_record_recover(harvbk_ctx *ctx, hb_record *r, hb_store *st, hb_err *e);
-/* 1 when the manifest of backup ns/name is in st, 0 when not, < 0 on error. */
-int hb_backup_committed(hb_store *st, const char *ns, const char *name, hb_err *e);
-int hb_entry_committed(hb_store *st, int kind, const char *ns, const char *name, hb_err *e);
-/* For records of st that recovery made Error with commit_unknown: Ready when
- * their manifest is in st (the writer died after its commit), else confirmed
- * Error; their writers' leftovers are queued for cleanup (hb_recovery_remember).
- * Called when a store was opened. */
-void hb_recovery_fix_committed(harvbk_ctx *ctx, hb_store *st);
-
-/* ---- restore journals (restore_journal.c) ----
- * "restores/<ns>/<name>.json" in the state directory records the files a
- * restore into new VM ns/name creates, so that the leftovers of a restore
- * whose process died (kill -9) can be removed: partial files always, and
- * volumes already moved into place unless the VM was registered. The writer
- * holds hb_restore_lock_try() while the journal exists. */
-typedef struct hb_rj_volume {
-    const char *name;            /* volume name */
-    const char *part, *final;    /* DIR/.<name>.raw.part-<hex>, DIR/<name>.raw */
-    uint64_t dev, ino;           /* of the part file, once written (phase "rename") */
-} hb_rj_volume;
-typedef struct hb_rjournal {
-    const char *ns, *name;       /* the new VM */
-    const char *dir;             /* absolute */
-    bool renaming;               /* false: "write" phase, true: "rename" phase */
-    const hb_rj_volume *vols;
-    size_t n;
-} hb_rjournal;
-int hb_rjournal_write(harvbk_ctx *ctx, const hb_rjournal *j, hb_err *e);
-/* Remove the journal of ns/name (absent is fine). */
-int hb_rjournal_remove(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
-/* With the restore lock of ns/name held: undo what the journal of a dead
- * restore into ns/name describes, then remove the journal. 0 when there was
- * none or it was recovered. */
-int hb_rjournal_recover(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
-/* At open: recover every journal whose restore lock nobody holds. */
-int hb_rjournal_scan(harvbk_ctx *ctx, hb_err *e);
-/* "<state>/restores/<ns>/<name>.json" (new string). */
-char *hb_rjournal_path(harvbk_ctx *ctx, const char *ns, const char *name);
-/* rename() that never replaces an existing file (-1 with errno EEXIST). */
-int hb_rename_noreplace(const char *from, const char *to);
-
-/* ---- replace-restores (restore_replace.c) ----
- * The same journal file, with "mode":"replace". Phases: "write" (only the
- * hidden partial files beside the old volumes exist), "swap" (every partial
- * file is complete and verified; old volumes are being moved aside and the
- * new ones moved into place), "commit" (all swapped; the journal holds the
- * VM's new catalog entry). Recovery rolls "write" and "swap" back (the old
- * volumes are put back where they were) and "commit" forward. */
-typedef struct hb_rr_vol {
-    const char *name;
-    const char *part;            /* DIR/.<file>.restore-<hex> */
-    const char *final;           /* the volume's path */
-    const char *aside;           /* DIR/.<file>.old-<hex>, NULL: no old file */
-    const char *retain;          /* retain policy: <final>.retained-<UTC time> */
-    uint64_t dev, ino;           /* of the part file once written */
-} hb_rr_vol;
-typedef struct hb_rr_drop {      /* a previous volume the source lacks */
-    const char *path;
-    const char *retain;          /* retain policy */
-} hb_rr_drop;
-typedef struct hb_rrjournal {
-    const char *ns, *name;
-    const char *phase;
-    bool retain;
-    const hb_rr_vol *vols;
-    size_t n;
-    const hb_rr_drop *drops;
-    size_t ndrops;
-    const char *vm_json;         /* phase "commit": the new catalog entry */
-} hb_rrjournal;
-int hb_rrjournal_write(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e);
-/* Move each old volume aside and the new one into place. */
-int hb_rr_swap(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e);
-/* Undo phases "write"/"swap": partial files removed, old volumes back in place. */
-int hb_rr_rollback(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e);
-/* Phase "commit": register the new entry, then delete or retain the previous
- * volumes (the retained paths are returned when the pointers are not NULL). */
-int hb_rr_finish(harvbk_ctx *ctx, const hb_rrjournal *j, char ***retained, size_t *nretained,
-                 hb_err *e);
-/* Recovery of a parsed replace journal of VM ns/name (restore lock held). */
-struct cJSON;
-int hb_rr_recover(harvbk_ctx *ctx, const char *ns, const char *name, const struct cJSON *root,
-                  hb_err *e);
 
 /* ---- operations (op.c) ---- */
 typedef int (*hb_op_run_fn)(harvbk_op *op, hb_err *e);
@@ -465,17 +243,6 @@ struct harvbk_ranges {
 };
 /* The raw ranges of a volume, NULL when the volume is absent from the set. */
 const hb_ranges_vol *hb_ranges_find(const harvbk_ranges *rg, const char *volume);
-
-/* ---- VM catalog (catalog.c) ---- */
-/* Save vm; with allow_external, volumes without a path are recorded by size
- * (a VM restored through write callbacks). */
-int hb_catalog_put(harvbk_ctx *ctx, const harvbk_vm *vm, bool allow_external, hb_err *e);
-int hb_catalog_get(harvbk_ctx *ctx, const char *ns, const char *name, harvbk_vm **out, hb_err *e);
-/* 1 when registered, 0 when not, < 0 on error. */
-int hb_catalog_exists(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
-/* A catalog entry's JSON text (new string) and back. */
-char *hb_catalog_encode(const harvbk_vm *vm);
-int hb_catalog_decode(const void *data, size_t len, harvbk_vm **out, hb_err *e);
 
 /* ---- the metadata rewrite hook (rewrite.c) ---- */
 typedef struct hb_rw_volume {

@@ -66,16 +66,6 @@ int harvbk_restore_options_init(harvbk_restore_options *opts, unsigned int versi
     return 0;
 }
 
-const char *hb_entry_dir(int kind)
-{
-    return kind == HB_ENTRY_SNAPSHOT ? HB_KIND_SNAPSHOTS : HB_KIND_BACKUPS;
-}
-
-const char *hb_entry_word(int kind)
-{
-    return kind == HB_ENTRY_SNAPSHOT ? "snapshot" : "backup";
-}
-
 const char *harvbk_state_name(int state)
 {
     switch (state) {

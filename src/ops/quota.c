@@ -20,6 +20,7 @@
  * cannot both slip under a limit that only one of them fits.
  */
 #include "ops.h"
+#include "../state/recovery.h"
 #include "../core/digestset.h"
 #include "../core/fsutil.h"
 #include "../core/json.h"
@@ -146,7 +147,7 @@ static int limits_parse(const hb_buf *b, qlimits *l, hb_err *e)
 static int limits_load(harvbk_ctx *ctx, qlimits *l, hb_err *e)
 {
     memset(l, 0, sizeof *l);
-    char *path = hb_ctx_path(ctx, HB_QUOTAS_FILE, NULL, NULL);
+    char *path = hb_state_path(&ctx->state, HB_QUOTAS_FILE, NULL, NULL);
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_buf b = HB_BUF_INIT;
@@ -182,7 +183,7 @@ static int limits_save(harvbk_ctx *ctx, const qlimits *l, hb_err *e)
     }
     char *text = ok ? hb_json_print(root) : NULL;
     cJSON_Delete(root);
-    char *path = hb_ctx_path(ctx, HB_QUOTAS_FILE, NULL, NULL);
+    char *path = hb_state_path(&ctx->state, HB_QUOTAS_FILE, NULL, NULL);
     int rc = (!text || !path) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
     if (rc == 0)
         rc = hb_write_file_atomic(path, text, strlen(text), 0600, e);
@@ -195,8 +196,8 @@ static int limits_save(harvbk_ctx *ctx, const qlimits *l, hb_err *e)
 static int flock_file(harvbk_ctx *ctx, const char *file, int *out_fd, hb_err *e)
 {
     *out_fd = -1;
-    char *dir = hb_ctx_path(ctx, HB_LOCKS_DIR, NULL, NULL);
-    char *path = hb_ctx_path(ctx, HB_LOCKS_DIR, file, NULL);
+    char *dir = hb_state_path(&ctx->state, HB_LOCKS_DIR, NULL, NULL);
+    char *path = hb_state_path(&ctx->state, HB_LOCKS_DIR, file, NULL);
     int rc = (!dir || !path) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
     if (rc == 0)
         rc = hb_mkdir_p(dir, 0700, e);

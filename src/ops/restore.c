@@ -24,6 +24,10 @@
  * and the target VM's restore lock (one restore writes a VM at a time).
  */
 #include "ops.h"
+#include "../state/catalog.h"
+#include "../state/locks.h"
+#include "../state/rjournal.h"
+#include "../state/vm.h"
 #include "../core/fsutil.h"
 
 #include <errno.h>
@@ -77,9 +81,9 @@ static void restore_job_free(void *p)
     if (!j)
         return;
     if (j->lock_fd >= 0)
-        hb_restore_lock_release(j->ctx, j->new_ns, j->new_name, j->lock_fd);
+        hb_restore_lock_release(&j->ctx->state, j->new_ns, j->new_name, j->lock_fd);
     if (j->read_fd >= 0)
-        hb_readlock_release_k(j->ctx, j->kind, j->ns, j->name, false, j->read_fd);
+        hb_readlock_release_k(&j->ctx->state, j->kind, j->ns, j->name, false, j->read_fd);
     for (size_t i = 0; j->vols && i < j->n; i++) {
         hb_free(j->vols[i].final);
         hb_free(j->vols[i].part);
@@ -105,19 +109,6 @@ static void restore_job_free(void *p)
     hb_free(j->new_name);
     hb_free(j->dir);
     hb_free(j);
-}
-
-/* rename that fails with EEXIST instead of replacing */
-int hb_rename_noreplace(const char *from, const char *to)
-{
-    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-        return -1;
-    if (link(from, to) != 0) /* filesystems without renameat2 flags */
-        return -1;
-    unlink(from);
-    return 0;
 }
 
 static int restore_file_volume(hb_job *job, rs_vol *v, const hb_index *ix, hb_err *e)
@@ -223,14 +214,14 @@ static int register_new_vm(harvbk_ctx *ctx, restore_job *j, hb_err *e)
     int rc = describe_vm(j, &vm, e);
     if (rc)
         return rc;
-    pthread_mutex_lock(&ctx->cat_mu);
-    rc = hb_catalog_exists(ctx, j->new_ns, j->new_name, e);
+    pthread_mutex_lock(&ctx->state.cat_mu);
+    rc = hb_catalog_exists(&ctx->state, j->new_ns, j->new_name, e);
     if (rc == 1)
         rc = hb_seterr(e, HARVBK_E_EXISTS, "VM %s/%s was registered while it was being restored",
                        j->new_ns, j->new_name);
     if (rc == 0)
-        rc = hb_catalog_put(ctx, vm, true, e);
-    pthread_mutex_unlock(&ctx->cat_mu);
+        rc = hb_catalog_put(&ctx->state, vm, true, e);
+    pthread_mutex_unlock(&ctx->state.cat_mu);
     harvbk_vm_free(vm);
     return rc;
 }
@@ -335,7 +326,7 @@ static int run_new_vm(harvbk_op *op, restore_job *j, hb_store *st, const char *w
         }
     }
     if (rc == 0 && jr.n) {
-        rc = hb_rjournal_write(ctx, &jr, e);
+        rc = hb_rjournal_write(&ctx->state, &jr, e);
         journaled = rc == 0;
     }
     if (rc == 0)
@@ -355,7 +346,7 @@ static int run_new_vm(harvbk_op *op, restore_job *j, hb_store *st, const char *w
     }
     if (rc == 0 && journaled) {
         jr.renaming = true;
-        rc = hb_rjournal_write(ctx, &jr, e);
+        rc = hb_rjournal_write(&ctx->state, &jr, e);
     }
 
     /* all written: move them into place, never over an existing file */
@@ -397,7 +388,7 @@ static int run_new_vm(harvbk_op *op, restore_job *j, hb_store *st, const char *w
     if (journaled && !left_over) {
         hb_err je;
         hb_err_clear(&je);
-        if (hb_rjournal_remove(ctx, j->new_ns, j->new_name, &je) != 0)
+        if (hb_rjournal_remove(&ctx->state, j->new_ns, j->new_name, &je) != 0)
             hb_log_warn(&ctx->log, "%s: %s", what, je.msg); /* recovery finds it done */
     }
     hb_free(jv);
@@ -423,7 +414,7 @@ static int run_replace(harvbk_op *op, restore_job *j, hb_store *st, const char *
     bool journaled = false;
     char *vm_json = NULL;
     if (rc == 0) {
-        rc = hb_rrjournal_write(ctx, &jr, e);
+        rc = hb_rrjournal_write(&ctx->state, &jr, e);
         journaled = rc == 0;
     }
     /* written beside the old volumes, synced, read back and checked */
@@ -435,12 +426,12 @@ static int run_replace(harvbk_op *op, restore_job *j, hb_store *st, const char *
                 hb_log_debug(&ctx->log, "%s: volume %s written and verified in '%s'", what,
                              j->vols[i].mv->name, j->vols[i].part);
         jr.phase = "swap";
-        rc = hb_rrjournal_write(ctx, &jr, e);
+        rc = hb_rrjournal_write(&ctx->state, &jr, e);
     }
     /* still powered off? (the embedding program may have started it) */
     if (rc == 0) {
         harvbk_vm *cur = NULL;
-        rc = hb_catalog_get(ctx, j->new_ns, j->new_name, &cur, e);
+        rc = hb_catalog_get(&ctx->state, j->new_ns, j->new_name, &cur, e);
         if (rc == 0 && cur->power != HARVBK_POWER_OFF)
             rc = hb_seterr(e, HARVBK_E_VM_RUNNING,
                            "VM %s/%s was reported %s during the restore; nothing was replaced",
@@ -452,7 +443,7 @@ static int run_replace(harvbk_op *op, restore_job *j, hb_store *st, const char *
     if (rc == 0 && hb_op_cancelled(op))
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
     if (rc == 0)
-        rc = hb_rr_swap(ctx, &jr, e);
+        rc = hb_rr_swap(&ctx->state, &jr, e);
     harvbk_vm *vm = NULL;
     if (rc == 0)
         rc = describe_vm(j, &vm, e);
@@ -462,14 +453,14 @@ static int run_replace(harvbk_op *op, restore_job *j, hb_store *st, const char *
     if (rc == 0) { /* the commit point: from here on the restore rolls forward */
         jr.phase = "commit";
         jr.vm_json = vm_json;
-        rc = hb_rrjournal_write(ctx, &jr, e);
+        rc = hb_rrjournal_write(&ctx->state, &jr, e);
     }
     if (rc) {
         if (journaled) {
             hb_err re;
             hb_err_clear(&re);
-            if (hb_rr_rollback(ctx, &jr, &re) == 0)
-                hb_rjournal_remove(ctx, j->new_ns, j->new_name, &re);
+            if (hb_rr_rollback(&ctx->state, &jr, &re) == 0)
+                hb_rjournal_remove(&ctx->state, j->new_ns, j->new_name, &re);
             else
                 hb_log_error(&ctx->log, "%s: %s (the next open retries)", what, re.msg);
         }
@@ -477,11 +468,11 @@ static int run_replace(harvbk_op *op, restore_job *j, hb_store *st, const char *
         hb_free(rv);
         return rc;
     }
-    rc = hb_rr_finish(ctx, &jr, &j->retained, &j->nretained, e);
+    rc = hb_rr_finish(&ctx->state, &jr, &j->retained, &j->nretained, e);
     if (rc == 0) {
         hb_err je;
         hb_err_clear(&je);
-        if (hb_rjournal_remove(ctx, j->new_ns, j->new_name, &je) != 0)
+        if (hb_rjournal_remove(&ctx->state, j->new_ns, j->new_name, &je) != 0)
             hb_log_warn(&ctx->log, "%s: %s", what, je.msg);
     } else {
         hb_err_prefix(e, "%s completed, but its last step failed (the next open completes it)",
@@ -805,7 +796,7 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const char 
             goto fail;
         reading = true;
     }
-    if ((rc = hb_readlock_try_k(ctx, kind, ns, name, false, &j->read_fd, e)))
+    if ((rc = hb_readlock_try_k(&ctx->state, kind, ns, name, false, &j->read_fd, e)))
         goto fail;
     if (!replace) {
         if ((rc = hb_ctx_use_add(ctx, HB_USE_NEWVM, j->new_ns, j->new_name, e)))
@@ -815,14 +806,14 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const char 
     if ((rc = hb_entry_manifest_load(ctx, ref->st, kind, ns, name, &j->m, e)))
         goto fail;
     if (!replace) {
-        rc = hb_catalog_exists(ctx, j->new_ns, j->new_name, e);
+        rc = hb_catalog_exists(&ctx->state, j->new_ns, j->new_name, e);
         if (rc == 1)
             rc = hb_seterr(e, HARVBK_E_EXISTS, "VM %s/%s already exists", j->new_ns,
                            j->new_name);
         if (rc)
             goto fail;
         if (j->keep_mac) {
-            rc = hb_catalog_exists(ctx, j->m.vm_ns, j->m.vm_name, e);
+            rc = hb_catalog_exists(&ctx->state, j->m.vm_ns, j->m.vm_name, e);
             if (rc == 1)
                 rc = hb_seterr(e, HARVBK_E_KEEP_MAC,
                                "MAC addresses cannot be kept: the source VM %s/%s of %s %s/%s "
@@ -834,7 +825,7 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const char 
     }
     /* across processes: one restore into a VM at a time; and the leftovers
      * of a killed restore into it go before anything else is checked */
-    rc = hb_restore_lock_try(ctx, j->new_ns, j->new_name, &j->lock_fd, e);
+    rc = hb_restore_lock_try(&ctx->state, j->new_ns, j->new_name, &j->lock_fd, e);
     if (rc == HARVBK_E_BUSY && !replace)
         rc = hb_seterr(e, HARVBK_E_EXISTS, "VM %s/%s is being restored by another process",
                        j->new_ns, j->new_name);
@@ -842,7 +833,7 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const char 
         rc = hb_seterr(e, HARVBK_E_BUSY, "VM %s/%s is being restored by another restore",
                        j->new_ns, j->new_name);
     if (rc == 0)
-        rc = hb_rjournal_recover(ctx, j->new_ns, j->new_name, e);
+        rc = hb_rjournal_recover(&ctx->state, j->new_ns, j->new_name, e);
     if (rc)
         goto fail;
     j->n = j->m.nvols;
@@ -853,7 +844,7 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const char 
     for (size_t i = 0; i < j->n; i++)
         j->vols[i].mv = &j->m.vols[i];
     if (replace) {
-        rc = hb_catalog_get(ctx, j->new_ns, j->new_name, &j->old_vm, e);
+        rc = hb_catalog_get(&ctx->state, j->new_ns, j->new_name, &j->old_vm, e);
         if (rc == HARVBK_E_NOTFOUND)
             rc = hb_seterr(e, HARVBK_E_NOTFOUND,
                            "VM %s/%s is not registered: only an existing VM can be replaced "

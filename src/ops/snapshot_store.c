@@ -12,6 +12,7 @@
  * recovery can remove exactly a dead writer's leftovers.
  */
 #include "ops.h"
+#include "../state/recovery.h"
 #include "../core/fsutil.h"
 #include "../core/json.h"
 
@@ -42,7 +43,7 @@ static int cfg_load(harvbk_ctx *ctx, snapstore_cfg *c, hb_err *e)
 {
     memset(c, 0, sizeof *c);
     c->codec = -1;
-    char *path = hb_ctx_path(ctx, HB_SNAPSTORE_FILE, NULL, NULL);
+    char *path = hb_state_path(&ctx->state, HB_SNAPSTORE_FILE, NULL, NULL);
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_buf b = HB_BUF_INIT;
@@ -79,7 +80,8 @@ static int cfg_load(harvbk_ctx *ctx, snapstore_cfg *c, hb_err *e)
         if (rc)
             hb_err_prefix(e, "%s", path);
     }
-    if (rc == 0 && !c->dir && !(c->dir = hb_ctx_path(ctx, HB_SNAPSTORE_DEFAULT_DIR, NULL, NULL)))
+    if (rc == 0 && !c->dir &&
+        !(c->dir = hb_state_path(&ctx->state, HB_SNAPSTORE_DEFAULT_DIR, NULL, NULL)))
         rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_buf_free(&b);
     hb_free(path);
@@ -142,7 +144,7 @@ int hb_snapstore_open(harvbk_ctx *ctx, const char *owner, bool create, hb_store_
     ref->st = st;
     ref->refs = 1;
     /* leftovers (temporaries, leases) of snapshot writers found dead */
-    hb_recovery_cleanup_pending(ctx, st);
+    hb_recovery_cleanup_pending(&ctx->state, st, ctx->owner);
     *out = ref;
     return 0;
 }
@@ -216,7 +218,7 @@ static int store_set(harvbk_ctx *ctx, const harvbk_snapshot_store_options *o, hb
     }
     snapstore_cfg cur;
     int rc = cfg_load(ctx, &cur, e);
-    char *def = hb_ctx_path(ctx, HB_SNAPSTORE_DEFAULT_DIR, NULL, NULL);
+    char *def = hb_state_path(&ctx->state, HB_SNAPSTORE_DEFAULT_DIR, NULL, NULL);
     if (rc == 0 && !def)
         rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
     const char *want = real ? real : def;
@@ -245,7 +247,7 @@ static int store_set(harvbk_ctx *ctx, const harvbk_snapshot_store_options *o, hb
             ok = cJSON_AddStringToObject(root, "codec", hb_codec_name(codec)) != NULL;
         char *text = ok ? hb_json_print(root) : NULL;
         cJSON_Delete(root);
-        char *path = hb_ctx_path(ctx, HB_SNAPSTORE_FILE, NULL, NULL);
+        char *path = hb_state_path(&ctx->state, HB_SNAPSTORE_FILE, NULL, NULL);
         if (!text || !path)
             rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
         else

@@ -5,6 +5,7 @@
  * read lock in the state directory) so that a delete is refused.
  */
 #include "ops.h"
+#include "../state/locks.h"
 
 #include <string.h>
 
@@ -21,7 +22,7 @@ static void verify_job_free(void *p)
     if (!j)
         return;
     if (j->read_fd >= 0)
-        hb_readlock_release_k(j->ctx, j->kind, j->ns, j->name, false, j->read_fd);
+        hb_readlock_release_k(&j->ctx->state, j->kind, j->ns, j->name, false, j->read_fd);
     hb_free(j->ns);
     hb_free(j->name);
     hb_free(j);
@@ -119,7 +120,7 @@ static int verify_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *
             goto fail;
         used = true;
     }
-    if ((rc = hb_readlock_try_k(ctx, kind, ns, name, false, &j->read_fd, e)))
+    if ((rc = hb_readlock_try_k(&ctx->state, kind, ns, name, false, &j->read_fd, e)))
         goto fail;
     /* exists? (NOTFOUND / STATE now; a damaged manifest is the verify's finding) */
     char *mkey = hb_key_manifest(hb_entry_dir(kind), ns, name);

@@ -1,5 +1,5 @@
 /*
- * ops/restore_journal.c - the journal that makes a restore all-or-nothing
+ * state/rjournal.c - the journal that makes a restore all-or-nothing
  * even when its process is killed.
  *
  * A restore writes every file volume to a hidden partial file, then moves the
@@ -24,9 +24,11 @@
  * files that are still the restore's own inodes. Nothing else is touched:
  * paths must be the ones a restore of that volume name would use.
  * A journal with "mode":"replace" belongs to a replace-restore and is
- * recovered by restore_replace.c.
+ * recovered by rreplace.c.
  */
-#include "ops.h"
+#include "rjournal.h"
+#include "catalog.h"
+#include "locks.h"
 #include "../core/fsutil.h"
 #include "../core/json.h"
 
@@ -42,17 +44,17 @@
 #define JOURNAL_MAX (1024u * 1024u)
 #define JOURNAL_WHAT "restore journal"
 
-static char *journal_path(harvbk_ctx *ctx, const char *ns, const char *name)
+static char *journal_path(hb_state *s, const char *ns, const char *name)
 {
     char *file = hb_asprintf("%s.json", name);
-    char *p = file ? hb_ctx_path(ctx, HB_RESTORES_DIR, ns, file) : NULL;
+    char *p = file ? hb_state_path(s, HB_RESTORES_DIR, ns, file) : NULL;
     hb_free(file);
     return p;
 }
 
-char *hb_rjournal_path(harvbk_ctx *ctx, const char *ns, const char *name)
+char *hb_rjournal_path(hb_state *s, const char *ns, const char *name)
 {
-    return journal_path(ctx, ns, name);
+    return journal_path(s, ns, name);
 }
 
 static bool add_u64_string(cJSON *o, const char *field, uint64_t v)
@@ -62,7 +64,7 @@ static bool add_u64_string(cJSON *o, const char *field, uint64_t v)
     return cJSON_AddStringToObject(o, field, num) != NULL;
 }
 
-int hb_rjournal_write(harvbk_ctx *ctx, const hb_rjournal *j, hb_err *e)
+int hb_rjournal_write(hb_state *s, const hb_rjournal *j, hb_err *e)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *vols = NULL;
@@ -85,8 +87,8 @@ int hb_rjournal_write(harvbk_ctx *ctx, const hb_rjournal *j, hb_err *e)
     }
     char *text = ok ? hb_json_print(root) : NULL;
     cJSON_Delete(root);
-    char *dir = hb_ctx_path(ctx, HB_RESTORES_DIR, j->ns, NULL);
-    char *path = journal_path(ctx, j->ns, j->name);
+    char *dir = hb_state_path(s, HB_RESTORES_DIR, j->ns, NULL);
+    char *path = journal_path(s, j->ns, j->name);
     int rc = (!text || !dir || !path) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
     if (rc == 0)
         rc = hb_mkdir_p(dir, 0700, e);
@@ -100,9 +102,9 @@ int hb_rjournal_write(harvbk_ctx *ctx, const hb_rjournal *j, hb_err *e)
     return rc;
 }
 
-int hb_rjournal_remove(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e)
+int hb_rjournal_remove(hb_state *s, const char *ns, const char *name, hb_err *e)
 {
-    char *path = journal_path(ctx, ns, name);
+    char *path = journal_path(s, ns, name);
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     int rc = 0;
@@ -155,13 +157,13 @@ static bool paths_are_a_restores(const char *dir, const jvol *v)
 
 /* The restore completed (VM registered with exactly these files) and only
  * the journal was left behind. */
-static bool vm_owns_files(harvbk_ctx *ctx, const char *ns, const char *name, const jvol *v,
+static bool vm_owns_files(hb_state *s, const char *ns, const char *name, const jvol *v,
                           size_t n)
 {
     harvbk_vm *vm = NULL;
     hb_err e;
     hb_err_clear(&e);
-    if (hb_catalog_get(ctx, ns, name, &vm, &e) != 0)
+    if (hb_catalog_get(s, ns, name, &vm, &e) != 0)
         return false;
     bool all = true;
     for (size_t i = 0; all && i < n; i++) {
@@ -172,7 +174,7 @@ static bool vm_owns_files(harvbk_ctx *ctx, const char *ns, const char *name, con
     return all;
 }
 
-static int undo(harvbk_ctx *ctx, const char *ns, const char *name, const cJSON *root, hb_err *e)
+static int undo(hb_state *s, const char *ns, const char *name, const cJSON *root, hb_err *e)
 {
     const char *jns = NULL, *jname = NULL, *dir = NULL, *phase = NULL;
     int rc = hb_json_get_str(root, "namespace", true, &jns, JOURNAL_WHAT, e);
@@ -211,8 +213,8 @@ static int undo(harvbk_ctx *ctx, const char *ns, const char *name, const cJSON *
             rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: unexpected paths for volume %s",
                            JOURNAL_WHAT, v[i].name);
     }
-    if (rc == 0 && renaming && vm_owns_files(ctx, ns, name, v, n)) {
-        hb_log_debug(&ctx->log, "restore into VM %s/%s had completed; its journal is removed",
+    if (rc == 0 && renaming && vm_owns_files(s, ns, name, v, n)) {
+        hb_log_debug(s->log, "restore into VM %s/%s had completed; its journal is removed",
                      ns, name);
         n = 0;
     }
@@ -237,16 +239,16 @@ static int undo(harvbk_ctx *ctx, const char *ns, const char *name, const cJSON *
     if (rc == 0 && removed) {
         hb_err ignore;
         hb_fsync_dir(dir, &ignore);
-        hb_log_warn(&ctx->log, "restore into VM %s/%s was interrupted; removed %u file(s) it "
+        hb_log_warn(s->log, "restore into VM %s/%s was interrupted; removed %u file(s) it "
                     "had written in '%s'", ns, name, removed, dir);
     }
     hb_free(v);
     return rc;
 }
 
-int hb_rjournal_recover(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e)
+int hb_rjournal_recover(hb_state *s, const char *ns, const char *name, hb_err *e)
 {
-    char *path = journal_path(ctx, ns, name);
+    char *path = journal_path(s, ns, name);
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_buf b = HB_BUF_INIT;
@@ -263,16 +265,16 @@ int hb_rjournal_recover(harvbk_ctx *ctx, const char *ns, const char *name, hb_er
         if (rc == 0)
             rc = hb_json_get_str(root, "mode", false, &mode, JOURNAL_WHAT, e);
         if (rc == 0 && mode && strcmp(mode, "replace") == 0)
-            rc = hb_rr_recover(ctx, ns, name, root, e);
+            rc = hb_rr_recover(s, ns, name, root, e);
         else if (rc == 0 && mode)
             rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: unknown mode \"%s\"", JOURNAL_WHAT, mode);
         else if (rc == 0)
-            rc = undo(ctx, ns, name, root, e);
+            rc = undo(s, ns, name, root, e);
         cJSON_Delete(root);
         if (rc == HARVBK_E_CORRUPT) {
             /* written atomically, so this is damage from outside: nothing in
              * it can be trusted to delete files; keep the files, drop it */
-            hb_log_warn(&ctx->log, "%s: %s; ignored", path, e->msg);
+            hb_log_warn(s->log, "%s: %s; ignored", path, e->msg);
             hb_err_clear(e);
             rc = 0;
         }
@@ -288,9 +290,9 @@ int hb_rjournal_recover(harvbk_ctx *ctx, const char *ns, const char *name, hb_er
     return rc;
 }
 
-int hb_rjournal_scan(harvbk_ctx *ctx, hb_err *e)
+int hb_rjournal_scan(hb_state *s, hb_err *e)
 {
-    char *top = hb_ctx_path(ctx, HB_RESTORES_DIR, NULL, NULL);
+    char *top = hb_state_path(s, HB_RESTORES_DIR, NULL, NULL);
     if (!top)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     DIR *d = opendir(top);
@@ -321,14 +323,14 @@ int hb_rjournal_scan(harvbk_ctx *ctx, hb_err *e)
             int fd = -1;
             hb_err re;
             hb_err_clear(&re);
-            int rc = hb_restore_lock_try(ctx, de->d_name, base, &fd, &re);
+            int rc = hb_restore_lock_try(s, de->d_name, base, &fd, &re);
             if (rc == HARVBK_E_BUSY)
                 continue; /* its restore is running in a live process */
             if (rc == 0)
-                rc = hb_rjournal_recover(ctx, de->d_name, base, &re);
-            hb_restore_lock_release(ctx, de->d_name, base, fd);
+                rc = hb_rjournal_recover(s, de->d_name, base, &re);
+            hb_restore_lock_release(s, de->d_name, base, fd);
             if (rc)
-                hb_log_warn(&ctx->log, "%s", re.msg);
+                hb_log_warn(s->log, "%s", re.msg);
         }
         if (d2)
             closedir(d2);

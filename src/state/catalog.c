@@ -1,30 +1,24 @@
 /*
- * ops/catalog.c - the context's VM catalog: one JSON document per VM,
+ * state/catalog.c - the context's VM catalog: one JSON document per VM,
  * "vms/<ns>/<name>.json" in the state directory, each replaced atomically:
  *   {"namespace":..,"name":..,"volumes":[{"name":..,"path":..}],
  *    "metadata":"<base64>","images":[..],"power_state":"on"|"off"|"unknown"}
  * A volume restored through write callbacks has no path; it is recorded as
  * {"name":..,"size":..} ("external": its bytes live where the caller put them).
  */
-#include "ops.h"
+#include "catalog.h"
 #include "../core/base64.h"
 #include "../core/fsutil.h"
 #include "../core/json.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define VM_FILE_MAX (64u * 1024u * 1024u)
 #define VM_WHAT "VM catalog entry"
-
-struct harvbk_vm_list {
-    harvbk_vm **v;
-    size_t n;
-};
 
 static const char *power_name(harvbk_power_state s)
 {
@@ -146,15 +140,15 @@ int hb_catalog_decode(const void *data, size_t len, harvbk_vm **out, hb_err *e)
     return vm_decode(&b, out, e);
 }
 
-static char *vm_path(harvbk_ctx *ctx, const char *ns, const char *name)
+static char *vm_path(hb_state *s, const char *ns, const char *name)
 {
     char *file = hb_asprintf("%s.json", name);
-    char *p = file ? hb_ctx_path(ctx, HB_VMS_DIR, ns, file) : NULL;
+    char *p = file ? hb_state_path(s, HB_VMS_DIR, ns, file) : NULL;
     hb_free(file);
     return p;
 }
 
-int hb_catalog_put(harvbk_ctx *ctx, const harvbk_vm *vm, bool allow_external, hb_err *e)
+int hb_catalog_put(hb_state *s, const harvbk_vm *vm, bool allow_external, hb_err *e)
 {
     if (vm->nvols == 0)
         return hb_seterr(e, HARVBK_E_INVALID, "VM %s/%s has no volume", vm->ns, vm->name);
@@ -172,8 +166,8 @@ int hb_catalog_put(harvbk_ctx *ctx, const harvbk_vm *vm, bool allow_external, hb
                              "directory of every later process)",
                              v->name, vm->ns, vm->name, v->path);
     }
-    char *dir = hb_ctx_path(ctx, HB_VMS_DIR, vm->ns, NULL);
-    char *path = vm_path(ctx, vm->ns, vm->name);
+    char *dir = hb_state_path(s, HB_VMS_DIR, vm->ns, NULL);
+    char *path = vm_path(s, vm->ns, vm->name);
     char *text = vm_encode(vm);
     int rc = (!dir || !path || !text) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
     if (rc == 0)
@@ -201,10 +195,10 @@ static int catalog_read_path(const char *path, harvbk_vm **out, hb_err *e)
     return rc;
 }
 
-int hb_catalog_get(harvbk_ctx *ctx, const char *ns, const char *name, harvbk_vm **out, hb_err *e)
+int hb_catalog_get(hb_state *s, const char *ns, const char *name, harvbk_vm **out, hb_err *e)
 {
     *out = NULL;
-    char *path = vm_path(ctx, ns, name);
+    char *path = vm_path(s, ns, name);
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     int rc = catalog_read_path(path, out, e);
@@ -219,9 +213,9 @@ int hb_catalog_get(harvbk_ctx *ctx, const char *ns, const char *name, harvbk_vm 
     return rc;
 }
 
-int hb_catalog_exists(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e)
+int hb_catalog_exists(hb_state *s, const char *ns, const char *name, hb_err *e)
 {
-    char *path = vm_path(ctx, ns, name);
+    char *path = vm_path(s, ns, name);
     if (!path)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     struct stat sb;
@@ -233,135 +227,35 @@ int hb_catalog_exists(harvbk_ctx *ctx, const char *ns, const char *name, hb_err 
     return rc;
 }
 
-/* ---- public ---- */
-
-static int check_ns_name(const char *ns, const char *name, hb_err *e)
+int hb_catalog_remove(hb_state *s, const char *ns, const char *name, hb_err *e)
 {
-    int rc = hb_check_name("namespace", ns, e);
-    return rc ? rc : hb_check_name("VM name", name, e);
-}
-
-int harvbk_vm_register(harvbk_ctx *ctx, const harvbk_vm *vm)
-{
-    if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
-    hb_err e;
-    hb_err_clear(&e);
-    if (!vm)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "VM is NULL");
-    pthread_mutex_lock(&ctx->cat_mu);
-    int rc = hb_catalog_put(ctx, vm, false, &e);
-    pthread_mutex_unlock(&ctx->cat_mu);
-    if (rc == 0)
-        hb_log_info(&ctx->log, "VM %s/%s registered (%zu volumes)", vm->ns, vm->name, vm->nvols);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
-}
-
-int harvbk_vm_lookup(harvbk_vm **out, harvbk_ctx *ctx, const char *namespace_, const char *name)
-{
-    if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
-    hb_err e;
-    hb_err_clear(&e);
-    if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
-    *out = NULL;
-    int rc = check_ns_name(namespace_, name, &e);
-    if (rc == 0)
-        rc = hb_catalog_get(ctx, namespace_, name, out, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
-}
-
-int harvbk_vm_unregister(harvbk_ctx *ctx, const char *namespace_, const char *name)
-{
-    if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
-    hb_err e;
-    hb_err_clear(&e);
-    int rc = check_ns_name(namespace_, name, &e);
-    char *path = rc ? NULL : vm_path(ctx, namespace_, name);
-    if (rc == 0 && !path)
-        rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
-    if (rc == 0) {
-        pthread_mutex_lock(&ctx->cat_mu);
-        if (unlink(path) != 0) {
-            if (errno == ENOENT)
-                rc = hb_seterr(&e, HARVBK_E_NOTFOUND, "VM %s/%s is not registered", namespace_,
-                               name);
-            else
-                rc = hb_seterr(&e, hb_errno_code(errno), "cannot unregister VM %s/%s: %s",
-                               namespace_, name, strerror(errno));
-        } else {
-            char *dir = hb_ctx_path(ctx, HB_VMS_DIR, namespace_, NULL);
-            if (dir)
-                rmdir(dir); /* only succeeds when it became empty */
-            hb_free(dir);
-        }
-        pthread_mutex_unlock(&ctx->cat_mu);
+    char *path = vm_path(s, ns, name);
+    if (!path)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    int rc = 0;
+    if (unlink(path) != 0) {
+        if (errno == ENOENT)
+            rc = hb_seterr(e, HARVBK_E_NOTFOUND, "VM %s/%s is not registered", ns, name);
+        else
+            rc = hb_seterr(e, hb_errno_code(errno), "cannot unregister VM %s/%s: %s", ns, name,
+                           strerror(errno));
+    } else {
+        char *dir = hb_state_path(s, HB_VMS_DIR, ns, NULL);
+        if (dir)
+            rmdir(dir); /* only succeeds when it became empty */
+        hb_free(dir);
     }
     hb_free(path);
-    if (rc == 0)
-        hb_log_info(&ctx->log, "VM %s/%s unregistered", namespace_, name);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return rc;
 }
 
-int harvbk_vm_set_registered_power_state(harvbk_ctx *ctx, const char *namespace_,
-                                         const char *name, harvbk_power_state state)
+int hb_catalog_foreach(hb_state *s, hb_catalog_cb cb, void *ud, hb_err *e)
 {
-    if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
-    hb_err e;
-    hb_err_clear(&e);
-    int rc = check_ns_name(namespace_, name, &e);
-    if (rc == 0 && state != HARVBK_POWER_UNKNOWN && state != HARVBK_POWER_ON &&
-        state != HARVBK_POWER_OFF)
-        rc = hb_seterr(&e, HARVBK_E_INVALID, "invalid power state %d", (int)state);
-    if (rc == 0) {
-        harvbk_vm *vm = NULL;
-        pthread_mutex_lock(&ctx->cat_mu);
-        rc = hb_catalog_get(ctx, namespace_, name, &vm, &e);
-        if (rc == 0) {
-            vm->power = state;
-            rc = hb_catalog_put(ctx, vm, true, &e);
-        }
-        pthread_mutex_unlock(&ctx->cat_mu);
-        harvbk_vm_free(vm);
-    }
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
-}
-
-static int vm_cmp(const void *a, const void *b)
-{
-    const harvbk_vm *x = *(harvbk_vm *const *)a, *y = *(harvbk_vm *const *)b;
-    int c = strcmp(x->ns, y->ns);
-    return c ? c : strcmp(x->name, y->name);
-}
-
-static int list_push(harvbk_vm_list *l, harvbk_vm *vm)
-{
-    harvbk_vm **v = hb_realloc(l->v, (l->n + 1) * sizeof *v);
-    if (!v)
-        return HARVBK_E_NOMEM;
-    l->v = v;
-    l->v[l->n++] = vm;
-    return 0;
-}
-
-int harvbk_vm_list_get(harvbk_vm_list **out, harvbk_ctx *ctx)
-{
-    if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
-    hb_err e;
-    hb_err_clear(&e);
-    if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
-    *out = NULL;
-    harvbk_vm_list *l = hb_calloc(1, sizeof *l);
-    char *top = hb_ctx_path(ctx, HB_VMS_DIR, NULL, NULL);
-    int rc = (!l || !top) ? hb_seterr(&e, HARVBK_E_NOMEM, NULL) : 0;
+    char *top = hb_state_path(s, HB_VMS_DIR, NULL, NULL);
+    int rc = !top ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
     DIR *d = rc ? NULL : opendir(top);
     if (rc == 0 && !d && errno != ENOENT)
-        rc = hb_seterr(&e, hb_errno_code(errno), "cannot read the VM catalog: %s",
+        rc = hb_seterr(e, hb_errno_code(errno), "cannot read the VM catalog: %s",
                        strerror(errno));
     struct dirent *de;
     while (rc == 0 && d && (de = readdir(d)) != NULL) {
@@ -384,17 +278,15 @@ int harvbk_vm_list_get(harvbk_vm_list **out, harvbk_ctx *ctx)
             harvbk_vm *vm = NULL;
             hb_err ve;
             hb_err_clear(&ve);
-            int vr = hb_catalog_get(ctx, de->d_name, base, &vm, &ve);
+            int vr = hb_catalog_get(s, de->d_name, base, &vm, &ve);
             if (vr == HARVBK_E_NOTFOUND)
                 continue;
             if (vr) {
-                hb_log_warn(&ctx->log, "skipping unreadable VM catalog entry: %s", ve.msg);
+                hb_log_warn(s->log, "skipping unreadable VM catalog entry: %s", ve.msg);
                 continue;
             }
-            if (list_push(l, vm) != 0) {
-                harvbk_vm_free(vm);
-                rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
-            }
+            if ((rc = cb(vm, ud)) != 0)
+                hb_seterr(e, rc, NULL);
         }
         if (d2)
             closedir(d2);
@@ -403,29 +295,5 @@ int harvbk_vm_list_get(harvbk_vm_list **out, harvbk_ctx *ctx)
     if (d)
         closedir(d);
     hb_free(top);
-    if (rc) {
-        harvbk_vm_list_free(l);
-        return hb_ctx_fail(ctx, &e);
-    }
-    if (l->n > 1)
-        qsort(l->v, l->n, sizeof *l->v, vm_cmp);
-    *out = l;
-    return 0;
-}
-
-size_t harvbk_vm_list_count(const harvbk_vm_list *list) { return list ? list->n : 0; }
-
-const harvbk_vm *harvbk_vm_list_at(const harvbk_vm_list *list, size_t i)
-{
-    return list && i < list->n ? list->v[i] : NULL;
-}
-
-void harvbk_vm_list_free(harvbk_vm_list *list)
-{
-    if (!list)
-        return;
-    for (size_t i = 0; i < list->n; i++)
-        harvbk_vm_free(list->v[i]);
-    hb_free(list->v);
-    hb_free(list);
+    return rc;
 }

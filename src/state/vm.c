@@ -1,5 +1,5 @@
-/* ops/vm.c - harvbk_vm: a plain value describing a VM. */
-#include "ops.h"
+/* state/vm.c - harvbk_vm: a plain value describing a VM. */
+#include "vm.h"
 #include <string.h>
 
 int harvbk_vm_new(harvbk_vm **out, const char *namespace_, const char *name)

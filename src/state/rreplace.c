@@ -1,5 +1,5 @@
 /*
- * ops/restore_replace.c - the crash-safe swap of a replace-restore.
+ * state/rreplace.c - the crash-safe swap of a replace-restore.
  *
  * The restore holds the VM's restore lock ("locks/<ns>_<vm>.restore.lock")
  * and keeps "restores/<ns>/<vm>.json" in the state directory:
@@ -29,7 +29,8 @@
  * killed in "commit" is rolled forward. Every path is checked to have the
  * shape above before anything is touched.
  */
-#include "ops.h"
+#include "rjournal.h"
+#include "catalog.h"
 #include "../core/fsutil.h"
 #include "../core/json.h"
 
@@ -50,7 +51,7 @@ static bool add_u64_string(cJSON *o, const char *field, uint64_t v)
     return cJSON_AddStringToObject(o, field, num) != NULL;
 }
 
-int hb_rrjournal_write(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e)
+int hb_rrjournal_write(hb_state *s, const hb_rrjournal *j, hb_err *e)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *vols = NULL, *drops = NULL;
@@ -85,8 +86,8 @@ int hb_rrjournal_write(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e)
     }
     char *text = ok ? hb_json_print(root) : NULL;
     cJSON_Delete(root);
-    char *dir = hb_ctx_path(ctx, HB_RESTORES_DIR, j->ns, NULL);
-    char *path = hb_rjournal_path(ctx, j->ns, j->name);
+    char *dir = hb_state_path(s, HB_RESTORES_DIR, j->ns, NULL);
+    char *path = hb_rjournal_path(s, j->ns, j->name);
     int rc = (!text || !dir || !path) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
     if (rc == 0)
         rc = hb_mkdir_p(dir, 0700, e);
@@ -142,7 +143,7 @@ static int sys_fail(hb_err *e, const char *what, const char *path)
                      strerror(errno));
 }
 
-int hb_rr_swap(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e)
+int hb_rr_swap(hb_state *s, const hb_rrjournal *j, hb_err *e)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < j->n; i++) {
@@ -152,7 +153,7 @@ int hb_rr_swap(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e)
         else if (hb_rename_noreplace(v->part, v->final) != 0)
             rc = sys_fail(e, "move the restored volume into place as", v->final);
         else
-            hb_log_debug(&ctx->log, "restore over VM %s/%s: volume %s swapped in at '%s'", j->ns,
+            hb_log_debug(s->log, "restore over VM %s/%s: volume %s swapped in at '%s'", j->ns,
                          j->name, v->name, v->final);
     }
     if (rc == 0)
@@ -160,7 +161,7 @@ int hb_rr_swap(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e)
     return rc;
 }
 
-int hb_rr_rollback(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e)
+int hb_rr_rollback(hb_state *s, const hb_rrjournal *j, hb_err *e)
 {
     bool swapping = strcmp(j->phase, "write") != 0;
     int rc = 0;
@@ -182,14 +183,14 @@ int hb_rr_rollback(harvbk_ctx *ctx, const hb_rrjournal *j, hb_err *e)
     if (rc == 0) {
         hb_err ignore;
         sync_dirs(j, &ignore);
-        hb_log_warn(&ctx->log, "restore over VM %s/%s rolled back (%s phase): its previous "
+        hb_log_warn(s->log, "restore over VM %s/%s rolled back (%s phase): its previous "
                     "volumes are in place%s", j->ns, j->name, j->phase,
                     restored ? " again" : "");
     }
     return rc;
 }
 
-int hb_rr_finish(harvbk_ctx *ctx, const hb_rrjournal *j, char ***retained, size_t *nretained,
+int hb_rr_finish(hb_state *s, const hb_rrjournal *j, char ***retained, size_t *nretained,
                  hb_err *e)
 {
     harvbk_vm *vm = NULL;
@@ -198,9 +199,9 @@ int hb_rr_finish(harvbk_ctx *ctx, const hb_rrjournal *j, char ***retained, size_
     if (rc == 0 && (strcmp(vm->ns, j->ns) != 0 || strcmp(vm->name, j->name) != 0))
         rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s describes another VM", RR_WHAT);
     if (rc == 0) {
-        pthread_mutex_lock(&ctx->cat_mu);
-        rc = hb_catalog_put(ctx, vm, true, e);
-        pthread_mutex_unlock(&ctx->cat_mu);
+        pthread_mutex_lock(&s->cat_mu);
+        rc = hb_catalog_put(s, vm, true, e);
+        pthread_mutex_unlock(&s->cat_mu);
     }
     harvbk_vm_free(vm);
     if (rc)
@@ -224,7 +225,7 @@ int hb_rr_finish(harvbk_ctx *ctx, const hb_rrjournal *j, char ***retained, size_
     if (rc == 0) {
         hb_err ignore;
         sync_dirs(j, &ignore);
-        hb_log_info(&ctx->log, "restore over VM %s/%s committed; previous volumes %s", j->ns,
+        hb_log_info(s->log, "restore over VM %s/%s committed; previous volumes %s", j->ns,
                     j->name, j->retain ? "retained" : "deleted");
     }
     if (retained) {
@@ -275,7 +276,7 @@ static int get_u64_string(const cJSON *o, const char *field, uint64_t *out, hb_e
     return 0;
 }
 
-int hb_rr_recover(harvbk_ctx *ctx, const char *ns, const char *name, const cJSON *root,
+int hb_rr_recover(hb_state *s, const char *ns, const char *name, const cJSON *root,
                   hb_err *e)
 {
     const char *jns = NULL, *jname = NULL, *phase = NULL, *policy = NULL, *vm_json = NULL;
@@ -350,12 +351,12 @@ int hb_rr_recover(harvbk_ctx *ctx, const char *ns, const char *name, const cJSON
     if (rc == 0) {
         hb_rrjournal j = { ns, name, phase, strcmp(policy, "retain") == 0, v, n, d, nd, vm_json };
         if (strcmp(phase, "commit") == 0) {
-            rc = hb_rr_finish(ctx, &j, NULL, NULL, e);
+            rc = hb_rr_finish(s, &j, NULL, NULL, e);
             if (rc == 0)
-                hb_log_warn(&ctx->log, "restore over VM %s/%s was interrupted after its commit; "
+                hb_log_warn(s->log, "restore over VM %s/%s was interrupted after its commit; "
                             "it was completed", ns, name);
         } else {
-            rc = hb_rr_rollback(ctx, &j, e);
+            rc = hb_rr_rollback(s, &j, e);
         }
     }
     hb_free(v);
