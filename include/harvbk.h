@@ -14,5 +14,7 @@
 #include "harvbk/restore.h"
 #include "harvbk/snapshot.h"
 #include "harvbk/quota.h"
+#include "harvbk/schedule.h"
+#include "harvbk/maintenance.h"
 
 #endif

@@ -108,6 +108,9 @@ HARVBK_API uint64_t harvbk_backup_info_volume_size(const harvbk_backup_info *inf
  *  HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT was set; 0 otherwise (also when no
  *  freeze hook was given: the caller then vouches for consistency). */
 HARVBK_API int harvbk_backup_info_crash_consistent(const harvbk_backup_info *info);
+/** Name of the schedule (in the entry's namespace) that made this backup or
+ *  snapshot, NULL when it was not made by a schedule (harvbk/schedule.h). */
+HARVBK_API const char *harvbk_backup_info_schedule(const harvbk_backup_info *info);
 /** JSON object describing the backup in *out (free with harvbk_string_free()).
  *  Keys: namespace, name, vm, state, logical_bytes, uploaded_bytes, error,
  *  created, volumes, crash_consistent, ... */

@@ -54,6 +54,7 @@ typedef struct backup_job {
     hb_quota_state quota;          /* snapshots: limits and usage at start */
     harvbk_vm *vm;                 /* copy of the caller's VM */
     char *name;                    /* entry name; its namespace is vm->ns */
+    char *schedule;                /* the schedule making it, NULL: none */
     unsigned flags;
     harvbk_freeze_cb freeze_cb, thaw_cb;
     void *freeze_payload;
@@ -77,6 +78,7 @@ static void backup_job_free(void *p)
     hb_record_clear(&j->rec);
     harvbk_vm_free(j->vm);
     hb_free(j->name);
+    hb_free(j->schedule);
     hb_free(j->owner);
     hb_free(j);
 }
@@ -289,6 +291,8 @@ static int fill_manifest(backup_job *j, hb_store *st, bool crash, hb_manifest *m
     m->vm_ns = hb_strdup(vm->ns);
     m->vm_name = hb_strdup(vm->name);
     m->writer = hb_strdup(j->op->ctx->id);
+    if (j->schedule && !(m->schedule = hb_strdup(j->schedule)))
+        m->writer = (hb_free(m->writer), NULL);
     m->created = j->rec.created;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -825,7 +829,8 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
     j->freeze_cb = p->freeze_cb;
     j->thaw_cb = p->thaw_cb;
     j->freeze_payload = p->freeze_payload;
-    if (!(j->name = hb_strdup(name)) || hb_vm_dup(&j->vm, vm) != 0) {
+    if (!(j->name = hb_strdup(name)) || hb_vm_dup(&j->vm, vm) != 0 ||
+        (p->schedule && !(j->schedule = hb_strdup(p->schedule)))) {
         backup_job_free(j);
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     }
@@ -946,6 +951,8 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
         goto fail;
     sref = NULL; /* the op holds it */
     j->op = op;
+    snprintf(op->what, sizeof op->what, "%s %s/%s of VM %s/%s", word, vm->ns, name, vm->ns,
+             vm->name);
     if ((rc = hb_op_start(op, e)))
         goto fail;
     *out = op;

@@ -10,6 +10,8 @@
 #include "../state/locks.h"
 #include "../state/record.h"
 
+#include <stdio.h>
+
 #include <string.h>
 
 static int delete_locked(harvbk_ctx *ctx, hb_store *st, int kind, const char *ns,
@@ -86,13 +88,21 @@ int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *namespace_, const cha
     int rc = hb_check_name("namespace", namespace_, &e);
     if (rc == 0)
         rc = hb_check_name(snap ? "snapshot name" : "backup name", name, &e);
+    /* registered, then checked against maintenance mode (state/opreg.h) */
+    hb_opreg reg = HB_OPREG_INIT;
+    char what[200];
+    snprintf(what, sizeof what, "delete %s %s/%s", hb_entry_word(kind), namespace_, name);
+    if (rc == 0 && (rc = hb_opreg_add(ctx->state_dir, "delete", what, &reg, &e)) == 0)
+        rc = hb_maintenance_check(ctx, what, &e);
     hb_store_ref *ref = NULL;
     if (rc == 0)
         rc = hb_kind_store_acquire(ctx, kind, false, &ref, &e);
     if (rc == HARVBK_E_NOTFOUND)
         hb_seterr(&e, rc, "snapshot %s/%s not found", namespace_, name);
-    if (rc)
+    if (rc) {
+        hb_opreg_remove(&reg);
         return hb_ctx_fail(ctx, &e);
+    }
     hb_dset *cand = snap ? hb_dset_new(1024) : NULL;
     /* backups also register in the process (clearer messages for threads of
      * one context); the flocks below decide across processes */
@@ -134,6 +144,7 @@ int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *namespace_, const cha
     }
     hb_dset_free(cand);
     hb_ctx_store_release(ctx, ref);
+    hb_opreg_remove(&reg);
     return rc ? hb_ctx_fail(ctx, &e) : 0;
 }
 

@@ -25,6 +25,7 @@ struct harvbk_backup_info {
     uint64_t logical, uploaded, progress;
     int64_t created;
     bool crash_consistent;
+    char *schedule;             /* NULL: not made by a schedule */
     hb_record_volume *vols;
     size_t nvols;
 };
@@ -43,6 +44,7 @@ void harvbk_backup_info_free(harvbk_backup_info *info)
     hb_free(info->vm_ns);
     hb_free(info->vm_name);
     hb_free(info->error);
+    hb_free(info->schedule);
     for (size_t i = 0; i < info->nvols; i++)
         hb_free(info->vols[i].name);
     hb_free(info->vols);
@@ -80,6 +82,10 @@ static harvbk_backup_info *info_from_manifest(const hb_manifest *m)
     in->progress = m->logical_bytes;
     in->created = m->created;
     in->crash_consistent = m->crash_consistent;
+    if (m->schedule && !(in->schedule = hb_strdup(m->schedule))) {
+        harvbk_backup_info_free(in);
+        return NULL;
+    }
     for (size_t i = 0; i < m->nvols; i++, in->nvols++) {
         if (!(in->vols[i].name = hb_strdup(m->vols[i].name))) {
             harvbk_backup_info_free(in);
@@ -420,6 +426,11 @@ uint64_t harvbk_backup_info_volume_size(const harvbk_backup_info *info, size_t i
 {
     return info && i < info->nvols ? info->vols[i].size : 0;
 }
+const char *harvbk_backup_info_schedule(const harvbk_backup_info *info)
+{
+    return info ? info->schedule : NULL;
+}
+
 int harvbk_backup_info_crash_consistent(const harvbk_backup_info *info)
 {
     return info && info->crash_consistent ? 1 : 0;
@@ -449,6 +460,8 @@ int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out)
         ok &= cJSON_AddStringToObject(root, "error", info->error) != NULL;
         ok &= cJSON_AddStringToObject(root, "created", created) != NULL;
         ok &= cJSON_AddBoolToObject(root, "crash_consistent", info->crash_consistent) != NULL;
+        ok &= (info->schedule ? cJSON_AddStringToObject(root, "schedule", info->schedule)
+                              : cJSON_AddNullToObject(root, "schedule")) != NULL;
         ok &= (vols = cJSON_AddArrayToObject(root, "volumes")) != NULL;
     }
     for (size_t i = 0; ok && i < info->nvols; i++) {

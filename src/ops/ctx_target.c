@@ -153,10 +153,8 @@ int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out)
     return 0;
 }
 
-int harvbk_ctx_check_target(harvbk_ctx *ctx)
+int hb_ctx_check_target(harvbk_ctx *ctx, hb_err *ep)
 {
-    if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
     hb_err e;
     hb_err_clear(&e);
     hb_store_ref *ref = NULL;
@@ -196,5 +194,17 @@ int harvbk_ctx_check_target(harvbk_ctx *ctx)
         hb_target_cfg_clear(&cfg);
     }
     hb_ctx_store_release(ctx, ref);
+    if (rc && ep)
+        *ep = e;
+    return rc;
+}
+
+int harvbk_ctx_check_target(harvbk_ctx *ctx)
+{
+    if (!hb_ctx_ok(ctx))
+        return HARVBK_E_INVALID;
+    hb_err e;
+    hb_err_clear(&e);
+    int rc = hb_ctx_check_target(ctx, &e);
     return rc ? hb_ctx_fail(ctx, &e) : 0;
 }

@@ -61,12 +61,14 @@ int hb_op_new(harvbk_op **out, harvbk_ctx *ctx, const char *kind, hb_store_ref *
     op->run = run;
     op->free_job = free_job;
     op->job = job;
+    op->reg.fd = -1;
     *out = op;
     return 0;
 }
 
 static void op_destroy(harvbk_op *op)
 {
+    hb_sched_pass_free(op->sched);
     for (size_t i = 0; i < op->nretained; i++)
         hb_free(op->retained[i]);
     hb_free(op->retained);
@@ -90,6 +92,7 @@ void hb_op_discard(harvbk_op *op)
     if (op->free_job && op->job)
         op->free_job(op->job);
     op->job = NULL;
+    hb_opreg_remove(&op->reg);
     if (op->sref)
         hb_ctx_store_release(op->ctx, op->sref);
     op->sref = NULL;
@@ -104,6 +107,7 @@ static void *op_main(void *arg)
     hb_err_clear(&e);
     int rc = op->run(op, &e); /* frees op->job */
     op->job = NULL;
+    hb_opreg_remove(&op->reg);
     if (rc && e.code == 0)
         hb_seterr(&e, rc, NULL);
     if (rc == 0)
@@ -129,9 +133,13 @@ static void *op_main(void *arg)
 int hb_op_start(harvbk_op *op, hb_err *e)
 {
     harvbk_ctx *ctx = op->ctx;
+    int rc = hb_op_register(ctx, op, e);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&ctx->mu);
     if (ctx->closing) {
         pthread_mutex_unlock(&ctx->mu);
+        hb_opreg_remove(&op->reg);
         return hb_seterr(e, HARVBK_E_BUSY, "the context is being closed");
     }
     ctx->nrunning++;
@@ -154,6 +162,8 @@ int hb_op_start(harvbk_op *op, hb_err *e)
         ctx->ops = op;
     }
     pthread_mutex_unlock(&ctx->mu);
+    if (err)
+        hb_opreg_remove(&op->reg);
     if (err)
         return hb_seterr(e, err == EAGAIN ? HARVBK_E_NOMEM : HARVBK_E_ERROR,
                          "cannot start the %s thread: %s", op->kind, strerror(err));

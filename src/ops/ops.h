@@ -41,6 +41,7 @@
 #include "../store/store.h"
 #include "../target/config.h"
 #include "../target/target.h"
+#include "../state/opreg.h"
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -210,6 +211,9 @@ struct harvbk_op {
     uint64_t gc_chunks, gc_bytes;  /* gc results */
     char **retained;               /* replace-restore: kept previous volumes */
     size_t nretained;              /* (set before the op is reported finished) */
+    struct hb_sched_pass *sched;   /* kind "schedule": its runs (freed with the op) */
+    char what[200];                /* "backup ns/name of VM ns/vm": shown to other processes */
+    hb_opreg reg;                  /* registered while running (maintenance.c) */
 };
 
 /* New op (not started). sref is taken over (released when the op ends). */
@@ -291,6 +295,7 @@ typedef struct hb_writer_params {
     void *progress_payload;
     harvbk_freeze_cb freeze_cb, thaw_cb;
     void *freeze_payload;
+    const char *schedule;        /* the schedule making it (same namespace); NULL: none */
 } hb_writer_params;
 int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const char *name,
                     const hb_writer_params *p, hb_err *e);
@@ -302,5 +307,41 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
 int hb_sweep_candidates(harvbk_ctx *ctx, hb_store *st, const char *kind_dir, hb_dset *cand,
                         uint64_t *out_chunks, uint64_t *out_bytes, bool *out_skipped,
                         hb_err *e);
+
+/* ---- schedules (schedule.c, schedule_run.c) ---- */
+struct hb_sched_rec;
+typedef struct hb_sched_pass hb_sched_pass;
+void hb_sched_pass_free(hb_sched_pass *pass);
+/* Wall clock in ms since the epoch. */
+int64_t hb_wall_ms(void);
+/* Namespace + schedule name checks (the name leaves room for the suffix). */
+int hb_sched_check_name(const char *ns, const char *name, hb_err *e);
+/* First firing of r's cron after after_ms. */
+int hb_sched_next(const struct hb_sched_rec *r, int64_t after_ms, int64_t *out, hb_err *e);
+/* HARVBK_SCHEDULE_RUN_* of a history item state. */
+int hb_sched_public_state(int item_state);
+/* Suspend (by "user"/"maintenance"...) or resume one schedule's flag only. */
+int hb_sched_set_suspended(harvbk_ctx *ctx, const char *ns, const char *name, bool suspend,
+                           const char *by, const char *reason, bool *changed, hb_err *e);
+/* Delete the entries of a schedule's failed runs (HARVBK_E_BUSY when one is in use). */
+int hb_sched_delete_failed(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
+
+/* ---- maintenance mode (maintenance.c) ---- */
+/* HARVBK_E_MAINTENANCE (naming `what`) while the state directory is in
+ * maintenance mode. */
+int hb_maintenance_check(harvbk_ctx *ctx, const char *what, hb_err *e);
+/* Register op in the state directory's operations (visible to every process),
+ * then refuse it (HARVBK_E_MAINTENANCE) in maintenance mode, unless a verify. */
+int hb_op_register(harvbk_ctx *ctx, harvbk_op *op, hb_err *e);
+
+/* ---- catalog sync (sync.c) ---- */
+/* Sync the target's catalog when its refresh interval has passed since the
+ * last sync (never when the interval is 0); *next_ms (-1: none) is when it is
+ * due next. Runs on the caller's thread. */
+int hb_sync_if_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *next_ms, hb_err *e);
+
+/* ---- the target (ctx_target.c) ---- */
+/* harvbk_ctx_check_target without touching the context's message. */
+int hb_ctx_check_target(harvbk_ctx *ctx, hb_err *e);
 
 #endif

@@ -879,6 +879,8 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const char 
                         restore_run, restore_job_free, j, e)))
         goto fail;
     ref = NULL;
+    snprintf(op->what, sizeof op->what, "restore of %s %s/%s into VM %s/%s", snap ? "snapshot" : "backup",
+             ns, name, j->new_ns, j->new_name);
     if ((rc = hb_op_start(op, e)))
         goto fail;
     *out = op;

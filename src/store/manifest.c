@@ -32,6 +32,7 @@ void hb_manifest_clear(hb_manifest *m)
     hb_free(m->vm_ns);
     hb_free(m->vm_name);
     hb_free(m->writer);
+    hb_free(m->schedule);
     hb_buf_free(&m->metadata);
     for (size_t i = 0; i < m->nimages; i++)
         hb_free(m->images[i]);
@@ -139,6 +140,8 @@ int hb_manifest_encode(const hb_manifest *m, hb_buf *out, hb_err *e)
         ok &= cJSON_AddStringToObject(root, "vm_namespace", m->vm_ns) != NULL;
         ok &= cJSON_AddStringToObject(root, "vm_name", m->vm_name) != NULL;
         ok &= cJSON_AddStringToObject(root, "writer", m->writer ? m->writer : "") != NULL;
+        if (m->schedule)
+            ok &= cJSON_AddStringToObject(root, "schedule", m->schedule) != NULL;
         ok &= cJSON_AddNumberToObject(root, "created", (double)m->created) != NULL;
         ok &= cJSON_AddNumberToObject(root, "completed", (double)m->completed) != NULL;
         ok &= cJSON_AddNumberToObject(root, "completed_ms",
@@ -276,6 +279,13 @@ static int from_json(const cJSON *root, hb_manifest *m, hb_err *e)
     if ((rc = hb_json_get_str(root, "writer", true, &s, WHAT, e)))
         return rc;
     if (!(m->writer = hb_strdup(s ? s : "")))
+        return HARVBK_E_NOMEM;
+    s = NULL; /* optional: the schedule that made it */
+    if ((rc = hb_json_get_str(root, "schedule", false, &s, WHAT, e)))
+        return rc;
+    if (s && !hb_name_valid(s))
+        return hb_seterr(e, HARVBK_E_CORRUPT, "manifest has an invalid schedule name");
+    if (s && !(m->schedule = hb_strdup(s)))
         return HARVBK_E_NOMEM;
     if ((rc = hb_json_get_i64(root, "created", true, &m->created, WHAT, e)) ||
         (rc = hb_json_get_i64(root, "completed", true, &m->completed, WHAT, e)) ||

@@ -75,6 +75,7 @@ typedef struct hb_manifest {
     char *ns, *name;          /* entry namespace/name */
     char *vm_ns, *vm_name;    /* source VM */
     char *writer;             /* context id that wrote it */
+    char *schedule;           /* the schedule that made it (optional, 1.1); NULL: none */
     int64_t created, completed;
     int64_t completed_ms;     /* completion in ms since the epoch (orders backups) */
     uint32_t chunk_size;

@@ -1,0 +1,163 @@
+/*
+ * ops/scheduler.c - harvbk_scheduler_start/stop: a runner thread for programs
+ * without a loop of their own, built on harvbk_schedule_run_due() and
+ * harvbk_schedule_next_due() with the system clock.
+ */
+#include "ops.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+/* Schedules are re-read at least this often (other processes change them). */
+#define RESCAN_MS 30000
+#define MAX_PASSES 64u
+
+struct harvbk_scheduler {
+    harvbk_ctx *ctx;
+    harvbk_schedule_run_options opts;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    bool stop;
+    harvbk_op *ops[MAX_PASSES]; /* passes still running (runner thread only) */
+    size_t nops;
+};
+
+static void reap(harvbk_scheduler *s, bool cancel)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < s->nops; i++) {
+        if (cancel)
+            harvbk_op_cancel(s->ops[i]);
+        if (cancel || harvbk_op_wait_timeout(s->ops[i], 0) == 0) {
+            harvbk_op_free(s->ops[i]); /* waits for a cancelled one */
+            continue;
+        }
+        s->ops[w++] = s->ops[i];
+    }
+    s->nops = w;
+}
+
+static void *runner_main(void *arg)
+{
+    harvbk_scheduler *s = arg;
+    harvbk_ctx *ctx = s->ctx;
+    hb_log_info(&ctx->log, "schedule runner started");
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            break;
+        reap(s, false);
+        int64_t now = hb_wall_ms();
+        int64_t wake = now + RESCAN_MS;
+        if (s->nops < MAX_PASSES) {
+            harvbk_op *op = NULL;
+            int rc = harvbk_schedule_run_due(&op, ctx, now, &s->opts);
+            if (rc == 0 && op)
+                s->ops[s->nops++] = op;
+            else if (rc && rc != HARVBK_E_MAINTENANCE) {
+                char m[HB_ERRMSG_MAX];
+                harvbk_ctx_errmsg_copy(ctx, m, sizeof m);
+                hb_log_warn(&ctx->log, "schedule runner: %s", m);
+            }
+        }
+        hb_err e;
+        hb_err_clear(&e);
+        int64_t sync_next = -1;
+        if (hb_sync_if_due(ctx, now, &sync_next, &e) != 0)
+            hb_log_warn(&ctx->log, "schedule runner: catalog sync: %s", e.msg);
+        int64_t next = -1;
+        if (harvbk_schedule_next_due(ctx, hb_wall_ms(), &next) == 0 && next >= 0 && next < wake)
+            wake = next;
+        if (sync_next >= 0 && sync_next < wake)
+            wake = sync_next;
+        if (s->nops && wake > now + 1000)
+            wake = now + 1000; /* reap finished passes soon */
+        int64_t wait = wake - hb_wall_ms();
+        if (wait < 0)
+            wait = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&s->mu);
+        while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &ts) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&s->mu);
+    }
+    reap(s, true);
+    hb_log_info(&ctx->log, "schedule runner stopped");
+    return NULL;
+}
+
+int harvbk_scheduler_start(harvbk_scheduler **out, harvbk_ctx *ctx,
+                           const harvbk_schedule_run_options *opts)
+{
+    if (!hb_ctx_ok(ctx))
+        return HARVBK_E_INVALID;
+    if (!out)
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+    *out = NULL;
+    hb_err e;
+    hb_err_clear(&e);
+    harvbk_scheduler *s = hb_calloc(1, sizeof *s);
+    if (!s)
+        return hb_ctx_failf(ctx, HARVBK_E_NOMEM, "out of memory");
+    harvbk_schedule_run_options_init(&s->opts, HARVBK_SCHEDULE_RUN_OPTIONS_VERSION);
+    int rc = 0;
+    if (opts) {
+        rc = hb_opts_version_check(opts->version, HARVBK_SCHEDULE_RUN_OPTIONS_VERSION,
+                                   "schedule run options", &e);
+        if (rc == 0)
+            s->opts = *opts; /* one version so far: the whole struct */
+        if (rc == 0 && opts->freeze_cb && !opts->thaw_cb)
+            rc = hb_seterr(&e, HARVBK_E_INVALID, "a freeze hook needs a thaw hook");
+    }
+    if (rc) {
+        hb_free(s);
+        return hb_ctx_fail(ctx, &e);
+    }
+    s->ctx = ctx;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&s->thread, NULL, runner_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err) {
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+        hb_free(s);
+        return hb_ctx_failf(ctx, HARVBK_E_ERROR, "cannot start the schedule runner: %s",
+                            strerror(err));
+    }
+    *out = s;
+    return 0;
+}
+
+void harvbk_scheduler_stop(harvbk_scheduler *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    hb_free(s);
+}
