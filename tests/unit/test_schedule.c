@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DISK (2u * 1024u * 1024u)
@@ -749,13 +750,70 @@ static void test_maintenance(void **state)
     env_close(&v);
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The runner thread on the system clock: a firing already due runs at once;
+ * stopping it mid-run cancels the run, recorded as Cancelled (no failure). */
+static void test_runner(void **state)
+{
+    (void)state;
+    env v;
+    env_open(&v, "sched-runner");
+    int64_t now = wall_ms();
+    harvbk_schedule_options o = sopts("vm1", "0 * * * *", now - 2 * 3600 * 1000LL);
+    assert_int_equal(harvbk_schedule_create(v.ctx, "default", "r", &o), 0);
+    harvbk_schedule_run_options ro;
+    harvbk_schedule_run_options_init(&ro, HARVBK_SCHEDULE_RUN_OPTIONS_VERSION);
+    ro.resolve_cb = resolve;
+    harvbk_scheduler *sch = NULL;
+    assert_int_equal(harvbk_scheduler_start(&sch, v.ctx, &ro), 0);
+    harvbk_schedule *s = NULL;
+    int hs = 0;
+    for (int i = 0; i < 300; i++) { /* at most 30 s */
+        s = get(v.ctx, "r");
+        hs = 0;
+        if (harvbk_schedule_history_count(s) == 1)
+            harvbk_schedule_history_at(s, 0, NULL, NULL, &hs, NULL, NULL, NULL, NULL);
+        harvbk_schedule_free(s);
+        if (hs == HARVBK_SCHEDULE_RUN_READY)
+            break;
+        usleep(100000);
+    }
+    assert_int_equal(hs, HARVBK_SCHEDULE_RUN_READY);
+    harvbk_scheduler_stop(sch);
+
+    /* another schedule, due at once, stopped while it runs */
+    o = sopts("vm2", "30 * * * *", now - 2 * 3600 * 1000LL);
+    assert_int_equal(harvbk_schedule_create(v.ctx, "default", "r2", &o), 0);
+    atomic_store(&g_mode, MODE_BLOCK);
+    atomic_store(&g_blocked, 0);
+    assert_int_equal(harvbk_scheduler_start(&sch, v.ctx, &ro), 0);
+    for (int i = 0; i < 300 && !atomic_load(&g_blocked); i++)
+        usleep(100000);
+    assert_true(atomic_load(&g_blocked));
+    atomic_store(&g_release, 1); /* the blocked read returns; the cancel ends the run */
+    harvbk_scheduler_stop(sch);
+    s = get(v.ctx, "r2");
+    assert_int_equal(harvbk_schedule_history_count(s), 1);
+    harvbk_schedule_history_at(s, 0, NULL, NULL, &hs, NULL, NULL, NULL, NULL);
+    assert_int_equal(hs, HARVBK_SCHEDULE_RUN_CANCELLED);
+    assert_int_equal(harvbk_schedule_consecutive_failures(s), 0);
+    harvbk_schedule_free(s);
+    env_close(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation),      cmocka_unit_test(test_target_needed),
         cmocka_unit_test(test_life),            cmocka_unit_test(test_skip_and_deadline),
         cmocka_unit_test(test_two_processes),   cmocka_unit_test(test_crash_mid_run),
-        cmocka_unit_test(test_maintenance),
+        cmocka_unit_test(test_maintenance),     cmocka_unit_test(test_runner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
