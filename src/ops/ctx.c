@@ -363,6 +363,8 @@ int harvbk_ctx_open(harvbk_ctx **out, const char *state_dir, const harvbk_ctx_op
     }
     if (rc == 0)
         rc = hb_recovery_scan(ctx, &e);
+    if (rc == 0)
+        hb_sched_recover(ctx);
     if (rc) {
         hb_log_error(&ctx->log, "cannot open state directory '%s': %s", state_dir, e.msg);
         ctx_destroy(ctx);

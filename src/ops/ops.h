@@ -323,6 +323,9 @@ int hb_sched_public_state(int item_state);
 /* Suspend (by "user"/"maintenance"...) or resume one schedule's flag only. */
 int hb_sched_set_suspended(harvbk_ctx *ctx, const char *ns, const char *name, bool suspend,
                            const char *by, const char *reason, bool *changed, hb_err *e);
+/* At open: settle the history items that processes which died left
+ * InProgress (local records only; no target access). */
+void hb_sched_recover(harvbk_ctx *ctx);
 /* Delete the entries of a schedule's failed runs (HARVBK_E_BUSY when one is in use). */
 int hb_sched_delete_failed(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
 

@@ -164,38 +164,34 @@ static void count_result(harvbk_ctx *ctx, hb_sched_rec *rec, int item_state)
 }
 
 /* Settle every history item left InProgress by a process that died (the
- * caller holds the run lock, so none of them is running). *busy when an
- * entry is still being written by a live writer (the firing is skipped). */
-static void settle_orphans(harvbk_ctx *ctx, hb_sched_rec *rec, bool *busy)
+ * caller holds the run lock, so none of them is running here), from the
+ * entry's local record alone (no target access): Ready stays Ready, a record
+ * whose writer died is made Error (interrupted), no record is an Error too.
+ * *busy when an entry is still being written by a live writer (the firing
+ * is then skipped). Returns whether rec changed. */
+static bool settle_orphans(harvbk_ctx *ctx, hb_sched_rec *rec, bool *busy)
 {
     int kind = rec->type == HARVBK_SCHEDULE_SNAPSHOT ? HB_ENTRY_SNAPSHOT : HB_ENTRY_BACKUP;
+    bool changed = false;
     *busy = false;
     for (size_t i = 0; i < rec->nhist; i++) {
         hb_sched_item *it = &rec->hist[i];
         if (it->state != HB_SI_RUNNING)
             continue;
-        harvbk_backup_info *info = NULL;
         int state = HARVBK_STATE_ERROR;
-        char msg[HB_ERRMSG_MAX] = "the process running it ended before it finished";
-        if (it->entry[0] && hb_entry_get(&info, ctx, kind, rec->ns, it->entry) == 0) {
-            state = harvbk_backup_info_state(info);
-            if (state == HARVBK_STATE_ERROR && harvbk_backup_info_error(info)[0])
-                snprintf(msg, sizeof msg, "%s", harvbk_backup_info_error(info));
-            harvbk_backup_info_free(info);
-        }
-        if (state == HARVBK_STATE_INPROGRESS) {
-            /* a live writer holds the entry's lock; a dead one's record is
-             * made Error now instead of at the next context open */
-            hb_record er;
-            hb_err le;
-            if (hb_record_read_k(ctx, kind, rec->ns, it->entry, &er, &le) == 0) {
-                hb_record_recover(ctx, &er, NULL, &le);
-                hb_record_clear(&er);
-            }
+        char msg[HB_ERRMSG_MAX] = "the process running it ended before it started the entry";
+        hb_record er;
+        hb_err le;
+        if (it->entry[0] && hb_record_read_k(ctx, kind, rec->ns, it->entry, &er, &le) == 0) {
+            /* InProgress with a dead writer: Error now (not at the next open) */
+            hb_record_recover(ctx, &er, NULL, &le);
+            hb_record_clear(&er);
             if (hb_record_read_k(ctx, kind, rec->ns, it->entry, &er, &le) == 0) {
                 state = er.state;
-                if (er.error && er.error[0])
-                    snprintf(msg, sizeof msg, "%s", er.error);
+                snprintf(msg, sizeof msg, "%s",
+                         er.error && er.error[0] ? er.error
+                                                 : "the process running it ended before it "
+                                                   "finished");
                 hb_record_clear(&er);
             }
         }
@@ -211,7 +207,39 @@ static void settle_orphans(harvbk_ctx *ctx, hb_sched_rec *rec, bool *busy)
         hb_log_info(&ctx->log, "schedule %s/%s: run %s of a process that ended is %s", rec->ns,
                     rec->name, it->entry, hb_sched_item_state_name(it->state));
         count_result(ctx, rec, it->state);
+        changed = true;
     }
+    return changed;
+}
+
+void hb_sched_recover(harvbk_ctx *ctx)
+{
+    char **names = NULL;
+    size_t n = 0;
+    hb_err e;
+    if (hb_sched_names(ctx->state_dir, &names, &n, &e) != 0) {
+        hb_log_warn(&ctx->log, "schedules not checked for interrupted runs: %s", e.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *slash = strchr(names[i], '/');
+        *slash = '\0';
+        const char *ns = names[i], *name = slash + 1;
+        int fd = -1, run_fd = -1;
+        hb_sched_rec rec;
+        if (hb_sched_lock(ctx->state_dir, ns, name, &fd, &e) != 0)
+            continue;
+        if (hb_sched_run_lock_try(ctx->state_dir, ns, name, &run_fd, &e) == 0 &&
+            hb_sched_read(ctx->state_dir, ns, name, &rec, &e) == 0) {
+            bool busy = false;
+            if (settle_orphans(ctx, &rec, &busy) && hb_sched_write(ctx->state_dir, &rec, &e) != 0)
+                hb_log_warn(&ctx->log, "schedule %s/%s: %s", ns, name, e.msg);
+            hb_sched_rec_clear(&rec);
+        }
+        hb_sched_unlock(run_fd);
+        hb_sched_unlock(fd);
+    }
+    hb_sched_names_free(names, n);
 }
 
 /* Delete the given entries (names in del, n of them); marks each deleted one
@@ -417,6 +445,7 @@ static int decide(harvbk_ctx *ctx, hb_sched_pass *pass, const char *ns, const ch
         settle_orphans(ctx, &rec, &busy);
         running_elsewhere = busy;
     }
+
     latest = 0;
     if (!rec.suspended)
         rc = latest_firing(&rec, now, &latest, &missed, &after, e);

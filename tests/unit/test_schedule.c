@@ -644,6 +644,18 @@ static void test_crash_mid_run(void **state)
     assert_int_equal(harvbk_op_list_get(&ol, v.ctx), 0);
     assert_int_equal(harvbk_op_list_count(ol), 0); /* the dead process's are gone */
     harvbk_op_list_free(ol);
+    /* the next open settles the interrupted run, before any pass */
+    harvbk_ctx *c2 = NULL;
+    assert_int_equal(harvbk_ctx_open(&c2, v.state, NULL), 0);
+    harvbk_schedule *s0 = get(c2, "s");
+    int s0st = 0, s0code = 0;
+    assert_int_equal(harvbk_schedule_history_count(s0), 1);
+    harvbk_schedule_history_at(s0, 0, NULL, NULL, &s0st, &s0code, NULL, NULL, NULL);
+    assert_int_equal(s0st, HARVBK_SCHEDULE_RUN_ERROR);
+    assert_int_equal(s0code, HARVBK_E_INTERRUPTED);
+    assert_int_equal(harvbk_schedule_consecutive_failures(s0), 1);
+    harvbk_schedule_free(s0);
+    harvbk_ctx_free(c2);
 
     int st[2], code[2];
     char ent[2][64];
