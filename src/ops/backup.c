@@ -919,11 +919,13 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
     r->error = hb_strdup("");
     r->owner = hb_strdup(snap ? j->owner : ctx->owner);
     r->store_id = hb_strdup(st->id);
+    if (j->schedule)
+        r->schedule = hb_strdup(j->schedule);
     r->state = HARVBK_STATE_INPROGRESS;
     r->created = hb_now();
     r->vols = hb_calloc(vm->nvols, sizeof *r->vols);
     bool ok = r->ns && r->name && r->vm_ns && r->vm_name && r->error && r->owner &&
-              r->store_id && r->vols;
+              r->store_id && r->vols && (!j->schedule || r->schedule);
     for (size_t i = 0; ok && i < vm->nvols; i++, r->nvols++) {
         ok = (r->vols[i].name = hb_strdup(vm->vols[i].name)) != NULL;
         /* sizes as far as known now (a regular file's from stat; the thread

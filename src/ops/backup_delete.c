@@ -92,7 +92,7 @@ int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *namespace_, const cha
     hb_opreg reg = HB_OPREG_INIT;
     char what[200];
     snprintf(what, sizeof what, "delete %s %s/%s", hb_entry_word(kind), namespace_, name);
-    if (rc == 0 && (rc = hb_opreg_add(ctx->state_dir, "delete", what, &reg, &e)) == 0)
+    if (rc == 0 && (rc = hb_opreg_add(ctx->state.dir, "delete", what, &reg, &e)) == 0)
         rc = hb_maintenance_check(ctx, what, &e);
     hb_store_ref *ref = NULL;
     if (rc == 0)

@@ -107,6 +107,10 @@ static harvbk_backup_info *info_from_record(const hb_record *r)
     in->progress = r->progress_bytes;
     in->created = r->created;
     in->crash_consistent = r->crash_consistent;
+    if (r->schedule && !(in->schedule = hb_strdup(r->schedule))) {
+        harvbk_backup_info_free(in);
+        return NULL;
+    }
     for (size_t i = 0; i < r->nvols; i++, in->nvols++) {
         if (!(in->vols[i].name = hb_strdup(r->vols[i].name))) {
             harvbk_backup_info_free(in);

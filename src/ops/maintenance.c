@@ -17,7 +17,7 @@ int hb_maintenance_check(harvbk_ctx *ctx, const char *what, hb_err *e)
 {
     hb_maint m;
     hb_err re;
-    int x = hb_maint_read(ctx->state_dir, &m, &re);
+    int x = hb_maint_read(ctx->state.dir, &m, &re);
     if (x == 0)
         return 0;
     char since[32] = "?";
@@ -37,7 +37,7 @@ int hb_op_register(harvbk_ctx *ctx, harvbk_op *op, hb_err *e)
 {
     char what[200];
     snprintf(what, sizeof what, "%s", op->what[0] ? op->what : op->kind);
-    int rc = hb_opreg_add(ctx->state_dir, op->kind, what, &op->reg, e);
+    int rc = hb_opreg_add(ctx->state.dir, op->kind, what, &op->reg, e);
     /* registered first, then checked: see state/opreg.h */
     if (rc == 0 && strcmp(op->kind, "verify") != 0 &&
         (rc = hb_maintenance_check(ctx, what, e)) != 0)
@@ -62,7 +62,7 @@ int harvbk_op_list_get(harvbk_op_list **out, harvbk_ctx *ctx)
     harvbk_op_list *l = hb_calloc(1, sizeof *l);
     if (!l)
         return hb_ctx_failf(ctx, HARVBK_E_NOMEM, "out of memory");
-    int rc = hb_opreg_list(ctx->state_dir, &l->v, &l->n, &e);
+    int rc = hb_opreg_list(ctx->state.dir, &l->v, &l->n, &e);
     if (rc) {
         hb_free(l);
         return hb_ctx_fail(ctx, &e);
@@ -103,7 +103,7 @@ static int suspend_all(harvbk_ctx *ctx, hb_maint *m, hb_err *e)
 {
     char **names = NULL;
     size_t n = 0;
-    int rc = hb_sched_names(ctx->state_dir, &names, &n, e);
+    int rc = hb_sched_names(ctx->state.dir, &names, &n, e);
     if (rc == 0 && n && !(m->suspended = hb_calloc(n, sizeof *m->suspended)))
         rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -143,7 +143,7 @@ static void resume_listed(harvbk_ctx *ctx, const hb_maint *m)
             continue;
         hb_sched_rec r;
         hb_err se;
-        if (hb_sched_read(ctx->state_dir, ns, name, &r, &se) != 0)
+        if (hb_sched_read(ctx->state.dir, ns, name, &r, &se) != 0)
             continue; /* deleted meanwhile */
         bool ours = r.suspended && strcmp(r.suspended_by, "maintenance") == 0;
         hb_sched_rec_clear(&r);
@@ -156,7 +156,7 @@ static void resume_listed(harvbk_ctx *ctx, const hb_maint *m)
 static int enter(harvbk_ctx *ctx, uint32_t wait_s, hb_err *e)
 {
     hb_maint m;
-    int x = hb_maint_read(ctx->state_dir, &m, e);
+    int x = hb_maint_read(ctx->state.dir, &m, e);
     if (x < 0)
         return x;
     hb_maint_clear(&m);
@@ -165,18 +165,18 @@ static int enter(harvbk_ctx *ctx, uint32_t wait_s, hb_err *e)
     memset(&m, 0, sizeof m);
     m.since = hb_wall_ms();
     /* the file first: from here on no operation starts (state/opreg.h) */
-    int rc = hb_maint_write(ctx->state_dir, &m, e);
+    int rc = hb_maint_write(ctx->state.dir, &m, e);
     if (rc)
         return rc;
     if ((rc = suspend_all(ctx, &m, e)) == 0)
-        rc = hb_maint_write(ctx->state_dir, &m, e);
+        rc = hb_maint_write(ctx->state.dir, &m, e);
     uint64_t end = hb_mono_ms() + (uint64_t)wait_s * 1000;
     hb_opinfo *ops = NULL;
     size_t n = 0;
     while (rc == 0) {
         hb_free(ops);
         ops = NULL;
-        if ((rc = hb_opreg_list(ctx->state_dir, &ops, &n, e)) != 0 || n == 0)
+        if ((rc = hb_opreg_list(ctx->state.dir, &ops, &n, e)) != 0 || n == 0)
             break;
         if (hb_mono_ms() >= end) {
             char list[400] = "";
@@ -195,7 +195,7 @@ static int enter(harvbk_ctx *ctx, uint32_t wait_s, hb_err *e)
     if (rc) { /* nothing changes */
         resume_listed(ctx, &m);
         hb_err re;
-        hb_maint_remove(ctx->state_dir, &re);
+        hb_maint_remove(ctx->state.dir, &re);
     } else {
         hb_log_info(&ctx->log, "maintenance mode entered; %zu schedule(s) suspended",
                     m.nsuspended);
@@ -221,11 +221,11 @@ int harvbk_maintenance_exit(harvbk_ctx *ctx)
     hb_err e;
     hb_err_clear(&e);
     hb_maint m;
-    int x = hb_maint_read(ctx->state_dir, &m, &e);
+    int x = hb_maint_read(ctx->state.dir, &m, &e);
     int rc = x < 0 ? x : 0;
     if (x == 1) {
         /* the file goes first, so resumed schedules can run at once */
-        rc = hb_maint_remove(ctx->state_dir, &e);
+        rc = hb_maint_remove(ctx->state.dir, &e);
         if (rc == 0) {
             resume_listed(ctx, &m);
             hb_log_info(&ctx->log, "maintenance mode left; %zu schedule(s) resumed",
@@ -243,7 +243,7 @@ int harvbk_maintenance_status(harvbk_ctx *ctx, int *active, int64_t *since_ms)
     hb_err e;
     hb_err_clear(&e);
     hb_maint m;
-    int x = hb_maint_read(ctx->state_dir, &m, &e);
+    int x = hb_maint_read(ctx->state.dir, &m, &e);
     if (x < 0)
         return hb_ctx_fail(ctx, &e);
     if (active)
@@ -264,12 +264,12 @@ int harvbk_maintenance_status_json(harvbk_ctx *ctx, char **out)
     hb_err e;
     hb_err_clear(&e);
     hb_maint m;
-    int x = hb_maint_read(ctx->state_dir, &m, &e);
+    int x = hb_maint_read(ctx->state.dir, &m, &e);
     if (x < 0)
         return hb_ctx_fail(ctx, &e);
     hb_opinfo *ops = NULL;
     size_t n = 0;
-    int rc = hb_opreg_list(ctx->state_dir, &ops, &n, &e);
+    int rc = hb_opreg_list(ctx->state.dir, &ops, &n, &e);
     cJSON *o = rc == 0 ? cJSON_CreateObject() : NULL;
     bool ok = o && cJSON_AddBoolToObject(o, "active", x == 1);
     char buf[40];

@@ -21,9 +21,15 @@
  *                 backup_info.c / verify.c / backup_delete.c, kind "snapshot")
  *   snapshot_store.c  the context's local snapshot store: where, how to open it
  *   quota.c       snapshot space quotas: limits file, usage, enforcement
+ *   schedule.c    harvbk_schedule_create/update/delete/suspend/resume/get/list
+ *   schedule_run.c  harvbk_schedule_run_due/next_due: one pass as one op,
+ *                 failures, suspension, retention; settling dead runs at open
+ *   scheduler.c   harvbk_scheduler_start/stop: the runner thread
+ *   maintenance.c operations across processes, maintenance mode
  *
  * The state directory's persistence (harvbk_vm values, the VM catalog's
- * files, records, locks, record recovery, restore journals) is the state
+ * files, records, locks, record recovery, restore journals, schedule records,
+ * the operations registry and the maintenance file) is the state
  * layer's, below this one: src/state/ (state.h and a header per concern;
  * each ops file includes the ones it uses). ctx->state is its handle.
  *

@@ -6,6 +6,7 @@
 #include "ops.h"
 #include "../core/json.h"
 #include "../sched/cron.h"
+#include "../state/catalog.h"
 #include "../state/schedule.h"
 
 #include <stdio.h>
@@ -170,7 +171,7 @@ static int check_others(harvbk_ctx *ctx, const hb_sched_rec *r, const sched_timi
 {
     char **names = NULL;
     size_t n = 0;
-    int rc = hb_sched_names(ctx->state_dir, &names, &n, e);
+    int rc = hb_sched_names(ctx->state.dir, &names, &n, e);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char *slash = strchr(names[i], '/');
         *slash = '\0';
@@ -179,7 +180,7 @@ static int check_others(harvbk_ctx *ctx, const hb_sched_rec *r, const sched_timi
             continue;
         hb_sched_rec o;
         hb_err oe;
-        if (hb_sched_read(ctx->state_dir, ons, oname, &o, &oe) != 0) {
+        if (hb_sched_read(ctx->state.dir, ons, oname, &o, &oe) != 0) {
             hb_log_warn(&ctx->log, "schedule %s/%s is unreadable: %s", ons, oname, oe.msg);
             continue;
         }
@@ -277,7 +278,7 @@ static int sched_create(harvbk_ctx *ctx, const char *ns, const char *name,
     }
     sched_timing t;
     rc = check_values(&r, now, &t, e);
-    if (rc == 0 && (rc = hb_catalog_exists(ctx, ns, o->vm_name, e)) == 0)
+    if (rc == 0 && (rc = hb_catalog_exists(&ctx->state, ns, o->vm_name, e)) == 0)
         rc = hb_seterr(e, HARVBK_E_NOTFOUND, "VM %s/%s is not in the catalog", ns, o->vm_name);
     if (rc == 1)
         rc = 0;
@@ -285,11 +286,11 @@ static int sched_create(harvbk_ctx *ctx, const char *ns, const char *name,
         rc = check_target(ctx, &r, "create", e);
     int gfd = -1;
     if (rc == 0)
-        rc = hb_sched_global_lock(ctx->state_dir, &gfd, e);
+        rc = hb_sched_global_lock(ctx->state.dir, &gfd, e);
     if (rc == 0) {
         hb_sched_rec old;
         hb_err ne;
-        int x = hb_sched_read(ctx->state_dir, ns, name, &old, &ne);
+        int x = hb_sched_read(ctx->state.dir, ns, name, &old, &ne);
         if (x == 0 || x == HARVBK_E_CORRUPT || x == HARVBK_E_FORMAT)
             rc = hb_seterr(e, HARVBK_E_EXISTS, "schedule %s/%s exists", ns, name);
         hb_sched_rec_clear(&old);
@@ -297,7 +298,7 @@ static int sched_create(harvbk_ctx *ctx, const char *ns, const char *name,
     if (rc == 0)
         rc = check_others(ctx, &r, &t, now, e);
     if (rc == 0)
-        rc = hb_sched_write(ctx->state_dir, &r, e);
+        rc = hb_sched_write(ctx->state.dir, &r, e);
     hb_sched_unlock(gfd);
     if (rc == 0)
         hb_log_info(&ctx->log, "schedule %s/%s created: %s of VM %s/%s at '%s', retain %u",
@@ -330,9 +331,9 @@ static int sched_update(harvbk_ctx *ctx, const char *ns, const char *name,
     int gfd = -1, fd = -1;
     hb_sched_rec r;
     memset(&r, 0, sizeof r);
-    if ((rc = hb_sched_global_lock(ctx->state_dir, &gfd, e)) == 0 &&
-        (rc = hb_sched_lock(ctx->state_dir, ns, name, &fd, e)) == 0)
-        rc = hb_sched_read(ctx->state_dir, ns, name, &r, e);
+    if ((rc = hb_sched_global_lock(ctx->state.dir, &gfd, e)) == 0 &&
+        (rc = hb_sched_lock(ctx->state.dir, ns, name, &fd, e)) == 0)
+        rc = hb_sched_read(ctx->state.dir, ns, name, &r, e);
     if (rc == 0 && o->type != r.type)
         rc = hb_seterr(e, HARVBK_E_INVALID, "the type of schedule %s/%s cannot change", ns,
                        name);
@@ -364,7 +365,7 @@ static int sched_update(harvbk_ctx *ctx, const char *ns, const char *name,
     if (rc == 0 && cron_changed && r.last_planned < now)
         r.last_planned = now; /* the new expression counts from now */
     if (rc == 0)
-        rc = hb_sched_write(ctx->state_dir, &r, e);
+        rc = hb_sched_write(ctx->state.dir, &r, e);
     hb_sched_unlock(fd);
     hb_sched_unlock(gfd);
     hb_sched_rec_clear(&r);
@@ -390,8 +391,8 @@ int harvbk_schedule_delete(harvbk_ctx *ctx, const char *namespace_, const char *
     hb_err_clear(&e);
     int fd = -1;
     int rc = hb_sched_check_name(namespace_, name, &e);
-    if (rc == 0 && (rc = hb_sched_lock(ctx->state_dir, namespace_, name, &fd, &e)) == 0) {
-        rc = hb_sched_remove(ctx->state_dir, namespace_, name, &e);
+    if (rc == 0 && (rc = hb_sched_lock(ctx->state.dir, namespace_, name, &fd, &e)) == 0) {
+        rc = hb_sched_remove(ctx->state.dir, namespace_, name, &e);
         hb_sched_unlock(fd);
     }
     if (rc == 0)
@@ -407,16 +408,16 @@ int hb_sched_set_suspended(harvbk_ctx *ctx, const char *ns, const char *name, bo
     memset(&r, 0, sizeof r);
     if (changed)
         *changed = false;
-    int rc = hb_sched_lock(ctx->state_dir, ns, name, &fd, e);
+    int rc = hb_sched_lock(ctx->state.dir, ns, name, &fd, e);
     if (rc == 0)
-        rc = hb_sched_read(ctx->state_dir, ns, name, &r, e);
+        rc = hb_sched_read(ctx->state.dir, ns, name, &r, e);
     if (rc == 0 && r.suspended != suspend) {
         r.suspended = suspend;
         if (set_str(&r.suspend_reason, suspend ? reason : "") ||
             set_str(&r.suspended_by, suspend ? by : ""))
             rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
         if (rc == 0)
-            rc = hb_sched_write(ctx->state_dir, &r, e);
+            rc = hb_sched_write(ctx->state.dir, &r, e);
         if (rc == 0 && changed)
             *changed = true;
     }
@@ -448,7 +449,7 @@ static int sched_resume(harvbk_ctx *ctx, const char *ns, const char *name, hb_er
     if ((rc = hb_maintenance_check(ctx, "resume a schedule", e)))
         return rc;
     hb_sched_rec r;
-    if ((rc = hb_sched_read(ctx->state_dir, ns, name, &r, e)))
+    if ((rc = hb_sched_read(ctx->state.dir, ns, name, &r, e)))
         return rc;
     bool was_max = r.suspended && strcmp(r.suspended_by, "max-failure") == 0;
     if (r.suspended)
@@ -463,8 +464,8 @@ static int sched_resume(harvbk_ctx *ctx, const char *ns, const char *name, hb_er
             return rc;
     }
     int fd = -1;
-    if ((rc = hb_sched_lock(ctx->state_dir, ns, name, &fd, e)) == 0 &&
-        (rc = hb_sched_read(ctx->state_dir, ns, name, &r, e)) == 0) {
+    if ((rc = hb_sched_lock(ctx->state.dir, ns, name, &fd, e)) == 0 &&
+        (rc = hb_sched_read(ctx->state.dir, ns, name, &r, e)) == 0) {
         if (r.suspended) {
             r.suspended = false;
             if (set_str(&r.suspend_reason, "") || set_str(&r.suspended_by, ""))
@@ -472,7 +473,7 @@ static int sched_resume(harvbk_ctx *ctx, const char *ns, const char *name, hb_er
             if (was_max)
                 r.consecutive_failures = 0;
             if (rc == 0)
-                rc = hb_sched_write(ctx->state_dir, &r, e);
+                rc = hb_sched_write(ctx->state.dir, &r, e);
             if (rc == 0)
                 hb_log_info(&ctx->log, "schedule %s/%s resumed", ns, name);
         }
@@ -500,7 +501,7 @@ static int info_new(harvbk_ctx *ctx, const char *ns, const char *name, harvbk_sc
     harvbk_schedule *s = hb_calloc(1, sizeof *s);
     if (!s)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    int rc = hb_sched_read(ctx->state_dir, ns, name, &s->r, e);
+    int rc = hb_sched_read(ctx->state.dir, ns, name, &s->r, e);
     if (rc) {
         hb_free(s);
         return rc;
@@ -662,7 +663,7 @@ int harvbk_schedule_list_get(harvbk_schedule_list **out, harvbk_ctx *ctx)
     *out = NULL;
     char **names = NULL;
     size_t n = 0;
-    int rc = hb_sched_names(ctx->state_dir, &names, &n, &e);
+    int rc = hb_sched_names(ctx->state.dir, &names, &n, &e);
     harvbk_schedule_list *l = rc == 0 ? hb_calloc(1, sizeof *l) : NULL;
     if (rc == 0 && !l)
         rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);

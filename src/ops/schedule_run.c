@@ -17,7 +17,11 @@
  */
 #include "ops.h"
 #include "../sched/cron.h"
+#include "../state/catalog.h"
+#include "../state/record.h"
+#include "../state/recovery.h"
 #include "../state/schedule.h"
+#include "../state/vm.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -182,11 +186,11 @@ static bool settle_orphans(harvbk_ctx *ctx, hb_sched_rec *rec, bool *busy)
         char msg[HB_ERRMSG_MAX] = "the process running it ended before it started the entry";
         hb_record er;
         hb_err le;
-        if (it->entry[0] && hb_record_read_k(ctx, kind, rec->ns, it->entry, &er, &le) == 0) {
+        if (it->entry[0] && hb_record_read_k(&ctx->state, kind, rec->ns, it->entry, &er, &le) == 0) {
             /* InProgress with a dead writer: Error now (not at the next open) */
-            hb_record_recover(ctx, &er, NULL, &le);
+            hb_record_recover(&ctx->state, &er, NULL, &le);
             hb_record_clear(&er);
-            if (hb_record_read_k(ctx, kind, rec->ns, it->entry, &er, &le) == 0) {
+            if (hb_record_read_k(&ctx->state, kind, rec->ns, it->entry, &er, &le) == 0) {
                 state = er.state;
                 snprintf(msg, sizeof msg, "%s",
                          er.error && er.error[0] ? er.error
@@ -217,7 +221,7 @@ void hb_sched_recover(harvbk_ctx *ctx)
     char **names = NULL;
     size_t n = 0;
     hb_err e;
-    if (hb_sched_names(ctx->state_dir, &names, &n, &e) != 0) {
+    if (hb_sched_names(ctx->state.dir, &names, &n, &e) != 0) {
         hb_log_warn(&ctx->log, "schedules not checked for interrupted runs: %s", e.msg);
         return;
     }
@@ -227,12 +231,12 @@ void hb_sched_recover(harvbk_ctx *ctx)
         const char *ns = names[i], *name = slash + 1;
         int fd = -1, run_fd = -1;
         hb_sched_rec rec;
-        if (hb_sched_lock(ctx->state_dir, ns, name, &fd, &e) != 0)
+        if (hb_sched_lock(ctx->state.dir, ns, name, &fd, &e) != 0)
             continue;
-        if (hb_sched_run_lock_try(ctx->state_dir, ns, name, &run_fd, &e) == 0 &&
-            hb_sched_read(ctx->state_dir, ns, name, &rec, &e) == 0) {
+        if (hb_sched_run_lock_try(ctx->state.dir, ns, name, &run_fd, &e) == 0 &&
+            hb_sched_read(ctx->state.dir, ns, name, &rec, &e) == 0) {
             bool busy = false;
-            if (settle_orphans(ctx, &rec, &busy) && hb_sched_write(ctx->state_dir, &rec, &e) != 0)
+            if (settle_orphans(ctx, &rec, &busy) && hb_sched_write(ctx->state.dir, &rec, &e) != 0)
                 hb_log_warn(&ctx->log, "schedule %s/%s: %s", ns, name, e.msg);
             hb_sched_rec_clear(&rec);
         }
@@ -268,15 +272,15 @@ static int delete_entries(harvbk_ctx *ctx, const char *ns, const char *name, int
     }
     int fd = -1, rc = 0;
     hb_sched_rec rec;
-    if (n && (rc = hb_sched_lock(ctx->state_dir, ns, name, &fd, e)) == 0) {
-        rc = hb_sched_read(ctx->state_dir, ns, name, &rec, e);
+    if (n && (rc = hb_sched_lock(ctx->state.dir, ns, name, &fd, e)) == 0) {
+        rc = hb_sched_read(ctx->state.dir, ns, name, &rec, e);
         if (rc == 0) {
             for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; gone[i] && j < rec.nhist; j++)
                     if (strcmp(rec.hist[j].entry, del[i]) == 0)
                         rec.hist[j].deleted = true;
             hb_sched_rec_trim(&rec);
-            rc = hb_sched_write(ctx->state_dir, &rec, e);
+            rc = hb_sched_write(ctx->state.dir, &rec, e);
             hb_sched_rec_clear(&rec);
         } else if (rc == HARVBK_E_NOTFOUND) {
             rc = 0; /* the schedule was deleted meanwhile */
@@ -322,7 +326,7 @@ static int retention_list(const hb_sched_rec *rec, bool ready_too, char (**out)[
 int hb_sched_delete_failed(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e)
 {
     hb_sched_rec rec;
-    int rc = hb_sched_read(ctx->state_dir, ns, name, &rec, e);
+    int rc = hb_sched_read(ctx->state.dir, ns, name, &rec, e);
     if (rc)
         return rc;
     char(*del)[64] = NULL;
@@ -364,8 +368,8 @@ static void settle_run(harvbk_ctx *ctx, sched_run *r, const char *msg)
     hb_sched_rec rec;
     char(*del)[64] = NULL;
     size_t ndel = 0;
-    int rc = hb_sched_lock(ctx->state_dir, r->ns, r->name, &fd, &e);
-    if (rc == 0 && (rc = hb_sched_read(ctx->state_dir, r->ns, r->name, &rec, &e)) == 0) {
+    int rc = hb_sched_lock(ctx->state.dir, r->ns, r->name, &fd, &e);
+    if (rc == 0 && (rc = hb_sched_read(ctx->state.dir, r->ns, r->name, &rec, &e)) == 0) {
         hb_sched_item *it = find_item(&rec, r->entry, r->planned);
         if (it && it->state == HB_SI_RUNNING) {
             it->state = item_state;
@@ -378,7 +382,7 @@ static void settle_run(harvbk_ctx *ctx, sched_run *r, const char *msg)
             hb_log_warn(&ctx->log, "schedule %s/%s: out of memory for retention", r->ns,
                         r->name);
         hb_sched_rec_trim(&rec);
-        rc = hb_sched_write(ctx->state_dir, &rec, &e);
+        rc = hb_sched_write(ctx->state.dir, &rec, &e);
         hb_sched_rec_clear(&rec);
     }
     hb_sched_unlock(fd);
@@ -410,7 +414,7 @@ static int decide(harvbk_ctx *ctx, hb_sched_pass *pass, const char *ns, const ch
                   int64_t now, hb_err *e)
 {
     hb_sched_rec rec;
-    int rc = hb_sched_read(ctx->state_dir, ns, name, &rec, e);
+    int rc = hb_sched_read(ctx->state.dir, ns, name, &rec, e);
     if (rc)
         return rc;
     int64_t latest = 0, after = 0;
@@ -425,16 +429,16 @@ static int decide(harvbk_ctx *ctx, hb_sched_pass *pass, const char *ns, const ch
      * decided its firing under the record lock, so a firing found due here
      * with the run lock taken is really one the running firing cannot cover */
     int run_fd = -1, fd = -1;
-    rc = hb_sched_lock(ctx->state_dir, ns, name, &fd, e);
+    rc = hb_sched_lock(ctx->state.dir, ns, name, &fd, e);
     if (rc == 0)
-        rc = hb_sched_run_lock_try(ctx->state_dir, ns, name, &run_fd, e);
+        rc = hb_sched_run_lock_try(ctx->state.dir, ns, name, &run_fd, e);
     bool running_elsewhere = rc == HARVBK_E_BUSY;
     if (running_elsewhere) {
         hb_err_clear(e);
         rc = 0;
     }
     if (rc == 0)
-        rc = hb_sched_read(ctx->state_dir, ns, name, &rec, e);
+        rc = hb_sched_read(ctx->state.dir, ns, name, &rec, e);
     if (rc) {
         hb_sched_unlock(run_fd);
         hb_sched_unlock(fd);
@@ -485,7 +489,7 @@ static int decide(harvbk_ctx *ctx, hb_sched_pass *pass, const char *ns, const ch
                                 ns, name, missed);
             }
             hb_sched_rec_trim(&rec);
-            rc = hb_sched_write(ctx->state_dir, &rec, e);
+            rc = hb_sched_write(ctx->state.dir, &rec, e);
         }
         if (rc == 0 && !running_elsewhere) {
             r->run_fd = run_fd;
@@ -496,7 +500,7 @@ static int decide(harvbk_ctx *ctx, hb_sched_pass *pass, const char *ns, const ch
         out = rc == 0;
     } else if (rc == 0) {
         /* settling orphans may have changed the record */
-        rc = hb_sched_write(ctx->state_dir, &rec, e);
+        rc = hb_sched_write(ctx->state.dir, &rec, e);
     }
     hb_sched_rec_clear(&rec);
     hb_sched_unlock(run_fd);
@@ -523,7 +527,7 @@ static void run_start(harvbk_op *op, hb_sched_pass *pass, sched_run *r)
             hb_seterr(&e, rc > 0 ? HARVBK_E_ERROR : rc,
                       "the VM resolver failed for VM %s/%s", r->vm_ns, r->vm_name);
     } else {
-        rc = hb_catalog_get(ctx, r->vm_ns, r->vm_name, &vm, &e);
+        rc = hb_catalog_get(&ctx->state, r->vm_ns, r->vm_name, &vm, &e);
     }
     if (rc == 0 && (strcmp(vm->ns, r->vm_ns) != 0 || strcmp(vm->name, r->vm_name) != 0))
         rc = hb_seterr(&e, HARVBK_E_INVALID, "the VM resolver returned %s/%s for VM %s/%s",
@@ -666,7 +670,7 @@ static int pass_start(harvbk_op **out, harvbk_ctx *ctx, int64_t now,
     pass->opts = *opts;
     char **names = NULL;
     size_t n = 0;
-    rc = hb_sched_names(ctx->state_dir, &names, &n, e);
+    rc = hb_sched_names(ctx->state.dir, &names, &n, e);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char *slash = strchr(names[i], '/');
         *slash = '\0';
@@ -769,14 +773,14 @@ int harvbk_schedule_next_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *out_ms)
     hb_err_clear(&e);
     char **names = NULL;
     size_t n = 0;
-    int rc = hb_sched_names(ctx->state_dir, &names, &n, &e);
+    int rc = hb_sched_names(ctx->state.dir, &names, &n, &e);
     int64_t best = -1;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char *slash = strchr(names[i], '/');
         *slash = '\0';
         hb_sched_rec rec;
         hb_err se;
-        if (hb_sched_read(ctx->state_dir, names[i], slash + 1, &rec, &se) != 0)
+        if (hb_sched_read(ctx->state.dir, names[i], slash + 1, &rec, &se) != 0)
             continue;
         int64_t next = 0;
         if (!rec.suspended && hb_sched_next(&rec, rec.last_planned, &next, &se) == 0) {

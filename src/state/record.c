@@ -34,6 +34,7 @@ void hb_record_clear(hb_record *r)
     hb_free(r->error);
     hb_free(r->owner);
     hb_free(r->store_id);
+    hb_free(r->schedule);
     for (size_t i = 0; i < r->nvols; i++)
         hb_free(r->vols[i].name);
     hb_free(r->vols);
@@ -81,6 +82,8 @@ static char *record_encode(const hb_record *r)
         ok &= cJSON_AddBoolToObject(root, "crash_consistent", r->crash_consistent) != NULL;
         if (r->commit_unknown)
             ok &= cJSON_AddBoolToObject(root, "commit_unknown", true) != NULL;
+        if (r->schedule)
+            ok &= cJSON_AddStringToObject(root, "schedule", r->schedule) != NULL;
         ok &= (vols = cJSON_AddArrayToObject(root, "volumes")) != NULL;
     }
     for (size_t i = 0; ok && i < r->nvols; i++) {
@@ -146,6 +149,13 @@ static int record_decode(const hb_buf *b, hb_record *r, hb_err *e)
                               RECORD_WHAT, e);
     if (rc == 0)
         rc = hb_json_get_bool(root, "commit_unknown", false, &r->commit_unknown, RECORD_WHAT, e);
+    const char *sched = NULL; /* optional: the schedule making it */
+    if (rc == 0)
+        rc = hb_json_get_str(root, "schedule", false, &sched, RECORD_WHAT, e);
+    if (rc == 0 && sched && !hb_name_valid(sched))
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: invalid schedule name", RECORD_WHAT);
+    if (rc == 0 && sched && !(r->schedule = hb_strdup(sched)))
+        rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
     if (rc == 0 && (!hb_name_valid(r->ns) || !hb_name_valid(r->name) ||
                     !hb_name_valid(r->vm_ns) || !hb_name_valid(r->vm_name)))
         rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: invalid names", RECORD_WHAT);

@@ -409,6 +409,9 @@ static void test_life(void **state)
     assert_string_equal(harvbk_schedule_suspend_reason(s), "max failure reached");
     harvbk_schedule_free(s);
     assert_int_equal(entry_state(c, "hourly-20300101-0800"), HARVBK_STATE_ERROR);
+    assert_int_equal(harvbk_backup_get(&in, c, "default", "hourly-20300101-0800"), 0);
+    assert_string_equal(harvbk_backup_info_schedule(in), "hourly"); /* from the record */
+    harvbk_backup_info_free(in);
     assert_int_equal(entry_state(c, "hourly-20300101-0900"), HARVBK_STATE_ERROR);
     assert_int_equal(pass(c, H(10), NULL, NULL, NULL), 0); /* suspended */
     int64_t nd = 0;
