@@ -100,6 +100,12 @@ const char *cli_fmt_rate(uint64_t bytes, double seconds, char *buf, size_t size)
 const char *cli_fmt_time(int64_t t, char *buf, size_t size);
 /* Monotonic seconds. */
 double cli_now(void);
+/* Wall clock, ms since the epoch. */
+int64_t cli_wall_ms(void);
+/* RFC 3339 UTC time ("2030-01-01T01:00:00Z", optional fraction, 'Z' or a
+ * +00:00 / -00:00 offset) into ms since the epoch; false when malformed, not
+ * UTC, or before 1970. */
+bool cli_parse_rfc3339(const char *s, int64_t *out_ms);
 
 /* ---- files (util.c) ---- */
 
@@ -208,6 +214,9 @@ int cmd_restore(cli_env *env, int argc, char **argv);
 int cmd_gc(cli_env *env, int argc, char **argv);
 int cmd_snapshot(cli_env *env, int argc, char **argv);
 int cmd_quota(cli_env *env, int argc, char **argv);
+int cmd_schedule(cli_env *env, int argc, char **argv);
+int cmd_run(cli_env *env, int argc, char **argv);
+int cmd_maintenance(cli_env *env, int argc, char **argv);
 int cmd_demo(cli_env *env, int argc, char **argv);
 
 /* Usage texts (main.c); print to the stream given. */

@@ -52,6 +52,17 @@ void cli_help_main(FILE *f)
         "                                  VM snapshots in the local snapshot store\n"
         "  quota set|clear (--namespace NS | --vm NS/VM) [BYTES]\n"
         "  quota show [--json]             snapshot space limits and usage\n"
+        "  schedule create NAME --type backup|snapshot --vm NS/VM --cron EXPR\n"
+        "                  [--retain N] [--max-failure N] [--deadline SECONDS]\n"
+        "                  [--skip-interval-check] [--now RFC3339]\n"
+        "  schedule list [--json] | show NAME [--json]\n"
+        "  schedule edit NAME [--cron EXPR] [--retain N] [--max-failure N] [--deadline S]\n"
+        "  schedule suspend|resume|delete NAME\n"
+        "  schedule run-due [--now RFC3339] run the schedules due now, once\n"
+        "  run                             run schedules in the foreground until\n"
+        "                                  SIGINT/SIGTERM\n"
+        "  maintenance status [--json] | enter [--wait S] | exit\n"
+        "                                  stop everything, e.g. before an upgrade\n"
         "  gc                              remove chunks no backup references\n"
         "  demo [--target] [--keep]        self-contained demo in a temporary directory\n"
         "                                  (--target: against the configured target)\n"
@@ -75,7 +86,8 @@ typedef struct command {
 static const command g_commands[] = {
     {"target", cmd_target}, {"vm", cmd_vm}, {"backup", cmd_backup}, {"restore", cmd_restore},
     {"gc", cmd_gc},         {"demo", cmd_demo}, {"snapshot", cmd_snapshot},
-    {"quota", cmd_quota},   {NULL, NULL},
+    {"quota", cmd_quota},   {"schedule", cmd_schedule}, {"run", cmd_run},
+    {"maintenance", cmd_maintenance}, {NULL, NULL},
 };
 
 static const command *find_command(const char *name)
