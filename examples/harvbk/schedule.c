@@ -635,24 +635,15 @@ static int schedule_simple(cli_env *env, int argc, char **argv, enum simple_acti
 
 /* The schedule's type and the error message of the history item of `entry`
  * (for a failed run); "" when not found. */
-static void run_error_msg(harvbk_ctx *ctx, const char *ns, const char *name, const char *entry,
-                          int *type, char *buf, size_t size)
+/* The type of schedule ns/name (for the message's wording). */
+static int schedule_type(harvbk_ctx *ctx, const char *ns, const char *name)
 {
-    buf[0] = '\0';
-    *type = HARVBK_SCHEDULE_BACKUP;
+    int type = HARVBK_SCHEDULE_BACKUP;
     harvbk_schedule *s = NULL;
-    if (harvbk_schedule_get(&s, ctx, ns, name) != 0)
-        return;
-    *type = harvbk_schedule_type_of(s);
-    for (size_t i = harvbk_schedule_history_count(s); entry && *entry && i-- > 0;) {
-        const char *e = NULL, *err = NULL;
-        if (harvbk_schedule_history_at(s, i, &e, NULL, NULL, NULL, &err, NULL, NULL) == 0 &&
-            e && strcmp(e, entry) == 0) {
-            snprintf(buf, size, "%s", err ? err : "");
-            break;
-        }
-    }
+    if (harvbk_schedule_get(&s, ctx, ns, name) == 0)
+        type = harvbk_schedule_type_of(s);
     harvbk_schedule_free(s);
+    return type;
 }
 
 static int schedule_run_due(cli_env *env, int argc, char **argv)
@@ -706,9 +697,9 @@ static int schedule_run_due(cli_env *env, int argc, char **argv)
     bool failed = false;
     size_t n = harvbk_schedule_run_count(op);
     for (size_t i = 0; i < n; i++) {
-        const char *rns = "", *rname = "", *entry = "";
+        const char *rns = "", *rname = "", *entry = "", *msg = "";
         int state = 0, code = 0;
-        if (harvbk_schedule_run_at(op, i, &rns, &rname, &entry, &state, &code) != 0)
+        if (harvbk_schedule_run_at(op, i, &rns, &rname, &entry, NULL, &state, &code, &msg) != 0)
             continue;
         char full[2 * CLI_NAME_MAX + 2];
         snprintf(full, sizeof full, "%s/%s", rns, rname);
@@ -717,9 +708,7 @@ static int schedule_run_due(cli_env *env, int argc, char **argv)
         if (state == HARVBK_SCHEDULE_RUN_ERROR || state == HARVBK_SCHEDULE_RUN_CANCELLED ||
             state == HARVBK_SCHEDULE_RUN_INPROGRESS) {
             failed = true;
-            char msg[1024];
-            int type = 0;
-            run_error_msg(ctx, rns, rname, entry, &type, msg, sizeof msg);
+            int type = schedule_type(ctx, rns, rname);
             cli_err("schedule %s: %s %s/%s %s: %s (%s)", full, type_word(type), rns,
                     entry && *entry ? entry : "-", harvbk_schedule_run_state_name(state),
                     *msg ? msg : harvbk_strerror(code), harvbk_error_name(code));

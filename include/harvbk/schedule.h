@@ -46,6 +46,8 @@ typedef enum harvbk_schedule_type {
 
 /** Limits and defaults. */
 #define HARVBK_SCHEDULE_RETAIN_DEFAULT 8u
+/* The model system's bounds; with max failure >= 2 and below retain, the
+ * smallest retain that can be set is 3. */
 #define HARVBK_SCHEDULE_RETAIN_MIN 2u
 #define HARVBK_SCHEDULE_RETAIN_MAX 250u
 #define HARVBK_SCHEDULE_MAX_FAILURE_DEFAULT 4u
@@ -59,9 +61,9 @@ typedef enum harvbk_schedule_type {
 
 /**
  * Settings of harvbk_schedule_create() and harvbk_schedule_update(). For an
- * update, 0 / NULL members keep the schedule's current value; `type`,
- * `vm_namespace` and `vm_name` cannot change (an update refuses values that
- * differ with HARVBK_E_INVALID).
+ * update, 0 / NULL members keep the schedule's current value; `type` is
+ * ignored (it cannot change), and `vm_namespace` / `vm_name`, which cannot
+ * change either, are refused with HARVBK_E_INVALID when they name another VM.
  */
 typedef struct harvbk_schedule_options {
     unsigned int version;     /* HARVBK_SCHEDULE_OPTIONS_VERSION */
@@ -71,7 +73,9 @@ typedef struct harvbk_schedule_options {
     const char *vm_name;      /* required at create */
     const char *cron;         /* required at create; docs/SCHEDULES.md */
     unsigned int retain;      /* 0: HARVBK_SCHEDULE_RETAIN_DEFAULT */
-    unsigned int max_failure; /* 0: HARVBK_SCHEDULE_MAX_FAILURE_DEFAULT */
+    /* 0: HARVBK_SCHEDULE_MAX_FAILURE_DEFAULT, or retain - 1 when that is
+     * smaller (max failure must stay below retain, so retain is at least 3) */
+    unsigned int max_failure;
     /* Seconds a run may take before it is cancelled and counted as a failure;
      * 0 keeps / defaults to HARVBK_SCHEDULE_DEADLINE_NEXT_FIRING. */
     uint32_t deadline_s;
@@ -240,21 +244,24 @@ HARVBK_API int harvbk_schedule_run_options_init(harvbk_schedule_run_options *opt
  * *out is NULL and 0 is returned when nothing is due. The operation ends
  * when every run it started has ended; its result is 0 even when runs failed
  * (read them with harvbk_schedule_run_count/_at) and non-zero only when the
- * pass itself could not run. Cancelling it cancels its runs (recorded as
- * failures). Errors: HARVBK_E_INVALID, HARVBK_E_VERSION, HARVBK_E_MAINTENANCE,
- * HARVBK_E_IO.
+ * pass itself could not run. Cancelling it cancels its runs, which are
+ * recorded as Cancelled, not as failures (a run cancelled by its deadline is
+ * an Error, HARVBK_E_TIMEOUT). Errors: HARVBK_E_INVALID, HARVBK_E_VERSION,
+ * HARVBK_E_MAINTENANCE, HARVBK_E_IO.
  */
 HARVBK_API int harvbk_schedule_run_due(harvbk_op **out, harvbk_ctx *ctx, int64_t now_ms,
                                        const harvbk_schedule_run_options *opts);
 
 /** Runs of a finished (or running) run_due operation: 0 for other ops. */
 HARVBK_API size_t harvbk_schedule_run_count(const harvbk_op *op);
-/** Run i: the schedule, the entry it created ("" when skipped), its
- *  harvbk_schedule_run_state (InProgress until it ended) and its HARVBK_E_*
- *  code. Strings live as long as the op. Any out pointer may be NULL. */
+/** Run i: the schedule, the entry it created ("" when skipped), the planned
+ *  time of its firing (ms), its harvbk_schedule_run_state (InProgress until
+ *  it ended), its HARVBK_E_* code and message ("" when none; set once the run
+ *  ended). Strings live as long as the op. Any out pointer may be NULL. */
 HARVBK_API int harvbk_schedule_run_at(const harvbk_op *op, size_t i, const char **namespace_,
-                                      const char **schedule, const char **entry, int *state,
-                                      int *error_code);
+                                      const char **schedule, const char **entry,
+                                      int64_t *planned_ms, int *state, int *error_code,
+                                      const char **message);
 
 /** When harvbk_schedule_run_due() should next be called: the earliest next
  *  firing of an active schedule after now_ms (now_ms itself when one is due),

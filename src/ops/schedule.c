@@ -131,8 +131,14 @@ static void fmt_ms(int64_t ms, char *out, size_t size)
 static int check_values(const hb_sched_rec *r, int64_t now, sched_timing *t, hb_err *e)
 {
     int rc = cron_timing(r->cron, now, t, e);
-    if (rc)
-        return hb_seterr(e, HARVBK_E_CRON, "cron expression '%s': %s", r->cron, e->msg);
+    if (rc) {
+        const char *why = e->msg;
+        if (strncmp(why, "cron: ", 6) == 0)
+            why += 6;
+        char m[HB_ERRMSG_MAX];
+        snprintf(m, sizeof m, "%s", why);
+        return hb_seterr(e, HARVBK_E_CRON, "invalid cron expression '%s': %s", r->cron, m);
+    }
     if (!r->skip_interval_check && t->interval < HOUR_MS)
         return hb_seterr(e, HARVBK_E_INTERVAL,
                          "cron expression '%s' fires every %lld minutes; a schedule may fire at "
@@ -266,7 +272,9 @@ static int sched_create(harvbk_ctx *ctx, const char *ns, const char *name,
     memset(&r, 0, sizeof r);
     r.type = o->type;
     r.retain = o->retain ? o->retain : HARVBK_SCHEDULE_RETAIN_DEFAULT;
-    r.max_failure = o->max_failure ? o->max_failure : HARVBK_SCHEDULE_MAX_FAILURE_DEFAULT;
+    /* the default max failure stays below a small retain (retain 3: 2) */
+    r.max_failure = o->max_failure ? o->max_failure
+                                   : HB_MIN(HARVBK_SCHEDULE_MAX_FAILURE_DEFAULT, r.retain - 1);
     r.deadline_s = o->deadline_s == HARVBK_SCHEDULE_DEADLINE_NEXT_FIRING ? 0 : o->deadline_s;
     r.skip_interval_check = (o->flags & HARVBK_SCHEDULE_SKIP_INTERVAL_CHECK) != 0;
     r.created = r.last_planned = now;
@@ -334,9 +342,6 @@ static int sched_update(harvbk_ctx *ctx, const char *ns, const char *name,
     if ((rc = hb_sched_global_lock(ctx->state.dir, &gfd, e)) == 0 &&
         (rc = hb_sched_lock(ctx->state.dir, ns, name, &fd, e)) == 0)
         rc = hb_sched_read(ctx->state.dir, ns, name, &r, e);
-    if (rc == 0 && o->type != r.type)
-        rc = hb_seterr(e, HARVBK_E_INVALID, "the type of schedule %s/%s cannot change", ns,
-                       name);
     if (rc == 0 && ((o->vm_namespace && strcmp(o->vm_namespace, r.vm_ns) != 0) ||
                     (o->vm_name && strcmp(o->vm_name, r.vm_name) != 0)))
         rc = hb_seterr(e, HARVBK_E_INVALID, "the VM of schedule %s/%s cannot change (it is %s/%s)",

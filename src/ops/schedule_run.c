@@ -40,6 +40,7 @@ typedef struct sched_run {
     /* results: under op->mu once the op started */
     int state;             /* HARVBK_SCHEDULE_RUN_* */
     int code;
+    char *msg;             /* set once, when the run ended; NULL before */
     /* while running (op thread only) */
     harvbk_op *child;
     uint64_t t0;
@@ -66,6 +67,7 @@ static void pass_free(void *p)
         hb_free(r->name);
         hb_free(r->vm_ns);
         hb_free(r->vm_name);
+        hb_free(r->msg);
     }
     hb_free(pass->runs);
     hb_free(pass);
@@ -477,6 +479,7 @@ static int decide(harvbk_ctx *ctx, hb_sched_pass *pass, const char *ns, const ch
                                         "skipped: the previous firing was still running");
                 r->state = HARVBK_SCHEDULE_RUN_SKIPPED;
                 r->code = HARVBK_E_BUSY;
+                r->msg = hb_strdup("skipped: the previous firing was still running");
                 r->entry[0] = '\0';
                 hb_log_info(&ctx->log, "schedule %s/%s: firing skipped, the previous one still runs",
                             ns, name);
@@ -509,6 +512,18 @@ static int decide(harvbk_ctx *ctx, hb_sched_pass *pass, const char *ns, const ch
 }
 
 /* ---- the pass (op thread) ---- */
+
+/* Publish the end of run r (state, code, message) and record it. */
+static void run_end(harvbk_op *op, sched_run *r, int state, int code, const char *msg)
+{
+    char *m = hb_strdup(msg ? msg : "");
+    pthread_mutex_lock(&op->mu);
+    r->state = state;
+    r->code = code;
+    r->msg = m; /* NULL on OOM: read as "" */
+    pthread_mutex_unlock(&op->mu);
+    settle_run(op->ctx, r, msg);
+}
 
 static void run_start(harvbk_op *op, hb_sched_pass *pass, sched_run *r)
 {
@@ -543,13 +558,8 @@ static void run_start(harvbk_op *op, hb_sched_pass *pass, sched_run *r)
         rc = hb_writer_start(&r->child, ctx, vm, r->entry, &p, &e);
     }
     harvbk_vm_free(vm);
-    if (rc) {
-        pthread_mutex_lock(&op->mu);
-        r->state = HARVBK_SCHEDULE_RUN_ERROR;
-        r->code = rc;
-        pthread_mutex_unlock(&op->mu);
-        settle_run(ctx, r, e.msg);
-    }
+    if (rc)
+        run_end(op, r, HARVBK_SCHEDULE_RUN_ERROR, rc, e.msg);
 }
 
 /* 1 when r ended (and was settled). */
@@ -572,11 +582,7 @@ static int run_poll(harvbk_op *op, sched_run *r, bool cancel_all)
         }
         harvbk_op_free(r->child);
         r->child = NULL;
-        pthread_mutex_lock(&op->mu);
-        r->state = state;
-        r->code = res;
-        pthread_mutex_unlock(&op->mu);
-        settle_run(op->ctx, r, res ? msg : "");
+        run_end(op, r, state, res, res ? msg : "");
         return 1;
     }
     if (cancel_all && !r->cancelled && !r->deadline_hit) {
@@ -643,11 +649,8 @@ static int pass_run(harvbk_op *op, hb_err *e)
                 sched_run *r = &pass->runs[next];
                 if (r->state != HARVBK_SCHEDULE_RUN_INPROGRESS)
                     continue;
-                pthread_mutex_lock(&op->mu);
-                r->state = HARVBK_SCHEDULE_RUN_CANCELLED;
-                r->code = HARVBK_E_CANCELLED;
-                pthread_mutex_unlock(&op->mu);
-                settle_run(op->ctx, r, "cancelled before it started");
+                run_end(op, r, HARVBK_SCHEDULE_RUN_CANCELLED, HARVBK_E_CANCELLED,
+                        "cancelled before it started");
             }
         report_progress(op, pass, &last, false);
         if (active == 0 && next >= pass->n)
@@ -741,8 +744,8 @@ size_t harvbk_schedule_run_count(const harvbk_op *op)
 }
 
 int harvbk_schedule_run_at(const harvbk_op *op, size_t i, const char **namespace_,
-                           const char **schedule, const char **entry, int *state,
-                           int *error_code)
+                           const char **schedule, const char **entry, int64_t *planned_ms,
+                           int *state, int *error_code, const char **message)
 {
     if (!op || op->magic != HB_OP_MAGIC || !op->sched || i >= op->sched->n)
         return HARVBK_E_INVALID;
@@ -753,11 +756,15 @@ int harvbk_schedule_run_at(const harvbk_op *op, size_t i, const char **namespace
         *schedule = r->name;
     if (entry)
         *entry = r->entry;
+    if (planned_ms)
+        *planned_ms = r->planned;
     pthread_mutex_lock((pthread_mutex_t *)&op->mu);
     if (state)
         *state = r->state;
     if (error_code)
         *error_code = r->code;
+    if (message)
+        *message = r->msg ? r->msg : "";
     pthread_mutex_unlock((pthread_mutex_t *)&op->mu);
     return 0;
 }

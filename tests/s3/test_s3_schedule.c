@@ -112,7 +112,7 @@ static size_t pass(harvbk_ctx *c, int64_t now, int *state0)
     assert_int_equal(harvbk_op_wait(op), 0);
     size_t n = harvbk_schedule_run_count(op);
     if (n && state0)
-        harvbk_schedule_run_at(op, 0, NULL, NULL, NULL, state0, NULL);
+        harvbk_schedule_run_at(op, 0, NULL, NULL, NULL, NULL, state0, NULL, NULL);
     harvbk_op_free(op);
     return n;
 }

@@ -144,6 +144,8 @@ static void assert_refused(harvbk_ctx *ctx, int rc, int code, const char *needle
                  needle ? needle : "", harvbk_error_name(rc), msg);
 }
 
+static harvbk_schedule *get(harvbk_ctx *c, const char *name);
+
 static void test_validation(void **state)
 {
     (void)state;
@@ -241,6 +243,25 @@ static void test_validation(void **state)
     o = sopts(NULL, "missing", H(0));
     assert_refused(c, harvbk_schedule_update(c, "default", "nope", &o), HARVBK_E_NOTFOUND, NULL);
 
+    /* retain 3 alone: the default max failure follows it down to 2; an update
+     * with default options keeps a snapshot schedule's type */
+    register_vm(c, "default", "vm4");
+    o = sopts("vm4", "40 */3 * * *", H(0));
+    o.type = HARVBK_SCHEDULE_SNAPSHOT;
+    o.retain = 3;
+    assert_int_equal(harvbk_schedule_create(c, "default", "snap", &o), 0);
+    s = get(c, "snap");
+    assert_int_equal(harvbk_schedule_max_failure(s), 2);
+    harvbk_schedule_free(s);
+    o = sopts(NULL, NULL, H(0));
+    o.retain = 5;
+    assert_int_equal(harvbk_schedule_update(c, "default", "snap", &o), 0);
+    s = get(c, "snap");
+    assert_int_equal(harvbk_schedule_type_of(s), HARVBK_SCHEDULE_SNAPSHOT);
+    assert_int_equal(harvbk_schedule_retain(s), 5);
+    harvbk_schedule_free(s);
+    assert_int_equal(harvbk_schedule_delete(c, "default", "snap"), 0);
+
     harvbk_schedule_list *l = NULL;
     assert_int_equal(harvbk_schedule_list_get(&l, c), 0);
     assert_int_equal(harvbk_schedule_list_count(l), 3);
@@ -303,7 +324,15 @@ static size_t pass(harvbk_ctx *c, int64_t now, int *states, int *codes, char ent
     for (size_t i = 0; i < n; i++) {
         const char *entry = NULL;
         int st = 0, code = 0;
-        assert_int_equal(harvbk_schedule_run_at(op, i, NULL, NULL, &entry, &st, &code), 0);
+        int64_t planned = 0;
+        const char *msg = NULL;
+        assert_int_equal(
+            harvbk_schedule_run_at(op, i, NULL, NULL, &entry, &planned, &st, &code, &msg), 0);
+        assert_non_null(msg);
+        if (st == HARVBK_SCHEDULE_RUN_ERROR && !msg[0])
+            fail_msg("run %s failed without a message", entry);
+        if (planned <= 0 || planned > now)
+            fail_msg("run %s planned at %lld, pass at %lld", entry, (long long)planned, (long long)now);
         if (states)
             states[i] = st;
         if (codes)
