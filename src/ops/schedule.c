@@ -316,15 +316,24 @@ static int sched_create(harvbk_ctx *ctx, const char *ns, const char *name,
     return rc;
 }
 
-int harvbk_schedule_create(harvbk_ctx *ctx, const char *namespace_, const char *name,
-                           const harvbk_schedule_options *opts)
+/* The public entry of create/update/resume: context check, message. */
+typedef int (*sched_fn)(harvbk_ctx *ctx, const char *ns, const char *name,
+                        const harvbk_schedule_options *o, hb_err *e);
+static int sched_public(harvbk_ctx *ctx, sched_fn fn, const char *ns, const char *name,
+                        const harvbk_schedule_options *o)
 {
     if (!hb_ctx_ok(ctx))
         return HARVBK_E_INVALID;
     hb_err e;
     hb_err_clear(&e);
-    int rc = sched_create(ctx, namespace_, name, opts, &e);
+    int rc = fn(ctx, ns, name, o, &e);
     return rc ? hb_ctx_fail(ctx, &e) : 0;
+}
+
+int harvbk_schedule_create(harvbk_ctx *ctx, const char *namespace_, const char *name,
+                           const harvbk_schedule_options *opts)
+{
+    return sched_public(ctx, sched_create, namespace_, name, opts);
 }
 
 static int sched_update(harvbk_ctx *ctx, const char *ns, const char *name,
@@ -380,12 +389,7 @@ static int sched_update(harvbk_ctx *ctx, const char *ns, const char *name,
 int harvbk_schedule_update(harvbk_ctx *ctx, const char *namespace_, const char *name,
                            const harvbk_schedule_options *opts)
 {
-    if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
-    hb_err e;
-    hb_err_clear(&e);
-    int rc = sched_update(ctx, namespace_, name, opts, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return sched_public(ctx, sched_update, namespace_, name, opts);
 }
 
 int harvbk_schedule_delete(harvbk_ctx *ctx, const char *namespace_, const char *name)
@@ -446,8 +450,10 @@ int harvbk_schedule_suspend(harvbk_ctx *ctx, const char *namespace_, const char 
     return rc ? hb_ctx_fail(ctx, &e) : 0;
 }
 
-static int sched_resume(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e)
+static int sched_resume(harvbk_ctx *ctx, const char *ns, const char *name,
+                        const harvbk_schedule_options *unused, hb_err *e)
 {
+    (void)unused;
     int rc = hb_sched_check_name(ns, name, e);
     if (rc)
         return rc;
@@ -490,12 +496,7 @@ static int sched_resume(harvbk_ctx *ctx, const char *ns, const char *name, hb_er
 
 int harvbk_schedule_resume(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
-    if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
-    hb_err e;
-    hb_err_clear(&e);
-    int rc = sched_resume(ctx, namespace_, name, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return sched_public(ctx, sched_resume, namespace_, name, NULL);
 }
 
 /* ---- info handles ---- */
