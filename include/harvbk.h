@@ -9,6 +9,7 @@
 #include "harvbk/context.h"
 #include "harvbk/target.h"
 #include "harvbk/vm.h"
+#include "harvbk/image.h"
 #include "harvbk/operation.h"
 #include "harvbk/backup.h"
 #include "harvbk/restore.h"

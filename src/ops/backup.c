@@ -15,9 +15,10 @@
  *      indexes give unchanged chunks (with changed ranges) and chunk ids that
  *      need no upload - only those the store still holds (one listing);
  *   4. freeze (optional), read every volume through the engine, thaw;
- *   5. confirm the claim (after a lease lapse: renew, wait for gc, re-check
- *      every referenced chunk), write the indexes, then the manifest: that
- *      commit makes it Ready.
+ *   5. write the records of the VM's images (images/<ns>/<name>.json,
+ *      docs/IMAGES.md), confirm the claim (after a lease lapse: renew, wait
+ *      for gc, re-check every referenced chunk), write the indexes, then the
+ *      manifest: that commit makes it Ready.
  * The record ends Ready or Error; lease, lock and registry are released
  * before the operation is reported finished.
  * Snapshots differ in: their own writer lease per operation (the owner id
@@ -63,6 +64,8 @@ typedef struct backup_job {
     int lock_fd;
     hb_record rec;
     uint64_t last_persist_ms;
+    hb_img_rec *imgs;              /* the VM's images, recorded before the commit */
+    size_t nimgs;
 } backup_job;
 
 static void backup_job_free(void *p)
@@ -76,6 +79,7 @@ static void backup_job_free(void *p)
         hb_free(j->changed);
     }
     hb_record_clear(&j->rec);
+    hb_images_free(j->imgs, j->nimgs);
     harvbk_vm_free(j->vm);
     hb_free(j->name);
     hb_free(j->schedule);
@@ -656,6 +660,9 @@ static int backup_run(harvbk_op *op, hb_err *e)
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
         goto out;
     }
+    /* the VM's image records, shared by every entry that refers to them */
+    if ((rc = hb_images_store_write(ctx, st, j->imgs, j->nimgs, what, e)))
+        goto out;
     if (snap) {
         bool has_ns = false, has_vm = false;
         if ((rc = hb_quota_limits(ctx, vm->ns, vm->name, &has_ns, NULL, &has_vm, NULL, e)))
@@ -851,6 +858,11 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
     /* the seed's rule: refused once the VM or namespace is at or over its quota */
     char what[160];
     snprintf(what, sizeof what, "%s %s/%s", word, vm->ns, name);
+    /* the images as registered now (docs/IMAGES.md) */
+    if ((rc = hb_images_collect(ctx, j->vm, what, &j->imgs, &j->nimgs, e))) {
+        backup_job_free(j);
+        return rc;
+    }
     if ((rc = hb_quota_check_start(ctx, vm->ns, vm->name, what, &j->quota, e))) {
         backup_job_free(j);
         return rc;

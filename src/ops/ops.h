@@ -26,6 +26,9 @@
  *                 failures, suspension, retention; settling dead runs at open
  *   scheduler.c   harvbk_scheduler_start/stop: the runner thread
  *   maintenance.c operations across processes, maintenance mode
+ *   image.c       harvbk_image_register/lookup/unregister/list, the image hook,
+ *                 image records written with backups and snapshots, and
+ *                 finding or recreating a restore's images
  *
  * The state directory's persistence (harvbk_vm values, the VM catalog's
  * files, records, locks, record recovery, restore journals, schedule records,
@@ -111,6 +114,9 @@ struct harvbk_ctx {
     bool closing;
     bool gc_running;
     hb_use *uses;
+
+    harvbk_image_hook image_hook; /* NULL: none */
+    void *image_hook_payload;
 
     pthread_mutex_t lease_mu;   /* the context's shared writer lease */
     hb_lease *writer_lease;
@@ -342,6 +348,34 @@ int hb_maintenance_check(harvbk_ctx *ctx, const char *what, hb_err *e);
 /* Register op in the state directory's operations (visible to every process),
  * then refuse it (HARVBK_E_MAINTENANCE) in maintenance mode, unless a verify. */
 int hb_op_register(harvbk_ctx *ctx, harvbk_op *op, hb_err *e);
+
+/* ---- images (image.c, docs/IMAGES.md) ---- */
+/* An image a backup or snapshot records: from the registry (known) or its
+ * name only (not registered in this context). */
+typedef struct hb_img_rec {
+    harvbk_image *img;
+    bool known;
+} hb_img_rec;
+/* At a writer's start: the images vm refers to (NS/NAME or NAME references,
+ * each once), from the registry; an unregistered one is logged (warning)
+ * and recorded by name. `what` names the backup in messages. */
+int hb_images_collect(harvbk_ctx *ctx, const harvbk_vm *vm, const char *what, hb_img_rec **out,
+                      size_t *out_n, hb_err *e);
+void hb_images_free(hb_img_rec *v, size_t n);
+/* Before the commit: write the records to st's images area (a name-only
+ * record only where the store has none). */
+int hb_images_store_write(harvbk_ctx *ctx, hb_store *st, const hb_img_rec *v, size_t n,
+                          const char *what, hb_err *e);
+/* Before a restore writes anything (caller's thread): every NS/NAME or NAME
+ * reference of m is found in the registry by name, else (from its record in
+ * st, `where` = "target"/"snapshot store") by display name in its namespace,
+ * else recreated through the context's image hook and registered; else
+ * HARVBK_E_IMAGE naming it (`src` names the backup). *out gets the
+ * references the restored VM gets (m->nimages strings; opaque ones as they
+ * are). */
+int hb_images_resolve(harvbk_ctx *ctx, hb_store *st, const char *where, const hb_manifest *m,
+                      const char *src, const char *new_ns, char ***out, size_t *out_n,
+                      hb_err *e);
 
 /* ---- catalog sync (sync.c) ---- */
 /* Sync the target's catalog when its refresh interval has passed since the

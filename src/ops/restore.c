@@ -22,6 +22,11 @@
  *
  * Both hold the source's shared read lock (a delete is refused meanwhile)
  * and the target VM's restore lock (one restore writes a VM at a time).
+ *
+ * Before the operation starts (on the caller's thread, after every other
+ * check), the images the source refers to are found or recreated through
+ * the context's image hook (image.c, docs/IMAGES.md); a missing one fails
+ * the call with HARVBK_E_IMAGE and nothing written.
  */
 #include "ops.h"
 #include "../state/catalog.h"
@@ -73,6 +78,8 @@ typedef struct restore_job {
     hb_buf meta;                   /* the rewritten metadata */
     char **retained;               /* replace: kept previous volumes (to the op) */
     size_t nretained;
+    char **images;                 /* the restored VM's image references (image.c) */
+    size_t nimages;
 } restore_job;
 
 static void restore_job_free(void *p)
@@ -100,6 +107,9 @@ static void restore_job_free(void *p)
     for (size_t i = 0; i < j->nretained; i++)
         hb_free(j->retained[i]);
     hb_free(j->retained);
+    for (size_t i = 0; i < j->nimages; i++)
+        hb_free(j->images[i]);
+    hb_free(j->images);
     harvbk_vm_free(j->old_vm);
     hb_buf_free(&j->meta);
     hb_manifest_clear(&j->m);
@@ -197,8 +207,8 @@ static int describe_vm(restore_job *j, harvbk_vm **out, hb_err *e)
                                NULL, NULL, NULL);
     if (rc == 0 && j->meta.len)
         rc = harvbk_vm_set_metadata(vm, j->meta.data, j->meta.len);
-    for (size_t i = 0; rc == 0 && i < j->m.nimages; i++)
-        rc = harvbk_vm_add_image(vm, j->m.images[i]);
+    for (size_t i = 0; rc == 0 && i < j->nimages; i++)
+        rc = harvbk_vm_add_image(vm, j->images[i]);
     if (rc) {
         harvbk_vm_free(vm);
         return hb_seterr(e, rc, "cannot describe the VM %s/%s", j->new_ns, j->new_name);
@@ -874,6 +884,13 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const char 
         rc = plan_new_vm(j, opts, e);
     }
     if (rc)
+        goto fail;
+    /* the images the VM refers to exist here, or are recreated through the
+     * image hook (on this thread), before anything is written */
+    char src[160];
+    snprintf(src, sizeof src, "%s %s/%s", hb_entry_word(kind), ns, name);
+    if ((rc = hb_images_resolve(ctx, ref->st, snap ? "snapshot store" : "target", &j->m, src,
+                                j->new_ns, &j->images, &j->nimages, e)))
         goto fail;
     if ((rc = hb_op_new(&op, ctx, "restore", ref, opts->progress_cb, opts->progress_payload,
                         restore_run, restore_job_free, j, e)))

@@ -234,6 +234,13 @@ char *hb_key_manifest(const char *kind_dir, const char *ns, const char *name)
     return hb_asprintf("%s/%s/%s/" MANIFEST_LEAF, kind_dir, ns, name);
 }
 
+char *hb_key_image(const char *ns, const char *name)
+{
+    if (!ns || !name || !hb_name_valid(ns) || !hb_name_valid(name))
+        return NULL;
+    return hb_asprintf(HB_IMAGES_AREA "/%s/%s.json", ns, name);
+}
+
 char *hb_key_index(const char *kind_dir, const char *ns, const char *name, const char *volume)
 {
     if (!kind_dir || !ns || !name || !volume || !hb_name_valid(kind_dir) ||

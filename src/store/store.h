@@ -8,6 +8,8 @@
  *   <kind>/<ns>/<name>/manifest.json        entry manifest, written LAST (= commit)
  *   <kind>/<ns>/<name>/<volume>.idx         per-volume chunk index
  *   locks/<role>-<owner>.json               leases of writers and gc (heartbeat)
+ *   images/<ns>/<name>.json                 image records (optional area, shared by
+ *                                           every entry; never deleted by the store)
  * <kind> is "backups" (later "snapshots"). Temporaries are the backend's business.
  */
 #ifndef HB_STORE_H
@@ -147,6 +149,11 @@ int hb_store_chunk_list(hb_store *st, hb_chunk_list_cb cb, void *ud, hb_err *e);
 
 /* Entries (backups). kind_dir is HB_KIND_BACKUPS. */
 char *hb_key_manifest(const char *kind_dir, const char *ns, const char *name);
+/* The images area: "images/<ns>/<name>.json" (NULL for invalid names). The
+ * record's JSON is the state layer's business (state/image.h); the store
+ * never lists, deletes or sweeps this area. */
+#define HB_IMAGES_AREA "images"
+char *hb_key_image(const char *ns, const char *name);
 char *hb_key_index(const char *kind_dir, const char *ns, const char *name, const char *volume);
 int hb_store_manifest_read(hb_store *st, const char *kind_dir, const char *ns, const char *name,
                            hb_manifest *m, hb_err *e); /* NOTFOUND, CORRUPT, FORMAT */

@@ -1,0 +1,557 @@
+/*
+ * state/image.c - harvbk_image values, their JSON document, and the image
+ * registry of the state directory (state/image.h, docs/IMAGES.md).
+ */
+#include "image.h"
+#include "../core/fsutil.h"
+#include "../core/json.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- validation ---- */
+
+static bool display_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > HARVBK_IMAGE_DISPLAY_NAME_MAX)
+        return false;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return false;
+    return true;
+}
+
+static bool url_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > HARVBK_IMAGE_URL_MAX)
+        return false;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c <= 0x20 || *c >= 0x7f)
+            return false;
+    return true;
+}
+
+/* Lower-case copy of a valid checksum, NULL when invalid (or OOM: *oom). */
+static char *checksum_norm(const char *s, bool *oom)
+{
+    *oom = false;
+    size_t n = strlen(s);
+    if (n != 64 && n != 128)
+        return NULL;
+    char *c = hb_strdup(s);
+    if (!c) {
+        *oom = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = c[i];
+        if (ch >= 'A' && ch <= 'F')
+            c[i] = (char)(ch - 'A' + 'a');
+        else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+            hb_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+bool hb_image_ref_parse(const char *ref, const char *default_ns, char ns[64], char name[64])
+{
+    if (!ref)
+        return false;
+    const char *sl = strchr(ref, '/');
+    if (!sl) {
+        if (!hb_name_valid(ref) || !hb_name_valid(default_ns))
+            return false;
+        strcpy(ns, default_ns);
+        strcpy(name, ref);
+        return true;
+    }
+    size_t nl = (size_t)(sl - ref);
+    if (nl == 0 || nl > 63 || strchr(sl + 1, '/'))
+        return false;
+    char tmp[64];
+    memcpy(tmp, ref, nl);
+    tmp[nl] = '\0';
+    if (!hb_name_valid(tmp) || !hb_name_valid(sl + 1))
+        return false;
+    strcpy(ns, tmp);
+    strcpy(name, sl + 1);
+    return true;
+}
+
+/* ---- the value ---- */
+
+int harvbk_image_new(harvbk_image **out, const char *namespace_, const char *name)
+{
+    if (!out)
+        return HARVBK_E_INVALID;
+    *out = NULL;
+    if (!hb_name_valid(namespace_) || !hb_name_valid(name))
+        return HARVBK_E_INVALID;
+    harvbk_image *img = hb_calloc(1, sizeof *img);
+    if (!img)
+        return HARVBK_E_NOMEM;
+    img->ns = hb_strdup(namespace_);
+    img->name = hb_strdup(name);
+    if (!img->ns || !img->name) {
+        harvbk_image_free(img);
+        return HARVBK_E_NOMEM;
+    }
+    *out = img;
+    return 0;
+}
+
+void harvbk_image_free(harvbk_image *image)
+{
+    if (!image)
+        return;
+    hb_free(image->ns);
+    hb_free(image->name);
+    hb_free(image->display);
+    hb_free(image->url);
+    hb_free(image->checksum);
+    hb_free(image);
+}
+
+static int set_str(char **slot, const char *v, bool (*valid)(const char *))
+{
+    if (!v || !*v) {
+        hb_free(*slot);
+        *slot = NULL;
+        return 0;
+    }
+    if (!valid(v))
+        return HARVBK_E_INVALID;
+    char *c = hb_strdup(v);
+    if (!c)
+        return HARVBK_E_NOMEM;
+    hb_free(*slot);
+    *slot = c;
+    return 0;
+}
+
+int harvbk_image_set_display_name(harvbk_image *image, const char *display_name)
+{
+    return image ? set_str(&image->display, display_name, display_valid) : HARVBK_E_INVALID;
+}
+
+int harvbk_image_set_url(harvbk_image *image, const char *url)
+{
+    return image ? set_str(&image->url, url, url_valid) : HARVBK_E_INVALID;
+}
+
+int harvbk_image_set_checksum(harvbk_image *image, const char *checksum)
+{
+    if (!image)
+        return HARVBK_E_INVALID;
+    if (!checksum || !*checksum) {
+        hb_free(image->checksum);
+        image->checksum = NULL;
+        return 0;
+    }
+    bool oom;
+    char *c = checksum_norm(checksum, &oom);
+    if (!c)
+        return oom ? HARVBK_E_NOMEM : HARVBK_E_INVALID;
+    hb_free(image->checksum);
+    image->checksum = c;
+    return 0;
+}
+
+const char *harvbk_image_namespace(const harvbk_image *image) { return image ? image->ns : NULL; }
+const char *harvbk_image_name(const harvbk_image *image) { return image ? image->name : NULL; }
+const char *harvbk_image_display_name(const harvbk_image *image)
+{
+    return image ? image->display : NULL;
+}
+const char *harvbk_image_url(const harvbk_image *image) { return image ? image->url : NULL; }
+const char *harvbk_image_checksum(const harvbk_image *image)
+{
+    return image ? image->checksum : NULL;
+}
+
+int hb_image_dup(harvbk_image **out, const harvbk_image *src)
+{
+    harvbk_image *img = NULL;
+    int rc = harvbk_image_new(&img, src->ns, src->name);
+    if (rc == 0)
+        rc = harvbk_image_set_display_name(img, src->display);
+    if (rc == 0)
+        rc = harvbk_image_set_url(img, src->url);
+    if (rc == 0)
+        rc = harvbk_image_set_checksum(img, src->checksum);
+    if (rc) {
+        harvbk_image_free(img);
+        img = NULL;
+    }
+    *out = img;
+    return rc;
+}
+
+char *hb_image_encode(const harvbk_image *img)
+{
+    cJSON *root = cJSON_CreateObject();
+    bool ok = root != NULL;
+    if (ok) {
+        ok &= cJSON_AddStringToObject(root, "namespace", img->ns) != NULL;
+        ok &= cJSON_AddStringToObject(root, "name", img->name) != NULL;
+        if (img->display)
+            ok &= cJSON_AddStringToObject(root, "display_name", img->display) != NULL;
+        if (img->url)
+            ok &= cJSON_AddStringToObject(root, "url", img->url) != NULL;
+        if (img->checksum)
+            ok &= cJSON_AddStringToObject(root, "checksum", img->checksum) != NULL;
+    }
+    char *text = ok ? hb_json_print(root) : NULL;
+    cJSON_Delete(root);
+    return text;
+}
+
+int harvbk_image_to_json(const harvbk_image *image, char **out)
+{
+    if (!out)
+        return HARVBK_E_INVALID;
+    *out = NULL;
+    if (!image)
+        return HARVBK_E_INVALID;
+    return (*out = hb_image_encode(image)) ? 0 : HARVBK_E_NOMEM;
+}
+
+int hb_image_decode(const void *data, size_t len, const char *what, harvbk_image **out,
+                    hb_err *e)
+{
+    *out = NULL;
+    cJSON *root = NULL;
+    const char *ns = NULL, *name = NULL, *disp = NULL, *url = NULL, *sum = NULL;
+    harvbk_image *img = NULL;
+    int rc = hb_json_parse(data, len, what, &root, e);
+    if (rc == 0 && !cJSON_IsObject(root))
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s is not a JSON object", what);
+    if (rc == 0)
+        rc = hb_json_get_str(root, "namespace", true, &ns, what, e);
+    if (rc == 0)
+        rc = hb_json_get_str(root, "name", true, &name, what, e);
+    if (rc == 0)
+        rc = hb_json_get_str(root, "display_name", false, &disp, what, e);
+    if (rc == 0)
+        rc = hb_json_get_str(root, "url", false, &url, what, e);
+    if (rc == 0)
+        rc = hb_json_get_str(root, "checksum", false, &sum, what, e);
+    if (rc == 0 && (!hb_name_valid(ns) || !hb_name_valid(name)))
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: namespace or name is not a DNS-1123 label",
+                       what);
+    if (rc == 0) {
+        int r = harvbk_image_new(&img, ns, name);
+        if (r == HARVBK_E_NOMEM)
+            rc = hb_seterr(e, r, NULL);
+    }
+    if (rc == 0 && harvbk_image_set_display_name(img, disp) != 0)
+        rc = hb_seterr(e, HARVBK_E_CORRUPT,
+                       "%s: display_name is empty, longer than %u bytes or has control "
+                       "characters", what, HARVBK_IMAGE_DISPLAY_NAME_MAX);
+    if (rc == 0 && harvbk_image_set_url(img, url) != 0)
+        rc = hb_seterr(e, HARVBK_E_CORRUPT,
+                       "%s: url is empty, longer than %u bytes or not printable ASCII without "
+                       "spaces", what, HARVBK_IMAGE_URL_MAX);
+    if (rc == 0 && harvbk_image_set_checksum(img, sum) != 0)
+        rc = hb_seterr(e, HARVBK_E_CORRUPT,
+                       "%s: checksum is not 64 or 128 hexadecimal digits", what);
+    /* an empty string where a value is optional is not what a writer writes */
+    if (rc == 0 && ((disp && !*disp) || (url && !*url) || (sum && !*sum)))
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s: an optional field is an empty string", what);
+    cJSON_Delete(root);
+    if (rc)
+        harvbk_image_free(img);
+    else
+        *out = img;
+    return rc;
+}
+
+/* ---- the registry ---- */
+
+static char *image_path(hb_state *s, const char *ns, const char *name)
+{
+    char *file = hb_asprintf("%s.json", name);
+    char *p = file ? hb_state_path(s, HB_IMAGES_DIR, ns, file) : NULL;
+    hb_free(file);
+    return p;
+}
+
+static int reg_lock(hb_state *s, int *out_fd, hb_err *e)
+{
+    *out_fd = -1;
+    char *dir = hb_state_path(s, HB_LOCKS_DIR, NULL, NULL);
+    char *path = hb_state_path(s, HB_LOCKS_DIR, "images.lock", NULL);
+    int rc = (!dir || !path) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
+    if (rc == 0)
+        rc = hb_mkdir_p(dir, 0700, e);
+    int fd = -1;
+    if (rc == 0 && (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+        rc = hb_seterr(e, hb_errno_code(errno), "cannot open '%s': %s", path, strerror(errno));
+    while (rc == 0 && flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            int err = errno;
+            rc = hb_seterr(e, hb_errno_code(err), "cannot lock the image registry: %s",
+                           strerror(err));
+            close(fd);
+            fd = -1;
+        }
+    }
+    hb_free(dir);
+    hb_free(path);
+    *out_fd = fd;
+    return rc;
+}
+
+static void reg_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+int hb_image_reg_get(hb_state *s, const char *ns, const char *name, harvbk_image **out,
+                     hb_err *e)
+{
+    *out = NULL;
+    if (!hb_name_valid(ns) || !hb_name_valid(name))
+        return hb_seterr(e, HARVBK_E_INVALID, "invalid image name");
+    char *path = image_path(s, ns, name);
+    if (!path)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    hb_buf b = HB_BUF_INIT;
+    int rc = hb_read_file(path, &b, HB_IMAGE_DOC_MAX, e);
+    if (rc == HARVBK_E_NOTFOUND)
+        hb_seterr(e, rc, "image %s/%s is not registered", ns, name);
+    if (rc == 0)
+        rc = hb_image_decode(b.data, b.len, "image registry entry", out, e);
+    if (rc == 0 && (strcmp((*out)->ns, ns) != 0 || strcmp((*out)->name, name) != 0)) {
+        harvbk_image_free(*out);
+        *out = NULL;
+        rc = hb_seterr(e, HARVBK_E_CORRUPT, "image registry entry describes another image");
+    }
+    if (rc && rc != HARVBK_E_NOTFOUND)
+        hb_err_prefix(e, "%s", path);
+    hb_buf_free(&b);
+    hb_free(path);
+    return rc;
+}
+
+static int cmp_image(const void *a, const void *b)
+{
+    const harvbk_image *x = *(harvbk_image *const *)a, *y = *(harvbk_image *const *)b;
+    int c = strcmp(x->ns, y->ns);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+void harvbk_image_list_free(harvbk_image_list *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        harvbk_image_free(list->v[i]);
+    hb_free(list->v);
+    hb_free(list);
+}
+
+size_t harvbk_image_list_count(const harvbk_image_list *list) { return list ? list->n : 0; }
+
+const harvbk_image *harvbk_image_list_at(const harvbk_image_list *list, size_t i)
+{
+    return list && i < list->n ? list->v[i] : NULL;
+}
+
+static int list_push(harvbk_image_list *l, harvbk_image *img, size_t *cap)
+{
+    if (l->n == *cap) {
+        size_t c = *cap ? *cap * 2 : 8;
+        harvbk_image **v = hb_realloc(l->v, c * sizeof *v);
+        if (!v)
+            return HARVBK_E_NOMEM;
+        l->v = v;
+        *cap = c;
+    }
+    l->v[l->n++] = img;
+    return 0;
+}
+
+/* The images of namespace directory `nsname` into l. */
+static int list_ns(hb_state *s, const char *nsname, harvbk_image_list *l, size_t *cap,
+                   hb_err *e)
+{
+    char *nsdir = hb_state_path(s, HB_IMAGES_DIR, nsname, NULL);
+    if (!nsdir)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    DIR *d = opendir(nsdir);
+    int rc = 0;
+    if (!d && errno != ENOENT && errno != ENOTDIR)
+        rc = hb_seterr(e, hb_errno_code(errno), "cannot read '%s': %s", nsdir, strerror(errno));
+    struct dirent *de;
+    while (rc == 0 && d && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n <= 5 || n - 5 > 63 || strcmp(de->d_name + n - 5, ".json") != 0)
+            continue;
+        char base[64];
+        memcpy(base, de->d_name, n - 5);
+        base[n - 5] = '\0';
+        if (!hb_name_valid(base))
+            continue; /* temporaries, hostile names: never an image */
+        harvbk_image *img = NULL;
+        hb_err ie;
+        hb_err_clear(&ie);
+        int r = hb_image_reg_get(s, nsname, base, &img, &ie);
+        if (r == HARVBK_E_NOTFOUND)
+            continue;
+        if (r == HARVBK_E_NOMEM) {
+            rc = hb_seterr(e, r, NULL);
+            break;
+        }
+        if (r) {
+            hb_log_warn(s->log, "skipping unreadable image registry entry: %s", ie.msg);
+            continue;
+        }
+        if (list_push(l, img, cap) != 0) {
+            harvbk_image_free(img);
+            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+        }
+    }
+    if (d)
+        closedir(d);
+    hb_free(nsdir);
+    return rc;
+}
+
+int hb_image_reg_list(hb_state *s, const char *ns, harvbk_image_list **out, hb_err *e)
+{
+    *out = NULL;
+    harvbk_image_list *l = hb_calloc(1, sizeof *l);
+    size_t cap = 0;
+    if (!l)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    int rc = 0;
+    if (ns) {
+        rc = list_ns(s, ns, l, &cap, e);
+    } else {
+        char *top = hb_state_path(s, HB_IMAGES_DIR, NULL, NULL);
+        DIR *d = top ? opendir(top) : NULL;
+        if (!top)
+            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+        else if (!d && errno != ENOENT)
+            rc = hb_seterr(e, hb_errno_code(errno), "cannot read the image registry: %s",
+                           strerror(errno));
+        struct dirent *de;
+        while (rc == 0 && d && (de = readdir(d)) != NULL)
+            if (hb_name_valid(de->d_name))
+                rc = list_ns(s, de->d_name, l, &cap, e);
+        if (d)
+            closedir(d);
+        hb_free(top);
+    }
+    if (rc) {
+        harvbk_image_list_free(l);
+        return rc;
+    }
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, cmp_image);
+    *out = l;
+    return 0;
+}
+
+int hb_image_reg_find_display(hb_state *s, const char *ns, const char *display,
+                              harvbk_image **out, hb_err *e)
+{
+    *out = NULL;
+    harvbk_image_list *l = NULL;
+    int rc = hb_image_reg_list(s, ns, &l, e);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i]->display && strcmp(l->v[i]->display, display) == 0) {
+            *out = l->v[i];
+            l->v[i] = NULL;
+            break;
+        }
+    }
+    for (size_t i = 0; i < l->n; i++)
+        harvbk_image_free(l->v[i]);
+    l->n = 0;
+    harvbk_image_list_free(l);
+    return *out ? 0 : hb_seterr(e, HARVBK_E_NOTFOUND, "no image of namespace %s is named \"%s\"",
+                                ns, display);
+}
+
+int hb_image_reg_put(hb_state *s, const harvbk_image *img, hb_err *e)
+{
+    if (!hb_name_valid(img->ns) || !hb_name_valid(img->name))
+        return hb_seterr(e, HARVBK_E_INVALID, "invalid image name");
+    int fd = -1;
+    int rc = reg_lock(s, &fd, e);
+    if (rc)
+        return rc;
+    if (img->display) {
+        harvbk_image_list *l = NULL;
+        rc = hb_image_reg_list(s, img->ns, &l, e);
+        for (size_t i = 0; rc == 0 && i < l->n; i++) {
+            const harvbk_image *other = l->v[i];
+            if (other->display && strcmp(other->display, img->display) == 0 &&
+                strcmp(other->name, img->name) != 0)
+                rc = hb_seterr(e, HARVBK_E_EXISTS,
+                               "display name \"%s\" is already used by image %s/%s", img->display,
+                               other->ns, other->name);
+        }
+        harvbk_image_list_free(l);
+    }
+    char *dir = rc ? NULL : hb_state_path(s, HB_IMAGES_DIR, img->ns, NULL);
+    char *path = rc ? NULL : image_path(s, img->ns, img->name);
+    char *text = rc ? NULL : hb_image_encode(img);
+    if (rc == 0 && (!dir || !path || !text))
+        rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    if (rc == 0)
+        rc = hb_mkdir_p(dir, 0700, e);
+    if (rc == 0)
+        rc = hb_write_file_atomic(path, text, strlen(text), 0600, e);
+    reg_unlock(fd);
+    if (rc)
+        hb_err_prefix(e, "cannot register image %s/%s", img->ns, img->name);
+    hb_free(text);
+    hb_free(path);
+    hb_free(dir);
+    return rc;
+}
+
+int hb_image_reg_remove(hb_state *s, const char *ns, const char *name, hb_err *e)
+{
+    if (!hb_name_valid(ns) || !hb_name_valid(name))
+        return hb_seterr(e, HARVBK_E_INVALID, "invalid image name");
+    char *path = image_path(s, ns, name);
+    if (!path)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    int fd = -1;
+    int rc = reg_lock(s, &fd, e);
+    if (rc == 0 && unlink(path) != 0) {
+        if (errno == ENOENT)
+            rc = hb_seterr(e, HARVBK_E_NOTFOUND, "image %s/%s is not registered", ns, name);
+        else
+            rc = hb_seterr(e, hb_errno_code(errno), "cannot unregister image %s/%s: %s", ns,
+                           name, strerror(errno));
+    } else if (rc == 0) {
+        char *dir = hb_state_path(s, HB_IMAGES_DIR, ns, NULL);
+        if (dir) {
+            hb_err ignore;
+            hb_fsync_dir(dir, &ignore);
+            rmdir(dir); /* only succeeds when it became empty */
+        }
+        hb_free(dir);
+    }
+    reg_unlock(fd);
+    hb_free(path);
+    return rc;
+}
