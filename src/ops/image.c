@@ -123,25 +123,24 @@ int hb_images_collect(harvbk_ctx *ctx, const harvbk_vm *vm, const char *what, hb
         hb_err_clear(&ie);
         int r = hb_image_reg_get(&ctx->state, ns, name, &v[n].img, &ie);
         if (r == 0) {
-            v[n++].known = true;
+            n++;
             continue;
         }
         if (r == HARVBK_E_NOMEM) {
             rc = hb_seterr(e, r, NULL);
             break;
         }
-        /* not registered (or unreadable): record what is known, the name */
+        /* Not registered (or unreadable): no record, so that restores keep
+         * the reference as it is, as before images were recorded (a 1.0
+         * program never registers images; its restores must not start to
+         * need them). */
         if (r == HARVBK_E_NOTFOUND)
             hb_log_warn(&ctx->log, "%s: image %s/%s of VM %s/%s is not registered in this "
-                        "context; only its name is recorded", what, ns, name, vm->ns, vm->name);
+                        "context: not recorded (a restore keeps the reference unchecked)",
+                        what, ns, name, vm->ns, vm->name);
         else
-            hb_log_warn(&ctx->log, "%s: image %s/%s of VM %s/%s: %s; only its name is "
-                        "recorded", what, ns, name, vm->ns, vm->name, ie.msg);
-        if ((r = harvbk_image_new(&v[n].img, ns, name)) != 0) {
-            rc = hb_seterr(e, r, NULL);
-            break;
-        }
-        v[n++].known = false;
+            hb_log_warn(&ctx->log, "%s: image %s/%s of VM %s/%s: %s; not recorded", what, ns,
+                        name, vm->ns, vm->name, ie.msg);
     }
     if (rc) {
         hb_images_free(v, n);
@@ -160,19 +159,10 @@ int hb_images_store_write(harvbk_ctx *ctx, hb_store *st, const hb_img_rec *v, si
         const harvbk_image *img = v[i].img;
         char *key = hb_key_image(img->ns, img->name);
         char *text = key ? hb_image_encode(img) : NULL;
-        if (!key || !text) {
+        if (!key || !text)
             rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
-        } else if (!v[i].known) {
-            /* a name-only record never replaces a complete one */
-            uint64_t size;
-            rc = hb_target_head(st->t, key, &size, e);
-            if (rc == HARVBK_E_NOTFOUND) {
-                hb_err_clear(e);
-                rc = hb_target_put(st->t, key, text, strlen(text), e);
-            }
-        } else {
+        else
             rc = hb_target_put(st->t, key, text, strlen(text), e);
-        }
         if (rc)
             hb_err_prefix(e, "%s: cannot record image %s/%s", what, img->ns, img->name);
         else
@@ -196,7 +186,7 @@ static void describe(char *buf, size_t size, const harvbk_image *img)
         snprintf(buf, size, "image %s/%s", img->ns, img->name);
 }
 
-/* The record of ns/name in st: the whole record, or the name only when the
+/* The record of ns/name in st; HARVBK_E_NOTFOUND (no message) when the
  * store has none. */
 static int read_record(hb_store *st, const char *ns, const char *name, const char *where,
                        harvbk_image **out, hb_err *e)
@@ -211,9 +201,6 @@ static int read_record(hb_store *st, const char *ns, const char *name, const cha
     int rc = hb_target_get_max(st->t, key, &b, HB_IMAGE_DOC_MAX, e);
     if (rc == HARVBK_E_NOTFOUND) {
         hb_err_clear(e);
-        rc = harvbk_image_new(out, ns, name);
-        if (rc)
-            hb_seterr(e, rc, NULL);
     } else if (rc) {
         hb_err_prefix(e, "cannot read the %s", what);
     } else {
@@ -250,7 +237,15 @@ static int resolve_one(harvbk_ctx *ctx, hb_store *st, const char *where, const c
     if (rc != HARVBK_E_NOTFOUND)
         return hb_err_prefix(e, "%s refers to image %s/%s", src, r->ns, r->name);
     hb_err_clear(e);
-    if ((rc = read_record(st, r->ns, r->name, where, &rec, e)))
+    rc = read_record(st, r->ns, r->name, where, &rec, e);
+    if (rc == HARVBK_E_NOTFOUND) {
+        /* the writer did not have it registered (or wrote no records: an
+         * older library): the reference is kept unchecked, as in 1.0 */
+        hb_log_info(&ctx->log, "%s: image %s/%s has no record in the %s: the reference is "
+                    "kept as it is, unchecked", src, r->ns, r->name, where);
+        return 0;
+    }
+    if (rc)
         return hb_err_prefix(e, "%s refers to image %s/%s", src, r->ns, r->name);
     char desc[400];
     describe(desc, sizeof desc, rec);

@@ -350,29 +350,26 @@ int hb_maintenance_check(harvbk_ctx *ctx, const char *what, hb_err *e);
 int hb_op_register(harvbk_ctx *ctx, harvbk_op *op, hb_err *e);
 
 /* ---- images (image.c, docs/IMAGES.md) ---- */
-/* An image a backup or snapshot records: from the registry (known) or its
- * name only (not registered in this context). */
+/* An image a backup or snapshot records (as registered in its context). */
 typedef struct hb_img_rec {
     harvbk_image *img;
-    bool known;
 } hb_img_rec;
-/* At a writer's start: the images vm refers to (NS/NAME or NAME references,
- * each once), from the registry; an unregistered one is logged (warning)
- * and recorded by name. `what` names the backup in messages. */
+/* At a writer's start: the registered images vm refers to (NS/NAME or NAME
+ * references, each once); an unregistered one is logged (warning) and not
+ * recorded. `what` names the backup in messages. */
 int hb_images_collect(harvbk_ctx *ctx, const harvbk_vm *vm, const char *what, hb_img_rec **out,
                       size_t *out_n, hb_err *e);
 void hb_images_free(hb_img_rec *v, size_t n);
-/* Before the commit: write the records to st's images area (a name-only
- * record only where the store has none). */
+/* Before the commit: write the records to st's images area. */
 int hb_images_store_write(harvbk_ctx *ctx, hb_store *st, const hb_img_rec *v, size_t n,
                           const char *what, hb_err *e);
 /* Before a restore writes anything (caller's thread): every NS/NAME or NAME
- * reference of m is found in the registry by name, else (from its record in
- * st, `where` = "target"/"snapshot store") by display name in its namespace,
- * else recreated through the context's image hook and registered; else
- * HARVBK_E_IMAGE naming it (`src` names the backup). *out gets the
- * references the restored VM gets (m->nimages strings; opaque ones as they
- * are). */
+ * reference of m that has a record in st (`where` = "target"/"snapshot
+ * store") is found in the registry by name, else by the recorded display
+ * name in its namespace, else recreated through the context's image hook and
+ * registered; else HARVBK_E_IMAGE naming it (`src` names the backup).
+ * References without a record (and opaque ones) are kept unchecked. *out
+ * gets the references of the restored VM (m->nimages strings). */
 int hb_images_resolve(harvbk_ctx *ctx, hb_store *st, const char *where, const hb_manifest *m,
                       const char *src, const char *new_ns, char ***out, size_t *out_n,
                       hb_err *e);
