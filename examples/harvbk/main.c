@@ -47,6 +47,8 @@ void cli_help_main(FILE *f)
         "  restore --snapshot NS/NAME (--new-vm NS/NAME --into DIR | --replace NS/VM)\n"
         "                                  restore a snapshot (same namespace only)\n"
         "  vm set-power NS/NAME on|off     record the power state of a VM\n"
+        "  image register|list|show|delete VM images restores need (register NS/NAME\n"
+        "                                  [--display-name S] [--url U] [--checksum HEX])\n"
         "  snapshot create NS/VM --name NAME [--allow-crash-consistent]\n"
         "  snapshot list|show|verify|delete|gc|store\n"
         "                                  VM snapshots in the local snapshot store\n"
@@ -87,7 +89,7 @@ static const command g_commands[] = {
     {"target", cmd_target}, {"vm", cmd_vm}, {"backup", cmd_backup}, {"restore", cmd_restore},
     {"gc", cmd_gc},         {"demo", cmd_demo}, {"snapshot", cmd_snapshot},
     {"quota", cmd_quota},   {"schedule", cmd_schedule}, {"run", cmd_run},
-    {"maintenance", cmd_maintenance}, {NULL, NULL},
+    {"maintenance", cmd_maintenance}, {"image", cmd_image}, {NULL, NULL},
 };
 
 static const command *find_command(const char *name)
