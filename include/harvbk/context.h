@@ -6,6 +6,9 @@
  * quotas). Two contexts on two state directories that share one target behave
  * like two clusters.
  *
+ * The context's image registry and image hook (harvbk_ctx_set_image_hook)
+ * are in harvbk/image.h.
+ *
  * Thread-safety: a context may be used from several threads at once; every
  * function taking a harvbk_ctx serialises what needs serialising internally.
  * The error message returned by harvbk_ctx_errmsg() is per context: use

@@ -18,6 +18,10 @@
  * HARVBK_E_DELETION_POLICY). A process killed before the swap completed
  * leaves the old volumes in place (the next harvbk_ctx_open() rolls back).
  *
+ * Images (harvbk/image.h, docs/IMAGES.md): before anything is written, the
+ * images the backup or snapshot recorded are found in the context's image
+ * registry or recreated through its image hook, else HARVBK_E_IMAGE.
+ *
  * While a restore reads a backup or snapshot, deleting it is refused
  * (HARVBK_E_BUSY); only one restore writes a given VM at a time.
  *
@@ -104,7 +108,10 @@ HARVBK_API int harvbk_restore_options_init(harvbk_restore_options *opts, unsigne
  * HARVBK_E_NOTFOUND, HARVBK_E_EXISTS (the new VM or a volume file exists, or
  * another process restores into that VM), HARVBK_E_STATE (backup not Ready),
  * HARVBK_E_BUSY (the backup is being deleted; replace: another restore writes
- * the VM), HARVBK_E_KEEP_MAC, HARVBK_E_VM_RUNNING, HARVBK_E_DELETION_POLICY. A restore killed midway is
+ * the VM), HARVBK_E_KEEP_MAC, HARVBK_E_VM_RUNNING, HARVBK_E_DELETION_POLICY,
+ * HARVBK_E_IMAGE (an image the backup recorded is missing in this context and
+ * no image hook recreated it: harvbk/image.h; the hook is called inside this
+ * call, on this thread), HARVBK_E_CORRUPT (a damaged image record). A restore killed midway is
  * undone by the next harvbk_ctx_open() (or restore into that VM): no partial
  * file, and no volume without its registered VM, is left behind.
  */

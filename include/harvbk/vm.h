@@ -70,7 +70,11 @@ HARVBK_API int harvbk_vm_add_volume_callbacks(harvbk_vm *vm, const char *volume,
  *  HARVBK_E_INVALID when larger than HARVBK_VM_METADATA_MAX. */
 HARVBK_API int harvbk_vm_set_metadata(harvbk_vm *vm, const void *data, size_t len);
 /** Add an image reference (copied): 1..HARVBK_VM_IMAGE_MAX bytes of printable
- *  characters, else HARVBK_E_INVALID. */
+ *  characters, else HARVBK_E_INVALID. "NS/NAME", or "NAME" in the VM's
+ *  namespace, refers to an image of the context's registry (harvbk/image.h):
+ *  backups record such images when they are registered, and restores need
+ *  recorded images to exist or be recreated. Any other string is opaque:
+ *  kept and restored as it is, never checked. */
 HARVBK_API int harvbk_vm_add_image(harvbk_vm *vm, const char *image);
 /** Record the power state the embedding program observes. */
 HARVBK_API int harvbk_vm_set_power_state(harvbk_vm *vm, harvbk_power_state state);

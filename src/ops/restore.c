@@ -889,6 +889,12 @@ static int restore_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const char 
      * image hook (on this thread), before anything is written */
     char src[160];
     snprintf(src, sizeof src, "%s %s/%s", hb_entry_word(kind), ns, name);
+    if (j->m.nimages) { /* (a refusal the op would meet anyway: before the hook) */
+        char what[240];
+        snprintf(what, sizeof what, "restore of %s into VM %s/%s", src, j->new_ns, j->new_name);
+        if ((rc = hb_maintenance_check(ctx, what, e)))
+            goto fail;
+    }
     if ((rc = hb_images_resolve(ctx, ref->st, snap ? "snapshot store" : "target", &j->m, src,
                                 j->new_ns, &j->images, &j->nimages, e)))
         goto fail;
