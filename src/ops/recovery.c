@@ -172,9 +172,11 @@ void hb_recovery_cleanup_pending(harvbk_ctx *ctx, hb_store *st)
     for (hb_pending_owner *p = mine; p; p = p->next) {
         hb_err e;
         hb_err_clear(&e);
-        if (strcmp(p->owner, ctx->owner) != 0) {
-            if (st->t->ops->cleanup &&
-                st->t->ops->cleanup(st->t, p->owner, HB_TEMP_MAX_AGE_S, &e) != 0)
+        if (st->t->read_only) { /* nothing may be written there, not even a removal */
+            hb_log_info(&ctx->log, "target %s is read-only: leftovers of interrupted writer "
+                        "%s stay", st->t->display, p->owner);
+        } else if (strcmp(p->owner, ctx->owner) != 0) {
+            if (hb_target_cleanup(st->t, p->owner, HB_TEMP_MAX_AGE_S, &e) != 0)
                 hb_log_warn(&ctx->log, "cannot remove temporaries of interrupted writer %s: %s",
                             p->owner, e.msg);
             static const char *const roles[] = { "writer", "gc" };

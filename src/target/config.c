@@ -356,6 +356,11 @@ int hb_target_cfg_set(hb_target_cfg *c, int key, const char *value, hb_err *e)
             return rc;
         c->store_secret = b;
         return 0;
+    case HARVBK_TARGET_READ_ONLY:
+        if (!reset && (rc = parse_bool("read only", value, &b, e)) != 0)
+            return rc;
+        c->read_only = b;
+        return 0;
     default:
         return hb_seterr(e, HARVBK_E_INVALID, "unknown target setting key %d", key);
     }
@@ -407,6 +412,9 @@ static int cfg_value(const hb_target_cfg *c, int key, char tmp[16], const char *
         return 0;
     case HARVBK_TARGET_STORE_SECRET:
         *out = c->store_secret ? "1" : "0";
+        return 0;
+    case HARVBK_TARGET_READ_ONLY:
+        *out = c->read_only ? "1" : "0";
         return 0;
     default:
         return HARVBK_E_INVALID;
@@ -470,6 +478,8 @@ char *hb_target_cfg_to_json(const hb_target_cfg *c)
     if (c->parallel)
         ok = ok && hb_json_add_u64(root, "parallel", c->parallel);
     ok = ok && cJSON_AddBoolToObject(root, "store_secret", c->store_secret);
+    if (c->read_only) /* absent = false: files of older versions read the same */
+        ok = ok && cJSON_AddBoolToObject(root, "read_only", true);
     char *out = NULL;
     if (ok) {
         size_t hint = 512 + 6 * (slen(c->url) + slen(c->endpoint) + slen(c->region) +
@@ -544,6 +554,9 @@ int hb_target_cfg_from_json(hb_target_cfg *c, const void *data, size_t len, hb_e
     if (rc == 0)
         rc = hb_json_get_bool(root, "store_secret", false, &c->store_secret,
                               "target configuration", e);
+    if (rc == 0)
+        rc = hb_json_get_bool(root, "read_only", false, &c->read_only, "target configuration",
+                              e);
     if (rc == 0)
         rc = json_num(c, root, "refresh_interval", HARVBK_TARGET_REFRESH_INTERVAL, e);
     if (rc == 0)
