@@ -25,6 +25,8 @@
  *                 backup_info.c / verify.c / backup_delete.c, kind "snapshot")
  *   snapshot_store.c  the context's local snapshot store: where, how to open it
  *   quota.c       snapshot space quotas: limits file, usage, enforcement
+ *   sync.c        the synced backup catalog: harvbk_target_sync, the periodic
+ *                 sync, forget, deferred deletes (the file: state/synced.c)
  *
  * Locking order (outer first): ctx->target_mu -> ctx->mu -> op->mu;
  * ctx->cat_mu, ctx->lease_mu, ctx->err_mu and ctx->log_lock are leaves (no
@@ -36,6 +38,7 @@
 
 #include "../core/hb.h"
 #include "../engine/engine.h"
+#include "../state/synced.h"
 #include "../store/store.h"
 #include "../target/config.h"
 #include "../target/target.h"
@@ -535,5 +538,33 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
 int hb_sweep_candidates(harvbk_ctx *ctx, hb_store *st, const char *kind_dir, hb_dset *cand,
                         uint64_t *out_chunks, uint64_t *out_bytes, bool *out_skipped,
                         hb_err *e);
+
+/* ---- the synced backup catalog (sync.c, docs/CATALOG.md) ---- */
+/* Highest harvbk_sync_count value. */
+#define HB_SYNC_COUNT_MAX 9
+/* Sync the catalog with the target (res may be NULL). */
+int hb_sync_run(harvbk_ctx *ctx, harvbk_sync_result *res, hb_err *e);
+/* For the schedule runner: sync when the target's refresh_interval (seconds;
+ * 0 = only on demand and when the target is set) has passed since the last
+ * successful sync. *next_ms (may be NULL) receives when to call again (ms
+ * since the epoch; 0 = no periodic sync is configured). Returns the sync's
+ * result (0 when none was due). */
+int hb_sync_if_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *next_ms, hb_err *e);
+/* Load the catalog; *usable when it describes the configured target and was
+ * synced at least once. An unreadable catalog is logged and read as empty. */
+int hb_sync_catalog_load(harvbk_ctx *ctx, hb_synced *c, bool *usable);
+/* A backup of this context became Ready / was deleted: update the catalog
+ * (failures are logged; the next sync repairs them). */
+void hb_sync_note_ready(harvbk_ctx *ctx, hb_store *st, const hb_manifest *m);
+void hb_sync_note_deleted(harvbk_ctx *ctx, const char *ns, const char *name);
+/* A delete failed with e (the target unreachable): mark it pending in the
+ * catalog. Returns HARVBK_E_TARGET with a "pending" message when it was
+ * deferred, else e->code untouched. */
+int hb_sync_defer_delete(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
+bool hb_sync_delete_pending(harvbk_ctx *ctx, const char *ns, const char *name);
+int hb_synced_entry_from_manifest(hb_synced_entry *x, const hb_manifest *m, hb_synced_fp fp,
+                                  int64_t now_ms);
+/* The configured target is read-only (HARVBK_TARGET_READ_ONLY). */
+bool hb_ctx_target_read_only(harvbk_ctx *ctx);
 
 #endif
