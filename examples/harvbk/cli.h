@@ -209,6 +209,7 @@ int cmd_gc(cli_env *env, int argc, char **argv);
 int cmd_snapshot(cli_env *env, int argc, char **argv);
 int cmd_quota(cli_env *env, int argc, char **argv);
 int cmd_demo(cli_env *env, int argc, char **argv);
+int cmd_sync(cli_env *env, int argc, char **argv);
 
 /* Usage texts (main.c); print to the stream given. */
 void cli_help_main(FILE *f);

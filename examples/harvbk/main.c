@@ -52,6 +52,7 @@ void cli_help_main(FILE *f)
         "                                  VM snapshots in the local snapshot store\n"
         "  quota set|clear (--namespace NS | --vm NS/VM) [BYTES]\n"
         "  quota show [--json]             snapshot space limits and usage\n"
+        "  sync [--json]                   bring the backup catalog in step with the target\n"
         "  gc                              remove chunks no backup references\n"
         "  demo [--target] [--keep]        self-contained demo in a temporary directory\n"
         "                                  (--target: against the configured target)\n"
@@ -75,7 +76,7 @@ typedef struct command {
 static const command g_commands[] = {
     {"target", cmd_target}, {"vm", cmd_vm}, {"backup", cmd_backup}, {"restore", cmd_restore},
     {"gc", cmd_gc},         {"demo", cmd_demo}, {"snapshot", cmd_snapshot},
-    {"quota", cmd_quota},   {NULL, NULL},
+    {"quota", cmd_quota},   {"sync", cmd_sync},   {NULL, NULL},
 };
 
 static const command *find_command(const char *name)
