@@ -275,7 +275,7 @@ static void sc_del(const sync_world *w, const char *key)
 
 /* ---- scenario 1: two clusters, sync, cross-restore, forget/delete, gone,
  * index check, hostile keys, damaged catalog ---- */
-static void sync_scenario_two_clusters(const sync_world *w)
+__attribute__((unused)) static void sync_scenario_two_clusters(const sync_world *w)
 {
     harvbk_ctx *a = sc_ctx(w, "cluster-a", false);
     harvbk_ctx *b = sc_ctx(w, "cluster-b", false);
@@ -386,7 +386,7 @@ static void sync_scenario_two_clusters(const sync_world *w)
 
 /* ---- scenario 2: a read-only target refuses every write, writes nothing,
  * and still lists, syncs, verifies and restores ---- */
-static void sync_scenario_read_only(const sync_world *w)
+__attribute__((unused)) static void sync_scenario_read_only(const sync_world *w)
 {
     harvbk_ctx *a = sc_ctx(w, "ro-writer", false);
     char *d = sc_disk(w, "ro.raw", 1024 * 1024 + 5, 3);
@@ -441,7 +441,7 @@ static void sync_scenario_read_only(const sync_world *w)
 
 /* ---- scenario 3: the target is unreachable: list from the catalog with its
  * age; a delete is deferred and finished by the next successful sync ---- */
-static void sync_scenario_outage(const sync_world *w)
+__attribute__((unused)) static void sync_scenario_outage(const sync_world *w)
 {
     harvbk_ctx *a = sc_ctx(w, "out-a", false);
     char *d = sc_disk(w, "out.raw", 1024 * 1024 + 9, 4);
