@@ -38,7 +38,6 @@
 
 #include "../core/hb.h"
 #include "../engine/engine.h"
-#include "../state/synced.h"
 #include "../store/store.h"
 #include "../target/config.h"
 #include "../target/target.h"
@@ -540,6 +539,7 @@ int hb_sweep_candidates(harvbk_ctx *ctx, hb_store *st, const char *kind_dir, hb_
                         hb_err *e);
 
 /* ---- the synced backup catalog (sync.c, docs/CATALOG.md) ---- */
+#include "../state/synced.h"
 /* Highest harvbk_sync_count value. */
 #define HB_SYNC_COUNT_MAX 9
 /* Sync the catalog with the target (res may be NULL). */
