@@ -15,7 +15,11 @@
 #include <time.h>
 
 #include "sync_scenario.h"
+#include "ops/ops.h"
 #include "state/synced.h"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 typedef struct file_world {
     char *root, *tdir, *aside;
@@ -177,6 +181,129 @@ static void test_catalog_file_roundtrip(void **state)
     free(root);
 }
 
+/* hb_sync_if_due (the schedule runner's hook): refresh_interval 0 = never
+ * periodic; otherwise a sync once the interval has passed since the last one. */
+static void test_sync_if_due_honours_refresh_interval(void **state)
+{
+    (void)state;
+    file_world fw;
+    sync_world w;
+    world(&fw, &w, "sync-due");
+    harvbk_ctx *a = sc_ctx(&w, "a", false);
+    hb_err e;
+    hb_err_clear(&e);
+    int64_t next = -1;
+    assert_int_equal(hb_sync_if_due(a, hb_synced_now_ms(), &next, &e), 0);
+    assert_int_equal(next, 0); /* interval 0: on demand only */
+    harvbk_ctx_free(a);
+
+    /* interval 1 s */
+    char *sd = tu_path2(fw.root, "a");
+    assert_int_equal(harvbk_ctx_open(&a, sd, NULL), 0);
+    harvbk_target_config *cfg = file_cfg(&fw, false);
+    assert_int_equal(harvbk_target_config_set(cfg, HARVBK_TARGET_REFRESH_INTERVAL, "1"), 0);
+    assert_int_equal(harvbk_ctx_set_target(a, cfg), 0); /* syncs */
+    harvbk_target_config_free(cfg);
+    harvbk_backup_list *l = NULL;
+    assert_int_equal(harvbk_backup_list_get(&l, a), 0);
+    int64_t t1 = harvbk_backup_list_synced_at(l);
+    harvbk_backup_list_free(l);
+    assert_true(t1 > 0);
+    assert_int_equal(hb_sync_if_due(a, t1 + 10, &next, &e), 0);
+    assert_int_equal(next, t1 + 1000); /* not due yet: nothing ran */
+    assert_int_equal(harvbk_backup_list_get(&l, a), 0);
+    assert_int_equal(harvbk_backup_list_synced_at(l), t1);
+    harvbk_backup_list_free(l);
+    usleep(1100 * 1000);
+    int64_t now = hb_synced_now_ms();
+    assert_int_equal(hb_sync_if_due(a, now, &next, &e), 0);
+    assert_int_equal(next, now + 1000);
+    assert_int_equal(harvbk_backup_list_get(&l, a), 0);
+    assert_true(harvbk_backup_list_synced_at(l) > t1);
+    harvbk_backup_list_free(l);
+    /* unreachable: the error, and a retry within the interval */
+    assert_int_equal(rename(fw.tdir, fw.aside), 0);
+    harvbk_ctx_free(a);
+    assert_int_equal(harvbk_ctx_open(&a, sd, NULL), 0);
+    now = hb_synced_now_ms() + 5000;
+    hb_err_clear(&e);
+    assert_int_equal(hb_sync_if_due(a, now, &next, &e), HARVBK_E_TARGET);
+    assert_int_equal(next, now + 1000);
+    harvbk_ctx_free(a);
+    free(sd);
+    world_free(&fw);
+}
+
+/* kill -9 at random moments of syncs that rewrite a catalog of 300 backups:
+ * the catalog always loads, whole (the previous or the new one). */
+static void test_kill_during_sync_leaves_a_whole_catalog(void **state)
+{
+    (void)state;
+    file_world fw;
+    sync_world w;
+    world(&fw, &w, "sync-kill");
+    harvbk_ctx *a = sc_ctx(&w, "a", false);
+    char *d = sc_disk(&w, "k.raw", 70000, 5);
+    assert_int_equal(sc_backup(a, d, "k0"), 0);
+    harvbk_ctx_free(a);
+    /* 299 more manifests + indexes copied under new names */
+    for (int i = 1; i < 300; i++) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd,
+                 "mkdir -p '%s/backups/default/k%d' && cp '%s/backups/default/k0/disk0.idx' "
+                 "'%s/backups/default/k%d/' && sed 's/\"name\":\"k0\"/\"name\":\"k%d\"/' "
+                 "'%s/backups/default/k0/manifest.json' > '%s/backups/default/k%d/manifest.json'",
+                 fw.tdir, i, fw.tdir, fw.tdir, i, i, fw.tdir, fw.tdir, i);
+        assert_int_equal(system(cmd), 0);
+    }
+    char *sd = tu_path2(fw.root, "b");
+    for (int round = 0; round < 12; round++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            harvbk_ctx *c = NULL;
+            if (harvbk_ctx_open(&c, sd, NULL) != 0)
+                _exit(2);
+            if (round == 0) {
+                harvbk_target_config *cfg = file_cfg(&fw, false);
+                harvbk_ctx_set_target(c, cfg);
+            }
+            for (;;) {
+                /* forget some, sync them back (every sync rewrites the file) */
+                harvbk_backup_forget(c, "default", "k7");
+                char p[4096];
+                snprintf(p, sizeof p, "%s/catalog/backups.json", sd);
+                unlink(p); /* a sync from nothing: 300 reads and a big write */
+                harvbk_target_sync(c, NULL);
+            }
+        }
+        usleep((useconds_t)(50000 + (rand() % 250000)));
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        hb_synced c;
+        hb_err e;
+        hb_err_clear(&e);
+        int rc = hb_synced_load(sd, &c, &e);
+        if (rc)
+            fail_msg("round %d: the catalog does not load: %s", round, e.msg);
+        assert_true(c.n == 0 || c.n >= 299); /* absent, or a whole sync */
+        hb_synced_clear(&c);
+    }
+    /* the next sync (another process) sees a complete catalog */
+    harvbk_ctx *b = NULL;
+    assert_int_equal(harvbk_ctx_open(&b, sd, NULL), 0);
+    sc_sync(b, 0);
+    harvbk_backup_list *l = NULL;
+    assert_int_equal(harvbk_backup_list_get(&l, b), 0);
+    assert_int_equal(harvbk_backup_list_count(l), 300);
+    harvbk_backup_list_free(l);
+    harvbk_ctx_free(b);
+    free(sd);
+    free(d);
+    world_free(&fw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +312,8 @@ int main(void)
         cmocka_unit_test(test_read_only_target_refuses_writes_and_writes_nothing),
         cmocka_unit_test(test_unreachable_target_lists_from_catalog_and_defers_delete),
         cmocka_unit_test(test_read_only_persisted),
+        cmocka_unit_test(test_sync_if_due_honours_refresh_interval),
+        cmocka_unit_test(test_kill_during_sync_leaves_a_whole_catalog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
