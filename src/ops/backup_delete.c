@@ -139,8 +139,8 @@ int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *namespace_, const cha
     }
     if (!snap && rc == 0)
         hb_sync_note_deleted(ctx, namespace_, name);
-    else if (!snap && rc == HARVBK_E_NOTFOUND && hb_sync_delete_pending(ctx, namespace_, name))
-        hb_sync_note_deleted(ctx, namespace_, name); /* a pending deletion: gone already */
+    else if (!snap && rc == HARVBK_E_NOTFOUND)
+        hb_sync_note_deleted(ctx, namespace_, name); /* not in the target: a stale entry */
     else if (!snap && (rc == HARVBK_E_TARGET || rc == HARVBK_E_TIMEOUT))
         rc = hb_sync_defer_delete(ctx, namespace_, name, &e);
     hb_dset_free(cand);
