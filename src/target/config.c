@@ -21,6 +21,10 @@
 #include <strings.h>
 
 #define CFG_JSON_VERSION 1
+/* A read-only configuration is written as version 2, so that a library older
+ * than the setting refuses it ("newer") instead of ignoring "read_only" and
+ * writing to a target the user made read-only. Version 1 files read as ever. */
+#define CFG_JSON_VERSION_MAX 2
 #define MAX_PARALLEL 256u
 
 void hb_target_cfg_init(hb_target_cfg *c)
@@ -453,7 +457,8 @@ char *hb_target_cfg_to_json(const hb_target_cfg *c)
     if (!root)
         return NULL;
     cJSON *secret = NULL;
-    bool ok = hb_json_add_u64(root, "version", CFG_JSON_VERSION) != NULL;
+    bool ok = hb_json_add_u64(root, "version",
+                              c->read_only ? CFG_JSON_VERSION_MAX : CFG_JSON_VERSION) != NULL;
 #define ADD_STR(name, v)                                               \
     do {                                                               \
         if (ok && (v))                                                 \
@@ -529,11 +534,11 @@ int hb_target_cfg_from_json(hb_target_cfg *c, const void *data, size_t len, hb_e
         return rc;
     uint64_t version = 0;
     rc = hb_json_get_u64(root, "version", true, &version, "target configuration", e);
-    if (rc == 0 && version != CFG_JSON_VERSION)
-        rc = hb_seterr(e, version > CFG_JSON_VERSION ? HARVBK_E_FORMAT : HARVBK_E_CORRUPT,
+    if (rc == 0 && (version < CFG_JSON_VERSION || version > CFG_JSON_VERSION_MAX))
+        rc = hb_seterr(e, version > CFG_JSON_VERSION_MAX ? HARVBK_E_FORMAT : HARVBK_E_CORRUPT,
                        "target configuration version %llu is not supported (this library "
-                       "reads version %d)",
-                       (unsigned long long)version, CFG_JSON_VERSION);
+                       "reads versions up to %d)",
+                       (unsigned long long)version, CFG_JSON_VERSION_MAX);
     if (rc == 0)
         rc = json_str(c, root, "url", HARVBK_TARGET_URL, e);
     if (rc == 0)

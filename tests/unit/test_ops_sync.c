@@ -129,6 +129,13 @@ static void test_read_only_persisted(void **state)
     assert_string_equal(buf, "1");
     harvbk_target_config_free(cfg);
     harvbk_ctx_free(a);
+    /* written as version 2: a library without the setting refuses it */
+    char *tj = tu_path2(sd, "target.json");
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "grep -q '\"version\":2,' '%s' && grep -q '\"read_only\":true' '%s'",
+             tj, tj);
+    assert_int_equal(system(cmd), 0);
+    free(tj);
     free(sd);
     world_free(&fw);
 }
