@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
+#include <time.h>
 
 static const char HELP_BACKUP[] =
     "Usage: harvbk backup create NS/VM --name NAME [--changed-ranges FILE]\n"
@@ -19,6 +20,7 @@ static const char HELP_BACKUP[] =
     "       harvbk backup show NS/NAME [--json]\n"
     "       harvbk backup verify NS/NAME\n"
     "       harvbk backup delete NS/NAME\n"
+    "       harvbk backup forget NS/NAME\n"
     "\n"
     "'backup create' backs up the registered VM NS/VM into the target as backup\n"
     "NS/NAME and waits until it is Ready (exit 0) or failed (exit 1). On a\n"
@@ -32,7 +34,13 @@ static const char HELP_BACKUP[] =
     "  --allow-crash-consistent   go on when freezing the filesystems fails\n"
     "'backup verify' reads and checks every chunk; exit 3 when one is missing or\n"
     "corrupt. 'backup delete' removes the backup; 'harvbk gc' then frees its\n"
-    "chunks.\n";
+    "chunks. While the target is unreachable the deletion is recorded as pending\n"
+    "and finished by the next successful 'harvbk sync'.\n"
+    "'backup list' and 'backup show' answer from the state directory's catalog\n"
+    "(also while the target is unreachable); 'backup list' says on stderr how old\n"
+    "it is (\"catalog synced 12 s ago\"); 'harvbk sync' refreshes it.\n"
+    "'backup forget' drops a backup from this catalog only: the target keeps it\n"
+    "and a later sync brings it back only if its manifest changes.\n";
 
 /* ------------------------------------------------------------------ */
 /* shared operation runners */
@@ -239,11 +247,34 @@ static void state_text(const harvbk_backup_info *info, char *buf, size_t size)
     int st = harvbk_backup_info_state(info);
     uint64_t total = harvbk_backup_info_logical_bytes(info);
     uint64_t done = harvbk_backup_info_progress_bytes(info);
+    unsigned fl = harvbk_backup_info_catalog_flags(info);
+    const char *extra = (fl & HARVBK_BACKUP_FLAG_DELETE_PENDING) ? " (delete pending)"
+                        : (fl & HARVBK_BACKUP_FLAG_GONE)         ? " (gone)"
+                        : (fl & HARVBK_BACKUP_FLAG_INDEX_MISSING) ? " (index missing)"
+                                                                  : "";
     if (st == HARVBK_STATE_INPROGRESS && total > 0)
         snprintf(buf, size, "%s %u%%", harvbk_state_name(st),
                  (unsigned)((done >= total ? total : done) * 100 / total));
     else
-        snprintf(buf, size, "%s", harvbk_state_name(st));
+        snprintf(buf, size, "%s%s", harvbk_state_name(st), extra);
+}
+
+/* "catalog synced 12 s ago" on stderr (never synced: says so). */
+static void catalog_age_line(int64_t synced_at_ms)
+{
+    if (synced_at_ms <= 0) {
+        cli_err("catalog never synced (run 'harvbk sync')");
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t age = (now - synced_at_ms) / 1000;
+    if (age < 0)
+        age = 0;
+    cli_stderr_lock();
+    fprintf(stderr, "catalog synced %lld s ago\n", (long long)age);
+    cli_stderr_unlock();
 }
 
 static int backup_list(cli_env *env, int argc, char **argv)
@@ -280,6 +311,7 @@ static int backup_list(cli_env *env, int argc, char **argv)
         return CLI_EXIT_FAIL;
     }
     size_t n = harvbk_backup_list_count(list);
+    catalog_age_line(harvbk_backup_list_synced_at(list));
     if (json) {
         cJSON *arr = cJSON_CreateArray();
         for (size_t i = 0; i < n && arr; i++) {
@@ -309,16 +341,16 @@ static int backup_list(cli_env *env, int argc, char **argv)
             if (lv > wv)
                 wv = lv;
         }
-        printf("%-*s  %-*s  %-15s  %10s  %10s  %s\n", w, "NS/NAME", wv, "VM", "STATE", "SIZE",
+        printf("%-*s  %-*s  %-22s  %10s  %10s  %s\n", w, "NS/NAME", wv, "VM", "STATE", "SIZE",
                "UPLOADED", "CREATED");
         for (size_t i = 0; i < n; i++) {
             const harvbk_backup_info *b = harvbk_backup_list_at(list, i);
-            char full[2 * CLI_NAME_MAX + 2], st[32], sz[32], up[32], cr[32];
+            char full[2 * CLI_NAME_MAX + 2], st[48], sz[32], up[32], cr[32];
             fmt_name(full, sizeof full, harvbk_backup_info_namespace(b),
                      harvbk_backup_info_name(b));
             state_text(b, st, sizeof st);
             const char *vmn = harvbk_backup_info_vm_name(b);
-            printf("%-*s  %-*s  %-15s  %10s  %10s  %s\n", w, full, wv,
+            printf("%-*s  %-*s  %-22s  %10s  %10s  %s\n", w, full, wv,
                    vmn && *vmn ? vmn : "-", st,
                    cli_fmt_size(harvbk_backup_info_logical_bytes(b), sz, sizeof sz),
                    cli_fmt_size(harvbk_backup_info_uploaded_bytes(b), up, sizeof up),
@@ -374,7 +406,7 @@ static int backup_show(cli_env *env, int argc, char **argv)
             ex = cli_print_json(j);
         }
     } else {
-        char st[32], sz[32], up[32], cr[32];
+        char st[48], sz[32], up[32], cr[32];
         state_text(b, st, sizeof st);
         uint64_t logical = harvbk_backup_info_logical_bytes(b);
         uint64_t uploaded = harvbk_backup_info_uploaded_bytes(b);
@@ -480,13 +512,57 @@ static int backup_delete(cli_env *env, int argc, char **argv)
         harvbk_ctx_free(ctx);
         return CLI_EXIT_FAIL;
     }
-    int rc = harvbk_backup_delete(ctx, ns, name);
+    int deferred = 0;
+    int rc = harvbk_backup_delete_ex(ctx, ns, name, &deferred);
     if (rc != 0) {
         char what[256];
         snprintf(what, sizeof what, "backup delete %s/%s", ns, name);
-        ex = cli_fail_ctx(ctx, rc, what);
+        if (rc == HARVBK_E_READ_ONLY)
+            cli_err("%s: the target is read-only; 'harvbk backup forget %s/%s' drops it from "
+                    "this state directory's catalog only", what, ns, name);
+        ex = rc == HARVBK_E_READ_ONLY ? CLI_EXIT_FAIL : cli_fail_ctx(ctx, rc, what);
+    } else if (deferred) {
+        printf("backup %s/%s: the target is unreachable; deletion pending (the next "
+               "successful 'harvbk sync' finishes it)\n", ns, name);
+        ex = CLI_EXIT_OK;
     } else {
         printf("backup %s/%s deleted (run 'harvbk gc' to free its chunks)\n", ns, name);
+        ex = CLI_EXIT_OK;
+    }
+    harvbk_ctx_free(ctx);
+    return ex;
+}
+
+static int backup_forget(cli_env *env, int argc, char **argv)
+{
+    const char *H = "harvbk backup forget";
+    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
+    const char *pos[1];
+    int npos = 0;
+    bool help = false;
+    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
+    if (ex)
+        return ex;
+    if (help) {
+        fputs(HELP_BACKUP, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (npos != 1)
+        return cli_usage_err(H, "backup forget needs the backup as NAMESPACE/NAME");
+    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
+    if ((ex = cli_split_name(H, "the backup", pos[0], ns, name)))
+        return ex;
+    harvbk_ctx *ctx = cli_open_ctx(env);
+    if (!ctx)
+        return CLI_EXIT_FAIL;
+    int rc = harvbk_backup_forget(ctx, ns, name);
+    if (rc != 0) {
+        char what[256];
+        snprintf(what, sizeof what, "backup forget %s/%s", ns, name);
+        ex = cli_fail_ctx(ctx, rc, what);
+    } else {
+        printf("backup %s/%s forgotten (dropped from this catalog; the target keeps it)\n", ns,
+               name);
         ex = CLI_EXIT_OK;
     }
     harvbk_ctx_free(ctx);
@@ -497,7 +573,7 @@ int cmd_backup(cli_env *env, int argc, char **argv)
 {
     if (argc < 1)
         return cli_usage_err("harvbk backup",
-                             "missing subcommand (create, list, show, verify or delete)");
+                             "missing subcommand (create, list, show, verify, delete or forget)");
     const char *s = argv[0];
     if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
         fputs(HELP_BACKUP, stdout);
@@ -513,8 +589,10 @@ int cmd_backup(cli_env *env, int argc, char **argv)
         return backup_verify(env, argc - 1, argv + 1);
     if (strcmp(s, "delete") == 0 || strcmp(s, "rm") == 0)
         return backup_delete(env, argc - 1, argv + 1);
+    if (strcmp(s, "forget") == 0)
+        return backup_forget(env, argc - 1, argv + 1);
     return cli_usage_err("harvbk backup",
-                         "unknown subcommand 'backup %s' (expected create, list, show, verify or "
-                         "delete)",
+                         "unknown subcommand 'backup %s' (expected create, list, show, verify, "
+                         "delete or forget)",
                          s);
 }

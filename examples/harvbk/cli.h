@@ -219,6 +219,7 @@ int cmd_run(cli_env *env, int argc, char **argv);
 int cmd_maintenance(cli_env *env, int argc, char **argv);
 int cmd_image(cli_env *env, int argc, char **argv);
 int cmd_demo(cli_env *env, int argc, char **argv);
+int cmd_sync(cli_env *env, int argc, char **argv);
 
 /* Usage texts (main.c); print to the stream given. */
 void cli_help_main(FILE *f);

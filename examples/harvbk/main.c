@@ -65,6 +65,7 @@ void cli_help_main(FILE *f)
         "                                  SIGINT/SIGTERM\n"
         "  maintenance status [--json] | enter [--wait S] | exit\n"
         "                                  stop everything, e.g. before an upgrade\n"
+        "  sync [--json]                   bring the backup catalog in step with the target\n"
         "  gc                              remove chunks no backup references\n"
         "  demo [--target] [--keep]        self-contained demo in a temporary directory\n"
         "                                  (--target: against the configured target)\n"
@@ -89,7 +90,7 @@ static const command g_commands[] = {
     {"target", cmd_target}, {"vm", cmd_vm}, {"backup", cmd_backup}, {"restore", cmd_restore},
     {"gc", cmd_gc},         {"demo", cmd_demo}, {"snapshot", cmd_snapshot},
     {"quota", cmd_quota},   {"schedule", cmd_schedule}, {"run", cmd_run},
-    {"maintenance", cmd_maintenance}, {"image", cmd_image}, {NULL, NULL},
+    {"maintenance", cmd_maintenance}, {"image", cmd_image}, {"sync", cmd_sync}, {NULL, NULL},
 };
 
 static const command *find_command(const char *name)

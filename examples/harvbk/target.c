@@ -40,6 +40,9 @@ static const char HELP_TARGET[] =
     "  --timeout SECONDS               connect/request timeout (default 10)\n"
     "  --parallel N                    requests in flight (default automatic: 8 for\n"
     "                                  S3, or $HARVBK_TARGET_PARALLEL)\n"
+    "  --read-only                     never write to the target: backup create,\n"
+    "                                  delete and gc are refused; list, sync, verify\n"
+    "                                  and restore work (a disaster-recovery cluster)\n"
     "\n"
     "The S3 prefix is taken literally (no %-decoding); spaces, '+', '%' and UTF-8\n"
     "are fine.\n"
@@ -97,6 +100,7 @@ static int target_set(cli_env *env, int argc, char **argv)
         {"timeout", CLI_OPT_VALUE, 0, 0, 0},
         {"parallel", CLI_OPT_VALUE, 0, 0, 0},
         {"store-secret", CLI_OPT_FLAG, 0, 0, 0},
+        {"read-only", CLI_OPT_FLAG, 0, 0, 0},
         {NULL, 0, 0, 0, 0},
     };
     const char *pos[1];
@@ -195,6 +199,9 @@ static int target_set(cli_env *env, int argc, char **argv)
         if ((ex = set_key(cfg, HARVBK_TARGET_PARALLEL, o->value, "--parallel")))
             goto out_cfg;
     }
+    if (cli_opt_find(opts, "read-only")->count &&
+        (ex = set_key(cfg, HARVBK_TARGET_READ_ONLY, "1", "--read-only")))
+        goto out_cfg;
     if (cli_opt_find(opts, "store-secret")->count &&
         (ex = set_key(cfg, HARVBK_TARGET_STORE_SECRET, "1", "--store-secret")))
         goto out_cfg;
@@ -241,7 +248,8 @@ static int target_set(cli_env *env, int argc, char **argv)
         snprintf(what, sizeof what, "target set %s", url);
         ex = cli_fail_ctx(ctx, rc, what);
     } else {
-        printf("target set: %s\n", url);
+        printf("target set: %s%s\n", url,
+               cli_opt_find(opts, "read-only")->count ? " (read-only)" : "");
         ex = CLI_EXIT_OK;
     }
     harvbk_ctx_free(ctx);
@@ -349,6 +357,8 @@ static int target_show(cli_env *env, int argc, char **argv)
     else
         printf("%-20s %s\n", "timeout:", "10 s (default)");
     show_setting(cfg, HARVBK_TARGET_PARALLEL, "parallel:", "automatic", NULL);
+    harvbk_target_config_get(cfg, HARVBK_TARGET_READ_ONLY, buf, sizeof buf, NULL);
+    printf("%-20s %s\n", "read-only:", strcmp(buf, "1") == 0 ? "yes" : "no");
     harvbk_target_config_free(cfg);
 
     /* A stored secret is in the context already; else the file or environment. */

@@ -80,8 +80,12 @@ HARVBK_API int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harv
 typedef struct harvbk_backup_info harvbk_backup_info;
 typedef struct harvbk_backup_list harvbk_backup_list;
 
-/** Information about backup NAMESPACE/NAME in *out (caller frees).
- *  HARVBK_E_NOTFOUND when neither the target nor the local catalog knows it. */
+/** Information about backup NAMESPACE/NAME in *out (caller frees), from the
+ *  context's synced catalog (see harvbk_target_sync() in target.h) merged with
+ *  this context's unfinished backups (InProgress, Error); the target is not
+ *  contacted, except for a first sync when the catalog was never synced.
+ *  HARVBK_E_NOTFOUND when neither the catalog nor the local records know it
+ *  (a backup another context wrote is known after a sync). */
 HARVBK_API int harvbk_backup_get(harvbk_backup_info **out, harvbk_ctx *ctx,
                                  const char *namespace_, const char *name);
 HARVBK_API void harvbk_backup_info_free(harvbk_backup_info *info);
@@ -116,14 +120,53 @@ HARVBK_API const char *harvbk_backup_info_schedule(const harvbk_backup_info *inf
  *  created, volumes, crash_consistent, ... */
 HARVBK_API int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out);
 
-/** All backups the target holds plus this context's unfinished ones (InProgress
- *  or Error), sorted by namespace then name, in *out (caller frees). */
+/** All backups of the context's synced catalog plus this context's unfinished
+ *  ones (InProgress or Error), sorted by namespace then name, in *out (caller
+ *  frees). Answers from the state directory, also while the target is
+ *  unreachable (harvbk_backup_list_synced_at() says how old the catalog is);
+ *  when the catalog was never synced with the configured target, a sync runs
+ *  first (its errors are returned: HARVBK_E_TARGET, ...). */
 HARVBK_API int harvbk_backup_list_get(harvbk_backup_list **out, harvbk_ctx *ctx);
 HARVBK_API size_t harvbk_backup_list_count(const harvbk_backup_list *list);
 /** Borrowed entry i, NULL when out of range. */
 HARVBK_API const harvbk_backup_info *harvbk_backup_list_at(const harvbk_backup_list *list,
                                                            size_t i);
 HARVBK_API void harvbk_backup_list_free(harvbk_backup_list *list);
+
+/* ---- The synced catalog (since 1.1; docs/CATALOG.md) ---- */
+
+/** When the catalog the list was made from was last synced with the target,
+ *  in milliseconds since the Unix epoch (0: never, or NULL). */
+HARVBK_API int64_t harvbk_backup_list_synced_at(const harvbk_backup_list *list);
+
+/* Flags of harvbk_backup_info_catalog_flags(). */
+#define HARVBK_BACKUP_FLAG_GONE 0x1u           /* its manifest vanished from the target at
+                                                  the last sync (state Error); forgotten
+                                                  at the next sync unless it returns */
+#define HARVBK_BACKUP_FLAG_DELETE_PENDING 0x2u /* deleted while the target was
+                                                  unreachable; the next successful sync
+                                                  finishes the deletion */
+#define HARVBK_BACKUP_FLAG_INDEX_MISSING 0x4u  /* Ready manifest, but an index is missing
+                                                  (state Error; found by a sync) */
+#define HARVBK_BACKUP_FLAG_LOCAL 0x8u          /* from this context's local record
+                                                  (InProgress or Error), not the catalog */
+
+/** HARVBK_BACKUP_FLAG_* of a backup (0 for NULL or a snapshot). */
+HARVBK_API unsigned int harvbk_backup_info_catalog_flags(const harvbk_backup_info *info);
+/** When the catalog entry was last confirmed by a sync, ms since the Unix
+ *  epoch (the catalog's last sync; 0 for local records, snapshots, NULL). */
+HARVBK_API int64_t harvbk_backup_info_synced_at(const harvbk_backup_info *info);
+
+/**
+ * Drop backup NAMESPACE/NAME from this context's catalog only: nothing in the
+ * target is touched (a restore-only cluster never destroys the source's
+ * backups). A later sync does not bring it back unless its manifest changes
+ * (a different size or modification time in the listing: the backup was
+ * deleted and written again). Works while the target is unreachable or
+ * read-only. Errors: HARVBK_E_INVALID, HARVBK_E_NOTFOUND (not in the catalog),
+ * HARVBK_E_IO.
+ */
+HARVBK_API int harvbk_backup_forget(harvbk_ctx *ctx, const char *namespace_, const char *name);
 
 /* ---- Verify, delete, gc ---- */
 
@@ -148,9 +191,25 @@ HARVBK_API int harvbk_op_options_init(harvbk_op_options *opts, unsigned int vers
 HARVBK_API int harvbk_backup_verify(harvbk_op **out, harvbk_ctx *ctx, const char *namespace_,
                                     const char *name, const harvbk_op_options *opts);
 
-/** Delete a backup (its manifest and indexes; chunks are freed by gc).
- *  Errors: HARVBK_E_NOTFOUND, HARVBK_E_BUSY (being written or restored). */
+/** Delete a backup from the target (its manifest and indexes; chunks are
+ *  freed by gc) and from the catalog.
+ *  Errors: HARVBK_E_NOTFOUND, HARVBK_E_BUSY (being written or restored),
+ *  HARVBK_E_READ_ONLY (the target is read-only: use harvbk_backup_forget()),
+ *  HARVBK_E_TARGET (unreachable). When the target is unreachable and the
+ *  backup is in the catalog, the deletion is recorded as pending
+ *  (HARVBK_BACKUP_FLAG_DELETE_PENDING) and finished by the next successful
+ *  sync; this function still returns HARVBK_E_TARGET (the backup is not
+ *  deleted yet; the message says it is pending): use harvbk_backup_delete_ex()
+ *  to have a deferred deletion reported as success. */
 HARVBK_API int harvbk_backup_delete(harvbk_ctx *ctx, const char *namespace_, const char *name);
+
+/** harvbk_backup_delete() that accepts a deferred deletion (since 1.1): 0 with
+ *  *out_deferred (may be NULL) 0 when the backup was deleted, 0 with
+ *  *out_deferred 1 when the target was unreachable and the deletion is pending
+ *  in the catalog (finished by the next successful sync). Other errors as
+ *  harvbk_backup_delete(). */
+HARVBK_API int harvbk_backup_delete_ex(harvbk_ctx *ctx, const char *namespace_, const char *name,
+                                       int *out_deferred);
 
 /**
  * Start garbage collection of the target: removes chunks no backup references.

@@ -38,7 +38,13 @@ typedef enum harvbk_target_key {
                                             is created */
     HARVBK_TARGET_TIMEOUT_MS = 11,       /* connect/request timeout; default 10000 */
     HARVBK_TARGET_PARALLEL = 12,         /* requests in flight; default automatic */
-    HARVBK_TARGET_STORE_SECRET = 13      /* "1": persist the secret in the state dir (0600) */
+    HARVBK_TARGET_STORE_SECRET = 13,     /* "1": persist the secret in the state dir (0600) */
+    HARVBK_TARGET_READ_ONLY = 14         /* "1": never write to the target (since 1.1): every
+                                            write (backup, delete, gc, store creation, leases,
+                                            claims, cleanup of temporaries) is refused with
+                                            HARVBK_E_READ_ONLY; list, sync, verify and
+                                            restore work. For restore-only (disaster
+                                            recovery) clusters. Default "0". */
 } harvbk_target_key;
 
 /** New empty configuration in *out; free with harvbk_target_config_free(). */
@@ -93,6 +99,57 @@ HARVBK_API int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out
 /** Check that the configured target is reachable and holds a readable store.
  *  Returns 0, HARVBK_E_NOTARGET, HARVBK_E_TARGET, HARVBK_E_FORMAT, ... */
 HARVBK_API int harvbk_ctx_check_target(harvbk_ctx *ctx);
+
+/* ---- The synced backup catalog (since 1.1; docs/CATALOG.md) ----
+ *
+ * The state directory holds a catalog of the target's backups. Listing and
+ * showing backups (harvbk_backup_list_get, harvbk_backup_get) answer from it
+ * without talking to the target, also while the target is unreachable. A
+ * sync brings it in step with the target: it imports backups other contexts
+ * (clusters) wrote, updates changed ones, marks backups whose manifest
+ * vanished as gone (state Error, HARVBK_BACKUP_FLAG_GONE) and forgets them at
+ * the sync after, re-checks that Ready backups still have their indexes
+ * (HARVBK_BACKUP_FLAG_INDEX_MISSING), and finishes deletions requested while
+ * the target was unreachable. It runs when the target is set, on demand
+ * (this function), and every HARVBK_TARGET_REFRESH_INTERVAL seconds while a
+ * schedule runner is active. Cost: one listing of the target's backups/
+ * (on S3 one LIST request per 1000 objects) plus one GET per manifest that is
+ * new or changed (manifests are written once; a change is seen in the size
+ * or modification time the listing returns). It writes nothing to the target
+ * except to finish pending deletions. */
+
+typedef struct harvbk_sync_result harvbk_sync_result;
+
+/** Counters of a sync, for harvbk_sync_result_count(). Numbers fixed forever. */
+typedef enum harvbk_sync_count {
+    HARVBK_SYNC_IMPORTED = 1,       /* backups new to the catalog */
+    HARVBK_SYNC_UPDATED = 2,        /* backups whose manifest changed */
+    HARVBK_SYNC_GONE = 3,           /* backups whose manifest vanished (marked gone) */
+    HARVBK_SYNC_FORGOTTEN = 4,      /* gone backups dropped (gone at two syncs in a row) */
+    HARVBK_SYNC_UNCHANGED = 5,      /* backups seen unchanged */
+    HARVBK_SYNC_INDEX_MISSING = 6,  /* Ready backups with a volume index missing */
+    HARVBK_SYNC_DELETED = 7,        /* pending deletions finished */
+    HARVBK_SYNC_MANIFEST_READS = 8, /* manifests read (GET requests on S3) */
+    HARVBK_SYNC_SKIPPED = 9         /* manifests of forgotten backups skipped */
+} harvbk_sync_count;
+
+/**
+ * Sync the context's catalog with its target now (synchronous). On success
+ * *out (may be NULL: no result wanted) receives the result (caller frees with
+ * harvbk_sync_result_free()). On failure the catalog is left as it was and
+ * the context's message says why. A catalog file that cannot be read is
+ * rebuilt (logged as a warning). Errors: HARVBK_E_NOTARGET, HARVBK_E_TARGET
+ * (unreachable), HARVBK_E_FORMAT, HARVBK_E_CORRUPT, HARVBK_E_IO, HARVBK_E_NOMEM.
+ * Thread-safe; syncs of several threads or processes on one state directory
+ * merge their results.
+ */
+HARVBK_API int harvbk_target_sync(harvbk_ctx *ctx, harvbk_sync_result **out);
+/** One counter of a sync result (0 for NULL or an unknown counter). */
+HARVBK_API uint64_t harvbk_sync_result_count(const harvbk_sync_result *result, int what);
+/** When the sync completed, milliseconds since the Unix epoch. */
+HARVBK_API int64_t harvbk_sync_result_synced_at(const harvbk_sync_result *result);
+/** Free a sync result. NULL is a no-op. */
+HARVBK_API void harvbk_sync_result_free(harvbk_sync_result *result);
 
 #ifdef __cplusplus
 }

@@ -721,6 +721,8 @@ static int backup_run(harvbk_op *op, hb_err *e)
     }
     hb_store_claim_release(claim); /* the manifest holds the name now */
     claim = NULL;
+    if (!snap)
+        hb_sync_note_ready(ctx, st, &m); /* the catalog lists it from now on */
 
     j->rec.state = HARVBK_STATE_READY;
     j->rec.uploaded_bytes = m.uploaded_bytes;
@@ -824,6 +826,10 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
                              vm->vols[i].name, vm->ns, vm->name);
     if (p->flags & ~HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT)
         return hb_seterr(e, HARVBK_E_INVALID, "unknown %s flags 0x%x", word, p->flags);
+    if (!snap && hb_ctx_target_read_only(ctx))
+        return hb_seterr(e, HARVBK_E_READ_ONLY,
+                         "the backup target is read-only: backup %s/%s is not created", vm->ns,
+                         name);
 
     backup_job *j = hb_calloc(1, sizeof *j);
     if (!j)

@@ -94,11 +94,18 @@ int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *namespace_, const cha
     snprintf(what, sizeof what, "delete %s %s/%s", hb_entry_word(kind), namespace_, name);
     if (rc == 0 && (rc = hb_opreg_add(ctx->state.dir, "delete", what, &reg, &e)) == 0)
         rc = hb_maintenance_check(ctx, what, &e);
+    if (rc == 0 && !snap && hb_ctx_target_read_only(ctx))
+        rc = hb_seterr(&e, HARVBK_E_READ_ONLY,
+                       "the backup target is read-only: backup %s/%s is not deleted "
+                       "(harvbk_backup_forget drops it from this context's catalog only)",
+                       namespace_, name);
     hb_store_ref *ref = NULL;
     if (rc == 0)
         rc = hb_kind_store_acquire(ctx, kind, false, &ref, &e);
     if (rc == HARVBK_E_NOTFOUND)
         hb_seterr(&e, rc, "snapshot %s/%s not found", namespace_, name);
+    if (!snap && (rc == HARVBK_E_TARGET || rc == HARVBK_E_TIMEOUT))
+        rc = hb_sync_defer_delete(ctx, namespace_, name, &e);
     if (rc) {
         hb_opreg_remove(&reg);
         return hb_ctx_fail(ctx, &e);
@@ -142,6 +149,12 @@ int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *namespace_, const cha
             hb_log_info(&ctx->log, "snapshot %s/%s: %llu chunk(s), %llu bytes freed", namespace_,
                         name, (unsigned long long)chunks, (unsigned long long)bytes);
     }
+    if (!snap && rc == 0)
+        hb_sync_note_deleted(ctx, namespace_, name);
+    else if (!snap && rc == HARVBK_E_NOTFOUND)
+        hb_sync_note_deleted(ctx, namespace_, name); /* not in the target: a stale entry */
+    else if (!snap && (rc == HARVBK_E_TARGET || rc == HARVBK_E_TIMEOUT))
+        rc = hb_sync_defer_delete(ctx, namespace_, name, &e);
     hb_dset_free(cand);
     hb_ctx_store_release(ctx, ref);
     hb_opreg_remove(&reg);

@@ -28,11 +28,14 @@ struct harvbk_backup_info {
     char *schedule;             /* NULL: not made by a schedule */
     hb_record_volume *vols;
     size_t nvols;
+    unsigned flags;          /* HARVBK_BACKUP_FLAG_* */
+    int64_t synced_at;       /* ms; catalog entries only */
 };
 
 struct harvbk_backup_list {
     harvbk_backup_info **v;
     size_t n;
+    int64_t synced_at;       /* ms; backups only */
 };
 
 void harvbk_backup_info_free(harvbk_backup_info *info)
@@ -183,6 +186,9 @@ int hb_entry_manifest_load(harvbk_ctx *ctx, hb_store *st, int kind, const char *
 
 /* ---- get ---- */
 
+static int catalog_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *ns,
+                       const char *name);
+
 int hb_entry_get(harvbk_backup_info **out, harvbk_ctx *ctx, int kind, const char *namespace_,
                  const char *name)
 {
@@ -196,6 +202,8 @@ int hb_entry_get(harvbk_backup_info **out, harvbk_ctx *ctx, int kind, const char
     int rc = hb_check_name("namespace", namespace_, &e);
     if (rc == 0)
         rc = hb_check_name(kind == HB_ENTRY_SNAPSHOT ? "snapshot name" : "backup name", name, &e);
+    if (rc == 0 && kind == HB_ENTRY_BACKUP)
+        return catalog_get(out, ctx, namespace_, name);
     hb_store_ref *ref = NULL;
     if (rc == 0)
         rc = hb_kind_store_acquire(ctx, kind, false, &ref, &e);
@@ -310,6 +318,195 @@ static int list_record(hb_record *r, void *ud)
     return list_push(lb->l, info_from_record(r));
 }
 
+/* ---- backups: from the synced catalog (sync.c, docs/CATALOG.md) ---- */
+
+static harvbk_backup_info *info_from_synced(const hb_synced_entry *x, int64_t synced_at)
+{
+    harvbk_backup_info *in = info_new(x->ns, x->name, x->vm_ns, x->vm_name, x->error, x->nvols);
+    if (!in)
+        return NULL;
+    in->state = HARVBK_STATE_READY;
+    in->logical = x->logical;
+    in->uploaded = x->uploaded;
+    in->progress = x->logical;
+    in->created = x->created;
+    in->crash_consistent = x->crash_consistent;
+    in->synced_at = synced_at;
+    if (x->schedule && !(in->schedule = hb_strdup(x->schedule))) {
+        harvbk_backup_info_free(in);
+        return NULL;
+    }
+    if (x->gone_ms)
+        in->flags |= HARVBK_BACKUP_FLAG_GONE;
+    if (x->delete_pending)
+        in->flags |= HARVBK_BACKUP_FLAG_DELETE_PENDING;
+    if (x->index_missing)
+        in->flags |= HARVBK_BACKUP_FLAG_INDEX_MISSING;
+    if (x->unreadable || x->index_missing || x->gone_ms)
+        in->state = HARVBK_STATE_ERROR;
+    if (x->gone_ms && !*in->error) {
+        char *msg = hb_strdup("its manifest vanished from the target (forgotten at the next "
+                              "sync unless it returns)");
+        if (!msg) {
+            harvbk_backup_info_free(in);
+            return NULL;
+        }
+        hb_free(in->error);
+        in->error = msg;
+    }
+    for (size_t i = 0; i < x->nvols; i++, in->nvols++) {
+        if (!(in->vols[i].name = hb_strdup(x->vols[i].name))) {
+            harvbk_backup_info_free(in);
+            return NULL;
+        }
+        in->vols[i].size = x->vols[i].size;
+    }
+    return in;
+}
+
+/* The catalog of the configured target, syncing first when it never was. */
+static int catalog_open(harvbk_ctx *ctx, hb_synced *c, hb_err *e)
+{
+    pthread_mutex_lock(&ctx->mu);
+    bool has = ctx->has_target;
+    pthread_mutex_unlock(&ctx->mu);
+    if (!has)
+        return hb_seterr(e, HARVBK_E_NOTARGET,
+                         "no backup target is configured (see harvbk_ctx_set_target)");
+    bool usable = false;
+    if (hb_sync_catalog_load(ctx, c, &usable) != 0)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    if (usable)
+        return 0;
+    hb_synced_clear(c);
+    int rc = hb_sync_run(ctx, NULL, e);
+    if (rc)
+        return hb_err_prefix(e, "the backup catalog was never synced with this target");
+    if (hb_sync_catalog_load(ctx, c, &usable) != 0)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    return 0;
+}
+
+typedef struct cat_build {
+    harvbk_ctx *ctx;
+    const hb_synced *c;
+    harvbk_backup_list *l;
+    const char *ns, *name; /* get: only this one */
+} cat_build;
+
+static int cat_record(hb_record *r, void *ud)
+{
+    cat_build *cb = ud;
+    if (cb->ns && (strcmp(r->ns, cb->ns) != 0 || strcmp(r->name, cb->name) != 0))
+        return 0;
+    if (r->state == HARVBK_STATE_READY || !r->store_id || !cb->c->store_id ||
+        strcmp(r->store_id, cb->c->store_id) != 0)
+        return 0;
+    if (hb_synced_find(cb->c, r->ns, r->name))
+        return 0; /* its manifest is in the catalog: that is the truth */
+    hb_err e;
+    hb_err_clear(&e);
+    hb_record_recover(&cb->ctx->state, r, NULL, &e); /* a dead writer's record reads as Error */
+    harvbk_backup_info *in = info_from_record(r);
+    if (in)
+        in->flags |= HARVBK_BACKUP_FLAG_LOCAL;
+    return list_push(cb->l, in);
+}
+
+static int catalog_list(harvbk_backup_list **out, harvbk_ctx *ctx)
+{
+    hb_err e;
+    hb_err_clear(&e);
+    hb_synced c;
+    hb_synced_init(&c);
+    int rc = catalog_open(ctx, &c, &e);
+    harvbk_backup_list *l = NULL;
+    if (rc == 0 && !(l = hb_calloc(1, sizeof *l)))
+        rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
+    if (rc == 0 && c.n && !(l->v = hb_calloc(c.n, sizeof *l->v)))
+        rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
+    for (size_t i = 0; rc == 0 && i < c.n; i++) {
+        if (!(l->v[i] = info_from_synced(&c.v[i], c.synced_at_ms)))
+            rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
+        else
+            l->n++;
+    }
+    if (rc == 0) {
+        l->synced_at = c.synced_at_ms;
+        cat_build cb = { ctx, &c, l, NULL, NULL };
+        rc = hb_record_foreach_k(&ctx->state, HB_ENTRY_BACKUP, cat_record, &cb, &e);
+        if (rc == HARVBK_E_NOMEM)
+            hb_seterr(&e, rc, NULL);
+    }
+    hb_synced_clear(&c);
+    if (rc) {
+        harvbk_backup_list_free(l);
+        return hb_ctx_fail(ctx, &e);
+    }
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, info_cmp);
+    *out = l;
+    return 0;
+}
+
+static int catalog_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *ns,
+                       const char *name)
+{
+    hb_err e;
+    hb_err_clear(&e);
+    hb_synced c;
+    hb_synced_init(&c);
+    int rc = catalog_open(ctx, &c, &e);
+    harvbk_backup_info *in = NULL;
+    if (rc == 0) {
+        const hb_synced_entry *x = hb_synced_find(&c, ns, name);
+        if (x) {
+            in = info_from_synced(x, c.synced_at_ms);
+            rc = in ? 0 : hb_seterr(&e, HARVBK_E_NOMEM, NULL);
+        }
+    }
+    if (rc == 0 && !in) {
+        harvbk_backup_list one = { NULL, 0, 0 };
+        cat_build cb = { ctx, &c, &one, ns, name };
+        rc = hb_record_foreach_k(&ctx->state, HB_ENTRY_BACKUP, cat_record, &cb, &e);
+        if (rc == HARVBK_E_NOMEM)
+            hb_seterr(&e, rc, NULL);
+        if (rc == 0 && one.n)
+            in = one.v[0];
+        else
+            for (size_t i = 0; i < one.n; i++)
+                harvbk_backup_info_free(one.v[i]);
+        hb_free(one.v);
+        if (rc == 0 && !in) {
+            int64_t age = (hb_synced_now_ms() - c.synced_at_ms) / 1000;
+            rc = hb_seterr(&e, HARVBK_E_NOTFOUND,
+                           "backup %s/%s not found in the catalog of %s (synced %lld s ago; a "
+                           "sync imports the backups other contexts wrote)",
+                           ns, name, c.target ? c.target : "the target", (long long)age);
+        }
+    }
+    hb_synced_clear(&c);
+    if (rc)
+        return hb_ctx_fail(ctx, &e);
+    *out = in;
+    return 0;
+}
+
+int64_t harvbk_backup_list_synced_at(const harvbk_backup_list *list)
+{
+    return list ? list->synced_at : 0;
+}
+
+unsigned int harvbk_backup_info_catalog_flags(const harvbk_backup_info *info)
+{
+    return info ? info->flags : 0;
+}
+
+int64_t harvbk_backup_info_synced_at(const harvbk_backup_info *info)
+{
+    return info ? info->synced_at : 0;
+}
+
 int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind)
 {
     if (!hb_ctx_ok(ctx))
@@ -317,6 +514,8 @@ int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind)
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;
+    if (kind == HB_ENTRY_BACKUP)
+        return catalog_list(out, ctx);
     hb_err e;
     hb_err_clear(&e);
     hb_store_ref *ref = NULL;
@@ -466,6 +665,12 @@ int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out)
         ok &= cJSON_AddBoolToObject(root, "crash_consistent", info->crash_consistent) != NULL;
         ok &= (info->schedule ? cJSON_AddStringToObject(root, "schedule", info->schedule)
                               : cJSON_AddNullToObject(root, "schedule")) != NULL;
+        ok &= cJSON_AddBoolToObject(root, "gone", info->flags & HARVBK_BACKUP_FLAG_GONE) != NULL;
+        ok &= cJSON_AddBoolToObject(root, "delete_pending",
+                                    info->flags & HARVBK_BACKUP_FLAG_DELETE_PENDING) != NULL;
+        ok &= cJSON_AddBoolToObject(root, "index_missing",
+                                    info->flags & HARVBK_BACKUP_FLAG_INDEX_MISSING) != NULL;
+        ok &= cJSON_AddNumberToObject(root, "synced_at_ms", (double)info->synced_at) != NULL;
         ok &= (vols = cJSON_AddArrayToObject(root, "volumes")) != NULL;
     }
     for (size_t i = 0; ok && i < info->nvols; i++) {

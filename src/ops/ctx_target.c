@@ -86,6 +86,11 @@ int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg)
     hb_log_info(&ctx->log, "backup target set to %s (store %s)", display ? display : "",
                 ref->st->id);
     hb_free(display);
+    /* a new target: its backups enter the catalog now (docs/CATALOG.md); a
+     * failure leaves the catalog to the next sync (list syncs first) */
+    hb_err_clear(&e);
+    if (hb_sync_run(ctx, NULL, &e) != 0)
+        hb_log_warn(&ctx->log, "the backup catalog is not synced yet: %s", e.msg);
     return 0;
 }
 

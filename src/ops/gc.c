@@ -113,6 +113,8 @@ static int gc_public(harvbk_op **out, harvbk_ctx *ctx, int kind, const harvbk_op
     else
         rc = hb_opts_version_check(opts->version, HARVBK_OP_OPTIONS_VERSION, "operation options",
                                    &e);
+    if (rc == 0 && kind == HB_ENTRY_BACKUP && hb_ctx_target_read_only(ctx))
+        rc = hb_seterr(&e, HARVBK_E_READ_ONLY, "the backup target is read-only: no gc");
     if (rc == 0)
         rc = gc_start(out, ctx, kind, opts, &e);
     return rc ? hb_ctx_fail(ctx, &e) : 0;

@@ -29,6 +29,8 @@
  *   image.c       harvbk_image_register/lookup/unregister/list, the image hook,
  *                 image records written with backups and snapshots, and
  *                 finding or recreating a restore's images
+ *   sync.c        the synced backup catalog: harvbk_target_sync, the periodic
+ *                 sync, forget, deferred deletes (the file: state/synced.c)
  *
  * The state directory's persistence (harvbk_vm values, the VM catalog's
  * files, records, locks, record recovery, restore journals, schedule records,
@@ -374,14 +376,37 @@ int hb_images_resolve(harvbk_ctx *ctx, hb_store *st, const char *where, const hb
                       const char *src, const char *new_ns, char ***out, size_t *out_n,
                       hb_err *e);
 
-/* ---- catalog sync (sync.c) ---- */
-/* Sync the target's catalog when its refresh interval has passed since the
- * last sync (never when the interval is 0); *next_ms (-1: none) is when it is
- * due next. Runs on the caller's thread. */
-int hb_sync_if_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *next_ms, hb_err *e);
-
 /* ---- the target (ctx_target.c) ---- */
 /* harvbk_ctx_check_target without touching the context's message. */
 int hb_ctx_check_target(harvbk_ctx *ctx, hb_err *e);
+
+/* ---- the synced backup catalog (sync.c, docs/CATALOG.md) ---- */
+#include "../state/synced.h"
+/* Highest harvbk_sync_count value. */
+#define HB_SYNC_COUNT_MAX 9
+/* Sync the catalog with the target (res may be NULL). */
+int hb_sync_run(harvbk_ctx *ctx, harvbk_sync_result *res, hb_err *e);
+/* For the schedule runner: sync when the target's refresh_interval (seconds;
+ * 0 = only on demand and when the target is set) has passed since the last
+ * successful sync. *next_ms (may be NULL) receives when to call again (ms
+ * since the epoch; 0 = no periodic sync is configured). Returns the sync's
+ * result (0 when none was due). */
+int hb_sync_if_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *next_ms, hb_err *e);
+/* Load the catalog; *usable when it describes the configured target and was
+ * synced at least once. An unreadable catalog is logged and read as empty. */
+int hb_sync_catalog_load(harvbk_ctx *ctx, hb_synced *c, bool *usable);
+/* A backup of this context became Ready / was deleted: update the catalog
+ * (failures are logged; the next sync repairs them). */
+void hb_sync_note_ready(harvbk_ctx *ctx, hb_store *st, const hb_manifest *m);
+void hb_sync_note_deleted(harvbk_ctx *ctx, const char *ns, const char *name);
+/* A delete failed with e (the target unreachable): mark it pending in the
+ * catalog. Returns HARVBK_E_TARGET with a "pending" message when it was
+ * deferred, else e->code untouched. */
+int hb_sync_defer_delete(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
+bool hb_sync_delete_pending(harvbk_ctx *ctx, const char *ns, const char *name);
+int hb_synced_entry_from_manifest(hb_synced_entry *x, const hb_manifest *m, hb_synced_fp fp,
+                                  int64_t now_ms);
+/* The configured target is read-only (HARVBK_TARGET_READ_ONLY). */
+bool hb_ctx_target_read_only(harvbk_ctx *ctx);
 
 #endif

@@ -67,13 +67,13 @@ static void *runner_main(void *arg)
         }
         hb_err e;
         hb_err_clear(&e);
-        int64_t sync_next = -1;
+        int64_t sync_next = 0;
         if (hb_sync_if_due(ctx, now, &sync_next, &e) != 0)
             hb_log_warn(&ctx->log, "schedule runner: catalog sync: %s", e.msg);
         int64_t next = -1;
         if (harvbk_schedule_next_due(ctx, hb_wall_ms(), &next) == 0 && next >= 0 && next < wake)
             wake = next;
-        if (sync_next >= 0 && sync_next < wake)
+        if (sync_next > 0 && sync_next < wake) /* 0: no periodic sync */
             wake = sync_next;
         if (s->nops && wake > now + 1000)
             wake = now + 1000; /* reap finished passes soon */

@@ -173,9 +173,11 @@ void hb_recovery_cleanup_pending(hb_state *s, hb_store *st, const char *self_own
     for (hb_pending_owner *p = mine; p; p = p->next) {
         hb_err e;
         hb_err_clear(&e);
-        if (strcmp(p->owner, self_owner) != 0) {
-            if (st->t->ops->cleanup &&
-                st->t->ops->cleanup(st->t, p->owner, HB_TEMP_MAX_AGE_S, &e) != 0)
+        if (st->t->read_only) { /* nothing may be written there, not even a removal */
+            hb_log_info(s->log, "target %s is read-only: leftovers of interrupted writer "
+                        "%s stay", st->t->display, p->owner);
+        } else if (strcmp(p->owner, self_owner) != 0) {
+            if (hb_target_cleanup(st->t, p->owner, HB_TEMP_MAX_AGE_S, &e) != 0)
                 hb_log_warn(s->log, "cannot remove temporaries of interrupted writer %s: %s",
                             p->owner, e.msg);
             static const char *const roles[] = { "writer", "gc" };

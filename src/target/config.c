@@ -21,6 +21,10 @@
 #include <strings.h>
 
 #define CFG_JSON_VERSION 1
+/* A read-only configuration is written as version 2, so that a library older
+ * than the setting refuses it ("newer") instead of ignoring "read_only" and
+ * writing to a target the user made read-only. Version 1 files read as ever. */
+#define CFG_JSON_VERSION_MAX 2
 #define MAX_PARALLEL 256u
 
 void hb_target_cfg_init(hb_target_cfg *c)
@@ -356,6 +360,11 @@ int hb_target_cfg_set(hb_target_cfg *c, int key, const char *value, hb_err *e)
             return rc;
         c->store_secret = b;
         return 0;
+    case HARVBK_TARGET_READ_ONLY:
+        if (!reset && (rc = parse_bool("read only", value, &b, e)) != 0)
+            return rc;
+        c->read_only = b;
+        return 0;
     default:
         return hb_seterr(e, HARVBK_E_INVALID, "unknown target setting key %d", key);
     }
@@ -408,6 +417,9 @@ static int cfg_value(const hb_target_cfg *c, int key, char tmp[16], const char *
     case HARVBK_TARGET_STORE_SECRET:
         *out = c->store_secret ? "1" : "0";
         return 0;
+    case HARVBK_TARGET_READ_ONLY:
+        *out = c->read_only ? "1" : "0";
+        return 0;
     default:
         return HARVBK_E_INVALID;
     }
@@ -445,7 +457,8 @@ char *hb_target_cfg_to_json(const hb_target_cfg *c)
     if (!root)
         return NULL;
     cJSON *secret = NULL;
-    bool ok = hb_json_add_u64(root, "version", CFG_JSON_VERSION) != NULL;
+    bool ok = hb_json_add_u64(root, "version",
+                              c->read_only ? CFG_JSON_VERSION_MAX : CFG_JSON_VERSION) != NULL;
 #define ADD_STR(name, v)                                               \
     do {                                                               \
         if (ok && (v))                                                 \
@@ -470,6 +483,8 @@ char *hb_target_cfg_to_json(const hb_target_cfg *c)
     if (c->parallel)
         ok = ok && hb_json_add_u64(root, "parallel", c->parallel);
     ok = ok && cJSON_AddBoolToObject(root, "store_secret", c->store_secret);
+    if (c->read_only) /* absent = false: files of older versions read the same */
+        ok = ok && cJSON_AddBoolToObject(root, "read_only", true);
     char *out = NULL;
     if (ok) {
         size_t hint = 512 + 6 * (slen(c->url) + slen(c->endpoint) + slen(c->region) +
@@ -519,11 +534,11 @@ int hb_target_cfg_from_json(hb_target_cfg *c, const void *data, size_t len, hb_e
         return rc;
     uint64_t version = 0;
     rc = hb_json_get_u64(root, "version", true, &version, "target configuration", e);
-    if (rc == 0 && version != CFG_JSON_VERSION)
-        rc = hb_seterr(e, version > CFG_JSON_VERSION ? HARVBK_E_FORMAT : HARVBK_E_CORRUPT,
+    if (rc == 0 && (version < CFG_JSON_VERSION || version > CFG_JSON_VERSION_MAX))
+        rc = hb_seterr(e, version > CFG_JSON_VERSION_MAX ? HARVBK_E_FORMAT : HARVBK_E_CORRUPT,
                        "target configuration version %llu is not supported (this library "
-                       "reads version %d)",
-                       (unsigned long long)version, CFG_JSON_VERSION);
+                       "reads versions up to %d)",
+                       (unsigned long long)version, CFG_JSON_VERSION_MAX);
     if (rc == 0)
         rc = json_str(c, root, "url", HARVBK_TARGET_URL, e);
     if (rc == 0)
@@ -544,6 +559,9 @@ int hb_target_cfg_from_json(hb_target_cfg *c, const void *data, size_t len, hb_e
     if (rc == 0)
         rc = hb_json_get_bool(root, "store_secret", false, &c->store_secret,
                               "target configuration", e);
+    if (rc == 0)
+        rc = hb_json_get_bool(root, "read_only", false, &c->read_only, "target configuration",
+                              e);
     if (rc == 0)
         rc = json_num(c, root, "refresh_interval", HARVBK_TARGET_REFRESH_INTERVAL, e);
     if (rc == 0)

@@ -23,6 +23,7 @@ typedef struct hb_target_cfg {
     uint32_t timeout_ms;    /* default 10000 */
     uint32_t parallel;      /* 0 = automatic */
     bool store_secret;
+    bool read_only;         /* every write to the target is refused (HARVBK_E_READ_ONLY) */
 } hb_target_cfg;
 
 /* The public opaque type is this struct. */

@@ -112,6 +112,7 @@ int hb_target_open(hb_target **out, const hb_target_cfg *cfg, const char *owner,
     t->display = hb_target_cfg_display(cfg);
     t->owner = hb_strdup(owner);
     t->log = log;
+    t->read_only = cfg->read_only;
     if (cfg->parallel)
         t->parallel = t->min_workers = t->max_workers = cfg->parallel;
     if (t->parallel == 0)
@@ -165,8 +166,19 @@ static int bad_key(hb_target *t, const char *key, hb_err *e)
                      key ? key : "(null)");
 }
 
+/* Every write passes one of the wrappers below, which all start here. */
+static int refuse_write(hb_target *t, const char *what, const char *key, hb_err *e)
+{
+    return hb_seterr(e, HARVBK_E_READ_ONLY,
+                     "%s: the target is read-only: %s%s%.200s refused (the target setting "
+                     "read_only)",
+                     disp(t), what, key ? " of " : "", key ? key : "");
+}
+
 int hb_target_put(hb_target *t, const char *key, const void *data, size_t len, hb_err *e)
 {
+    if (t->read_only)
+        return refuse_write(t, "writing", key, e);
     if (!hb_key_valid(key))
         return bad_key(t, key, e);
     if (!data && len)
@@ -222,6 +234,8 @@ int hb_target_head(hb_target *t, const char *key, uint64_t *size, hb_err *e)
 
 int hb_target_del(hb_target *t, const char *key, hb_err *e)
 {
+    if (t->read_only)
+        return refuse_write(t, "deleting", key, e);
     if (!hb_key_valid(key))
         return bad_key(t, key, e);
     int rc = t->ops->del(t, key, e);
@@ -230,6 +244,8 @@ int hb_target_del(hb_target *t, const char *key, hb_err *e)
 
 int hb_target_del_many(hb_target *t, const char *const *keys, size_t n, hb_err *e)
 {
+    if (t->read_only && n)
+        return refuse_write(t, "deleting", keys[0], e);
     for (size_t i = 0; i < n; i++)
         if (!hb_key_valid(keys[i]))
             return bad_key(t, keys[i], e);
@@ -283,6 +299,8 @@ int hb_target_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud, hb
 int hb_target_put_deferred(hb_target *t, const char *key, const void *data, size_t len,
                            hb_err *e)
 {
+    if (t->read_only)
+        return refuse_write(t, "writing", key, e);
     if (!t->ops->put_deferred)
         return hb_target_put(t, key, data, len, e);
     if (!hb_key_valid(key))
@@ -291,6 +309,16 @@ int hb_target_put_deferred(hb_target *t, const char *key, const void *data, size
         return hb_seterr(e, HARVBK_E_INVALID, "%s: %s: NULL data", disp(t), key);
     int rc = t->ops->put_deferred(t, key, data ? data : "", len, e);
     return rc < 0 ? wrap_err(t, key, rc, e) : rc;
+}
+
+int hb_target_cleanup(hb_target *t, const char *owner, int64_t max_age_s, hb_err *e)
+{
+    if (t->read_only)
+        return refuse_write(t, "removing temporaries", NULL, e);
+    if (!t->ops->cleanup)
+        return 0;
+    int rc = t->ops->cleanup(t, owner, max_age_s, e);
+    return rc < 0 ? wrap_err(t, NULL, rc, e) : rc;
 }
 
 uint64_t hb_target_sync_token(hb_target *t)

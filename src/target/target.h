@@ -96,6 +96,10 @@ struct hb_target {
      * keys per request, NFS some dozens per READDIRPLUS, a local directory
      * many per getdents. Chooses between listing and heads (0 = 1000). */
     unsigned list_per_head;
+    /* HARVBK_TARGET_READ_ONLY: the wrappers below refuse every write (put,
+     * put_deferred, del, del_many, cleanup) with HARVBK_E_READ_ONLY before
+     * the backend sees it. Set by hb_target_open() from the configuration. */
+    bool read_only;
 };
 
 /* Open the backend named by cfg->url. `owner` and `log` are borrowed.
@@ -116,6 +120,8 @@ int hb_target_head(hb_target *t, const char *key, uint64_t *size, hb_err *e);
 int hb_target_del(hb_target *t, const char *key, hb_err *e);
 int hb_target_del_many(hb_target *t, const char *const *keys, size_t n, hb_err *e);
 int hb_target_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud, hb_err *e);
+/* ops->cleanup (a no-op for backends without one); refused on a read-only target. */
+int hb_target_cleanup(hb_target *t, const char *owner, int64_t max_age_s, hb_err *e);
 
 /* Deferred puts (see put_deferred/sync above). A writer takes a token before
  * its first deferred put and passes it to hb_target_sync(), which runs the

@@ -194,8 +194,12 @@ static void test_chunk_missing(void **state)
 static void manifest_broken_common(fx *f, const char *tag, const char *needle)
 {
     /* show: either fails with one clear line, or shows the backup in state
-     * Error with the reason (never Ready, never a crash) */
+     * Error with the reason (never Ready, never a crash). Show answers from
+     * the catalog: a sync first sees the changed manifest. */
     e2e_res r;
+    e2e_run(&r, f->w.state, "sync", NULL);
+    assert_true(r.exited);
+    e2e_res_free(&r);
     e2e_run(&r, f->w.state, "backup", "show", "ns1/b1", NULL);
     assert_true(r.exited);
     bool show_fails = r.code != 0;

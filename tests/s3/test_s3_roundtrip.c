@@ -252,8 +252,13 @@ static void test_session_secret_is_never_written(void **state)
     /* a later process: no secret, then the session secret */
     ctx = s3t_ctx(st);
     harvbk_backup_list *bl = NULL;
+    /* the list answers from the synced catalog (no secret needed); talking
+     * to the target (a sync) needs the secret */
     int rc = harvbk_backup_list_get(&bl, ctx);
-    assert_int_equal(rc, HARVBK_E_INVALID);
+    assert_int_equal(rc, 0);
+    harvbk_backup_list_free(bl);
+    bl = NULL;
+    assert_int_equal(harvbk_target_sync(ctx, NULL), HARVBK_E_INVALID);
     assert_non_null(strstr(harvbk_ctx_errmsg(ctx), "secret"));
     assert_int_equal(harvbk_ctx_set_target_secret(ctx, "bad secret"), HARVBK_E_INVALID);
     assert_int_equal(harvbk_ctx_set_target_secret(ctx, env->secret), 0);

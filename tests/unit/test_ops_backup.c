@@ -564,9 +564,19 @@ static void test_second_context_on_same_target_lists_and_restores(void **state)
     assert_string_equal(harvbk_backup_info_name(harvbk_backup_list_at(l, 1)), "nightly");
     harvbk_backup_list_free(l);
 
-    /* deleted by the second context: gone for the first one too */
+    /* deleted by the second context: gone for the first one too, once its
+     * catalog is synced (marked gone at the first sync, forgotten at the next) */
     assert_int_equal(harvbk_backup_delete(c2, "prod", "nightly"), 0);
     harvbk_backup_info *gone = NULL;
+    assert_int_equal(harvbk_backup_get(&gone, v.ctx, "prod", "nightly"), 0);
+    assert_int_equal(harvbk_backup_info_state(gone), HARVBK_STATE_READY); /* not synced yet */
+    harvbk_backup_info_free(gone);
+    assert_int_equal(harvbk_target_sync(v.ctx, NULL), 0);
+    assert_int_equal(harvbk_backup_get(&gone, v.ctx, "prod", "nightly"), 0);
+    assert_int_equal(harvbk_backup_info_state(gone), HARVBK_STATE_ERROR);
+    assert_true(harvbk_backup_info_catalog_flags(gone) & HARVBK_BACKUP_FLAG_GONE);
+    harvbk_backup_info_free(gone);
+    assert_int_equal(harvbk_target_sync(v.ctx, NULL), 0);
     assert_int_equal(harvbk_backup_get(&gone, v.ctx, "prod", "nightly"), HARVBK_E_NOTFOUND);
     assert_int_equal(harvbk_backup_delete(v.ctx, "prod", "nightly"), HARVBK_E_NOTFOUND);
 
@@ -844,6 +854,8 @@ static void test_reopen_cleans_up_after_a_dead_writer(void **state)
     assert_int_equal(harvbk_backup_info_state(in), HARVBK_STATE_ERROR);
     assert_non_null(strstr(harvbk_backup_info_error(in), "interrupted"));
     harvbk_backup_info_free(in);
+    /* the get answered from the catalog; the next use of the store cleans up */
+    assert_int_equal(harvbk_target_sync(v.ctx, NULL), 0);
     assert_int_equal(access(lease, F_OK), -1);
     assert_int_equal(access(tmpf, F_OK), -1);
     assert_int_equal(harvbk_gc(&gc, v.ctx, NULL), 0);
@@ -905,6 +917,9 @@ static void test_recovery_never_marks_a_committed_backup_error(void **state)
     assert_int_equal(harvbk_backup_delete(c2, "default", "b1"), 0);
     harvbk_ctx_free(c2);
 
+    /* the first context learns it through syncs: gone, then forgotten */
+    assert_int_equal(harvbk_target_sync(v.ctx, NULL), 0);
+    assert_int_equal(harvbk_target_sync(v.ctx, NULL), 0);
     assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", "b1"), HARVBK_E_NOTFOUND);
     harvbk_backup_list *l = NULL;
     assert_int_equal(harvbk_backup_list_get(&l, v.ctx), 0);

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -324,6 +326,8 @@ static void test_damaged_backup_leaves_no_files(void **state)
 
 static void rewrite_manifest(env *v, const char *from, const char *to, bool truncate)
 {
+    /* the catalog knows the manifest's listed size and mtime */
+    assert_int_equal(harvbk_target_sync(v->ctx, NULL), 0);
     char *p = tu_path2(v->tdir, "backups/default/b1/manifest.json");
     FILE *f = fopen(p, "rb");
     char buf[65536];
@@ -338,7 +342,12 @@ static void rewrite_manifest(env *v, const char *from, const char *to, bool trun
         memcpy(at, to, strlen(to)); /* same length */
     }
     assert_int_equal(tu_write_file(p, buf, n), 0);
+    /* a rewrite seen by a later listing: another modification time (the
+     * catalog notices a changed manifest by its listed size or mtime) */
+    struct timeval tv[2] = { { time(NULL) + 3600, 0 }, { time(NULL) + 3600, 0 } };
+    assert_int_equal(utimes(p, tv), 0);
     free(p);
+    assert_int_equal(harvbk_target_sync(v->ctx, NULL), 0);
 }
 
 static void test_newer_or_damaged_manifest(void **state)

@@ -214,7 +214,7 @@ static void test_cfg_from_json_rejects_bad_documents(void **state)
         const char *doc;
         int rc;
     } cases[] = {
-        { "{\"version\":2,\"url\":\"file:///x\"}", HARVBK_E_FORMAT },
+        { "{\"version\":3,\"url\":\"file:///x\"}", HARVBK_E_FORMAT },
         { "{\"url\":\"file:///x\"}", HARVBK_E_CORRUPT },
         { "{\"version\":1,\"url\":5}", HARVBK_E_CORRUPT },
         { "{\"version\":1,\"chunk_size\":\"4194304\"}", HARVBK_E_CORRUPT },
