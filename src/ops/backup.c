@@ -1007,14 +1007,9 @@ int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, 
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
-    harvbk_backup_options defaults;
-    harvbk_backup_options_init(&defaults, HARVBK_BACKUP_OPTIONS_VERSION);
-    int rc = 0;
-    if (!opts)
-        opts = &defaults;
-    else
-        rc = hb_opts_version_check(opts->version, HARVBK_BACKUP_OPTIONS_VERSION,
-                                   "backup options", &e);
+    harvbk_backup_options o; /* only the members of the caller's version are read */
+    int rc = hb_opts_take(HB_OPTS_BACKUP, &o, opts, &e);
+    opts = &o;
     if (rc == 0) {
         hb_writer_params p;
         memset(&p, 0, sizeof p);

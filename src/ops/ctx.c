@@ -324,13 +324,10 @@ int harvbk_ctx_open(harvbk_ctx **out, const char *state_dir, const harvbk_ctx_op
     *out = NULL;
     if (!state_dir || !*state_dir)
         return HARVBK_E_INVALID;
-    harvbk_ctx_options defaults;
-    harvbk_ctx_options_init(&defaults, HARVBK_CTX_OPTIONS_VERSION);
-    if (!opts)
-        opts = &defaults;
-    else if (hb_opts_version_check(opts->version, HARVBK_CTX_OPTIONS_VERSION, "context options",
-                                   NULL))
+    harvbk_ctx_options o; /* only the members of the caller's version are read */
+    if (hb_opts_take(HB_OPTS_CTX, &o, opts, NULL) != 0)
         return HARVBK_E_VERSION;
+    opts = &o;
 
     harvbk_ctx *ctx = hb_calloc(1, sizeof *ctx);
     if (!ctx)

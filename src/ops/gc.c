@@ -105,14 +105,9 @@ static int gc_public(harvbk_op **out, harvbk_ctx *ctx, int kind, const harvbk_op
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
-    harvbk_op_options defaults;
-    harvbk_op_options_init(&defaults, HARVBK_OP_OPTIONS_VERSION);
-    int rc = 0;
-    if (!opts)
-        opts = &defaults;
-    else
-        rc = hb_opts_version_check(opts->version, HARVBK_OP_OPTIONS_VERSION, "operation options",
-                                   &e);
+    harvbk_op_options o; /* only the members of the caller's version are read */
+    int rc = hb_opts_take(HB_OPTS_OP, &o, opts, &e);
+    opts = &o;
     if (rc == 0 && kind == HB_ENTRY_BACKUP && hb_ctx_target_read_only(ctx))
         rc = hb_seterr(&e, HARVBK_E_READ_ONLY, "the backup target is read-only: no gc");
     if (rc == 0)

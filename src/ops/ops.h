@@ -70,8 +70,22 @@
 /* ---- options (options.c) ---- */
 /* HARVBK_E_VERSION for 0 or a version newer than `known`. */
 int hb_opts_version_check(unsigned int version, unsigned int known, const char *what, hb_err *e);
-/* Size of harvbk_restore_options in a (checked) version. */
-size_t hb_restore_options_size(unsigned int version);
+/* The options structs (options.c): each public *_options_init() and every
+ * function taking options goes through these, so that nothing beyond the
+ * caller's version of a struct is ever read or written. */
+enum hb_opts_type {
+    HB_OPTS_CTX, HB_OPTS_BACKUP, HB_OPTS_OP, HB_OPTS_RESTORE, HB_OPTS_SNAPSHOT,
+    HB_OPTS_SNAPSTORE, HB_OPTS_SCHEDULE, HB_OPTS_SCHEDULE_RUN, HB_OPTS_N
+};
+#define HB_OPTS_MAX_VERSION 2
+/* Bytes of `version` of the struct; 0 for a version this library lacks. */
+size_t hb_opts_size(int type, unsigned int version);
+/* Zero `version`'s bytes of opts, set its version and defaults. */
+int hb_opts_init(int type, void *opts, unsigned int version);
+/* *out (a struct of the current version) = the defaults, overwritten by the
+ * members the caller's version of src has (src NULL: the defaults alone).
+ * HARVBK_E_VERSION (naming the struct) for a version this library lacks. */
+int hb_opts_take(int type, void *out, const void *src, hb_err *e);
 
 /* ---- the store a context uses, reference-counted (ctx.c) ---- */
 typedef struct hb_store_ref {

@@ -12,58 +12,111 @@ int hb_opts_version_check(unsigned int version, unsigned int known, const char *
     return 0;
 }
 
-int harvbk_ctx_options_init(harvbk_ctx_options *opts, unsigned int version)
+/* Every options struct: its name in messages, the version this library
+ * knows, and the size of each version (what a caller of that version
+ * allocated: nothing past it is ever read or written; docs/ABI.md). */
+typedef struct opts_kind {
+    const char *what;
+    unsigned current;
+    size_t size[HB_OPTS_MAX_VERSION + 1]; /* by version; [0] unused */
+} opts_kind;
+
+#define END_OF(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
+
+static const opts_kind kinds[HB_OPTS_N] = {
+    [HB_OPTS_CTX] = {"context options", HARVBK_CTX_OPTIONS_VERSION,
+                     {0, sizeof(harvbk_ctx_options)}},
+    [HB_OPTS_BACKUP] = {"backup options", HARVBK_BACKUP_OPTIONS_VERSION,
+                        {0, sizeof(harvbk_backup_options)}},
+    [HB_OPTS_OP] = {"operation options", HARVBK_OP_OPTIONS_VERSION,
+                    {0, sizeof(harvbk_op_options)}},
+    /* version 1 ended with progress_payload */
+    [HB_OPTS_RESTORE] = {"restore options", HARVBK_RESTORE_OPTIONS_VERSION,
+                         {0, END_OF(harvbk_restore_options, progress_payload),
+                          sizeof(harvbk_restore_options)}},
+    [HB_OPTS_SNAPSHOT] = {"snapshot options", HARVBK_SNAPSHOT_OPTIONS_VERSION,
+                          {0, sizeof(harvbk_snapshot_options)}},
+    [HB_OPTS_SNAPSTORE] = {"snapshot store options", HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION,
+                           {0, sizeof(harvbk_snapshot_store_options)}},
+    [HB_OPTS_SCHEDULE] = {"schedule options", HARVBK_SCHEDULE_OPTIONS_VERSION,
+                          {0, sizeof(harvbk_schedule_options)}},
+    [HB_OPTS_SCHEDULE_RUN] = {"schedule run options", HARVBK_SCHEDULE_RUN_OPTIONS_VERSION,
+                              {0, sizeof(harvbk_schedule_run_options)}},
+};
+
+size_t hb_opts_size(int type, unsigned int version)
+{
+    if (type < 0 || type >= HB_OPTS_N || version == 0 || version > kinds[type].current)
+        return 0;
+    return kinds[type].size[version];
+}
+
+int hb_opts_init(int type, void *opts, unsigned int version)
 {
     if (!opts)
         return HARVBK_E_INVALID;
-    if (hb_opts_version_check(version, HARVBK_CTX_OPTIONS_VERSION, "context options", NULL))
+    size_t n = hb_opts_size(type, version);
+    if (n == 0)
         return HARVBK_E_VERSION;
-    memset(opts, 0, sizeof *opts);
-    opts->version = version;
-    opts->log_level = HARVBK_LOG_INFO;
+    memset(opts, 0, n);
+    *(unsigned int *)opts = version; /* every options struct starts with it */
+    if (type == HB_OPTS_CTX)
+        ((harvbk_ctx_options *)opts)->log_level = HARVBK_LOG_INFO;
     return 0;
+}
+
+int hb_opts_take(int type, void *out, const void *src, hb_err *e)
+{
+    const opts_kind *k = &kinds[type];
+    hb_opts_init(type, out, k->current); /* the defaults */
+    if (!src)
+        return 0;
+    unsigned int version = *(const unsigned int *)src;
+    int rc = hb_opts_version_check(version, k->current, k->what, e);
+    if (rc)
+        return rc;
+    memcpy(out, src, k->size[version]);
+    return 0;
+}
+
+int harvbk_ctx_options_init(harvbk_ctx_options *opts, unsigned int version)
+{
+    return hb_opts_init(HB_OPTS_CTX, opts, version);
 }
 
 int harvbk_backup_options_init(harvbk_backup_options *opts, unsigned int version)
 {
-    if (!opts)
-        return HARVBK_E_INVALID;
-    if (hb_opts_version_check(version, HARVBK_BACKUP_OPTIONS_VERSION, "backup options", NULL))
-        return HARVBK_E_VERSION;
-    memset(opts, 0, sizeof *opts);
-    opts->version = version;
-    return 0;
+    return hb_opts_init(HB_OPTS_BACKUP, opts, version);
 }
 
 int harvbk_op_options_init(harvbk_op_options *opts, unsigned int version)
 {
-    if (!opts)
-        return HARVBK_E_INVALID;
-    if (hb_opts_version_check(version, HARVBK_OP_OPTIONS_VERSION, "operation options", NULL))
-        return HARVBK_E_VERSION;
-    memset(opts, 0, sizeof *opts);
-    opts->version = version;
-    return 0;
-}
-
-size_t hb_restore_options_size(unsigned int version)
-{
-    /* version 1 ended with progress_payload; only what the caller's version
-     * has is ever touched (docs/ABI.md "Options structs") */
-    if (version == 1)
-        return offsetof(harvbk_restore_options, progress_payload) + sizeof(void *);
-    return sizeof(harvbk_restore_options);
+    return hb_opts_init(HB_OPTS_OP, opts, version);
 }
 
 int harvbk_restore_options_init(harvbk_restore_options *opts, unsigned int version)
 {
-    if (!opts)
-        return HARVBK_E_INVALID;
-    if (hb_opts_version_check(version, HARVBK_RESTORE_OPTIONS_VERSION, "restore options", NULL))
-        return HARVBK_E_VERSION;
-    memset(opts, 0, hb_restore_options_size(version));
-    opts->version = version;
-    return 0;
+    return hb_opts_init(HB_OPTS_RESTORE, opts, version);
+}
+
+int harvbk_snapshot_options_init(harvbk_snapshot_options *opts, unsigned int version)
+{
+    return hb_opts_init(HB_OPTS_SNAPSHOT, opts, version);
+}
+
+int harvbk_snapshot_store_options_init(harvbk_snapshot_store_options *opts, unsigned int version)
+{
+    return hb_opts_init(HB_OPTS_SNAPSTORE, opts, version);
+}
+
+int harvbk_schedule_options_init(harvbk_schedule_options *opts, unsigned int version)
+{
+    return hb_opts_init(HB_OPTS_SCHEDULE, opts, version);
+}
+
+int harvbk_schedule_run_options_init(harvbk_schedule_run_options *opts, unsigned int version)
+{
+    return hb_opts_init(HB_OPTS_SCHEDULE_RUN, opts, version);
 }
 
 const char *harvbk_state_name(int state)

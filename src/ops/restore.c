@@ -934,15 +934,10 @@ static int restore_public(harvbk_op **out, harvbk_ctx *ctx, int kind, const char
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "restore options are required");
     hb_err e;
     hb_err_clear(&e);
-    int rc = hb_opts_version_check(opts->version, HARVBK_RESTORE_OPTIONS_VERSION,
-                                   "restore options", &e);
-    if (rc == 0) {
-        /* only the members of the caller's version are read */
-        harvbk_restore_options o;
-        memset(&o, 0, sizeof o);
-        memcpy(&o, opts, hb_restore_options_size(opts->version));
+    harvbk_restore_options o; /* only the members of the caller's version are read */
+    int rc = hb_opts_take(HB_OPTS_RESTORE, &o, opts, &e);
+    if (rc == 0)
         rc = restore_start(out, ctx, kind, namespace_, name, &o, &e);
-    }
     return rc ? hb_ctx_fail(ctx, &e) : 0;
 }
 

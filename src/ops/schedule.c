@@ -34,30 +34,6 @@ int64_t hb_wall_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-int harvbk_schedule_options_init(harvbk_schedule_options *opts, unsigned int version)
-{
-    if (!opts)
-        return HARVBK_E_INVALID;
-    if (hb_opts_version_check(version, HARVBK_SCHEDULE_OPTIONS_VERSION, "schedule options",
-                              NULL))
-        return HARVBK_E_VERSION;
-    memset(opts, 0, sizeof *opts);
-    opts->version = version;
-    return 0;
-}
-
-int harvbk_schedule_run_options_init(harvbk_schedule_run_options *opts, unsigned int version)
-{
-    if (!opts)
-        return HARVBK_E_INVALID;
-    if (hb_opts_version_check(version, HARVBK_SCHEDULE_RUN_OPTIONS_VERSION,
-                              "schedule run options", NULL))
-        return HARVBK_E_VERSION;
-    memset(opts, 0, sizeof *opts);
-    opts->version = version;
-    return 0;
-}
-
 const char *harvbk_schedule_run_state_name(int state)
 {
     switch (state) {
@@ -222,12 +198,13 @@ static int check_target(harvbk_ctx *ctx, const hb_sched_rec *r, const char *what
     return rc;
 }
 
-static int opts_get(const harvbk_schedule_options *opts, hb_err *e)
+/* Only the members of the caller's version of src are read (into *opts). */
+static int opts_get(const harvbk_schedule_options *src, harvbk_schedule_options *opts,
+                    hb_err *e)
 {
-    if (!opts)
+    if (!src)
         return hb_seterr(e, HARVBK_E_INVALID, "options are NULL");
-    int rc = hb_opts_version_check(opts->version, HARVBK_SCHEDULE_OPTIONS_VERSION,
-                                   "schedule options", e);
+    int rc = hb_opts_take(HB_OPTS_SCHEDULE, opts, src, e);
     if (rc == 0 && (opts->flags & ~HARVBK_SCHEDULE_SKIP_INTERVAL_CHECK))
         rc = hb_seterr(e, HARVBK_E_INVALID, "unknown schedule flags 0x%x", opts->flags);
     if (rc == 0 && opts->now_ms < 0)
@@ -248,9 +225,11 @@ static int set_str(char **dst, const char *src)
 static int sched_create(harvbk_ctx *ctx, const char *ns, const char *name,
                         const harvbk_schedule_options *o, hb_err *e)
 {
+    harvbk_schedule_options copy;
     int rc = hb_sched_check_name(ns, name, e);
     if (rc == 0)
-        rc = opts_get(o, e);
+        rc = opts_get(o, &copy, e);
+    o = &copy;
     if (rc)
         return rc;
     if (o->type != HARVBK_SCHEDULE_BACKUP && o->type != HARVBK_SCHEDULE_SNAPSHOT)
@@ -339,9 +318,11 @@ int harvbk_schedule_create(harvbk_ctx *ctx, const char *namespace_, const char *
 static int sched_update(harvbk_ctx *ctx, const char *ns, const char *name,
                         const harvbk_schedule_options *o, hb_err *e)
 {
+    harvbk_schedule_options copy;
     int rc = hb_sched_check_name(ns, name, e);
     if (rc == 0)
-        rc = opts_get(o, e);
+        rc = opts_get(o, &copy, e);
+    o = &copy;
     if (rc)
         return rc;
     int64_t now = o->now_ms ? o->now_ms : hb_wall_ms();

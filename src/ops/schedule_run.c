@@ -719,14 +719,9 @@ int harvbk_schedule_run_due(harvbk_op **out, harvbk_ctx *ctx, int64_t now_ms,
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
-    harvbk_schedule_run_options defaults;
-    harvbk_schedule_run_options_init(&defaults, HARVBK_SCHEDULE_RUN_OPTIONS_VERSION);
-    int rc = 0;
-    if (!opts)
-        opts = &defaults;
-    else
-        rc = hb_opts_version_check(opts->version, HARVBK_SCHEDULE_RUN_OPTIONS_VERSION,
-                                   "schedule run options", &e);
+    harvbk_schedule_run_options o; /* only the members of the caller's version are read */
+    int rc = hb_opts_take(HB_OPTS_SCHEDULE_RUN, &o, opts, &e);
+    opts = &o;
     if (rc == 0 && now_ms < 0)
         rc = hb_seterr(&e, HARVBK_E_INVALID, "now_ms is negative");
     if (rc == 0 && opts->freeze_cb && !opts->thaw_cb)

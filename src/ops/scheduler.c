@@ -111,16 +111,10 @@ int harvbk_scheduler_start(harvbk_scheduler **out, harvbk_ctx *ctx,
     harvbk_scheduler *s = hb_calloc(1, sizeof *s);
     if (!s)
         return hb_ctx_failf(ctx, HARVBK_E_NOMEM, "out of memory");
-    harvbk_schedule_run_options_init(&s->opts, HARVBK_SCHEDULE_RUN_OPTIONS_VERSION);
-    int rc = 0;
-    if (opts) {
-        rc = hb_opts_version_check(opts->version, HARVBK_SCHEDULE_RUN_OPTIONS_VERSION,
-                                   "schedule run options", &e);
-        if (rc == 0)
-            s->opts = *opts; /* one version so far: the whole struct */
-        if (rc == 0 && opts->freeze_cb && !opts->thaw_cb)
-            rc = hb_seterr(&e, HARVBK_E_INVALID, "a freeze hook needs a thaw hook");
-    }
+    /* only the members of the caller's version are read */
+    int rc = hb_opts_take(HB_OPTS_SCHEDULE_RUN, &s->opts, opts, &e);
+    if (rc == 0 && s->opts.freeze_cb && !s->opts.thaw_cb)
+        rc = hb_seterr(&e, HARVBK_E_INVALID, "a freeze hook needs a thaw hook");
     if (rc) {
         hb_free(s);
         return hb_ctx_fail(ctx, &e);

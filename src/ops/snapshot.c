@@ -15,17 +15,6 @@
 
 #define SWEEP_BATCH 256
 
-int harvbk_snapshot_options_init(harvbk_snapshot_options *opts, unsigned int version)
-{
-    if (!opts)
-        return HARVBK_E_INVALID;
-    if (hb_opts_version_check(version, HARVBK_SNAPSHOT_OPTIONS_VERSION, "snapshot options", NULL))
-        return HARVBK_E_VERSION;
-    memset(opts, 0, sizeof *opts);
-    opts->version = version;
-    return 0;
-}
-
 int harvbk_snapshot_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm,
                            const char *name, const harvbk_snapshot_options *opts)
 {
@@ -36,14 +25,9 @@ int harvbk_snapshot_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
-    harvbk_snapshot_options defaults;
-    harvbk_snapshot_options_init(&defaults, HARVBK_SNAPSHOT_OPTIONS_VERSION);
-    int rc = 0;
-    if (!opts)
-        opts = &defaults;
-    else
-        rc = hb_opts_version_check(opts->version, HARVBK_SNAPSHOT_OPTIONS_VERSION,
-                                   "snapshot options", &e);
+    harvbk_snapshot_options o; /* only the members of the caller's version are read */
+    int rc = hb_opts_take(HB_OPTS_SNAPSHOT, &o, opts, &e);
+    opts = &o;
     if (rc == 0 && (opts->flags & ~HARVBK_SNAPSHOT_ALLOW_CRASH_CONSISTENT))
         rc = hb_seterr(&e, HARVBK_E_INVALID, "unknown snapshot flags 0x%x", opts->flags);
     if (rc == 0) {

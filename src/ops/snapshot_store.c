@@ -158,18 +158,6 @@ int hb_kind_store_acquire(harvbk_ctx *ctx, int kind, bool create, hb_store_ref *
 
 /* ---- public ---- */
 
-int harvbk_snapshot_store_options_init(harvbk_snapshot_store_options *opts, unsigned int version)
-{
-    if (!opts)
-        return HARVBK_E_INVALID;
-    if (hb_opts_version_check(version, HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION,
-                              "snapshot store options", NULL))
-        return HARVBK_E_VERSION;
-    memset(opts, 0, sizeof *opts);
-    opts->version = version;
-    return 0;
-}
-
 typedef struct count_ud {
     size_t n;
 } count_ud;
@@ -269,12 +257,10 @@ int harvbk_snapshot_store_set(harvbk_ctx *ctx, const harvbk_snapshot_store_optio
         return HARVBK_E_INVALID;
     hb_err e;
     hb_err_clear(&e);
-    int rc = 0;
-    if (opts)
-        rc = hb_opts_version_check(opts->version, HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION,
-                                   "snapshot store options", &e);
+    harvbk_snapshot_store_options o; /* only the members of the caller's version are read */
+    int rc = hb_opts_take(HB_OPTS_SNAPSTORE, &o, opts, &e);
     if (rc == 0)
-        rc = store_set(ctx, opts, &e);
+        rc = store_set(ctx, opts ? &o : NULL, &e);
     return rc ? hb_ctx_fail(ctx, &e) : 0;
 }
 

@@ -171,14 +171,9 @@ int hb_entry_verify(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *name
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
-    harvbk_op_options defaults;
-    harvbk_op_options_init(&defaults, HARVBK_OP_OPTIONS_VERSION);
-    int rc = 0;
-    if (!opts)
-        opts = &defaults;
-    else
-        rc = hb_opts_version_check(opts->version, HARVBK_OP_OPTIONS_VERSION, "operation options",
-                                   &e);
+    harvbk_op_options o; /* only the members of the caller's version are read */
+    int rc = hb_opts_take(HB_OPTS_OP, &o, opts, &e);
+    opts = &o;
     if (rc == 0)
         rc = verify_start(out, ctx, kind, namespace_, name, opts, &e);
     return rc ? hb_ctx_fail(ctx, &e) : 0;

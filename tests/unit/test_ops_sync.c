@@ -297,13 +297,22 @@ static void test_kill_during_sync_leaves_a_whole_catalog(void **state)
         assert_true(c.n == 0 || c.n >= 299); /* absent, or a whole sync */
         hb_synced_clear(&c);
     }
-    /* the next sync (another process) sees a complete catalog */
+    /* the next sync (another process) sees a complete catalog: all 300, less
+     * k7 when the last kill came between its forget and the sync that would
+     * have brought it back (a forgotten backup stays forgotten) */
+    hb_synced last;
+    hb_err le;
+    assert_int_equal(hb_synced_load(sd, &last, &le), 0);
+    size_t forgotten = 0;
+    for (size_t i = 0; i < last.nt; i++)
+        forgotten += strcmp(last.t[i].name, "k7") == 0;
+    hb_synced_clear(&last);
     harvbk_ctx *b = NULL;
     assert_int_equal(harvbk_ctx_open(&b, sd, NULL), 0);
     sc_sync(b, 0);
     harvbk_backup_list *l = NULL;
     assert_int_equal(harvbk_backup_list_get(&l, b), 0);
-    assert_int_equal(harvbk_backup_list_count(l), 300);
+    assert_int_equal(harvbk_backup_list_count(l), 300 - forgotten);
     harvbk_backup_list_free(l);
     harvbk_ctx_free(b);
     free(sd);
