@@ -5,17 +5,21 @@
 
 int hb_opts_version_check(unsigned int version, unsigned int known, const char *what, hb_err *e)
 {
-    if (version == 0 || version > known)
-        return hb_seterr(e, HARVBK_E_VERSION,
-                         "%s version %u is not supported (this library knows 1..%u)", what,
-                         version, known);
+    if (version == 0 || version > known) {
+        hb_err tmp;
+        if (!e) /* a caller without an hb_err reports it as the thread's last error */
+            e = &tmp;
+        hb_seterr(e, HARVBK_E_VERSION, "%s version %u is not supported (this library knows 1..%u)",
+                  what, version, known);
+        return e == &tmp ? hb_fail_err(e) : HARVBK_E_VERSION;
+    }
     return 0;
 }
 
 int harvbk_ctx_options_init(harvbk_ctx_options *opts, unsigned int version)
 {
     if (!opts)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_ctx_options_init: opts is NULL");
     if (hb_opts_version_check(version, HARVBK_CTX_OPTIONS_VERSION, "context options", NULL))
         return HARVBK_E_VERSION;
     memset(opts, 0, sizeof *opts);
@@ -27,7 +31,7 @@ int harvbk_ctx_options_init(harvbk_ctx_options *opts, unsigned int version)
 int harvbk_backup_options_init(harvbk_backup_options *opts, unsigned int version)
 {
     if (!opts)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_backup_options_init: opts is NULL");
     if (hb_opts_version_check(version, HARVBK_BACKUP_OPTIONS_VERSION, "backup options", NULL))
         return HARVBK_E_VERSION;
     memset(opts, 0, sizeof *opts);
@@ -38,7 +42,7 @@ int harvbk_backup_options_init(harvbk_backup_options *opts, unsigned int version
 int harvbk_op_options_init(harvbk_op_options *opts, unsigned int version)
 {
     if (!opts)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_op_options_init: opts is NULL");
     if (hb_opts_version_check(version, HARVBK_OP_OPTIONS_VERSION, "operation options", NULL))
         return HARVBK_E_VERSION;
     memset(opts, 0, sizeof *opts);
@@ -58,7 +62,7 @@ size_t hb_restore_options_size(unsigned int version)
 int harvbk_restore_options_init(harvbk_restore_options *opts, unsigned int version)
 {
     if (!opts)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_restore_options_init: opts is NULL");
     if (hb_opts_version_check(version, HARVBK_RESTORE_OPTIONS_VERSION, "restore options", NULL))
         return HARVBK_E_VERSION;
     memset(opts, 0, hb_restore_options_size(version));

@@ -161,7 +161,7 @@ int hb_kind_store_acquire(harvbk_ctx *ctx, int kind, bool create, hb_store_ref *
 int harvbk_snapshot_store_options_init(harvbk_snapshot_store_options *opts, unsigned int version)
 {
     if (!opts)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_snapshot_store_options_init: opts is NULL");
     if (hb_opts_version_check(version, HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION,
                               "snapshot store options", NULL))
         return HARVBK_E_VERSION;
@@ -266,7 +266,7 @@ static int store_set(harvbk_ctx *ctx, const harvbk_snapshot_store_options *o, hb
 int harvbk_snapshot_store_set(harvbk_ctx *ctx, const harvbk_snapshot_store_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = 0;
@@ -281,7 +281,7 @@ int harvbk_snapshot_store_set(harvbk_ctx *ctx, const harvbk_snapshot_store_optio
 int harvbk_snapshot_store_dir(harvbk_ctx *ctx, char *buf, size_t size, size_t *out_len)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!buf && size)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "buf is NULL");
     hb_err e;
