@@ -617,7 +617,13 @@ harvbk_ctx *cli_open_ctx(const cli_env *env)
     harvbk_ctx *ctx = NULL;
     int rc = harvbk_ctx_open(&ctx, env->state_dir, &o);
     if (rc != 0) {
-        cli_err("cannot open state directory '%s': %s", env->state_dir, harvbk_strerror(rc));
+        /* no context holds the reason: the thread's last error does */
+        const char *why = harvbk_error_last();
+        if (strstr(why, "state directory"))
+            cli_err("%s", why);
+        else
+            cli_err("cannot open state directory '%s': %s", env->state_dir,
+                    why[0] ? why : harvbk_strerror(rc));
         return NULL;
     }
     return ctx;

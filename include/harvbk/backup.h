@@ -112,12 +112,17 @@ HARVBK_API uint64_t harvbk_backup_info_volume_size(const harvbk_backup_info *inf
  *  HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT was set; 0 otherwise (also when no
  *  freeze hook was given: the caller then vouches for consistency). */
 HARVBK_API int harvbk_backup_info_crash_consistent(const harvbk_backup_info *info);
+/** 1 when the freeze hook succeeded but the thaw hook then returned non-zero
+ *  (the VM may still be frozen); the entry itself is not affected by it.
+ *  Recorded in the entry's JSON ("thaw_failed"), its manifest and the synced
+ *  catalog. 0 otherwise. Since 1.1. */
+HARVBK_API int harvbk_backup_info_thaw_failed(const harvbk_backup_info *info);
 /** Name of the schedule (in the entry's namespace) that made this backup or
  *  snapshot, NULL when it was not made by a schedule (harvbk/schedule.h). */
 HARVBK_API const char *harvbk_backup_info_schedule(const harvbk_backup_info *info);
 /** JSON object describing the backup in *out (free with harvbk_string_free()).
  *  Keys: namespace, name, vm, state, logical_bytes, uploaded_bytes, error,
- *  created, volumes, crash_consistent, ... */
+ *  created, volumes, crash_consistent, thaw_failed, ... */
 HARVBK_API int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out);
 
 /** All backups of the context's synced catalog plus this context's unfinished

@@ -76,19 +76,47 @@ HARVBK_API unsigned int harvbk_version_number(void);
     X(E_VM_SCHEDULED, -31, "VM already has a schedule")                               \
     X(E_MAINTENANCE, -32, "state directory is in maintenance mode")                   \
     X(E_READ_ONLY, -33, "backup target is read-only")                                 \
-    X(E_IMAGE, -34, "VM image missing and cannot be recreated")
+    X(E_IMAGE, -34, "VM image missing and cannot be recreated")                     \
+    X(E_CALLBACK, -35, "a callback reported failure")
 
 typedef enum harvbk_error {
 #define HARVBK_X_ENUM_(name, value, msg) HARVBK_##name = value,
     HARVBK_ERROR_TABLE(HARVBK_X_ENUM_)
 #undef HARVBK_X_ENUM_
-    HARVBK_ERROR_LAST_ = -34
+    HARVBK_ERROR_LAST_ = -35
 } harvbk_error;
 
 /** Static message for an error code ("unknown error" for unknown codes). */
 HARVBK_API const char *harvbk_strerror(int code);
 /** Static symbolic name for an error code, e.g. "HARVBK_E_CHUNK". */
 HARVBK_API const char *harvbk_error_name(int code);
+
+/*
+ * The calling thread's last error (the libgit2 git_error_last model).
+ *
+ * Every failing library call records its code and a detailed message on the
+ * thread that made the call, whether or not it takes a context: the context-
+ * less ones (harvbk_ctx_open, harvbk_vm_* and harvbk_image_* setters,
+ * harvbk_target_config_set, harvbk_ranges_add, the *_options_init functions)
+ * included. Successful calls do NOT clear it: read it right after a call that
+ * returned an error. Messages never contain secrets.
+ *
+ * Failures of an operation that happen later on a library thread (a running
+ * backup...) are read with harvbk_op_errmsg_copy(), not here.
+ *
+ * Go (cgo) callers: a goroutine may move between OS threads, so lock the OS
+ * thread (runtime.LockOSThread) around the call and the read of
+ * harvbk_error_last_copy().
+ */
+/** Message of the last failing library call on the calling thread, "" when
+ *  none. Borrowed: valid until the next library call on this thread. */
+HARVBK_API const char *harvbk_error_last(void);
+/** Copy that message into buf (always NUL-terminated, truncated to size; buf
+ *  may be NULL with size 0). Returns the full length. */
+HARVBK_API size_t harvbk_error_last_copy(char *buf, size_t size);
+/** Code (HARVBK_E_*) of the last failing library call on the calling thread,
+ *  HARVBK_OK (0) when none. */
+HARVBK_API int harvbk_error_last_code(void);
 
 /* Log levels for the log hook. */
 typedef enum harvbk_log_level {

@@ -12,7 +12,8 @@
  * Thread-safety: a context may be used from several threads at once; every
  * function taking a harvbk_ctx serialises what needs serialising internally.
  * The error message returned by harvbk_ctx_errmsg() is per context: use
- * harvbk_ctx_errmsg_copy() when several threads share a context.
+ * harvbk_ctx_errmsg_copy() when several threads share a context, or the
+ * calling thread's own harvbk_error_last() (harvbk/common.h).
  */
 #ifndef HARVBK_CONTEXT_H
 #define HARVBK_CONTEXT_H
@@ -49,8 +50,9 @@ HARVBK_API int harvbk_ctx_options_init(harvbk_ctx_options *opts, unsigned int ve
  * NULL for defaults. Crash recovery happens here: operations a previous process
  * left InProgress become Error ("interrupted") and its temporary files are removed.
  * Errors: HARVBK_E_INVALID, HARVBK_E_IO, HARVBK_E_PERM, HARVBK_E_CORRUPT,
- * HARVBK_E_FORMAT, HARVBK_E_VERSION, HARVBK_E_NOMEM. On error `*out` is NULL and,
- * since there is no context, the reason is only the code.
+ * HARVBK_E_FORMAT, HARVBK_E_VERSION, HARVBK_E_NOMEM. On error `*out` is NULL;
+ * there is no context to hold the message, read it with harvbk_error_last()
+ * (e.g. "state directory '/x' is not writable: Permission denied").
  */
 HARVBK_API int harvbk_ctx_open(harvbk_ctx **out, const char *state_dir,
                                const harvbk_ctx_options *opts);

@@ -35,6 +35,13 @@ HARVBK_API const char *harvbk_state_name(int state);
  * Freeze/thaw hooks for a VM's filesystems. Return 0 on success. When the
  * freeze hook succeeded, the thaw hook is called exactly once afterwards,
  * whatever happens (failure, cancel). Called on the operation's thread.
+ * A freeze hook needs a thaw hook: options with a freeze hook and no thaw
+ * hook are refused with HARVBK_E_INVALID (since 1.1).
+ * A freeze hook returning non-zero fails the operation with HARVBK_E_FREEZE
+ * (its message names the returned value), unless the *_ALLOW_CRASH_CONSISTENT
+ * flag lets it go on. A thaw hook returning non-zero does not fail it: the
+ * data was read while frozen, so the entry becomes Ready and is marked
+ * harvbk_backup_info_thaw_failed() (the VM may still be frozen).
  */
 typedef int (*harvbk_freeze_cb)(const char *namespace_, const char *vm, void *payload);
 

@@ -33,6 +33,11 @@ typedef enum harvbk_power_state {
  * (write: from `buf`). Return 0 on success or a negative HARVBK_E_* code.
  * Called from library worker threads, possibly concurrently for different
  * offsets of the same volume.
+ * A failing callback fails the operation: a specific HARVBK_E_* code it
+ * returns (e.g. HARVBK_E_IO) is the operation's result; any other non-zero
+ * value (-1 = HARVBK_E_ERROR, a positive or unknown value) makes it
+ * HARVBK_E_CALLBACK (since 1.1; before, HARVBK_E_ERROR or HARVBK_E_IO). The
+ * operation's message names the volume, the offset and the returned value.
  */
 typedef int (*harvbk_volume_read_cb)(void *buf, size_t len, uint64_t offset, void *payload);
 typedef int (*harvbk_volume_write_cb)(const void *buf, size_t len, uint64_t offset,

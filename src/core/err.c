@@ -93,6 +93,75 @@ void hb_err_clear(hb_err *e)
     e->msg[0] = '\0';
 }
 
+/* ---- per-thread last error ---- */
+
+static _Thread_local struct {
+    int code;
+    char msg[HB_ERRMSG_MAX];
+} tl_last;
+
+static void last_store(int code, const char *msg)
+{
+    if (!msg || !*msg)
+        msg = harvbk_strerror(code);
+    char tmp[HB_ERRMSG_MAX]; /* msg may be tl_last.msg itself */
+    snprintf(tmp, sizeof tmp, "%s", msg);
+    tl_last.code = code;
+    memcpy(tl_last.msg, tmp, sizeof tmp);
+}
+
+int hb_fail(int code, const char *fmt, ...)
+{
+    if (code == 0)
+        return 0;
+    char tmp[HB_ERRMSG_MAX];
+    tmp[0] = '\0';
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(tmp, sizeof tmp, fmt, ap);
+        va_end(ap);
+    }
+    last_store(code, tmp);
+    return code;
+}
+
+int hb_fail_err(const hb_err *e)
+{
+    if (!e || e->code == 0)
+        return 0;
+    last_store(e->code, e->msg);
+    return e->code;
+}
+
+const char *harvbk_error_last(void)
+{
+    return tl_last.msg;
+}
+
+size_t harvbk_error_last_copy(char *buf, size_t size)
+{
+    size_t len = strlen(tl_last.msg);
+    if (buf && size) {
+        size_t n = len < size - 1 ? len : size - 1;
+        memcpy(buf, tl_last.msg, n);
+        buf[n] = '\0';
+    }
+    return len;
+}
+
+int harvbk_error_last_code(void)
+{
+    return tl_last.code;
+}
+
+int hb_callback_code(int r)
+{
+    if (r < HARVBK_E_ERROR && r >= HARVBK_ERROR_LAST_)
+        return r;
+    return HARVBK_E_CALLBACK;
+}
+
 int hb_errno_code(int errnum)
 {
     switch (errnum) {

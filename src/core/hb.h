@@ -34,6 +34,18 @@ int hb_err_prefix(hb_err *e, const char *fmt, ...) HB_PRINTF(2, 3);
 void hb_err_clear(hb_err *e);
 /* Map an errno value to a HARVBK_E_* code (ENOENT->NOTFOUND, EACCES->PERM ...). */
 int hb_errno_code(int errnum);
+/* The code an operation ends with when a caller's callback returned `r` != 0:
+ * a specific HARVBK_E_* code (other than HARVBK_E_ERROR) is kept, anything
+ * else (-1, a positive value, an unknown code) is HARVBK_E_CALLBACK. */
+int hb_callback_code(int r);
+
+/* ---- the calling thread's last error (harvbk_error_last) ----
+ * Every failing public call records code + message here, on the thread that
+ * made the call; successful calls leave it alone. hb_ctx_fail() does it for
+ * calls with a context; calls without one use hb_fail()/hb_fail_err(). A NULL
+ * or empty message stores the code's harvbk_strerror() text. Returns code. */
+int hb_fail(int code, const char *fmt, ...) HB_PRINTF(2, 3);
+int hb_fail_err(const hb_err *e);
 
 /* ---- logging ---- */
 typedef struct hb_logger {

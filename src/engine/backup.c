@@ -184,10 +184,11 @@ static int read_cb(const hb_vol_io *vol, uint8_t *buf, size_t len, uint64_t off,
     int r = vol->read_cb(buf, len, off, vol->payload);
     if (r == 0)
         return 0;
-    if (r > 0 || r < HARVBK_E_INTERRUPTED)
-        r = HARVBK_E_IO;
-    return hb_seterr(e, r, "volume '%s': read callback failed at offset %" PRIu64 ": %s", name,
-                     off, harvbk_strerror(r));
+    int code = hb_callback_code(r);
+    return hb_seterr(e, code,
+                     "volume '%s': the read callback returned %d at offset %" PRIu64
+                     " (length %zu): %s",
+                     name, r, off, len, harvbk_strerror(code));
 }
 
 int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *prev,

@@ -77,10 +77,11 @@ static int rs_write(rs_ctx *c, const uint8_t *buf, size_t len, uint64_t off, hb_
         int r = c->vol->write_cb(buf, len, off, c->vol->payload);
         if (r == 0)
             return 0;
-        if (r > 0 || r < HARVBK_E_INTERRUPTED)
-            r = HARVBK_E_IO;
-        return hb_seterr(e, r, "volume '%s': write callback failed at offset %" PRIu64 ": %s",
-                         c->volname, off, harvbk_strerror(r));
+        int code = hb_callback_code(r);
+        return hb_seterr(e, code,
+                         "volume '%s': the write callback returned %d at offset %" PRIu64
+                         " (length %zu): %s",
+                         c->volname, r, off, len, harvbk_strerror(code));
     }
     /* Aligned data goes around the page cache (O_DIRECT): copying a restore
      * into the page cache cost ~2 CPU s per GiB here, more than decompressing

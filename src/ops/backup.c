@@ -305,6 +305,7 @@ static int fill_manifest(backup_job *j, hb_store *st, bool crash, hb_manifest *m
     m->chunk_size = st->chunk_size;
     m->codec = st->codec;
     m->crash_consistent = crash;
+    m->thaw_failed = j->rec.thaw_failed;
     bool ok = m->kind && m->ns && m->name && m->vm_ns && m->vm_name && m->writer;
     if (ok && vm->metadata.len)
         ok = hb_buf_append(&m->metadata, vm->metadata.data, vm->metadata.len) == 0;
@@ -646,10 +647,13 @@ static int backup_run(harvbk_op *op, hb_err *e)
     if (frozen) {
         frozen = false;
         int tr = j->thaw_cb ? j->thaw_cb(vm->ns, vm->name, j->freeze_payload) : 0;
-        if (tr != 0)
+        if (tr != 0) {
+            /* the data was read while frozen: the entry stays good, but the
+             * caller learns that the VM may still be frozen (thaw_failed) */
+            j->rec.thaw_failed = true;
             hb_log_error(&ctx->log, "%s: the thaw hook of VM %s/%s returned %d", what, vm->ns,
                          vm->name, tr);
-        else
+        } else
             hb_log_debug(&ctx->log, "%s: filesystems of VM %s/%s thawed", what, vm->ns, vm->name);
     }
     if (rc)
@@ -733,9 +737,11 @@ static int backup_run(harvbk_op *op, hb_err *e)
 out:
     if (frozen) { /* failed or cancelled while frozen: thaw exactly once */
         int tr = j->thaw_cb ? j->thaw_cb(vm->ns, vm->name, j->freeze_payload) : 0;
-        if (tr != 0)
+        if (tr != 0) {
+            j->rec.thaw_failed = true;
             hb_log_error(&ctx->log, "%s: the thaw hook of VM %s/%s returned %d", what, vm->ns,
                          vm->name, tr);
+        }
     }
     if (rc) {
         j->rec.state = HARVBK_STATE_ERROR;
@@ -1001,7 +1007,7 @@ int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, 
                          const harvbk_backup_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;
@@ -1010,6 +1016,8 @@ int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, 
     harvbk_backup_options o; /* only the members of the caller's version are read */
     int rc = hb_opts_take(HB_OPTS_BACKUP, &o, opts, &e);
     opts = &o;
+    if (rc == 0 && opts->freeze_cb && !opts->thaw_cb)
+        rc = hb_seterr(&e, HARVBK_E_INVALID, "a freeze hook needs a thaw hook");
     if (rc == 0) {
         hb_writer_params p;
         memset(&p, 0, sizeof p);

@@ -81,7 +81,7 @@ static int delete_locked(harvbk_ctx *ctx, hb_store *st, int kind, const char *ns
 int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     bool snap = kind == HB_ENTRY_SNAPSHOT;

@@ -25,6 +25,7 @@ struct harvbk_backup_info {
     uint64_t logical, uploaded, progress;
     int64_t created;
     bool crash_consistent;
+    bool thaw_failed;
     char *schedule;             /* NULL: not made by a schedule */
     hb_record_volume *vols;
     size_t nvols;
@@ -85,6 +86,7 @@ static harvbk_backup_info *info_from_manifest(const hb_manifest *m)
     in->progress = m->logical_bytes;
     in->created = m->created;
     in->crash_consistent = m->crash_consistent;
+    in->thaw_failed = m->thaw_failed;
     if (m->schedule && !(in->schedule = hb_strdup(m->schedule))) {
         harvbk_backup_info_free(in);
         return NULL;
@@ -110,6 +112,7 @@ static harvbk_backup_info *info_from_record(const hb_record *r)
     in->progress = r->progress_bytes;
     in->created = r->created;
     in->crash_consistent = r->crash_consistent;
+    in->thaw_failed = r->thaw_failed;
     if (r->schedule && !(in->schedule = hb_strdup(r->schedule))) {
         harvbk_backup_info_free(in);
         return NULL;
@@ -193,7 +196,7 @@ int hb_entry_get(harvbk_backup_info **out, harvbk_ctx *ctx, int kind, const char
                  const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;
@@ -331,6 +334,7 @@ static harvbk_backup_info *info_from_synced(const hb_synced_entry *x, int64_t sy
     in->progress = x->logical;
     in->created = x->created;
     in->crash_consistent = x->crash_consistent;
+    in->thaw_failed = x->thaw_failed;
     in->synced_at = synced_at;
     if (x->schedule && !(in->schedule = hb_strdup(x->schedule))) {
         harvbk_backup_info_free(in);
@@ -510,7 +514,7 @@ int64_t harvbk_backup_info_synced_at(const harvbk_backup_info *info)
 int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;
@@ -634,6 +638,11 @@ const char *harvbk_backup_info_schedule(const harvbk_backup_info *info)
     return info ? info->schedule : NULL;
 }
 
+int harvbk_backup_info_thaw_failed(const harvbk_backup_info *info)
+{
+    return info && info->thaw_failed ? 1 : 0;
+}
+
 int harvbk_backup_info_crash_consistent(const harvbk_backup_info *info)
 {
     return info && info->crash_consistent ? 1 : 0;
@@ -663,6 +672,7 @@ int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out)
         ok &= cJSON_AddStringToObject(root, "error", info->error) != NULL;
         ok &= cJSON_AddStringToObject(root, "created", created) != NULL;
         ok &= cJSON_AddBoolToObject(root, "crash_consistent", info->crash_consistent) != NULL;
+        ok &= cJSON_AddBoolToObject(root, "thaw_failed", info->thaw_failed) != NULL;
         ok &= (info->schedule ? cJSON_AddStringToObject(root, "schedule", info->schedule)
                               : cJSON_AddNullToObject(root, "schedule")) != NULL;
         ok &= cJSON_AddBoolToObject(root, "gone", info->flags & HARVBK_BACKUP_FLAG_GONE) != NULL;

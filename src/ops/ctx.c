@@ -48,7 +48,7 @@ int hb_ctx_fail(harvbk_ctx *ctx, const hb_err *e)
                  e->msg[0] ? e->msg : harvbk_strerror(e->code));
         pthread_mutex_unlock(&ctx->err_mu);
     }
-    return e->code;
+    return hb_fail_err(e);
 }
 
 int hb_ctx_failf(harvbk_ctx *ctx, int code, const char *fmt, ...)
@@ -103,7 +103,7 @@ static void log_trampoline(int level, const char *message, void *payload)
 int harvbk_ctx_set_log_hook(harvbk_ctx *ctx, harvbk_log_cb cb, void *payload, int max_level)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     pthread_rwlock_wrlock(&ctx->log_lock);
     ctx->user_log_cb = cb;
     ctx->user_log_payload = payload;
@@ -320,21 +320,23 @@ static void ctx_destroy(harvbk_ctx *ctx)
 int harvbk_ctx_open(harvbk_ctx **out, const char *state_dir, const harvbk_ctx_options *opts)
 {
     if (!out)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_ctx_open: out is NULL");
     *out = NULL;
     if (!state_dir || !*state_dir)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_ctx_open: the state directory must not be empty");
     harvbk_ctx_options o; /* only the members of the caller's version are read */
-    if (hb_opts_take(HB_OPTS_CTX, &o, opts, NULL) != 0)
-        return HARVBK_E_VERSION;
+    hb_err oe;
+    hb_err_clear(&oe);
+    if (hb_opts_take(HB_OPTS_CTX, &o, opts, &oe) != 0)
+        return hb_fail_err(&oe);
     opts = &o;
 
     harvbk_ctx *ctx = hb_calloc(1, sizeof *ctx);
     if (!ctx)
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     if (ctx_sync_init(ctx) != 0) {
         hb_free(ctx);
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     }
     ctx->magic = HB_CTX_MAGIC;
     hb_target_cfg_init(&ctx->cfg);
@@ -365,6 +367,12 @@ int harvbk_ctx_open(harvbk_ctx **out, const char *state_dir, const harvbk_ctx_op
     if (rc) {
         hb_log_error(&ctx->log, "cannot open state directory '%s': %s", state_dir, e.msg);
         ctx_destroy(ctx);
+        /* no context to hold the message: the thread's last error does */
+        if (e.code == 0)
+            e.code = rc;
+        if (!strstr(e.msg, "state directory"))
+            hb_err_prefix(&e, "cannot open state directory '%s'", state_dir);
+        hb_fail(rc, "%s", e.msg);
         return rc;
     }
     hb_log_info(&ctx->log, "context %s opened on '%s'%s", ctx->id, ctx->state.dir,
@@ -385,7 +393,7 @@ void harvbk_ctx_free(harvbk_ctx *ctx)
 int harvbk_ctx_ops_in_progress(harvbk_ctx *ctx, unsigned int *out_count)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out_count)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out_count is NULL");
     pthread_mutex_lock(&ctx->mu);

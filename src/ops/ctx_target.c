@@ -23,7 +23,7 @@ static int save_target_file(harvbk_ctx *ctx, const hb_target_cfg *cfg, hb_err *e
 int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!cfg)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "target configuration is NULL");
     if (!cfg->cfg.url || !*cfg->cfg.url)
@@ -97,7 +97,7 @@ int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg)
 int harvbk_ctx_set_target_secret(harvbk_ctx *ctx, const char *secret)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     hb_target_cfg tmp; /* validates the value; holds the secret being replaced after the swap */
@@ -133,7 +133,7 @@ int harvbk_ctx_set_target_secret(harvbk_ctx *ctx, const char *secret)
 int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;
@@ -207,7 +207,7 @@ int hb_ctx_check_target(harvbk_ctx *ctx, hb_err *ep)
 int harvbk_ctx_check_target(harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = hb_ctx_check_target(ctx, &e);

@@ -99,7 +99,7 @@ static int gc_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const harvbk_op_
 static int gc_public(harvbk_op **out, harvbk_ctx *ctx, int kind, const harvbk_op_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;

@@ -21,7 +21,7 @@ static int check_ns_name(const char *ns, const char *name, hb_err *e)
 int harvbk_image_register(harvbk_ctx *ctx, const harvbk_image *image)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!image)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "image is NULL");
     hb_err e;
@@ -36,7 +36,7 @@ int harvbk_image_lookup(harvbk_image **out, harvbk_ctx *ctx, const char *namespa
                         const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;
@@ -51,7 +51,7 @@ int harvbk_image_lookup(harvbk_image **out, harvbk_ctx *ctx, const char *namespa
 int harvbk_image_unregister(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = check_ns_name(namespace_, name, &e);
@@ -65,7 +65,7 @@ int harvbk_image_unregister(harvbk_ctx *ctx, const char *namespace_, const char 
 int harvbk_image_list_get(harvbk_image_list **out, harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;
@@ -78,7 +78,7 @@ int harvbk_image_list_get(harvbk_image_list **out, harvbk_ctx *ctx)
 int harvbk_ctx_set_image_hook(harvbk_ctx *ctx, harvbk_image_hook hook, void *payload)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     pthread_mutex_lock(&ctx->mu);
     ctx->image_hook = hook;
     ctx->image_hook_payload = hook ? payload : NULL;

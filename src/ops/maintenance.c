@@ -53,7 +53,7 @@ struct harvbk_op_list {
 int harvbk_op_list_get(harvbk_op_list **out, harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;
@@ -207,7 +207,7 @@ static int enter(harvbk_ctx *ctx, uint32_t wait_s, hb_err *e)
 int harvbk_maintenance_enter(harvbk_ctx *ctx, uint32_t wait_s)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = enter(ctx, wait_s, &e);
@@ -217,7 +217,7 @@ int harvbk_maintenance_enter(harvbk_ctx *ctx, uint32_t wait_s)
 int harvbk_maintenance_exit(harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     hb_maint m;
@@ -239,7 +239,7 @@ int harvbk_maintenance_exit(harvbk_ctx *ctx)
 int harvbk_maintenance_status(harvbk_ctx *ctx, int *active, int64_t *since_ms)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     hb_maint m;
@@ -257,7 +257,7 @@ int harvbk_maintenance_status(harvbk_ctx *ctx, int *active, int64_t *since_ms)
 int harvbk_maintenance_status_json(harvbk_ctx *ctx, char **out)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;

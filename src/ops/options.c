@@ -54,10 +54,12 @@ size_t hb_opts_size(int type, unsigned int version)
 int hb_opts_init(int type, void *opts, unsigned int version)
 {
     if (!opts)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s init: opts is NULL", kinds[type].what);
     size_t n = hb_opts_size(type, version);
     if (n == 0)
-        return HARVBK_E_VERSION;
+        return hb_fail(HARVBK_E_VERSION,
+                       "%s version %u is not supported (this library knows 1..%u)",
+                       kinds[type].what, version, kinds[type].current);
     memset(opts, 0, n);
     *(unsigned int *)opts = version; /* every options struct starts with it */
     if (type == HB_OPTS_CTX)

@@ -541,7 +541,7 @@ int harvbk_quota_set(harvbk_ctx *ctx, const char *namespace_, const char *vm,
                      uint64_t limit_bytes)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = check_target(namespace_, vm, &e);
@@ -556,7 +556,7 @@ int harvbk_quota_set(harvbk_ctx *ctx, const char *namespace_, const char *vm,
 int harvbk_quota_clear(harvbk_ctx *ctx, const char *namespace_, const char *vm)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = check_target(namespace_, vm, &e);
@@ -569,7 +569,7 @@ int harvbk_quota_get(harvbk_ctx *ctx, const char *namespace_, const char *vm,
                      int *out_has_limit, uint64_t *out_limit, uint64_t *out_usage)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     bool has_ns = false, has_vm = false;
@@ -609,7 +609,7 @@ static int bucket_cmp(const void *a, const void *b)
 int harvbk_quota_list_get(harvbk_quota_list **out, harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;

@@ -926,7 +926,7 @@ static int restore_public(harvbk_op **out, harvbk_ctx *ctx, int kind, const char
                           const char *name, const harvbk_restore_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;

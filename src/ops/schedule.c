@@ -302,7 +302,7 @@ static int sched_public(harvbk_ctx *ctx, sched_fn fn, const char *ns, const char
                         const harvbk_schedule_options *o)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = fn(ctx, ns, name, o, &e);
@@ -376,7 +376,7 @@ int harvbk_schedule_update(harvbk_ctx *ctx, const char *namespace_, const char *
 int harvbk_schedule_delete(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int fd = -1;
@@ -419,7 +419,7 @@ int hb_sched_set_suspended(harvbk_ctx *ctx, const char *ns, const char *name, bo
 int harvbk_schedule_suspend(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = hb_sched_check_name(namespace_, name, &e);
@@ -505,7 +505,7 @@ int harvbk_schedule_get(harvbk_schedule **out, harvbk_ctx *ctx, const char *name
                         const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     if (!out)
@@ -642,7 +642,7 @@ int harvbk_schedule_to_json(const harvbk_schedule *s, char **out)
 int harvbk_schedule_list_get(harvbk_schedule_list **out, harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     if (!out)

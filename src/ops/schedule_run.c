@@ -713,7 +713,7 @@ int harvbk_schedule_run_due(harvbk_op **out, harvbk_ctx *ctx, int64_t now_ms,
                             const harvbk_schedule_run_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;
@@ -767,7 +767,7 @@ int harvbk_schedule_run_at(const harvbk_op *op, size_t i, const char **namespace
 int harvbk_schedule_next_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *out_ms)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out_ms)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out_ms is NULL");
     *out_ms = -1;

@@ -102,7 +102,7 @@ int harvbk_scheduler_start(harvbk_scheduler **out, harvbk_ctx *ctx,
                            const harvbk_schedule_run_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;

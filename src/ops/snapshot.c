@@ -19,7 +19,7 @@ int harvbk_snapshot_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm
                            const char *name, const harvbk_snapshot_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;
@@ -30,6 +30,8 @@ int harvbk_snapshot_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm
     opts = &o;
     if (rc == 0 && (opts->flags & ~HARVBK_SNAPSHOT_ALLOW_CRASH_CONSISTENT))
         rc = hb_seterr(&e, HARVBK_E_INVALID, "unknown snapshot flags 0x%x", opts->flags);
+    if (rc == 0 && opts->freeze_cb && !opts->thaw_cb)
+        rc = hb_seterr(&e, HARVBK_E_INVALID, "a freeze hook needs a thaw hook");
     if (rc == 0) {
         hb_writer_params p;
         memset(&p, 0, sizeof p);

@@ -254,7 +254,7 @@ static int store_set(harvbk_ctx *ctx, const harvbk_snapshot_store_options *o, hb
 int harvbk_snapshot_store_set(harvbk_ctx *ctx, const harvbk_snapshot_store_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     harvbk_snapshot_store_options o; /* only the members of the caller's version are read */
@@ -267,7 +267,7 @@ int harvbk_snapshot_store_set(harvbk_ctx *ctx, const harvbk_snapshot_store_optio
 int harvbk_snapshot_store_dir(harvbk_ctx *ctx, char *buf, size_t size, size_t *out_len)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (!buf && size)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "buf is NULL");
     hb_err e;

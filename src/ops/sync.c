@@ -222,7 +222,8 @@ int hb_synced_entry_from_manifest(hb_synced_entry *x, const hb_manifest *m, hb_s
         .ns = m->ns, .name = m->name, .vm_ns = m->vm_ns, .vm_name = m->vm_name,
         .writer = m->writer ? m->writer : (char *)"", .schedule = m->schedule,
         .error = (char *)"",
-        .crash_consistent = m->crash_consistent, .created = m->created,
+        .crash_consistent = m->crash_consistent, .thaw_failed = m->thaw_failed,
+        .created = m->created,
         .completed_ms = m->completed_ms, .logical = m->logical_bytes,
         .uploaded = m->uploaded_bytes, .fp = fp, .added_ms = now_ms,
     };
@@ -639,7 +640,7 @@ int hb_sync_run(harvbk_ctx *ctx, harvbk_sync_result *res, hb_err *e)
 int harvbk_target_sync(harvbk_ctx *ctx, harvbk_sync_result **out)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     if (out)
         *out = NULL;
     harvbk_sync_result *r = hb_calloc(1, sizeof *r);
@@ -855,7 +856,7 @@ static int forget_edit(hb_synced *c, void *ud, hb_err *e)
 int harvbk_backup_forget(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = hb_check_name("namespace", namespace_, &e);

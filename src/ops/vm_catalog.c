@@ -24,7 +24,7 @@ static int check_ns_name(const char *ns, const char *name, hb_err *e)
 int harvbk_vm_register(harvbk_ctx *ctx, const harvbk_vm *vm)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     if (!vm)
@@ -40,7 +40,7 @@ int harvbk_vm_register(harvbk_ctx *ctx, const harvbk_vm *vm)
 int harvbk_vm_lookup(harvbk_vm **out, harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     if (!out)
@@ -55,7 +55,7 @@ int harvbk_vm_lookup(harvbk_vm **out, harvbk_ctx *ctx, const char *namespace_, c
 int harvbk_vm_unregister(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = check_ns_name(namespace_, name, &e);
@@ -73,7 +73,7 @@ int harvbk_vm_set_registered_power_state(harvbk_ctx *ctx, const char *namespace_
                                          const char *name, harvbk_power_state state)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = check_ns_name(namespace_, name, &e);
@@ -123,7 +123,7 @@ static int list_add(harvbk_vm *vm, void *ud)
 int harvbk_vm_list_get(harvbk_vm_list **out, harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
     hb_err e;
     hb_err_clear(&e);
     if (!out)

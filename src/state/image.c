@@ -93,18 +93,20 @@ bool hb_image_ref_parse(const char *ref, const char *default_ns, char ns[64], ch
 int harvbk_image_new(harvbk_image **out, const char *namespace_, const char *name)
 {
     if (!out)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_image_new: out is NULL");
     *out = NULL;
-    if (!hb_name_valid(namespace_) || !hb_name_valid(name))
-        return HARVBK_E_INVALID;
+    hb_err e;
+    if (hb_check_name("image namespace", namespace_, &e) ||
+        hb_check_name("image name", name, &e))
+        return hb_fail_err(&e);
     harvbk_image *img = hb_calloc(1, sizeof *img);
     if (!img)
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     img->ns = hb_strdup(namespace_);
     img->name = hb_strdup(name);
     if (!img->ns || !img->name) {
         harvbk_image_free(img);
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     }
     *out = img;
     return 0;
@@ -122,7 +124,7 @@ void harvbk_image_free(harvbk_image *image)
     hb_free(image);
 }
 
-static int set_str(char **slot, const char *v, bool (*valid)(const char *))
+static int set_str(char **slot, const char *v, bool (*valid)(const char *), const char *what)
 {
     if (!v || !*v) {
         hb_free(*slot);
@@ -130,10 +132,10 @@ static int set_str(char **slot, const char *v, bool (*valid)(const char *))
         return 0;
     }
     if (!valid(v))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s", what);
     char *c = hb_strdup(v);
     if (!c)
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     hb_free(*slot);
     *slot = c;
     return 0;
@@ -141,18 +143,24 @@ static int set_str(char **slot, const char *v, bool (*valid)(const char *))
 
 int harvbk_image_set_display_name(harvbk_image *image, const char *display_name)
 {
-    return image ? set_str(&image->display, display_name, display_valid) : HARVBK_E_INVALID;
+    if (!image)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_image_set_display_name: image is NULL");
+    return set_str(&image->display, display_name, display_valid,
+                   "image display name must be 1 to 253 bytes without control characters");
 }
 
 int harvbk_image_set_url(harvbk_image *image, const char *url)
 {
-    return image ? set_str(&image->url, url, url_valid) : HARVBK_E_INVALID;
+    if (!image)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_image_set_url: image is NULL");
+    return set_str(&image->url, url, url_valid,
+                   "image URL must be 1 to 4096 bytes of printable ASCII without spaces");
 }
 
 int harvbk_image_set_checksum(harvbk_image *image, const char *checksum)
 {
     if (!image)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_image_set_checksum: image is NULL");
     if (!checksum || !*checksum) {
         hb_free(image->checksum);
         image->checksum = NULL;
@@ -161,7 +169,9 @@ int harvbk_image_set_checksum(harvbk_image *image, const char *checksum)
     bool oom;
     char *c = checksum_norm(checksum, &oom);
     if (!c)
-        return oom ? HARVBK_E_NOMEM : HARVBK_E_INVALID;
+        return oom ? hb_fail(HARVBK_E_NOMEM, NULL)
+                   : hb_fail(HARVBK_E_INVALID,
+                             "image checksum must be 64 (SHA-256) or 128 (SHA-512) hex digits");
     hb_free(image->checksum);
     image->checksum = c;
     return 0;

@@ -82,6 +82,8 @@ static char *record_encode(const hb_record *r)
         ok &= cJSON_AddBoolToObject(root, "crash_consistent", r->crash_consistent) != NULL;
         if (r->commit_unknown)
             ok &= cJSON_AddBoolToObject(root, "commit_unknown", true) != NULL;
+        if (r->thaw_failed)
+            ok &= cJSON_AddBoolToObject(root, "thaw_failed", true) != NULL;
         if (r->schedule)
             ok &= cJSON_AddStringToObject(root, "schedule", r->schedule) != NULL;
         ok &= (vols = cJSON_AddArrayToObject(root, "volumes")) != NULL;
@@ -149,6 +151,8 @@ static int record_decode(const hb_buf *b, hb_record *r, hb_err *e)
                               RECORD_WHAT, e);
     if (rc == 0)
         rc = hb_json_get_bool(root, "commit_unknown", false, &r->commit_unknown, RECORD_WHAT, e);
+    if (rc == 0)
+        rc = hb_json_get_bool(root, "thaw_failed", false, &r->thaw_failed, RECORD_WHAT, e);
     const char *sched = NULL; /* optional: the schedule making it */
     if (rc == 0)
         rc = hb_json_get_str(root, "schedule", false, &sched, RECORD_WHAT, e);

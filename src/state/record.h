@@ -20,6 +20,7 @@ typedef struct hb_record {
     uint64_t logical_bytes, uploaded_bytes, progress_bytes;
     char *owner, *store_id;
     bool crash_consistent;
+    bool thaw_failed;           /* the thaw hook returned non-zero */
     char *schedule;             /* the schedule making it; NULL: none */
     /* recovery made it Error without being able to look for its manifest
      * (the writer may have died after its commit): checked when its store

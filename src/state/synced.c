@@ -309,6 +309,8 @@ static int decode_entry(const cJSON *o, hb_synced_entry *x, const char *path, hb
     if (rc == 0)
         rc = hb_json_get_bool(o, "crash_consistent", false, &x->crash_consistent, "catalog", e);
     if (rc == 0)
+        rc = hb_json_get_bool(o, "thaw_failed", false, &x->thaw_failed, "catalog", e);
+    if (rc == 0)
         rc = hb_json_get_bool(o, "unreadable", false, &x->unreadable, "catalog", e);
     if (rc == 0)
         rc = hb_json_get_bool(o, "index_missing", false, &x->index_missing, "catalog", e);
@@ -476,6 +478,8 @@ static cJSON *entry_json(const hb_synced_entry *x)
     ok = ok && hb_json_add_u64(o, "logical_bytes", x->logical);
     ok = ok && hb_json_add_u64(o, "uploaded_bytes", x->uploaded);
     ok = ok && cJSON_AddBoolToObject(o, "crash_consistent", x->crash_consistent);
+    if (x->thaw_failed)
+        ok = ok && cJSON_AddBoolToObject(o, "thaw_failed", true);
     ok = ok && (vols = cJSON_AddArrayToObject(o, "volumes"));
     for (size_t i = 0; ok && i < x->nvols; i++) {
         cJSON *v = cJSON_CreateObject();

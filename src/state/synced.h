@@ -54,6 +54,7 @@ typedef struct hb_synced_entry {
     bool index_missing;     /* a volume index was absent at the last sync */
     bool delete_pending;    /* deleted while the target was unreachable */
     bool crash_consistent;
+    bool thaw_failed;       /* its thaw hook failed */
     int64_t created;        /* seconds */
     int64_t completed_ms;
     uint64_t logical, uploaded;

@@ -5,19 +5,20 @@
 int harvbk_vm_new(harvbk_vm **out, const char *namespace_, const char *name)
 {
     if (!out)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_vm_new: out is NULL");
     *out = NULL;
-    if (!hb_name_valid(namespace_) || !hb_name_valid(name))
-        return HARVBK_E_INVALID;
+    hb_err e;
+    if (hb_check_name("VM namespace", namespace_, &e) || hb_check_name("VM name", name, &e))
+        return hb_fail_err(&e);
     harvbk_vm *vm = hb_calloc(1, sizeof *vm);
     if (!vm)
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     vm->ns = hb_strdup(namespace_);
     vm->name = hb_strdup(name);
     vm->power = HARVBK_POWER_UNKNOWN;
     if (!vm->ns || !vm->name) {
         harvbk_vm_free(vm);
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     }
     *out = vm;
     return 0;
@@ -52,15 +53,17 @@ const hb_vm_volume *hb_vm_find_volume(const harvbk_vm *vm, const char *name)
 int hb_vm_push_volume(harvbk_vm *vm, const char *name, const char *path, uint64_t size,
                       harvbk_volume_read_cb rd, harvbk_volume_write_cb wr, void *payload)
 {
-    if (!hb_name_valid(name))
-        return HARVBK_E_INVALID;
+    hb_err e;
+    if (hb_check_name("volume name", name, &e))
+        return hb_fail_err(&e);
     if (hb_vm_find_volume(vm, name))
-        return HARVBK_E_EXISTS;
+        return hb_fail(HARVBK_E_EXISTS, "VM %s/%s already has a volume '%s'", vm->ns, vm->name,
+                       name);
     if (vm->nvols == vm->capvols) {
         size_t cap = vm->capvols ? vm->capvols * 2 : 4;
         hb_vm_volume *v = hb_realloc(vm->vols, cap * sizeof *v);
         if (!v)
-            return HARVBK_E_NOMEM;
+            return hb_fail(HARVBK_E_NOMEM, NULL);
         vm->vols = v;
         vm->capvols = cap;
     }
@@ -71,7 +74,7 @@ int hb_vm_push_volume(harvbk_vm *vm, const char *name, const char *path, uint64_
     if (!v->name || (path && !v->path)) {
         hb_free(v->name);
         hb_free(v->path);
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     }
     v->size = size;
     v->read_cb = rd;
@@ -83,8 +86,11 @@ int hb_vm_push_volume(harvbk_vm *vm, const char *name, const char *path, uint64_
 
 int harvbk_vm_add_volume_file(harvbk_vm *vm, const char *volume, const char *path)
 {
-    if (!vm || !path || !*path)
-        return HARVBK_E_INVALID;
+    if (!vm)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_vm_add_volume_file: vm is NULL");
+    if (!path || !*path)
+        return hb_fail(HARVBK_E_INVALID, "volume '%s': the file path must not be empty",
+                       volume ? volume : "(null)");
     return hb_vm_push_volume(vm, volume, path, 0, NULL, NULL, NULL);
 }
 
@@ -92,18 +98,27 @@ int harvbk_vm_add_volume_callbacks(harvbk_vm *vm, const char *volume, uint64_t s
                                    harvbk_volume_read_cb read_cb,
                                    harvbk_volume_write_cb write_cb, void *payload)
 {
-    if (!vm || (!read_cb && !write_cb))
-        return HARVBK_E_INVALID;
+    if (!vm)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_vm_add_volume_callbacks: vm is NULL");
+    if (!read_cb && !write_cb)
+        return hb_fail(HARVBK_E_INVALID,
+                       "volume '%s': at least one of the read and write callbacks is needed",
+                       volume ? volume : "(null)");
     return hb_vm_push_volume(vm, volume, NULL, size, read_cb, write_cb, payload);
 }
 
 int harvbk_vm_set_metadata(harvbk_vm *vm, const void *data, size_t len)
 {
-    if (!vm || (!data && len) || len > HARVBK_VM_METADATA_MAX)
-        return HARVBK_E_INVALID;
+    if (!vm)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_vm_set_metadata: vm is NULL");
+    if (!data && len)
+        return hb_fail(HARVBK_E_INVALID, "VM metadata: data is NULL but len is %zu", len);
+    if (len > HARVBK_VM_METADATA_MAX)
+        return hb_fail(HARVBK_E_INVALID, "VM metadata of %zu bytes is over the %u byte limit",
+                       len, (unsigned)HARVBK_VM_METADATA_MAX);
     hb_buf b = HB_BUF_INIT;
     if (len && hb_buf_append(&b, data, len) != 0)
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     hb_buf_free(&vm->metadata);
     vm->metadata = b;
     return 0;
@@ -111,26 +126,34 @@ int harvbk_vm_set_metadata(harvbk_vm *vm, const void *data, size_t len)
 
 int harvbk_vm_add_image(harvbk_vm *vm, const char *image)
 {
-    if (!vm || !image || !*image || strlen(image) > HARVBK_VM_IMAGE_MAX)
-        return HARVBK_E_INVALID;
+    if (!vm)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_vm_add_image: vm is NULL");
+    if (!image || !*image)
+        return hb_fail(HARVBK_E_INVALID, "image reference must not be empty");
+    if (strlen(image) > HARVBK_VM_IMAGE_MAX)
+        return hb_fail(HARVBK_E_INVALID, "image reference is longer than %u bytes",
+                       (unsigned)HARVBK_VM_IMAGE_MAX);
     for (const unsigned char *c = (const unsigned char *)image; *c; c++)
         if (*c < 0x20 || *c == 0x7f)
-            return HARVBK_E_INVALID;
+            return hb_fail(HARVBK_E_INVALID,
+                           "image reference contains a control character (0x%02x)", *c);
     char **imgs = hb_realloc(vm->images, (vm->nimages + 1) * sizeof *imgs);
     if (!imgs)
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     vm->images = imgs;
     if (!(imgs[vm->nimages] = hb_strdup(image)))
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     vm->nimages++;
     return 0;
 }
 
 int harvbk_vm_set_power_state(harvbk_vm *vm, harvbk_power_state state)
 {
-    if (!vm || (state != HARVBK_POWER_UNKNOWN && state != HARVBK_POWER_ON &&
-                state != HARVBK_POWER_OFF))
-        return HARVBK_E_INVALID;
+    if (!vm)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_vm_set_power_state: vm is NULL");
+    if (state != HARVBK_POWER_UNKNOWN && state != HARVBK_POWER_ON && state != HARVBK_POWER_OFF)
+        return hb_fail(HARVBK_E_INVALID, "power state %d is not a harvbk_power_state",
+                       (int)state);
     vm->power = state;
     return 0;
 }

@@ -150,6 +150,8 @@ int hb_manifest_encode(const hb_manifest *m, hb_buf *out, hb_err *e)
         ok &= hb_json_add_u64(root, "chunk_size", m->chunk_size) != NULL;
         ok &= cJSON_AddStringToObject(root, "codec", hb_codec_name(m->codec)) != NULL;
         ok &= cJSON_AddBoolToObject(root, "crash_consistent", m->crash_consistent) != NULL;
+        if (m->thaw_failed) /* optional (1.1): absent means false */
+            ok &= cJSON_AddBoolToObject(root, "thaw_failed", true) != NULL;
         ok &= hb_json_add_u64(root, "logical_bytes", m->logical_bytes) != NULL;
         ok &= hb_json_add_u64(root, "uploaded_bytes", m->uploaded_bytes) != NULL;
         ok &= cJSON_AddStringToObject(root, "metadata", meta) != NULL;
@@ -310,6 +312,8 @@ static int from_json(const cJSON *root, hb_manifest *m, hb_err *e)
         return rc;
     if ((m->codec = hb_codec_parse(s)) < 0)
         return hb_seterr(e, HARVBK_E_CORRUPT, "manifest has unknown codec \"%s\"", s ? s : "");
+    if ((rc = hb_json_get_bool(root, "thaw_failed", false, &m->thaw_failed, WHAT, e)))
+        return rc;
     if ((rc = hb_json_get_bool(root, "crash_consistent", true, &m->crash_consistent, WHAT, e)) ||
         (rc = hb_json_get_u64(root, "logical_bytes", true, &m->logical_bytes, WHAT, e)) ||
         (rc = hb_json_get_u64(root, "uploaded_bytes", true, &m->uploaded_bytes, WHAT, e)) ||

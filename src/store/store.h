@@ -83,6 +83,7 @@ typedef struct hb_manifest {
     uint32_t chunk_size;
     int codec;
     bool crash_consistent;
+    bool thaw_failed;         /* the thaw hook failed (optional key, 1.1) */
     uint64_t logical_bytes;   /* sum of volume sizes */
     uint64_t uploaded_bytes;  /* bytes written to the target by this entry */
     hb_buf metadata;          /* opaque VM metadata document (base64 in JSON) */

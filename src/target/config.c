@@ -609,10 +609,10 @@ char *hb_target_cfg_display(const hb_target_cfg *c)
 int harvbk_target_config_new(harvbk_target_config **out)
 {
     if (!out)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_target_config_new: out is NULL");
     *out = hb_calloc(1, sizeof **out);
     if (!*out)
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, NULL);
     hb_target_cfg_init(&(*out)->cfg);
     return HARVBK_OK;
 }
@@ -628,19 +628,25 @@ void harvbk_target_config_free(harvbk_target_config *cfg)
 int harvbk_target_config_set(harvbk_target_config *cfg, harvbk_target_key key, const char *value)
 {
     if (!cfg)
-        return HARVBK_E_INVALID;
-    return hb_target_cfg_set(&cfg->cfg, (int)key, value, NULL);
+        return hb_fail(HARVBK_E_INVALID, "harvbk_target_config_set: cfg is NULL");
+    /* the messages of hb_target_cfg_set never quote a secret value */
+    hb_err e;
+    hb_err_clear(&e);
+    int rc = hb_target_cfg_set(&cfg->cfg, (int)key, value, &e);
+    return rc ? hb_fail_err(&e) : 0;
 }
 
 int harvbk_target_config_get(const harvbk_target_config *cfg, harvbk_target_key key, char *buf,
                              size_t size, size_t *out_len)
 {
     if (!cfg || (!buf && size > 0))
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "harvbk_target_config_get: %s",
+                       cfg ? "buf is NULL but size is not 0" : "cfg is NULL");
     char tmp[16];
     const char *v;
     if (cfg_value(&cfg->cfg, (int)key, tmp, &v) != 0)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "unknown target setting key %d (or a secret, which "
+                       "cannot be read back)", (int)key);
     size_t n = strlen(v);
     if (out_len)
         *out_len = n;

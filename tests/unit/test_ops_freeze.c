@@ -24,7 +24,9 @@ typedef struct fz {
     int freeze_at, thaw_at, first_read_at, last_read_at;
     int freezes, thaws, reads;
     int freeze_rc;        /* what the freeze hook returns */
-    int fail_read;        /* reads return HARVBK_E_IO once this many were served (0: never) */
+    int fail_read;        /* reads fail once this many were served (0: never) */
+    int fail_read_rc;     /* what a failing read returns (0: HARVBK_E_IO) */
+    int thaw_rc;          /* what the thaw hook returns */
     int block_reads;      /* reads wait until unblocked */
     uint8_t data[VOLSIZE];
 } fz;
@@ -51,8 +53,9 @@ static int thaw_cb(const char *ns, const char *vm, void *p)
     pthread_mutex_lock(&f->mu);
     f->thaws++;
     f->thaw_at = next(f);
+    int rc = f->thaw_rc;
     pthread_mutex_unlock(&f->mu);
-    return 0;
+    return rc;
 }
 
 static int read_cb(void *buf, size_t len, uint64_t off, void *p)
@@ -68,9 +71,10 @@ static int read_cb(void *buf, size_t len, uint64_t off, void *p)
     while (f->block_reads)
         pthread_cond_wait(&f->cv, &f->mu);
     int fail = f->fail_read && f->reads >= f->fail_read;
+    int fail_rc = f->fail_read_rc ? f->fail_read_rc : HARVBK_E_IO;
     pthread_mutex_unlock(&f->mu);
     if (fail)
-        return HARVBK_E_IO;
+        return fail_rc;
     memcpy(buf, f->data + off, len);
     return 0;
 }
@@ -187,6 +191,134 @@ static void test_thaw_after_a_failed_read(void **state)
     assert_int_equal(v.f->thaws, 1);
     assert_true(v.f->last_read_at < v.f->thaw_at);
     assert_int_equal(backup_state(&v, "b1", NULL, NULL, 0), HARVBK_STATE_ERROR);
+    env_close(&v);
+}
+
+/* A read callback returning -1 (no specific code): HARVBK_E_CALLBACK, and
+ * the message names the volume, the offset and the returned value; one
+ * returning a specific code (HARVBK_E_IO) keeps it. */
+static void test_failing_read_callback(void **state)
+{
+    env v;
+    env_open(&v, "ops-fz-cbfail");
+    v.f->fail_read = 1;
+    v.f->fail_read_rc = -1;
+    harvbk_backup_options bo = freeze_opts(&v);
+    char msg[512];
+    assert_int_equal(run(&v, "b1", &bo, msg, sizeof msg), HARVBK_E_CALLBACK);
+    assert_non_null(strstr(msg, "volume 'disk0'"));
+    assert_non_null(strstr(msg, "read callback returned -1 at offset "));
+    assert_int_equal(v.f->thaws, 1);
+    char err[512];
+    assert_int_equal(backup_state(&v, "b1", NULL, err, sizeof err), HARVBK_STATE_ERROR);
+    assert_non_null(strstr(err, "volume 'disk0'"));
+
+    v.f->fail_read_rc = 5; /* a positive value is no code either */
+    assert_int_equal(run(&v, "b2", &bo, msg, sizeof msg), HARVBK_E_CALLBACK);
+    assert_non_null(strstr(msg, "returned 5"));
+
+    v.f->fail_read_rc = HARVBK_E_IO; /* a specific code is kept */
+    assert_int_equal(run(&v, "b3", &bo, msg, sizeof msg), HARVBK_E_IO);
+    assert_non_null(strstr(msg, "returned -7"));
+    env_close(&v);
+}
+
+static int noop_freeze(const char *ns, const char *vm, void *p)
+{
+    (void)ns;
+    (void)vm;
+    (void)p;
+    return 0;
+}
+
+/* A freeze hook without a thaw hook is refused, for backups and snapshots,
+ * before anything starts; the thread's last error says why. */
+static void test_freeze_without_thaw_is_refused(void **state)
+{
+    env v;
+    env_open(&v, "ops-fz-nothaw");
+    harvbk_backup_options bo = HARVBK_BACKUP_OPTIONS_INIT;
+    bo.freeze_cb = noop_freeze;
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_backup_create(&op, v.ctx, v.vm, "b1", &bo), HARVBK_E_INVALID);
+    assert_null(op);
+    assert_string_equal(harvbk_error_last(), "a freeze hook needs a thaw hook");
+    assert_int_equal(harvbk_error_last_code(), HARVBK_E_INVALID);
+    assert_string_equal(harvbk_ctx_errmsg(v.ctx), "a freeze hook needs a thaw hook");
+    harvbk_backup_info *in = NULL;
+    assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", "b1"), HARVBK_E_NOTFOUND);
+
+    harvbk_snapshot_options so;
+    assert_int_equal(harvbk_snapshot_options_init(&so, HARVBK_SNAPSHOT_OPTIONS_VERSION), 0);
+    so.freeze_cb = noop_freeze;
+    assert_int_equal(harvbk_snapshot_create(&op, v.ctx, v.vm, "s1", &so), HARVBK_E_INVALID);
+    assert_null(op);
+    assert_string_equal(harvbk_error_last(), "a freeze hook needs a thaw hook");
+    assert_int_equal(v.f->freezes, 0);
+    env_close(&v);
+}
+
+static void assert_thaw_failed_json(const harvbk_backup_info *in, int want)
+{
+    char *js = NULL;
+    assert_int_equal(harvbk_backup_info_to_json(in, &js), 0);
+    assert_non_null(strstr(js, want ? "\"thaw_failed\":true" : "\"thaw_failed\":false"));
+    harvbk_string_free(js);
+}
+
+/* A thaw hook returning non-zero does not fail the backup (its data was read
+ * while frozen) but is recorded: in the info, its JSON, the local record,
+ * the manifest (another context syncing the target sees it) and the synced
+ * catalog. */
+static void test_failed_thaw_is_recorded(void **state)
+{
+    env v;
+    env_open(&v, "ops-fz-thawfail");
+    harvbk_backup_options bo = freeze_opts(&v);
+    assert_int_equal(run(&v, "ok", &bo, NULL, 0), 0);
+    v.f->thaw_rc = -1;
+    assert_int_equal(run(&v, "b1", &bo, NULL, 0), 0);
+    assert_int_equal(v.f->thaws, 2);
+
+    harvbk_backup_info *in = NULL;
+    assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", "b1"), 0);
+    assert_int_equal(harvbk_backup_info_state(in), HARVBK_STATE_READY);
+    assert_int_equal(harvbk_backup_info_thaw_failed(in), 1);
+    assert_int_equal(harvbk_backup_info_crash_consistent(in), 0);
+    assert_thaw_failed_json(in, 1);
+    harvbk_backup_info_free(in);
+    assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", "ok"), 0);
+    assert_int_equal(harvbk_backup_info_thaw_failed(in), 0);
+    assert_thaw_failed_json(in, 0);
+    harvbk_backup_info_free(in);
+
+    /* after a sync of this context (catalog rebuilt from the manifests) */
+    harvbk_sync_result *sr = NULL;
+    assert_int_equal(harvbk_target_sync(v.ctx, &sr), 0);
+    harvbk_sync_result_free(sr);
+    assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", "b1"), 0);
+    assert_int_equal(harvbk_backup_info_thaw_failed(in), 1);
+    harvbk_backup_info_free(in);
+
+    /* another context on the same target only knows the manifest */
+    char *sd2 = tu_path2(v.root, "state2"), *tgt = tu_path2(v.root, "target");
+    harvbk_ctx *c2 = NULL;
+    assert_int_equal(harvbk_ctx_open(&c2, sd2, NULL), 0);
+    tu_set_file_target(c2, tgt);
+    sr = NULL;
+    assert_int_equal(harvbk_target_sync(c2, &sr), 0);
+    harvbk_sync_result_free(sr);
+    assert_int_equal(harvbk_backup_get(&in, c2, "default", "b1"), 0);
+    assert_int_equal(harvbk_backup_info_state(in), HARVBK_STATE_READY);
+    assert_int_equal(harvbk_backup_info_thaw_failed(in), 1);
+    assert_thaw_failed_json(in, 1);
+    harvbk_backup_info_free(in);
+    assert_int_equal(harvbk_backup_get(&in, c2, "default", "ok"), 0);
+    assert_int_equal(harvbk_backup_info_thaw_failed(in), 0);
+    harvbk_backup_info_free(in);
+    harvbk_ctx_free(c2);
+    free(sd2);
+    free(tgt);
     env_close(&v);
 }
 
@@ -340,6 +472,14 @@ static int reenter_progress(uint64_t done, uint64_t total, void *p)
     return 0;
 }
 
+static int reenter_thaw(const char *ns, const char *vm, void *p)
+{
+    (void)ns;
+    (void)vm;
+    (void)p;
+    return 0;
+}
+
 static int reenter_freeze(const char *ns, const char *vm, void *p)
 {
     reenter_once(p);
@@ -357,6 +497,7 @@ static void test_callbacks_may_call_into_the_library(void **state)
     bo.progress_cb = reenter_progress;
     bo.progress_payload = &r;
     bo.freeze_cb = reenter_freeze;
+    bo.thaw_cb = reenter_thaw; /* a freeze hook without a thaw hook is refused */
     bo.freeze_payload = &r;
     harvbk_op *op = NULL;
     assert_int_equal(harvbk_backup_create(&op, v.ctx, v.vm, "re1", &bo), 0);
@@ -376,6 +517,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reads_happen_between_freeze_and_thaw),
         cmocka_unit_test(test_thaw_after_a_failed_read),
+        cmocka_unit_test(test_failing_read_callback),
+        cmocka_unit_test(test_freeze_without_thaw_is_refused),
+        cmocka_unit_test(test_failed_thaw_is_recorded),
         cmocka_unit_test(test_cancel_from_progress_callback),
         cmocka_unit_test(test_cancel_from_another_thread_while_reading),
         cmocka_unit_test(test_failed_freeze_fails_with_clear_message),
