@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -450,4 +451,29 @@ int hb_rename_noreplace(const char *from, const char *to)
         return -1;
     unlink(from);
     return 0;
+}
+
+int hb_lock_file(const char *dir, const char *file, bool block, int *out_fd, hb_err *e)
+{
+    *out_fd = -1;
+    char *path = hb_path_join(dir, file);
+    int rc = path ? hb_mkdir_p(dir, 0700, e) : hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    int fd = -1;
+    if (rc == 0 && (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+        rc = hb_seterr(e, hb_errno_code(errno), "cannot open lock '%s': %s", path,
+                       strerror(errno));
+    while (rc == 0 && flock(fd, LOCK_EX | (block ? 0 : LOCK_NB)) != 0) {
+        if (errno == EINTR)
+            continue;
+        rc = errno == EWOULDBLOCK
+                 ? hb_seterr(e, HARVBK_E_BUSY, "'%s' is locked by another process", path)
+                 : hb_seterr(e, hb_errno_code(errno), "cannot lock '%s': %s", path,
+                             strerror(errno));
+    }
+    if (rc && fd >= 0)
+        close(fd);
+    else if (rc == 0)
+        *out_fd = fd;
+    hb_free(path);
+    return rc;
 }

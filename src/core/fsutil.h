@@ -15,6 +15,11 @@ bool hb_atomic_tmp_parse(const char *name, long *pid);
 /* Read a whole file (at most max bytes, else HARVBK_E_CORRUPT) into out
  * (replacing its content, NUL-terminated). HARVBK_E_NOTFOUND if absent. */
 int hb_read_file(const char *path, hb_buf *out, size_t max, hb_err *e);
+/* An exclusive flock on the file `dir`/`file` (the folder is made 0700, the
+ * file 0600 and never removed, so every process locks the same inode). With
+ * block, wait for it; else HARVBK_E_BUSY while another open file holds it.
+ * *out_fd is the lock (close() releases it). */
+int hb_lock_file(const char *dir, const char *file, bool block, int *out_fd, hb_err *e);
 /* fsync a directory. */
 int hb_fsync_dir(const char *path, hb_err *e);
 /* Remove a file tree; absent is success. */

@@ -99,6 +99,7 @@ bool hb_is_zero(const void *p, size_t n);
 
 /* ---- time, ids ---- */
 int64_t hb_now(void);        /* wall clock, seconds since epoch */
+int64_t hb_now_ms(void);     /* wall clock, milliseconds since epoch */
 uint64_t hb_mono_ms(void);   /* monotonic milliseconds */
 uint64_t hb_mono_ns(void);
 void hb_uuid(char out[37]);  /* random RFC 4122 v4 UUID string */

@@ -17,6 +17,13 @@ int64_t hb_now(void)
     return (int64_t)ts.tv_sec;
 }
 
+int64_t hb_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 uint64_t hb_mono_ns(void)
 {
     struct timespec ts;

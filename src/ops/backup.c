@@ -295,8 +295,8 @@ static int fill_manifest(backup_job *j, hb_store *st, bool crash, hb_manifest *m
     m->vm_ns = hb_strdup(vm->ns);
     m->vm_name = hb_strdup(vm->name);
     m->writer = hb_strdup(j->op->ctx->id);
-    if (j->schedule && !(m->schedule = hb_strdup(j->schedule)))
-        m->writer = (hb_free(m->writer), NULL);
+    if (j->schedule)
+        m->schedule = hb_strdup(j->schedule);
     m->created = j->rec.created;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -306,7 +306,8 @@ static int fill_manifest(backup_job *j, hb_store *st, bool crash, hb_manifest *m
     m->codec = st->codec;
     m->crash_consistent = crash;
     m->thaw_failed = j->rec.thaw_failed;
-    bool ok = m->kind && m->ns && m->name && m->vm_ns && m->vm_name && m->writer;
+    bool ok = m->kind && m->ns && m->name && m->vm_ns && m->vm_name && m->writer &&
+              (!j->schedule || m->schedule);
     if (ok && vm->metadata.len)
         ok = hb_buf_append(&m->metadata, vm->metadata.data, vm->metadata.len) == 0;
     if (ok && vm->nimages) {

@@ -482,7 +482,7 @@ static int catalog_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *ns
                 harvbk_backup_info_free(one.v[i]);
         hb_free(one.v);
         if (rc == 0 && !in) {
-            int64_t age = (hb_synced_now_ms() - c.synced_at_ms) / 1000;
+            int64_t age = (hb_now_ms() - c.synced_at_ms) / 1000;
             rc = hb_seterr(&e, HARVBK_E_NOTFOUND,
                            "backup %s/%s not found in the catalog of %s (synced %lld s ago; a "
                            "sync imports the backups other contexts wrote)",

@@ -101,30 +101,28 @@ void harvbk_op_list_free(harvbk_op_list *list)
 /* Suspend every active schedule, remembering which in m. */
 static int suspend_all(harvbk_ctx *ctx, hb_maint *m, hb_err *e)
 {
-    char **names = NULL;
+    hb_sched_id *ids = NULL;
     size_t n = 0;
-    int rc = hb_sched_names(ctx->state.dir, &names, &n, e);
+    int rc = hb_sched_list(ctx->state.dir, &ids, &n, e);
     if (rc == 0 && n && !(m->suspended = hb_calloc(n, sizeof *m->suspended)))
         rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        char *slash = strchr(names[i], '/');
-        *slash = '\0';
         bool changed = false;
         hb_err se;
-        int x = hb_sched_set_suspended(ctx, names[i], slash + 1, true, "maintenance",
+        int x = hb_sched_set_suspended(ctx, ids[i].ns, ids[i].name, true, "maintenance",
                                        "maintenance", &changed, &se);
-        *slash = '/';
         if (x == HARVBK_E_NOMEM)
             rc = hb_seterr(e, x, NULL);
         else if (x && x != HARVBK_E_NOTFOUND)
-            hb_log_warn(&ctx->log, "maintenance: schedule %s not suspended: %s", names[i],
-                        se.msg);
-        if (changed) {
-            m->suspended[m->nsuspended++] = names[i];
-            names[i] = NULL;
-        }
+            hb_log_warn(&ctx->log, "maintenance: schedule %s/%s not suspended: %s", ids[i].ns,
+                        ids[i].name, se.msg);
+        char *id = changed ? hb_asprintf("%s/%s", ids[i].ns, ids[i].name) : NULL;
+        if (id)
+            m->suspended[m->nsuspended++] = id;
+        else if (changed)
+            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
     }
-    hb_sched_names_free(names, n);
+    hb_free(ids);
     return rc;
 }
 
@@ -163,7 +161,7 @@ static int enter(harvbk_ctx *ctx, uint32_t wait_s, hb_err *e)
     if (x == 1)
         return 0; /* already */
     memset(&m, 0, sizeof m);
-    m.since = hb_wall_ms();
+    m.since = hb_now_ms();
     /* the file first: from here on no operation starts (state/opreg.h) */
     int rc = hb_maint_write(ctx->state.dir, &m, e);
     if (rc)

@@ -340,8 +340,6 @@ int hb_sweep_candidates(harvbk_ctx *ctx, hb_store *st, const char *kind_dir, hb_
 struct hb_sched_rec;
 typedef struct hb_sched_pass hb_sched_pass;
 void hb_sched_pass_free(hb_sched_pass *pass);
-/* Wall clock in ms since the epoch. */
-int64_t hb_wall_ms(void);
 /* Namespace + schedule name checks (the name leaves room for the suffix). */
 int hb_sched_check_name(const char *ns, const char *name, hb_err *e);
 /* First firing of r's cron after after_ms. */

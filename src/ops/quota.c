@@ -26,11 +26,9 @@
 #include "../core/json.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #define QUOTAS_FILE_MAX (16u * 1024u * 1024u)
@@ -195,33 +193,9 @@ static int limits_save(harvbk_ctx *ctx, const qlimits *l, hb_err *e)
 /* A blocking flock on locks/<file>. */
 static int flock_file(harvbk_ctx *ctx, const char *file, int *out_fd, hb_err *e)
 {
-    *out_fd = -1;
     char *dir = hb_state_path(&ctx->state, HB_LOCKS_DIR, NULL, NULL);
-    char *path = hb_state_path(&ctx->state, HB_LOCKS_DIR, file, NULL);
-    int rc = (!dir || !path) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
-    if (rc == 0)
-        rc = hb_mkdir_p(dir, 0700, e);
-    if (rc == 0) {
-        /* never unlinked, so every process locks the same inode */
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            rc = hb_seterr(e, hb_errno_code(errno), "cannot open lock '%s': %s", path,
-                           strerror(errno));
-        } else {
-            int r;
-            while ((r = flock(fd, LOCK_EX)) != 0 && errno == EINTR) {
-            }
-            if (r != 0) {
-                rc = hb_seterr(e, hb_errno_code(errno), "cannot lock '%s': %s", path,
-                               strerror(errno));
-                close(fd);
-            } else {
-                *out_fd = fd;
-            }
-        }
-    }
+    int rc = dir ? hb_lock_file(dir, file, true, out_fd, e) : hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_free(dir);
-    hb_free(path);
     return rc;
 }
 

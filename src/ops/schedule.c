@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #define HOUR_MS (3600LL * 1000)
 #define APART_MS (10LL * 60 * 1000)
@@ -26,13 +25,6 @@ struct harvbk_schedule_list {
     harvbk_schedule **v;
     size_t n;
 };
-
-int64_t hb_wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 const char *harvbk_schedule_run_state_name(int state)
 {
@@ -151,13 +143,11 @@ static int64_t apart(int64_t a, int64_t b, int64_t interval)
 static int check_others(harvbk_ctx *ctx, const hb_sched_rec *r, const sched_timing *t,
                         int64_t now, hb_err *e)
 {
-    char **names = NULL;
+    hb_sched_id *ids = NULL;
     size_t n = 0;
-    int rc = hb_sched_names(ctx->state.dir, &names, &n, e);
+    int rc = hb_sched_list(ctx->state.dir, &ids, &n, e);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        char *slash = strchr(names[i], '/');
-        *slash = '\0';
-        const char *ons = names[i], *oname = slash + 1;
+        const char *ons = ids[i].ns, *oname = ids[i].name;
         if (strcmp(ons, r->ns) == 0 && strcmp(oname, r->name) == 0)
             continue;
         hb_sched_rec o;
@@ -183,7 +173,7 @@ static int check_others(harvbk_ctx *ctx, const hb_sched_rec *r, const sched_timi
         }
         hb_sched_rec_clear(&o);
     }
-    hb_sched_names_free(names, n);
+    hb_free(ids);
     return rc;
 }
 
@@ -245,7 +235,7 @@ static int sched_create(harvbk_ctx *ctx, const char *ns, const char *name,
         return hb_seterr(e, HARVBK_E_CRON, "a schedule needs a cron expression");
     if ((rc = hb_maintenance_check(ctx, "create a schedule", e)))
         return rc;
-    int64_t now = o->now_ms ? o->now_ms : hb_wall_ms();
+    int64_t now = o->now_ms ? o->now_ms : hb_now_ms();
 
     hb_sched_rec r;
     memset(&r, 0, sizeof r);
@@ -325,7 +315,7 @@ static int sched_update(harvbk_ctx *ctx, const char *ns, const char *name,
     o = &copy;
     if (rc)
         return rc;
-    int64_t now = o->now_ms ? o->now_ms : hb_wall_ms();
+    int64_t now = o->now_ms ? o->now_ms : hb_now_ms();
     int gfd = -1, fd = -1;
     hb_sched_rec r;
     memset(&r, 0, sizeof r);
@@ -648,28 +638,26 @@ int harvbk_schedule_list_get(harvbk_schedule_list **out, harvbk_ctx *ctx)
     if (!out)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
     *out = NULL;
-    char **names = NULL;
+    hb_sched_id *ids = NULL;
     size_t n = 0;
-    int rc = hb_sched_names(ctx->state.dir, &names, &n, &e);
+    int rc = hb_sched_list(ctx->state.dir, &ids, &n, &e);
     harvbk_schedule_list *l = rc == 0 ? hb_calloc(1, sizeof *l) : NULL;
     if (rc == 0 && !l)
         rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
     if (rc == 0 && n && !(l->v = hb_calloc(n, sizeof *l->v)))
         rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        char *slash = strchr(names[i], '/');
-        *slash = '\0';
         hb_err ie;
-        int x = info_new(ctx, names[i], slash + 1, &l->v[l->n], &ie);
+        int x = info_new(ctx, ids[i].ns, ids[i].name, &l->v[l->n], &ie);
         if (x == 0)
             l->n++;
         else if (x == HARVBK_E_NOMEM)
             rc = hb_seterr(&e, x, NULL);
         else if (x != HARVBK_E_NOTFOUND) /* deleted meanwhile: not listed */
-            hb_log_warn(&ctx->log, "schedule %s/%s is not listed: %s", names[i], slash + 1,
+            hb_log_warn(&ctx->log, "schedule %s/%s is not listed: %s", ids[i].ns, ids[i].name,
                         ie.msg);
     }
-    hb_sched_names_free(names, n);
+    hb_free(ids);
     if (rc) {
         harvbk_schedule_list_free(l);
         return hb_ctx_fail(ctx, &e);

@@ -189,17 +189,14 @@ static bool settle_orphans(harvbk_ctx *ctx, hb_sched_rec *rec, bool *busy)
         hb_record er;
         hb_err le;
         if (it->entry[0] && hb_record_read_k(&ctx->state, kind, rec->ns, it->entry, &er, &le) == 0) {
-            /* InProgress with a dead writer: Error now (not at the next open) */
+            /* InProgress with a dead writer: Error now (not at the next open);
+             * recovery leaves the record as it now is in er */
             hb_record_recover(&ctx->state, &er, NULL, &le);
+            state = er.state;
+            snprintf(msg, sizeof msg, "%s",
+                     er.error && er.error[0] ? er.error
+                                             : "the process running it ended before it finished");
             hb_record_clear(&er);
-            if (hb_record_read_k(&ctx->state, kind, rec->ns, it->entry, &er, &le) == 0) {
-                state = er.state;
-                snprintf(msg, sizeof msg, "%s",
-                         er.error && er.error[0] ? er.error
-                                                 : "the process running it ended before it "
-                                                   "finished");
-                hb_record_clear(&er);
-            }
         }
         if (state == HARVBK_STATE_INPROGRESS) {
             *busy = true;
@@ -209,7 +206,7 @@ static bool settle_orphans(harvbk_ctx *ctx, hb_sched_rec *rec, bool *busy)
         if (it->state == HB_SI_ERROR)
             hb_sched_item_set_error(it, HARVBK_E_INTERRUPTED, msg);
         if (!it->finished)
-            it->finished = hb_wall_ms();
+            it->finished = hb_now_ms();
         hb_log_info(&ctx->log, "schedule %s/%s: run %s of a process that ended is %s", rec->ns,
                     rec->name, it->entry, hb_sched_item_state_name(it->state));
         count_result(ctx, rec, it->state);
@@ -220,17 +217,15 @@ static bool settle_orphans(harvbk_ctx *ctx, hb_sched_rec *rec, bool *busy)
 
 void hb_sched_recover(harvbk_ctx *ctx)
 {
-    char **names = NULL;
+    hb_sched_id *ids = NULL;
     size_t n = 0;
     hb_err e;
-    if (hb_sched_names(ctx->state.dir, &names, &n, &e) != 0) {
+    if (hb_sched_list(ctx->state.dir, &ids, &n, &e) != 0) {
         hb_log_warn(&ctx->log, "schedules not checked for interrupted runs: %s", e.msg);
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        char *slash = strchr(names[i], '/');
-        *slash = '\0';
-        const char *ns = names[i], *name = slash + 1;
+        const char *ns = ids[i].ns, *name = ids[i].name;
         int fd = -1, run_fd = -1;
         hb_sched_rec rec;
         if (hb_sched_lock(ctx->state.dir, ns, name, &fd, &e) != 0)
@@ -245,7 +240,7 @@ void hb_sched_recover(harvbk_ctx *ctx)
         hb_sched_unlock(run_fd);
         hb_sched_unlock(fd);
     }
-    hb_sched_names_free(names, n);
+    hb_free(ids);
 }
 
 /* Delete the given entries (names in del, n of them); marks each deleted one
@@ -375,7 +370,7 @@ static void settle_run(harvbk_ctx *ctx, sched_run *r, const char *msg)
         hb_sched_item *it = find_item(&rec, r->entry, r->planned);
         if (it && it->state == HB_SI_RUNNING) {
             it->state = item_state;
-            it->finished = hb_wall_ms();
+            it->finished = hb_now_ms();
             if (item_state != HB_SI_READY)
                 hb_sched_item_set_error(it, r->code, msg);
             count_result(ctx, &rec, item_state);
@@ -446,9 +441,9 @@ static int decide(harvbk_ctx *ctx, hb_sched_pass *pass, const char *ns, const ch
         hb_sched_unlock(fd);
         return rc;
     }
-    bool busy = false;
+    bool busy = false, settled = false;
     if (!running_elsewhere) {
-        settle_orphans(ctx, &rec, &busy);
+        settled = settle_orphans(ctx, &rec, &busy);
         running_elsewhere = busy;
     }
 
@@ -470,7 +465,7 @@ static int decide(harvbk_ctx *ctx, hb_sched_pass *pass, const char *ns, const ch
             rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
         if (rc == 0) {
             hb_sched_item *it = &rec.hist[idx];
-            it->started = hb_wall_ms();
+            it->started = hb_now_ms();
             r->planned = latest;
             rec.last_planned = latest;
             if (running_elsewhere) {
@@ -501,8 +496,7 @@ static int decide(harvbk_ctx *ctx, hb_sched_pass *pass, const char *ns, const ch
         if (rc && r) /* not recorded: forget it */
             pass->n--, hb_free(r->ns), hb_free(r->name), hb_free(r->vm_ns), hb_free(r->vm_name);
         out = rc == 0;
-    } else if (rc == 0) {
-        /* settling orphans may have changed the record */
+    } else if (rc == 0 && settled) {
         rc = hb_sched_write(ctx->state.dir, &rec, e);
     }
     hb_sched_rec_clear(&rec);
@@ -671,22 +665,20 @@ static int pass_start(harvbk_op **out, harvbk_ctx *ctx, int64_t now,
     if (!pass)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     pass->opts = *opts;
-    char **names = NULL;
+    hb_sched_id *ids = NULL;
     size_t n = 0;
-    rc = hb_sched_names(ctx->state.dir, &names, &n, e);
+    rc = hb_sched_list(ctx->state.dir, &ids, &n, e);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        char *slash = strchr(names[i], '/');
-        *slash = '\0';
         hb_err se;
         hb_err_clear(&se);
-        int x = decide(ctx, pass, names[i], slash + 1, now, &se);
+        int x = decide(ctx, pass, ids[i].ns, ids[i].name, now, &se);
         if (x == HARVBK_E_NOMEM)
             rc = hb_seterr(e, x, NULL);
         else if (x < 0 && x != HARVBK_E_NOTFOUND)
-            hb_log_error(&ctx->log, "schedule %s/%s cannot run: %s", names[i], slash + 1,
+            hb_log_error(&ctx->log, "schedule %s/%s cannot run: %s", ids[i].ns, ids[i].name,
                          se.msg);
     }
-    hb_sched_names_free(names, n);
+    hb_free(ids);
     if (rc || pass->n == 0) {
         pass_free(pass);
         return rc;
@@ -773,16 +765,14 @@ int harvbk_schedule_next_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *out_ms)
     *out_ms = -1;
     hb_err e;
     hb_err_clear(&e);
-    char **names = NULL;
+    hb_sched_id *ids = NULL;
     size_t n = 0;
-    int rc = hb_sched_names(ctx->state.dir, &names, &n, &e);
+    int rc = hb_sched_list(ctx->state.dir, &ids, &n, &e);
     int64_t best = -1;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        char *slash = strchr(names[i], '/');
-        *slash = '\0';
         hb_sched_rec rec;
         hb_err se;
-        if (hb_sched_read(ctx->state.dir, names[i], slash + 1, &rec, &se) != 0)
+        if (hb_sched_read(ctx->state.dir, ids[i].ns, ids[i].name, &rec, &se) != 0)
             continue;
         int64_t next = 0;
         if (!rec.suspended && hb_sched_next(&rec, rec.last_planned, &next, &se) == 0) {
@@ -793,7 +783,7 @@ int harvbk_schedule_next_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *out_ms)
         }
         hb_sched_rec_clear(&rec);
     }
-    hb_sched_names_free(names, n);
+    hb_free(ids);
     if (rc)
         return hb_ctx_fail(ctx, &e);
     *out_ms = best;

@@ -23,6 +23,7 @@ struct harvbk_scheduler {
     bool stop;
     harvbk_op *ops[MAX_PASSES]; /* passes still running (runner thread only) */
     size_t nops;
+    int64_t due_at, sync_at;    /* when to look at the schedules / the catalog next (ms) */
 };
 
 static void reap(harvbk_scheduler *s, bool cancel)
@@ -52,9 +53,11 @@ static void *runner_main(void *arg)
         if (stop)
             break;
         reap(s, false);
-        int64_t now = hb_wall_ms();
-        int64_t wake = now + RESCAN_MS;
-        if (s->nops < MAX_PASSES) {
+        int64_t now = hb_now_ms();
+        /* the schedules (and the catalog) are read only when something is
+         * due, or every RESCAN_MS to see other processes' changes; a wake-up
+         * that only reaps finished passes reads nothing */
+        if (now >= s->due_at && s->nops < MAX_PASSES) {
             harvbk_op *op = NULL;
             int rc = harvbk_schedule_run_due(&op, ctx, now, &s->opts);
             if (rc == 0 && op)
@@ -64,20 +67,26 @@ static void *runner_main(void *arg)
                 harvbk_ctx_errmsg_copy(ctx, m, sizeof m);
                 hb_log_warn(&ctx->log, "schedule runner: %s", m);
             }
+            int64_t next = -1;
+            s->due_at = now + RESCAN_MS;
+            if (harvbk_schedule_next_due(ctx, hb_now_ms(), &next) == 0 && next >= 0 &&
+                next < s->due_at)
+                s->due_at = next;
+            if (s->due_at < now + 1000) /* one that could not run: not in a tight loop */
+                s->due_at = now + 1000;
         }
-        hb_err e;
-        hb_err_clear(&e);
-        int64_t sync_next = 0;
-        if (hb_sync_if_due(ctx, now, &sync_next, &e) != 0)
-            hb_log_warn(&ctx->log, "schedule runner: catalog sync: %s", e.msg);
-        int64_t next = -1;
-        if (harvbk_schedule_next_due(ctx, hb_wall_ms(), &next) == 0 && next >= 0 && next < wake)
-            wake = next;
-        if (sync_next > 0 && sync_next < wake) /* 0: no periodic sync */
-            wake = sync_next;
+        if (now >= s->sync_at) {
+            hb_err e;
+            hb_err_clear(&e);
+            int64_t sync_next = 0; /* 0: no periodic sync is configured */
+            if (hb_sync_if_due(ctx, now, &sync_next, &e) != 0)
+                hb_log_warn(&ctx->log, "schedule runner: catalog sync: %s", e.msg);
+            s->sync_at = sync_next > 0 ? sync_next : now + RESCAN_MS;
+        }
+        int64_t wake = HB_MIN(s->due_at, s->sync_at);
         if (s->nops && wake > now + 1000)
             wake = now + 1000; /* reap finished passes soon */
-        int64_t wait = wake - hb_wall_ms();
+        int64_t wait = wake - hb_now_ms();
         if (wait < 0)
             wait = 0;
         struct timespec ts;

@@ -512,7 +512,7 @@ int hb_sync_run(harvbk_ctx *ctx, harvbk_sync_result *res, hb_err *e)
     size_t nle = 0;
     hb_synced snap;
     hb_synced_init(&snap);
-    int64_t list_ms = hb_synced_now_ms();
+    int64_t list_ms = hb_now_ms();
     if (!display)
         rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
     if (rc == 0) {
@@ -570,7 +570,7 @@ int hb_sync_run(harvbk_ctx *ctx, harvbk_sync_result *res, hb_err *e)
         l->fetch = true;
         nfetch++;
     }
-    int64_t now_ms = hb_synced_now_ms();
+    int64_t now_ms = hb_now_ms();
     if (rc == 0 && nfetch) {
         fetch_ctx fc = { st, now_ms };
         unsigned threads = st->t->parallel ? st->t->parallel : 1;
@@ -598,7 +598,7 @@ int hb_sync_run(harvbk_ctx *ctx, harvbk_sync_result *res, hb_err *e)
         }
     }
     if (rc == 0) {
-        merge_ctx mc = { ctx, st, display, &scan, le, nle, list_ms, hb_synced_now_ms(), count,
+        merge_ctx mc = { ctx, st, display, &scan, le, nle, list_ms, hb_now_ms(), count,
                          NULL, 0 };
         rc = hb_synced_update(ctx->state.dir, &ctx->log, merge, &mc, e);
         if (rc == 0 && res)
@@ -739,7 +739,7 @@ void hb_sync_note_ready(harvbk_ctx *ctx, hb_store *st, const hb_manifest *m)
     /* the manifest's size is known, its mtime not: the next sync adopts it */
     if (rc == 0)
         rc = hb_synced_entry_from_manifest(&x, m, (hb_synced_fp){ enc.len, 0 },
-                                           hb_synced_now_ms());
+                                           hb_now_ms());
     hb_buf_free(&enc);
     if (rc == 0) {
         note_ready nr = { st->id, st->t->display, &x };
@@ -846,7 +846,7 @@ static int forget_edit(hb_synced *c, void *ud, hb_err *e)
         return 0;
     }
     ne->fp = x->fp;
-    if (hb_synced_tomb_put(c, ne->ns, ne->name, x->fp, hb_synced_now_ms()) != 0)
+    if (hb_synced_tomb_put(c, ne->ns, ne->name, x->fp, hb_now_ms()) != 0)
         return HARVBK_E_NOMEM;
     hb_synced_remove(c, ne->ns, ne->name);
     ne->result = 0;

@@ -11,7 +11,6 @@
 #include "../core/fsutil.h"
 #include "../core/json.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -249,51 +248,35 @@ int hb_catalog_remove(hb_state *s, const char *ns, const char *name, hb_err *e)
     return rc;
 }
 
+typedef struct catalog_walk {
+    hb_state *s;
+    hb_catalog_cb cb;
+    void *ud;
+} catalog_walk;
+
+static int catalog_walk_one(const char *ns, const char *name, void *ud)
+{
+    catalog_walk *w = ud;
+    harvbk_vm *vm = NULL;
+    hb_err ve;
+    hb_err_clear(&ve);
+    int vr = hb_catalog_get(w->s, ns, name, &vm, &ve);
+    if (vr == HARVBK_E_NOTFOUND)
+        return 0;
+    if (vr) {
+        hb_log_warn(w->s->log, "skipping unreadable VM catalog entry: %s", ve.msg);
+        return 0;
+    }
+    return w->cb(vm, w->ud);
+}
+
 int hb_catalog_foreach(hb_state *s, hb_catalog_cb cb, void *ud, hb_err *e)
 {
     char *top = hb_state_path(s, HB_VMS_DIR, NULL, NULL);
-    int rc = !top ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
-    DIR *d = rc ? NULL : opendir(top);
-    if (rc == 0 && !d && errno != ENOENT)
-        rc = hb_seterr(e, hb_errno_code(errno), "cannot read the VM catalog: %s",
-                       strerror(errno));
-    struct dirent *de;
-    while (rc == 0 && d && (de = readdir(d)) != NULL) {
-        if (!hb_name_valid(de->d_name))
-            continue;
-        char *nsdir = hb_path_join(top, de->d_name);
-        DIR *d2 = nsdir ? opendir(nsdir) : NULL;
-        struct dirent *de2;
-        while (rc == 0 && d2 && (de2 = readdir(d2)) != NULL) {
-            size_t n = strlen(de2->d_name);
-            if (n <= 5 || strcmp(de2->d_name + n - 5, ".json") != 0)
-                continue;
-            char base[64];
-            if (n - 5 >= sizeof base)
-                continue;
-            memcpy(base, de2->d_name, n - 5);
-            base[n - 5] = '\0';
-            if (!hb_name_valid(base))
-                continue;
-            harvbk_vm *vm = NULL;
-            hb_err ve;
-            hb_err_clear(&ve);
-            int vr = hb_catalog_get(s, de->d_name, base, &vm, &ve);
-            if (vr == HARVBK_E_NOTFOUND)
-                continue;
-            if (vr) {
-                hb_log_warn(s->log, "skipping unreadable VM catalog entry: %s", ve.msg);
-                continue;
-            }
-            if ((rc = cb(vm, ud)) != 0)
-                hb_seterr(e, rc, NULL);
-        }
-        if (d2)
-            closedir(d2);
-        hb_free(nsdir);
-    }
-    if (d)
-        closedir(d);
+    catalog_walk w = { s, cb, ud };
+    int rc = hb_state_walk(top, NULL, "the VM catalog", catalog_walk_one, &w, e);
+    if (rc && e && e->code == 0)
+        hb_seterr(e, rc, NULL);
     hb_free(top);
     return rc;
 }

@@ -6,12 +6,9 @@
 #include "../core/fsutil.h"
 #include "../core/json.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -298,27 +295,10 @@ static char *image_path(hb_state *s, const char *ns, const char *name)
 
 static int reg_lock(hb_state *s, int *out_fd, hb_err *e)
 {
-    *out_fd = -1;
     char *dir = hb_state_path(s, HB_LOCKS_DIR, NULL, NULL);
-    char *path = hb_state_path(s, HB_LOCKS_DIR, "images.lock", NULL);
-    int rc = (!dir || !path) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
-    if (rc == 0)
-        rc = hb_mkdir_p(dir, 0700, e);
-    int fd = -1;
-    if (rc == 0 && (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
-        rc = hb_seterr(e, hb_errno_code(errno), "cannot open '%s': %s", path, strerror(errno));
-    while (rc == 0 && flock(fd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            int err = errno;
-            rc = hb_seterr(e, hb_errno_code(err), "cannot lock the image registry: %s",
-                           strerror(err));
-            close(fd);
-            fd = -1;
-        }
-    }
+    int rc = dir ? hb_lock_file(dir, "images.lock", true, out_fd, e)
+                 : hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_free(dir);
-    hb_free(path);
-    *out_fd = fd;
     return rc;
 }
 
@@ -393,85 +373,52 @@ static int list_push(harvbk_image_list *l, harvbk_image *img, size_t *cap)
     return 0;
 }
 
-/* The images of namespace directory `nsname` into l. */
-static int list_ns(hb_state *s, const char *nsname, harvbk_image_list *l, size_t *cap,
-                   hb_err *e)
+typedef struct image_walk {
+    hb_state *s;
+    harvbk_image_list *l;
+    size_t cap;
+} image_walk;
+
+static int image_walk_one(const char *ns, const char *name, void *ud)
 {
-    char *nsdir = hb_state_path(s, HB_IMAGES_DIR, nsname, NULL);
-    if (!nsdir)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    DIR *d = opendir(nsdir);
-    int rc = 0;
-    if (!d && errno != ENOENT && errno != ENOTDIR)
-        rc = hb_seterr(e, hb_errno_code(errno), "cannot read '%s': %s", nsdir, strerror(errno));
-    struct dirent *de;
-    while (rc == 0 && d && (de = readdir(d)) != NULL) {
-        size_t n = strlen(de->d_name);
-        if (n <= 5 || n - 5 > 63 || strcmp(de->d_name + n - 5, ".json") != 0)
-            continue;
-        char base[64];
-        memcpy(base, de->d_name, n - 5);
-        base[n - 5] = '\0';
-        if (!hb_name_valid(base))
-            continue; /* temporaries, hostile names: never an image */
-        harvbk_image *img = NULL;
-        hb_err ie;
-        hb_err_clear(&ie);
-        int r = hb_image_reg_get(s, nsname, base, &img, &ie);
-        if (r == HARVBK_E_NOTFOUND)
-            continue;
-        if (r == HARVBK_E_NOMEM) {
-            rc = hb_seterr(e, r, NULL);
-            break;
-        }
-        if (r) {
-            hb_log_warn(s->log, "skipping unreadable image registry entry: %s", ie.msg);
-            continue;
-        }
-        if (list_push(l, img, cap) != 0) {
-            harvbk_image_free(img);
-            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
-        }
+    image_walk *w = ud;
+    harvbk_image *img = NULL;
+    hb_err ie;
+    hb_err_clear(&ie);
+    int r = hb_image_reg_get(w->s, ns, name, &img, &ie);
+    if (r == HARVBK_E_NOTFOUND)
+        return 0;
+    if (r == HARVBK_E_NOMEM)
+        return r;
+    if (r) {
+        hb_log_warn(w->s->log, "skipping unreadable image registry entry: %s", ie.msg);
+        return 0;
     }
-    if (d)
-        closedir(d);
-    hb_free(nsdir);
-    return rc;
+    if (list_push(w->l, img, &w->cap) != 0) {
+        harvbk_image_free(img);
+        return HARVBK_E_NOMEM;
+    }
+    return 0;
 }
 
 int hb_image_reg_list(hb_state *s, const char *ns, harvbk_image_list **out, hb_err *e)
 {
     *out = NULL;
-    harvbk_image_list *l = hb_calloc(1, sizeof *l);
-    size_t cap = 0;
-    if (!l)
+    image_walk w = { s, hb_calloc(1, sizeof *w.l), 0 };
+    if (!w.l)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    int rc = 0;
-    if (ns) {
-        rc = list_ns(s, ns, l, &cap, e);
-    } else {
-        char *top = hb_state_path(s, HB_IMAGES_DIR, NULL, NULL);
-        DIR *d = top ? opendir(top) : NULL;
-        if (!top)
-            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
-        else if (!d && errno != ENOENT)
-            rc = hb_seterr(e, hb_errno_code(errno), "cannot read the image registry: %s",
-                           strerror(errno));
-        struct dirent *de;
-        while (rc == 0 && d && (de = readdir(d)) != NULL)
-            if (hb_name_valid(de->d_name))
-                rc = list_ns(s, de->d_name, l, &cap, e);
-        if (d)
-            closedir(d);
-        hb_free(top);
-    }
+    char *top = hb_state_path(s, HB_IMAGES_DIR, NULL, NULL);
+    int rc = hb_state_walk(top, ns, "the image registry", image_walk_one, &w, e);
+    hb_free(top);
     if (rc) {
-        harvbk_image_list_free(l);
+        if (e && e->code == 0)
+            hb_seterr(e, rc, NULL);
+        harvbk_image_list_free(w.l);
         return rc;
     }
-    if (l->n > 1)
-        qsort(l->v, l->n, sizeof *l->v, cmp_image);
-    *out = l;
+    if (w.l->n > 1)
+        qsort(w.l->v, w.l->n, sizeof *w.l->v, cmp_image);
+    *out = w.l;
     return 0;
 }
 

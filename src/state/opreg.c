@@ -12,19 +12,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #define OPFILE_MAX 4096u
 #define MAINT_MAX (1024u * 1024u)
 #define MAINT_FORMAT 1
-
-static int64_t wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 int hb_opreg_add(const char *dir, const char *kind, const char *what, hb_opreg *out, hb_err *e)
 {
@@ -41,7 +33,7 @@ int hb_opreg_add(const char *dir, const char *kind, const char *what, hb_opreg *
     bool ok = rc == 0;
     ok = ok && cJSON_AddStringToObject(o, "kind", kind) && cJSON_AddStringToObject(o, "what", what) &&
          cJSON_AddNumberToObject(o, "pid", (double)getpid()) &&
-         cJSON_AddNumberToObject(o, "started", (double)wall_ms());
+         cJSON_AddNumberToObject(o, "started", (double)hb_now_ms());
     char *text = ok ? hb_json_print(o) : NULL;
     if (rc == 0 && !text)
         rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);

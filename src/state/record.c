@@ -14,7 +14,6 @@
 #include "../core/fsutil.h"
 #include "../core/json.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -268,66 +267,44 @@ int hb_record_remove_k(hb_state *s, int kind, const char *ns, const char *name, 
     return rc;
 }
 
-static bool json_name(const char *file, char *base, size_t size)
-{
-    size_t n = strlen(file);
-    if (n <= 5 || strcmp(file + n - 5, ".json") != 0 || n - 5 >= size)
-        return false;
-    memcpy(base, file, n - 5);
-    base[n - 5] = '\0';
-    return hb_name_valid(base);
-}
-
 int hb_record_foreach(hb_state *s, hb_record_cb cb, void *ud, hb_err *e)
 {
     return hb_record_foreach_k(s, HB_ENTRY_BACKUP, cb, ud, e);
 }
 
+typedef struct record_walk {
+    hb_state *s;
+    int kind;
+    hb_record_cb cb;
+    void *ud;
+} record_walk;
+
+static int record_walk_one(const char *ns, const char *name, void *ud)
+{
+    record_walk *w = ud;
+    hb_record r;
+    hb_err re;
+    hb_err_clear(&re);
+    int rr = hb_record_read_k(w->s, w->kind, ns, name, &r, &re);
+    if (rr == HARVBK_E_NOTFOUND)
+        return 0; /* removed meanwhile */
+    if (rr) {
+        hb_log_warn(w->s->log, "skipping unreadable %s record: %s", hb_entry_word(w->kind),
+                    re.msg);
+        return 0;
+    }
+    int rc = w->cb(&r, w->ud);
+    hb_record_clear(&r);
+    return rc;
+}
+
 int hb_record_foreach_k(hb_state *s, int kind, hb_record_cb cb, void *ud, hb_err *e)
 {
     char *top = hb_state_path(s, hb_entry_dir(kind), NULL, NULL);
-    if (!top)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    DIR *d = opendir(top);
-    if (!d) {
-        int err = errno;
-        hb_free(top);
-        if (err == ENOENT)
-            return 0;
-        return hb_seterr(e, hb_errno_code(err), "cannot read the %s records: %s",
-                         hb_entry_word(kind), strerror(err));
-    }
-    int rc = 0;
-    struct dirent *de;
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        if (!hb_name_valid(de->d_name))
-            continue;
-        char *nsdir = hb_path_join(top, de->d_name);
-        DIR *d2 = nsdir ? opendir(nsdir) : NULL;
-        struct dirent *de2;
-        while (rc == 0 && d2 && (de2 = readdir(d2)) != NULL) {
-            char base[64];
-            if (!json_name(de2->d_name, base, sizeof base))
-                continue;
-            hb_record r;
-            hb_err re;
-            hb_err_clear(&re);
-            int rr = hb_record_read_k(s, kind, de->d_name, base, &r, &re);
-            if (rr == HARVBK_E_NOTFOUND)
-                continue; /* removed meanwhile */
-            if (rr) {
-                hb_log_warn(s->log, "skipping unreadable %s record: %s", hb_entry_word(kind),
-                            re.msg);
-                continue;
-            }
-            rc = cb(&r, ud);
-            hb_record_clear(&r);
-        }
-        if (d2)
-            closedir(d2);
-        hb_free(nsdir);
-    }
-    closedir(d);
+    char what[64];
+    snprintf(what, sizeof what, "the %s records", hb_entry_word(kind));
+    record_walk w = { s, kind, cb, ud };
+    int rc = hb_state_walk(top, NULL, what, record_walk_one, &w, e);
     hb_free(top);
     if (rc < 0 && e && e->code == 0)
         hb_seterr(e, rc, NULL);

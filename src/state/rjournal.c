@@ -32,7 +32,6 @@
 #include "../core/fsutil.h"
 #include "../core/json.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -290,53 +289,27 @@ int hb_rjournal_recover(hb_state *s, const char *ns, const char *name, hb_err *e
     return rc;
 }
 
+static int rjournal_scan_one(const char *ns, const char *name, void *ud)
+{
+    hb_state *s = ud;
+    int fd = -1;
+    hb_err re;
+    hb_err_clear(&re);
+    int rc = hb_restore_lock_try(s, ns, name, &fd, &re);
+    if (rc == HARVBK_E_BUSY)
+        return 0; /* its restore is running in a live process */
+    if (rc == 0)
+        rc = hb_rjournal_recover(s, ns, name, &re);
+    hb_restore_lock_release(s, ns, name, fd);
+    if (rc)
+        hb_log_warn(s->log, "%s", re.msg);
+    return 0;
+}
+
 int hb_rjournal_scan(hb_state *s, hb_err *e)
 {
     char *top = hb_state_path(s, HB_RESTORES_DIR, NULL, NULL);
-    if (!top)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    DIR *d = opendir(top);
-    if (!d) {
-        int err = errno;
-        hb_free(top);
-        if (err == ENOENT)
-            return 0;
-        return hb_seterr(e, hb_errno_code(err), "cannot read the restore journals: %s",
-                         strerror(err));
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!hb_name_valid(de->d_name))
-            continue;
-        char *nsdir = hb_path_join(top, de->d_name);
-        DIR *d2 = nsdir ? opendir(nsdir) : NULL;
-        struct dirent *de2;
-        while (d2 && (de2 = readdir(d2)) != NULL) {
-            size_t n = strlen(de2->d_name);
-            char base[64];
-            if (n <= 5 || n - 5 >= sizeof base || strcmp(de2->d_name + n - 5, ".json") != 0)
-                continue;
-            memcpy(base, de2->d_name, n - 5);
-            base[n - 5] = '\0';
-            if (!hb_name_valid(base))
-                continue;
-            int fd = -1;
-            hb_err re;
-            hb_err_clear(&re);
-            int rc = hb_restore_lock_try(s, de->d_name, base, &fd, &re);
-            if (rc == HARVBK_E_BUSY)
-                continue; /* its restore is running in a live process */
-            if (rc == 0)
-                rc = hb_rjournal_recover(s, de->d_name, base, &re);
-            hb_restore_lock_release(s, de->d_name, base, fd);
-            if (rc)
-                hb_log_warn(s->log, "%s", re.msg);
-        }
-        if (d2)
-            closedir(d2);
-        hb_free(nsdir);
-    }
-    closedir(d);
+    int rc = hb_state_walk(top, NULL, "the restore journals", rjournal_scan_one, s, e);
     hb_free(top);
-    return 0;
+    return rc;
 }

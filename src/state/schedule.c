@@ -3,16 +3,14 @@
  * (state/schedule.h, docs/SCHEDULES.md "Where schedules live").
  */
 #include "schedule.h"
+#include "state.h"
 #include "../core/fsutil.h"
 #include "../core/json.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -377,168 +375,91 @@ int hb_sched_remove(const char *dir, const char *ns, const char *name, hb_err *e
     return rc;
 }
 
-void hb_sched_names_free(char **v, size_t n)
+typedef struct sched_walk {
+    hb_sched_id *v;
+    size_t n, cap;
+} sched_walk;
+
+static int sched_walk_one(const char *ns, const char *name, void *ud)
 {
-    for (size_t i = 0; i < n; i++)
-        hb_free(v[i]);
-    hb_free(v);
+    sched_walk *w = ud;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        hb_sched_id *v = hb_realloc(w->v, cap * sizeof *v);
+        if (!v)
+            return HARVBK_E_NOMEM;
+        w->v = v;
+        w->cap = cap;
+    }
+    snprintf(w->v[w->n].ns, sizeof w->v[w->n].ns, "%s", ns);
+    snprintf(w->v[w->n].name, sizeof w->v[w->n].name, "%s", name);
+    w->n++;
+    return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_id(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const hb_sched_id *x = a, *y = b;
+    int c = strcmp(x->ns, y->ns);
+    return c ? c : strcmp(x->name, y->name);
 }
 
-int hb_sched_names(const char *dir, char ***out, size_t *n, hb_err *e)
+int hb_sched_list(const char *dir, hb_sched_id **out, size_t *n, hb_err *e)
 {
     *out = NULL;
     *n = 0;
     char *top = hb_asprintf("%s/%s", dir, HB_SCHEDULES_DIR);
-    if (!top)
-        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    DIR *d = opendir(top);
-    if (!d) {
-        int err = errno;
-        hb_free(top);
-        return err == ENOENT ? 0
-                             : hb_seterr(e, hb_errno_code(err), "cannot read the schedules: %s",
-                                         strerror(err));
-    }
-    char **v = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc = 0;
-    struct dirent *de;
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        if (!hb_name_valid(de->d_name))
-            continue;
-        char *sub = hb_path_join(top, de->d_name);
-        DIR *d2 = sub ? opendir(sub) : NULL;
-        struct dirent *de2;
-        while (rc == 0 && d2 && (de2 = readdir(d2)) != NULL) {
-            size_t len = strlen(de2->d_name);
-            char base[64];
-            if (len <= 5 || len - 5 >= sizeof base || strcmp(de2->d_name + len - 5, ".json"))
-                continue;
-            memcpy(base, de2->d_name, len - 5);
-            base[len - 5] = '\0';
-            if (!hb_name_valid(base))
-                continue;
-            if (cnt == cap) {
-                size_t nc = cap ? cap * 2 : 16;
-                char **nv = hb_realloc(v, nc * sizeof *nv);
-                if (!nv) {
-                    rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
-                    break;
-                }
-                v = nv;
-                cap = nc;
-            }
-            if (!(v[cnt] = hb_asprintf("%s/%s", de->d_name, base)))
-                rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
-            else
-                cnt++;
-        }
-        if (d2)
-            closedir(d2);
-        hb_free(sub);
-    }
-    closedir(d);
+    sched_walk w = { NULL, 0, 0 };
+    int rc = hb_state_walk(top, NULL, "the schedules", sched_walk_one, &w, e);
     hb_free(top);
     if (rc) {
-        hb_sched_names_free(v, cnt);
+        if (e && e->code == 0)
+            hb_seterr(e, rc, NULL);
+        hb_free(w.v);
         return rc;
     }
-    if (cnt)
-        qsort(v, cnt, sizeof *v, cmp_str);
-    *out = v;
-    *n = cnt;
+    if (w.n > 1)
+        qsort(w.v, w.n, sizeof *w.v, cmp_id);
+    *out = w.v;
+    *n = w.n;
     return 0;
 }
 
 /* ---- locks: never unlinked, so every process locks the same inode ---- */
 
-static int lock_open(const char *dir, const char *ns, const char *name, const char *suffix,
-                     int *out_fd, hb_err *e)
+/* locks/schedule_<ns>_<name><suffix>.lock, or locks/schedules.lock (ns NULL) */
+static int lock(const char *dir, const char *ns, const char *name, const char *suffix, bool block,
+                int *out_fd, hb_err *e)
 {
     char *locks = hb_asprintf("%s/locks", dir);
-    char *path = ns ? hb_asprintf("%s/locks/schedule_%s_%s%s.lock", dir, ns, name, suffix)
-                    : hb_asprintf("%s/locks/schedules.lock", dir);
-    int rc = (locks && path) ? hb_mkdir_p(locks, 0700, e) : hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    if (rc == 0) {
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-            rc = hb_seterr(e, hb_errno_code(errno), "cannot open %s: %s", path,
-                           strerror(errno));
-        else
-            *out_fd = fd;
-    }
+    char file[200];
+    if (ns)
+        snprintf(file, sizeof file, "schedule_%s_%s%s.lock", ns, name, suffix);
+    else
+        snprintf(file, sizeof file, "schedules.lock");
+    int rc = locks ? hb_lock_file(locks, file, block, out_fd, e)
+                   : hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_free(locks);
-    hb_free(path);
     return rc;
-}
-
-static int lock_wait(int fd, const char *what, int *out_fd, hb_err *e)
-{
-    while (flock(fd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            int err = errno;
-            close(fd);
-            return hb_seterr(e, hb_errno_code(err), "cannot lock %s: %s", what, strerror(err));
-        }
-    }
-    *out_fd = fd;
-    return 0;
 }
 
 int hb_sched_global_lock(const char *dir, int *out_fd, hb_err *e)
 {
-    int fd = -1;
-    int rc = lock_open(dir, NULL, NULL, "", &fd, e);
-    return rc ? rc : lock_wait(fd, "the schedules", out_fd, e);
+    return lock(dir, NULL, NULL, "", true, out_fd, e);
 }
 
 int hb_sched_lock(const char *dir, const char *ns, const char *name, int *out_fd, hb_err *e)
 {
-    int fd = -1;
-    int rc = lock_open(dir, ns, name, "", &fd, e);
-    if (rc)
-        return rc;
-    char what[160];
-    snprintf(what, sizeof what, "schedule %s/%s", ns, name);
-    return lock_wait(fd, what, out_fd, e);
+    return lock(dir, ns, name, "", true, out_fd, e);
 }
 
 int hb_sched_run_lock_try(const char *dir, const char *ns, const char *name, int *out_fd,
                           hb_err *e)
 {
-    int fd = -1;
-    int rc = lock_open(dir, ns, name, ".run", &fd, e);
-    if (rc)
-        return rc;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        close(fd);
-        if (err == EWOULDBLOCK)
-            return hb_seterr(e, HARVBK_E_BUSY, "schedule %s/%s is running a firing", ns, name);
-        return hb_seterr(e, hb_errno_code(err), "cannot lock schedule %s/%s: %s", ns, name,
-                         strerror(err));
-    }
-    *out_fd = fd;
-    return 0;
-}
-
-int hb_sched_run_lock_held(const char *dir, const char *ns, const char *name, hb_err *e)
-{
-    int fd = -1;
-    int rc = hb_sched_run_lock_try(dir, ns, name, &fd, e);
-    if (rc == HARVBK_E_BUSY) {
-        hb_err_clear(e);
-        return 1;
-    }
-    if (rc)
-        return rc;
-    close(fd);
-    return 0;
+    int rc = lock(dir, ns, name, ".run", false, out_fd, e);
+    if (rc == HARVBK_E_BUSY)
+        hb_seterr(e, rc, "schedule %s/%s is running a firing", ns, name);
+    return rc;
 }
 
 void hb_sched_unlock(int fd)

@@ -80,9 +80,11 @@ int hb_sched_decode(const void *data, size_t len, hb_sched_rec *r, hb_err *e);
 int hb_sched_read(const char *dir, const char *ns, const char *name, hb_sched_rec *r, hb_err *e);
 int hb_sched_write(const char *dir, const hb_sched_rec *r, hb_err *e);
 int hb_sched_remove(const char *dir, const char *ns, const char *name, hb_err *e);
-/* Every schedule "ns/name" (sorted) into *out (free with hb_sched_names_free). */
-int hb_sched_names(const char *dir, char ***out, size_t *n, hb_err *e);
-void hb_sched_names_free(char **v, size_t n);
+/* Every schedule, sorted by namespace then name, into *out (hb_free it). */
+typedef struct hb_sched_id {
+    char ns[64], name[64];
+} hb_sched_id;
+int hb_sched_list(const char *dir, hb_sched_id **out, size_t *n, hb_err *e);
 
 /* Record lock: blocking exclusive flock (milliseconds at most; every holder
  * only reads and rewrites the record). Returns the fd in *out_fd. */
@@ -90,8 +92,6 @@ int hb_sched_lock(const char *dir, const char *ns, const char *name, int *out_fd
 /* Run lock: non-blocking; HARVBK_E_BUSY when another open file holds it. */
 int hb_sched_run_lock_try(const char *dir, const char *ns, const char *name, int *out_fd,
                           hb_err *e);
-/* 1 when someone holds the run lock, 0 when not, < 0 on error. */
-int hb_sched_run_lock_held(const char *dir, const char *ns, const char *name, hb_err *e);
 /* The lock of the whole schedule set (create/update: one schedule per VM,
  * 10 minutes apart), blocking: <state>/locks/schedules.lock. */
 int hb_sched_global_lock(const char *dir, int *out_fd, hb_err *e);

@@ -4,6 +4,7 @@
 #include "../core/fsutil.h"
 #include "../store/store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,4 +74,50 @@ const char *hb_entry_dir(int kind)
 const char *hb_entry_word(int kind)
 {
     return kind == HB_ENTRY_SNAPSHOT ? "snapshot" : "backup";
+}
+
+/* The walk of one namespace folder. */
+static int walk_ns(const char *top, const char *ns, hb_state_walk_cb cb, void *ud)
+{
+    char *nsdir = hb_path_join(top, ns);
+    if (!nsdir)
+        return HARVBK_E_NOMEM;
+    DIR *d = opendir(nsdir);
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && d && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        char base[64];
+        if (n <= 5 || n - 5 >= sizeof base || strcmp(de->d_name + n - 5, ".json") != 0)
+            continue;
+        memcpy(base, de->d_name, n - 5);
+        base[n - 5] = '\0';
+        if (hb_name_valid(base))
+            rc = cb(ns, base, ud);
+    }
+    if (d)
+        closedir(d);
+    hb_free(nsdir);
+    return rc;
+}
+
+int hb_state_walk(const char *top, const char *only_ns, const char *what, hb_state_walk_cb cb,
+                  void *ud, hb_err *e)
+{
+    if (!top)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    if (only_ns)
+        return hb_name_valid(only_ns) ? walk_ns(top, only_ns, cb, ud) : 0;
+    DIR *d = opendir(top);
+    if (!d)
+        return errno == ENOENT ? 0
+                               : hb_seterr(e, hb_errno_code(errno), "cannot read %s: %s", what,
+                                           strerror(errno));
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL)
+        if (hb_name_valid(de->d_name))
+            rc = walk_ns(top, de->d_name, cb, ud);
+    closedir(d);
+    return rc;
 }

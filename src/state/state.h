@@ -77,4 +77,14 @@ void hb_state_fini(hb_state *s);
 /* "<dir>/<a>/<b>/<c>" (NULL components end the list); new string */
 char *hb_state_path(const hb_state *s, const char *a, const char *b, const char *c);
 
+/* The state directory keeps one file per object: "<top>/<ns>/<name>.json".
+ * Calls cb(ns, name, ud) for each such file whose namespace and name are valid
+ * names (temporaries and hostile names are skipped), only in namespace
+ * `only_ns` when it is not NULL. An absent top or namespace folder is empty; a
+ * top that cannot be read is an error naming `what` ("the VM catalog"). A
+ * non-zero cb return stops the walk and is returned. */
+typedef int (*hb_state_walk_cb)(const char *ns, const char *name, void *ud);
+int hb_state_walk(const char *top, const char *only_ns, const char *what, hb_state_walk_cb cb,
+                  void *ud, hb_err *e);
+
 #endif

@@ -9,20 +9,12 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
-
-int64_t hb_synced_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void hb_synced_init(hb_synced *c)
 {
@@ -107,13 +99,16 @@ static int key_cmp(const char *ns1, const char *n1, const char *ns2, const char 
     return c ? c : strcmp(n1, n2);
 }
 
-/* Index of ns/name or where it would go (*found says which). */
-static size_t entry_pos(const hb_synced *c, const char *ns, const char *name, bool *found)
+/* Index of ns/name in a sorted array of structs that start with
+ * `char *ns, *name` (entries, tombs), or where it would go (*found says which). */
+static size_t key_pos(const void *base, size_t n, size_t stride, const char *ns,
+                      const char *name, bool *found)
 {
-    size_t lo = 0, hi = c->n;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int r = key_cmp(c->v[mid].ns, c->v[mid].name, ns, name);
+        char *const *k = (char *const *)((const char *)base + mid * stride);
+        int r = key_cmp(k[0], k[1], ns, name);
         if (r == 0) {
             *found = true;
             return mid;
@@ -127,23 +122,21 @@ static size_t entry_pos(const hb_synced *c, const char *ns, const char *name, bo
     return lo;
 }
 
+_Static_assert(offsetof(hb_synced_entry, ns) == 0 && offsetof(hb_synced_entry, name) ==
+                   sizeof(char *),
+               "entries start with ns, name");
+_Static_assert(offsetof(hb_synced_tomb, ns) == 0 && offsetof(hb_synced_tomb, name) ==
+                   sizeof(char *),
+               "tombs start with ns, name");
+
+static size_t entry_pos(const hb_synced *c, const char *ns, const char *name, bool *found)
+{
+    return key_pos(c->v, c->n, sizeof *c->v, ns, name, found);
+}
+
 static size_t tomb_pos(const hb_synced *c, const char *ns, const char *name, bool *found)
 {
-    size_t lo = 0, hi = c->nt;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int r = key_cmp(c->t[mid].ns, c->t[mid].name, ns, name);
-        if (r == 0) {
-            *found = true;
-            return mid;
-        }
-        if (r < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return key_pos(c->t, c->nt, sizeof *c->t, ns, name, found);
 }
 
 hb_synced_entry *hb_synced_find(const hb_synced *c, const char *ns, const char *name)
@@ -585,26 +578,10 @@ int hb_synced_save(const char *dir, const hb_synced *c, hb_err *e)
 
 int hb_synced_lock(const char *dir, int *out_fd, hb_err *e)
 {
-    *out_fd = -1;
     char *cdir = hb_asprintf("%s/%s", dir, HB_SYNCED_DIR);
-    char *path = cat_path(dir, HB_SYNCED_LOCK);
-    int rc = (!cdir || !path) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
-    if (rc == 0)
-        rc = hb_mkdir_p(cdir, 0700, e);
-    int fd = -1;
-    if (rc == 0 && (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
-        rc = hb_seterr(e, hb_errno_code(errno), "cannot open %s: %s", path, strerror(errno));
-    while (rc == 0 && flock(fd, LOCK_EX) != 0) {
-        if (errno == EINTR)
-            continue;
-        rc = hb_seterr(e, hb_errno_code(errno), "cannot lock %s: %s", path, strerror(errno));
-    }
-    if (rc && fd >= 0)
-        close(fd);
-    else if (rc == 0)
-        *out_fd = fd;
+    int rc = cdir ? hb_lock_file(cdir, HB_SYNCED_LOCK, true, out_fd, e)
+                  : hb_seterr(e, HARVBK_E_NOMEM, NULL);
     hb_free(cdir);
-    hb_free(path);
     return rc;
 }
 

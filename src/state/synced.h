@@ -126,7 +126,4 @@ static inline bool hb_synced_fp_same(hb_synced_fp have, hb_synced_fp listed)
     return have.size == listed.size && (have.mtime == 0 || have.mtime == listed.mtime);
 }
 
-/* Wall clock in milliseconds since the epoch. */
-int64_t hb_synced_now_ms(void);
-
 #endif
