@@ -17,7 +17,8 @@ set -euo pipefail
 BASE_PKGS=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev zlib1g-dev
            libnfs-dev libcjson-dev libcmocka-dev libzstd-dev liblz4-dev abigail-tools
            valgrind python3-botocore python3-boto3 openssl
-           nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2 tzdata)
+           nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2 tzdata
+           golang-go python3-pytest xfsprogs util-linux)
 BENCH_PKGS=(restic borgbackup)
 S3RVER_VERSION=3.7.1
 S3RVER_DIR=${HARVBK_S3RVER_DIR:-${XDG_CACHE_HOME:-~/.cache}/harvbk/s3rver-$S3RVER_VERSION}
