@@ -8,7 +8,9 @@
 #   3. valgrind     every test program of build/ under
 #                   valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect;
 #                   tests named *crash* or *bench* and script-driven tests
-#                   (abi/header/install checks) are skipped
+#                   (abi/header/install checks) are skipped, except the
+#                   examples' tests (label examples), whose script runs the
+#                   example under valgrind (HARVBK_EXAMPLE_WRAPPER)
 # Prints a summary; exits non-zero when anything failed.
 #
 # Options: --no-asan, --no-valgrind (quicker local runs).
@@ -98,6 +100,12 @@ run_valgrind() {
             echo "skip $name (crash/bench tests are not run under valgrind)"
             skipped=$((skipped + 1)); continue
         fi
+        # the examples' tests (label examples) are a script that runs the
+        # example under $HARVBK_EXAMPLE_WRAPPER: set to valgrind below
+        if [[ ,$_labels, == *,examples,* ]]; then
+            : >"$dir/$idx.example"
+            selected+=("$idx:$name"); continue
+        fi
         if [ "$program" = - ] || [ ! -f "$program" ] ||
            [ "$(head -c 4 "$program" | od -An -c | tr -d ' ')" != '177ELF' ] ||
            [[ $program == */bash || $program == */sh ]]; then
@@ -130,6 +138,10 @@ run_valgrind() {
             start=$(date +%s)
             lock=()
             [ -e "$dir/$idx.s3" ] && lock=(flock "$dir/s3.lock")
+            if [ -e "$dir/$idx.example" ]; then
+                export HARVBK_EXAMPLE_WRAPPER="$*"
+                set --
+            fi
             "${lock[@]}" timeout -k 10 "$t" bash "$dir/cmd/$idx.sh" "$@" >"$log" 2>&1
             rc=$?
             echo "$rc" >"$dir/$idx.rc"
