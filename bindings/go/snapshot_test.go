@@ -240,3 +240,50 @@ func TestSchedulesFakeClock(t *testing.T) {
 		t.Fatalf("Schedules: %+v %v", all, err)
 	}
 }
+
+// The runner thread: started, stopped explicitly, and stopped by Close.
+func TestScheduler(t *testing.T) {
+	e := newEnv(t)
+	base := openHandles()
+	s, err := e.ctx.StartScheduler(&RunOptions{Progress: func(d, t uint64) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	s.Stop()
+	if n := openHandles(); n != base {
+		t.Fatalf("%d handles after Stop, had %d", n, base)
+	}
+	if _, err := e.ctx.StartScheduler(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ctx.Close(); err != nil { // stops it first
+		t.Fatal(err)
+	}
+	if n := openHandles(); n != base {
+		t.Fatalf("%d handles after Close, had %d", n, base)
+	}
+}
+
+func TestMaintenance(t *testing.T) {
+	e := newEnv(t)
+	vm, _, _ := e.vmWithDisk(t, "default", "web", 64<<10, 24)
+	if err := e.ctx.EnterMaintenance(0); err != nil {
+		t.Fatal(err)
+	}
+	active, since, err := e.ctx.MaintenanceStatus()
+	if err != nil || !active || since.IsZero() {
+		t.Fatalf("status %v %v %v", active, since, err)
+	}
+	wantCode(t, e.ctx.Backup(context.Background(), vm, "b", nil), CodeMaintenance)
+	if err := e.ctx.ExitMaintenance(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ctx.Backup(context.Background(), vm, "b", nil); err != nil {
+		t.Fatal(err)
+	}
+	ops, err := e.ctx.Operations()
+	if err != nil || len(ops) != 0 {
+		t.Fatalf("operations %+v %v", ops, err)
+	}
+}
