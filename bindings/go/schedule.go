@@ -360,10 +360,12 @@ func (c *Context) StartScheduler(opts *RunOptions) (*Scheduler, error) {
 // Stop cancels the runs in progress (recorded as Cancelled), waits for them
 // and the thread. Stopping twice is a no-op.
 func (s *Scheduler) Stop() {
+	// held until the thread is joined: a second Stop (Context.Close, the
+	// finalizer) returns only once the first one is done
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	p := s.ptr
 	s.ptr = nil
-	s.mu.Unlock()
 	if p == nil {
 		return
 	}
