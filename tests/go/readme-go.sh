@@ -6,7 +6,8 @@
 # program is built in a module of its own that requires the binding through a
 # `replace` line (harvbk.dev/go/harvbk => SOURCE_DIR/bindings/go) and finds
 # the library through the INSTALLED harvbk.pc (pkg-config). The block's lines
-# are put into a main() unchanged; the test adds only: its paths replaced by
+# are put into a main() unchanged (but its import line, which goes into the
+# file's import list); the test adds only: its paths replaced by
 # directories of WORK_DIR, an error check after every line that sets err,
 # the Close calls the block's comments ask for, and a print of info.State.
 # It must print "Ready" and restore the disk byte for byte.
@@ -56,8 +57,8 @@ replace harvbk.dev/go/harvbk => $src/bindings/go
 MOD
 {
     printf 'package main\n\nimport (\n\t"context"\n\t"fmt"\n\t"log"\n\n\t"harvbk.dev/go/harvbk"\n)\n\n'
-    printf 'func main() {\n\tctx := context.Background()\n'
-    sed -e '/^import /d' -e '/^ctx := /d' \
+    printf 'func main() {\n'
+    sed -e '/^import /d' \
         -e "s#\"/var/lib/harvbk\"#\"$work/state\"#" \
         -e "s#\"file:///backups\"#\"file://$work/backups\"#" \
         -e "s#\"/images/web.raw\"#\"$work/images/web.raw\"#" \
