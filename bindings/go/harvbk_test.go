@@ -381,3 +381,34 @@ func TestVMInfoAndCatalog(t *testing.T) {
 	_, err = e.ctx.LookupVM("default", "web")
 	wantCode(t, err, CodeNotFound)
 }
+
+// Restore a backup over the VM it was taken of (replace), default policy
+// (the previous volume is deleted).
+func TestRestoreReplace(t *testing.T) {
+	e := newEnv(t)
+	vm, data, path := e.vmWithDisk(t, "default", "web", 2<<20, 7)
+	ctx := context.Background()
+	if err := e.ctx.RegisterVM(vm); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ctx.Backup(ctx, vm, "b1", nil); err != nil {
+		t.Fatal(err)
+	}
+	changed := append([]byte(nil), data...)
+	copy(changed[1000:], "overwritten")
+	os.WriteFile(path, changed, 0o644)
+	wantCode(t, e.ctx.Restore(ctx, "default", "b1", RestoreOptions{Replace: "default/web"}), CodeVMRunning)
+	if err := e.ctx.SetRegisteredPowerState("default", "web", PowerOff); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ctx.Restore(ctx, "default", "b1", RestoreOptions{Replace: "default/web"}); err != nil {
+		t.Fatal(err)
+	}
+	mustEqualFile(t, path, data)
+	ents, _ := os.ReadDir(filepath.Dir(path))
+	for _, en := range ents {
+		if strings.Contains(en.Name(), "retained") {
+			t.Fatalf("previous volume kept: %s", en.Name())
+		}
+	}
+}
