@@ -6,6 +6,7 @@
 #   ${libdir}/pkgconfig/harvbk.pc          shared library (-lharvbk); --static adds the
 #                                          private dependencies
 #   ${libdir}/pkgconfig/harvbk-static.pc   libharvbk.a + its dependencies
+#   (not installed) <build>/pkgconfig-uninstalled/harvbk.pc: the build tree
 #   ${libdir}/cmake/harvbk/                harvbkConfig.cmake, harvbkConfigVersion.cmake
 #                                          (SameMajorVersion), harvbkTargets*.cmake:
 #                                          harvbk::harvbk (shared), harvbk::harvbk_static
@@ -43,6 +44,21 @@ foreach(pc harvbk harvbk-static)
   install(FILES "${HARVBK_PC_GEN_DIR}/${pc}.pc"
           DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
 endforeach()
+
+# The same harvbk.pc for the build tree (not installed): the source headers
+# and the library as built, for programs built against the build directory
+# without installing it (the Go binding's tests: PKG_CONFIG_PATH=
+# ${PROJECT_BINARY_DIR}/pkgconfig-uninstalled).
+set(HARVBK_PC_PREFIX "${PROJECT_BINARY_DIR}")
+set(HARVBK_PC_LIBDIR "$<TARGET_FILE_DIR:harvbk>")
+set(HARVBK_PC_INCLUDEDIR "${PROJECT_SOURCE_DIR}/include")
+configure_file("${PROJECT_SOURCE_DIR}/pkgconfig/harvbk.pc.in"
+               "${PROJECT_BINARY_DIR}/pkgconfig-uninstalled/harvbk.pc.gen" @ONLY)
+file(GENERATE OUTPUT "${PROJECT_BINARY_DIR}/pkgconfig-uninstalled/harvbk.pc"
+     INPUT "${PROJECT_BINARY_DIR}/pkgconfig-uninstalled/harvbk.pc.gen")
+unset(HARVBK_PC_PREFIX)
+harvbk_pc_dir_(HARVBK_PC_LIBDIR "${CMAKE_INSTALL_LIBDIR}")
+harvbk_pc_dir_(HARVBK_PC_INCLUDEDIR "${CMAKE_INSTALL_INCLUDEDIR}")
 
 # ---- CMake package ----
 set(HARVBK_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/harvbk")

@@ -1,0 +1,3 @@
+module harvbk.dev/go/harvbk
+
+go 1.19

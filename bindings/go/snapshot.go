@@ -1,0 +1,168 @@
+package harvbk
+
+/*
+#include "helpers.h"
+*/
+import "C"
+
+import (
+	"context"
+	"unsafe"
+)
+
+// SnapshotOptions are the optional settings of a snapshot (nil: defaults).
+type SnapshotOptions struct {
+	Progress             ProgressFunc
+	Freeze, Thaw         FreezeFunc // as in BackupOptions
+	AllowCrashConsistent bool
+}
+
+// SnapshotStoreOptions configure the context's local snapshot store.
+type SnapshotStoreOptions struct {
+	Dir       string // absolute; "": <state dir>/snapshot-store
+	ChunkSize uint32 // when the store is created; 0: 4 MiB
+	Codec     string // "": zstd
+}
+
+// SetSnapshotStore configures the snapshot store (nil: the defaults).
+func (c *Context) SetSnapshotStore(opts *SnapshotStoreOptions) error {
+	var cs cstrings
+	defer cs.free()
+	o := SnapshotStoreOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	dir, err := cs.addOpt(o.Dir)
+	if err != nil {
+		return err
+	}
+	codec, err := cs.addOpt(o.Codec)
+	if err != nil {
+		return err
+	}
+	return c.do(func(p *C.harvbk_ctx) error {
+		var msg *C.char
+		rc := C.hbgo_snapshot_store_set(p, boolInt(opts == nil), dir, C.uint32_t(o.ChunkSize), codec, &msg)
+		return errFromMsg(rc, msg)
+	})
+}
+
+// SnapshotStoreDir is the absolute directory of the snapshot store.
+func (c *Context) SnapshotStoreDir() (string, error) {
+	var out string
+	err := c.do(func(p *C.harvbk_ctx) error {
+		var n C.size_t
+		if err := call(func() C.int { return C.harvbk_snapshot_store_dir(p, nil, 0, &n) }); err != nil {
+			return err
+		}
+		buf := make([]byte, int(n)+1)
+		if err := call(func() C.int {
+			return C.harvbk_snapshot_store_dir(p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), nil)
+		}); err != nil {
+			return err
+		}
+		out = string(buf[:n])
+		return nil
+	})
+	return out, err
+}
+
+// StartSnapshot starts a snapshot named name of vm into the snapshot store.
+// Errors at once: ErrExists, ErrQuotaExceeded (already at or over a
+// limit)...; while it runs: ErrQuotaExceeded (it would go over), ErrFreeze...
+func (c *Context) StartSnapshot(vm *VM, name string, opts *SnapshotOptions) (*Operation, error) {
+	if opts == nil {
+		opts = &SnapshotOptions{}
+	}
+	hk := &opHooks{progress: opts.Progress, freeze: opts.Freeze, thaw: opts.Thaw}
+	var flags C.uint
+	if opts.AllowCrashConsistent {
+		flags |= C.HARVBK_SNAPSHOT_ALLOW_CRASH_CONSISTENT
+	}
+	var cs cstrings
+	defer cs.free()
+	cname, err := cs.add(name)
+	if err != nil {
+		return nil, err
+	}
+	return c.startOp(hk, func(p *C.harvbk_ctx, h C.uintptr_t, out **C.harvbk_op, msg **C.char) C.int {
+		var rc C.int
+		err := vm.use(hk, func(v *C.harvbk_vm) error {
+			rc = C.hbgo_snapshot_create(out, p, v, cname, flags, h, boolInt(opts.Progress != nil),
+				boolInt(opts.Freeze != nil), boolInt(opts.Thaw != nil), msg)
+			return nil
+		})
+		if err != nil {
+			return vmUseFailed(err, msg)
+		}
+		return rc
+	})
+}
+
+// Snapshot takes a snapshot named name of vm and waits until it is Ready
+// (ctx cancels it).
+func (c *Context) Snapshot(ctx context.Context, vm *VM, name string, opts *SnapshotOptions) error {
+	return c.run(ctx, func() (*Operation, error) { return c.StartSnapshot(vm, name, opts) }, nil)
+}
+
+// SnapshotInfo describes snapshot namespace/name (ErrNotFound when absent).
+func (c *Context) SnapshotInfo(namespace, name string) (*BackupInfo, error) {
+	var out *BackupInfo
+	err := c.withNames(namespace, name, func(p *C.harvbk_ctx, ns, n *C.char) error {
+		var i *C.harvbk_backup_info
+		if err := call(func() C.int { return C.harvbk_snapshot_get(&i, p, ns, n) }); err != nil {
+			return err
+		}
+		defer C.harvbk_backup_info_free(i)
+		b := infoFromC(i)
+		out = &b
+		return nil
+	})
+	return out, err
+}
+
+// Snapshots lists every snapshot of the store, sorted by namespace then name.
+func (c *Context) Snapshots() ([]BackupInfo, error) {
+	var out []BackupInfo
+	err := c.do(func(p *C.harvbk_ctx) error {
+		var l *C.harvbk_backup_list
+		if err := call(func() C.int { return C.harvbk_snapshot_list_get(&l, p) }); err != nil {
+			return err
+		}
+		defer C.harvbk_backup_list_free(l)
+		out = listFromC(l)
+		return nil
+	})
+	return out, err
+}
+
+// StartVerifySnapshot starts reading and checking every chunk of a snapshot.
+func (c *Context) StartVerifySnapshot(namespace, name string, opts *OpOptions) (*Operation, error) {
+	return c.startVerify(1, namespace, name, opts)
+}
+
+// VerifySnapshot reads and checks every chunk of a snapshot.
+func (c *Context) VerifySnapshot(ctx context.Context, namespace, name string, opts *OpOptions) error {
+	return c.run(ctx, func() (*Operation, error) { return c.StartVerifySnapshot(namespace, name, opts) }, nil)
+}
+
+// DeleteSnapshot deletes a snapshot (ErrNotFound, ErrBusy).
+func (c *Context) DeleteSnapshot(namespace, name string) error {
+	return c.withNames(namespace, name, func(p *C.harvbk_ctx, ns, n *C.char) error {
+		return call(func() C.int { return C.harvbk_snapshot_delete(p, ns, n) })
+	})
+}
+
+// StartSnapshotGC starts garbage collection of the snapshot store.
+func (c *Context) StartSnapshotGC(opts *OpOptions) (*Operation, error) {
+	return c.startGC(1, opts)
+}
+
+// SnapshotGC removes the snapshot store's chunks no snapshot references.
+func (c *Context) SnapshotGC(ctx context.Context, opts *OpOptions) (GCResult, error) {
+	var res GCResult
+	err := c.run(ctx, func() (*Operation, error) { return c.StartSnapshotGC(opts) }, func(op *Operation) {
+		res, _ = op.GCResult()
+	})
+	return res, err
+}
