@@ -45,6 +45,11 @@ typedef struct hb_job {
      * it deletes anything and stops with HARVBK_E_BUSY once it has lapsed (a
      * backup may have started meanwhile; docs/FORMAT.md section 9). */
     hb_lease *lease;
+    /* backup only: hb_mono_ms() time after which the pipeline stops with
+     * HARVBK_E_TIMEOUT and deadline_msg (checked where cancellation is:
+     * before each chunk); 0: none. The freeze deadline of a backup. */
+    uint64_t deadline_ms;
+    const char *deadline_msg;
 } hb_job;
 
 typedef struct hb_backup_stats {
