@@ -20,7 +20,10 @@ typedef struct hb_vol_io {
     const char *name;
     const char *path;                  /* file or block device */
     int fd;                            /* already open descriptor, or -1 */
-    uint64_t size;                     /* required for callbacks; else from the file */
+    uint64_t size;                     /* required for callbacks; else from the file,
+                                          and when non-zero and smaller than the file
+                                          only that many bytes (a capture larger
+                                          than its volume) */
     harvbk_volume_read_cb read_cb;
     harvbk_volume_write_cb write_cb;
     void *payload;

@@ -370,6 +370,7 @@ static harvbk_backup_info *info_from_synced(const hb_synced_entry *x, int64_t sy
             return NULL;
         }
         in->vols[i].size = x->vols[i].size;
+        memcpy(in->vols[i].capture, x->vols[i].capture, sizeof in->vols[i].capture);
     }
     return in;
 }
