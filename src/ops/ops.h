@@ -387,6 +387,9 @@ int hb_sched_set_suspended(harvbk_ctx *ctx, const char *ns, const char *name, bo
 /* At open: settle the history items that processes which died left
  * InProgress (local records only; no target access). */
 void hb_sched_recover(harvbk_ctx *ctx);
+/* The checks of run options (a copy of the caller's): flags, hooks that need
+ * their pair. HARVBK_E_INVALID with a message. */
+int hb_sched_run_opts_check(const harvbk_schedule_run_options *opts, hb_err *e);
 /* Delete the entries of a schedule's failed runs (HARVBK_E_BUSY when one is in use). */
 int hb_sched_delete_failed(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
 

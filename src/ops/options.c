@@ -44,8 +44,10 @@ static const opts_kind kinds[HB_OPTS_N] = {
                            {0, sizeof(harvbk_snapshot_store_options)}},
     [HB_OPTS_SCHEDULE] = {"schedule options", HARVBK_SCHEDULE_OPTIONS_VERSION,
                           {0, sizeof(harvbk_schedule_options)}},
+    /* version 1 ended with resolve_payload */
     [HB_OPTS_SCHEDULE_RUN] = {"schedule run options", HARVBK_SCHEDULE_RUN_OPTIONS_VERSION,
-                              {0, sizeof(harvbk_schedule_run_options)}},
+                              {0, END_OF(harvbk_schedule_run_options, resolve_payload),
+                               sizeof(harvbk_schedule_run_options)}},
 };
 
 size_t hb_opts_size(int type, unsigned int version)

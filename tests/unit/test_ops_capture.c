@@ -78,7 +78,8 @@ struct hk {
     char *dir;               /* where captures are written */
     const char *decline;     /* volume it declines ("" path) */
     const char *fail;        /* volume it fails for (returns -1) */
-    int bad;                 /* 1: gives a missing path, 2: a capture too small */
+    int bad;                 /* 1: gives a missing path, 2: a capture too small,
+                                3: a capture larger than the volume (fine) */
     int sleep_ms;            /* takes this long */
     int captures, capture_at[NVOL + 1];
     /* the release hook */
@@ -252,10 +253,18 @@ static int capture_cb(const char *ns, const char *vm, const char *volume, const 
         snprintf(out, size, "%s/no-such-%s", h->dir, volume);
         return 0;
     }
-    if (path) /* a file volume: an LVM snapshot would be made here */
+    if (path) { /* a file volume: an LVM snapshot would be made here */
         CB_CHECK(h, copy_file(path, out) == 0);
-    else
+    } else if (h->bad == 3) { /* larger than the volume: its bytes, then others */
+        size_t n = vol_size[v] + 3 * CHUNK + 17;
+        uint8_t *b = malloc(n);
+        tu_fill_random(b, n, 55);
+        memcpy(b, h->data[v], vol_size[v]);
+        CB_CHECK(h, tu_write_file(out, b, n) == 0);
+        free(b);
+    } else {
         CB_CHECK(h, tu_write_file(out, h->data[v], h->bad == 2 ? 100 : vol_size[v]) == 0);
+    }
     return 0;
 }
 
@@ -668,6 +677,94 @@ static void test_snapshot_hook_capture(void **state)
     assert_true(harvbk_backup_info_frozen_ms(in) >= 0);
     harvbk_backup_info_free(in);
     assert_restored(&v, true, "s1", "copy0", 0, v.h.orig[0], vol_size[0]);
+    env_close(&v);
+}
+
+/* Scheduled runs take the same hooks (schedule run options version 2). */
+static int resolve_cb(harvbk_vm **out, const char *ns, const char *name, void *p)
+{
+    hk *h = p;
+    harvbk_vm *vm = NULL;
+    int rc = harvbk_vm_new(&vm, ns, name);
+    for (int k = 0; rc == 0 && k < NVOL; k++)
+        rc = harvbk_vm_add_volume_callbacks(vm, vol_name[k], vol_size[k], read_cb, NULL,
+                                            &h->vp[k]);
+    *out = vm;
+    return rc;
+}
+
+#define H(h) (1893456000000LL + (int64_t)(h)*3600000LL) /* 2030-01-01 + h hours, UTC */
+
+static void test_scheduled_run_captures(void **state)
+{
+    (void)state;
+    env v;
+    env_open(&v, "cap-sched", NULL);
+    v.h.mutate_on_thaw = true;
+    char *disk = tu_path2(v.root, "disk0.raw"); /* the catalog wants a file volume */
+    assert_int_equal(tu_write_file(disk, "x", 1), 0);
+    assert_int_equal(harvbk_vm_add_volume_file(v.vm, "disk0", disk), 0);
+    assert_int_equal(harvbk_vm_register(v.ctx, v.vm), 0);
+    harvbk_schedule_options o = HARVBK_SCHEDULE_OPTIONS_INIT;
+    o.type = HARVBK_SCHEDULE_BACKUP;
+    o.vm_name = "vm1";
+    o.cron = "0 * * * *";
+    o.now_ms = H(0) + 30 * 60000;
+    assert_int_equal(harvbk_schedule_create(v.ctx, "default", "hourly", &o), 0);
+    harvbk_schedule_run_options ro = HARVBK_SCHEDULE_RUN_OPTIONS_INIT;
+    ro.resolve_cb = resolve_cb;
+    ro.resolve_payload = &v.h;
+    ro.freeze_cb = freeze_cb;
+    ro.thaw_cb = thaw_cb;
+    ro.freeze_payload = &v.h;
+    ro.capture_cb = capture_cb;
+    ro.capture_payload = &v.h;
+    harvbk_op *op = NULL;
+    /* refused: a capture hook without a release hook; an unknown flag */
+    assert_int_equal(harvbk_schedule_run_due(&op, v.ctx, H(1), &ro), HARVBK_E_INVALID);
+    assert_string_equal(harvbk_error_last(), "a capture hook needs a release hook");
+    ro.release_cb = release_cb;
+    ro.flags = HARVBK_BACKUP_NO_REFLINK;
+    assert_int_equal(harvbk_schedule_run_due(&op, v.ctx, H(1), &ro), HARVBK_E_INVALID);
+    harvbk_scheduler *sch = NULL;
+    assert_int_equal(harvbk_scheduler_start(&sch, v.ctx, &ro), HARVBK_E_INVALID);
+    ro.flags = HARVBK_SCHEDULE_RUN_NO_REFLINK;
+    assert_int_equal(harvbk_schedule_run_due(&op, v.ctx, H(1), &ro), 0);
+    assert_non_null(op);
+    assert_int_equal(harvbk_op_wait(op), 0);
+    assert_int_equal(harvbk_schedule_run_count(op), 1);
+    int st = 0;
+    assert_int_equal(harvbk_schedule_run_at(op, 0, NULL, NULL, NULL, NULL, &st, NULL, NULL), 0);
+    assert_int_equal(st, HARVBK_SCHEDULE_RUN_READY);
+    harvbk_op_free(op);
+    assert_int_equal(v.h.captures, 2);
+    assert_int_equal(v.h.releases, 2);
+    assert_int_equal(v.h.reads, 0);
+    harvbk_backup_info *in = get_info(&v, false, "hourly-20300101-0100");
+    assert_string_equal(harvbk_backup_info_capture(in), "hook");
+    assert_true(harvbk_backup_info_frozen_ms(in) >= 0);
+    harvbk_backup_info_free(in);
+    assert_restored(&v, false, "hourly-20300101-0100", "copy0", 0, v.h.orig[0], vol_size[0]);
+    free(disk);
+    env_close(&v);
+}
+
+/* A capture larger than its volume (an LVM snapshot rounded up to its
+ * extents): only the volume's size is read. */
+static void test_larger_capture(void **state)
+{
+    (void)state;
+    env v;
+    env_open(&v, "cap-larger", NULL);
+    env_callback_volumes(&v);
+    v.h.bad = 3;
+    harvbk_backup_options bo = hooks_opts(&v);
+    assert_int_equal(run_backup(&v, "b1", &bo, NULL, 0), 0);
+    harvbk_backup_info *in = get_info(&v, false, "b1");
+    assert_int_equal(harvbk_backup_info_volume_size(in, 1), vol_size[1]);
+    assert_int_equal(harvbk_backup_info_logical_bytes(in), vol_size[0] + vol_size[1]);
+    harvbk_backup_info_free(in);
+    assert_restored(&v, false, "b1", "copy1", 1, v.h.orig[1], vol_size[1]);
     env_close(&v);
 }
 
@@ -1123,6 +1220,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_capture_without_release_is_refused),
         cmocka_unit_test(test_capture_without_freeze),
         cmocka_unit_test(test_snapshot_hook_capture),
+        cmocka_unit_test(test_scheduled_run_captures),
+        cmocka_unit_test(test_larger_capture),
         cmocka_unit_test(test_freeze_deadline),
         cmocka_unit_test(test_deadline_does_not_bound_captures),
         cmocka_unit_test(test_no_reflink_flag_reads_frozen),

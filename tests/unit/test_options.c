@@ -50,6 +50,11 @@ static void test_init_writes_only_its_version(void **state)
     check_init(HB_OPTS_SNAPSTORE, (init_fn)harvbk_snapshot_store_options_init, 1, "store");
     check_init(HB_OPTS_SCHEDULE, (init_fn)harvbk_schedule_options_init, 1, "schedule");
     check_init(HB_OPTS_SCHEDULE_RUN, (init_fn)harvbk_schedule_run_options_init, 1, "run");
+    check_init(HB_OPTS_SCHEDULE_RUN, (init_fn)harvbk_schedule_run_options_init, 2, "run");
+    assert_int_equal(hb_opts_size(HB_OPTS_SCHEDULE_RUN, 1),
+                     offsetof(harvbk_schedule_run_options, capture_cb));
+    assert_int_equal(hb_opts_size(HB_OPTS_SCHEDULE_RUN, 2),
+                     sizeof(harvbk_schedule_run_options));
     assert_true(hb_opts_size(HB_OPTS_RESTORE, 1) < hb_opts_size(HB_OPTS_RESTORE, 2));
     assert_int_equal(hb_opts_size(HB_OPTS_RESTORE, 2), sizeof(harvbk_restore_options));
     /* version 2 of backup and snapshot options added the freeze window */
