@@ -543,14 +543,20 @@ static int capture_all(backup_job *j, const int *fds, uint64_t *sizes, uint64_t 
     uint64_t t0 = hb_mono_ms();
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
+        if (hb_op_cancelled(j->op)) {
+            rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
+            break;
+        }
         rc = hb_capture_volume(&j->hooks, vm, i, fds[i], sizes[i], &ctx->log, &caps[i], e);
-        const char *name = hb_capture_name(caps[i].method);
-        memcpy(j->rec.vols[i].capture, name, strlen(name) + 1);
-        by[caps[i].method]++;
         if (rc == 0 && caps[i].method == HB_CAPTURE_REFLINK && caps[i].size != sizes[i]) {
             *logical = *logical - sizes[i] + caps[i].size;
             sizes[i] = j->rec.vols[i].size = caps[i].size;
         }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *name = hb_capture_name(caps[i].method);
+        memcpy(j->rec.vols[i].capture, name, strlen(name) + 1);
+        by[caps[i].method]++;
     }
     j->rec.logical_bytes = *logical;
     atomic_store(&j->op->total, *logical);
