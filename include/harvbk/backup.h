@@ -38,8 +38,12 @@ HARVBK_API void harvbk_ranges_free(harvbk_ranges *ranges);
 /** Flags of harvbk_backup_options.flags. */
 #define HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT 0x1u /* freeze failure: go on, mark
                                                      the backup crash-consistent */
+#define HARVBK_BACKUP_NO_REFLINK 0x10u            /* no reflink capture of file
+                                                     volumes (since 1.1; a value
+                                                     no other options type uses) */
 
-#define HARVBK_BACKUP_OPTIONS_VERSION 1
+/* Version 2 (since 1.1) added capture_cb .. freeze_deadline_ms. */
+#define HARVBK_BACKUP_OPTIONS_VERSION 2
 
 typedef struct harvbk_backup_options {
     unsigned int version;                /* HARVBK_BACKUP_OPTIONS_VERSION */
@@ -57,9 +61,23 @@ typedef struct harvbk_backup_options {
     harvbk_freeze_cb freeze_cb;          /* may be NULL: no freeze */
     harvbk_freeze_cb thaw_cb;            /* called once after a successful freeze */
     void *freeze_payload;
+    /* ---- version 2: the freeze window (harvbk/operation.h, docs/THREADING.md) ---- */
+    /* Capture hook for volumes a reflink cannot capture; NULL: none. */
+    harvbk_capture_cb capture_cb;
+    /* Required with capture_cb (else HARVBK_E_INVALID): called once per capture. */
+    harvbk_capture_release_cb release_cb;
+    void *capture_payload;               /* for both */
+    /* Longest time (ms) the VM may stay frozen while volumes that were not
+     * captured are read, counted from the freeze hook's return. When it
+     * passes before they were read, the operation stops, thaws, and fails
+     * with HARVBK_E_TIMEOUT ("freeze deadline of N ms passed ..."). Checked
+     * before every chunk read while frozen (a read in flight is finished
+     * first); captures are not bounded by it. 0: no deadline. */
+    uint32_t freeze_deadline_ms;
 } harvbk_backup_options;
 
-#define HARVBK_BACKUP_OPTIONS_INIT { HARVBK_BACKUP_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0 }
+#define HARVBK_BACKUP_OPTIONS_INIT \
+    { HARVBK_BACKUP_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 HARVBK_API int harvbk_backup_options_init(harvbk_backup_options *opts, unsigned int version);
 
@@ -69,8 +87,11 @@ HARVBK_API int harvbk_backup_options_init(harvbk_backup_options *opts, unsigned 
  * InProgress at once. The VM description is copied.
  * Errors (returned at once): HARVBK_E_INVALID, HARVBK_E_VERSION, HARVBK_E_NOTARGET,
  * HARVBK_E_EXISTS (a backup of that name exists), HARVBK_E_BUSY.
+ * (also: a freeze hook without a thaw hook, a capture hook without a release
+ * hook, unknown flags).
  * Errors of the running backup (from harvbk_op_wait): HARVBK_E_IO, HARVBK_E_TARGET,
- * HARVBK_E_FREEZE, HARVBK_E_CANCELLED, ...
+ * HARVBK_E_FREEZE, HARVBK_E_CALLBACK (a capture or release hook failed),
+ * HARVBK_E_TIMEOUT (the freeze deadline passed), HARVBK_E_CANCELLED, ...
  */
 HARVBK_API int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm,
                                     const char *name, const harvbk_backup_options *opts);
@@ -117,12 +138,32 @@ HARVBK_API int harvbk_backup_info_crash_consistent(const harvbk_backup_info *inf
  *  Recorded in the entry's JSON ("thaw_failed"), its manifest and the synced
  *  catalog. 0 otherwise. Since 1.1. */
 HARVBK_API int harvbk_backup_info_thaw_failed(const harvbk_backup_info *info);
+/** How long the VM was kept frozen, in ms: from the freeze hook's return to
+ *  the thaw hook's call (the hooks' own time not included). With a capture
+ *  that is the capture step; without, it includes reading the volumes.
+ *  -1 when the VM was not frozen (no freeze hook, or it failed), for entries
+ *  written before 1.1, and for NULL. Also set on failed entries that got as
+ *  far as the thaw. Since 1.1. */
+HARVBK_API int64_t harvbk_backup_info_frozen_ms(const harvbk_backup_info *info);
+/** How the volumes were captured (harvbk/operation.h): "reflink" or "hook"
+ *  when every volume was captured that way, "mixed" when the volumes differ
+ *  (some by reflink, some by hook, some not captured:
+ *  harvbk_backup_info_volume_capture() says which), "none" when none was
+ *  captured (every volume read from where it is; also entries written
+ *  before 1.1). A newer library may record other names. Static or borrowed
+ *  from the info; NULL for NULL. Since 1.1. */
+HARVBK_API const char *harvbk_backup_info_capture(const harvbk_backup_info *info);
+/** How volume i was captured: "reflink", "hook" or "none"; NULL when out of
+ *  range. Since 1.1. */
+HARVBK_API const char *harvbk_backup_info_volume_capture(const harvbk_backup_info *info,
+                                                         size_t i);
 /** Name of the schedule (in the entry's namespace) that made this backup or
  *  snapshot, NULL when it was not made by a schedule (harvbk/schedule.h). */
 HARVBK_API const char *harvbk_backup_info_schedule(const harvbk_backup_info *info);
 /** JSON object describing the backup in *out (free with harvbk_string_free()).
  *  Keys: namespace, name, vm, state, logical_bytes, uploaded_bytes, error,
- *  created, volumes, crash_consistent, thaw_failed, ... */
+ *  created, volumes (name, size, capture), crash_consistent, thaw_failed,
+ *  frozen_ms (null when not frozen), capture, ... */
 HARVBK_API int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out);
 
 /** All backups of the context's synced catalog plus this context's unfinished

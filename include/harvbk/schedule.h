@@ -212,7 +212,12 @@ HARVBK_API void harvbk_schedule_list_free(harvbk_schedule_list *list);
 typedef int (*harvbk_vm_resolve_cb)(harvbk_vm **out, const char *namespace_, const char *name,
                                     void *payload);
 
-#define HARVBK_SCHEDULE_RUN_OPTIONS_VERSION 1
+/** Flags of harvbk_schedule_run_options.flags (since 1.1). */
+#define HARVBK_SCHEDULE_RUN_NO_REFLINK 0x40u /* no reflink capture of file volumes
+                                                (a value no other options type uses) */
+
+/* Version 2 (since 1.1) added capture_cb .. flags. */
+#define HARVBK_SCHEDULE_RUN_OPTIONS_VERSION 2
 
 typedef struct harvbk_schedule_run_options {
     unsigned int version;           /* HARVBK_SCHEDULE_RUN_OPTIONS_VERSION */
@@ -227,10 +232,17 @@ typedef struct harvbk_schedule_run_options {
     /* NULL: the VM as registered in the context's catalog (harvbk_vm_lookup). */
     harvbk_vm_resolve_cb resolve_cb;
     void *resolve_payload;
+    /* ---- version 2: the freeze window of each run, as in
+     * harvbk_backup_options (harvbk/operation.h, docs/THREADING.md) ---- */
+    harvbk_capture_cb capture_cb;         /* NULL: none */
+    harvbk_capture_release_cb release_cb; /* required with capture_cb */
+    void *capture_payload;
+    uint32_t freeze_deadline_ms;          /* 0: none */
+    unsigned int flags;                   /* HARVBK_SCHEDULE_RUN_* */
 } harvbk_schedule_run_options;
 
 #define HARVBK_SCHEDULE_RUN_OPTIONS_INIT \
-    { HARVBK_SCHEDULE_RUN_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 }
+    { HARVBK_SCHEDULE_RUN_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 HARVBK_API int harvbk_schedule_run_options_init(harvbk_schedule_run_options *opts,
                                                 unsigned int version);

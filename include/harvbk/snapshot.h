@@ -77,8 +77,12 @@ HARVBK_API int harvbk_snapshot_store_dir(harvbk_ctx *ctx, char *buf, size_t size
 /** Flags of harvbk_snapshot_options.flags. */
 #define HARVBK_SNAPSHOT_ALLOW_CRASH_CONSISTENT 0x1u /* freeze failure: go on, mark
                                                        the snapshot crash-consistent */
+#define HARVBK_SNAPSHOT_NO_REFLINK 0x20u          /* no reflink capture of file
+                                                       volumes (since 1.1; a value
+                                                       no other options type uses) */
 
-#define HARVBK_SNAPSHOT_OPTIONS_VERSION 1
+/* Version 2 (since 1.1) added capture_cb .. freeze_deadline_ms. */
+#define HARVBK_SNAPSHOT_OPTIONS_VERSION 2
 
 typedef struct harvbk_snapshot_options {
     unsigned int version;           /* HARVBK_SNAPSHOT_OPTIONS_VERSION */
@@ -87,13 +91,20 @@ typedef struct harvbk_snapshot_options {
     void *progress_payload;
     /* One freeze for the whole VM: called once before the first volume is
      * read, the thaw once after the last one (also on failure or cancel,
-     * whenever the freeze succeeded). May be NULL: no freeze. */
+     * whenever the freeze succeeded). May be NULL: no freeze. With a
+     * capture (below) the thaw comes after the capture, before the reads. */
     harvbk_freeze_cb freeze_cb;
     harvbk_freeze_cb thaw_cb;
     void *freeze_payload;
+    /* ---- version 2: the freeze window, as in harvbk_backup_options ---- */
+    harvbk_capture_cb capture_cb;         /* NULL: none */
+    harvbk_capture_release_cb release_cb; /* required with capture_cb */
+    void *capture_payload;
+    uint32_t freeze_deadline_ms;          /* 0: none */
 } harvbk_snapshot_options;
 
-#define HARVBK_SNAPSHOT_OPTIONS_INIT { HARVBK_SNAPSHOT_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0 }
+#define HARVBK_SNAPSHOT_OPTIONS_INIT \
+    { HARVBK_SNAPSHOT_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 HARVBK_API int harvbk_snapshot_options_init(harvbk_snapshot_options *opts,
                                             unsigned int version);
@@ -110,7 +121,9 @@ HARVBK_API int harvbk_snapshot_options_init(harvbk_snapshot_options *opts,
  * Errors of the running snapshot (from harvbk_op_wait): HARVBK_E_QUOTA (the
  * new data would push the usage over a limit: what the snapshot wrote is
  * removed, the usage is what it was before), HARVBK_E_FREEZE, HARVBK_E_IO,
- * HARVBK_E_CANCELLED, HARVBK_E_BUSY (a gc of the store ran for too long), ...
+ * HARVBK_E_CALLBACK (a capture or release hook failed), HARVBK_E_TIMEOUT (the
+ * freeze deadline passed), HARVBK_E_CANCELLED, HARVBK_E_BUSY (a gc of the
+ * store ran for too long), ...
  */
 HARVBK_API int harvbk_snapshot_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm,
                                       const char *name, const harvbk_snapshot_options *opts);

@@ -477,3 +477,73 @@ int hb_lock_file(const char *dir, const char *file, bool block, int *out_fd, hb_
     hb_free(path);
     return rc;
 }
+
+/* ---- reflink copies (the freeze window's "reflink" capture) ---- */
+
+/* Where a clone of the file behind `path` goes: the directory of the file
+ * itself (symbolic links resolved), where FICLONE can share its extents. */
+static char *clone_dir(const char *path)
+{
+    char *real = realpath(path, NULL);
+    const char *p = real ? real : path;
+    const char *slash = strrchr(p, '/');
+    char *dir;
+    if (!slash)
+        dir = hb_strdup(".");
+    else if (slash == p)
+        dir = hb_strdup("/");
+    else
+        dir = hb_strndup(p, (size_t)(slash - p));
+    free(real); /* realpath allocates with malloc */
+    return dir;
+}
+
+int hb_reflink_clone(int src_fd, const char *path, int *out_fd, hb_err *e)
+{
+    *out_fd = -1;
+#ifdef FICLONE
+    struct stat sb;
+    if (fstat(src_fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return hb_seterr(e, HARVBK_E_UNSUPPORTED, "not a regular file");
+    char *dir = clone_dir(path);
+    if (!dir)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    /* invisible, and gone with its last descriptor (also when we crash) */
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    int err = errno;
+    if (fd < 0 && (err == EOPNOTSUPP || err == EISDIR || err == EINVAL)) {
+        /* no O_TMPFILE here: a hidden name, unlinked at once (a crash in
+         * between leaves an empty file) */
+        char *tmpl = hb_asprintf("%s/.harvbk-capture-XXXXXX", dir);
+        if (!tmpl) {
+            hb_free(dir);
+            return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+        }
+        fd = mkostemp(tmpl, O_CLOEXEC);
+        err = errno;
+        if (fd >= 0)
+            unlink(tmpl);
+        hb_free(tmpl);
+    }
+    if (fd < 0) {
+        hb_seterr(e, HARVBK_E_UNSUPPORTED, "cannot create a file in '%s': %s", dir,
+                  strerror(err));
+        hb_free(dir);
+        return HARVBK_E_UNSUPPORTED;
+    }
+    if (ioctl(fd, FICLONE, src_fd) != 0) {
+        err = errno;
+        close(fd);
+        hb_seterr(e, HARVBK_E_UNSUPPORTED, "FICLONE into '%s' failed: %s", dir, strerror(err));
+        hb_free(dir);
+        return HARVBK_E_UNSUPPORTED;
+    }
+    hb_free(dir);
+    *out_fd = fd;
+    return 0;
+#else
+    (void)src_fd;
+    (void)path;
+    return hb_seterr(e, HARVBK_E_UNSUPPORTED, "reflinks (FICLONE) are not supported here");
+#endif
+}

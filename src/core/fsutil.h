@@ -45,6 +45,16 @@ int hb_open_volume(const char *path, int flags, mode_t mode, const char *what, h
 /* The same check for a descriptor a caller supplied: 0 when fd is a regular
  * file or a block device, else HARVBK_E_INVALID naming `what`. */
 int hb_check_volume_fd(int fd, const char *what, hb_err *e);
+/* A reflink copy (FICLONE) of the regular file open on src_fd, whose path is
+ * `path`, into a new file that has no name: created with O_TMPFILE in the
+ * directory of the file itself (links resolved), or where O_TMPFILE is not
+ * supported as a hidden ".harvbk-capture-XXXXXX" unlinked right after it
+ * was created. The copy shares the file's extents (no data is copied) and
+ * its space goes when *out_fd is closed. 0 with *out_fd, or
+ * HARVBK_E_UNSUPPORTED with the reason (no reflinks on that filesystem,
+ * another filesystem, no write access to the directory, not a regular file)
+ * or HARVBK_E_NOMEM. */
+int hb_reflink_clone(int src_fd, const char *path, int *out_fd, hb_err *e);
 /* rename() that never replaces an existing file (-1 with errno EEXIST). */
 int hb_rename_noreplace(const char *from, const char *to);
 

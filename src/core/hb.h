@@ -89,6 +89,20 @@ bool hb_name_valid(const char *s);
 /* Checks name, sets a clear HARVBK_E_INVALID message naming `what`. */
 int hb_check_name(const char *what, const char *s, hb_err *e);
 
+/* ---- the freeze window of a backup or snapshot (docs/THREADING.md) ---- */
+/* Capture methods are short names, 1..15 of [a-z0-9-]: "reflink", "hook",
+ * "mixed" (entries only); "" means "none" (read from the live volume), the
+ * default, never written. A name a newer writer recorded is kept as it is. */
+#define HB_CAPTURE_MAX 16
+bool hb_capture_name_valid(const char *s);
+/* What an entry records about its freeze window (manifest, local record,
+ * catalog, info): zero-initialised means "not frozen, not captured". */
+typedef struct hb_freeze_rec {
+    bool frozen;                  /* the freeze hook returned 0 */
+    uint64_t frozen_ms;           /* then: ms from its return to the thaw call */
+    char capture[HB_CAPTURE_MAX]; /* "" (none), "reflink", "hook", "mixed" */
+} hb_freeze_rec;
+
 /* ---- hashing and hex ---- */
 #define HB_DIGEST_LEN 32
 #define HB_DIGEST_HEX_LEN 64

@@ -119,6 +119,50 @@ int hb_json_get_bool(const cJSON *obj, const char *field, bool required, bool *o
     return 0;
 }
 
+int hb_json_get_capture(const cJSON *obj, const char *field, char out[HB_CAPTURE_MAX],
+                        const char *what, hb_err *e)
+{
+    out[0] = 0;
+    const char *s = NULL;
+    int rc = hb_json_get_str(obj, field, false, &s, what, e);
+    if (rc || !s || strcmp(s, "none") == 0)
+        return rc;
+    if (!hb_capture_name_valid(s))
+        return hb_seterr(e, HARVBK_E_CORRUPT,
+                         "%s: field \"%s\" is not a capture method (1..%d of [a-z0-9-])", what,
+                         field, HB_CAPTURE_MAX - 1);
+    memcpy(out, s, strlen(s) + 1);
+    return 0;
+}
+
+int hb_json_get_freeze(const cJSON *obj, hb_freeze_rec *out, const char *what, hb_err *e)
+{
+    memset(out, 0, sizeof *out);
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, "frozen_ms");
+    if (it) {
+        int rc = hb_json_get_u64(obj, "frozen_ms", true, &out->frozen_ms, what, e);
+        if (rc)
+            return rc;
+        if (out->frozen_ms > ((uint64_t)1 << 53))
+            return hb_seterr(e, HARVBK_E_CORRUPT, "%s: field \"frozen_ms\" is out of range",
+                             what);
+        out->frozen = true;
+    }
+    return hb_json_get_capture(obj, "capture", out->capture, what, e);
+}
+
+bool hb_json_add_capture(cJSON *obj, const char *c)
+{
+    return !c[0] || cJSON_AddStringToObject(obj, "capture", c) != NULL;
+}
+
+bool hb_json_add_freeze(cJSON *obj, const hb_freeze_rec *f)
+{
+    if (f->frozen && !hb_json_add_u64(obj, "frozen_ms", f->frozen_ms))
+        return false;
+    return hb_json_add_capture(obj, f->capture);
+}
+
 cJSON *hb_json_add_u64(cJSON *obj, const char *field, uint64_t v)
 {
     return cJSON_AddNumberToObject(obj, field, (double)v);

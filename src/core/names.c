@@ -21,6 +21,19 @@ bool hb_name_valid(const char *s)
     return is_alnum_lower(s[0]) && is_alnum_lower(s[n - 1]);
 }
 
+bool hb_capture_name_valid(const char *s)
+{
+    if (!s)
+        return false;
+    size_t n = strlen(s);
+    if (n == 0 || n >= HB_CAPTURE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum_lower(s[i]) && s[i] != '-')
+            return false;
+    return true;
+}
+
 int hb_check_name(const char *what, const char *s, hb_err *e)
 {
     if (!what)

@@ -226,6 +226,8 @@ int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *p
                 close(fd);
             return rc;
         }
+        if (vol->size && vol->size < size)
+            size = vol->size; /* the volume's part of a larger capture */
         struct stat sb;
         if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
             holes.fd = fd;

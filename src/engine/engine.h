@@ -20,7 +20,10 @@ typedef struct hb_vol_io {
     const char *name;
     const char *path;                  /* file or block device */
     int fd;                            /* already open descriptor, or -1 */
-    uint64_t size;                     /* required for callbacks; else from the file */
+    uint64_t size;                     /* required for callbacks; else from the file,
+                                          and when non-zero and smaller than the file
+                                          only that many bytes (a capture larger
+                                          than its volume) */
     harvbk_volume_read_cb read_cb;
     harvbk_volume_write_cb write_cb;
     void *payload;
@@ -45,6 +48,11 @@ typedef struct hb_job {
      * it deletes anything and stops with HARVBK_E_BUSY once it has lapsed (a
      * backup may have started meanwhile; docs/FORMAT.md section 9). */
     hb_lease *lease;
+    /* backup only: hb_mono_ms() time after which the pipeline stops with
+     * HARVBK_E_TIMEOUT and deadline_msg (checked where cancellation is:
+     * before each chunk); 0: none. The freeze deadline of a backup. */
+    uint64_t deadline_ms;
+    const char *deadline_msg;
 } hb_job;
 
 typedef struct hb_backup_stats {

@@ -76,6 +76,11 @@ bool hb_pipe_stopped(hb_pipe *p)
         hb_pipe_fail(p, HARVBK_E_CANCELLED, NULL);
         return true;
     }
+    if (p->job && p->job->deadline_ms && hb_mono_ms() >= p->job->deadline_ms) {
+        hb_pipe_failf(p, HARVBK_E_TIMEOUT, "%s",
+                      p->job->deadline_msg ? p->job->deadline_msg : "deadline passed");
+        return true;
+    }
     return false;
 }
 

@@ -34,7 +34,8 @@ void hb_pipe_destroy(hb_pipe *p);
  * src may be NULL or have an empty message. Returns code. */
 int hb_pipe_fail(hb_pipe *p, int code, const hb_err *src);
 int hb_pipe_failf(hb_pipe *p, int code, const char *fmt, ...) HB_PRINTF(3, 4);
-/* True once the pipeline must stop: failure, cancel flag, progress veto. */
+/* True once the pipeline must stop: failure, cancel flag, progress veto, the
+ * job's deadline (HARVBK_E_TIMEOUT). */
 bool hb_pipe_stopped(hb_pipe *p);
 /* Report delta units to job->progress (serialised). A non-zero return from the
  * callback cancels. Returns false when the pipeline must stop. */

@@ -14,7 +14,10 @@
  *   3. load the VM's newest backup in the target as the previous one: its
  *      indexes give unchanged chunks (with changed ranges) and chunk ids that
  *      need no upload - only those the store still holds (one listing);
- *   4. freeze (optional), read every volume through the engine, thaw;
+ *   4. the freeze window (docs/THREADING.md): freeze (optional), capture
+ *      what can be captured (capture.c: reflink, capture hook), read the
+ *      volumes that were not captured (bounded by the freeze deadline),
+ *      thaw, then read the captures, releasing each after its read;
  *   5. write the records of the VM's images (images/<ns>/<name>.json,
  *      docs/IMAGES.md), confirm the claim (after a lease lapse: renew, wait
  *      for gc, re-check every referenced chunk), write the indexes, then the
@@ -59,6 +62,8 @@ typedef struct backup_job {
     unsigned flags;
     harvbk_freeze_cb freeze_cb, thaw_cb;
     void *freeze_payload;
+    hb_capture_hooks hooks;        /* the freeze window's capture */
+    uint32_t freeze_deadline_ms;   /* 0: none */
     bool use_ranges;
     hb_rangeset *changed;          /* per VM volume when use_ranges */
     int lock_fd;
@@ -306,6 +311,7 @@ static int fill_manifest(backup_job *j, hb_store *st, bool crash, hb_manifest *m
     m->codec = st->codec;
     m->crash_consistent = crash;
     m->thaw_failed = j->rec.thaw_failed;
+    m->freeze = j->rec.freeze;
     bool ok = m->kind && m->ns && m->name && m->vm_ns && m->vm_name && m->writer &&
               (!j->schedule || m->schedule);
     if (ok && vm->metadata.len)
@@ -501,6 +507,72 @@ static void snapshot_undo(harvbk_ctx *ctx, backup_job *j, hb_store *st, const hb
     hb_dset_free(cand);
 }
 
+/* ---- the freeze window ---- */
+
+/* Thaw, once: record how long the VM was frozen (since frozen_at) and a
+ * failing thaw hook (the data read while frozen is good: the entry is not
+ * failed for it, but the caller learns the VM may still be frozen). */
+static void thaw_once(backup_job *j, bool *frozen, uint64_t frozen_at, const char *what)
+{
+    if (!*frozen)
+        return;
+    *frozen = false;
+    harvbk_ctx *ctx = j->op->ctx;
+    const harvbk_vm *vm = j->vm;
+    j->rec.freeze.frozen = true;
+    j->rec.freeze.frozen_ms = hb_mono_ms() - frozen_at;
+    int tr = j->thaw_cb ? j->thaw_cb(vm->ns, vm->name, j->freeze_payload) : 0;
+    if (tr != 0) {
+        j->rec.thaw_failed = true;
+        hb_log_error(&ctx->log, "%s: the thaw hook of VM %s/%s returned %d", what, vm->ns,
+                     vm->name, tr);
+    } else {
+        hb_log_debug(&ctx->log, "%s: filesystems of VM %s/%s thawed after %llu ms", what,
+                     vm->ns, vm->name, (unsigned long long)j->rec.freeze.frozen_ms);
+    }
+}
+
+/* Capture every volume that can be (while frozen): methods into the record,
+ * reflink sizes (the file's size at the freeze) into sizes[] and *logical. */
+static int capture_all(backup_job *j, const int *fds, uint64_t *sizes, uint64_t *logical,
+                       hb_capture *caps, const char *what, hb_err *e)
+{
+    harvbk_ctx *ctx = j->op->ctx;
+    const harvbk_vm *vm = j->vm;
+    size_t n = vm->nvols, by[3] = {0, 0, 0};
+    uint64_t t0 = hb_mono_ms();
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (hb_op_cancelled(j->op)) {
+            rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
+            break;
+        }
+        rc = hb_capture_volume(&j->hooks, vm, i, fds[i], sizes[i], &ctx->log, &caps[i], e);
+        if (rc == 0 && caps[i].method == HB_CAPTURE_REFLINK && caps[i].size != sizes[i]) {
+            *logical = *logical - sizes[i] + caps[i].size;
+            sizes[i] = j->rec.vols[i].size = caps[i].size;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *name = hb_capture_name(caps[i].method);
+        memcpy(j->rec.vols[i].capture, name, strlen(name) + 1);
+        by[caps[i].method]++;
+    }
+    j->rec.logical_bytes = *logical;
+    atomic_store(&j->op->total, *logical);
+    const char *all = by[HB_CAPTURE_NONE] == n      ? ""
+                      : by[HB_CAPTURE_REFLINK] == n ? "reflink"
+                      : by[HB_CAPTURE_HOOK] == n    ? "hook"
+                                                    : "mixed";
+    memcpy(j->rec.freeze.capture, all, strlen(all) + 1);
+    if (rc == 0)
+        hb_log_info(&ctx->log, "%s: %zu of %zu volume(s) captured (%zu by reflink, %zu by the "
+                    "capture hook) in %llu ms", what, n - by[HB_CAPTURE_NONE], n,
+                    by[HB_CAPTURE_REFLINK], by[HB_CAPTURE_HOOK],
+                    (unsigned long long)(hb_mono_ms() - t0));
+    return rc;
+}
+
 static int backup_run(harvbk_op *op, hb_err *e)
 {
     backup_job *j = op->job;
@@ -518,12 +590,15 @@ static int backup_run(harvbk_op *op, hb_err *e)
     hb_index *ix = hb_calloc(n, sizeof *ix);
     hb_index *prev = hb_calloc(n, sizeof *prev);
     bool *has_prev = hb_calloc(n, sizeof *has_prev);
+    hb_capture *caps = hb_calloc(n, sizeof *caps);
     hb_dset *known = hb_dset_new(1024);
     hb_manifest m;
     hb_manifest_init(&m);
     hb_backup_stats tot;
     memset(&tot, 0, sizeof tot);
     bool lease = false, frozen = false, crash = false;
+    uint64_t frozen_at = 0;
+    char deadline_msg[400];
     hb_claim *claim = NULL;
     hb_lease *wl = NULL;
     uint64_t lapses = 0;
@@ -532,7 +607,9 @@ static int backup_run(harvbk_op *op, hb_err *e)
     int rc = 0;
     for (size_t i = 0; fds && i < n; i++)
         fds[i] = -1;
-    if (!fds || !sizes || !ix || !prev || !has_prev || !known) {
+    for (size_t i = 0; caps && i < n; i++)
+        caps[i].fd = -1;
+    if (!fds || !sizes || !ix || !prev || !has_prev || !caps || !known) {
         rc = hb_seterr(e, HARVBK_E_NOMEM, "out of memory starting %s", what);
         goto out;
     }
@@ -589,6 +666,7 @@ static int backup_run(harvbk_op *op, hb_err *e)
         int fr = j->freeze_cb(vm->ns, vm->name, j->freeze_payload);
         if (fr == 0) {
             frozen = true;
+            frozen_at = hb_mono_ms();
             hb_log_debug(&ctx->log, "%s: filesystems of VM %s/%s frozen", what, vm->ns, vm->name);
         } else if (j->flags & HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT) {
             crash = true;
@@ -602,61 +680,91 @@ static int backup_run(harvbk_op *op, hb_err *e)
         }
     }
 
+    /* the freeze window: capture what can be captured, so the VM is thawed
+     * before the captures are read (also for a crash-consistent entry, or a
+     * capture hook without a freeze hook: one point in time for all volumes) */
+    if ((j->freeze_cb || j->hooks.capture_cb) &&
+        (rc = capture_all(j, fds, sizes, &logical, caps, what, e)))
+        goto out;
+
     hb_job job;
     hb_op_job(op, st, &job);
     job.progress = backup_progress;
     job.progress_ud = j;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const hb_vm_volume *v = &vm->vols[i];
-        if (hb_op_cancelled(op)) {
-            rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
-            break;
-        }
-        hb_vol_io io;
-        memset(&io, 0, sizeof io);
-        io.name = v->name;
-        io.fd = fds[i];
-        io.size = sizes[i];
-        io.read_cb = v->path ? NULL : v->read_cb;
-        io.payload = v->payload;
-        /* changed ranges are relative to the previous backup of the same size */
-        const hb_rangeset *ch = j->use_ranges && has_prev[i] && prev[i].volume_size == sizes[i]
-                                    ? &j->changed[i]
-                                    : NULL;
-        hb_backup_stats s;
-        memset(&s, 0, sizeof s);
-        rc = hb_engine_backup_volume(&job, &io, has_prev[i] ? &prev[i] : NULL, ch, known, &ix[i],
-                                     &s, e);
-        if (rc == 0) {
-            hb_log_debug(&ctx->log, "%s volume %s: %llu bytes read, %llu skipped, %llu holes, "
-                         "%llu new chunks (%llu bytes stored), %llu reused, %llu zero",
-                         what, v->name, (unsigned long long)s.read_bytes,
-                         (unsigned long long)s.skipped_bytes, (unsigned long long)s.hole_bytes,
-                         (unsigned long long)s.new_chunks, (unsigned long long)s.uploaded_bytes,
-                         (unsigned long long)s.reused_chunks, (unsigned long long)s.zero_chunks);
-            tot.read_bytes += s.read_bytes;
-            tot.new_chunks += s.new_chunks;
-            tot.uploaded_bytes += s.uploaded_bytes;
-            tot.reused_chunks += s.reused_chunks;
-            new_bytes += s.uploaded_bytes;
-            if (snap)
-                rc = quota_check_partial(j, new_bytes, e);
-        } else if (rc == HARVBK_E_CANCELLED || hb_op_cancelled(op)) {
-            rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
+    /* pass 0: the volumes not captured, read as they are (while frozen, within
+     * the freeze deadline); then thaw; pass 1: the captures, each released
+     * right after its read */
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        if (pass == 1)
+            thaw_once(j, &frozen, frozen_at, what);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            const hb_vm_volume *v = &vm->vols[i];
+            bool captured = caps[i].method != HB_CAPTURE_NONE;
+            if (captured != (pass == 1))
+                continue;
+            if (hb_op_cancelled(op)) {
+                rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
+                break;
+            }
+            job.deadline_ms = 0;
+            job.deadline_msg = NULL;
+            if (frozen && j->freeze_deadline_ms) {
+                job.deadline_ms = frozen_at + j->freeze_deadline_ms;
+                snprintf(deadline_msg, sizeof deadline_msg,
+                         "%s: freeze deadline of %u ms passed while volume '%s' was read with "
+                         "VM %s/%s frozen (the volume was not captured); the VM was thawed",
+                         what, j->freeze_deadline_ms, v->name, vm->ns, vm->name);
+                job.deadline_msg = deadline_msg;
+            }
+            hb_vol_io io;
+            memset(&io, 0, sizeof io);
+            io.name = v->name;
+            io.fd = captured ? caps[i].fd : fds[i];
+            io.size = sizes[i];
+            io.read_cb = captured || v->path ? NULL : v->read_cb;
+            io.payload = v->payload;
+            /* changed ranges are relative to the previous backup of the same size */
+            const hb_rangeset *ch =
+                j->use_ranges && has_prev[i] && prev[i].volume_size == sizes[i] ? &j->changed[i]
+                                                                                 : NULL;
+            hb_backup_stats s;
+            memset(&s, 0, sizeof s);
+            rc = hb_engine_backup_volume(&job, &io, has_prev[i] ? &prev[i] : NULL, ch, known,
+                                         &ix[i], &s, e);
+            if (rc == 0) {
+                hb_log_debug(&ctx->log, "%s volume %s%s: %llu bytes read, %llu skipped, %llu "
+                             "holes, %llu new chunks (%llu bytes stored), %llu reused, %llu zero",
+                             what, v->name, captured ? " (from its capture)" : "",
+                             (unsigned long long)s.read_bytes,
+                             (unsigned long long)s.skipped_bytes,
+                             (unsigned long long)s.hole_bytes, (unsigned long long)s.new_chunks,
+                             (unsigned long long)s.uploaded_bytes,
+                             (unsigned long long)s.reused_chunks,
+                             (unsigned long long)s.zero_chunks);
+                tot.read_bytes += s.read_bytes;
+                tot.new_chunks += s.new_chunks;
+                tot.uploaded_bytes += s.uploaded_bytes;
+                tot.reused_chunks += s.reused_chunks;
+                new_bytes += s.uploaded_bytes;
+                if (snap)
+                    rc = quota_check_partial(j, new_bytes, e);
+            } else if (rc == HARVBK_E_CANCELLED || hb_op_cancelled(op)) {
+                rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
+            }
+            if (captured) {
+                hb_err re;
+                hb_err_clear(&re);
+                int rr = hb_capture_release(&j->hooks, vm, i, &caps[i], &re);
+                if (rr && rc == 0) {
+                    rc = rr;
+                    *e = re;
+                } else if (rr) {
+                    hb_log_error(&ctx->log, "%s: %s", what, re.msg);
+                }
+            }
         }
     }
-    if (frozen) {
-        frozen = false;
-        int tr = j->thaw_cb ? j->thaw_cb(vm->ns, vm->name, j->freeze_payload) : 0;
-        if (tr != 0) {
-            /* the data was read while frozen: the entry stays good, but the
-             * caller learns that the VM may still be frozen (thaw_failed) */
-            j->rec.thaw_failed = true;
-            hb_log_error(&ctx->log, "%s: the thaw hook of VM %s/%s returned %d", what, vm->ns,
-                         vm->name, tr);
-        } else
-            hb_log_debug(&ctx->log, "%s: filesystems of VM %s/%s thawed", what, vm->ns, vm->name);
-    }
+    thaw_once(j, &frozen, frozen_at, what); /* failed while frozen */
     if (rc)
         goto out;
 
@@ -693,6 +801,7 @@ static int backup_run(harvbk_op *op, hb_err *e)
             break;
         }
         m.vols[i].size = sizes[i];
+        memcpy(m.vols[i].capture, j->rec.vols[i].capture, sizeof m.vols[i].capture);
         rc = hb_store_index_write(st, j->kdir, vm->ns, j->name, &m.vols[i], &ix[i],
                                   &meta_bytes, e);
     }
@@ -736,13 +845,12 @@ static int backup_run(harvbk_op *op, hb_err *e)
     atomic_store(&op->done, logical);
 
 out:
-    if (frozen) { /* failed or cancelled while frozen: thaw exactly once */
-        int tr = j->thaw_cb ? j->thaw_cb(vm->ns, vm->name, j->freeze_payload) : 0;
-        if (tr != 0) {
-            j->rec.thaw_failed = true;
-            hb_log_error(&ctx->log, "%s: the thaw hook of VM %s/%s returned %d", what, vm->ns,
-                         vm->name, tr);
-        }
+    thaw_once(j, &frozen, frozen_at, what); /* failed or cancelled while frozen: exactly once */
+    for (size_t i = 0; caps && i < n; i++) { /* captures not read: released after the thaw */
+        hb_err re;
+        hb_err_clear(&re);
+        if (hb_capture_release(&j->hooks, vm, i, &caps[i], &re) != 0)
+            hb_log_error(&ctx->log, "%s: %s", what, re.msg);
     }
     if (rc) {
         j->rec.state = HARVBK_STATE_ERROR;
@@ -782,6 +890,7 @@ out:
     hb_free(ix);
     hb_free(prev);
     hb_free(has_prev);
+    hb_free(caps);
     hb_dset_free(known);
     hb_manifest_clear(&m);
     if (lease)
@@ -831,8 +940,10 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
             return hb_seterr(e, HARVBK_E_INVALID,
                              "volume %s of VM %s/%s has neither a path nor a read callback",
                              vm->vols[i].name, vm->ns, vm->name);
-    if (p->flags & ~HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT)
+    if (p->flags & ~(HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT | HARVBK_BACKUP_NO_REFLINK))
         return hb_seterr(e, HARVBK_E_INVALID, "unknown %s flags 0x%x", word, p->flags);
+    if (p->capture_cb && !p->release_cb)
+        return hb_seterr(e, HARVBK_E_INVALID, "a capture hook needs a release hook");
     if (!snap && hb_ctx_target_read_only(ctx))
         return hb_seterr(e, HARVBK_E_READ_ONLY,
                          "the backup target is read-only: backup %s/%s is not created", vm->ns,
@@ -849,6 +960,11 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
     j->freeze_cb = p->freeze_cb;
     j->thaw_cb = p->thaw_cb;
     j->freeze_payload = p->freeze_payload;
+    j->hooks.capture_cb = p->capture_cb;
+    j->hooks.release_cb = p->release_cb;
+    j->hooks.payload = p->capture_payload;
+    j->hooks.no_reflink = (p->flags & HARVBK_BACKUP_NO_REFLINK) != 0;
+    j->freeze_deadline_ms = p->freeze_deadline_ms;
     if (!(j->name = hb_strdup(name)) || hb_vm_dup(&j->vm, vm) != 0 ||
         (p->schedule && !(j->schedule = hb_strdup(p->schedule)))) {
         backup_job_free(j);
@@ -1023,6 +1139,10 @@ int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, 
         hb_writer_params p;
         memset(&p, 0, sizeof p);
         p.kind = HB_ENTRY_BACKUP;
+        p.capture_cb = opts->capture_cb;
+        p.release_cb = opts->release_cb;
+        p.capture_payload = opts->capture_payload;
+        p.freeze_deadline_ms = opts->freeze_deadline_ms;
         p.flags = opts->flags;
         p.changed_ranges = opts->changed_ranges;
         p.progress_cb = opts->progress_cb;

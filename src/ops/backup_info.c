@@ -26,6 +26,7 @@ struct harvbk_backup_info {
     int64_t created;
     bool crash_consistent;
     bool thaw_failed;
+    hb_freeze_rec freeze;       /* frozen_ms, capture */
     char *schedule;             /* NULL: not made by a schedule */
     hb_record_volume *vols;
     size_t nvols;
@@ -87,6 +88,7 @@ static harvbk_backup_info *info_from_manifest(const hb_manifest *m)
     in->created = m->created;
     in->crash_consistent = m->crash_consistent;
     in->thaw_failed = m->thaw_failed;
+    in->freeze = m->freeze;
     if (m->schedule && !(in->schedule = hb_strdup(m->schedule))) {
         harvbk_backup_info_free(in);
         return NULL;
@@ -97,6 +99,7 @@ static harvbk_backup_info *info_from_manifest(const hb_manifest *m)
             return NULL;
         }
         in->vols[i].size = m->vols[i].size;
+        memcpy(in->vols[i].capture, m->vols[i].capture, sizeof in->vols[i].capture);
     }
     return in;
 }
@@ -113,6 +116,7 @@ static harvbk_backup_info *info_from_record(const hb_record *r)
     in->created = r->created;
     in->crash_consistent = r->crash_consistent;
     in->thaw_failed = r->thaw_failed;
+    in->freeze = r->freeze;
     if (r->schedule && !(in->schedule = hb_strdup(r->schedule))) {
         harvbk_backup_info_free(in);
         return NULL;
@@ -123,6 +127,7 @@ static harvbk_backup_info *info_from_record(const hb_record *r)
             return NULL;
         }
         in->vols[i].size = r->vols[i].size;
+        memcpy(in->vols[i].capture, r->vols[i].capture, sizeof in->vols[i].capture);
     }
     return in;
 }
@@ -335,6 +340,7 @@ static harvbk_backup_info *info_from_synced(const hb_synced_entry *x, int64_t sy
     in->created = x->created;
     in->crash_consistent = x->crash_consistent;
     in->thaw_failed = x->thaw_failed;
+    in->freeze = x->freeze;
     in->synced_at = synced_at;
     if (x->schedule && !(in->schedule = hb_strdup(x->schedule))) {
         harvbk_backup_info_free(in);
@@ -364,6 +370,7 @@ static harvbk_backup_info *info_from_synced(const hb_synced_entry *x, int64_t sy
             return NULL;
         }
         in->vols[i].size = x->vols[i].size;
+        memcpy(in->vols[i].capture, x->vols[i].capture, sizeof in->vols[i].capture);
     }
     return in;
 }
@@ -643,6 +650,25 @@ int harvbk_backup_info_thaw_failed(const harvbk_backup_info *info)
     return info && info->thaw_failed ? 1 : 0;
 }
 
+int64_t harvbk_backup_info_frozen_ms(const harvbk_backup_info *info)
+{
+    return info && info->freeze.frozen ? (int64_t)info->freeze.frozen_ms : -1;
+}
+
+const char *harvbk_backup_info_capture(const harvbk_backup_info *info)
+{
+    if (!info)
+        return NULL;
+    return info->freeze.capture[0] ? info->freeze.capture : "none";
+}
+
+const char *harvbk_backup_info_volume_capture(const harvbk_backup_info *info, size_t i)
+{
+    if (!info || i >= info->nvols)
+        return NULL;
+    return info->vols[i].capture[0] ? info->vols[i].capture : "none";
+}
+
 int harvbk_backup_info_crash_consistent(const harvbk_backup_info *info)
 {
     return info && info->crash_consistent ? 1 : 0;
@@ -673,6 +699,10 @@ int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out)
         ok &= cJSON_AddStringToObject(root, "created", created) != NULL;
         ok &= cJSON_AddBoolToObject(root, "crash_consistent", info->crash_consistent) != NULL;
         ok &= cJSON_AddBoolToObject(root, "thaw_failed", info->thaw_failed) != NULL;
+        ok &= (info->freeze.frozen
+                   ? hb_json_add_u64(root, "frozen_ms", info->freeze.frozen_ms)
+                   : cJSON_AddNullToObject(root, "frozen_ms")) != NULL;
+        ok &= cJSON_AddStringToObject(root, "capture", harvbk_backup_info_capture(info)) != NULL;
         ok &= (info->schedule ? cJSON_AddStringToObject(root, "schedule", info->schedule)
                               : cJSON_AddNullToObject(root, "schedule")) != NULL;
         ok &= cJSON_AddBoolToObject(root, "gone", info->flags & HARVBK_BACKUP_FLAG_GONE) != NULL;
@@ -687,7 +717,8 @@ int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out)
         cJSON *v = cJSON_CreateObject();
         ok = v && cJSON_AddItemToArray(vols, v) &&
              cJSON_AddStringToObject(v, "name", info->vols[i].name) &&
-             hb_json_add_u64(v, "size", info->vols[i].size);
+             hb_json_add_u64(v, "size", info->vols[i].size) &&
+             cJSON_AddStringToObject(v, "capture", harvbk_backup_info_volume_capture(info, i));
     }
     char *text = ok ? hb_json_print(root) : NULL;
     cJSON_Delete(root);

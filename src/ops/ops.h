@@ -11,6 +11,7 @@
  *   ranges.c      harvbk_ranges
  *   op.c          operation handles: thread, state, wait, cancel, progress
  *   backup.c      harvbk_backup_create (the backup operation)
+ *   capture.c     the freeze window: capturing volumes (reflink, capture hook)
  *   backup_info.c harvbk_backup_get/list and the info accessors/JSON
  *   backup_delete.c harvbk_backup_delete
  *   verify.c      harvbk_backup_verify
@@ -314,15 +315,49 @@ int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *ns, const char *name)
 int hb_entry_verify(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *ns,
                     const char *name, const harvbk_op_options *opts);
 
+/* ---- the freeze window: capturing volumes (capture.c) ---- */
+enum { HB_CAPTURE_NONE = 0, HB_CAPTURE_REFLINK = 1, HB_CAPTURE_HOOK = 2 };
+typedef struct hb_capture_hooks {
+    harvbk_capture_cb capture_cb;         /* NULL: no hook */
+    harvbk_capture_release_cb release_cb;
+    void *payload;
+    bool no_reflink;
+} hb_capture_hooks;
+/* One volume's capture. Zeroed with fd -1: none. */
+typedef struct hb_capture {
+    int method;          /* HB_CAPTURE_* */
+    int fd;              /* the capture to read from; -1 */
+    uint64_t size;       /* its size */
+    char *path;          /* hook captures: the path the hook gave, until released */
+} hb_capture;
+/* "reflink", "hook", "" (none). */
+const char *hb_capture_name(int method);
+/* Capture volume i of vm by the first method that works: a reflink of the
+ * regular file open on live_fd (-1 for callback volumes), else the capture
+ * hook. 0 with c->method NONE when neither captured it. A reflink that does
+ * not work is logged (debug) and passed over. The hook failing, or giving a
+ * path that cannot be opened or is smaller than `need` bytes:
+ * HARVBK_E_CALLBACK, with c still holding the capture to release. */
+int hb_capture_volume(const hb_capture_hooks *h, const harvbk_vm *vm, size_t i, int live_fd,
+                      uint64_t need, const hb_logger *log, hb_capture *c, hb_err *e);
+/* Close c's descriptor and, for a hook capture, call the release hook: once,
+ * however often this is called. 0, or HARVBK_E_CALLBACK when it failed. */
+int hb_capture_release(const hb_capture_hooks *h, const harvbk_vm *vm, size_t i, hb_capture *c,
+                       hb_err *e);
+
 /* ---- writing backups and snapshots (backup.c) ---- */
 typedef struct hb_writer_params {
     int kind;
-    unsigned flags;              /* HARVBK_BACKUP_* (== HARVBK_SNAPSHOT_*) */
+    unsigned flags;              /* HARVBK_BACKUP_* (snapshot.c maps HARVBK_SNAPSHOT_*) */
     const harvbk_ranges *changed_ranges; /* backups only */
     harvbk_progress_cb progress_cb;
     void *progress_payload;
     harvbk_freeze_cb freeze_cb, thaw_cb;
     void *freeze_payload;
+    harvbk_capture_cb capture_cb;            /* the freeze window (capture.c) */
+    harvbk_capture_release_cb release_cb;
+    void *capture_payload;
+    uint32_t freeze_deadline_ms;             /* 0: none */
     const char *schedule;        /* the schedule making it (same namespace); NULL: none */
 } hb_writer_params;
 int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const char *name,
@@ -352,6 +387,9 @@ int hb_sched_set_suspended(harvbk_ctx *ctx, const char *ns, const char *name, bo
 /* At open: settle the history items that processes which died left
  * InProgress (local records only; no target access). */
 void hb_sched_recover(harvbk_ctx *ctx);
+/* The checks of run options (a copy of the caller's): flags, hooks that need
+ * their pair. HARVBK_E_INVALID with a message. */
+int hb_sched_run_opts_check(const harvbk_schedule_run_options *opts, hb_err *e);
 /* Delete the entries of a schedule's failed runs (HARVBK_E_BUSY when one is in use). */
 int hb_sched_delete_failed(harvbk_ctx *ctx, const char *ns, const char *name, hb_err *e);
 

@@ -26,22 +26,28 @@ typedef struct opts_kind {
 static const opts_kind kinds[HB_OPTS_N] = {
     [HB_OPTS_CTX] = {"context options", HARVBK_CTX_OPTIONS_VERSION,
                      {0, sizeof(harvbk_ctx_options)}},
+    /* version 1 ended with freeze_payload */
     [HB_OPTS_BACKUP] = {"backup options", HARVBK_BACKUP_OPTIONS_VERSION,
-                        {0, sizeof(harvbk_backup_options)}},
+                        {0, END_OF(harvbk_backup_options, freeze_payload),
+                         sizeof(harvbk_backup_options)}},
     [HB_OPTS_OP] = {"operation options", HARVBK_OP_OPTIONS_VERSION,
                     {0, sizeof(harvbk_op_options)}},
     /* version 1 ended with progress_payload */
     [HB_OPTS_RESTORE] = {"restore options", HARVBK_RESTORE_OPTIONS_VERSION,
                          {0, END_OF(harvbk_restore_options, progress_payload),
                           sizeof(harvbk_restore_options)}},
+    /* version 1 ended with freeze_payload */
     [HB_OPTS_SNAPSHOT] = {"snapshot options", HARVBK_SNAPSHOT_OPTIONS_VERSION,
-                          {0, sizeof(harvbk_snapshot_options)}},
+                          {0, END_OF(harvbk_snapshot_options, freeze_payload),
+                           sizeof(harvbk_snapshot_options)}},
     [HB_OPTS_SNAPSTORE] = {"snapshot store options", HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION,
                            {0, sizeof(harvbk_snapshot_store_options)}},
     [HB_OPTS_SCHEDULE] = {"schedule options", HARVBK_SCHEDULE_OPTIONS_VERSION,
                           {0, sizeof(harvbk_schedule_options)}},
+    /* version 1 ended with resolve_payload */
     [HB_OPTS_SCHEDULE_RUN] = {"schedule run options", HARVBK_SCHEDULE_RUN_OPTIONS_VERSION,
-                              {0, sizeof(harvbk_schedule_run_options)}},
+                              {0, END_OF(harvbk_schedule_run_options, resolve_payload),
+                               sizeof(harvbk_schedule_run_options)}},
 };
 
 size_t hb_opts_size(int type, unsigned int version)

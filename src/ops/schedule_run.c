@@ -548,6 +548,12 @@ static void run_start(harvbk_op *op, hb_sched_pass *pass, sched_run *r)
         p.freeze_cb = pass->opts.freeze_cb;
         p.thaw_cb = pass->opts.thaw_cb;
         p.freeze_payload = pass->opts.freeze_payload;
+        p.capture_cb = pass->opts.capture_cb;
+        p.release_cb = pass->opts.release_cb;
+        p.capture_payload = pass->opts.capture_payload;
+        p.freeze_deadline_ms = pass->opts.freeze_deadline_ms;
+        if (pass->opts.flags & HARVBK_SCHEDULE_RUN_NO_REFLINK)
+            p.flags |= HARVBK_BACKUP_NO_REFLINK;
         p.schedule = r->name;
         rc = hb_writer_start(&r->child, ctx, vm, r->entry, &p, &e);
     }
@@ -701,6 +707,17 @@ static int pass_start(harvbk_op **out, harvbk_ctx *ctx, int64_t now,
     return 0;
 }
 
+int hb_sched_run_opts_check(const harvbk_schedule_run_options *opts, hb_err *e)
+{
+    if (opts->flags & ~HARVBK_SCHEDULE_RUN_NO_REFLINK)
+        return hb_seterr(e, HARVBK_E_INVALID, "unknown schedule run flags 0x%x", opts->flags);
+    if (opts->freeze_cb && !opts->thaw_cb)
+        return hb_seterr(e, HARVBK_E_INVALID, "a freeze hook needs a thaw hook");
+    if (opts->capture_cb && !opts->release_cb)
+        return hb_seterr(e, HARVBK_E_INVALID, "a capture hook needs a release hook");
+    return 0;
+}
+
 int harvbk_schedule_run_due(harvbk_op **out, harvbk_ctx *ctx, int64_t now_ms,
                             const harvbk_schedule_run_options *opts)
 {
@@ -716,8 +733,8 @@ int harvbk_schedule_run_due(harvbk_op **out, harvbk_ctx *ctx, int64_t now_ms,
     opts = &o;
     if (rc == 0 && now_ms < 0)
         rc = hb_seterr(&e, HARVBK_E_INVALID, "now_ms is negative");
-    if (rc == 0 && opts->freeze_cb && !opts->thaw_cb)
-        rc = hb_seterr(&e, HARVBK_E_INVALID, "a freeze hook needs a thaw hook");
+    if (rc == 0)
+        rc = hb_sched_run_opts_check(opts, &e);
     if (rc == 0)
         rc = pass_start(out, ctx, now_ms, opts, &e);
     return rc ? hb_ctx_fail(ctx, &e) : 0;

@@ -122,8 +122,8 @@ int harvbk_scheduler_start(harvbk_scheduler **out, harvbk_ctx *ctx,
         return hb_ctx_failf(ctx, HARVBK_E_NOMEM, "out of memory");
     /* only the members of the caller's version are read */
     int rc = hb_opts_take(HB_OPTS_SCHEDULE_RUN, &s->opts, opts, &e);
-    if (rc == 0 && s->opts.freeze_cb && !s->opts.thaw_cb)
-        rc = hb_seterr(&e, HARVBK_E_INVALID, "a freeze hook needs a thaw hook");
+    if (rc == 0)
+        rc = hb_sched_run_opts_check(&s->opts, &e);
     if (rc) {
         hb_free(s);
         return hb_ctx_fail(ctx, &e);

@@ -28,7 +28,8 @@ int harvbk_snapshot_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm
     harvbk_snapshot_options o; /* only the members of the caller's version are read */
     int rc = hb_opts_take(HB_OPTS_SNAPSHOT, &o, opts, &e);
     opts = &o;
-    if (rc == 0 && (opts->flags & ~HARVBK_SNAPSHOT_ALLOW_CRASH_CONSISTENT))
+    if (rc == 0 &&
+        (opts->flags & ~(HARVBK_SNAPSHOT_ALLOW_CRASH_CONSISTENT | HARVBK_SNAPSHOT_NO_REFLINK)))
         rc = hb_seterr(&e, HARVBK_E_INVALID, "unknown snapshot flags 0x%x", opts->flags);
     if (rc == 0 && opts->freeze_cb && !opts->thaw_cb)
         rc = hb_seterr(&e, HARVBK_E_INVALID, "a freeze hook needs a thaw hook");
@@ -36,9 +37,14 @@ int harvbk_snapshot_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm
         hb_writer_params p;
         memset(&p, 0, sizeof p);
         p.kind = HB_ENTRY_SNAPSHOT;
-        p.flags = (opts->flags & HARVBK_SNAPSHOT_ALLOW_CRASH_CONSISTENT)
-                      ? HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT
-                      : 0;
+        p.flags = ((opts->flags & HARVBK_SNAPSHOT_ALLOW_CRASH_CONSISTENT)
+                       ? HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT
+                       : 0) |
+                  ((opts->flags & HARVBK_SNAPSHOT_NO_REFLINK) ? HARVBK_BACKUP_NO_REFLINK : 0);
+        p.capture_cb = opts->capture_cb;
+        p.release_cb = opts->release_cb;
+        p.capture_payload = opts->capture_payload;
+        p.freeze_deadline_ms = opts->freeze_deadline_ms;
         p.progress_cb = opts->progress_cb;
         p.progress_payload = opts->progress_payload;
         p.freeze_cb = opts->freeze_cb;

@@ -223,6 +223,7 @@ int hb_synced_entry_from_manifest(hb_synced_entry *x, const hb_manifest *m, hb_s
         .writer = m->writer ? m->writer : (char *)"", .schedule = m->schedule,
         .error = (char *)"",
         .crash_consistent = m->crash_consistent, .thaw_failed = m->thaw_failed,
+        .freeze = m->freeze,
         .created = m->created,
         .completed_ms = m->completed_ms, .logical = m->logical_bytes,
         .uploaded = m->uploaded_bytes, .fp = fp, .added_ms = now_ms,
@@ -230,8 +231,10 @@ int hb_synced_entry_from_manifest(hb_synced_entry *x, const hb_manifest *m, hb_s
     hb_synced_vol *vols = m->nvols ? hb_calloc(m->nvols, sizeof *vols) : NULL;
     if (m->nvols && !vols)
         return HARVBK_E_NOMEM;
-    for (size_t i = 0; i < m->nvols; i++)
-        vols[i] = (hb_synced_vol){ m->vols[i].name, m->vols[i].size };
+    for (size_t i = 0; i < m->nvols; i++) {
+        vols[i] = (hb_synced_vol){ m->vols[i].name, m->vols[i].size, "" };
+        memcpy(vols[i].capture, m->vols[i].capture, sizeof vols[i].capture);
+    }
     tmp.vols = vols;
     tmp.nvols = m->nvols;
     int rc = hb_synced_entry_copy(x, &tmp);

@@ -83,6 +83,7 @@ static char *record_encode(const hb_record *r)
             ok &= cJSON_AddBoolToObject(root, "commit_unknown", true) != NULL;
         if (r->thaw_failed)
             ok &= cJSON_AddBoolToObject(root, "thaw_failed", true) != NULL;
+        ok &= hb_json_add_freeze(root, &r->freeze);
         if (r->schedule)
             ok &= cJSON_AddStringToObject(root, "schedule", r->schedule) != NULL;
         ok &= (vols = cJSON_AddArrayToObject(root, "volumes")) != NULL;
@@ -91,7 +92,8 @@ static char *record_encode(const hb_record *r)
         cJSON *v = cJSON_CreateObject();
         ok = v && cJSON_AddItemToArray(vols, v);
         ok = ok && cJSON_AddStringToObject(v, "name", r->vols[i].name) != NULL &&
-             hb_json_add_u64(v, "size", r->vols[i].size) != NULL;
+             hb_json_add_u64(v, "size", r->vols[i].size) != NULL &&
+             hb_json_add_capture(v, r->vols[i].capture);
     }
     char *text = ok ? hb_json_print(root) : NULL;
     cJSON_Delete(root);
@@ -152,6 +154,8 @@ static int record_decode(const hb_buf *b, hb_record *r, hb_err *e)
         rc = hb_json_get_bool(root, "commit_unknown", false, &r->commit_unknown, RECORD_WHAT, e);
     if (rc == 0)
         rc = hb_json_get_bool(root, "thaw_failed", false, &r->thaw_failed, RECORD_WHAT, e);
+    if (rc == 0)
+        rc = hb_json_get_freeze(root, &r->freeze, RECORD_WHAT, e);
     const char *sched = NULL; /* optional: the schedule making it */
     if (rc == 0)
         rc = hb_json_get_str(root, "schedule", false, &sched, RECORD_WHAT, e);
@@ -177,6 +181,8 @@ static int record_decode(const hb_buf *b, hb_record *r, hb_err *e)
         rc = dup_field(v, "name", true, &r->vols[i].name, e);
         if (rc == 0)
             rc = hb_json_get_u64(v, "size", true, &r->vols[i].size, RECORD_WHAT, e);
+        if (rc == 0)
+            rc = hb_json_get_capture(v, "capture", r->vols[i].capture, RECORD_WHAT, e);
         if (r->vols[i].name)
             r->nvols = i + 1;
     }

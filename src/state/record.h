@@ -8,6 +8,7 @@
 typedef struct hb_record_volume {
     char *name;
     uint64_t size;
+    char capture[HB_CAPTURE_MAX]; /* how it was captured; "": none */
 } hb_record_volume;
 
 typedef struct hb_record {
@@ -21,6 +22,7 @@ typedef struct hb_record {
     char *owner, *store_id;
     bool crash_consistent;
     bool thaw_failed;           /* the thaw hook returned non-zero */
+    hb_freeze_rec freeze;       /* how long frozen, how captured */
     char *schedule;             /* the schedule making it; NULL: none */
     /* recovery made it Error without being able to look for its manifest
      * (the writer may have died after its commit): checked when its store

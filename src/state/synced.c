@@ -82,6 +82,7 @@ int hb_synced_entry_copy(hb_synced_entry *dst, const hb_synced_entry *src)
               (!src->nvols || dst->vols) && (!src->schedule || dst->schedule);
     for (size_t i = 0; ok && i < src->nvols; i++, dst->nvols++) {
         dst->vols[i].size = src->vols[i].size;
+        memcpy(dst->vols[i].capture, src->vols[i].capture, sizeof dst->vols[i].capture);
         ok = (dst->vols[i].name = hb_strdup(src->vols[i].name)) != NULL;
     }
     if (!ok) {
@@ -304,6 +305,8 @@ static int decode_entry(const cJSON *o, hb_synced_entry *x, const char *path, hb
     if (rc == 0)
         rc = hb_json_get_bool(o, "thaw_failed", false, &x->thaw_failed, "catalog", e);
     if (rc == 0)
+        rc = hb_json_get_freeze(o, &x->freeze, "catalog", e);
+    if (rc == 0)
         rc = hb_json_get_bool(o, "unreadable", false, &x->unreadable, "catalog", e);
     if (rc == 0)
         rc = hb_json_get_bool(o, "index_missing", false, &x->index_missing, "catalog", e);
@@ -333,6 +336,8 @@ static int decode_entry(const cJSON *o, hb_synced_entry *x, const char *path, hb
                 x->nvols++;
             if (rc == 0)
                 rc = hb_json_get_u64(v, "size", true, &sv->size, "catalog", e);
+            if (rc == 0)
+                rc = hb_json_get_capture(v, "capture", sv->capture, "catalog", e);
         }
     }
     if (rc)
@@ -473,12 +478,14 @@ static cJSON *entry_json(const hb_synced_entry *x)
     ok = ok && cJSON_AddBoolToObject(o, "crash_consistent", x->crash_consistent);
     if (x->thaw_failed)
         ok = ok && cJSON_AddBoolToObject(o, "thaw_failed", true);
+    ok = ok && hb_json_add_freeze(o, &x->freeze);
     ok = ok && (vols = cJSON_AddArrayToObject(o, "volumes"));
     for (size_t i = 0; ok && i < x->nvols; i++) {
         cJSON *v = cJSON_CreateObject();
         ok = v && cJSON_AddItemToArray(vols, v) &&
              cJSON_AddStringToObject(v, "name", x->vols[i].name) &&
-             hb_json_add_u64(v, "size", x->vols[i].size);
+             hb_json_add_u64(v, "size", x->vols[i].size) &&
+             hb_json_add_capture(v, x->vols[i].capture);
     }
     ok = ok && cJSON_AddItemToObject(o, "manifest", fp);
     if (ok)

@@ -33,6 +33,7 @@
 typedef struct hb_synced_vol {
     char *name;
     uint64_t size;
+    char capture[HB_CAPTURE_MAX]; /* how it was captured; "": none */
 } hb_synced_vol;
 
 /* What the listing said about a manifest object: its size and modification
@@ -55,6 +56,7 @@ typedef struct hb_synced_entry {
     bool delete_pending;    /* deleted while the target was unreachable */
     bool crash_consistent;
     bool thaw_failed;       /* its thaw hook failed */
+    hb_freeze_rec freeze;   /* how long frozen, how captured */
     int64_t created;        /* seconds */
     int64_t completed_ms;
     uint64_t logical, uploaded;

@@ -152,6 +152,7 @@ int hb_manifest_encode(const hb_manifest *m, hb_buf *out, hb_err *e)
         ok &= cJSON_AddBoolToObject(root, "crash_consistent", m->crash_consistent) != NULL;
         if (m->thaw_failed) /* optional (1.1): absent means false */
             ok &= cJSON_AddBoolToObject(root, "thaw_failed", true) != NULL;
+        ok &= hb_json_add_freeze(root, &m->freeze); /* optional (1.1), only when set */
         ok &= hb_json_add_u64(root, "logical_bytes", m->logical_bytes) != NULL;
         ok &= hb_json_add_u64(root, "uploaded_bytes", m->uploaded_bytes) != NULL;
         ok &= cJSON_AddStringToObject(root, "metadata", meta) != NULL;
@@ -177,6 +178,7 @@ int hb_manifest_encode(const hb_manifest *m, hb_buf *out, hb_err *e)
         ok &= hb_json_add_u64(o, "chunks", v->chunks) != NULL;
         ok &= hb_json_add_u64(o, "data_chunks", v->data_chunks) != NULL;
         ok &= cJSON_AddStringToObject(o, "index_sha256", v->index_sha256) != NULL;
+        ok &= hb_json_add_capture(o, v->capture); /* optional (1.1), only when set */
     }
     char *text = ok ? hb_json_print(root) : NULL;
     cJSON_Delete(root);
@@ -239,6 +241,8 @@ static int get_volume(const cJSON *o, uint32_t chunk_size, hb_manifest_volume *v
         return hb_seterr(e, HARVBK_E_CORRUPT,
                          "manifest volume \"%s\": index_sha256 is not 64 hex digits", v->name);
     memcpy(v->index_sha256, hex, HB_DIGEST_HEX_LEN + 1);
+    if ((rc = hb_json_get_capture(o, "capture", v->capture, WHAT, e)))
+        return rc;
     uint64_t want = chunk_count(v->size, chunk_size);
     if (v->chunks != want)
         return hb_seterr(e, HARVBK_E_CORRUPT,
@@ -312,7 +316,8 @@ static int from_json(const cJSON *root, hb_manifest *m, hb_err *e)
         return rc;
     if ((m->codec = hb_codec_parse(s)) < 0)
         return hb_seterr(e, HARVBK_E_CORRUPT, "manifest has unknown codec \"%s\"", s ? s : "");
-    if ((rc = hb_json_get_bool(root, "thaw_failed", false, &m->thaw_failed, WHAT, e)))
+    if ((rc = hb_json_get_bool(root, "thaw_failed", false, &m->thaw_failed, WHAT, e)) ||
+        (rc = hb_json_get_freeze(root, &m->freeze, WHAT, e)))
         return rc;
     if ((rc = hb_json_get_bool(root, "crash_consistent", true, &m->crash_consistent, WHAT, e)) ||
         (rc = hb_json_get_u64(root, "logical_bytes", true, &m->logical_bytes, WHAT, e)) ||

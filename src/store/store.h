@@ -69,6 +69,7 @@ typedef struct hb_manifest_volume {
     uint64_t chunks;          /* index entries */
     uint64_t data_chunks;     /* entries that are not holes */
     char index_sha256[HB_DIGEST_HEX_LEN + 1];
+    char capture[HB_CAPTURE_MAX]; /* how it was captured (optional key, 1.1); "": none */
 } hb_manifest_volume;
 
 typedef struct hb_manifest {
@@ -84,6 +85,7 @@ typedef struct hb_manifest {
     int codec;
     bool crash_consistent;
     bool thaw_failed;         /* the thaw hook failed (optional key, 1.1) */
+    hb_freeze_rec freeze;     /* frozen_ms and capture (optional keys, 1.1) */
     uint64_t logical_bytes;   /* sum of volume sizes */
     uint64_t uploaded_bytes;  /* bytes written to the target by this entry */
     hb_buf metadata;          /* opaque VM metadata document (base64 in JSON) */

@@ -120,12 +120,14 @@ static void test_options_versions_zero_and_newer_are_refused(void **state)
     assert_null(co.log_cb);
     assert_int_equal(co.threads, ci.threads);
     harvbk_backup_options bi = HARVBK_BACKUP_OPTIONS_INIT;
-    assert_int_equal(harvbk_backup_options_init(&bo, 1), 0);
+    assert_int_equal(harvbk_backup_options_init(&bo, HARVBK_BACKUP_OPTIONS_VERSION), 0);
     assert_int_equal(bo.version, bi.version);
     assert_int_equal(bo.flags, 0);
     assert_null(bo.changed_ranges);
     assert_null(bo.freeze_cb);
     assert_null(bo.progress_cb);
+    assert_null(bo.capture_cb);
+    assert_int_equal(bo.freeze_deadline_ms, 0);
     harvbk_restore_options ri = HARVBK_RESTORE_OPTIONS_INIT;
     assert_int_equal(harvbk_restore_options_init(&ro, HARVBK_RESTORE_OPTIONS_VERSION), 0);
     assert_int_equal(ro.version, ri.version);

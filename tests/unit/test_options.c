@@ -10,6 +10,7 @@
 #include "ops/ops.h"
 #include <harvbk.h>
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,15 +41,29 @@ static void test_init_writes_only_its_version(void **state)
     (void)state;
     check_init(HB_OPTS_CTX, (init_fn)harvbk_ctx_options_init, 1, "ctx");
     check_init(HB_OPTS_BACKUP, (init_fn)harvbk_backup_options_init, 1, "backup");
+    check_init(HB_OPTS_BACKUP, (init_fn)harvbk_backup_options_init, 2, "backup");
     check_init(HB_OPTS_OP, (init_fn)harvbk_op_options_init, 1, "op");
     check_init(HB_OPTS_RESTORE, (init_fn)harvbk_restore_options_init, 1, "restore");
     check_init(HB_OPTS_RESTORE, (init_fn)harvbk_restore_options_init, 2, "restore");
     check_init(HB_OPTS_SNAPSHOT, (init_fn)harvbk_snapshot_options_init, 1, "snapshot");
+    check_init(HB_OPTS_SNAPSHOT, (init_fn)harvbk_snapshot_options_init, 2, "snapshot");
     check_init(HB_OPTS_SNAPSTORE, (init_fn)harvbk_snapshot_store_options_init, 1, "store");
     check_init(HB_OPTS_SCHEDULE, (init_fn)harvbk_schedule_options_init, 1, "schedule");
     check_init(HB_OPTS_SCHEDULE_RUN, (init_fn)harvbk_schedule_run_options_init, 1, "run");
+    check_init(HB_OPTS_SCHEDULE_RUN, (init_fn)harvbk_schedule_run_options_init, 2, "run");
+    assert_int_equal(hb_opts_size(HB_OPTS_SCHEDULE_RUN, 1),
+                     offsetof(harvbk_schedule_run_options, capture_cb));
+    assert_int_equal(hb_opts_size(HB_OPTS_SCHEDULE_RUN, 2),
+                     sizeof(harvbk_schedule_run_options));
     assert_true(hb_opts_size(HB_OPTS_RESTORE, 1) < hb_opts_size(HB_OPTS_RESTORE, 2));
     assert_int_equal(hb_opts_size(HB_OPTS_RESTORE, 2), sizeof(harvbk_restore_options));
+    /* version 2 of backup and snapshot options added the freeze window */
+    assert_int_equal(hb_opts_size(HB_OPTS_BACKUP, 1),
+                     offsetof(harvbk_backup_options, capture_cb));
+    assert_int_equal(hb_opts_size(HB_OPTS_BACKUP, 2), sizeof(harvbk_backup_options));
+    assert_int_equal(hb_opts_size(HB_OPTS_SNAPSHOT, 1),
+                     offsetof(harvbk_snapshot_options, capture_cb));
+    assert_int_equal(hb_opts_size(HB_OPTS_SNAPSHOT, 2), sizeof(harvbk_snapshot_options));
     harvbk_ctx_options co;
     harvbk_ctx_options_init(&co, HARVBK_CTX_OPTIONS_VERSION);
     assert_int_equal(co.log_level, HARVBK_LOG_INFO);
@@ -88,6 +103,14 @@ static void test_calls_read_only_the_callers_version(void **state)
     bo->version = 7;
     assert_int_equal(harvbk_backup_create(&op, c, vm, "b2", bo), HARVBK_E_VERSION);
     free(bo);
+    /* version 2: its own flag is taken, the snapshot one is refused */
+    harvbk_backup_options b2 = HARVBK_BACKUP_OPTIONS_INIT;
+    b2.flags = HARVBK_SNAPSHOT_NO_REFLINK;
+    assert_int_equal(harvbk_backup_create(&op, c, vm, "b2", &b2), HARVBK_E_INVALID);
+    b2.flags = HARVBK_BACKUP_NO_REFLINK;
+    assert_int_equal(harvbk_backup_create(&op, c, vm, "b2", &b2), 0);
+    assert_int_equal(harvbk_op_wait(op), 0);
+    harvbk_op_free(op);
 
     harvbk_op_options *oo = malloc(hb_opts_size(HB_OPTS_OP, 1));
     harvbk_op_options_init(oo, 1);
@@ -112,6 +135,8 @@ static void test_calls_read_only_the_callers_version(void **state)
     harvbk_snapshot_options *so = malloc(hb_opts_size(HB_OPTS_SNAPSHOT, 1));
     harvbk_snapshot_options_init(so, 1);
     so->flags = 0x2; /* not a snapshot flag */
+    assert_int_equal(harvbk_snapshot_create(&op, c, vm, "s1", so), HARVBK_E_INVALID);
+    so->flags = HARVBK_BACKUP_NO_REFLINK; /* a backup flag */
     assert_int_equal(harvbk_snapshot_create(&op, c, vm, "s1", so), HARVBK_E_INVALID);
     so->flags = 0;
     assert_int_equal(harvbk_snapshot_create(&op, c, vm, "s1", so), 0);
