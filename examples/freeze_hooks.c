@@ -96,6 +96,10 @@ static int backup(harvbk_ctx *ctx, const harvbk_vm *vm, const char *name, unsign
            harvbk_state_name(harvbk_backup_info_state(info)),
            harvbk_backup_info_crash_consistent(info) ? "yes" : "no",
            harvbk_backup_info_thaw_failed(info) ? "yes" : "no");
+    /* the library's count: -1 when never frozen; "reflink" when the disk was
+     * cloned while frozen and read after the thaw (a short window) */
+    printf("  library: frozen %lld ms, capture %s\n", (long long)harvbk_backup_info_frozen_ms(info),
+           harvbk_backup_info_capture(info));
 out:
     harvbk_backup_info_free(info);
     harvbk_op_free(op);

@@ -90,9 +90,11 @@ freeze_hooks)
     expect "agent: froze default/web"
     expect "agent: thawed default/web after [0-9]+\.[0-9] ms"
     expect "backup default/web-1: Ready, crash-consistent: no, thaw failed: no"
+    expect "  library: frozen [0-9]+ ms, capture (reflink|none)"
     expect "guest was frozen for [0-9]+\.[0-9] ms \(measured by the hooks\)"
     expect "backup default/web-2 failed: HARVBK_E_FREEZE: .+"
     expect "backup default/web-3: Ready, crash-consistent: yes, thaw failed: no"
+    expect "  library: frozen -1 ms, capture (reflink|none)"
     expect "agent: 1 freeze\(s\), 1 thaw\(s\)"
     [ "$(grep -c '^agent: froze' "$work/out")" -eq 1 ] || fail "the guest was frozen more than once"
     # the error path: a disk that does not exist; a guest frozen is thawed
