@@ -8,7 +8,11 @@
 #   3. valgrind     every test program of build/ under
 #                   valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect;
 #                   tests named *crash* or *bench* and script-driven tests
-#                   (abi/header/install checks) are skipped
+#                   (abi/header/install checks, the Python binding's pytest
+#                   runs, label python) are skipped
+# The Python binding's tests (label python) run in pass 1 only: they are not
+# registered in the sanitizer build (ctypes cannot load an ASan library into
+# an uninstrumented interpreter) and valgrind skips them.
 # Prints a summary; exits non-zero when anything failed.
 #
 # Options: --no-asan, --no-valgrind (quicker local runs).
@@ -96,6 +100,10 @@ run_valgrind() {
     while read -r idx name _labels _timeout program; do
         if [[ $name == *crash* || $name == *bench* ]]; then
             echo "skip $name (crash/bench tests are not run under valgrind)"
+            skipped=$((skipped + 1)); continue
+        fi
+        if [[ ,$_labels, == *,python,* ]]; then
+            echo "skip $name (Python binding tests: the interpreter is not a test program)"
             skipped=$((skipped + 1)); continue
         fi
         if [ "$program" = - ] || [ ! -f "$program" ] ||

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List, Optional
 
 from . import _lib
-from ._lib import F, dec
+from ._lib import dec
 
 #: returned to the library by a callback that raised: any non-zero value
 #: means failure; -35 is HARVBK_E_CALLBACK ("a callback reported failure")
@@ -75,13 +75,14 @@ class Sink:
     def progress(self, fn: Optional[Callable[[int, int], Any]]) -> Any:
         if fn is None:
             return _lib.PROGRESS_CB()
+        f = fn
 
         def cb(done: int, total: int, _payload: Any) -> int:
             if self.error is not None:
                 return 1
             try:
                 with _running(self):
-                    fn(done, total)
+                    f(done, total)
             except BaseException as e:  # noqa: B902 - also KeyboardInterrupt
                 self.fail(e, "progress callback")
                 return 1
@@ -91,11 +92,12 @@ class Sink:
     def freeze(self, fn: Optional[Callable[[str, str], Any]], where: str) -> Any:
         if fn is None:
             return _lib.FREEZE_CB()
+        f = fn
 
         def cb(ns: bytes, vm: bytes, _payload: Any) -> int:
             try:
                 with _running(self):
-                    r = fn(dec(ns), dec(vm))
+                    r = f(dec(ns) or "", dec(vm) or "")
             except BaseException as e:  # noqa: B902
                 self.fail(e, where)
                 return 1
@@ -105,11 +107,12 @@ class Sink:
     def volume_read(self, fn: Optional[Callable[[int, int], bytes]], volume: str) -> Any:
         if fn is None:
             return _lib.VOLUME_READ_CB()
+        f = fn
 
         def cb(buf: int, length: int, offset: int, _payload: Any) -> int:
             try:
                 with _running(self):
-                    data = fn(offset, length)
+                    data = f(offset, length)
                     if not isinstance(data, bytes):
                         data = bytes(data)
                     if len(data) != length:
@@ -126,11 +129,12 @@ class Sink:
     def volume_write(self, fn: Optional[Callable[[int, bytes], Any]], volume: str) -> Any:
         if fn is None:
             return _lib.VOLUME_WRITE_CB()
+        f = fn
 
         def cb(buf: int, length: int, offset: int, _payload: Any) -> int:
             try:
                 with _running(self):
-                    fn(offset, ctypes.string_at(buf, length))
+                    f(offset, ctypes.string_at(buf, length))
             except BaseException as e:  # noqa: B902
                 self.fail(e, f"write callback of volume {volume!r}")
                 return self.code_for(e)
@@ -140,13 +144,14 @@ class Sink:
     def metadata_rewrite(self, fn: Optional[Callable[..., Any]]) -> Any:
         if fn is None:
             return _lib.METADATA_REWRITE_CB()
+        f = fn
         from .info import MetadataRewrite
 
         def cb(rw: int, _payload: Any) -> int:
             handle = MetadataRewrite(rw)
             try:
                 with _running(self):
-                    out = fn(handle)
+                    out = f(handle)
                     if out is not None:
                         handle.set_output(out)
             except BaseException as e:  # noqa: B902
@@ -176,11 +181,12 @@ class Sink:
     def vm_resolver(self, fn: Optional[Callable[[str, str], Any]]) -> Any:
         if fn is None:
             return _lib.VM_RESOLVE_CB()
+        f = fn
 
         def cb(out: Any, ns: bytes, name: bytes, _payload: Any) -> int:
             try:
                 with _running(self):
-                    vm = fn(dec(ns), dec(name))
+                    vm = f(dec(ns) or "", dec(name) or "")
                     if vm is None:
                         return -5  # HARVBK_E_NOTFOUND
                     # a new handle the library owns and frees
@@ -221,4 +227,4 @@ def make_log_hook(fn: Callable[[int, str], Any]) -> Any:
     return _lib.LOG_CB(cb)
 
 
-__all__ = ["Sink", "sync_call", "active_sinks", "make_log_hook", "F"]
+__all__ = ["Sink", "sync_call", "active_sinks", "make_log_hook"]

@@ -49,14 +49,14 @@ def _load() -> ctypes.CDLL:
 L = _load()
 
 # ---- callback types (include/harvbk/*.h)
-LOG_CB = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
-PROGRESS_CB = CFUNCTYPE(c_int, c_uint64, c_uint64, c_void_p)
-FREEZE_CB = CFUNCTYPE(c_int, c_char_p, c_char_p, c_void_p)
-VOLUME_READ_CB = CFUNCTYPE(c_int, c_void_p, c_size_t, c_uint64, c_void_p)
-VOLUME_WRITE_CB = CFUNCTYPE(c_int, c_void_p, c_size_t, c_uint64, c_void_p)
-METADATA_REWRITE_CB = CFUNCTYPE(c_int, c_void_p, c_void_p)
-IMAGE_HOOK = CFUNCTYPE(c_int, c_void_p, c_void_p)
-VM_RESOLVE_CB = CFUNCTYPE(c_int, POINTER(c_void_p), c_char_p, c_char_p, c_void_p)
+LOG_CB: Any = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
+PROGRESS_CB: Any = CFUNCTYPE(c_int, c_uint64, c_uint64, c_void_p)
+FREEZE_CB: Any = CFUNCTYPE(c_int, c_char_p, c_char_p, c_void_p)
+VOLUME_READ_CB: Any = CFUNCTYPE(c_int, c_void_p, c_size_t, c_uint64, c_void_p)
+VOLUME_WRITE_CB: Any = CFUNCTYPE(c_int, c_void_p, c_size_t, c_uint64, c_void_p)
+METADATA_REWRITE_CB: Any = CFUNCTYPE(c_int, c_void_p, c_void_p)
+IMAGE_HOOK: Any = CFUNCTYPE(c_int, c_void_p, c_void_p)
+VM_RESOLVE_CB: Any = CFUNCTYPE(c_int, POINTER(c_void_p), c_char_p, c_char_p, c_void_p)
 
 
 # ---- options structures: the member layout of the version named in VERSION.

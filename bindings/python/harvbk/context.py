@@ -5,18 +5,15 @@ import atexit
 import ctypes
 import enum
 import os
-import threading
 import weakref
 from ctypes import byref, c_char_p, c_int, c_int64, c_size_t, c_uint, c_uint64, c_void_p
-from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple,
-                    Union)
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import _callbacks, _lib
 from ._lib import F, check, dec, enc
-from .errors import NotFound
 from .info import (BackupInfo, BackupList, OpInfo, Quota, Schedule, SyncResult, backup_list)
-from .operation import (BackupOperation, GcOperation, Operation, RestoreOperation,
-                        SchedulePass, SnapshotOperation, VerifyOperation)
+from .operation import (BackupOperation, GcOperation, RestoreOperation, SchedulePass,
+                        SnapshotOperation, VerifyOperation)
 from .target import TargetConfig
 from .vm import VM, Image, PowerState, power_state
 

@@ -184,8 +184,11 @@ class SyncResult:
 
     @classmethod
     def _copy_of(cls, p: Any) -> "SyncResult":
-        c = [F.sync_result_count(p, i) for i in range(1, 10)]
-        return cls(*c, synced_at=F.sync_result_synced_at(p))
+        def n(what: int) -> int:   # harvbk_sync_count
+            return int(F.sync_result_count(p, what))
+        return cls(imported=n(1), updated=n(2), gone=n(3), forgotten=n(4), unchanged=n(5),
+                   index_missing=n(6), deleted=n(7), manifest_reads=n(8), skipped=n(9),
+                   synced_at=F.sync_result_synced_at(p))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """Asynchronous operations (:class:`Operation` and its kinds)."""
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from ctypes import byref, c_char_p, c_int, c_int64, c_uint64, c_void_p
@@ -9,7 +8,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 from . import _callbacks
 from ._lib import F, check, copy_text, dec
-from .errors import HarvbkError, error_from_code
+from .errors import error_from_code
 from .info import (BackupInfo, GcResult, Progress, ScheduleRun, run_state_name, state_name)
 
 if TYPE_CHECKING:
@@ -380,4 +379,4 @@ class SchedulePass(Operation):
 
 
 __all__ = ["Operation", "BackupOperation", "SnapshotOperation", "RestoreOperation",
-           "VerifyOperation", "GcOperation", "SchedulePass", "HarvbkError", "sys"]
+           "VerifyOperation", "GcOperation", "SchedulePass"]
