@@ -269,3 +269,7 @@ def error_from_code(code: int, message: str = "") -> HarvbkError:
     if cls is None:
         return HarvbkError(message, code)
     return cls(message)
+
+
+__all__ = ["HarvbkError", "ERRORS", "error_class", "error_from_code", "error_name",
+           "strerror"] + [cls.__name__ for cls in ERRORS.values()]
