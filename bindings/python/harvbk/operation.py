@@ -62,7 +62,10 @@ class Operation:
         self._ctx = ctx
         self._sink = sink
         self._what = what
-        self._lock = threading.Lock()
+        # guards _ptr; _busy counts threads inside a (long) wait on the C
+        # handle, which close() lets go before it frees the handle
+        self._lock = threading.Condition(threading.Lock())
+        self._busy = 0
         self._kind = dec(F.op_kind(ptr)) or ""
         self._final: Optional[tuple] = None   # (state, result, message, progress)
         self._noted = False
@@ -186,17 +189,32 @@ class Operation:
         """
         self._guard()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        with self._lock:
-            ptr = self._ptr
-        if ptr is not None and self._final is None:
+        ptr = self._acquire()
+        if ptr is not None:
             try:
-                if not _wait_ended(ptr, deadline):
-                    return False
-            except KeyboardInterrupt:
-                F.op_cancel(ptr)
-                _wait_ended(ptr, None)
-                raise
+                try:
+                    if not _wait_ended(ptr, deadline):
+                        return False
+                except KeyboardInterrupt:
+                    F.op_cancel(ptr)
+                    _wait_ended(ptr, None)
+                    raise
+            finally:
+                self._release()
         return self._raise_outcome()
+
+    def _acquire(self) -> Optional[c_void_p]:
+        """The handle, kept valid until _release(); None once freed or ended."""
+        with self._lock:
+            if self._ptr is None or self._final is not None:
+                return None
+            self._busy += 1
+            return self._ptr
+
+    def _release(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            self._lock.notify_all()
 
     def _raise_outcome(self) -> bool:
         with self._lock:
@@ -219,17 +237,21 @@ class Operation:
 
     def close(self) -> None:
         """Free the C operation. A running one is cancelled and waited for
-        first. Its state, result and message stay readable."""
+        first. Its state, result and message stay readable. Safe to call
+        while other threads wait for the operation (they see it cancelled)."""
         self._guard()
+        ptr = self._acquire()
+        if ptr is not None:
+            try:
+                F.op_cancel(ptr)
+                _wait_ended(ptr, None)
+            finally:
+                self._release()
         with self._lock:
+            while self._busy:            # waiters return within one slice
+                self._lock.wait()
             ptr = self._ptr
-        if ptr is None:
-            return
-        if self._final is None:
-            F.op_cancel(ptr)
-            _wait_ended(ptr, None)
-        with self._lock:
-            if self._ptr is None:
+            if ptr is None:
                 return
             self._ended_locked()
             self._ptr = None
@@ -262,11 +284,13 @@ class Operation:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             if exc_type is not None:
-                self.cancel()
-                with self._lock:
-                    ptr = self._ptr
+                ptr = self._acquire()
                 if ptr is not None:
-                    _wait_ended(ptr, None)
+                    try:
+                        F.op_cancel(ptr)
+                        _wait_ended(ptr, None)
+                    finally:
+                        self._release()
             else:
                 self.wait()
         finally:

@@ -140,3 +140,26 @@ def test_close_context_cancels_running_operations(tmp_path):
     ctx.close()                       # twice is fine
     with pytest.raises(ValueError, match="closed"):
         ctx.backups()
+
+
+def test_close_while_another_thread_waits(local_ctx):
+    started = threading.Event()
+    op = local_ctx.backup(endless_vm(started), "b1")
+    assert started.wait(60)
+    outcome = []
+
+    def waiter():
+        try:
+            op.wait()
+        except BaseException as e:  # noqa: BLE001
+            outcome.append(e)
+
+    threads = [threading.Thread(target=waiter) for _ in range(3)]
+    for t in threads:
+        t.start()
+    op.close()                        # cancels; frees once the waiters let go
+    for t in threads:
+        t.join(120)
+    assert [type(e) for e in outcome] == [harvbk.Cancelled] * 3
+    assert op.done and op.result == harvbk.Cancelled.CODE
+    op.close()
