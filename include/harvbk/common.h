@@ -94,15 +94,20 @@ HARVBK_API const char *harvbk_error_name(int code);
 /*
  * The calling thread's last error (the libgit2 git_error_last model).
  *
- * Every failing library call records its code and a detailed message on the
- * thread that made the call, whether or not it takes a context: the context-
- * less ones (harvbk_ctx_open, harvbk_vm_* and harvbk_image_* setters,
- * harvbk_target_config_set, harvbk_ranges_add, the *_options_init functions)
- * included. Successful calls do NOT clear it: read it right after a call that
- * returned an error. Messages never contain secrets.
+ * Every library function that returns a HARVBK_E_* code records that code
+ * and a detailed message on the calling thread whenever it fails, whether or
+ * not it takes a context: the context-less ones (harvbk_ctx_open, harvbk_vm_*
+ * and harvbk_image_* setters, harvbk_target_config_set, harvbk_ranges_add,
+ * the *_options_init functions, the *_to_json and *_at functions) included.
+ * A NULL or invalid handle or argument is named with the function, e.g.
+ * "harvbk_backup_get: ctx is NULL". Successful calls do NOT clear it: read it
+ * right after a call that returned an error. Functions that return a value
+ * rather than a code (accessors returning NULL or 0 for a NULL handle,
+ * harvbk_op_errmsg_copy) never set it. Messages never contain secrets.
  *
  * Failures of an operation that happen later on a library thread (a running
- * backup...) are read with harvbk_op_errmsg_copy(), not here.
+ * backup...) are read with harvbk_op_errmsg_copy(); harvbk_op_wait()
+ * returning such a failure also records it (code and message) here.
  *
  * Go (cgo) callers: a goroutine may move between OS threads, so lock the OS
  * thread (runtime.LockOSThread) around the call and the read of

@@ -45,7 +45,9 @@ HARVBK_API const char *harvbk_state_name(int state);
  */
 typedef int (*harvbk_freeze_cb)(const char *namespace_, const char *vm, void *payload);
 
-/** Wait until the operation ends; returns its result (0 or HARVBK_E_*). */
+/** Wait until the operation ends; returns its result (0 or HARVBK_E_*). A
+ *  failure is also recorded as the calling thread's last error, with the
+ *  operation's message (harvbk_error_last()). */
 HARVBK_API int harvbk_op_wait(harvbk_op *op);
 /** Wait up to timeout_ms for the operation to end. Returns 0 once it has ended
  *  (read its outcome with harvbk_op_result()), HARVBK_E_TIMEOUT while it still

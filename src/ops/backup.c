@@ -819,7 +819,8 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
     bool snap = p->kind == HB_ENTRY_SNAPSHOT;
     const char *word = hb_entry_word(p->kind);
     if (!vm)
-        return hb_seterr(e, HARVBK_E_INVALID, "VM is NULL");
+        return hb_seterr(e, HARVBK_E_INVALID, "%s: vm is NULL",
+                         snap ? "harvbk_snapshot_create" : "harvbk_backup_create");
     int rc = hb_check_name(snap ? "snapshot name" : "backup name", name, e);
     if (rc)
         return rc;
@@ -1008,9 +1009,9 @@ int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, 
                          const harvbk_backup_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -1032,5 +1033,5 @@ int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, 
         p.freeze_payload = opts->freeze_payload;
         rc = hb_writer_start(out, ctx, vm, name, &p, &e);
     }
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }

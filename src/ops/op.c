@@ -26,6 +26,14 @@ static bool op_ok(const harvbk_op *op)
     return op && op->magic == HB_OP_MAGIC;
 }
 
+int hb_op_bad(const harvbk_op *op, const char *fn)
+{
+    if (!op)
+        return hb_fail(HARVBK_E_INVALID, "%s: op is NULL", fn);
+    return hb_fail(HARVBK_E_INVALID, "%s: op is not a valid operation (freed, or not a harvbk_op)",
+                   fn);
+}
+
 int hb_op_new(harvbk_op **out, harvbk_ctx *ctx, const char *kind, hb_store_ref *sref,
               harvbk_progress_cb cb, void *payload, hb_op_run_fn run, hb_op_free_fn free_job,
               void *job, hb_err *e)
@@ -234,19 +242,22 @@ void harvbk_op_free(harvbk_op *op)
 int harvbk_op_wait(harvbk_op *op)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     pthread_mutex_lock(&op->mu);
     while (op->state == HARVBK_STATE_INPROGRESS)
         pthread_cond_wait(&op->cv, &op->mu);
     int rc = op->result;
+    char msg[HB_ERRMSG_MAX];
+    memcpy(msg, op->errmsg, sizeof msg);
     pthread_mutex_unlock(&op->mu);
-    return rc;
+    /* the operation's failure is this call's: the thread's last error too */
+    return rc ? hb_fail(rc, "%s", msg) : 0;
 }
 
 int harvbk_op_wait_timeout(harvbk_op *op, uint64_t timeout_ms)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     struct timespec dl;
     clock_gettime(CLOCK_MONOTONIC, &dl);
     uint64_t ns = (uint64_t)dl.tv_nsec + (timeout_ms % 1000u) * 1000000u;
@@ -261,13 +272,16 @@ int harvbk_op_wait_timeout(harvbk_op *op, uint64_t timeout_ms)
         err = pthread_cond_timedwait(&op->cv, &op->mu, &dl);
     int rc = op->state == HARVBK_STATE_INPROGRESS ? HARVBK_E_TIMEOUT : 0;
     pthread_mutex_unlock(&op->mu);
-    return rc;
+    if (rc)
+        return hb_fail(rc, "%s: the %s operation still runs after %llu ms", __func__, op->kind,
+                       (unsigned long long)timeout_ms);
+    return 0;
 }
 
 int harvbk_op_cancel(harvbk_op *op)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     atomic_store(&op->cancel, 1);
     return 0;
 }
@@ -275,7 +289,7 @@ int harvbk_op_cancel(harvbk_op *op)
 int harvbk_op_state(const harvbk_op *op)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     harvbk_op *o = (harvbk_op *)op; /* the lock is not part of the value */
     pthread_mutex_lock(&o->mu);
     int s = o->state;
@@ -286,7 +300,7 @@ int harvbk_op_state(const harvbk_op *op)
 int harvbk_op_result(const harvbk_op *op)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     harvbk_op *o = (harvbk_op *)op;
     pthread_mutex_lock(&o->mu);
     int r = o->result;
@@ -297,7 +311,7 @@ int harvbk_op_result(const harvbk_op *op)
 int harvbk_op_progress(const harvbk_op *op, uint64_t *out_done, uint64_t *out_total)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     harvbk_op *o = (harvbk_op *)op;
     if (out_done)
         *out_done = atomic_load(&o->done);

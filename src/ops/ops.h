@@ -144,6 +144,14 @@ struct harvbk_ctx {
 int hb_ctx_fail(harvbk_ctx *ctx, const hb_err *e);
 /* Format a message, set it as the context's message, return code. */
 int hb_ctx_failf(harvbk_ctx *ctx, int code, const char *fmt, ...) HB_PRINTF(3, 4);
+/* The failure rc described by e: hb_ctx_fail(ctx, e), but rc (with e's
+ * message, else harvbk_strerror(rc)) when e holds no code, so a failing call
+ * never returns 0 nor leaves the thread's last error unset. 0 when rc is 0. */
+int hb_ctx_fail_rc(harvbk_ctx *ctx, int rc, const hb_err *e);
+/* Public function `fn` given a NULL or invalid context: HARVBK_E_INVALID with
+ * "fn: ctx is NULL" (or "... is not a valid context") as the thread's last
+ * error. */
+int hb_ctx_bad(const harvbk_ctx *ctx, const char *fn);
 /* Common entry check of public functions taking a context. */
 bool hb_ctx_ok(const harvbk_ctx *ctx);
 
@@ -258,6 +266,10 @@ void hb_op_job(harvbk_op *op, hb_store *st, hb_job *job);
 /* The default engine progress hook (ud = op). */
 int hb_op_progress(uint64_t delta, void *ud);
 bool hb_op_cancelled(harvbk_op *op);
+/* Public function `fn` given a NULL or invalid operation: HARVBK_E_INVALID
+ * with "fn: op is NULL" (or "... is not a valid operation") as the thread's
+ * last error. */
+int hb_op_bad(const harvbk_op *op, const char *fn);
 /* harvbk_ctx_free: cancel every op of ctx, join their threads, detach them. */
 void hb_op_ctx_release_all(harvbk_ctx *ctx);
 /* Sleep up to ms, returning early (true) when cancelled. */
@@ -307,11 +319,12 @@ int hb_backup_manifest_load(harvbk_ctx *ctx, hb_store *st, const char *ns, const
  * (the public backup and snapshot functions are wrappers). */
 int hb_entry_manifest_load(harvbk_ctx *ctx, hb_store *st, int kind, const char *ns,
                            const char *name, hb_manifest *m, hb_err *e);
-int hb_entry_get(harvbk_backup_info **out, harvbk_ctx *ctx, int kind, const char *ns,
-                 const char *name);
-int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind);
-int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *ns, const char *name);
-int hb_entry_verify(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *ns,
+/* `fn` is the public function's name, for messages about its arguments. */
+int hb_entry_get(const char *fn, harvbk_backup_info **out, harvbk_ctx *ctx, int kind,
+                 const char *ns, const char *name);
+int hb_entry_list(const char *fn, harvbk_backup_list **out, harvbk_ctx *ctx, int kind);
+int hb_entry_delete(const char *fn, harvbk_ctx *ctx, int kind, const char *ns, const char *name);
+int hb_entry_verify(const char *fn, harvbk_op **out, harvbk_ctx *ctx, int kind, const char *ns,
                     const char *name, const harvbk_op_options *opts);
 
 /* ---- writing backups and snapshots (backup.c) ---- */

@@ -254,7 +254,7 @@ static int delete_entries(harvbk_ctx *ctx, const char *ns, const char *name, int
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     *all_done = true;
     for (size_t i = 0; i < n; i++) {
-        int rc = hb_entry_delete(ctx, kind, ns, del[i]);
+        int rc = hb_entry_delete("harvbk_schedule_run_due", ctx, kind, ns, del[i]);
         if (rc == 0 || rc == HARVBK_E_NOTFOUND) {
             gone[i] = true;
             hb_log_info(&ctx->log, "schedule %s/%s: %s %s/%s deleted", ns, name,
@@ -705,9 +705,9 @@ int harvbk_schedule_run_due(harvbk_op **out, harvbk_ctx *ctx, int64_t now_ms,
                             const harvbk_schedule_run_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -720,7 +720,7 @@ int harvbk_schedule_run_due(harvbk_op **out, harvbk_ctx *ctx, int64_t now_ms,
         rc = hb_seterr(&e, HARVBK_E_INVALID, "a freeze hook needs a thaw hook");
     if (rc == 0)
         rc = pass_start(out, ctx, now_ms, opts, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 size_t harvbk_schedule_run_count(const harvbk_op *op)
@@ -734,8 +734,14 @@ int harvbk_schedule_run_at(const harvbk_op *op, size_t i, const char **namespace
                            const char **schedule, const char **entry, int64_t *planned_ms,
                            int *state, int *error_code, const char **message)
 {
-    if (!op || op->magic != HB_OP_MAGIC || !op->sched || i >= op->sched->n)
-        return HARVBK_E_INVALID;
+    if (!op || op->magic != HB_OP_MAGIC)
+        return hb_op_bad(op, __func__);
+    if (!op->sched)
+        return hb_fail(HARVBK_E_INVALID, "%s: op is a %s operation, not a schedule pass",
+                       __func__, op->kind);
+    if (i >= op->sched->n)
+        return hb_fail(HARVBK_E_INVALID, "%s: index %zu is out of range (the pass has %zu runs)",
+                       __func__, i, op->sched->n);
     const sched_run *r = &op->sched->runs[i];
     if (namespace_)
         *namespace_ = r->ns;
@@ -759,9 +765,9 @@ int harvbk_schedule_run_at(const harvbk_op *op, size_t i, const char **namespace
 int harvbk_schedule_next_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *out_ms)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out_ms)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out_ms is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out_ms is NULL", __func__);
     *out_ms = -1;
     hb_err e;
     hb_err_clear(&e);
@@ -785,7 +791,7 @@ int harvbk_schedule_next_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *out_ms)
     }
     hb_free(ids);
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     *out_ms = best;
     return 0;
 }

@@ -158,16 +158,16 @@ fail:
 int harvbk_backup_verify(harvbk_op **out, harvbk_ctx *ctx, const char *namespace_,
                          const char *name, const harvbk_op_options *opts)
 {
-    return hb_entry_verify(out, ctx, HB_ENTRY_BACKUP, namespace_, name, opts);
+    return hb_entry_verify(__func__, out, ctx, HB_ENTRY_BACKUP, namespace_, name, opts);
 }
 
-int hb_entry_verify(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *namespace_,
-                    const char *name, const harvbk_op_options *opts)
+int hb_entry_verify(const char *fn, harvbk_op **out, harvbk_ctx *ctx, int kind,
+                    const char *namespace_, const char *name, const harvbk_op_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, fn);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", fn);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -176,5 +176,5 @@ int hb_entry_verify(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *name
     opts = &o;
     if (rc == 0)
         rc = verify_start(out, ctx, kind, namespace_, name, opts, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
