@@ -139,10 +139,23 @@ typedef enum harvbk_log_level {
 typedef void (*harvbk_log_cb)(int level, const char *message, void *payload);
 
 /**
- * Progress hook of long operations: bytes done and total. Called from a
- * library thread of the operation, never concurrently for one operation, and
- * never after the operation ended. Keep it short. Return 0 to continue; any
- * non-zero value cancels the operation, which then ends with HARVBK_E_CANCELLED.
+ * Progress hook of long operations: bytes done and total (total 0: not known
+ * yet). Each operation given a hook has one progress thread of its own, started
+ * with it: every call of the hook is made on that thread, never on the
+ * caller's thread nor on a worker, with no library lock held, so a slow hook
+ * delays no worker (only the next call). Calls are coalesced: at most one per
+ * 100 ms, made when the counters moved; never two at once for one operation;
+ * never after the operation ended (harvbk_op_wait() returns after the last
+ * one); done never decreases. On success the last call reports done == total.
+ * Backups, snapshots, restores and verifies make that call before their
+ * commit (the manifest, moving the volumes into place, releasing the entry)
+ * and wait for it there, so a hook that blocks holds the operation at that
+ * point. The hook may call the library (harvbk_op_progress, harvbk_op_state,
+ * harvbk_op_cancel on its own operation; any function on others), except
+ * harvbk_op_wait/_free of its own operation and harvbk_ctx_free of its
+ * context. Return 0 to continue; a non-zero value cancels the operation, which
+ * then ends with HARVBK_E_CANCELLED (a gc that had already swept keeps its
+ * result), and the hook is not called again.
  */
 typedef int (*harvbk_progress_cb)(uint64_t done, uint64_t total, void *payload);
 

@@ -660,6 +660,10 @@ static int backup_run(harvbk_op *op, hb_err *e)
     if (rc)
         goto out;
 
+    /* every byte is read: the progress hook hears done == total before the
+     * commit, so that a hook that says stop there still cancels */
+    atomic_store(&op->done, logical);
+    hb_op_progress_flush(op);
     /* commit: indexes, then the manifest */
     if (hb_op_cancelled(op)) {
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);

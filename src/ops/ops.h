@@ -238,6 +238,15 @@ struct harvbk_op {
 
     harvbk_progress_cb progress_cb;
     void *progress_payload;
+    /* The progress thread (op.c), started with the op when progress_cb is
+     * set: the only thread that calls progress_cb, with no lock held. */
+    pthread_mutex_t prog_mu;
+    pthread_cond_t prog_cv;        /* CLOCK_MONOTONIC */
+    pthread_t prog_thread;
+    bool prog_started;
+    bool prog_stop, prog_final;    /* guarded by prog_mu */
+    unsigned prog_flush_req, prog_flush_done; /* guarded by prog_mu */
+    atomic_bool prog_vetoed;       /* progress_cb returned non-zero */
 
     hb_op_run_fn run;              /* runs on the op thread; owns and frees job */
     hb_op_free_fn free_job;        /* frees job when the op never started */
@@ -263,8 +272,24 @@ int hb_op_start(harvbk_op *op, hb_err *e);
 void hb_op_discard(harvbk_op *op);
 /* Fill a job for the engine that reports progress through op. */
 void hb_op_job(harvbk_op *op, hb_store *st, hb_job *job);
-/* The default engine progress hook (ud = op). */
+/* Progress. Workers only add to op->done (atomically; the default engine
+ * hook below); the op's progress thread reads op->done / op->total and calls
+ * the caller's progress_cb at most every HB_PROGRESS_INTERVAL_MS, with no
+ * library lock held, never concurrently, never after the op ended. When
+ * run() succeeds it makes one last call if the counters changed since the
+ * previous one (or there was none), with done == total. A non-zero return
+ * sets op->cancel (and no call follows). */
+#define HB_PROGRESS_INTERVAL_MS 100u
+/* The default engine progress hook (ud = op): adds delta to op->done;
+ * non-zero once the op is cancelled. */
 int hb_op_progress(uint64_t delta, void *ud);
+/* Wait until the progress hook has been told the counters as they are now
+ * (a call is made unless they are what it was last told; the interval is
+ * kept). For the op's thread, before a step it cannot undo (a commit, a
+ * sweep): the caller then checks hb_op_cancelled(), so a hook that says
+ * stop there still cancels the op. A hook that blocks holds the op here.
+ * No-op without a progress_cb. */
+void hb_op_progress_flush(harvbk_op *op);
 bool hb_op_cancelled(harvbk_op *op);
 /* Public function `fn` given a NULL or invalid operation: HARVBK_E_INVALID
  * with "fn: op is NULL" (or "... is not a valid operation") as the thread's

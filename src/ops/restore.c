@@ -310,6 +310,8 @@ static int write_volumes(harvbk_op *op, restore_job *j, hb_store *st, const char
             }
         }
     }
+    if (rc == 0) /* before anything is moved into place or swapped */
+        hb_op_progress_flush(op);
     if (rc == 0 && hb_op_cancelled(op))
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
     return rc;

@@ -591,7 +591,9 @@ static int run_poll(harvbk_op *op, sched_run *r, bool cancel_all)
     return 0;
 }
 
-static void report_progress(harvbk_op *op, hb_sched_pass *pass, uint64_t *last_ms, bool force)
+/* The pass's counters: the summed bytes of its runs (its progress thread
+ * tells the caller's hook, ops/op.c). */
+static void report_progress(harvbk_op *op, hb_sched_pass *pass)
 {
     uint64_t done = 0, total = 0;
     for (size_t i = 0; i < pass->n; i++) {
@@ -607,12 +609,6 @@ static void report_progress(harvbk_op *op, hb_sched_pass *pass, uint64_t *last_m
         total = atomic_load(&op->total);
     atomic_store(&op->done, done);
     atomic_store(&op->total, total);
-    uint64_t now = hb_mono_ms();
-    if (pass->opts.progress_cb && (force || now - *last_ms >= 100)) {
-        *last_ms = now;
-        if (pass->opts.progress_cb(done, total, pass->opts.progress_payload) != 0)
-            atomic_store(&op->cancel, 1);
-    }
 }
 
 static int pass_run(harvbk_op *op, hb_err *e)
@@ -621,7 +617,6 @@ static int pass_run(harvbk_op *op, hb_err *e)
     hb_sched_pass *pass = op->job;
     unsigned maxp = pass->opts.max_parallel ? pass->opts.max_parallel : 2;
     size_t next = 0;
-    uint64_t last = 0;
     for (;;) {
         bool cancel = hb_op_cancelled(op);
         unsigned active = 0;
@@ -646,12 +641,12 @@ static int pass_run(harvbk_op *op, hb_err *e)
                 run_end(op, r, HARVBK_SCHEDULE_RUN_CANCELLED, HARVBK_E_CANCELLED,
                         "cancelled before it started");
             }
-        report_progress(op, pass, &last, false);
+        report_progress(op, pass);
         if (active == 0 && next >= pass->n)
             break;
         hb_op_sleep(op, TICK_MS);
     }
-    report_progress(op, pass, &last, true);
+    report_progress(op, pass);
     return 0;
 }
 
@@ -684,7 +679,8 @@ static int pass_start(harvbk_op **out, harvbk_ctx *ctx, int64_t now,
         return rc;
     }
     harvbk_op *op = NULL;
-    rc = hb_op_new(&op, ctx, "schedule", NULL, NULL, NULL, pass_run, pass_free, pass, e);
+    rc = hb_op_new(&op, ctx, "schedule", NULL, opts->progress_cb, opts->progress_payload,
+                   pass_run, pass_free, pass, e);
     if (rc) {
         /* the firings were recorded InProgress: they are settled as
          * interrupted by the next pass once the run locks are released */

@@ -70,9 +70,15 @@ static int verify_run(harvbk_op *op, hb_err *e)
             rc = hb_seterr(e, HARVBK_E_CANCELLED, "verify of %s %s/%s cancelled", word, j->ns,
                            j->name);
     }
+    if (rc == 0) { /* the progress hook hears of the end while the entry is still held */
+        atomic_store(&op->done, atomic_load(&op->total));
+        hb_op_progress_flush(op);
+        if (hb_op_cancelled(op))
+            rc = hb_seterr(e, HARVBK_E_CANCELLED, "verify of %s %s/%s cancelled", word, j->ns,
+                           j->name);
+    }
     uint64_t ms = hb_mono_ms() - t0;
     if (rc == 0) {
-        atomic_store(&op->done, atomic_load(&op->total));
         hb_log_info(&ctx->log, "verify of %s %s/%s OK: %zu volume(s), %zu distinct chunks "
                     "checked in %llu.%03llu s", word, j->ns, j->name, m.nvols,
                     hb_dset_count(checked),
