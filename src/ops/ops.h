@@ -39,9 +39,10 @@
  * each ops file includes the ones it uses). ctx->state is its handle.
  *
  * Locking order (outer first): ctx->target_mu -> ctx->mu -> op->mu;
- * ctx->state.cat_mu, ctx->state.pend_mu, ctx->lease_mu, ctx->err_mu and
- * ctx->log_lock are leaves (no other lock is taken while holding them, except
- * that user log callbacks run under the read side of log_lock).
+ * ctx->state.cat_mu, ctx->state.pend_mu, ctx->lease_mu, ctx->err_mu,
+ * op->prog_mu and ctx->log_lock are leaves (no other lock is taken while
+ * holding them, except that user log callbacks run under the read side of
+ * log_lock; progress hooks run with no lock held, op->prog_mu released).
  */
 #ifndef HB_OPS_H
 #define HB_OPS_H
