@@ -261,6 +261,13 @@ HARVBK_API int harvbk_backup_delete_ex(harvbk_ctx *ctx, const char *namespace_, 
  * Start garbage collection of the target: removes chunks no backup references.
  * Safe against backups running from other contexts (see docs/FORMAT.md).
  * Ends with HARVBK_E_BUSY when a writer holds the store.
+ * Progress (harvbk_op_options.progress_cb, harvbk_op_progress) is in bytes of
+ * stored chunks: marking reports nothing; listing adds the stored size of every
+ * chunk of the store to done while total stays 0 (not known yet); then total
+ * becomes the listed bytes plus the bytes to remove (the progress hook is
+ * called with it before anything is deleted, and may still cancel), and each
+ * removal adds its bytes, so done == total when the sweep is complete.
+ * harvbk_snapshot_gc() reports the same way.
  */
 HARVBK_API int harvbk_gc(harvbk_op **out, harvbk_ctx *ctx, const harvbk_op_options *opts);
 

@@ -94,15 +94,20 @@ HARVBK_API const char *harvbk_error_name(int code);
 /*
  * The calling thread's last error (the libgit2 git_error_last model).
  *
- * Every failing library call records its code and a detailed message on the
- * thread that made the call, whether or not it takes a context: the context-
- * less ones (harvbk_ctx_open, harvbk_vm_* and harvbk_image_* setters,
- * harvbk_target_config_set, harvbk_ranges_add, the *_options_init functions)
- * included. Successful calls do NOT clear it: read it right after a call that
- * returned an error. Messages never contain secrets.
+ * Every library function that returns a HARVBK_E_* code records that code
+ * and a detailed message on the calling thread whenever it fails, whether or
+ * not it takes a context: the context-less ones (harvbk_ctx_open, harvbk_vm_*
+ * and harvbk_image_* setters, harvbk_target_config_set, harvbk_ranges_add,
+ * the *_options_init functions, the *_to_json and *_at functions) included.
+ * A NULL or invalid handle or argument is named with the function, e.g.
+ * "harvbk_backup_get: ctx is NULL". Successful calls do NOT clear it: read it
+ * right after a call that returned an error. Functions that return a value
+ * rather than a code (accessors returning NULL or 0 for a NULL handle,
+ * harvbk_op_errmsg_copy) never set it. Messages never contain secrets.
  *
  * Failures of an operation that happen later on a library thread (a running
- * backup...) are read with harvbk_op_errmsg_copy(), not here.
+ * backup...) are read with harvbk_op_errmsg_copy(); harvbk_op_wait()
+ * returning such a failure also records it (code and message) here.
  *
  * Go (cgo) callers: a goroutine may move between OS threads, so lock the OS
  * thread (runtime.LockOSThread) around the call and the read of
@@ -134,10 +139,23 @@ typedef enum harvbk_log_level {
 typedef void (*harvbk_log_cb)(int level, const char *message, void *payload);
 
 /**
- * Progress hook of long operations: bytes done and total. Called from a
- * library thread of the operation, never concurrently for one operation, and
- * never after the operation ended. Keep it short. Return 0 to continue; any
- * non-zero value cancels the operation, which then ends with HARVBK_E_CANCELLED.
+ * Progress hook of long operations: bytes done and total (total 0: not known
+ * yet). Each operation given a hook has one progress thread of its own, started
+ * with it: every call of the hook is made on that thread, never on the
+ * caller's thread nor on a worker, with no library lock held, so a slow hook
+ * delays no worker (only the next call). Calls are coalesced: at most one per
+ * 100 ms, made when the counters moved; never two at once for one operation;
+ * never after the operation ended (harvbk_op_wait() returns after the last
+ * one); done never decreases. On success the last call reports done == total.
+ * Backups, snapshots, restores and verifies make that call before their
+ * commit (the manifest, moving the volumes into place, releasing the entry)
+ * and wait for it there, so a hook that blocks holds the operation at that
+ * point. The hook may call the library (harvbk_op_progress, harvbk_op_state,
+ * harvbk_op_cancel on its own operation; any function on others), except
+ * harvbk_op_wait/_free of its own operation and harvbk_ctx_free of its
+ * context. Return 0 to continue; a non-zero value cancels the operation, which
+ * then ends with HARVBK_E_CANCELLED (a gc that had already swept keeps its
+ * result), and the hook is not called again.
  */
 typedef int (*harvbk_progress_cb)(uint64_t done, uint64_t total, void *payload);
 

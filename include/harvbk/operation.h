@@ -106,7 +106,9 @@ typedef int (*harvbk_capture_release_cb)(const char *namespace_, const char *vm,
                                          const char *volume, const char *captured_path,
                                          void *payload);
 
-/** Wait until the operation ends; returns its result (0 or HARVBK_E_*). */
+/** Wait until the operation ends; returns its result (0 or HARVBK_E_*). A
+ *  failure is also recorded as the calling thread's last error, with the
+ *  operation's message (harvbk_error_last()). */
 HARVBK_API int harvbk_op_wait(harvbk_op *op);
 /** Wait up to timeout_ms for the operation to end. Returns 0 once it has ended
  *  (read its outcome with harvbk_op_result()), HARVBK_E_TIMEOUT while it still

@@ -222,7 +222,8 @@ typedef int (*harvbk_vm_resolve_cb)(harvbk_vm **out, const char *namespace_, con
 typedef struct harvbk_schedule_run_options {
     unsigned int version;           /* HARVBK_SCHEDULE_RUN_OPTIONS_VERSION */
     unsigned int max_parallel;      /* runs at once; 0: 2 */
-    /* Progress of the whole pass: bytes of all its runs. */
+    /* Progress of the whole pass: bytes of all its runs (the pass's progress
+     * thread calls it, like any operation's: harvbk/common.h). */
     harvbk_progress_cb progress_cb;
     void *progress_payload;
     /* Freeze/thaw each VM around its backup or snapshot (harvbk/backup.h). */

@@ -134,6 +134,16 @@ int hb_fail_err(const hb_err *e)
     return e->code;
 }
 
+int hb_fail_rc(int rc, const hb_err *e)
+{
+    if (rc == 0)
+        return 0;
+    if (e && e->code != 0)
+        return hb_fail_err(e);
+    last_store(rc, e ? e->msg : NULL);
+    return rc;
+}
+
 const char *harvbk_error_last(void)
 {
     return tl_last.msg;

@@ -46,6 +46,9 @@ int hb_callback_code(int r);
  * or empty message stores the code's harvbk_strerror() text. Returns code. */
 int hb_fail(int code, const char *fmt, ...) HB_PRINTF(2, 3);
 int hb_fail_err(const hb_err *e);
+/* rc != 0: hb_fail_err(e), or rc with e's message (else harvbk_strerror(rc))
+ * when e holds no code. Returns the code stored (0 when rc is 0). */
+int hb_fail_rc(int rc, const hb_err *e);
 
 /* ---- logging ---- */
 typedef struct hb_logger {

@@ -40,10 +40,18 @@ typedef struct hb_job {
     const hb_logger *log;
     unsigned threads;                  /* 0 = hb_default_threads() */
     atomic_int *cancel;                /* set non-zero to stop; may be NULL */
-    /* Called with bytes just processed, from any thread but never concurrently
-     * (the engine serialises). Non-zero return cancels. May be NULL. */
+    /* Called with bytes just processed, from any worker thread but never
+     * concurrently (the engine serialises it under a mutex, so it must be
+     * quick and never block: the ops layer only adds to counters; the
+     * caller's own progress hook runs on a thread of its own, ops/op.c).
+     * Non-zero return cancels. May be NULL. */
     int (*progress)(uint64_t delta, void *ud);
     void *progress_ud;
+    /* May be NULL. gc: the total of its progress, once its listing knows it. */
+    void (*progress_total)(uint64_t total, void *ud);
+    /* May be NULL. gc: before it deletes anything, so that a hook that says
+     * stop there stops the sweep (returns once the hook was told). */
+    void (*progress_flush)(void *ud);
     /* gc only, may be NULL: the gc lease the caller holds. gc checks it before
      * it deletes anything and stops with HARVBK_E_BUSY once it has lapsed (a
      * backup may have started meanwhile; docs/FORMAT.md section 9). */

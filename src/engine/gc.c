@@ -15,6 +15,12 @@
  * writer whose manifest is not committed yet. (A target clock running behind
  * ours weakens that guard, one running ahead only makes gc keep more.)
  * With job->lease set, nothing is deleted once that lease has lapsed.
+ *
+ * Progress is in bytes of stored chunks (their size in the store): the
+ * marking reports nothing; each chunk listed adds its size to done, the total
+ * staying 0 (unknown) until the listing ends; then the total becomes the
+ * listed bytes plus the bytes to remove, and each deleted batch adds its
+ * bytes, so done reaches the total when the sweep is complete.
  */
 #include "pipeline.h"
 
@@ -48,7 +54,9 @@ typedef struct gc_ctx {
     int64_t start;
     gc_victim *vic;
     size_t nvic, capvic;
-    uint64_t total, kept_new, unreported;
+    uint64_t total, kept_new;
+    uint64_t listed_bytes;         /* stored bytes of every chunk listed */
+    uint64_t unreported, unreported_bytes; /* chunks / bytes not yet reported */
 } gc_ctx;
 
 static int gc_entry_cb(const char *ns, const char *name, void *ud)
@@ -167,10 +175,13 @@ static int gc_chunk_cb(const uint8_t id[HB_DIGEST_LEN], uint64_t size, int64_t m
 {
     gc_ctx *c = ud;
     c->total++;
+    c->listed_bytes += size;
+    c->unreported_bytes += size;
     if (++c->unreported >= GC_PROGRESS_BATCH) {
-        if (!hb_pipe_progress(&c->pipe, c->unreported))
+        if (!hb_pipe_progress(&c->pipe, c->unreported_bytes))
             return HARVBK_E_CANCELLED;
         c->unreported = 0;
+        c->unreported_bytes = 0;
     }
     if (hb_dset_has(c->refs, id))
         return 0;
@@ -273,9 +284,21 @@ int hb_engine_gc(hb_job *job, hb_gc_stats *stats, hb_err *e)
             goto done;
         }
     }
-    if (c.unreported && !hb_pipe_progress(&c.pipe, c.unreported))
+    if (c.unreported_bytes && !hb_pipe_progress(&c.pipe, c.unreported_bytes))
         goto done;
     s.total_chunks = c.total;
+    {
+        uint64_t victim_bytes = 0;
+        for (size_t i = 0; i < c.nvic; i++)
+            victim_bytes += c.vic[i].size;
+        if (job->progress_total)
+            job->progress_total(c.listed_bytes + victim_bytes, job->progress_ud);
+    }
+    /* the caller's progress hook hears of it before anything is deleted */
+    if (job->progress_flush)
+        job->progress_flush(job->progress_ud);
+    if (hb_pipe_stopped(&c.pipe))
+        goto done;
 
     keys = hb_malloc((size_t)GC_DELETE_BATCH * sizeof *keys);
     keyp = hb_malloc((size_t)GC_DELETE_BATCH * sizeof *keyp);
@@ -303,6 +326,8 @@ int hb_engine_gc(hb_job *job, hb_gc_stats *stats, hb_err *e)
         }
         s.removed_chunks += n;
         s.removed_bytes += bytes;
+        if (job->progress) /* one thread here; a stop shows at the next batch */
+            job->progress(bytes, job->progress_ud);
     }
 
 done:

@@ -37,8 +37,9 @@ int hb_pipe_failf(hb_pipe *p, int code, const char *fmt, ...) HB_PRINTF(3, 4);
 /* True once the pipeline must stop: failure, cancel flag, progress veto, the
  * job's deadline (HARVBK_E_TIMEOUT). */
 bool hb_pipe_stopped(hb_pipe *p);
-/* Report delta units to job->progress (serialised). A non-zero return from the
- * callback cancels. Returns false when the pipeline must stop. */
+/* Report delta units to job->progress (serialised: the hook only counts, see
+ * hb_job). A non-zero return from it cancels. Returns false when the
+ * pipeline must stop. */
 bool hb_pipe_progress(hb_pipe *p, uint64_t delta);
 /* 0, or the first failure copied into e. */
 int hb_pipe_result(hb_pipe *p, hb_err *e);

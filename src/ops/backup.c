@@ -768,6 +768,10 @@ static int backup_run(harvbk_op *op, hb_err *e)
     if (rc)
         goto out;
 
+    /* every byte is read: the progress hook hears done == total before the
+     * commit, so that a hook that says stop there still cancels */
+    atomic_store(&op->done, logical);
+    hb_op_progress_flush(op);
     /* commit: indexes, then the manifest */
     if (hb_op_cancelled(op)) {
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
@@ -928,7 +932,8 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
     bool snap = p->kind == HB_ENTRY_SNAPSHOT;
     const char *word = hb_entry_word(p->kind);
     if (!vm)
-        return hb_seterr(e, HARVBK_E_INVALID, "VM is NULL");
+        return hb_seterr(e, HARVBK_E_INVALID, "%s: vm is NULL",
+                         snap ? "harvbk_snapshot_create" : "harvbk_backup_create");
     int rc = hb_check_name(snap ? "snapshot name" : "backup name", name, e);
     if (rc)
         return rc;
@@ -1124,9 +1129,9 @@ int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, 
                          const harvbk_backup_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -1152,5 +1157,5 @@ int harvbk_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, 
         p.freeze_payload = opts->freeze_payload;
         rc = hb_writer_start(out, ctx, vm, name, &p, &e);
     }
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }

@@ -78,10 +78,11 @@ static int delete_locked(harvbk_ctx *ctx, hb_store *st, int kind, const char *ns
     return rc;
 }
 
-int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *namespace_, const char *name)
+int hb_entry_delete(const char *fn, harvbk_ctx *ctx, int kind, const char *namespace_,
+                    const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, fn);
     hb_err e;
     hb_err_clear(&e);
     bool snap = kind == HB_ENTRY_SNAPSHOT;
@@ -108,7 +109,7 @@ int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *namespace_, const cha
         rc = hb_sync_defer_delete(ctx, namespace_, name, &e);
     if (rc) {
         hb_opreg_remove(&reg);
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     }
     hb_dset *cand = snap ? hb_dset_new(1024) : NULL;
     /* backups also register in the process (clearer messages for threads of
@@ -158,10 +159,10 @@ int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *namespace_, const cha
     hb_dset_free(cand);
     hb_ctx_store_release(ctx, ref);
     hb_opreg_remove(&reg);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_backup_delete(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
-    return hb_entry_delete(ctx, HB_ENTRY_BACKUP, namespace_, name);
+    return hb_entry_delete(__func__, ctx, HB_ENTRY_BACKUP, namespace_, name);
 }

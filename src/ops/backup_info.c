@@ -197,13 +197,13 @@ int hb_entry_manifest_load(harvbk_ctx *ctx, hb_store *st, int kind, const char *
 static int catalog_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *ns,
                        const char *name);
 
-int hb_entry_get(harvbk_backup_info **out, harvbk_ctx *ctx, int kind, const char *namespace_,
-                 const char *name)
+int hb_entry_get(const char *fn, harvbk_backup_info **out, harvbk_ctx *ctx, int kind,
+                 const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, fn);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", fn);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -218,7 +218,7 @@ int hb_entry_get(harvbk_backup_info **out, harvbk_ctx *ctx, int kind, const char
     if (rc == HARVBK_E_NOTFOUND) /* no snapshot store yet */
         hb_seterr(&e, rc, "%s %s/%s not found", hb_entry_word(kind), namespace_, name);
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     hb_store *st = ref->st;
     hb_manifest m;
     harvbk_backup_info *in = NULL;
@@ -246,7 +246,7 @@ int hb_entry_get(harvbk_backup_info **out, harvbk_ctx *ctx, int kind, const char
     if (rc == HARVBK_E_NOMEM)
         hb_seterr(&e, rc, NULL);
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     *out = in;
     return 0;
 }
@@ -254,7 +254,7 @@ int hb_entry_get(harvbk_backup_info **out, harvbk_ctx *ctx, int kind, const char
 int harvbk_backup_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *namespace_,
                       const char *name)
 {
-    return hb_entry_get(out, ctx, HB_ENTRY_BACKUP, namespace_, name);
+    return hb_entry_get(__func__, out, ctx, HB_ENTRY_BACKUP, namespace_, name);
 }
 
 /* ---- list ---- */
@@ -452,7 +452,7 @@ static int catalog_list(harvbk_backup_list **out, harvbk_ctx *ctx)
     hb_synced_clear(&c);
     if (rc) {
         harvbk_backup_list_free(l);
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     }
     if (l->n > 1)
         qsort(l->v, l->n, sizeof *l->v, info_cmp);
@@ -498,7 +498,7 @@ static int catalog_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *ns
     }
     hb_synced_clear(&c);
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     *out = in;
     return 0;
 }
@@ -518,12 +518,12 @@ int64_t harvbk_backup_info_synced_at(const harvbk_backup_info *info)
     return info ? info->synced_at : 0;
 }
 
-int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind)
+int hb_entry_list(const char *fn, harvbk_backup_list **out, harvbk_ctx *ctx, int kind)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, fn);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", fn);
     *out = NULL;
     if (kind == HB_ENTRY_BACKUP)
         return catalog_list(out, ctx);
@@ -537,7 +537,7 @@ int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind)
         return 0;
     }
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     list_build lb = { ctx, kind, ref->st, hb_calloc(1, sizeof(harvbk_backup_list)), 0, &e };
     if (!lb.l)
         rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
@@ -560,7 +560,7 @@ int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind)
     hb_ctx_store_release(ctx, ref);
     if (rc) {
         harvbk_backup_list_free(lb.l);
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     }
     if (lb.l->n > 1)
         qsort(lb.l->v, lb.l->n, sizeof *lb.l->v, info_cmp);
@@ -570,7 +570,7 @@ int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind)
 
 int harvbk_backup_list_get(harvbk_backup_list **out, harvbk_ctx *ctx)
 {
-    return hb_entry_list(out, ctx, HB_ENTRY_BACKUP);
+    return hb_entry_list(__func__, out, ctx, HB_ENTRY_BACKUP);
 }
 
 size_t harvbk_backup_list_count(const harvbk_backup_list *list) { return list ? list->n : 0; }
@@ -606,7 +606,7 @@ const char *harvbk_backup_info_vm_name(const harvbk_backup_info *info)
 }
 int harvbk_backup_info_state(const harvbk_backup_info *info)
 {
-    return info ? info->state : HARVBK_E_INVALID;
+    return info ? info->state : hb_fail(HARVBK_E_INVALID, "%s: info is NULL", __func__);
 }
 const char *harvbk_backup_info_error(const harvbk_backup_info *info)
 {
@@ -676,9 +676,11 @@ int harvbk_backup_info_crash_consistent(const harvbk_backup_info *info)
 
 int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out)
 {
-    if (!info || !out)
-        return HARVBK_E_INVALID;
+    if (!out)
+        return hb_fail(HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
+    if (!info)
+        return hb_fail(HARVBK_E_INVALID, "%s: info is NULL", __func__);
     char created[32];
     hb_iso8601(info->created, created, sizeof created);
     char *vm = hb_asprintf("%s/%s", info->vm_ns, info->vm_name);
@@ -724,7 +726,7 @@ int harvbk_backup_info_to_json(const harvbk_backup_info *info, char **out)
     cJSON_Delete(root);
     hb_free(vm);
     if (!text)
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, "%s: out of memory", __func__);
     /* harvbk_string_free() frees with the library's allocator */
     *out = text;
     return 0;

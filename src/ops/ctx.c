@@ -51,6 +51,26 @@ int hb_ctx_fail(harvbk_ctx *ctx, const hb_err *e)
     return hb_fail_err(e);
 }
 
+int hb_ctx_fail_rc(harvbk_ctx *ctx, int rc, const hb_err *e)
+{
+    if (rc == 0)
+        return 0;
+    if (e && e->code != 0)
+        return hb_ctx_fail(ctx, e);
+    hb_err x; /* a failure nobody described: its code and harvbk_strerror() */
+    x.code = rc;
+    snprintf(x.msg, sizeof x.msg, "%s", e && e->msg[0] ? e->msg : harvbk_strerror(rc));
+    return hb_ctx_fail(ctx, &x);
+}
+
+int hb_ctx_bad(const harvbk_ctx *ctx, const char *fn)
+{
+    if (!ctx)
+        return hb_fail(HARVBK_E_INVALID, "%s: ctx is NULL", fn);
+    return hb_fail(HARVBK_E_INVALID, "%s: ctx is not a valid context (freed, or not a harvbk_ctx)",
+                   fn);
+}
+
 int hb_ctx_failf(harvbk_ctx *ctx, int code, const char *fmt, ...)
 {
     hb_err e;
@@ -103,7 +123,7 @@ static void log_trampoline(int level, const char *message, void *payload)
 int harvbk_ctx_set_log_hook(harvbk_ctx *ctx, harvbk_log_cb cb, void *payload, int max_level)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     pthread_rwlock_wrlock(&ctx->log_lock);
     ctx->user_log_cb = cb;
     ctx->user_log_payload = payload;
@@ -393,9 +413,9 @@ void harvbk_ctx_free(harvbk_ctx *ctx)
 int harvbk_ctx_ops_in_progress(harvbk_ctx *ctx, unsigned int *out_count)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out_count)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out_count is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out_count is NULL", __func__);
     pthread_mutex_lock(&ctx->mu);
     *out_count = ctx->nrunning;
     pthread_mutex_unlock(&ctx->mu);

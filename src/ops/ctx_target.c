@@ -23,9 +23,9 @@ static int save_target_file(harvbk_ctx *ctx, const hb_target_cfg *cfg, hb_err *e
 int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!cfg)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "target configuration is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: cfg is NULL", __func__);
     if (!cfg->cfg.url || !*cfg->cfg.url)
         return hb_ctx_failf(ctx, HARVBK_E_INVALID, "the target configuration has no URL");
     hb_err e;
@@ -81,7 +81,7 @@ int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg)
         hb_log_error(&ctx->log, "cannot set the backup target %s: %s",
                      display ? display : "", e.msg);
         hb_free(display);
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     }
     hb_log_info(&ctx->log, "backup target set to %s (store %s)", display ? display : "",
                 ref->st->id);
@@ -97,7 +97,7 @@ int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg)
 int harvbk_ctx_set_target_secret(harvbk_ctx *ctx, const char *secret)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     hb_target_cfg tmp; /* validates the value; holds the secret being replaced after the swap */
@@ -127,15 +127,15 @@ int harvbk_ctx_set_target_secret(harvbk_ctx *ctx, const char *secret)
     hb_target_cfg_clear(&tmp); /* wipes whichever secret it holds */
     if (old)
         hb_ctx_store_release(ctx, old);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     harvbk_target_config *c = NULL;
     if (harvbk_target_config_new(&c) != 0)
@@ -207,9 +207,9 @@ int hb_ctx_check_target(harvbk_ctx *ctx, hb_err *ep)
 int harvbk_ctx_check_target(harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = hb_ctx_check_target(ctx, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }

@@ -96,12 +96,13 @@ static int gc_start(harvbk_op **out, harvbk_ctx *ctx, int kind, const harvbk_op_
     return 0;
 }
 
-static int gc_public(harvbk_op **out, harvbk_ctx *ctx, int kind, const harvbk_op_options *opts)
+static int gc_public(const char *fn, harvbk_op **out, harvbk_ctx *ctx, int kind,
+                     const harvbk_op_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, fn);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", fn);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -112,26 +113,29 @@ static int gc_public(harvbk_op **out, harvbk_ctx *ctx, int kind, const harvbk_op
         rc = hb_seterr(&e, HARVBK_E_READ_ONLY, "the backup target is read-only: no gc");
     if (rc == 0)
         rc = gc_start(out, ctx, kind, opts, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_gc(harvbk_op **out, harvbk_ctx *ctx, const harvbk_op_options *opts)
 {
-    return gc_public(out, ctx, HB_ENTRY_BACKUP, opts);
+    return gc_public(__func__, out, ctx, HB_ENTRY_BACKUP, opts);
 }
 
 int harvbk_snapshot_gc(harvbk_op **out, harvbk_ctx *ctx, const harvbk_op_options *opts)
 {
-    return gc_public(out, ctx, HB_ENTRY_SNAPSHOT, opts);
+    return gc_public(__func__, out, ctx, HB_ENTRY_SNAPSHOT, opts);
 }
 
 int harvbk_gc_result(const harvbk_op *op, uint64_t *out_chunks, uint64_t *out_bytes)
 {
-    if (!op || op->magic != HB_OP_MAGIC || strcmp(op->kind, "gc") != 0)
-        return HARVBK_E_INVALID;
+    if (!op || op->magic != HB_OP_MAGIC)
+        return hb_op_bad(op, __func__);
+    if (strcmp(op->kind, "gc") != 0)
+        return hb_fail(HARVBK_E_INVALID, "%s: op is a %s operation, not a gc", __func__,
+                       op->kind);
     int state = harvbk_op_state(op);
     if (state == HARVBK_STATE_INPROGRESS)
-        return HARVBK_E_STATE;
+        return hb_fail(HARVBK_E_STATE, "%s: the gc still runs (wait for it first)", __func__);
     /* written by the op thread before the state became final (under op->mu) */
     if (out_chunks)
         *out_chunks = op->gc_chunks;

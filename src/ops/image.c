@@ -21,37 +21,37 @@ static int check_ns_name(const char *ns, const char *name, hb_err *e)
 int harvbk_image_register(harvbk_ctx *ctx, const harvbk_image *image)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!image)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "image is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: image is NULL", __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = hb_image_reg_put(&ctx->state, image, &e);
     if (rc == 0)
         hb_log_info(&ctx->log, "image %s/%s registered", image->ns, image->name);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_image_lookup(harvbk_image **out, harvbk_ctx *ctx, const char *namespace_,
                         const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
     int rc = check_ns_name(namespace_, name, &e);
     if (rc == 0)
         rc = hb_image_reg_get(&ctx->state, namespace_, name, out, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_image_unregister(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = check_ns_name(namespace_, name, &e);
@@ -59,26 +59,26 @@ int harvbk_image_unregister(harvbk_ctx *ctx, const char *namespace_, const char 
         rc = hb_image_reg_remove(&ctx->state, namespace_, name, &e);
     if (rc == 0)
         hb_log_info(&ctx->log, "image %s/%s unregistered", namespace_, name);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_image_list_get(harvbk_image_list **out, harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
     int rc = hb_image_reg_list(&ctx->state, NULL, out, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_ctx_set_image_hook(harvbk_ctx *ctx, harvbk_image_hook hook, void *payload)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     pthread_mutex_lock(&ctx->mu);
     ctx->image_hook = hook;
     ctx->image_hook_payload = hook ? payload : NULL;

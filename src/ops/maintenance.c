@@ -53,9 +53,9 @@ struct harvbk_op_list {
 int harvbk_op_list_get(harvbk_op_list **out, harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -65,7 +65,7 @@ int harvbk_op_list_get(harvbk_op_list **out, harvbk_ctx *ctx)
     int rc = hb_opreg_list(ctx->state.dir, &l->v, &l->n, &e);
     if (rc) {
         hb_free(l);
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     }
     *out = l;
     return 0;
@@ -76,8 +76,11 @@ size_t harvbk_op_list_count(const harvbk_op_list *list) { return list ? list->n 
 int harvbk_op_list_at(const harvbk_op_list *list, size_t i, const char **kind, const char **what,
                       int64_t *pid, int64_t *started_ms)
 {
-    if (!list || i >= list->n)
-        return HARVBK_E_INVALID;
+    if (!list)
+        return hb_fail(HARVBK_E_INVALID, "%s: list is NULL", __func__);
+    if (i >= list->n)
+        return hb_fail(HARVBK_E_INVALID, "%s: index %zu is out of range (the list has %zu)",
+                       __func__, i, list->n);
     const hb_opinfo *o = &list->v[i];
     if (kind)
         *kind = o->kind;
@@ -205,17 +208,17 @@ static int enter(harvbk_ctx *ctx, uint32_t wait_s, hb_err *e)
 int harvbk_maintenance_enter(harvbk_ctx *ctx, uint32_t wait_s)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = enter(ctx, wait_s, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_maintenance_exit(harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     hb_maint m;
@@ -231,19 +234,19 @@ int harvbk_maintenance_exit(harvbk_ctx *ctx)
         }
         hb_maint_clear(&m);
     }
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_maintenance_status(harvbk_ctx *ctx, int *active, int64_t *since_ms)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     hb_maint m;
     int x = hb_maint_read(ctx->state.dir, &m, &e);
     if (x < 0)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, x, &e);
     if (active)
         *active = x;
     if (since_ms)
@@ -255,16 +258,16 @@ int harvbk_maintenance_status(harvbk_ctx *ctx, int *active, int64_t *since_ms)
 int harvbk_maintenance_status_json(harvbk_ctx *ctx, char **out)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
     hb_maint m;
     int x = hb_maint_read(ctx->state.dir, &m, &e);
     if (x < 0)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, x, &e);
     hb_opinfo *ops = NULL;
     size_t n = 0;
     int rc = hb_opreg_list(ctx->state.dir, &ops, &n, &e);
@@ -299,7 +302,7 @@ int harvbk_maintenance_status_json(harvbk_ctx *ctx, char **out)
     hb_free(ops);
     hb_maint_clear(&m);
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     if (!text)
         return hb_ctx_failf(ctx, HARVBK_E_NOMEM, "out of memory");
     *out = text;

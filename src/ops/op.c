@@ -26,6 +26,14 @@ static bool op_ok(const harvbk_op *op)
     return op && op->magic == HB_OP_MAGIC;
 }
 
+int hb_op_bad(const harvbk_op *op, const char *fn)
+{
+    if (!op)
+        return hb_fail(HARVBK_E_INVALID, "%s: op is NULL", fn);
+    return hb_fail(HARVBK_E_INVALID, "%s: op is not a valid operation (freed, or not a harvbk_op)",
+                   fn);
+}
+
 int hb_op_new(harvbk_op **out, harvbk_ctx *ctx, const char *kind, hb_store_ref *sref,
               harvbk_progress_cb cb, void *payload, hb_op_run_fn run, hb_op_free_fn free_job,
               void *job, hb_err *e)
@@ -45,8 +53,22 @@ int hb_op_new(harvbk_op **out, harvbk_ctx *ctx, const char *kind, hb_store_ref *
         hb_free(op);
         return hb_seterr(e, HARVBK_E_NOMEM, "cannot create an operation");
     }
+    if (pthread_condattr_init(&ca) == 0) {
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        ok = pthread_cond_init(&op->prog_cv, &ca) == 0;
+        pthread_condattr_destroy(&ca);
+    } else {
+        ok = false;
+    }
+    if (!ok) {
+        pthread_cond_destroy(&op->cv);
+        hb_free(op);
+        return hb_seterr(e, HARVBK_E_NOMEM, "cannot create an operation");
+    }
     pthread_mutex_init(&op->mu, NULL);
     pthread_mutex_init(&op->join_mu, NULL);
+    pthread_mutex_init(&op->prog_mu, NULL);
+    atomic_init(&op->prog_vetoed, false);
     op->magic = HB_OP_MAGIC;
     op->kind = kind;
     op->state = HARVBK_STATE_INPROGRESS;
@@ -74,7 +96,9 @@ static void op_destroy(harvbk_op *op)
     hb_free(op->retained);
     pthread_mutex_destroy(&op->mu);
     pthread_mutex_destroy(&op->join_mu);
+    pthread_mutex_destroy(&op->prog_mu);
     pthread_cond_destroy(&op->cv);
+    pthread_cond_destroy(&op->prog_cv);
     op->magic = HB_OP_DEAD;
     hb_free(op);
 }
@@ -99,6 +123,104 @@ void hb_op_discard(harvbk_op *op)
     op_destroy(op);
 }
 
+/* ---- the progress thread ---- */
+
+static void prog_wait_until(harvbk_op *op, uint64_t mono_ms)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(mono_ms / 1000u);
+    ts.tv_nsec = (long)((mono_ms % 1000u) * 1000000u);
+    pthread_cond_timedwait(&op->prog_cv, &op->prog_mu, &ts);
+}
+
+/* Calls op->progress_cb: periodically when the counters moved, for flushes,
+ * and once at a successful end. Calls start at least
+ * HB_PROGRESS_INTERVAL_MS apart; prog_mu is released during each call. */
+static void *prog_main(void *arg)
+{
+    harvbk_op *op = arg;
+    bool called = false;
+    uint64_t last_ms = 0, told_done = 0, told_total = 0;
+    pthread_mutex_lock(&op->prog_mu);
+    for (;;) {
+        unsigned req = op->prog_flush_req;
+        bool stop = op->prog_stop;
+        bool vetoed = atomic_load(&op->prog_vetoed);
+        uint64_t done = atomic_load(&op->done), total = atomic_load(&op->total);
+        bool moved = done != told_done || total != told_total;
+        bool want;
+        if (vetoed)
+            want = false; /* it said stop: never called again */
+        else if (stop)
+            want = op->prog_final && (moved || !called);
+        else if (req != op->prog_flush_done)
+            want = moved || !called;
+        else
+            want = moved;
+        uint64_t now = hb_mono_ms();
+        if (want && called && now < last_ms + HB_PROGRESS_INTERVAL_MS) {
+            prog_wait_until(op, last_ms + HB_PROGRESS_INTERVAL_MS);
+            continue; /* re-read: more may have happened meanwhile */
+        }
+        if (want) {
+            pthread_mutex_unlock(&op->prog_mu);
+            int r = op->progress_cb(done, total, op->progress_payload);
+            pthread_mutex_lock(&op->prog_mu);
+            called = true;
+            last_ms = now;
+            told_done = done;
+            told_total = total;
+            if (r != 0) {
+                atomic_store(&op->prog_vetoed, true);
+                atomic_store(&op->cancel, 1);
+            }
+            if (stop)
+                break; /* the last call */
+        }
+        /* every flush requested before the counters were read is served */
+        if (req != op->prog_flush_done) {
+            op->prog_flush_done = req;
+            pthread_cond_broadcast(&op->prog_cv);
+        }
+        if (want)
+            continue;
+        if (stop)
+            break;
+        prog_wait_until(op, hb_mono_ms() + HB_PROGRESS_INTERVAL_MS);
+    }
+    op->prog_flush_done = op->prog_flush_req;
+    pthread_cond_broadcast(&op->prog_cv);
+    pthread_mutex_unlock(&op->prog_mu);
+    return NULL;
+}
+
+/* Stop the progress thread (after one last call when `final` and due) and
+ * join it. */
+static void prog_end(harvbk_op *op, bool final)
+{
+    if (!op->prog_started)
+        return;
+    pthread_mutex_lock(&op->prog_mu);
+    op->prog_stop = true;
+    op->prog_final = final;
+    pthread_cond_broadcast(&op->prog_cv);
+    pthread_mutex_unlock(&op->prog_mu);
+    pthread_join(op->prog_thread, NULL);
+    op->prog_started = false;
+}
+
+void hb_op_progress_flush(harvbk_op *op)
+{
+    if (!op->prog_started)
+        return;
+    pthread_mutex_lock(&op->prog_mu);
+    unsigned ticket = ++op->prog_flush_req;
+    pthread_cond_broadcast(&op->prog_cv);
+    while ((int)(op->prog_flush_done - ticket) < 0)
+        pthread_cond_wait(&op->prog_cv, &op->prog_mu);
+    pthread_mutex_unlock(&op->prog_mu);
+}
+
 static void *op_main(void *arg)
 {
     harvbk_op *op = arg;
@@ -107,6 +229,10 @@ static void *op_main(void *arg)
     hb_err_clear(&e);
     int rc = op->run(op, &e); /* frees op->job */
     op->job = NULL;
+    /* the progress hook's last call, before the op is seen to end */
+    if (rc == 0 && atomic_load(&op->done) < atomic_load(&op->total))
+        atomic_store(&op->done, atomic_load(&op->total));
+    prog_end(op, rc == 0);
     hb_opreg_remove(&op->reg);
     if (rc && e.code == 0)
         hb_seterr(&e, rc, NULL);
@@ -148,9 +274,18 @@ int hb_op_start(harvbk_op *op, hb_err *e)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    op->started = true;
-    int err = pthread_create(&op->thread, NULL, op_main, op);
+    int err = 0;
+    if (op->progress_cb) {
+        err = pthread_create(&op->prog_thread, NULL, prog_main, op);
+        op->prog_started = err == 0;
+    }
+    if (err == 0) {
+        op->started = true;
+        err = pthread_create(&op->thread, NULL, op_main, op);
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err)
+        prog_end(op, false); /* nothing ran: no call was due */
 
     pthread_mutex_lock(&ctx->mu);
     if (err) {
@@ -234,19 +369,22 @@ void harvbk_op_free(harvbk_op *op)
 int harvbk_op_wait(harvbk_op *op)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     pthread_mutex_lock(&op->mu);
     while (op->state == HARVBK_STATE_INPROGRESS)
         pthread_cond_wait(&op->cv, &op->mu);
     int rc = op->result;
+    char msg[HB_ERRMSG_MAX];
+    memcpy(msg, op->errmsg, sizeof msg);
     pthread_mutex_unlock(&op->mu);
-    return rc;
+    /* the operation's failure is this call's: the thread's last error too */
+    return rc ? hb_fail(rc, "%s", msg) : 0;
 }
 
 int harvbk_op_wait_timeout(harvbk_op *op, uint64_t timeout_ms)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     struct timespec dl;
     clock_gettime(CLOCK_MONOTONIC, &dl);
     uint64_t ns = (uint64_t)dl.tv_nsec + (timeout_ms % 1000u) * 1000000u;
@@ -261,13 +399,16 @@ int harvbk_op_wait_timeout(harvbk_op *op, uint64_t timeout_ms)
         err = pthread_cond_timedwait(&op->cv, &op->mu, &dl);
     int rc = op->state == HARVBK_STATE_INPROGRESS ? HARVBK_E_TIMEOUT : 0;
     pthread_mutex_unlock(&op->mu);
-    return rc;
+    if (rc)
+        return hb_fail(rc, "%s: the %s operation still runs after %llu ms", __func__, op->kind,
+                       (unsigned long long)timeout_ms);
+    return 0;
 }
 
 int harvbk_op_cancel(harvbk_op *op)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     atomic_store(&op->cancel, 1);
     return 0;
 }
@@ -275,7 +416,7 @@ int harvbk_op_cancel(harvbk_op *op)
 int harvbk_op_state(const harvbk_op *op)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     harvbk_op *o = (harvbk_op *)op; /* the lock is not part of the value */
     pthread_mutex_lock(&o->mu);
     int s = o->state;
@@ -286,7 +427,7 @@ int harvbk_op_state(const harvbk_op *op)
 int harvbk_op_result(const harvbk_op *op)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     harvbk_op *o = (harvbk_op *)op;
     pthread_mutex_lock(&o->mu);
     int r = o->result;
@@ -297,7 +438,7 @@ int harvbk_op_result(const harvbk_op *op)
 int harvbk_op_progress(const harvbk_op *op, uint64_t *out_done, uint64_t *out_total)
 {
     if (!op_ok(op))
-        return HARVBK_E_INVALID;
+        return hb_op_bad(op, __func__);
     harvbk_op *o = (harvbk_op *)op;
     if (out_done)
         *out_done = atomic_load(&o->done);
@@ -335,13 +476,19 @@ const char *harvbk_op_kind(const harvbk_op *op)
 int hb_op_progress(uint64_t delta, void *ud)
 {
     harvbk_op *op = ud;
-    uint64_t done = atomic_fetch_add(&op->done, delta) + delta;
-    if (op->progress_cb &&
-        op->progress_cb(done, atomic_load(&op->total), op->progress_payload) != 0) {
-        atomic_store(&op->cancel, 1);
-        return 1;
-    }
-    return 0;
+    atomic_fetch_add(&op->done, delta);
+    return atomic_load(&op->cancel) != 0;
+}
+
+static void op_progress_total(uint64_t total, void *ud)
+{
+    harvbk_op *op = ud;
+    atomic_store(&op->total, total);
+}
+
+static void op_progress_flush(void *ud)
+{
+    hb_op_progress_flush(ud);
 }
 
 void hb_op_job(harvbk_op *op, hb_store *st, hb_job *job)
@@ -353,6 +500,8 @@ void hb_op_job(harvbk_op *op, hb_store *st, hb_job *job)
     job->cancel = &op->cancel;
     job->progress = hb_op_progress;
     job->progress_ud = op;
+    job->progress_total = op_progress_total;
+    job->progress_flush = op_progress_flush;
 }
 
 bool hb_op_cancelled(harvbk_op *op)

@@ -40,9 +40,10 @@
  * each ops file includes the ones it uses). ctx->state is its handle.
  *
  * Locking order (outer first): ctx->target_mu -> ctx->mu -> op->mu;
- * ctx->state.cat_mu, ctx->state.pend_mu, ctx->lease_mu, ctx->err_mu and
- * ctx->log_lock are leaves (no other lock is taken while holding them, except
- * that user log callbacks run under the read side of log_lock).
+ * ctx->state.cat_mu, ctx->state.pend_mu, ctx->lease_mu, ctx->err_mu,
+ * op->prog_mu and ctx->log_lock are leaves (no other lock is taken while
+ * holding them, except that user log callbacks run under the read side of
+ * log_lock; progress hooks run with no lock held, op->prog_mu released).
  */
 #ifndef HB_OPS_H
 #define HB_OPS_H
@@ -145,6 +146,14 @@ struct harvbk_ctx {
 int hb_ctx_fail(harvbk_ctx *ctx, const hb_err *e);
 /* Format a message, set it as the context's message, return code. */
 int hb_ctx_failf(harvbk_ctx *ctx, int code, const char *fmt, ...) HB_PRINTF(3, 4);
+/* The failure rc described by e: hb_ctx_fail(ctx, e), but rc (with e's
+ * message, else harvbk_strerror(rc)) when e holds no code, so a failing call
+ * never returns 0 nor leaves the thread's last error unset. 0 when rc is 0. */
+int hb_ctx_fail_rc(harvbk_ctx *ctx, int rc, const hb_err *e);
+/* Public function `fn` given a NULL or invalid context: HARVBK_E_INVALID with
+ * "fn: ctx is NULL" (or "... is not a valid context") as the thread's last
+ * error. */
+int hb_ctx_bad(const harvbk_ctx *ctx, const char *fn);
 /* Common entry check of public functions taking a context. */
 bool hb_ctx_ok(const harvbk_ctx *ctx);
 
@@ -231,6 +240,15 @@ struct harvbk_op {
 
     harvbk_progress_cb progress_cb;
     void *progress_payload;
+    /* The progress thread (op.c), started with the op when progress_cb is
+     * set: the only thread that calls progress_cb, with no lock held. */
+    pthread_mutex_t prog_mu;
+    pthread_cond_t prog_cv;        /* CLOCK_MONOTONIC */
+    pthread_t prog_thread;
+    bool prog_started;
+    bool prog_stop, prog_final;    /* guarded by prog_mu */
+    unsigned prog_flush_req, prog_flush_done; /* guarded by prog_mu */
+    atomic_bool prog_vetoed;       /* progress_cb returned non-zero */
 
     hb_op_run_fn run;              /* runs on the op thread; owns and frees job */
     hb_op_free_fn free_job;        /* frees job when the op never started */
@@ -256,9 +274,29 @@ int hb_op_start(harvbk_op *op, hb_err *e);
 void hb_op_discard(harvbk_op *op);
 /* Fill a job for the engine that reports progress through op. */
 void hb_op_job(harvbk_op *op, hb_store *st, hb_job *job);
-/* The default engine progress hook (ud = op). */
+/* Progress. Workers only add to op->done (atomically; the default engine
+ * hook below); the op's progress thread reads op->done / op->total and calls
+ * the caller's progress_cb at most every HB_PROGRESS_INTERVAL_MS, with no
+ * library lock held, never concurrently, never after the op ended. When
+ * run() succeeds it makes one last call if the counters changed since the
+ * previous one (or there was none), with done == total. A non-zero return
+ * sets op->cancel (and no call follows). */
+#define HB_PROGRESS_INTERVAL_MS 100u
+/* The default engine progress hook (ud = op): adds delta to op->done;
+ * non-zero once the op is cancelled. */
 int hb_op_progress(uint64_t delta, void *ud);
+/* Wait until the progress hook has been told the counters as they are now
+ * (a call is made unless they are what it was last told; the interval is
+ * kept). For the op's thread, before a step it cannot undo (a commit, a
+ * sweep): the caller then checks hb_op_cancelled(), so a hook that says
+ * stop there still cancels the op. A hook that blocks holds the op here.
+ * No-op without a progress_cb. */
+void hb_op_progress_flush(harvbk_op *op);
 bool hb_op_cancelled(harvbk_op *op);
+/* Public function `fn` given a NULL or invalid operation: HARVBK_E_INVALID
+ * with "fn: op is NULL" (or "... is not a valid operation") as the thread's
+ * last error. */
+int hb_op_bad(const harvbk_op *op, const char *fn);
 /* harvbk_ctx_free: cancel every op of ctx, join their threads, detach them. */
 void hb_op_ctx_release_all(harvbk_ctx *ctx);
 /* Sleep up to ms, returning early (true) when cancelled. */
@@ -308,11 +346,12 @@ int hb_backup_manifest_load(harvbk_ctx *ctx, hb_store *st, const char *ns, const
  * (the public backup and snapshot functions are wrappers). */
 int hb_entry_manifest_load(harvbk_ctx *ctx, hb_store *st, int kind, const char *ns,
                            const char *name, hb_manifest *m, hb_err *e);
-int hb_entry_get(harvbk_backup_info **out, harvbk_ctx *ctx, int kind, const char *ns,
-                 const char *name);
-int hb_entry_list(harvbk_backup_list **out, harvbk_ctx *ctx, int kind);
-int hb_entry_delete(harvbk_ctx *ctx, int kind, const char *ns, const char *name);
-int hb_entry_verify(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *ns,
+/* `fn` is the public function's name, for messages about its arguments. */
+int hb_entry_get(const char *fn, harvbk_backup_info **out, harvbk_ctx *ctx, int kind,
+                 const char *ns, const char *name);
+int hb_entry_list(const char *fn, harvbk_backup_list **out, harvbk_ctx *ctx, int kind);
+int hb_entry_delete(const char *fn, harvbk_ctx *ctx, int kind, const char *ns, const char *name);
+int hb_entry_verify(const char *fn, harvbk_op **out, harvbk_ctx *ctx, int kind, const char *ns,
                     const char *name, const harvbk_op_options *opts);
 
 /* ---- the freeze window: capturing volumes (capture.c) ---- */

@@ -17,6 +17,7 @@ int hb_opts_version_check(unsigned int version, unsigned int known, const char *
  * allocated: nothing past it is ever read or written; docs/ABI.md). */
 typedef struct opts_kind {
     const char *what;
+    const char *init_fn; /* its public harvbk_*_options_init */
     unsigned current;
     size_t size[HB_OPTS_MAX_VERSION + 1]; /* by version; [0] unused */
 } opts_kind;
@@ -24,28 +25,33 @@ typedef struct opts_kind {
 #define END_OF(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
 
 static const opts_kind kinds[HB_OPTS_N] = {
-    [HB_OPTS_CTX] = {"context options", HARVBK_CTX_OPTIONS_VERSION,
-                     {0, sizeof(harvbk_ctx_options)}},
+    [HB_OPTS_CTX] = {"context options", "harvbk_ctx_options_init",
+                     HARVBK_CTX_OPTIONS_VERSION, {0, sizeof(harvbk_ctx_options)}},
     /* version 1 ended with freeze_payload */
-    [HB_OPTS_BACKUP] = {"backup options", HARVBK_BACKUP_OPTIONS_VERSION,
+    [HB_OPTS_BACKUP] = {"backup options", "harvbk_backup_options_init",
+                        HARVBK_BACKUP_OPTIONS_VERSION,
                         {0, END_OF(harvbk_backup_options, freeze_payload),
                          sizeof(harvbk_backup_options)}},
-    [HB_OPTS_OP] = {"operation options", HARVBK_OP_OPTIONS_VERSION,
-                    {0, sizeof(harvbk_op_options)}},
+    [HB_OPTS_OP] = {"operation options", "harvbk_op_options_init",
+                    HARVBK_OP_OPTIONS_VERSION, {0, sizeof(harvbk_op_options)}},
     /* version 1 ended with progress_payload */
-    [HB_OPTS_RESTORE] = {"restore options", HARVBK_RESTORE_OPTIONS_VERSION,
+    [HB_OPTS_RESTORE] = {"restore options", "harvbk_restore_options_init",
+                         HARVBK_RESTORE_OPTIONS_VERSION,
                          {0, END_OF(harvbk_restore_options, progress_payload),
                           sizeof(harvbk_restore_options)}},
     /* version 1 ended with freeze_payload */
-    [HB_OPTS_SNAPSHOT] = {"snapshot options", HARVBK_SNAPSHOT_OPTIONS_VERSION,
+    [HB_OPTS_SNAPSHOT] = {"snapshot options", "harvbk_snapshot_options_init",
+                          HARVBK_SNAPSHOT_OPTIONS_VERSION,
                           {0, END_OF(harvbk_snapshot_options, freeze_payload),
                            sizeof(harvbk_snapshot_options)}},
-    [HB_OPTS_SNAPSTORE] = {"snapshot store options", HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION,
+    [HB_OPTS_SNAPSTORE] = {"snapshot store options", "harvbk_snapshot_store_options_init",
+                           HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION,
                            {0, sizeof(harvbk_snapshot_store_options)}},
-    [HB_OPTS_SCHEDULE] = {"schedule options", HARVBK_SCHEDULE_OPTIONS_VERSION,
-                          {0, sizeof(harvbk_schedule_options)}},
+    [HB_OPTS_SCHEDULE] = {"schedule options", "harvbk_schedule_options_init",
+                          HARVBK_SCHEDULE_OPTIONS_VERSION, {0, sizeof(harvbk_schedule_options)}},
     /* version 1 ended with resolve_payload */
-    [HB_OPTS_SCHEDULE_RUN] = {"schedule run options", HARVBK_SCHEDULE_RUN_OPTIONS_VERSION,
+    [HB_OPTS_SCHEDULE_RUN] = {"schedule run options", "harvbk_schedule_run_options_init",
+                              HARVBK_SCHEDULE_RUN_OPTIONS_VERSION,
                               {0, END_OF(harvbk_schedule_run_options, resolve_payload),
                                sizeof(harvbk_schedule_run_options)}},
 };
@@ -60,12 +66,12 @@ size_t hb_opts_size(int type, unsigned int version)
 int hb_opts_init(int type, void *opts, unsigned int version)
 {
     if (!opts)
-        return hb_fail(HARVBK_E_INVALID, "%s init: opts is NULL", kinds[type].what);
+        return hb_fail(HARVBK_E_INVALID, "%s: opts is NULL", kinds[type].init_fn);
     size_t n = hb_opts_size(type, version);
     if (n == 0)
         return hb_fail(HARVBK_E_VERSION,
-                       "%s version %u is not supported (this library knows 1..%u)",
-                       kinds[type].what, version, kinds[type].current);
+                       "%s: %s version %u is not supported (this library knows 1..%u)",
+                       kinds[type].init_fn, kinds[type].what, version, kinds[type].current);
     memset(opts, 0, n);
     *(unsigned int *)opts = version; /* every options struct starts with it */
     if (type == HB_OPTS_CTX)

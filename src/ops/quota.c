@@ -515,7 +515,7 @@ int harvbk_quota_set(harvbk_ctx *ctx, const char *namespace_, const char *vm,
                      uint64_t limit_bytes)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = check_target(namespace_, vm, &e);
@@ -524,26 +524,26 @@ int harvbk_quota_set(harvbk_ctx *ctx, const char *namespace_, const char *vm,
                        (unsigned long long)limit_bytes);
     if (rc == 0)
         rc = quota_update(ctx, namespace_, vm, true, limit_bytes, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_quota_clear(harvbk_ctx *ctx, const char *namespace_, const char *vm)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = check_target(namespace_, vm, &e);
     if (rc == 0)
         rc = quota_update(ctx, namespace_, vm, false, 0, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_quota_get(harvbk_ctx *ctx, const char *namespace_, const char *vm,
                      int *out_has_limit, uint64_t *out_limit, uint64_t *out_usage)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     bool has_ns = false, has_vm = false;
@@ -554,7 +554,7 @@ int harvbk_quota_get(harvbk_ctx *ctx, const char *namespace_, const char *vm,
     if (rc == 0 && out_usage)
         rc = ctx_usage(ctx, namespace_, vm, &ns_use, &vm_use, &e);
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     if (out_has_limit)
         *out_has_limit = vm ? has_vm : has_ns;
     if (out_limit)
@@ -583,9 +583,9 @@ static int bucket_cmp(const void *a, const void *b)
 int harvbk_quota_list_get(harvbk_quota_list **out, harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -594,7 +594,7 @@ int harvbk_quota_list_get(harvbk_quota_list **out, harvbk_ctx *ctx)
     memset(&us, 0, sizeof us);
     int rc = limits_load(ctx, &l, &e);
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     hb_store_ref *ref = NULL;
     rc = hb_snapstore_open(ctx, NULL, false, &ref, &e);
     if (rc == HARVBK_E_NOTFOUND) {
@@ -621,7 +621,7 @@ int harvbk_quota_list_get(harvbk_quota_list **out, harvbk_ctx *ctx)
         rc = hb_seterr(&e, HARVBK_E_NOMEM, NULL);
     if (rc) {
         scan_clear(&us);
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     }
     for (size_t i = 0; i < us.n; i++) { /* the sets are not needed any more */
         hb_dset_free(us.b[i].ids);

@@ -310,6 +310,8 @@ static int write_volumes(harvbk_op *op, restore_job *j, hb_store *st, const char
             }
         }
     }
+    if (rc == 0) /* before anything is moved into place or swapped */
+        hb_op_progress_flush(op);
     if (rc == 0 && hb_op_cancelled(op))
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
     return rc;
@@ -922,35 +924,37 @@ fail:
     return rc;
 }
 
-static int restore_public(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *namespace_,
-                          const char *name, const harvbk_restore_options *opts)
+static int restore_public(const char *fn, harvbk_op **out, harvbk_ctx *ctx, int kind,
+                          const char *namespace_, const char *name,
+                          const harvbk_restore_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, fn);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", fn);
     *out = NULL;
     if (!opts)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "restore options are required");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID,
+                            "%s: opts is NULL (restore options are required)", fn);
     hb_err e;
     hb_err_clear(&e);
     harvbk_restore_options o; /* only the members of the caller's version are read */
     int rc = hb_opts_take(HB_OPTS_RESTORE, &o, opts, &e);
     if (rc == 0)
         rc = restore_start(out, ctx, kind, namespace_, name, &o, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_restore_create(harvbk_op **out, harvbk_ctx *ctx, const char *namespace_,
                           const char *backup_name, const harvbk_restore_options *opts)
 {
-    return restore_public(out, ctx, HB_ENTRY_BACKUP, namespace_, backup_name, opts);
+    return restore_public(__func__, out, ctx, HB_ENTRY_BACKUP, namespace_, backup_name, opts);
 }
 
 int harvbk_snapshot_restore(harvbk_op **out, harvbk_ctx *ctx, const char *namespace_,
                             const char *snapshot_name, const harvbk_restore_options *opts)
 {
-    return restore_public(out, ctx, HB_ENTRY_SNAPSHOT, namespace_, snapshot_name, opts);
+    return restore_public(__func__, out, ctx, HB_ENTRY_SNAPSHOT, namespace_, snapshot_name, opts);
 }
 
 size_t harvbk_restore_retained_count(const harvbk_op *op)

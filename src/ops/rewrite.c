@@ -110,11 +110,16 @@ const char *harvbk_metadata_rewrite_volume_path(const harvbk_metadata_rewrite *r
 
 int harvbk_metadata_rewrite_set_output(harvbk_metadata_rewrite *rw, const void *data, size_t len)
 {
-    if (!rw || (!data && len) || len > HARVBK_VM_METADATA_MAX)
-        return HARVBK_E_INVALID;
+    if (!rw)
+        return hb_fail(HARVBK_E_INVALID, "%s: rw is NULL", __func__);
+    if (!data && len)
+        return hb_fail(HARVBK_E_INVALID, "%s: data is NULL but len is %zu", __func__, len);
+    if (len > HARVBK_VM_METADATA_MAX)
+        return hb_fail(HARVBK_E_INVALID, "%s: %zu bytes are over the %u byte limit of VM metadata",
+                       __func__, len, (unsigned)HARVBK_VM_METADATA_MAX);
     hb_buf b = HB_BUF_INIT;
     if (len && hb_buf_append(&b, data, len) != 0)
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, "%s: out of memory", __func__);
     hb_buf_free(&rw->out);
     rw->out = b;
     rw->has_out = true;
@@ -399,7 +404,7 @@ int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
 {
     (void)payload;
     if (!rw)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: rw is NULL", __func__);
     if (!rw->in_len)
         return 0;
     cJSON *root = NULL;
@@ -425,11 +430,20 @@ int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
                       (ns && strcmp(ns, rw->src_ns) == 0 && strcmp(ns, rw->ns) != 0);
         }
         cJSON_Delete(root);
-        return renames ? HARVBK_E_INVALID : 0;
+        if (renames)
+            return hb_fail(HARVBK_E_INVALID,
+                           "%s: between its JSON tokens the document has bytes that are not "
+                           "JSON whitespace (e.g. a form feed): it cannot be rewritten without "
+                           "changing them", __func__);
+        return 0;
     }
     if (nul_in_keys(text_in, text_in + rw->in_len)) {
         cJSON_Delete(root);
-        return is_vm ? HARVBK_E_UNSUPPORTED : 0;
+        if (is_vm)
+            return hb_fail(HARVBK_E_UNSUPPORTED,
+                           "%s: an object key of the VirtualMachine document contains \\u0000: "
+                           "it cannot be rewritten without altering other values", __func__);
+        return 0;
     }
     lexer lx = { text_in, text_in + rw->in_len };
     int pinned = pin_values(root->child, &lx);
@@ -444,7 +458,13 @@ int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
     }
     if (pinned != 1) {
         cJSON_Delete(root);
-        return pinned < 0 ? HARVBK_E_NOMEM : is_vm ? HARVBK_E_UNSUPPORTED : 0;
+        if (pinned < 0)
+            return hb_fail(HARVBK_E_NOMEM, "%s: out of memory", __func__);
+        if (is_vm)
+            return hb_fail(HARVBK_E_UNSUPPORTED,
+                           "%s: the VirtualMachine document cannot be rewritten without "
+                           "altering other values", __func__);
+        return 0;
     }
     bool ok = true;
     if (is_vm) {
@@ -464,7 +484,7 @@ int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
     char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
     if (!text)
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, "%s: out of memory", __func__);
     int rc = harvbk_metadata_rewrite_set_output(rw, text, strlen(text));
     cJSON_free(text);
     return rc;

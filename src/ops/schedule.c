@@ -288,21 +288,21 @@ static int sched_create(harvbk_ctx *ctx, const char *ns, const char *name,
 /* The public entry of create/update/resume: context check, message. */
 typedef int (*sched_fn)(harvbk_ctx *ctx, const char *ns, const char *name,
                         const harvbk_schedule_options *o, hb_err *e);
-static int sched_public(harvbk_ctx *ctx, sched_fn fn, const char *ns, const char *name,
-                        const harvbk_schedule_options *o)
+static int sched_public(const char *pub, harvbk_ctx *ctx, sched_fn fn, const char *ns,
+                        const char *name, const harvbk_schedule_options *o)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, pub);
     hb_err e;
     hb_err_clear(&e);
     int rc = fn(ctx, ns, name, o, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_schedule_create(harvbk_ctx *ctx, const char *namespace_, const char *name,
                            const harvbk_schedule_options *opts)
 {
-    return sched_public(ctx, sched_create, namespace_, name, opts);
+    return sched_public(__func__, ctx, sched_create, namespace_, name, opts);
 }
 
 static int sched_update(harvbk_ctx *ctx, const char *ns, const char *name,
@@ -360,13 +360,13 @@ static int sched_update(harvbk_ctx *ctx, const char *ns, const char *name,
 int harvbk_schedule_update(harvbk_ctx *ctx, const char *namespace_, const char *name,
                            const harvbk_schedule_options *opts)
 {
-    return sched_public(ctx, sched_update, namespace_, name, opts);
+    return sched_public(__func__, ctx, sched_update, namespace_, name, opts);
 }
 
 int harvbk_schedule_delete(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     int fd = -1;
@@ -377,7 +377,7 @@ int harvbk_schedule_delete(harvbk_ctx *ctx, const char *namespace_, const char *
     }
     if (rc == 0)
         hb_log_info(&ctx->log, "schedule %s/%s deleted", namespace_, name);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int hb_sched_set_suspended(harvbk_ctx *ctx, const char *ns, const char *name, bool suspend,
@@ -409,7 +409,7 @@ int hb_sched_set_suspended(harvbk_ctx *ctx, const char *ns, const char *name, bo
 int harvbk_schedule_suspend(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = hb_sched_check_name(namespace_, name, &e);
@@ -418,7 +418,7 @@ int harvbk_schedule_suspend(harvbk_ctx *ctx, const char *namespace_, const char 
                                     NULL, &e);
     if (rc == 0)
         hb_log_info(&ctx->log, "schedule %s/%s suspended", namespace_, name);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 static int sched_resume(harvbk_ctx *ctx, const char *ns, const char *name,
@@ -467,7 +467,7 @@ static int sched_resume(harvbk_ctx *ctx, const char *ns, const char *name,
 
 int harvbk_schedule_resume(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
-    return sched_public(ctx, sched_resume, namespace_, name, NULL);
+    return sched_public(__func__, ctx, sched_resume, namespace_, name, NULL);
 }
 
 /* ---- info handles ---- */
@@ -495,16 +495,16 @@ int harvbk_schedule_get(harvbk_schedule **out, harvbk_ctx *ctx, const char *name
                         const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     int rc = hb_sched_check_name(namespace_, name, &e);
     if (rc == 0)
         rc = info_new(ctx, namespace_, name, out, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 void harvbk_schedule_free(harvbk_schedule *s)
@@ -541,8 +541,11 @@ int harvbk_schedule_history_at(const harvbk_schedule *s, size_t i, const char **
                                int64_t *planned_ms, int *state, int *error_code,
                                const char **error, unsigned int *missed, int *deleted)
 {
-    if (!s || i >= s->r.nhist)
-        return HARVBK_E_INVALID;
+    if (!s)
+        return hb_fail(HARVBK_E_INVALID, "%s: s is NULL", __func__);
+    if (i >= s->r.nhist)
+        return hb_fail(HARVBK_E_INVALID, "%s: index %zu is out of range (the history has %zu)",
+                       __func__, i, s->r.nhist);
     const hb_sched_item *it = &s->r.hist[i];
     if (entry)
         *entry = it->entry;
@@ -572,9 +575,11 @@ static cJSON *json_time(cJSON *o, const char *k, int64_t ms)
 
 int harvbk_schedule_to_json(const harvbk_schedule *s, char **out)
 {
-    if (!s || !out)
-        return HARVBK_E_INVALID;
+    if (!out)
+        return hb_fail(HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
+    if (!s)
+        return hb_fail(HARVBK_E_INVALID, "%s: s is NULL", __func__);
     const hb_sched_rec *r = &s->r;
     cJSON *root = cJSON_CreateObject();
     bool ok = root != NULL;
@@ -624,7 +629,7 @@ int harvbk_schedule_to_json(const harvbk_schedule *s, char **out)
     char *text = ok ? hb_json_print(root) : NULL;
     cJSON_Delete(root);
     if (!text)
-        return HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_NOMEM, "%s: out of memory", __func__);
     *out = text;
     return 0;
 }
@@ -632,11 +637,11 @@ int harvbk_schedule_to_json(const harvbk_schedule *s, char **out)
 int harvbk_schedule_list_get(harvbk_schedule_list **out, harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_sched_id *ids = NULL;
     size_t n = 0;
@@ -660,7 +665,7 @@ int harvbk_schedule_list_get(harvbk_schedule_list **out, harvbk_ctx *ctx)
     hb_free(ids);
     if (rc) {
         harvbk_schedule_list_free(l);
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     }
     *out = l;
     return 0;

@@ -254,7 +254,7 @@ static int delete_entries(harvbk_ctx *ctx, const char *ns, const char *name, int
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     *all_done = true;
     for (size_t i = 0; i < n; i++) {
-        int rc = hb_entry_delete(ctx, kind, ns, del[i]);
+        int rc = hb_entry_delete("harvbk_schedule_run_due", ctx, kind, ns, del[i]);
         if (rc == 0 || rc == HARVBK_E_NOTFOUND) {
             gone[i] = true;
             hb_log_info(&ctx->log, "schedule %s/%s: %s %s/%s deleted", ns, name,
@@ -597,7 +597,9 @@ static int run_poll(harvbk_op *op, sched_run *r, bool cancel_all)
     return 0;
 }
 
-static void report_progress(harvbk_op *op, hb_sched_pass *pass, uint64_t *last_ms, bool force)
+/* The pass's counters: the summed bytes of its runs (its progress thread
+ * tells the caller's hook, ops/op.c). */
+static void report_progress(harvbk_op *op, hb_sched_pass *pass)
 {
     uint64_t done = 0, total = 0;
     for (size_t i = 0; i < pass->n; i++) {
@@ -613,12 +615,6 @@ static void report_progress(harvbk_op *op, hb_sched_pass *pass, uint64_t *last_m
         total = atomic_load(&op->total);
     atomic_store(&op->done, done);
     atomic_store(&op->total, total);
-    uint64_t now = hb_mono_ms();
-    if (pass->opts.progress_cb && (force || now - *last_ms >= 100)) {
-        *last_ms = now;
-        if (pass->opts.progress_cb(done, total, pass->opts.progress_payload) != 0)
-            atomic_store(&op->cancel, 1);
-    }
 }
 
 static int pass_run(harvbk_op *op, hb_err *e)
@@ -627,7 +623,6 @@ static int pass_run(harvbk_op *op, hb_err *e)
     hb_sched_pass *pass = op->job;
     unsigned maxp = pass->opts.max_parallel ? pass->opts.max_parallel : 2;
     size_t next = 0;
-    uint64_t last = 0;
     for (;;) {
         bool cancel = hb_op_cancelled(op);
         unsigned active = 0;
@@ -652,12 +647,12 @@ static int pass_run(harvbk_op *op, hb_err *e)
                 run_end(op, r, HARVBK_SCHEDULE_RUN_CANCELLED, HARVBK_E_CANCELLED,
                         "cancelled before it started");
             }
-        report_progress(op, pass, &last, false);
+        report_progress(op, pass);
         if (active == 0 && next >= pass->n)
             break;
         hb_op_sleep(op, TICK_MS);
     }
-    report_progress(op, pass, &last, true);
+    report_progress(op, pass);
     return 0;
 }
 
@@ -690,7 +685,8 @@ static int pass_start(harvbk_op **out, harvbk_ctx *ctx, int64_t now,
         return rc;
     }
     harvbk_op *op = NULL;
-    rc = hb_op_new(&op, ctx, "schedule", NULL, NULL, NULL, pass_run, pass_free, pass, e);
+    rc = hb_op_new(&op, ctx, "schedule", NULL, opts->progress_cb, opts->progress_payload,
+                   pass_run, pass_free, pass, e);
     if (rc) {
         /* the firings were recorded InProgress: they are settled as
          * interrupted by the next pass once the run locks are released */
@@ -722,9 +718,9 @@ int harvbk_schedule_run_due(harvbk_op **out, harvbk_ctx *ctx, int64_t now_ms,
                             const harvbk_schedule_run_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -737,7 +733,7 @@ int harvbk_schedule_run_due(harvbk_op **out, harvbk_ctx *ctx, int64_t now_ms,
         rc = hb_sched_run_opts_check(opts, &e);
     if (rc == 0)
         rc = pass_start(out, ctx, now_ms, opts, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 size_t harvbk_schedule_run_count(const harvbk_op *op)
@@ -751,8 +747,14 @@ int harvbk_schedule_run_at(const harvbk_op *op, size_t i, const char **namespace
                            const char **schedule, const char **entry, int64_t *planned_ms,
                            int *state, int *error_code, const char **message)
 {
-    if (!op || op->magic != HB_OP_MAGIC || !op->sched || i >= op->sched->n)
-        return HARVBK_E_INVALID;
+    if (!op || op->magic != HB_OP_MAGIC)
+        return hb_op_bad(op, __func__);
+    if (!op->sched)
+        return hb_fail(HARVBK_E_INVALID, "%s: op is a %s operation, not a schedule pass",
+                       __func__, op->kind);
+    if (i >= op->sched->n)
+        return hb_fail(HARVBK_E_INVALID, "%s: index %zu is out of range (the pass has %zu runs)",
+                       __func__, i, op->sched->n);
     const sched_run *r = &op->sched->runs[i];
     if (namespace_)
         *namespace_ = r->ns;
@@ -776,9 +778,9 @@ int harvbk_schedule_run_at(const harvbk_op *op, size_t i, const char **namespace
 int harvbk_schedule_next_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *out_ms)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out_ms)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out_ms is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out_ms is NULL", __func__);
     *out_ms = -1;
     hb_err e;
     hb_err_clear(&e);
@@ -802,7 +804,7 @@ int harvbk_schedule_next_due(harvbk_ctx *ctx, int64_t now_ms, int64_t *out_ms)
     }
     hb_free(ids);
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     *out_ms = best;
     return 0;
 }

@@ -111,9 +111,9 @@ int harvbk_scheduler_start(harvbk_scheduler **out, harvbk_ctx *ctx,
                            const harvbk_schedule_run_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -126,7 +126,7 @@ int harvbk_scheduler_start(harvbk_scheduler **out, harvbk_ctx *ctx,
         rc = hb_sched_run_opts_check(&s->opts, &e);
     if (rc) {
         hb_free(s);
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     }
     s->ctx = ctx;
     pthread_mutex_init(&s->mu, NULL);

@@ -19,9 +19,9 @@ int harvbk_snapshot_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm
                            const char *name, const harvbk_snapshot_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -52,29 +52,29 @@ int harvbk_snapshot_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm
         p.freeze_payload = opts->freeze_payload;
         rc = hb_writer_start(out, ctx, vm, name, &p, &e);
     }
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_snapshot_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *namespace_,
                         const char *name)
 {
-    return hb_entry_get(out, ctx, HB_ENTRY_SNAPSHOT, namespace_, name);
+    return hb_entry_get(__func__, out, ctx, HB_ENTRY_SNAPSHOT, namespace_, name);
 }
 
 int harvbk_snapshot_list_get(harvbk_backup_list **out, harvbk_ctx *ctx)
 {
-    return hb_entry_list(out, ctx, HB_ENTRY_SNAPSHOT);
+    return hb_entry_list(__func__, out, ctx, HB_ENTRY_SNAPSHOT);
 }
 
 int harvbk_snapshot_verify(harvbk_op **out, harvbk_ctx *ctx, const char *namespace_,
                            const char *name, const harvbk_op_options *opts)
 {
-    return hb_entry_verify(out, ctx, HB_ENTRY_SNAPSHOT, namespace_, name, opts);
+    return hb_entry_verify(__func__, out, ctx, HB_ENTRY_SNAPSHOT, namespace_, name, opts);
 }
 
 int harvbk_snapshot_delete(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
-    return hb_entry_delete(ctx, HB_ENTRY_SNAPSHOT, namespace_, name);
+    return hb_entry_delete(__func__, ctx, HB_ENTRY_SNAPSHOT, namespace_, name);
 }
 
 /* ---- freeing chunks nobody references ---- */

@@ -254,28 +254,29 @@ static int store_set(harvbk_ctx *ctx, const harvbk_snapshot_store_options *o, hb
 int harvbk_snapshot_store_set(harvbk_ctx *ctx, const harvbk_snapshot_store_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     harvbk_snapshot_store_options o; /* only the members of the caller's version are read */
     int rc = hb_opts_take(HB_OPTS_SNAPSTORE, &o, opts, &e);
     if (rc == 0)
         rc = store_set(ctx, opts ? &o : NULL, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_snapshot_store_dir(harvbk_ctx *ctx, char *buf, size_t size, size_t *out_len)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (!buf && size)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "buf is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: buf is NULL but size is %zu", __func__,
+                            size);
     hb_err e;
     hb_err_clear(&e);
     snapstore_cfg c;
     int rc = cfg_load(ctx, &c, &e);
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     size_t len = strlen(c.dir);
     if (size) {
         size_t n = len < size - 1 ? len : size - 1;

@@ -486,7 +486,7 @@ static void finish_pending_deletes(harvbk_ctx *ctx, const hb_synced *snap, lentr
         lentry *l = lentry_find(le, nle, x->ns, x->name);
         if (!l || !l->has_manifest)
             continue; /* gone already: merge() drops the entry */
-        int rc = hb_entry_delete(ctx, HB_ENTRY_BACKUP, x->ns, x->name);
+        int rc = hb_entry_delete("harvbk_target_sync", ctx, HB_ENTRY_BACKUP, x->ns, x->name);
         if (rc == 0) {
             l->deleted = true;
             count[HARVBK_SYNC_DELETED]++;
@@ -643,7 +643,7 @@ int hb_sync_run(harvbk_ctx *ctx, harvbk_sync_result *res, hb_err *e)
 int harvbk_target_sync(harvbk_ctx *ctx, harvbk_sync_result **out)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     if (out)
         *out = NULL;
     harvbk_sync_result *r = hb_calloc(1, sizeof *r);
@@ -654,7 +654,7 @@ int harvbk_target_sync(harvbk_ctx *ctx, harvbk_sync_result **out)
     int rc = hb_sync_run(ctx, r, &e);
     if (rc) {
         hb_free(r);
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     }
     if (out)
         *out = r;
@@ -828,7 +828,7 @@ int harvbk_backup_delete_ex(harvbk_ctx *ctx, const char *namespace_, const char 
 {
     if (out_deferred)
         *out_deferred = 0;
-    int rc = hb_entry_delete(ctx, HB_ENTRY_BACKUP, namespace_, name);
+    int rc = hb_entry_delete(__func__, ctx, HB_ENTRY_BACKUP, namespace_, name);
     if (rc == HARVBK_E_TARGET && hb_sync_delete_pending(ctx, namespace_, name)) {
         if (out_deferred)
             *out_deferred = 1;
@@ -859,14 +859,14 @@ static int forget_edit(hb_synced *c, void *ud, hb_err *e)
 int harvbk_backup_forget(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = hb_check_name("namespace", namespace_, &e);
     if (rc == 0)
         rc = hb_check_name("backup name", name, &e);
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     name_edit ne = { namespace_, name, 0, { 0, 0 } };
     rc = hb_synced_update(ctx->state.dir, &ctx->log, forget_edit, &ne, &e);
     if (rc == HARVBK_E_NOMEM)
@@ -875,7 +875,7 @@ int harvbk_backup_forget(harvbk_ctx *ctx, const char *namespace_, const char *na
         rc = hb_seterr(&e, HARVBK_E_NOTFOUND, "backup %s/%s is not in the catalog", namespace_,
                        name);
     if (rc)
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     hb_log_info(&ctx->log, "backup %s/%s forgotten: dropped from the catalog, left in the "
                 "target (a sync brings it back only when its manifest changes)",
                 namespace_, name);

@@ -70,9 +70,15 @@ static int verify_run(harvbk_op *op, hb_err *e)
             rc = hb_seterr(e, HARVBK_E_CANCELLED, "verify of %s %s/%s cancelled", word, j->ns,
                            j->name);
     }
+    if (rc == 0) { /* the progress hook hears of the end while the entry is still held */
+        atomic_store(&op->done, atomic_load(&op->total));
+        hb_op_progress_flush(op);
+        if (hb_op_cancelled(op))
+            rc = hb_seterr(e, HARVBK_E_CANCELLED, "verify of %s %s/%s cancelled", word, j->ns,
+                           j->name);
+    }
     uint64_t ms = hb_mono_ms() - t0;
     if (rc == 0) {
-        atomic_store(&op->done, atomic_load(&op->total));
         hb_log_info(&ctx->log, "verify of %s %s/%s OK: %zu volume(s), %zu distinct chunks "
                     "checked in %llu.%03llu s", word, j->ns, j->name, m.nvols,
                     hb_dset_count(checked),
@@ -158,16 +164,16 @@ fail:
 int harvbk_backup_verify(harvbk_op **out, harvbk_ctx *ctx, const char *namespace_,
                          const char *name, const harvbk_op_options *opts)
 {
-    return hb_entry_verify(out, ctx, HB_ENTRY_BACKUP, namespace_, name, opts);
+    return hb_entry_verify(__func__, out, ctx, HB_ENTRY_BACKUP, namespace_, name, opts);
 }
 
-int hb_entry_verify(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *namespace_,
-                    const char *name, const harvbk_op_options *opts)
+int hb_entry_verify(const char *fn, harvbk_op **out, harvbk_ctx *ctx, int kind,
+                    const char *namespace_, const char *name, const harvbk_op_options *opts)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, fn);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", fn);
     *out = NULL;
     hb_err e;
     hb_err_clear(&e);
@@ -176,5 +182,5 @@ int hb_entry_verify(harvbk_op **out, harvbk_ctx *ctx, int kind, const char *name
     opts = &o;
     if (rc == 0)
         rc = verify_start(out, ctx, kind, namespace_, name, opts, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }

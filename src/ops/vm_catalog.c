@@ -24,38 +24,38 @@ static int check_ns_name(const char *ns, const char *name, hb_err *e)
 int harvbk_vm_register(harvbk_ctx *ctx, const harvbk_vm *vm)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     if (!vm)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "VM is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: vm is NULL", __func__);
     pthread_mutex_lock(&ctx->state.cat_mu);
     int rc = hb_catalog_put(&ctx->state, vm, false, &e);
     pthread_mutex_unlock(&ctx->state.cat_mu);
     if (rc == 0)
         hb_log_info(&ctx->log, "VM %s/%s registered (%zu volumes)", vm->ns, vm->name, vm->nvols);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_vm_lookup(harvbk_vm **out, harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     int rc = check_ns_name(namespace_, name, &e);
     if (rc == 0)
         rc = hb_catalog_get(&ctx->state, namespace_, name, out, &e);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_vm_unregister(harvbk_ctx *ctx, const char *namespace_, const char *name)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = check_ns_name(namespace_, name, &e);
@@ -66,14 +66,14 @@ int harvbk_vm_unregister(harvbk_ctx *ctx, const char *namespace_, const char *na
     }
     if (rc == 0)
         hb_log_info(&ctx->log, "VM %s/%s unregistered", namespace_, name);
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 int harvbk_vm_set_registered_power_state(harvbk_ctx *ctx, const char *namespace_,
                                          const char *name, harvbk_power_state state)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     int rc = check_ns_name(namespace_, name, &e);
@@ -91,7 +91,7 @@ int harvbk_vm_set_registered_power_state(harvbk_ctx *ctx, const char *namespace_
         pthread_mutex_unlock(&ctx->state.cat_mu);
         harvbk_vm_free(vm);
     }
-    return rc ? hb_ctx_fail(ctx, &e) : 0;
+    return hb_ctx_fail_rc(ctx, rc, &e);
 }
 
 static int vm_cmp(const void *a, const void *b)
@@ -123,18 +123,18 @@ static int list_add(harvbk_vm *vm, void *ud)
 int harvbk_vm_list_get(harvbk_vm_list **out, harvbk_ctx *ctx)
 {
     if (!hb_ctx_ok(ctx))
-        return hb_fail(HARVBK_E_INVALID, "%s: NULL argument or invalid context", __func__);
+        return hb_ctx_bad(ctx, __func__);
     hb_err e;
     hb_err_clear(&e);
     if (!out)
-        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "out is NULL");
+        return hb_ctx_failf(ctx, HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     harvbk_vm_list *l = hb_calloc(1, sizeof *l);
     int rc = !l ? hb_seterr(&e, HARVBK_E_NOMEM, NULL)
                 : hb_catalog_foreach(&ctx->state, list_add, l, &e);
     if (rc) {
         harvbk_vm_list_free(l);
-        return hb_ctx_fail(ctx, &e);
+        return hb_ctx_fail_rc(ctx, rc, &e);
     }
     if (l->n > 1)
         qsort(l->v, l->n, sizeof *l->v, vm_cmp);

@@ -226,11 +226,13 @@ char *hb_image_encode(const harvbk_image *img)
 int harvbk_image_to_json(const harvbk_image *image, char **out)
 {
     if (!out)
-        return HARVBK_E_INVALID;
+        return hb_fail(HARVBK_E_INVALID, "%s: out is NULL", __func__);
     *out = NULL;
     if (!image)
-        return HARVBK_E_INVALID;
-    return (*out = hb_image_encode(image)) ? 0 : HARVBK_E_NOMEM;
+        return hb_fail(HARVBK_E_INVALID, "%s: image is NULL", __func__);
+    if (!(*out = hb_image_encode(image)))
+        return hb_fail(HARVBK_E_NOMEM, "%s: out of memory", __func__);
+    return 0;
 }
 
 int hb_image_decode(const void *data, size_t len, const char *what, harvbk_image **out,

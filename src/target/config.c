@@ -633,7 +633,7 @@ int harvbk_target_config_set(harvbk_target_config *cfg, harvbk_target_key key, c
     hb_err e;
     hb_err_clear(&e);
     int rc = hb_target_cfg_set(&cfg->cfg, (int)key, value, &e);
-    return rc ? hb_fail_err(&e) : 0;
+    return hb_fail_rc(rc, &e);
 }
 
 int harvbk_target_config_get(const harvbk_target_config *cfg, harvbk_target_key key, char *buf,

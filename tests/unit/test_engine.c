@@ -151,18 +151,22 @@ static uint64_t file_alloc(const char *p)
     return (uint64_t)sb.st_blocks * 512;
 }
 
-/* Count chunk objects in the store. */
+/* Count chunk objects in the store (and their bytes). */
 static size_t nchunkfiles;
+static uint64_t chunkfile_bytes;
 static int count_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    if (flag == FTW_F)
+    if (flag == FTW_F) {
         nchunkfiles++;
+        chunkfile_bytes += (uint64_t)sb->st_size;
+    }
     return 0;
 }
 static size_t count_chunks(fx *f)
 {
     char *d = hb_path_join(f->sdir, "chunks");
     nchunkfiles = 0;
+    chunkfile_bytes = 0;
     nftw(d, count_cb, 16, FTW_PHYS);
     hb_free(d);
     return nchunkfiles;
@@ -814,7 +818,19 @@ typedef struct prog {
     unsigned calls;
     unsigned stop_at; /* return non-zero on this call (0: never) */
     uint64_t total;
+    uint64_t said_total; /* through progress_total (gc) */
+    unsigned flushes;    /* progress_flush calls (gc) */
 } prog;
+
+static void prog_total_cb(uint64_t total, void *ud)
+{
+    ((prog *)ud)->said_total = total;
+}
+
+static void prog_flush_cb(void *ud)
+{
+    ((prog *)ud)->flushes++;
+}
 
 static int prog_cb(uint64_t delta, void *ud)
 {
@@ -834,7 +850,7 @@ static void test_cancel_from_progress_and_flag(void **state)
     m.data = malloc(m.size);
     tu_fill_random(m.data, m.size, 2);
     hb_vol_io v = vol_mem("cbvol", &m);
-    prog p = { 0, 2, 0 };
+    prog p = { 0, 2, 0, 0, 0 };
     f->job.progress = prog_cb;
     f->job.progress_ud = &p;
     hb_index ix;
@@ -860,22 +876,22 @@ static void test_cancel_from_progress_and_flag(void **state)
     /* full backup, then cancelled restore and verify */
     atomic_store(&cancel, 0);
     m.cancel_at_read = NULL;
-    p = (prog){ 0, 0, 0 };
+    p = (prog){ 0, 0, 0, 0, 0 };
     assert_int_equal(hb_engine_backup_volume(&f->job, &v, NULL, NULL, NULL, &ix, NULL, &e), 0);
     assert_int_equal(p.total, m.size); /* progress covers the volume exactly */
-    p = (prog){ 0, 3, 0 };
+    p = (prog){ 0, 3, 0, 0, 0 };
     assert_int_equal(hb_engine_restore_volume(&f->job, &ix, &v, &e), HARVBK_E_CANCELLED);
     assert_int_equal(p.calls, 3);
-    p = (prog){ 0, 3, 0 };
+    p = (prog){ 0, 3, 0, 0, 0 };
     assert_int_equal(hb_engine_verify_volume(&f->job, &ix, "cbvol", NULL, &e),
                      HARVBK_E_CANCELLED);
     atomic_store(&cancel, 1);
-    p = (prog){ 0, 0, 0 };
+    p = (prog){ 0, 0, 0, 0, 0 };
     assert_int_equal(hb_engine_verify_volume(&f->job, &ix, "cbvol", NULL, &e),
                      HARVBK_E_CANCELLED);
     assert_int_equal(p.calls, 0);
     atomic_store(&cancel, 0);
-    p = (prog){ 0, 0, 0 };
+    p = (prog){ 0, 0, 0, 0, 0 };
     assert_int_equal(hb_engine_restore_volume(&f->job, &ix, &v, &e), 0);
     assert_int_equal(p.total, m.size);
     f->job.progress = NULL;
@@ -1006,14 +1022,21 @@ static void test_gc_removes_only_unreferenced(void **state)
 
     hb_gc_stats gs;
     hb_err e;
-    prog p = { 0, 0, 0 };
+    prog p = { 0, 0, 0, 0, 0 };
     f->job.progress = prog_cb;
     f->job.progress_ud = &p;
+    f->job.progress_total = prog_total_cb;
+    f->job.progress_flush = prog_flush_cb;
+    assert_int_equal(count_chunks(f), 15);
+    uint64_t stored = chunkfile_bytes;
     assert_int_equal(hb_engine_gc(&f->job, &gs, &e), 0);
     assert_int_equal(gs.removed_chunks, 0);
     assert_int_equal(gs.total_chunks, 15);
     assert_int_equal(gs.referenced_chunks, 15);
-    assert_int_equal(p.total, 15);
+    /* progress in bytes: every chunk listed (nothing to remove) */
+    assert_int_equal(p.total, stored);
+    assert_int_equal(p.said_total, stored);
+    assert_int_equal(p.flushes, 1);
 
     assert_int_equal(hb_store_entry_delete(f->st, HB_KIND_BACKUPS, "default", "bk-a", &e), 0);
     /* an unreferenced chunk written "during" gc (mtime not before its start) stays */
@@ -1027,11 +1050,18 @@ static void test_gc_removes_only_unreferenced(void **state)
     struct timespec ts[2] = { { time(NULL) + 100, 0 }, { time(NULL) + 100, 0 } };
     assert_int_equal(utimensat(AT_FDCWD, xf, ts, 0), 0);
 
+    assert_int_equal(count_chunks(f), 16);
+    stored = chunkfile_bytes;
+    p = (prog){ 0, 0, 0, 0, 0 };
     assert_int_equal(hb_engine_gc(&f->job, &gs, &e), 0);
     assert_int_equal(gs.total_chunks, 16);
     assert_int_equal(gs.referenced_chunks, 10);
     assert_int_equal(gs.removed_chunks, 5);
     assert_true(gs.removed_bytes >= 5 * (uint64_t)CS); /* random data stays raw */
+    /* every chunk listed, then the removed ones: done ends at the total */
+    assert_int_equal(p.said_total, stored + gs.removed_bytes);
+    assert_int_equal(p.total, p.said_total);
+    assert_int_equal(p.flushes, 1);
     for (unsigned i = 0; i < 10; i++)
         assert_int_equal(chunk_present(f, hb_index_id(&ia, i)), i < 5);
     for (unsigned i = 0; i < 10; i++)
@@ -1040,6 +1070,8 @@ static void test_gc_removes_only_unreferenced(void **state)
     restore_ok(f, &ib, dst);
     assert_int_equal(tu_files_equal(pb, dst), 0);
     f->job.progress = NULL;
+    f->job.progress_total = NULL;
+    f->job.progress_flush = NULL;
 
     /* once old enough it goes */
     age_chunks(f, time(NULL) - 3600);

@@ -1377,7 +1377,7 @@ static void test_restore_progress(void **state)
         assert_int_equal(total, v.s0 + v.s1);
         assert_int_equal(done, total);
         harvbk_op_free(op);
-        assert_true(g.calls >= 2);
+        assert_true(g.calls >= 1); /* coalesced: a quick restore may make one call */
         assert_int_equal(g.backwards, 0);
         assert_int_equal(g.over, 0);
         assert_int_equal(g.total, v.s0 + v.s1);

@@ -96,6 +96,7 @@ static void test_calls_read_only_the_callers_version(void **state)
     bo->flags = HARVBK_RESTORE_REPLACE; /* a restore flag: not a backup's */
     harvbk_op *op = NULL;
     assert_int_equal(harvbk_backup_create(&op, c, vm, "b1", bo), HARVBK_E_INVALID);
+    assert_non_null(strstr(harvbk_error_last(), "unknown backup flags 0x2"));
     bo->flags = 0;
     assert_int_equal(harvbk_backup_create(&op, c, vm, "b1", bo), 0);
     assert_int_equal(harvbk_op_wait(op), 0);
@@ -125,6 +126,12 @@ static void test_calls_read_only_the_callers_version(void **state)
     ro->new_vm_namespace = "default";
     ro->new_vm_name = "copy";
     ro->target_dir = out;
+    /* restore flags are 0x1 and 0x2, the values of the other types' flags:
+     * only a flag no type has is told apart (docs/ABI.md) */
+    ro->flags = 0x4;
+    assert_int_equal(harvbk_restore_create(&op, c, "default", "b1", ro), HARVBK_E_INVALID);
+    assert_non_null(strstr(harvbk_error_last(), "unknown restore flags 0x4"));
+    ro->flags = 0;
     assert_int_equal(harvbk_restore_create(&op, c, "default", "b1", ro), 0);
     assert_int_equal(harvbk_op_wait(op), 0);
     harvbk_op_free(op);
@@ -134,8 +141,9 @@ static void test_calls_read_only_the_callers_version(void **state)
 
     harvbk_snapshot_options *so = malloc(hb_opts_size(HB_OPTS_SNAPSHOT, 1));
     harvbk_snapshot_options_init(so, 1);
-    so->flags = 0x2; /* not a snapshot flag */
+    so->flags = HARVBK_RESTORE_REPLACE; /* a restore flag: not a snapshot's */
     assert_int_equal(harvbk_snapshot_create(&op, c, vm, "s1", so), HARVBK_E_INVALID);
+    assert_non_null(strstr(harvbk_error_last(), "unknown snapshot flags 0x2"));
     so->flags = HARVBK_BACKUP_NO_REFLINK; /* a backup flag */
     assert_int_equal(harvbk_snapshot_create(&op, c, vm, "s1", so), HARVBK_E_INVALID);
     so->flags = 0;
@@ -149,7 +157,10 @@ static void test_calls_read_only_the_callers_version(void **state)
     assert_int_equal(harvbk_vm_register(c, vm), 0);
     sc->vm_name = "vm1";
     sc->cron = "0 * * * *";
-    sc->flags = 0x4; /* not a schedule flag */
+    sc->flags = HARVBK_RESTORE_REPLACE; /* a restore flag: not a schedule's */
+    assert_int_equal(harvbk_schedule_create(c, "default", "h", sc), HARVBK_E_INVALID);
+    assert_non_null(strstr(harvbk_error_last(), "unknown schedule flags 0x2"));
+    sc->flags = 0x4; /* no type's flag */
     assert_int_equal(harvbk_schedule_create(c, "default", "h", sc), HARVBK_E_INVALID);
     sc->flags = 0;
     assert_int_equal(harvbk_schedule_create(c, "default", "h", sc), 0);
