@@ -44,6 +44,7 @@ typedef struct sched_run {
     /* while running (op thread only) */
     harvbk_op *child;
     uint64_t t0;
+    uint64_t done, total;  /* the child's last progress, kept once it is freed */
     bool started, deadline_hit, cancelled;
 } sched_run;
 
@@ -571,6 +572,7 @@ static int run_poll(harvbk_op *op, sched_run *r, bool cancel_all)
         int res = harvbk_op_result(r->child);
         char msg[HB_ERRMSG_MAX];
         harvbk_op_errmsg_copy(r->child, msg, sizeof msg);
+        harvbk_op_progress(r->child, &r->done, &r->total); /* its final bytes */
         int state = res == 0 ? HARVBK_SCHEDULE_RUN_READY : HARVBK_SCHEDULE_RUN_ERROR;
         if (res && r->deadline_hit) {
             res = HARVBK_E_TIMEOUT;
@@ -603,11 +605,11 @@ static void report_progress(harvbk_op *op, hb_sched_pass *pass)
 {
     uint64_t done = 0, total = 0;
     for (size_t i = 0; i < pass->n; i++) {
-        uint64_t d = 0, t = 0;
-        if (pass->runs[i].child && harvbk_op_progress(pass->runs[i].child, &d, &t) == 0) {
-            done += d;
-            total += t;
-        }
+        sched_run *r = &pass->runs[i];
+        if (r->child)
+            harvbk_op_progress(r->child, &r->done, &r->total);
+        done += r->done; /* an ended run keeps its last figures */
+        total += r->total;
     }
     if (done < atomic_load(&op->done))
         done = atomic_load(&op->done); /* never backwards as runs end */

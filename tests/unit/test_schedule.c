@@ -10,6 +10,7 @@
  *   a stuck run cancelled at its deadline and counted as a failure;
  *   two processes calling run_due at once never create an entry twice;
  *   a process killed -9 mid-run leaves the schedule consistent;
+ *   a pass's progress sums the bytes of all its runs, ended ones too;
  *   maintenance mode: refused while an operation runs (also another
  *   process's), then refusing new work, resuming exactly what it suspended. */
 #include "testutil.h"
@@ -803,6 +804,66 @@ static int64_t wall_ms(void)
 
 /* The runner thread on the system clock: a firing already due runs at once;
  * stopping it mid-run cancels the run, recorded as Cancelled (no failure). */
+/* The pass's progress sums the bytes of all its runs, also of runs that ended
+ * (and were freed) between two reports: the last call says 3 disks of 3. */
+typedef struct pass_progress {
+    atomic_ullong done, total;
+    atomic_int calls;
+} pass_progress;
+
+static int record_progress(uint64_t done, uint64_t total, void *payload)
+{
+    pass_progress *p = payload;
+    atomic_store(&p->done, done);
+    atomic_store(&p->total, total);
+    atomic_fetch_add(&p->calls, 1);
+    return 0;
+}
+
+static void test_pass_progress(void **state)
+{
+    (void)state;
+    env v;
+    env_open(&v, "sched-progress");
+    const char *vms[] = {"vm1", "vm2", "vm3"}, *crons[] = {"0 * * * *", "20 * * * *", "40 * * * *"};
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "p%d", i + 1);
+        harvbk_schedule_options o = sopts(vms[i], crons[i], H(0));
+        o.retain = 3;
+        assert_int_equal(harvbk_schedule_create(v.ctx, "default", name, &o), 0);
+    }
+    pass_progress pp;
+    atomic_init(&pp.done, 0);
+    atomic_init(&pp.total, 0);
+    atomic_init(&pp.calls, 0);
+    harvbk_schedule_run_options ro;
+    harvbk_schedule_run_options_init(&ro, HARVBK_SCHEDULE_RUN_OPTIONS_VERSION);
+    ro.resolve_cb = resolve;
+    ro.max_parallel = 1; /* one after the other: each ends before the next starts */
+    ro.progress_cb = record_progress;
+    ro.progress_payload = &pp;
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_schedule_run_due(&op, v.ctx, H(1) + 50 * 60000, &ro), 0);
+    assert_non_null(op);
+    assert_int_equal(harvbk_op_wait(op), 0);
+    assert_int_equal(harvbk_schedule_run_count(op), 3);
+    for (size_t i = 0; i < 3; i++) {
+        int st = 0;
+        assert_int_equal(harvbk_schedule_run_at(op, i, NULL, NULL, NULL, NULL, &st, NULL, NULL), 0);
+        assert_int_equal(st, HARVBK_SCHEDULE_RUN_READY);
+    }
+    uint64_t d = 0, t = 0;
+    assert_int_equal(harvbk_op_progress(op, &d, &t), 0);
+    harvbk_op_free(op);
+    assert_true(atomic_load(&pp.calls) >= 1);
+    assert_int_equal(atomic_load(&pp.done), 3ull * DISK);
+    assert_int_equal(atomic_load(&pp.total), 3ull * DISK);
+    assert_int_equal(d, 3ull * DISK);
+    assert_int_equal(t, 3ull * DISK);
+    env_close(&v);
+}
+
 static void test_runner(void **state)
 {
     (void)state;
@@ -857,6 +918,7 @@ int main(void)
         cmocka_unit_test(test_life),            cmocka_unit_test(test_skip_and_deadline),
         cmocka_unit_test(test_two_processes),   cmocka_unit_test(test_crash_mid_run),
         cmocka_unit_test(test_maintenance),     cmocka_unit_test(test_runner),
+        cmocka_unit_test(test_pass_progress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
