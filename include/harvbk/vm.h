@@ -38,6 +38,9 @@ typedef enum harvbk_power_state {
  * value (-1 = HARVBK_E_ERROR, a positive or unknown value) makes it
  * HARVBK_E_CALLBACK (since 1.1; before, HARVBK_E_ERROR or HARVBK_E_IO). The
  * operation's message names the volume, the offset and the returned value.
+ * A restore calls the write callback for every byte of the volume, also for
+ * runs of zeros (it passes a zeroed buffer), so the destination needs no
+ * zeroing beforehand.
  */
 typedef int (*harvbk_volume_read_cb)(void *buf, size_t len, uint64_t offset, void *payload);
 typedef int (*harvbk_volume_write_cb)(const void *buf, size_t len, uint64_t offset,
