@@ -508,6 +508,47 @@ func TestFreezeWindowCallbackFailures(t *testing.T) {
 	}
 }
 
+// An operation cancelled while its volumes are captured still releases
+// every capture once; a release hook failing then does not hide the cancel
+// (the library keeps its first error).
+func TestFreezeWindowCancelReleases(t *testing.T) {
+	e := newEnv(t)
+	r := newCaptureRig(t, e, "web", 65)
+	opReady := make(chan *Operation, 1)
+	var cancelled atomic.Bool
+	o := &BackupOptions{Freeze: r.freeze, Thaw: r.thaw, NoReflink: true,
+		Capture: func(ns, vm, volume, path string) (string, error) {
+			if !cancelled.Swap(true) {
+				op := <-opReady // StartBackup returned it
+				op.Cancel()     // a library call from a callback: allowed
+			}
+			return r.capture(ns, vm, volume, path)
+		},
+		Release: func(ns, vm, volume, p string) error {
+			if err := r.release(ns, vm, volume, p); err != nil {
+				return err
+			}
+			return errBoom
+		}}
+	op, err := e.ctx.StartBackup(r.vm, "b1", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	opReady <- op
+	err = op.Wait(context.Background())
+	wantCode(t, err, CodeCancelled)
+	if errors.Is(err, ErrCallback) || errors.Is(err, errBoom) {
+		t.Fatalf("cancelled backup: %v", err)
+	}
+	// the library stops capturing at the cancel (between steps)
+	r.checkOrder("root")
+	r.checkReleased()
+	if info, err := e.ctx.BackupInfo("default", "b1"); err != nil || info.State != StateError {
+		t.Fatalf("info %+v %v", info, err)
+	}
+}
+
 // slowReader serves data, each read taking at least delay (a slow volume
 // read while the VM is frozen).
 type slowReader struct {
@@ -566,6 +607,8 @@ func TestFreezeWindowDeadline(t *testing.T) {
 		if n := slow.reads.Load(); n == 0 || n >= chunks {
 			t.Fatalf("%s: %d reads of %d chunks", kind, n, chunks)
 		}
+		t.Logf("%s: %d of %d chunks read before the deadline of %v passed; frozen %v",
+			kind, slow.reads.Load(), chunks, deadline, info.Frozen)
 		if info == nil || info.State != StateError || info.Frozen < deadline || info.Capture != CaptureNone {
 			t.Fatalf("%s: info %+v", kind, info)
 		}
