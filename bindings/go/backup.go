@@ -23,10 +23,10 @@ type Range struct {
 type BackupOptions struct {
 	// Progress of the backup (bytes read of the VM's volumes).
 	Progress ProgressFunc
-	// Freeze and Thaw the VM's filesystems around reading its volumes
-	// (Freeze needs Thaw). A Freeze error fails the backup with ErrFreeze
-	// wrapping it, unless AllowCrashConsistent; a Thaw error does not fail
-	// it but marks it ThawFailed.
+	// Freeze and Thaw the VM's filesystems around capturing its volumes
+	// (Freeze needs Thaw; see the freeze window below). A Freeze error fails
+	// the backup with ErrFreeze wrapping it, unless AllowCrashConsistent; a
+	// Thaw error does not fail it but marks it ThawFailed.
 	Freeze, Thaw FreezeFunc
 	// Go on when Freeze fails, marking the backup CrashConsistent.
 	AllowCrashConsistent bool
@@ -34,6 +34,28 @@ type BackupOptions struct {
 	// context wrote; chunks outside are taken from that backup unread. nil:
 	// read everything. A volume absent from a non-nil map is unchanged.
 	ChangedRanges map[string][]Range
+
+	// The freeze window (docs/THREADING.md "Freeze window"): with Freeze or
+	// Capture set, the backup runs freeze -> capture -> thaw -> read the
+	// captures, so the VM stays frozen only while its volumes are captured.
+	// Each volume is captured by the first method that works: a reflink
+	// copy made by the library of a disk file on a filesystem with reflinks
+	// (unless NoReflink), the Capture hook, else none (read where it is
+	// before the thaw, bounded by FreezeDeadline). BackupInfo.Capture and
+	// Frozen record what happened.
+	//
+	// Capture (needs Release, else ErrInvalid) captures the volumes a
+	// reflink did not; Release removes each capture it made, exactly once.
+	Capture CaptureFunc
+	Release ReleaseFunc
+	// Longest time the VM may stay frozen while volumes that were not
+	// captured are read, from Freeze's return (rounded up to ms; 0: none).
+	// When it passes first, the backup stops reading, thaws and fails with
+	// ErrTimeout. Captures are not bounded by it.
+	FreezeDeadline time.Duration
+	// No reflink capture of disk files (the Capture hook, if any, is asked
+	// for them instead).
+	NoReflink bool
 }
 
 // OpOptions are the optional settings of verify and gc (nil: defaults).
@@ -50,9 +72,25 @@ func (o *OpOptions) hooks() (*opHooks, C.int) {
 
 // VolumeInfo is one volume of a backup or snapshot.
 type VolumeInfo struct {
-	Name string
-	Size uint64
+	Name    string
+	Size    uint64
+	Capture CaptureMethod // how it was captured in the freeze window
 }
+
+// CaptureMethod is how the volumes of a backup or snapshot were captured in
+// the freeze window (BackupOptions). A newer library may record other names.
+type CaptureMethod string
+
+const (
+	CaptureReflink CaptureMethod = "reflink" // cloned by the library (FICLONE)
+	CaptureHook    CaptureMethod = "hook"    // by the Capture hook
+	CaptureNone    CaptureMethod = "none"    // read where it is, while frozen (also entries before 1.1)
+	CaptureMixed   CaptureMethod = "mixed"   // BackupInfo.Capture only: the volumes differ
+)
+
+// NotFrozen is BackupInfo.Frozen of an entry whose VM was not frozen: no
+// Freeze hook, or it failed (also entries written before library 1.1).
+const NotFrozen time.Duration = -1
 
 // CatalogFlags are the HARVBK_BACKUP_FLAG_* of a backup.
 type CatalogFlags uint
@@ -76,12 +114,20 @@ type BackupInfo struct {
 	ProgressBytes   uint64 // bytes done while running
 	Created         time.Time
 	Volumes         []VolumeInfo
-	CrashConsistent bool   // freeze failed and AllowCrashConsistent went on
-	ThawFailed      bool   // the thaw hook failed (the VM may still be frozen)
-	Schedule        string // the schedule that made it, "" when none
-	CatalogFlags    CatalogFlags
-	SyncedAt        time.Time // when the catalog last confirmed it (backups)
-	JSON            string    // the library's JSON description
+	CrashConsistent bool // freeze failed and AllowCrashConsistent went on
+	ThawFailed      bool // the thaw hook failed (the VM may still be frozen)
+	// How long the VM was kept frozen: from Freeze's return to Thaw's call
+	// (ms precision), also on failed entries that got as far as the thaw;
+	// NotFrozen (negative) when it was not frozen.
+	Frozen time.Duration
+	// How the volumes were captured: CaptureReflink or CaptureHook when all
+	// of them were captured that way, CaptureMixed when they differ
+	// (Volumes[i].Capture says which), CaptureNone when none was.
+	Capture      CaptureMethod
+	Schedule     string // the schedule that made it, "" when none
+	CatalogFlags CatalogFlags
+	SyncedAt     time.Time // when the catalog last confirmed it (backups)
+	JSON         string    // the library's JSON description
 }
 
 func infoFromC(p *C.harvbk_backup_info) BackupInfo {
@@ -96,9 +142,14 @@ func infoFromC(p *C.harvbk_backup_info) BackupInfo {
 		ProgressBytes:   uint64(C.harvbk_backup_info_progress_bytes(p)),
 		CrashConsistent: C.harvbk_backup_info_crash_consistent(p) == 1,
 		ThawFailed:      C.harvbk_backup_info_thaw_failed(p) == 1,
+		Frozen:          NotFrozen,
+		Capture:         CaptureMethod(gostr(C.harvbk_backup_info_capture(p))),
 		Schedule:        gostr(C.harvbk_backup_info_schedule(p)),
 		CatalogFlags:    CatalogFlags(C.harvbk_backup_info_catalog_flags(p)),
 		SyncedAt:        msTime(int64(C.harvbk_backup_info_synced_at(p))),
+	}
+	if ms := int64(C.harvbk_backup_info_frozen_ms(p)); ms >= 0 {
+		b.Frozen = time.Duration(ms) * time.Millisecond
 	}
 	if s := int64(C.harvbk_backup_info_created(p)); s > 0 {
 		b.Created = time.Unix(s, 0)
@@ -106,8 +157,9 @@ func infoFromC(p *C.harvbk_backup_info) BackupInfo {
 	n := int(C.harvbk_backup_info_volume_count(p))
 	for i := 0; i < n; i++ {
 		b.Volumes = append(b.Volumes, VolumeInfo{
-			Name: gostr(C.harvbk_backup_info_volume_name(p, C.size_t(i))),
-			Size: uint64(C.harvbk_backup_info_volume_size(p, C.size_t(i))),
+			Name:    gostr(C.harvbk_backup_info_volume_name(p, C.size_t(i))),
+			Size:    uint64(C.harvbk_backup_info_volume_size(p, C.size_t(i))),
+			Capture: CaptureMethod(gostr(C.harvbk_backup_info_volume_capture(p, C.size_t(i)))),
 		})
 	}
 	var js *C.char
@@ -169,10 +221,18 @@ func (c *Context) StartBackup(vm *VM, name string, opts *BackupOptions) (*Operat
 	if opts == nil {
 		opts = &BackupOptions{}
 	}
-	hk := &opHooks{progress: opts.Progress, freeze: opts.Freeze, thaw: opts.Thaw}
+	hk := &opHooks{progress: opts.Progress, freeze: opts.Freeze, thaw: opts.Thaw,
+		capture: opts.Capture, captureRelease: opts.Release}
 	var flags C.uint
 	if opts.AllowCrashConsistent {
 		flags |= C.HARVBK_BACKUP_ALLOW_CRASH_CONSISTENT
+	}
+	if opts.NoReflink {
+		flags |= C.HARVBK_BACKUP_NO_REFLINK
+	}
+	deadline, err := freezeDeadlineMS(opts.FreezeDeadline)
+	if err != nil {
+		return nil, err
 	}
 	var cs cstrings
 	defer cs.free()
@@ -187,10 +247,9 @@ func (c *Context) StartBackup(vm *VM, name string, opts *BackupOptions) (*Operat
 	defer C.harvbk_ranges_free(ranges)
 	return c.startOp(hk, func(p *C.harvbk_ctx, h C.uintptr_t, out **C.harvbk_op, msg **C.char) C.int {
 		var rc C.int
+		cb := hk.cbs(deadline)
 		err := vm.use(hk, func(v *C.harvbk_vm) error {
-			rc = C.hbgo_backup_create(out, p, v, cname, flags, ranges, h,
-				boolInt(opts.Progress != nil), boolInt(opts.Freeze != nil),
-				boolInt(opts.Thaw != nil), msg)
+			rc = C.hbgo_backup_create(out, p, v, cname, flags, ranges, &cb, msg)
 			return nil
 		})
 		if err != nil {

@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime/cgo"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -32,6 +35,28 @@ type ProgressFunc func(done, total uint64) error
 // FreezeFunc freezes (or thaws) the filesystems of VM namespace/vm, e.g. via
 // a guest agent. Called on the operation's thread, once per operation.
 type FreezeFunc func(namespace, vm string) error
+
+// CaptureFunc makes a point-in-time copy of volume `volume` of VM
+// namespace/vm while the VM is frozen (an LVM, Ceph RBD or Longhorn
+// snapshot...) and returns the path of a regular file or block device
+// holding the volume's bytes: at least the volume's size, of which the
+// first size bytes are read after the thaw. path is the volume's file as
+// given to VM.AddDisk, "" for a volume of VM.AddDiskIO. Returning "" (and
+// nil) declines: the volume is then read as it is, before the thaw. Called
+// on the operation's thread, one volume at a time, for each volume a reflink
+// did not capture (see BackupOptions). An error (or a panic), a path longer
+// than the library takes (HARVBK_CAPTURE_PATH_MAX - 1 bytes) or holding a
+// NUL byte fails the operation: ErrCallback wrapping it.
+type CaptureFunc func(namespace, vm, volume, path string) (capturedPath string, err error)
+
+// ReleaseFunc removes a capture once it is no longer needed: called exactly
+// once per capture a CaptureFunc made (returned a path), with that path,
+// whatever happens (right after the volume was read, or after the thaw when
+// the operation failed or was cancelled first), before the operation ends.
+// An error (or a panic) fails the operation with ErrCallback wrapping it,
+// unless it failed already (its first error stays; the library logs this
+// one).
+type ReleaseFunc func(namespace, vm, volume, capturedPath string) error
 
 // LogLevel is the level of a library log message.
 type LogLevel int
@@ -73,16 +98,48 @@ func handleValue(h C.uintptr_t) (v interface{}) {
 // opHooks holds the Go callbacks of one call or operation and the first
 // error one of them reported.
 type opHooks struct {
-	progress ProgressFunc
-	freeze   FreezeFunc
-	thaw     FreezeFunc
-	rewrite  func(*MetadataRewrite) error
-	resolve  func(namespace, name string) (*VM, error)
+	progress       ProgressFunc
+	freeze         FreezeFunc
+	thaw           FreezeFunc
+	capture        CaptureFunc
+	captureRelease ReleaseFunc
+	rewrite        func(*MetadataRewrite) error
+	resolve        func(namespace, name string) (*VM, error)
 
-	self    cgo.Handle
-	mu      sync.Mutex
-	err     error
-	handles []cgo.Handle // volume payloads made for this operation
+	self       cgo.Handle
+	mu         sync.Mutex
+	err        error        // first error of a callback whose failure fails the operation
+	stopped    bool         // a progress callback failed: the library saw a cancel
+	releaseErr error        // first error of a release hook (may come after another failure)
+	handles    []cgo.Handle // volume payloads made for this operation
+}
+
+// cbs describes the hooks for the C wrappers (helpers.h) with the freeze
+// deadline deadlineMS; resolve says whether the VM resolver is set.
+func (hk *opHooks) cbs(deadlineMS C.uint32_t) C.hbgo_cbs {
+	return C.hbgo_cbs{
+		h:                  hk.handle(),
+		progress:           boolInt(hk.progress != nil),
+		freeze:             boolInt(hk.freeze != nil),
+		thaw:               boolInt(hk.thaw != nil),
+		capture:            boolInt(hk.capture != nil),
+		release:            boolInt(hk.captureRelease != nil),
+		resolve:            boolInt(hk.resolve != nil),
+		freeze_deadline_ms: deadlineMS,
+	}
+}
+
+// freezeDeadlineMS converts a FreezeDeadline to the library's milliseconds
+// (rounded up: a positive duration never becomes "no deadline").
+func freezeDeadlineMS(d time.Duration) (C.uint32_t, error) {
+	if d < 0 {
+		return 0, newError(CodeInvalid, fmt.Sprintf("negative freeze deadline %v", d), nil)
+	}
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	if ms > math.MaxUint32 {
+		return 0, newError(CodeInvalid, fmt.Sprintf("freeze deadline %v is over %d ms", d, uint32(math.MaxUint32)), nil)
+	}
+	return C.uint32_t(ms), nil
 }
 
 func (hk *opHooks) handle() C.uintptr_t {
@@ -104,6 +161,20 @@ func (hk *opHooks) firstErr() error {
 	hk.mu.Lock()
 	defer hk.mu.Unlock()
 	return hk.err
+}
+
+// errs returns the first callback error, whether a progress callback
+// stopped the operation, and the first release hook error.
+func (hk *opHooks) errs() (err error, stopped bool, releaseErr error) {
+	hk.mu.Lock()
+	defer hk.mu.Unlock()
+	return hk.err, hk.stopped, hk.releaseErr
+}
+
+func (hk *opHooks) stop() {
+	hk.mu.Lock()
+	hk.stopped = true
+	hk.mu.Unlock()
 }
 
 func (hk *opHooks) addHandle(v interface{}) C.uintptr_t {
@@ -163,7 +234,12 @@ func hbgoProgress(done, total C.uint64_t, h C.uintptr_t) (rc C.int) {
 	if hk == nil || hk.progress == nil {
 		return 0
 	}
-	defer func() { hk.recovered(recover(), &rc, 1) }()
+	defer func() {
+		hk.recovered(recover(), &rc, 1)
+		if rc != 0 {
+			hk.stop()
+		}
+	}()
 	if err := hk.progress(uint64(done), uint64(total)); err != nil {
 		hk.fail(err)
 		return 1
@@ -200,6 +276,58 @@ func hbgoFreeze(ns, vm *C.char, h C.uintptr_t, thaw C.int) (rc C.int) {
 	defer func() { hk.recovered(recover(), &rc, -1) }()
 	if err := fn(C.GoString(ns), C.GoString(vm)); err != nil {
 		hk.fail(err)
+		return -1
+	}
+	return 0
+}
+
+//export hbgoCapture
+func hbgoCapture(ns, vm, volume, path *C.char, out *C.char, outSize C.size_t, h C.uintptr_t) (rc C.int) {
+	hk := hooksOf(h)
+	if hk == nil || hk.capture == nil || out == nil || outSize == 0 {
+		return -1
+	}
+	buf := unsafe.Slice((*byte)(unsafe.Pointer(out)), int(outSize))
+	buf[0] = 0 // declined unless the hook gives a path
+	defer func() { hk.recovered(recover(), &rc, -1) }()
+	vol := C.GoString(volume)
+	p, err := hk.capture(C.GoString(ns), C.GoString(vm), vol, gostr(path))
+	if err == nil && strings.IndexByte(p, 0) >= 0 {
+		err = fmt.Errorf("capture of volume %s: path %q contains a NUL byte", vol, p)
+	}
+	if err == nil && len(p) >= len(buf) {
+		err = fmt.Errorf("capture of volume %s: path of %d bytes is longer than %d", vol, len(p), len(buf)-1)
+	}
+	if err != nil {
+		hk.fail(err)
+		return -1
+	}
+	copy(buf, p)
+	buf[len(p)] = 0
+	return 0
+}
+
+//export hbgoRelease
+func hbgoRelease(ns, vm, volume, captured *C.char, h C.uintptr_t) (rc C.int) {
+	hk := hooksOf(h)
+	if hk == nil || hk.captureRelease == nil {
+		return -1
+	}
+	fail := func(err error) {
+		hk.mu.Lock()
+		if hk.releaseErr == nil {
+			hk.releaseErr = err
+		}
+		hk.mu.Unlock()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			fail(&PanicError{Value: r, Stack: debug.Stack()})
+			rc = -1
+		}
+	}()
+	if err := hk.captureRelease(C.GoString(ns), C.GoString(vm), C.GoString(volume), C.GoString(captured)); err != nil {
+		fail(err)
 		return -1
 	}
 	return 0

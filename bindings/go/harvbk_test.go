@@ -167,7 +167,9 @@ func TestRoundTripFile(t *testing.T) {
 	}
 	if info.State != "Ready" || info.Name != "web-1" || info.Namespace != "default" || info.VM != "web" ||
 		info.LogicalBytes != uint64(len(data)) || info.UploadedBytes == 0 ||
-		len(info.Volumes) != 1 || info.Volumes[0] != (VolumeInfo{"root", uint64(len(data))}) ||
+		len(info.Volumes) != 1 ||
+		info.Volumes[0] != (VolumeInfo{Name: "root", Size: uint64(len(data)), Capture: CaptureNone}) ||
+		info.Frozen != NotFrozen || info.Capture != CaptureNone ||
 		info.Created.IsZero() || !strings.Contains(info.JSON, `"web-1"`) {
 		t.Fatalf("info %+v", info)
 	}

@@ -35,6 +35,20 @@ static int thaw_tramp(const char *ns, const char *vm, void *payload)
     return hbgoFreeze((char *)ns, (char *)vm, (uintptr_t)payload, 1);
 }
 
+static int capture_tramp(const char *ns, const char *vm, const char *volume, const char *path,
+                         char *out_path, size_t out_size, void *payload)
+{
+    return hbgoCapture((char *)ns, (char *)vm, (char *)volume, (char *)path, out_path, out_size,
+                       (uintptr_t)payload);
+}
+
+static int release_tramp(const char *ns, const char *vm, const char *volume,
+                         const char *captured_path, void *payload)
+{
+    return hbgoRelease((char *)ns, (char *)vm, (char *)volume, (char *)captured_path,
+                       (uintptr_t)payload);
+}
+
 static int vol_read_tramp(void *buf, size_t len, uint64_t offset, void *payload)
 {
     return hbgoVolRead(buf, len, offset, (uintptr_t)payload);
@@ -106,42 +120,47 @@ int hbgo_vm_add_volume_io(harvbk_vm *vm, const char *volume, uint64_t size, int 
                            msg);
 }
 
+/* The callbacks and freeze window of a backup, snapshot or schedule pass
+ * (the fields of harvbk_backup_options, harvbk_snapshot_options and
+ * harvbk_schedule_run_options of the same names). */
+#define HBGO_SET_HOOKS(o, cb)                                   \
+    do {                                                        \
+        if ((cb)->progress) {                                   \
+            (o)->progress_cb = progress_tramp;                  \
+            (o)->progress_payload = (void *)(cb)->h;            \
+        }                                                       \
+        (o)->freeze_cb = (cb)->freeze ? freeze_tramp : NULL;    \
+        (o)->thaw_cb = (cb)->thaw ? thaw_tramp : NULL;          \
+        (o)->freeze_payload = (void *)(cb)->h;                  \
+        (o)->capture_cb = (cb)->capture ? capture_tramp : NULL; \
+        (o)->release_cb = (cb)->release ? release_tramp : NULL; \
+        (o)->capture_payload = (void *)(cb)->h;                 \
+        (o)->freeze_deadline_ms = (cb)->freeze_deadline_ms;     \
+    } while (0)
+
 int hbgo_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const char *name,
-                       unsigned int flags, const harvbk_ranges *ranges, uintptr_t h,
-                       int progress, int freeze, int thaw, char **msg)
+                       unsigned int flags, const harvbk_ranges *ranges, const hbgo_cbs *cb,
+                       char **msg)
 {
     harvbk_backup_options o;
     int rc = harvbk_backup_options_init(&o, HARVBK_BACKUP_OPTIONS_VERSION);
     if (rc == 0) {
         o.flags = flags;
         o.changed_ranges = ranges;
-        if (progress) {
-            o.progress_cb = progress_tramp;
-            o.progress_payload = (void *)h;
-        }
-        o.freeze_cb = freeze ? freeze_tramp : NULL;
-        o.thaw_cb = thaw ? thaw_tramp : NULL;
-        o.freeze_payload = (void *)h;
+        HBGO_SET_HOOKS(&o, cb);
         rc = harvbk_backup_create(out, ctx, vm, name, &o);
     }
     return hbgo_last_error(rc, msg);
 }
 
 int hbgo_snapshot_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm,
-                         const char *name, unsigned int flags, uintptr_t h, int progress,
-                         int freeze, int thaw, char **msg)
+                         const char *name, unsigned int flags, const hbgo_cbs *cb, char **msg)
 {
     harvbk_snapshot_options o;
     int rc = harvbk_snapshot_options_init(&o, HARVBK_SNAPSHOT_OPTIONS_VERSION);
     if (rc == 0) {
         o.flags = flags;
-        if (progress) {
-            o.progress_cb = progress_tramp;
-            o.progress_payload = (void *)h;
-        }
-        o.freeze_cb = freeze ? freeze_tramp : NULL;
-        o.thaw_cb = thaw ? thaw_tramp : NULL;
-        o.freeze_payload = (void *)h;
+        HBGO_SET_HOOKS(&o, cb);
         rc = harvbk_snapshot_create(out, ctx, vm, name, &o);
     }
     return hbgo_last_error(rc, msg);
@@ -246,43 +265,37 @@ int hbgo_schedule_set(harvbk_ctx *ctx, int update, const char *namespace_, const
     return hbgo_last_error(rc, msg);
 }
 
-static int run_options(harvbk_schedule_run_options *o, unsigned int max_parallel, uintptr_t h,
-                       int progress, int freeze, int thaw, int resolve)
+static int run_options(harvbk_schedule_run_options *o, unsigned int max_parallel,
+                       unsigned int flags, const hbgo_cbs *cb)
 {
     int rc = harvbk_schedule_run_options_init(o, HARVBK_SCHEDULE_RUN_OPTIONS_VERSION);
     if (rc != 0)
         return rc;
     o->max_parallel = max_parallel;
-    if (progress) {
-        o->progress_cb = progress_tramp;
-        o->progress_payload = (void *)h;
-    }
-    o->freeze_cb = freeze ? freeze_tramp : NULL;
-    o->thaw_cb = thaw ? thaw_tramp : NULL;
-    o->freeze_payload = (void *)h;
-    if (resolve) {
+    o->flags = flags;
+    HBGO_SET_HOOKS(o, cb);
+    if (cb->resolve) {
         o->resolve_cb = resolve_tramp;
-        o->resolve_payload = (void *)h;
+        o->resolve_payload = (void *)cb->h;
     }
     return 0;
 }
 
 int hbgo_run_due(harvbk_op **out, harvbk_ctx *ctx, int64_t now_ms, unsigned int max_parallel,
-                 uintptr_t h, int progress, int freeze, int thaw, int resolve, char **msg)
+                 unsigned int flags, const hbgo_cbs *cb, char **msg)
 {
     harvbk_schedule_run_options o;
-    int rc = run_options(&o, max_parallel, h, progress, freeze, thaw, resolve);
+    int rc = run_options(&o, max_parallel, flags, cb);
     if (rc == 0)
         rc = harvbk_schedule_run_due(out, ctx, now_ms, &o);
     return hbgo_last_error(rc, msg);
 }
 
 int hbgo_scheduler_start(harvbk_scheduler **out, harvbk_ctx *ctx, unsigned int max_parallel,
-                         uintptr_t h, int progress, int freeze, int thaw, int resolve,
-                         char **msg)
+                         unsigned int flags, const hbgo_cbs *cb, char **msg)
 {
     harvbk_schedule_run_options o;
-    int rc = run_options(&o, max_parallel, h, progress, freeze, thaw, resolve);
+    int rc = run_options(&o, max_parallel, flags, cb);
     if (rc == 0)
         rc = harvbk_scheduler_start(out, ctx, &o);
     return hbgo_last_error(rc, msg);

@@ -33,12 +33,19 @@ int hbgo_set_image_hook(harvbk_ctx *ctx, int on, uintptr_t h, char **msg);
 int hbgo_vm_add_volume_io(harvbk_vm *vm, const char *volume, uint64_t size, int reader,
                           int writer, uintptr_t h, char **msg);
 
+/* Which Go callbacks an operation has (all share the payload h, the handle of
+ * the operation's hooks) and its freeze deadline: built by the Go side. */
+typedef struct hbgo_cbs {
+    uintptr_t h;
+    int progress, freeze, thaw, capture, release, resolve;
+    uint32_t freeze_deadline_ms;
+} hbgo_cbs;
+
 int hbgo_backup_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const char *name,
-                       unsigned int flags, const harvbk_ranges *ranges, uintptr_t h,
-                       int progress, int freeze, int thaw, char **msg);
+                       unsigned int flags, const harvbk_ranges *ranges, const hbgo_cbs *cb,
+                       char **msg);
 int hbgo_snapshot_create(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm,
-                         const char *name, unsigned int flags, uintptr_t h, int progress,
-                         int freeze, int thaw, char **msg);
+                         const char *name, unsigned int flags, const hbgo_cbs *cb, char **msg);
 int hbgo_restore(harvbk_op **out, harvbk_ctx *ctx, int snapshot, const char *namespace_,
                  const char *name, unsigned int flags, const char *new_ns,
                  const char *new_name, const char *target_dir, const harvbk_vm *target_vm,
@@ -56,10 +63,9 @@ int hbgo_schedule_set(harvbk_ctx *ctx, int update, const char *namespace_, const
                       const char *cron, unsigned int retain, unsigned int max_failure,
                       uint32_t deadline_s, int64_t now_ms, char **msg);
 int hbgo_run_due(harvbk_op **out, harvbk_ctx *ctx, int64_t now_ms, unsigned int max_parallel,
-                 uintptr_t h, int progress, int freeze, int thaw, int resolve, char **msg);
+                 unsigned int flags, const hbgo_cbs *cb, char **msg);
 int hbgo_scheduler_start(harvbk_scheduler **out, harvbk_ctx *ctx, unsigned int max_parallel,
-                         uintptr_t h, int progress, int freeze, int thaw, int resolve,
-                         char **msg);
+                         unsigned int flags, const hbgo_cbs *cb, char **msg);
 
 /* harvbk_schedule_run_at / harvbk_schedule_history_at into plain out params
  * (cgo cannot take the address of a Go string). */

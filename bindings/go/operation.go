@@ -194,15 +194,19 @@ func (o *Operation) resultErr(cause error) error {
 		msg = codeMessage(rc)
 	}
 	code := Code(rc)
-	if cbErr := o.hooks.firstErr(); cbErr != nil {
-		if code == CodeCancelled {
-			// a progress callback stopped it: the library sees a cancel
-			code = CodeCallback
-		}
+	cbErr, stopped, releaseErr := o.hooks.errs()
+	switch {
+	case code == CodeCancelled && stopped:
+		// a progress callback stopped it: the library sees a cancel
+		return newError(CodeCallback, msg, cbErr)
+	case code == CodeCancelled:
+		return newError(code, msg, cause) // ctx.Err(), or nil: Cancel
+	case cbErr != nil:
 		return newError(code, msg, cbErr)
-	}
-	if code == CodeCancelled && cause != nil {
-		return newError(code, msg, cause)
+	case code == CodeCallback && releaseErr != nil:
+		// only a release hook failed (when the operation had failed before,
+		// the library kept that error and only logged the release's)
+		return newError(code, msg, releaseErr)
 	}
 	return newError(code, msg, nil)
 }

@@ -245,15 +245,39 @@ type RunOptions struct {
 	// The current description of a VM (nil: the VM as registered). The
 	// binding copies the VM it returns and then closes it.
 	Resolve func(namespace, name string) (*VM, error)
+	// The freeze window of each run, as in BackupOptions (the hooks are
+	// called on each run's thread; runs of a pass may be concurrent).
+	Capture        CaptureFunc
+	Release        ReleaseFunc
+	FreezeDeadline time.Duration
+	NoReflink      bool
 }
 
-func (o *RunOptions) hooks() (*opHooks, [4]C.int, C.uint) {
+// runConfig is what the C wrappers of a schedule pass take.
+type runConfig struct {
+	maxParallel C.uint
+	flags       C.uint
+	deadline    C.uint32_t
+}
+
+func (o *RunOptions) hooks() (*opHooks, runConfig, error) {
 	if o == nil {
-		return &opHooks{}, [4]C.int{}, 0
+		return &opHooks{}, runConfig{}, nil
 	}
-	hk := &opHooks{progress: o.Progress, freeze: o.Freeze, thaw: o.Thaw, resolve: o.Resolve}
-	return hk, [4]C.int{boolInt(o.Progress != nil), boolInt(o.Freeze != nil),
-		boolInt(o.Thaw != nil), boolInt(o.Resolve != nil)}, C.uint(o.MaxParallel)
+	deadline, err := freezeDeadlineMS(o.FreezeDeadline)
+	if err != nil {
+		return nil, runConfig{}, err
+	}
+	if o.MaxParallel < 0 {
+		return nil, runConfig{}, newError(CodeInvalid, "negative MaxParallel", nil)
+	}
+	rc := runConfig{maxParallel: C.uint(o.MaxParallel), deadline: deadline}
+	if o.NoReflink {
+		rc.flags |= C.HARVBK_SCHEDULE_RUN_NO_REFLINK
+	}
+	hk := &opHooks{progress: o.Progress, freeze: o.Freeze, thaw: o.Thaw, resolve: o.Resolve,
+		capture: o.Capture, captureRelease: o.Release}
+	return hk, rc, nil
 }
 
 // ScheduleRun is one run of a schedule pass.
@@ -292,9 +316,13 @@ func (o *Operation) ScheduleRuns() []ScheduleRun {
 // (the caller's clock: a controller's loop, or a fake clock in tests). It
 // returns nil, nil when nothing is due.
 func (c *Context) StartRunDue(now time.Time, opts *RunOptions) (*Operation, error) {
-	hk, f, maxp := opts.hooks()
+	hk, rc, err := opts.hooks()
+	if err != nil {
+		return nil, err
+	}
 	return c.startOp(hk, func(p *C.harvbk_ctx, h C.uintptr_t, out **C.harvbk_op, msg **C.char) C.int {
-		return C.hbgo_run_due(out, p, timeMS(now), maxp, h, f[0], f[1], f[2], f[3], msg)
+		cb := hk.cbs(rc.deadline)
+		return C.hbgo_run_due(out, p, timeMS(now), rc.maxParallel, rc.flags, &cb, msg)
 	})
 }
 
@@ -336,12 +364,16 @@ type Scheduler struct {
 // StartScheduler starts a runner thread that runs due schedules and syncs
 // the catalog every refresh interval.
 func (c *Context) StartScheduler(opts *RunOptions) (*Scheduler, error) {
-	hk, f, maxp := opts.hooks()
+	hk, rc, err := opts.hooks()
+	if err != nil {
+		return nil, err
+	}
 	s := &Scheduler{ctx: c, hooks: hk}
-	err := c.do(func(p *C.harvbk_ctx) error {
+	err = c.do(func(p *C.harvbk_ctx) error {
 		var msg *C.char
-		rc := C.hbgo_scheduler_start(&s.ptr, p, maxp, hk.handle(), f[0], f[1], f[2], f[3], &msg)
-		return errFromMsg(rc, msg)
+		cb := hk.cbs(rc.deadline)
+		ret := C.hbgo_scheduler_start(&s.ptr, p, rc.maxParallel, rc.flags, &cb, &msg)
+		return errFromMsg(ret, msg)
 	})
 	if err != nil {
 		hk.release()

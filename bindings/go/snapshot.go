@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"context"
+	"time"
 	"unsafe"
 )
 
@@ -15,6 +16,11 @@ type SnapshotOptions struct {
 	Progress             ProgressFunc
 	Freeze, Thaw         FreezeFunc // as in BackupOptions
 	AllowCrashConsistent bool
+	// The freeze window, as in BackupOptions.
+	Capture        CaptureFunc
+	Release        ReleaseFunc
+	FreezeDeadline time.Duration
+	NoReflink      bool
 }
 
 // SnapshotStoreOptions configure the context's local snapshot store.
@@ -74,10 +80,18 @@ func (c *Context) StartSnapshot(vm *VM, name string, opts *SnapshotOptions) (*Op
 	if opts == nil {
 		opts = &SnapshotOptions{}
 	}
-	hk := &opHooks{progress: opts.Progress, freeze: opts.Freeze, thaw: opts.Thaw}
+	hk := &opHooks{progress: opts.Progress, freeze: opts.Freeze, thaw: opts.Thaw,
+		capture: opts.Capture, captureRelease: opts.Release}
 	var flags C.uint
 	if opts.AllowCrashConsistent {
 		flags |= C.HARVBK_SNAPSHOT_ALLOW_CRASH_CONSISTENT
+	}
+	if opts.NoReflink {
+		flags |= C.HARVBK_SNAPSHOT_NO_REFLINK
+	}
+	deadline, err := freezeDeadlineMS(opts.FreezeDeadline)
+	if err != nil {
+		return nil, err
 	}
 	var cs cstrings
 	defer cs.free()
@@ -87,9 +101,9 @@ func (c *Context) StartSnapshot(vm *VM, name string, opts *SnapshotOptions) (*Op
 	}
 	return c.startOp(hk, func(p *C.harvbk_ctx, h C.uintptr_t, out **C.harvbk_op, msg **C.char) C.int {
 		var rc C.int
+		cb := hk.cbs(deadline)
 		err := vm.use(hk, func(v *C.harvbk_vm) error {
-			rc = C.hbgo_snapshot_create(out, p, v, cname, flags, h, boolInt(opts.Progress != nil),
-				boolInt(opts.Freeze != nil), boolInt(opts.Thaw != nil), msg)
+			rc = C.hbgo_snapshot_create(out, p, v, cname, flags, &cb, msg)
 			return nil
 		})
 		if err != nil {

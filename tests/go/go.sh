@@ -5,6 +5,7 @@
 #   vet      gofmt -l (nothing unformatted) and go vet ./...
 #   test     go test ./... (the S3 and NFS tests skip: no server here)
 #   race     go test -race on the tests that run operations from many goroutines
+#            and the callback, cancel and freeze window tests
 #   s3       go test -run TestS3 against the servers of the ctest fixture "s3"
 #            (HARVBK_TEST_S3_ENV names their env file); a missing server fails
 #   nfs      go test -run TestNFS, run by tests/nfs/in-netns.sh inside the NFS
@@ -41,7 +42,7 @@ test)
     "$go" test -count=1 -timeout 900s -v ./...
     ;;
 race)
-    "$go" test -race -count=1 -timeout 900s -v -run 'Concurrent|Cancel|Callback' .
+    "$go" test -race -count=1 -timeout 900s -v -run 'Concurrent|Cancel|Callback|FreezeWindow' .
     ;;
 s3)
     [ -n "${HARVBK_TEST_S3_ENV:-}" ] || { echo "FAIL: HARVBK_TEST_S3_ENV not set" >&2; exit 1; }
