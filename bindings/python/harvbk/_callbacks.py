@@ -12,6 +12,7 @@ exception object.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List, Optional
@@ -103,6 +104,61 @@ class Sink:
                 return 1
             return 1 if r is False else 0
         return self.hold(_lib.FREEZE_CB(cb))
+
+    def capture(self, fn: Optional[Callable[..., Any]]) -> Any:
+        """The capture hook: ``fn(namespace, vm, volume, path)`` returns the
+        path of a point-in-time copy of the volume, or None (or "") to
+        decline it; False reports a failure without an exception."""
+        if fn is None:
+            return _lib.CAPTURE_CB()
+        f = fn
+
+        def cb(ns: bytes, vm: bytes, volume: bytes, path: Optional[bytes], out: int,
+               size: int, _payload: Any) -> int:
+            vol = dec(volume) or ""
+            try:
+                with _running(self):
+                    ctypes.memset(out, 0, 1)
+                    r = f(dec(ns) or "", dec(vm) or "", vol, dec(path))
+                    if r is False:
+                        return 1
+                    if r is None:
+                        return 0          # declined: read as it is, before the thaw
+                    if not isinstance(r, (str, bytes, os.PathLike)):
+                        raise TypeError(f"capture hook of volume {vol!r} returned "
+                                        f"{type(r).__name__}, not a path or None")
+                    b = os.fsencode(r)
+                    if b"\0" in b:
+                        raise ValueError(f"capture hook of volume {vol!r} returned a path "
+                                         "with a NUL character")
+                    if len(b) >= size:
+                        raise ValueError(f"capture hook of volume {vol!r} returned a path "
+                                         f"of {len(b)} bytes (at most {size - 1})")
+                    ctypes.memmove(out, b + b"\0", len(b) + 1)
+            except BaseException as e:  # noqa: B902
+                self.fail(e, f"capture hook of volume {vol!r}")
+                ctypes.memset(out, 0, 1)
+                return CALLBACK_FAILED
+            return 0
+        return self.hold(_lib.CAPTURE_CB(cb))
+
+    def release(self, fn: Optional[Callable[..., Any]]) -> Any:
+        """The release hook: ``fn(namespace, vm, volume, captured_path)``;
+        False reports a failure without an exception."""
+        if fn is None:
+            return _lib.CAPTURE_RELEASE_CB()
+        f = fn
+
+        def cb(ns: bytes, vm: bytes, volume: bytes, captured: bytes, _payload: Any) -> int:
+            vol = dec(volume) or ""
+            try:
+                with _running(self):
+                    r = f(dec(ns) or "", dec(vm) or "", vol, dec(captured) or "")
+            except BaseException as e:  # noqa: B902
+                self.fail(e, f"release hook of volume {vol!r}")
+                return CALLBACK_FAILED
+            return 1 if r is False else 0
+        return self.hold(_lib.CAPTURE_RELEASE_CB(cb))
 
     def volume_read(self, fn: Optional[Callable[[int, int], bytes]], volume: str) -> Any:
         if fn is None:

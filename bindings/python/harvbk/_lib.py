@@ -57,6 +57,14 @@ VOLUME_WRITE_CB: Any = CFUNCTYPE(c_int, c_void_p, c_size_t, c_uint64, c_void_p)
 METADATA_REWRITE_CB: Any = CFUNCTYPE(c_int, c_void_p, c_void_p)
 IMAGE_HOOK: Any = CFUNCTYPE(c_int, c_void_p, c_void_p)
 VM_RESOLVE_CB: Any = CFUNCTYPE(c_int, POINTER(c_void_p), c_char_p, c_char_p, c_void_p)
+# capture hook: (ns, vm, volume, path or NULL, char *out_path, size_t out_size, payload);
+# out_path is a plain pointer (c_void_p): a c_char_p would arrive as a copy
+CAPTURE_CB: Any = CFUNCTYPE(c_int, c_char_p, c_char_p, c_char_p, c_char_p, c_void_p, c_size_t,
+                            c_void_p)
+CAPTURE_RELEASE_CB: Any = CFUNCTYPE(c_int, c_char_p, c_char_p, c_char_p, c_char_p, c_void_p)
+
+#: HARVBK_CAPTURE_PATH_MAX: the capture hook's path buffer, with the NUL
+CAPTURE_PATH_MAX = 4096
 
 
 # ---- options structures: the member layout of the version named in VERSION.
@@ -69,11 +77,18 @@ class CtxOptions(Structure):
                 ("log_level", c_int), ("threads", c_uint)]
 
 
+# version 2 of the backup, snapshot and schedule run options (since 1.1)
+# appended the freeze window: capture_cb .. freeze_deadline_ms
+_CAPTURE_FIELDS = [("capture_cb", CAPTURE_CB), ("release_cb", CAPTURE_RELEASE_CB),
+                   ("capture_payload", c_void_p), ("freeze_deadline_ms", c_uint32)]
+
+
 class BackupOptions(Structure):
-    VERSION = 1
+    VERSION = 2
     _fields_ = [("version", c_uint), ("flags", c_uint), ("changed_ranges", c_void_p),
                 ("progress_cb", PROGRESS_CB), ("progress_payload", c_void_p),
-                ("freeze_cb", FREEZE_CB), ("thaw_cb", FREEZE_CB), ("freeze_payload", c_void_p)]
+                ("freeze_cb", FREEZE_CB), ("thaw_cb", FREEZE_CB),
+                ("freeze_payload", c_void_p)] + _CAPTURE_FIELDS
 
 
 class OpOptions(Structure):
@@ -88,10 +103,10 @@ class SnapshotStoreOptions(Structure):
 
 
 class SnapshotOptions(Structure):
-    VERSION = 1
+    VERSION = 2
     _fields_ = [("version", c_uint), ("flags", c_uint), ("progress_cb", PROGRESS_CB),
                 ("progress_payload", c_void_p), ("freeze_cb", FREEZE_CB),
-                ("thaw_cb", FREEZE_CB), ("freeze_payload", c_void_p)]
+                ("thaw_cb", FREEZE_CB), ("freeze_payload", c_void_p)] + _CAPTURE_FIELDS
 
 
 class RestoreOptions(Structure):
@@ -112,11 +127,12 @@ class ScheduleOptions(Structure):
 
 
 class ScheduleRunOptions(Structure):
-    VERSION = 1
+    VERSION = 2
     _fields_ = [("version", c_uint), ("max_parallel", c_uint), ("progress_cb", PROGRESS_CB),
                 ("progress_payload", c_void_p), ("freeze_cb", FREEZE_CB),
                 ("thaw_cb", FREEZE_CB), ("freeze_payload", c_void_p),
-                ("resolve_cb", VM_RESOLVE_CB), ("resolve_payload", c_void_p)]
+                ("resolve_cb", VM_RESOLVE_CB), ("resolve_payload", c_void_p)] + \
+        _CAPTURE_FIELDS + [("flags", c_uint)]
 
 
 P = c_void_p            # an opaque handle
@@ -231,6 +247,9 @@ _PROTOTYPES = {
     "harvbk_backup_info_volume_size": (U64, [P, S]),
     "harvbk_backup_info_crash_consistent": (I, [P]),
     "harvbk_backup_info_thaw_failed": (I, [P]),
+    "harvbk_backup_info_frozen_ms": (I64, [P]),
+    "harvbk_backup_info_capture": (STR, [P]),
+    "harvbk_backup_info_volume_capture": (STR, [P, S]),
     "harvbk_backup_info_schedule": (STR, [P]),
     "harvbk_backup_info_catalog_flags": (U, [P]),
     "harvbk_backup_info_synced_at": (I64, [P]),
@@ -384,7 +403,13 @@ for _name, (_res, _args) in _PROTOTYPES.items():
     _fn.argtypes = _args
     setattr(F, _name[len("harvbk_"):], _fn)
 
-for _needed in ("harvbk_error_last_copy", "harvbk_op_wait_timeout"):
+# 1.1 symbols the binding cannot do without. The freeze window's accessors
+# stand for the version-2 backup, snapshot and schedule run options passed
+# to every backup, snapshot and schedule pass: both came with the freeze
+# window, so a library exporting them accepts those options (an earlier 1.1
+# development build would refuse them with HARVBK_E_VERSION).
+for _needed in ("harvbk_error_last_copy", "harvbk_op_wait_timeout",
+                "harvbk_backup_info_frozen_ms"):
     if _needed in MISSING:
         raise ImportError(f"harvbk: the loaded libharvbk {L.harvbk_version()} lacks "
                           f"{_needed}; this binding needs libharvbk 1.1 or later")

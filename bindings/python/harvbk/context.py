@@ -4,6 +4,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import enum
+import math
 import os
 import weakref
 from ctypes import byref, c_char_p, c_int, c_int64, c_size_t, c_uint, c_uint64, c_void_p
@@ -19,6 +20,12 @@ from .vm import VM, Image, PowerState, power_state
 
 ProgressFn = Callable[[int, int], Any]
 FreezeFn = Callable[[str, str], Any]
+#: capture(namespace, vm, volume, path) -> path of a point-in-time copy, or
+#: None to decline (path: the volume file, None for a callback volume)
+CaptureFn = Callable[[str, str, str, Optional[str]],
+                     Union[str, bytes, "os.PathLike[str]", None]]
+#: release(namespace, vm, volume, captured_path)
+ReleaseFn = Callable[[str, str, str, str], Any]
 Ranges = Mapping[str, Iterable[Tuple[int, int]]]
 
 
@@ -47,6 +54,36 @@ def _policy(value: Union[DeletionPolicy, int, str, None]) -> int:
             raise ValueError("deletion_policy must be 'default', 'delete' or 'retain', "
                              f"not {value!r}") from None
     return DeletionPolicy(value)
+
+
+# HARVBK_BACKUP_NO_REFLINK, HARVBK_SNAPSHOT_NO_REFLINK, HARVBK_SCHEDULE_RUN_NO_REFLINK
+_NO_REFLINK = {"backup": 0x10, "snapshot": 0x20, "schedule": 0x40}
+
+
+def _deadline_ms(seconds: Optional[float]) -> int:
+    """freeze_deadline= in seconds as freeze_deadline_ms (0: none), rounded up
+    so that a positive deadline never becomes "none"."""
+    if seconds is None:
+        return 0
+    s = float(seconds)
+    if not s >= 0 or math.isinf(s):
+        raise ValueError(f"freeze_deadline must be a number of seconds >= 0, not {seconds!r}")
+    ms = math.ceil(round(s * 1000, 6))      # 0.07 s is 70 ms, not 71
+    if ms > 0xFFFFFFFF:
+        raise ValueError(f"freeze_deadline of {seconds!r} s is too long (at most "
+                         f"{0xFFFFFFFF / 1000:.0f} s)")
+    return ms
+
+
+def _freeze_window(o: Any, sink: _callbacks.Sink, kind: str, capture: Optional[CaptureFn],
+                   release: Optional[ReleaseFn], freeze_deadline: Optional[float],
+                   reflink: bool) -> None:
+    """The version-2 members of backup, snapshot and schedule run options."""
+    o.capture_cb = sink.capture(capture)
+    o.release_cb = sink.release(release)
+    o.freeze_deadline_ms = _deadline_ms(freeze_deadline)
+    if not reflink:
+        o.flags |= _NO_REFLINK[kind]
 
 
 def _vm_ref(value: Union[str, Tuple[str, str]], default_ns: str) -> Tuple[str, str]:
@@ -282,7 +319,10 @@ class Context:
     def backup(self, vm: VM, name: str, *, progress: Optional[ProgressFn] = None,
                freeze: Optional[FreezeFn] = None, thaw: Optional[FreezeFn] = None,
                allow_crash_consistent: bool = False,
-               changed_ranges: Optional[Ranges] = None) -> BackupOperation:
+               changed_ranges: Optional[Ranges] = None,
+               capture: Optional[CaptureFn] = None, release: Optional[ReleaseFn] = None,
+               freeze_deadline: Optional[float] = None,
+               reflink: bool = True) -> BackupOperation:
         """Start backing up ``vm`` as NAMESPACE/``name`` into the target.
 
         ``progress(done, total)`` is called with bytes done and total from a
@@ -295,6 +335,23 @@ class Context:
         crash-consistent). ``changed_ranges`` maps volume names to
         ``(offset, length)`` pairs changed since the previous backup.
 
+        The freeze window (docs/THREADING.md): with a freeze hook the VM is
+        frozen only while its volumes are captured, then thawed, then the
+        captures are read. A file volume on a filesystem with reflinks is
+        cloned by the library (``reflink=False``: never). Any other volume
+        is offered to ``capture(namespace, vm, volume, path)`` (``path``:
+        the volume file, None for a callback volume), which returns the path
+        of a point-in-time copy (an LVM/Ceph/Longhorn snapshot, ...) at
+        least as large as the volume, or None to decline (the volume is then
+        read as it is, while frozen). ``release(namespace, vm, volume,
+        captured_path)`` is required with it and is called exactly once per
+        capture, after its read or when the backup fails. Both run on the
+        backup's thread, one at a time. ``freeze_deadline`` (seconds) bounds
+        the time the VM stays frozen while volumes that were not captured
+        are read: when it passes, the backup thaws and fails with
+        :class:`harvbk.TimedOut`. A capture or release hook that raises (or
+        returns False) fails the backup; ``wait()`` re-raises its exception.
+
         Returns the running :class:`BackupOperation`; call ``.wait()``.
         Raises at once :class:`harvbk.AlreadyExists`,
         :class:`harvbk.NoTarget`, :class:`harvbk.InvalidArgument`, ...
@@ -305,6 +362,7 @@ class Context:
         o.progress_cb = sink.progress(progress)
         o.freeze_cb = sink.freeze(freeze, "freeze hook")
         o.thaw_cb = sink.freeze(thaw, "thaw hook")
+        _freeze_window(o, sink, "backup", capture, release, freeze_deadline, reflink)
         ranges = self._ranges(changed_ranges)
         o.changed_ranges = ranges
         owned = None
@@ -389,7 +447,10 @@ class Context:
 
     def snapshot(self, vm: VM, name: str, *, progress: Optional[ProgressFn] = None,
                  freeze: Optional[FreezeFn] = None, thaw: Optional[FreezeFn] = None,
-                 allow_crash_consistent: bool = False) -> SnapshotOperation:
+                 allow_crash_consistent: bool = False,
+                 capture: Optional[CaptureFn] = None, release: Optional[ReleaseFn] = None,
+                 freeze_deadline: Optional[float] = None,
+                 reflink: bool = True) -> SnapshotOperation:
         """Start a snapshot of ``vm`` named NAMESPACE/``name`` in the local
         snapshot store (callbacks as for :meth:`backup`). Raises
         :class:`harvbk.QuotaExceeded` at once when a limit is already reached;
@@ -400,6 +461,7 @@ class Context:
         o.progress_cb = sink.progress(progress)
         o.freeze_cb = sink.freeze(freeze, "freeze hook")
         o.thaw_cb = sink.freeze(thaw, "thaw hook")
+        _freeze_window(o, sink, "snapshot", capture, release, freeze_deadline, reflink)
         owned = None
         try:
             vmh, owned = vm._handle_for(sink)
@@ -629,28 +691,39 @@ class Context:
     def _run_options(self, sink: _callbacks.Sink, max_parallel: int,
                      progress: Optional[ProgressFn], freeze: Optional[FreezeFn],
                      thaw: Optional[FreezeFn],
-                     resolve: Optional[Callable[[str, str], Optional[VM]]]) -> Any:
+                     resolve: Optional[Callable[[str, str], Optional[VM]]],
+                     capture: Optional[CaptureFn], release: Optional[ReleaseFn],
+                     freeze_deadline: Optional[float], reflink: bool) -> Any:
         o = _lib.options(_lib.ScheduleRunOptions, F.schedule_run_options_init)
         o.max_parallel = max_parallel
         o.progress_cb = sink.progress(progress)
         o.freeze_cb = sink.freeze(freeze, "freeze hook")
         o.thaw_cb = sink.freeze(thaw, "thaw hook")
         o.resolve_cb = sink.vm_resolver(resolve)
+        _freeze_window(o, sink, "schedule", capture, release, freeze_deadline, reflink)
         return o
 
     def run_due(self, now_ms: int, *, max_parallel: int = 0,
                 progress: Optional[ProgressFn] = None, freeze: Optional[FreezeFn] = None,
                 thaw: Optional[FreezeFn] = None,
-                resolve: Optional[Callable[[str, str], Optional[VM]]] = None
+                resolve: Optional[Callable[[str, str], Optional[VM]]] = None,
+                capture: Optional[CaptureFn] = None, release: Optional[ReleaseFn] = None,
+                freeze_deadline: Optional[float] = None, reflink: bool = True
                 ) -> Optional[SchedulePass]:
         """Start every active schedule due at ``now_ms`` (ms since the epoch;
         the library owns no clock). Returns the :class:`SchedulePass`, or
         None when nothing is due. ``resolve(namespace, name)`` may supply
         the current :class:`VM` of a run (None: NotFound; default: the
-        catalog's VM). The pass succeeds even when runs fail: see ``.runs``.
+        catalog's VM). ``freeze``, ``thaw``, ``capture``, ``release``,
+        ``freeze_deadline`` and ``reflink`` apply to each run as in
+        :meth:`backup` (runs of a pass may call them concurrently, each
+        run's own hooks one at a time). The pass succeeds even when runs
+        fail: see ``.runs``; an exception a hook raised comes out of
+        ``wait()``.
         """
         sink = _callbacks.Sink(self, f"schedule pass at {now_ms}")
-        o = self._run_options(sink, max_parallel, progress, freeze, thaw, resolve)
+        o = self._run_options(sink, max_parallel, progress, freeze, thaw, resolve, capture,
+                              release, freeze_deadline, reflink)
         out = c_void_p()
         check(F.schedule_run_due(byref(out), self._p(), now_ms, byref(o)))
         if not out.value:
@@ -666,13 +739,17 @@ class Context:
 
     def start_scheduler(self, *, max_parallel: int = 0, progress: Optional[ProgressFn] = None,
                         freeze: Optional[FreezeFn] = None, thaw: Optional[FreezeFn] = None,
-                        resolve: Optional[Callable[[str, str], Optional[VM]]] = None
+                        resolve: Optional[Callable[[str, str], Optional[VM]]] = None,
+                        capture: Optional[CaptureFn] = None,
+                        release: Optional[ReleaseFn] = None,
+                        freeze_deadline: Optional[float] = None, reflink: bool = True
                         ) -> "Scheduler":
         """Start the library's runner thread (run_due at every next_due of
-        the system clock). Stop it with :meth:`Scheduler.stop` before
-        closing the context."""
+        the system clock), with the hooks and settings of :meth:`run_due`.
+        Stop it with :meth:`Scheduler.stop` before closing the context."""
         sink = _callbacks.Sink(self, "scheduler")
-        o = self._run_options(sink, max_parallel, progress, freeze, thaw, resolve)
+        o = self._run_options(sink, max_parallel, progress, freeze, thaw, resolve, capture,
+                              release, freeze_deadline, reflink)
         out = c_void_p()
         check(F.scheduler_start(byref(out), self._p(), byref(o)))
         sched = Scheduler(out, self, sink)

@@ -59,6 +59,9 @@ class GcResult(NamedTuple):
 class VolumeInfo(NamedTuple):
     name: str
     size: int
+    #: how the volume was captured in the freeze window: "reflink", "hook" or
+    #: "none" (read from where it is); a newer library may record other names
+    capture: str = "none"
 
 
 # HARVBK_BACKUP_FLAG_*
@@ -89,6 +92,14 @@ class BackupInfo:
     volumes: List[VolumeInfo]
     crash_consistent: bool
     thaw_failed: bool
+    #: how long the VM was kept frozen, in ms (from the freeze hook's return
+    #: to the thaw hook's call); None when it was not frozen (no freeze hook,
+    #: or it failed) or for entries written before libharvbk 1.1
+    frozen_ms: Optional[int]
+    #: how the volumes were captured: "reflink" or "hook" when every volume
+    #: was captured that way, "mixed" when they differ (see
+    #: ``volumes[i].capture``), "none" when none was
+    capture: str
     #: name of the schedule that made it, None otherwise
     schedule: Optional[str]
     #: HARVBK_BACKUP_FLAG_* of the synced catalog
@@ -104,8 +115,10 @@ class BackupInfo:
         check(F.backup_info_to_json(p, byref(s)))
         text = take_string(s)
         vols = [VolumeInfo(dec(F.backup_info_volume_name(p, i)) or "",
-                           F.backup_info_volume_size(p, i))
+                           F.backup_info_volume_size(p, i),
+                           dec(F.backup_info_volume_capture(p, i)) or "none")
                 for i in range(F.backup_info_volume_count(p))]
+        frozen = F.backup_info_frozen_ms(p)
         return cls(kind=kind,
                    namespace=dec(F.backup_info_namespace(p)) or "",
                    name=dec(F.backup_info_name(p)) or "",
@@ -119,6 +132,8 @@ class BackupInfo:
                    volumes=vols,
                    crash_consistent=bool(F.backup_info_crash_consistent(p)),
                    thaw_failed=bool(F.backup_info_thaw_failed(p)),
+                   frozen_ms=frozen if frozen >= 0 else None,
+                   capture=dec(F.backup_info_capture(p)) or "none",
                    schedule=dec(F.backup_info_schedule(p)),
                    catalog_flags=F.backup_info_catalog_flags(p),
                    synced_at=F.backup_info_synced_at(p),

@@ -32,9 +32,10 @@ def test_round_trip(local_ctx, make_disk, tmp_path):
     assert info.state == harvbk.READY and info.ready and info.error == ""
     assert info.logical_bytes == size
     assert 0 < info.uploaded_bytes < size       # a third of each disk is zeros
-    assert sorted(info.volumes) == [("data", os.path.getsize(data)),
-                                    ("root", os.path.getsize(root))]
+    assert sorted(info.volumes) == [("data", os.path.getsize(data), "none"),
+                                    ("root", os.path.getsize(root), "none")]
     assert not info.crash_consistent and not info.thaw_failed and info.schedule is None
+    assert info.frozen_ms is None and info.capture == "none"     # no freeze hook
     assert info.to_dict()["name"] == "web-1"
     assert op.info == info
 
