@@ -242,7 +242,14 @@ static void test_sync_if_due_honours_refresh_interval(void **state)
 }
 
 /* kill -9 at random moments of syncs that rewrite a catalog of 300 backups:
- * the catalog always loads, whole (the previous or the new one). */
+ * the catalog always loads, whole (the previous or the new one).
+ *
+ * The target of state directory b is set before the first child starts, and
+ * the random delay before each kill starts only once the child has opened
+ * its context and entered its loop (it says so through a pipe). A kill that
+ * comes before the target is saved would leave b without a target, so that
+ * the final sync fails, and under load (a slow fsync) process start-up
+ * alone can take longer than the shortest delay. */
 static void test_kill_during_sync_leaves_a_whole_catalog(void **state)
 {
     (void)state;
@@ -264,17 +271,21 @@ static void test_kill_during_sync_leaves_a_whole_catalog(void **state)
         assert_int_equal(system(cmd), 0);
     }
     char *sd = tu_path2(fw.root, "b");
+    harvbk_ctx *b = sc_ctx(&w, "b", false); /* the target of b, and its first catalog */
+    harvbk_ctx_free(b);
     for (int round = 0; round < 12; round++) {
+        int ready[2];
+        assert_int_equal(pipe(ready), 0);
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+            close(ready[0]);
             harvbk_ctx *c = NULL;
             if (harvbk_ctx_open(&c, sd, NULL) != 0)
                 _exit(2);
-            if (round == 0) {
-                harvbk_target_config *cfg = file_cfg(&fw, false);
-                harvbk_ctx_set_target(c, cfg);
-            }
+            if (write(ready[1], "r", 1) != 1)
+                _exit(3);
+            close(ready[1]);
             for (;;) {
                 /* forget some, sync them back (every sync rewrites the file) */
                 harvbk_backup_forget(c, "default", "k7");
@@ -284,10 +295,17 @@ static void test_kill_during_sync_leaves_a_whole_catalog(void **state)
                 harvbk_target_sync(c, NULL);
             }
         }
-        usleep((useconds_t)(50000 + (rand() % 250000)));
+        close(ready[1]);
+        char r;
+        ssize_t got = read(ready[0], &r, 1); /* 0: the child died before its loop */
+        close(ready[0]);
+        if (got == 1)
+            usleep((useconds_t)(rand() % 250000)); /* a random moment of its loop */
         kill(pid, SIGKILL);
         int st;
-        waitpid(pid, &st, 0);
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (got != 1)
+            fail_msg("round %d: the child did not reach its loop (status 0x%x)", round, st);
         hb_synced c;
         hb_err e;
         hb_err_clear(&e);
@@ -307,7 +325,7 @@ static void test_kill_during_sync_leaves_a_whole_catalog(void **state)
     for (size_t i = 0; i < last.nt; i++)
         forgotten += strcmp(last.t[i].name, "k7") == 0;
     hb_synced_clear(&last);
-    harvbk_ctx *b = NULL;
+    b = NULL;
     assert_int_equal(harvbk_ctx_open(&b, sd, NULL), 0);
     sc_sync(b, 0);
     harvbk_backup_list *l = NULL;
