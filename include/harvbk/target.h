@@ -39,12 +39,28 @@ typedef enum harvbk_target_key {
     HARVBK_TARGET_TIMEOUT_MS = 11,       /* connect/request timeout; default 10000 */
     HARVBK_TARGET_PARALLEL = 12,         /* requests in flight; default automatic */
     HARVBK_TARGET_STORE_SECRET = 13,     /* "1": persist the secret in the state dir (0600) */
-    HARVBK_TARGET_READ_ONLY = 14         /* "1": never write to the target (since 1.1): every
+    HARVBK_TARGET_READ_ONLY = 14,        /* "1": never write to the target (since 1.1): every
                                             write (backup, delete, gc, store creation, leases,
                                             claims, cleanup of temporaries) is refused with
                                             HARVBK_E_READ_ONLY; list, sync, verify and
                                             restore work. For restore-only (disaster
                                             recovery) clusters. Default "0". */
+    /* Encryption at rest (since 1.1; docs/FORMAT.md section 10, harvbk/key.h):
+     * chunks, indexes, manifests and image records are encrypted with
+     * AES-256-GCM under a random store key, which key files or passphrases
+     * unlock. The key never enters the state directory: only these paths
+     * are recorded; a key given for the session (harvbk_target_config_set_key,
+     * harvbk_ctx_set_target_key) is never written anywhere. */
+    HARVBK_TARGET_ENCRYPT = 15,          /* "1": the store is encrypted: a new store is created
+                                            encrypted, an existing plaintext one is refused
+                                            (HARVBK_E_KEY). Any key (file, passphrase file or
+                                            session key) implies it. Default "0". */
+    HARVBK_TARGET_KEY_FILE = 16,         /* absolute path of a key file: 32..4096 bytes of key
+                                            material (e.g. 32 random bytes), read at every use;
+                                            it must not be accessible by group or others
+                                            (HARVBK_E_PERM) */
+    HARVBK_TARGET_PASSPHRASE_FILE = 17   /* absolute path of a file whose first line is a
+                                            passphrase (scrypt); same permission rule */
 } harvbk_target_key;
 
 /** New empty configuration in *out; free with harvbk_target_config_free(). */
