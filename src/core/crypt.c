@@ -91,11 +91,17 @@ static int key_check(int kind, const void *data, size_t len, hb_err *e)
     return hb_seterr(e, HARVBK_E_INVALID, "unknown key kind %d", kind);
 }
 
+bool hb_key_ok(const hb_key *k)
+{
+    return k && k->magic == HB_KEY_MAGIC && k->data;
+}
+
 static hb_key *key_alloc(void)
 {
     hb_key *k = hb_calloc(1, sizeof *k);
     if (!k)
         return NULL;
+    k->magic = HB_KEY_MAGIC;
     if (!(k->data = hb_secure_alloc(HB_KEY_RAW_MAX))) {
         hb_free(k);
         return NULL;
@@ -139,6 +145,7 @@ void hb_key_free(hb_key *k)
     if (!k)
         return;
     hb_secure_free(k->data, HB_KEY_RAW_MAX);
+    memset(k, 0, sizeof *k); /* a second free finds no magic */
     hb_free(k);
 }
 
@@ -368,4 +375,54 @@ int hb_scrypt(const void *pass, size_t pass_len, const uint8_t *salt, size_t sal
     return EVP_PBE_scrypt(pass, pass_len, salt, salt_len, n, r, p, maxmem, out, out_len) == 1
                ? 0
                : HARVBK_E_NOMEM;
+}
+
+/* ---- public: harvbk/key.h ---- */
+
+int harvbk_key_from_file(harvbk_key **out, const char *path)
+{
+    if (!out)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_key_from_file: out is NULL");
+    hb_err e;
+    hb_err_clear(&e);
+    int rc = hb_key_load_file(out, HB_KEY_RAW, path, &e);
+    return hb_fail_rc(rc, &e);
+}
+
+int harvbk_key_from_passphrase_file(harvbk_key **out, const char *path)
+{
+    if (!out)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_key_from_passphrase_file: out is NULL");
+    hb_err e;
+    hb_err_clear(&e);
+    int rc = hb_key_load_file(out, HB_KEY_PASSPHRASE, path, &e);
+    return hb_fail_rc(rc, &e);
+}
+
+int harvbk_key_from_bytes(harvbk_key **out, const void *data, size_t len)
+{
+    if (!out || (!data && len))
+        return hb_fail(HARVBK_E_INVALID, "harvbk_key_from_bytes: %s is NULL",
+                       out ? "data" : "out");
+    hb_err e;
+    hb_err_clear(&e);
+    int rc = hb_key_new(out, HB_KEY_RAW, data, len, &e);
+    return hb_fail_rc(rc, &e);
+}
+
+int harvbk_key_from_passphrase(harvbk_key **out, const char *passphrase)
+{
+    if (!out || !passphrase)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_key_from_passphrase: %s is NULL",
+                       out ? "passphrase" : "out");
+    hb_err e;
+    hb_err_clear(&e);
+    int rc = hb_key_new(out, HB_KEY_PASSPHRASE, passphrase, strlen(passphrase), &e);
+    return hb_fail_rc(rc, &e);
+}
+
+void harvbk_key_free(harvbk_key *key)
+{
+    if (hb_key_ok(key))
+        hb_key_free(key);
 }

@@ -38,11 +38,17 @@ enum hb_key_kind { HB_KEY_RAW = 1, HB_KEY_PASSPHRASE = 2 };
 #define HB_KEY_RAW_MIN 32u
 #define HB_KEY_RAW_MAX 4096u
 #define HB_PASSPHRASE_MAX 1024u
-typedef struct hb_key {
+/* The public harvbk_key (harvbk/key.h) is this struct. */
+#define HB_KEY_MAGIC 0x68624b79u /* "hbKy" */
+struct harvbk_key {
+    uint32_t magic;
     int kind;       /* enum hb_key_kind */
     size_t len;
     uint8_t *data;  /* secure memory of HB_KEY_RAW_MAX bytes */
-} hb_key;
+};
+typedef struct harvbk_key hb_key;
+/* A valid key handle (not NULL, not freed). */
+bool hb_key_ok(const hb_key *k);
 
 /* A key of `kind` holding a copy of data[0..len). HARVBK_E_INVALID for a
  * length out of range (a raw key of fewer than 32 bytes, an empty or too long

@@ -36,6 +36,7 @@ struct hb_store_crypt {
     uint8_t *k;                           /* secure memory, SECURE_LEN bytes */
     char store_id[37];
     char fingerprint[HB_STORE_FP_HEX + 1];
+    char slot[HB_KEY_ID_HEX + 1];         /* the key slot that unwrapped it */
 };
 
 int hb_store_crypt_new(hb_store_crypt **out, const char *store_id,
@@ -83,6 +84,16 @@ void hb_store_crypt_unref(hb_store_crypt *c)
 const char *hb_store_crypt_fingerprint(const hb_store_crypt *c)
 {
     return c ? c->fingerprint : "";
+}
+
+const char *hb_store_crypt_slot(const hb_store_crypt *c)
+{
+    return c ? c->slot : "";
+}
+
+void hb_store_crypt_set_slot(hb_store_crypt *c, const char *id)
+{
+    snprintf(c->slot, sizeof c->slot, "%s", id);
 }
 
 const char *hb_store_crypt_store_id(const hb_store_crypt *c)

@@ -90,7 +90,7 @@ int hb_keyring_slot_new(const hb_store_crypt *c, const hb_key *key, struct cJSON
 /* ---- the store key (crypt.c) ---- */
 int hb_store_crypt_new(hb_store_crypt **out, const char *store_id,
                        const uint8_t master[HB_STORE_KEY_LEN], hb_err *e);
-const char *hb_store_crypt_store_id(const hb_store_crypt *c);
+void hb_store_crypt_set_slot(hb_store_crypt *c, const char *id);
 const uint8_t *hb_store_crypt_master(const hb_store_crypt *c);
 /* Chunk id under c (HMAC-SHA-256), or SHA-256 when c is NULL. */
 void hb_crypt_chunk_id(const hb_store_crypt *c, const void *data, size_t len,

@@ -229,6 +229,7 @@ int hb_keyring_unlock(const hb_keyring *r, const hb_key *key, hb_store_crypt **o
                            s->id, r->fingerprint);
             break;
         }
+        hb_store_crypt_set_slot(c, s->id);
         *out = c;
         if (out_slot)
             *out_slot = i;

@@ -187,8 +187,11 @@ static int config_create(hb_target *t, uint32_t chunk_size, int codec, const hb_
         hb_random(master, HB_STORE_KEY_LEN);
         rc = hb_store_crypt_new(&c, id, master, e);
         hb_secure_free(master, HB_STORE_KEY_LEN);
+        char sid[HB_KEY_ID_HEX + 1] = "";
         if (!rc)
-            rc = hb_keyring_slot_new(c, key, &slot, NULL, e);
+            rc = hb_keyring_slot_new(c, key, &slot, sid, e);
+        if (!rc)
+            hb_store_crypt_set_slot(c, sid);
         if (rc) {
             hb_store_crypt_unref(c);
             return rc;
@@ -252,6 +255,7 @@ static int store_unlock(hb_store *st, const hb_store_config *sc, const hb_target
     if (reuse && !strcmp(hb_store_crypt_store_id(reuse), sc->id) &&
         !strcmp(hb_store_crypt_fingerprint(reuse), sc->ring.fingerprint)) {
         st->crypt = hb_store_crypt_ref(reuse);
+        memcpy(st->key_slot, hb_store_crypt_slot(reuse), sizeof st->key_slot);
         return 0;
     }
     hb_key *key = NULL;
@@ -344,8 +348,6 @@ int hb_store_open_key(hb_store **out, hb_target *t, const hb_target_cfg *cfg, bo
     if (sc.ring.encrypted) {
         /* the store this process just made: its key is in hand */
         rc = store_unlock(st, &sc, cfg, made ? made : reuse, where, e);
-        if (rc == 0 && made && st->crypt == made)
-            memcpy(st->key_slot, sc.ring.slots[0].id, sizeof st->key_slot);
         if (rc)
             goto fail;
     } else if (want_enc) {

@@ -11,6 +11,12 @@
  *   images/<ns>/<name>.json                 image records (optional area, shared by
  *                                           every entry; never deleted by the store)
  * <kind> is "backups" (later "snapshots"). Temporaries are the backend's business.
+ *
+ * An encrypted store (format 1.1, FORMAT.md section 10; store/crypt.c,
+ * store/keys.c) has the same keys: chunk ids are HMAC-SHA-256, chunk payloads
+ * AES-256-GCM, and indexes, manifests and image records are stored in sealed
+ * envelopes (hb_store_seal/unseal), all under keys derived from the store key
+ * that the config's key slots wrap. hb_store->crypt says which kind a store is.
  */
 #ifndef HB_STORE_H
 #define HB_STORE_H
@@ -41,6 +47,10 @@ typedef struct hb_store_crypt hb_store_crypt;
 hb_store_crypt *hb_store_crypt_ref(hb_store_crypt *c);   /* NULL ok */
 void hb_store_crypt_unref(hb_store_crypt *c);            /* wipes with the last; NULL ok */
 const char *hb_store_crypt_fingerprint(const hb_store_crypt *c); /* 32 hex; "" for NULL */
+/* The id of the key slot whose key unwrapped it ("" for NULL). */
+const char *hb_store_crypt_slot(const hb_store_crypt *c);
+/* The id of the store it belongs to ("" for NULL). */
+const char *hb_store_crypt_store_id(const hb_store_crypt *c);
 
 /* An encrypted store's key slots (keys.c). kdf 0: a derivation this library
  * does not know (a newer writer's), kept but never used. */
@@ -175,7 +185,7 @@ typedef struct hb_store {
     char id[37];
     const hb_logger *log;
     hb_store_crypt *crypt;    /* the store key (a reference); NULL: a plaintext store */
-    char key_slot[HB_KEY_ID_HEX + 1]; /* the key slot that opened it ("" when reused/none) */
+    char key_slot[HB_KEY_ID_HEX + 1]; /* the key slot that opened it ("" when plaintext) */
 } hb_store;
 
 /* Open the store in target t (taking ownership of t, also on failure).

@@ -707,6 +707,25 @@ int harvbk_target_config_has_secret(const harvbk_target_config *cfg)
     return cfg && cfg->cfg.secret_access_key ? 1 : 0;
 }
 
+int harvbk_target_config_set_key(harvbk_target_config *cfg, const harvbk_key *key)
+{
+    if (!cfg)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_target_config_set_key: cfg is NULL");
+    if (key && !hb_key_ok(key))
+        return hb_fail(HARVBK_E_INVALID, "harvbk_target_config_set_key: not a valid key");
+    hb_key *copy = NULL;
+    if (hb_key_dup(&copy, key) != 0)
+        return hb_fail(HARVBK_E_NOMEM, "cannot allocate memory for a key");
+    hb_key_free(cfg->cfg.key);
+    cfg->cfg.key = copy;
+    return 0;
+}
+
+int harvbk_target_config_has_key(const harvbk_target_config *cfg)
+{
+    return cfg && cfg->cfg.key ? 1 : 0;
+}
+
 int hb_target_cfg_load_key(const hb_target_cfg *c, hb_key **out, hb_err *e)
 {
     *out = NULL;
