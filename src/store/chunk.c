@@ -73,11 +73,15 @@ int hb_chunk_encode_ex(const hb_store_crypt *c, const uint8_t id[HB_DIGEST_LEN],
                                                         &plen, e);
     if (rc < 0)
         return rc;
+    const void *src = NULL; /* encrypt from here (NULL: the payload, in place) */
     if (rc == 1 || plen >= len) {
-        /* incompressible: keep the bytes as they are */
+        /* incompressible: keep the bytes as they are (a key encrypts them
+         * straight from raw, without the copy) */
         used = HB_CODEC_NONE;
         plen = len;
-        if (len)
+        if (c)
+            src = raw;
+        else if (len)
             memcpy(payload, raw, len);
     }
     uint8_t *h = out->data;
@@ -87,7 +91,7 @@ int hb_chunk_encode_ex(const hb_store_crypt *c, const uint8_t id[HB_DIGEST_LEN],
     h[5] = c ? CHUNK_FLAG_ENCRYPTED : 0; /* flags */
     hb_put_le32(h + 8, (uint32_t)len);
     hb_put_le32(h + 12, (uint32_t)(plen + tag));
-    if (c && (rc = hb_crypt_chunk_seal(c, id, h, plen)) != 0)
+    if (c && (rc = hb_crypt_chunk_seal(c, id, h, src, plen)) != 0)
         return hb_seterr(e, rc, "cannot encrypt a chunk (OpenSSL failed)");
     out->len = HB_CHUNK_HEADER_LEN + plen + tag;
     return 0;
@@ -147,15 +151,20 @@ int hb_chunk_decode_ex(const hb_store_crypt *c, void *obj, size_t objlen,
         if (plen < HB_GCM_TAG_LEN)
             return corrupt(e, hex, "payload shorter than its authentication tag");
         plen -= HB_GCM_TAG_LEN;
+        /* stored bytes (codec none): decrypt straight into raw, no copy */
+        bool direct = codec == HB_CODEC_NONE && plen == rlen;
         /* nothing of the payload is used before it authenticated, bound to
-         * this id: a chunk object copied to another chunk's key fails here */
-        int rc = hb_crypt_chunk_open(c, id, h, plen, payload);
+         * this id: a chunk object copied to another chunk's key fails here
+         * (and out, the payload or raw, is wiped then) */
+        int rc = hb_crypt_chunk_open(c, id, h, plen, direct ? (uint8_t *)raw : payload);
         if (rc == HARVBK_E_CHUNK)
             return corrupt(e, hex,
                            "authentication failed (changed, moved from another chunk's key, or "
                            "written under another store key)");
         if (rc)
             return hb_seterr(e, rc, "cannot decrypt chunk %s (OpenSSL failed)", hex);
+        if (direct)
+            goto check_id;
     }
     const char *why = "invalid payload";
     int rc = hb_codec_decompress((int)codec, payload, plen, raw, rlen, &why);
@@ -163,6 +172,7 @@ int hb_chunk_decode_ex(const hb_store_crypt *c, void *obj, size_t objlen,
         return hb_seterr(e, rc, "cannot allocate a decompression context for chunk %s", hex);
     if (rc != 0)
         return corrupt(e, hex, why);
+check_id:;
     uint8_t got[HB_DIGEST_LEN];
     hb_crypt_chunk_id(c, raw, rlen, got);
     if (memcmp(got, id, HB_DIGEST_LEN) != 0)

@@ -126,12 +126,12 @@ void hb_store_chunk_id(const hb_store *st, const void *data, size_t len,
 /* ---- chunk payloads: header + id are the additional data ---- */
 
 int hb_crypt_chunk_seal(const hb_store_crypt *c, const uint8_t id[HB_DIGEST_LEN], uint8_t *obj,
-                        size_t plen)
+                        const void *in, size_t plen)
 {
     uint8_t *h = obj, *payload = obj + HB_CHUNK_HEADER_LEN;
     hb_random(h + 16, HB_GCM_NONCE_LEN);
     return hb_gcm_seal(c->k + OFF_DATA, h + 16, h, HB_CHUNK_HEADER_LEN, id, HB_DIGEST_LEN,
-                       payload, plen, payload, payload + plen);
+                       in ? in : payload, plen, payload, payload + plen);
 }
 
 int hb_crypt_chunk_open(const hb_store_crypt *c, const uint8_t id[HB_DIGEST_LEN],

@@ -95,11 +95,12 @@ const uint8_t *hb_store_crypt_master(const hb_store_crypt *c);
 /* Chunk id under c (HMAC-SHA-256), or SHA-256 when c is NULL. */
 void hb_crypt_chunk_id(const hb_store_crypt *c, const void *data, size_t len,
                        uint8_t id[HB_DIGEST_LEN]);
-/* Encrypt a chunk object's payload in place: obj is the 32-byte header
- * (flags and lengths set) followed by plen bytes; writes the nonce into the
- * header and the 16-byte tag after the payload. */
+/* Encrypt a chunk object's payload: obj is the 32-byte header (flags and
+ * lengths set) followed by room for plen bytes and the tag; the plen bytes
+ * come from `in` (NULL: they are in obj already, encrypted in place).
+ * Writes the nonce into the header and the 16-byte tag after the payload. */
 int hb_crypt_chunk_seal(const hb_store_crypt *c, const uint8_t id[HB_DIGEST_LEN], uint8_t *obj,
-                        size_t plen);
+                        const void *in, size_t plen);
 /* Decrypt the clen payload bytes of obj (tag after them) into out (may be
  * the payload itself). HARVBK_E_CHUNK when it does not authenticate. */
 int hb_crypt_chunk_open(const hb_store_crypt *c, const uint8_t id[HB_DIGEST_LEN],

@@ -652,6 +652,53 @@ static void test_encrypted_snapshot_store(void **state)
 }
 
 
+/* Image records are sealed too: the record of an image a backup refers to
+ * holds no readable field in the store, and another cluster reads it (its
+ * restore names the image by its recorded display name). */
+static void test_image_records_sealed(void **state)
+{
+    world *w = *state;
+    assert_int_equal(set_target(w->ctx, w->target, NULL, false, w->key1, NULL, NULL), 0);
+    harvbk_image *img = NULL;
+    assert_int_equal(harvbk_image_new(&img, "default", "secret-image"), 0);
+    assert_int_equal(harvbk_image_set_display_name(img, "Classified Image Display Name"), 0);
+    assert_int_equal(harvbk_image_register(w->ctx, img), 0);
+    harvbk_image_free(img);
+    char *disk = e2e_path(w->work, "disk.img");
+    e2e_make_random(disk, 2 * 65536, 21);
+    harvbk_vm *vm = make_vm("vm1", disk);
+    assert_int_equal(harvbk_vm_add_image(vm, "default/secret-image"), 0);
+    harvbk_op *op = NULL;
+    char msg[1024] = "";
+    assert_int_equal(harvbk_backup_create(&op, w->ctx, vm, "b1", NULL), 0);
+    OK(wait_op(op, msg, sizeof msg));
+    harvbk_vm_free(vm);
+    char *rec = e2e_path(w->target, "images/default/secret-image.json");
+    size_t len = 0;
+    char *b = e2e_read_file(rec, &len);
+    assert_non_null(b);
+    assert_memory_equal(b, "HBE1", 4);
+    assert_null(memmem(b, len, "Classified", 10));
+    free(b);
+    /* another cluster without the image: the restore reads the sealed record */
+    char *st2 = e2e_path(w->root, "state2");
+    harvbk_ctx *c2 = NULL;
+    assert_int_equal(harvbk_ctx_open(&c2, st2, NULL), 0);
+    assert_int_equal(set_target(c2, w->target, NULL, false, w->key1, NULL, NULL), 0);
+    char *r = e2e_path(w->work, "r");
+    assert_int_equal(restore(c2, "b1", "copy", r, false, msg, sizeof msg), HARVBK_E_IMAGE);
+    assert_non_null(strstr(msg, "Classified Image Display Name"));
+    /* a record planted in plaintext is refused as corrupt, not trusted */
+    const char plain[] = "{\"namespace\":\"default\",\"name\":\"secret-image\"}";
+    e2e_write_file(rec, plain, sizeof plain - 1);
+    assert_int_equal(restore(c2, "b1", "copy", r, false, msg, sizeof msg), HARVBK_E_CORRUPT);
+    harvbk_ctx_free(c2);
+    free(r);
+    free(st2);
+    free(rec);
+    free(disk);
+}
+
 /* ---- the CLI ---- */
 
 static cJSON *key_list_json(const char *state)
@@ -818,6 +865,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_swapped_chunks_are_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readable_key_files_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encrypted_snapshot_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_records_sealed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_encrypt_rotate_and_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
