@@ -90,7 +90,11 @@ HARVBK_API int harvbk_target_config_has_secret(const harvbk_target_config *cfg);
  * in the state directory. Errors: HARVBK_E_INVALID (bad URL), HARVBK_E_UNSUPPORTED
  * (unknown scheme or a backend this build lacks), HARVBK_E_TARGET (unreachable),
  * HARVBK_E_FORMAT (store of a newer format), HARVBK_E_CORRUPT, HARVBK_E_IO,
- * HARVBK_E_BUSY (operations of the context are running).
+ * HARVBK_E_BUSY (operations of the context are running), HARVBK_E_KEY (an
+ * encrypted store without its key or with a wrong one, encryption configured
+ * for a plaintext store, or asked for a new store without a key: nothing is
+ * written then; harvbk/key.h), HARVBK_E_PERM (a key or passphrase file that
+ * group or others may access).
  */
 HARVBK_API int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg);
 
@@ -112,8 +116,9 @@ HARVBK_API int harvbk_ctx_set_target_secret(harvbk_ctx *ctx, const char *secret)
  *  HARVBK_E_NOTARGET when none is set. */
 HARVBK_API int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out);
 
-/** Check that the configured target is reachable and holds a readable store.
- *  Returns 0, HARVBK_E_NOTARGET, HARVBK_E_TARGET, HARVBK_E_FORMAT, ... */
+/** Check that the configured target is reachable and holds a readable store
+ *  (an encrypted one: that the context's key opens it).
+ *  Returns 0, HARVBK_E_NOTARGET, HARVBK_E_TARGET, HARVBK_E_FORMAT, HARVBK_E_KEY, ... */
 HARVBK_API int harvbk_ctx_check_target(harvbk_ctx *ctx);
 
 /* ---- The synced backup catalog (since 1.1; docs/CATALOG.md) ----

@@ -7,6 +7,8 @@
  *   ctx.c         contexts: state file, logging, error messages, store refs,
  *                 registry, recovery at open (hb_recovery_scan)
  *   ctx_target.c  harvbk_ctx_set_target / get_target / check_target
+ *   keys.c        harvbk/key.h: session keys of the target and the snapshot
+ *                 store, adding/removing/listing an encrypted store's keys
  *   vm_catalog.c  harvbk_vm_register / lookup / unregister / list (public)
  *   ranges.c      harvbk_ranges
  *   op.c          operation handles: thread, state, wait, cancel, progress
