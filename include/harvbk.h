@@ -8,6 +8,7 @@
 #include "harvbk/common.h"
 #include "harvbk/context.h"
 #include "harvbk/target.h"
+#include "harvbk/key.h"
 #include "harvbk/vm.h"
 #include "harvbk/image.h"
 #include "harvbk/operation.h"

@@ -48,6 +48,7 @@ const (
 	CodeReadOnly         Code = -33 // HARVBK_E_READ_ONLY
 	CodeImage            Code = -34 // HARVBK_E_IMAGE
 	CodeCallback         Code = -35 // HARVBK_E_CALLBACK
+	CodeKey              Code = -36 // HARVBK_E_KEY
 )
 
 // One sentinel per error code, for errors.Is: every error the package
@@ -89,6 +90,7 @@ var (
 	ErrReadOnly          = sentinel(CodeReadOnly, "backup target is read-only")
 	ErrImage             = sentinel(CodeImage, "VM image missing and cannot be recreated")
 	ErrCallback          = sentinel(CodeCallback, "a callback reported failure")
+	ErrKey               = sentinel(CodeKey, "encryption key missing or wrong")
 )
 
 // ErrClosed is wrapped by the *Error (CodeInvalid) returned when a Context,
@@ -136,7 +138,7 @@ var codeNames = map[Code]string{
 	CodeScheduleConflict: "SCHEDULE_CONFLICT", CodeRetain: "RETAIN",
 	CodeMaxFailure: "MAX_FAILURE", CodeVMScheduled: "VM_SCHEDULED",
 	CodeMaintenance: "MAINTENANCE", CodeReadOnly: "READ_ONLY", CodeImage: "IMAGE",
-	CodeCallback: "CALLBACK",
+	CodeCallback: "CALLBACK", CodeKey: "KEY",
 }
 
 // Error is the error of a failing library call or operation: the HARVBK_E_*

@@ -31,6 +31,11 @@ const (
 	TargetParallel        TargetKey = 12 // requests in flight
 	TargetStoreSecret     TargetKey = 13 // "1": persist the secret in the state dir
 	TargetReadOnly        TargetKey = 14 // "1": never write to the target
+	// Encryption at rest (docs/FORMAT.md section 10): set them with
+	// WithSetting; Target() does not report them.
+	TargetEncrypt        TargetKey = 15 // "1": the store is encrypted
+	TargetKeyFile        TargetKey = 16 // absolute path of the store's key file (mode 0600)
+	TargetPassphraseFile TargetKey = 17 // absolute path of a passphrase file (mode 0600)
 )
 
 const lastTargetKey = TargetReadOnly

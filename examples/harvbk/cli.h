@@ -138,10 +138,19 @@ harvbk_ctx *cli_open_ctx(const cli_env *env);
 int cli_lookup_vm(harvbk_ctx *ctx, const char *what, const char *ns, const char *name,
                   harvbk_vm **out);
 /* Read a secret from a file (at most 4 KiB, trailing whitespace dropped) into a
- * malloc'd string (wipe and free it). 0, an errno value, or ENODATA if empty. */
+ * malloc'd string (wipe and free it). 0, an errno value, ENODATA if empty, or
+ * EPERM when group or others may access the file (it is not read then). */
 int cli_read_secret(const char *path, char **out);
+/* The message for an error of cli_read_secret. */
+const char *cli_secret_error(int err);
+/* The target key given for this command (--key-file / --passphrase-file:
+ * $HARVBK_KEY_FILE / $HARVBK_PASSPHRASE_FILE) into *out (NULL when none;
+ * caller frees). Errors are printed (prefixed by `what`); returns the code. */
+int cli_env_key(harvbk_key **out, const char *what);
 /*
- * For commands that talk to the target: when the configured target is S3,
+ * For commands that talk to the target: the target key given for this
+ * command (cli_env_key), for any target, goes to harvbk_ctx_set_target_key.
+ * Then, when the configured target is S3,
  * give the context the secret for this process only
  * (harvbk_ctx_set_target_secret; nothing is written): from the file named by
  * --secret-access-key-file / $HARVBK_SECRET_ACCESS_KEY_FILE, else, when the

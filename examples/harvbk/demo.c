@@ -696,8 +696,7 @@ static int demo_target_secret(harvbk_target_config *cfg, const char *state_dir)
         int err = cli_read_secret(file, &secret);
         if (err) {
             cli_err("demo: cannot read secret access key file '%s': %s", file,
-                    err == ENODATA ? "the file is empty"
-                                   : err == EFBIG ? "file too large for a secret" : strerror(err));
+                    cli_secret_error(err));
             return CLI_EXIT_FAIL;
         }
     } else if (env_secret && *env_secret) {

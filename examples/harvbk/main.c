@@ -14,7 +14,8 @@
 void cli_help_main(FILE *f)
 {
     fputs(
-        "Usage: harvbk [--state DIR] [--secret-access-key-file FILE] [-v] COMMAND [ARGS...]\n"
+        "Usage: harvbk [--state DIR] [--secret-access-key-file FILE]\n"
+        "              [--key-file FILE | --passphrase-file FILE] [-v] COMMAND [ARGS...]\n"
         "\n"
         "Back up VM disks into a backup target and restore them as new VMs.\n"
         "\n"
@@ -23,6 +24,10 @@ void cli_help_main(FILE *f)
         "  --secret-access-key-file FILE\n"
         "                     S3 secret for this command (else\n"
         "                     $HARVBK_SECRET_ACCESS_KEY_FILE, else $AWS_SECRET_ACCESS_KEY)\n"
+        "  --key-file FILE, --passphrase-file FILE\n"
+        "                     the encrypted target's key for this command (else\n"
+        "                     $HARVBK_KEY_FILE / $HARVBK_PASSPHRASE_FILE, else the key\n"
+        "                     file recorded by 'target set'); never written anywhere\n"
         "  -v, --verbose      show library log messages (-vv: debug)\n"
         "  -h, --help         this help; 'harvbk COMMAND --help' for one command\n"
         "  --version          print the CLI and library versions\n"
@@ -31,6 +36,8 @@ void cli_help_main(FILE *f)
         "  target set URL [options]        configure the backup target (file:///path,\n"
         "                                  nfs://server/export/path, s3://bucket/prefix)\n"
         "  target show                     print the target settings and reachability\n"
+        "  target key add|remove|list|generate\n"
+        "                                  keys of an encrypted store (target or snapshots)\n"
         "  vm add NS/NAME --disk VOL=PATH [--disk ...] [--metadata FILE] [--image REF ...]\n"
         "  vm list [--json]                list registered VMs\n"
         "  vm show NS/NAME [--json]        show one registered VM\n"
@@ -121,6 +128,21 @@ int main(int argc, char **argv)
             if (!v || !*v)
                 return cli_usage_err("harvbk", "option '--secret-access-key-file' needs a value");
             setenv("HARVBK_SECRET_ACCESS_KEY_FILE", v, 1);
+        } else if (strcmp(a, "--key-file") == 0 || strncmp(a, "--key-file=", 11) == 0 ||
+                   strcmp(a, "--passphrase-file") == 0 ||
+                   strncmp(a, "--passphrase-file=", 18) == 0) {
+            /* the target's key for this process only; commands read it
+             * through $HARVBK_KEY_FILE / $HARVBK_PASSPHRASE_FILE (cli_env_key) */
+            bool pass = a[2] == 'p';
+            size_t n = pass ? 17 : 10;
+            const char *opt = pass ? "--passphrase-file" : "--key-file";
+            const char *v = a[n] == '=' ? a + n + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v || !*v)
+                return cli_usage_err("harvbk", "option '%s' needs a value", opt);
+            char *abs = cli_abspath(v);
+            setenv(pass ? "HARVBK_PASSPHRASE_FILE" : "HARVBK_KEY_FILE", abs ? abs : v, 1);
+            unsetenv(pass ? "HARVBK_KEY_FILE" : "HARVBK_PASSPHRASE_FILE");
+            free(abs);
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             env.verbose++;
         } else if (strcmp(a, "-vv") == 0) {

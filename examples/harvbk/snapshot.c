@@ -20,6 +20,7 @@ static const char HELP_SNAPSHOT[] =
     "       harvbk snapshot delete NS/NAME\n"
     "       harvbk snapshot gc\n"
     "       harvbk snapshot store [--dir DIR] [--chunk-size BYTES] [--codec CODEC]\n"
+    "                             [--encrypt] [--key-file FILE | --passphrase-file FILE]\n"
     "\n"
     "Snapshots are point-in-time copies of all of a VM's volumes and its metadata,\n"
     "kept in the state directory's local snapshot store (no backup target needed);\n"
@@ -33,6 +34,9 @@ static const char HELP_SNAPSHOT[] =
     "uses. 'snapshot gc' removes chunks no snapshot references.\n"
     "'snapshot store' shows, or with options sets, where the store is (default:\n"
     "STATE/snapshot-store) and the chunk size and codec of a new store.\n"
+    "--encrypt (implied by --key-file / --passphrase-file) encrypts a new store\n"
+    "(AES-256-GCM); the key file's path is recorded, never the key. Its keys are\n"
+    "managed with 'harvbk target key ... --snapshot-store'.\n"
     "Restore a snapshot with 'harvbk restore --snapshot NS/NAME ...'.\n";
 
 static cJSON *info_json(const harvbk_backup_info *info)
@@ -446,13 +450,16 @@ static int snap_store(cli_env *env, int argc, char **argv)
         {"dir", CLI_OPT_VALUE, 0, 0, 0},
         {"chunk-size", CLI_OPT_VALUE, 0, 0, 0},
         {"codec", CLI_OPT_VALUE, 0, 0, 0},
+        {"encrypt", CLI_OPT_FLAG, 0, 0, 0},
+        {"key-file", CLI_OPT_VALUE, 0, 0, 0},
+        {"passphrase-file", CLI_OPT_VALUE, 0, 0, 0},
         {NULL, 0, 0, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
     bool help = false;
     harvbk_ctx *ctx = NULL;
-    char *dir = NULL;
+    char *dir = NULL, *kabs = NULL;
     int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
     if (ex)
         goto out;
@@ -486,12 +493,33 @@ static int snap_store(cli_env *env, int argc, char **argv)
     }
     if (ok->count)
         o.codec = ok->value;
+    cli_opt *oe = cli_opt_find(opts, "encrypt"), *okf = cli_opt_find(opts, "key-file"),
+            *opf = cli_opt_find(opts, "passphrase-file");
+    if (okf->count && opf->count) {
+        ex = cli_usage_err(H, "give --key-file or --passphrase-file, not both");
+        goto out;
+    }
+    if (oe->count)
+        o.flags |= HARVBK_SNAPSHOT_STORE_ENCRYPT;
+    if (okf->count || opf->count) {
+        kabs = cli_abspath(okf->count ? okf->value : opf->value);
+        if (!kabs) {
+            cli_err("snapshot store: cannot resolve '%s': %s",
+                    okf->count ? okf->value : opf->value, strerror(errno));
+            ex = CLI_EXIT_FAIL;
+            goto out;
+        }
+        if (okf->count)
+            o.key_file = kabs;
+        else
+            o.passphrase_file = kabs;
+    }
     ctx = cli_open_ctx(env);
     if (!ctx) {
         ex = CLI_EXIT_FAIL;
         goto out;
     }
-    if (od->count || oc->count || ok->count) {
+    if (od->count || oc->count || ok->count || oe->count || okf->count || opf->count) {
         int rc = harvbk_snapshot_store_set(ctx, &o);
         if (rc != 0) {
             ex = rc == HARVBK_E_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
@@ -502,7 +530,13 @@ static int snap_store(cli_env *env, int argc, char **argv)
     char buf[4096];
     harvbk_snapshot_store_dir(ctx, buf, sizeof buf, NULL);
     printf("snapshot store: %s\n", buf);
+    harvbk_store_keys *keys = NULL;
+    if (harvbk_store_keys_get(ctx, HARVBK_STORE_SNAPSHOTS, &keys) == 0 &&
+        harvbk_store_keys_encrypted(keys))
+        printf("encryption: aes-256-gcm (store key %s)\n", harvbk_store_keys_fingerprint(keys));
+    harvbk_store_keys_free(keys);
 out:
+    free(kabs);
     free(dir);
     harvbk_ctx_free(ctx);
     cli_opts_free(opts);

@@ -4,13 +4,22 @@
 #define _GNU_SOURCE
 #include "cli.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 static const char HELP_TARGET[] =
     "Usage: harvbk target set URL [options]\n"
     "       harvbk target show\n"
+    "       harvbk target key add (--new-key-file FILE | --new-passphrase-file FILE)\n"
+    "                             [--snapshot-store]\n"
+    "       harvbk target key remove ID [--snapshot-store]\n"
+    "       harvbk target key list [--snapshot-store] [--json]\n"
+    "       harvbk target key generate FILE\n"
     "\n"
     "URL is file:///absolute/path, nfs://server/export/path or s3://bucket/prefix.\n"
     "'target set' replaces the whole configuration; the store is created in the\n"
@@ -42,14 +51,31 @@ static const char HELP_TARGET[] =
     "                                  S3, or $HARVBK_TARGET_PARALLEL)\n"
     "  --read-only                     never write to the target: backup create,\n"
     "                                  delete and gc are refused; list, sync, verify\n"
-    "                                  and restore work (a disaster-recovery cluster)\n"
+    "                                  and restore work (a disaster-recovery cluster)\n"    "  --encrypt                       encrypt the store (AES-256-GCM; a new store\n"
+    "                                  only: an existing plaintext one is refused)\n"
+    "  --key-file FILE                 the store's key file (32+ bytes of key, mode\n"
+    "                                  0600; see 'target key generate'); implies\n"
+    "                                  --encrypt. Its path is recorded, never the key\n"
+    "  --passphrase-file FILE          a file whose first line is the passphrase\n"
+    "                                  (scrypt), instead of a key file\n"
+    "                                  (without either: the global --key-file or\n"
+    "                                  --passphrase-file, for this command only)\n"
     "\n"
     "The S3 prefix is taken literally (no %-decoding); spaces, '+', '%' and UTF-8\n"
     "are fine.\n"
     "\n"
     "'target show' prints the URL, the settings (never the secret, only where it\n"
-    "comes from) and \"reachable: yes\" or \"reachable: no (<error>)\"; it exits 1\n"
-    "when the target is not reachable.\n";
+    "comes from), the encryption and the store key's fingerprint, and\n"
+    "\"reachable: yes\" or \"reachable: no (<error>)\"; it exits 1 when the target\n"
+    "is not reachable.\n"
+    "\n"
+    "'target key' manages the keys of an encrypted store (the target's, or with\n"
+    "--snapshot-store the local snapshot store's): any one of them opens it.\n"
+    "'add' wraps the store key under a new key file or passphrase (the store must\n"
+    "open with the current key), 'remove ID' drops one (not the one in use, not\n"
+    "the last), 'list' shows them; no chunk is touched. 'generate FILE' writes a\n"
+    "new random key file (mode 0600). Rotation: add the new key, 'target set'\n"
+    "with it, remove the old one.\n";
 
 static int set_key(harvbk_target_config *cfg, harvbk_target_key key, const char *value,
                    const char *opt)
@@ -101,6 +127,9 @@ static int target_set(cli_env *env, int argc, char **argv)
         {"parallel", CLI_OPT_VALUE, 0, 0, 0},
         {"store-secret", CLI_OPT_FLAG, 0, 0, 0},
         {"read-only", CLI_OPT_FLAG, 0, 0, 0},
+        {"encrypt", CLI_OPT_FLAG, 0, 0, 0},
+        {"key-file", CLI_OPT_VALUE, 0, 0, 0},
+        {"passphrase-file", CLI_OPT_VALUE, 0, 0, 0},
         {NULL, 0, 0, 0, 0},
     };
     const char *pos[1];
@@ -205,6 +234,40 @@ static int target_set(cli_env *env, int argc, char **argv)
     if (cli_opt_find(opts, "store-secret")->count &&
         (ex = set_key(cfg, HARVBK_TARGET_STORE_SECRET, "1", "--store-secret")))
         goto out_cfg;
+    /* encryption: a key file or passphrase file recorded by path, or the key
+     * given for this command (global --key-file / --passphrase-file) */
+    cli_opt *okf = cli_opt_find(opts, "key-file"), *opf = cli_opt_find(opts, "passphrase-file");
+    if (okf->count && opf->count) {
+        ex = cli_usage_err(H, "give --key-file or --passphrase-file, not both");
+        goto out_cfg;
+    }
+    if (cli_opt_find(opts, "encrypt")->count &&
+        (ex = set_key(cfg, HARVBK_TARGET_ENCRYPT, "1", "--encrypt")))
+        goto out_cfg;
+    if (okf->count || opf->count) {
+        cli_opt *ko = okf->count ? okf : opf;
+        char *abs = cli_abspath(ko->value);
+        ex = set_key(cfg, okf->count ? HARVBK_TARGET_KEY_FILE : HARVBK_TARGET_PASSPHRASE_FILE,
+                     abs ? abs : ko->value, okf->count ? "--key-file" : "--passphrase-file");
+        free(abs);
+        if (ex)
+            goto out_cfg;
+    } else {
+        harvbk_key *key = NULL;
+        if (cli_env_key(&key, "target set") != 0) {
+            ex = CLI_EXIT_FAIL;
+            goto out_cfg;
+        }
+        if (key) {
+            rc = harvbk_target_config_set_key(cfg, key);
+            harvbk_key_free(key);
+            if (rc != 0) {
+                cli_err("target set: %s", harvbk_error_last());
+                ex = CLI_EXIT_FAIL;
+                goto out_cfg;
+            }
+        }
+    }
 
     /* The secret: from --secret-access-key-file, else the global option /
      * $HARVBK_SECRET_ACCESS_KEY_FILE, else $AWS_SECRET_ACCESS_KEY (S3 only). */
@@ -217,8 +280,7 @@ static int target_set(cli_env *env, int argc, char **argv)
         int err = cli_read_secret(secret_file, &secret);
         if (err) {
             cli_err("target set: cannot read secret access key file '%s': %s", secret_file,
-                    err == ENODATA ? "the file is empty"
-                                   : err == EFBIG ? "file too large for a secret" : strerror(err));
+                    cli_secret_error(err));
             ex = CLI_EXIT_FAIL;
             goto out_cfg;
         }
@@ -248,8 +310,11 @@ static int target_set(cli_env *env, int argc, char **argv)
         snprintf(what, sizeof what, "target set %s", url);
         ex = cli_fail_ctx(ctx, rc, what);
     } else {
-        printf("target set: %s%s\n", url,
-               cli_opt_find(opts, "read-only")->count ? " (read-only)" : "");
+        char enc[8] = "";
+        harvbk_target_config_get(cfg, HARVBK_TARGET_ENCRYPT, enc, sizeof enc, NULL);
+        printf("target set: %s%s%s\n", url,
+               cli_opt_find(opts, "read-only")->count ? " (read-only)" : "",
+               strcmp(enc, "1") == 0 ? " (encrypted)" : "");
         ex = CLI_EXIT_OK;
     }
     harvbk_ctx_free(ctx);
@@ -359,12 +424,55 @@ static int target_show(cli_env *env, int argc, char **argv)
     show_setting(cfg, HARVBK_TARGET_PARALLEL, "parallel:", "automatic", NULL);
     harvbk_target_config_get(cfg, HARVBK_TARGET_READ_ONLY, buf, sizeof buf, NULL);
     printf("%-20s %s\n", "read-only:", strcmp(buf, "1") == 0 ? "yes" : "no");
+    char kpath[4096], ppath[4096];
+    harvbk_target_config_get(cfg, HARVBK_TARGET_ENCRYPT, buf, sizeof buf, NULL);
+    harvbk_target_config_get(cfg, HARVBK_TARGET_KEY_FILE, kpath, sizeof kpath, NULL);
+    harvbk_target_config_get(cfg, HARVBK_TARGET_PASSPHRASE_FILE, ppath, sizeof ppath, NULL);
+    bool want_enc = strcmp(buf, "1") == 0;
     harvbk_target_config_free(cfg);
 
     /* A stored secret is in the context already; else the file or environment. */
     rc = cli_session_secret(ctx, "target show");
     if (rc == 0)
         rc = harvbk_ctx_check_target(ctx);
+    /* encryption: what the store says (no key needed), and the key */
+    const char *kf = getenv("HARVBK_KEY_FILE"), *pf = getenv("HARVBK_PASSPHRASE_FILE");
+    char keyfrom[4200];
+    if (kf && *kf)
+        snprintf(keyfrom, sizeof keyfrom, "key file %s (given for this command)", kf);
+    else if (pf && *pf)
+        snprintf(keyfrom, sizeof keyfrom, "passphrase file %s (given for this command)", pf);
+    else if (kpath[0])
+        snprintf(keyfrom, sizeof keyfrom, "key file %s", kpath);
+    else if (ppath[0])
+        snprintf(keyfrom, sizeof keyfrom, "passphrase file %s", ppath);
+    else
+        snprintf(keyfrom, sizeof keyfrom, "not given (--key-file or --passphrase-file)");
+    harvbk_store_keys *keys = NULL;
+    int krc = harvbk_store_keys_get(ctx, HARVBK_STORE_TARGET, &keys);
+    if (krc == 0 && harvbk_store_keys_encrypted(keys)) {
+        printf("%-20s %s\n", "encryption:", "aes-256-gcm");
+        printf("%-20s %s\n", "key-fingerprint:", harvbk_store_keys_fingerprint(keys));
+        printf("%-20s %s\n", "key:", keyfrom);
+        size_t n = harvbk_store_keys_count(keys), use = n;
+        for (size_t i = 0; i < n; i++)
+            if (harvbk_store_keys_in_use(keys, i))
+                use = i;
+        if (use < n)
+            printf("%-20s %zu (this key: %s, %s)\n", "keys:", n, harvbk_store_keys_id(keys, use),
+                   harvbk_store_keys_kind(keys, use));
+        else
+            printf("%-20s %zu (none of them is the key above)\n", "keys:", n);
+    } else if (krc == 0) {
+        printf("%-20s %s\n", "encryption:", want_enc ? "none (but encryption is configured)"
+                                                      : "none");
+    } else {
+        printf("%-20s %s\n", "encryption:", want_enc ? "configured (store not readable)"
+                                                      : "unknown (store not readable)");
+        if (want_enc)
+            printf("%-20s %s\n", "key:", keyfrom);
+    }
+    harvbk_store_keys_free(keys);
     if (rc == 0) {
         printf("%-20s yes\n", "reachable:");
         ex = CLI_EXIT_OK;
@@ -378,10 +486,264 @@ static int target_show(cli_env *env, int argc, char **argv)
     return ex;
 }
 
+/* ---- target key add|remove|list|generate ---- */
+
+static int key_store_kind(cli_opt *opts)
+{
+    return cli_opt_find(opts, "snapshot-store")->count ? HARVBK_STORE_SNAPSHOTS
+                                                         : HARVBK_STORE_TARGET;
+}
+
+static const char *store_word(int kind)
+{
+    return kind == HARVBK_STORE_SNAPSHOTS ? "snapshot store" : "target's store";
+}
+
+static int key_add(cli_env *env, int argc, char **argv)
+{
+    const char *H = "harvbk target key add";
+    cli_opt opts[] = {
+        {"new-key-file", CLI_OPT_VALUE, 0, 0, 0},
+        {"new-passphrase-file", CLI_OPT_VALUE, 0, 0, 0},
+        {"snapshot-store", CLI_OPT_FLAG, 0, 0, 0},
+        {NULL, 0, 0, 0, 0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    bool help = false;
+    harvbk_ctx *ctx = NULL;
+    harvbk_key *key = NULL;
+    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
+    if (ex || help) {
+        if (help)
+            fputs(HELP_TARGET, stdout);
+        goto out;
+    }
+    cli_opt *nk = cli_opt_find(opts, "new-key-file"), *np = cli_opt_find(opts, "new-passphrase-file");
+    if (nk->count + np->count != 1) {
+        ex = cli_usage_err(H, "give exactly one of --new-key-file and --new-passphrase-file");
+        goto out;
+    }
+    int rc = nk->count ? harvbk_key_from_file(&key, nk->value)
+                       : harvbk_key_from_passphrase_file(&key, np->value);
+    if (rc != 0) {
+        cli_err("target key add: %s", harvbk_error_last());
+        ex = CLI_EXIT_FAIL;
+        goto out;
+    }
+    int kind = key_store_kind(opts);
+    ctx = cli_open_ctx(env);
+    if (!ctx || (kind == HARVBK_STORE_TARGET && cli_session_secret(ctx, "target key add") != 0)) {
+        ex = CLI_EXIT_FAIL;
+        goto out;
+    }
+    char id[32] = "";
+    rc = harvbk_store_key_add(ctx, (harvbk_store_kind)kind, key, id, sizeof id);
+    if (rc != 0) {
+        ex = cli_fail_ctx(ctx, rc, "target key add");
+        goto out;
+    }
+    printf("key %s (%s) added to the %s\n", id, nk->count ? "key-file" : "passphrase",
+           store_word(kind));
+    ex = CLI_EXIT_OK;
+out:
+    harvbk_key_free(key);
+    harvbk_ctx_free(ctx);
+    cli_opts_free(opts);
+    return ex;
+}
+
+static int key_remove(cli_env *env, int argc, char **argv)
+{
+    const char *H = "harvbk target key remove";
+    cli_opt opts[] = {
+        {"snapshot-store", CLI_OPT_FLAG, 0, 0, 0},
+        {NULL, 0, 0, 0, 0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    bool help = false;
+    harvbk_ctx *ctx = NULL;
+    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
+    if (ex || help) {
+        if (help)
+            fputs(HELP_TARGET, stdout);
+        goto out;
+    }
+    if (npos != 1) {
+        ex = cli_usage_err(H, "target key remove needs the key's ID (see 'target key list')");
+        goto out;
+    }
+    int kind = key_store_kind(opts);
+    ctx = cli_open_ctx(env);
+    if (!ctx ||
+        (kind == HARVBK_STORE_TARGET && cli_session_secret(ctx, "target key remove") != 0)) {
+        ex = CLI_EXIT_FAIL;
+        goto out;
+    }
+    int rc = harvbk_store_key_remove(ctx, (harvbk_store_kind)kind, pos[0]);
+    if (rc != 0) {
+        ex = cli_fail_ctx(ctx, rc, "target key remove");
+        goto out;
+    }
+    printf("key %s removed from the %s\n", pos[0], store_word(kind));
+    ex = CLI_EXIT_OK;
+out:
+    harvbk_ctx_free(ctx);
+    cli_opts_free(opts);
+    return ex;
+}
+
+static int key_list(cli_env *env, int argc, char **argv)
+{
+    const char *H = "harvbk target key list";
+    cli_opt opts[] = {
+        {"snapshot-store", CLI_OPT_FLAG, 0, 0, 0},
+        {"json", CLI_OPT_FLAG, 0, 0, 0},
+        {NULL, 0, 0, 0, 0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    bool help = false;
+    harvbk_ctx *ctx = NULL;
+    harvbk_store_keys *keys = NULL;
+    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
+    if (ex || help) {
+        if (help)
+            fputs(HELP_TARGET, stdout);
+        goto out;
+    }
+    int kind = key_store_kind(opts);
+    ctx = cli_open_ctx(env);
+    if (!ctx || (kind == HARVBK_STORE_TARGET && cli_session_secret(ctx, "target key list") != 0)) {
+        ex = CLI_EXIT_FAIL;
+        goto out;
+    }
+    int rc = harvbk_store_keys_get(ctx, (harvbk_store_kind)kind, &keys);
+    if (rc != 0) {
+        ex = cli_fail_ctx(ctx, rc, "target key list");
+        goto out;
+    }
+    size_t n = harvbk_store_keys_count(keys);
+    if (cli_opt_find(opts, "json")->count) {
+        cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+        cJSON_AddBoolToObject(o, "encrypted", harvbk_store_keys_encrypted(keys));
+        cJSON_AddStringToObject(o, "fingerprint", harvbk_store_keys_fingerprint(keys));
+        cJSON_AddBoolToObject(o, "unlocked", harvbk_store_keys_unlocked(keys));
+        for (size_t i = 0; i < n; i++) {
+            cJSON *k = cJSON_CreateObject();
+            cJSON_AddStringToObject(k, "id", harvbk_store_keys_id(keys, i));
+            cJSON_AddStringToObject(k, "kind", harvbk_store_keys_kind(keys, i));
+            cJSON_AddNumberToObject(k, "created", (double)harvbk_store_keys_created(keys, i));
+            cJSON_AddBoolToObject(k, "in_use", harvbk_store_keys_in_use(keys, i));
+            cJSON_AddItemToArray(arr, k);
+        }
+        cJSON_AddItemToObject(o, "keys", arr);
+        ex = cli_print_json(o);
+        goto out;
+    }
+    if (!harvbk_store_keys_encrypted(keys)) {
+        printf("the %s is not encrypted: it has no keys\n", store_word(kind));
+        ex = CLI_EXIT_OK;
+        goto out;
+    }
+    printf("store key fingerprint: %s%s\n", harvbk_store_keys_fingerprint(keys),
+           harvbk_store_keys_unlocked(keys) ? "" : " (this context's key does not open it)");
+    printf("%-16s  %-10s  %-20s  %s\n", "ID", "KIND", "ADDED", "IN USE");
+    for (size_t i = 0; i < n; i++) {
+        char t[32];
+        int64_t c = harvbk_store_keys_created(keys, i);
+        printf("%-16s  %-10s  %-20s  %s\n", harvbk_store_keys_id(keys, i),
+               harvbk_store_keys_kind(keys, i), c ? cli_fmt_time(c, t, sizeof t) : "-",
+               harvbk_store_keys_in_use(keys, i) ? "yes" : "");
+    }
+    ex = CLI_EXIT_OK;
+out:
+    harvbk_store_keys_free(keys);
+    harvbk_ctx_free(ctx);
+    cli_opts_free(opts);
+    return ex;
+}
+
+/* A new key file: 32 random bytes as 64 hex digits and a newline, created
+ * with mode 0600 (never over an existing file). */
+static int key_generate(int argc, char **argv)
+{
+    const char *H = "harvbk target key generate";
+    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
+    const char *pos[1];
+    int npos = 0;
+    bool help = false;
+    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
+    if (ex || help) {
+        if (help)
+            fputs(HELP_TARGET, stdout);
+        cli_opts_free(opts);
+        return ex;
+    }
+    cli_opts_free(opts);
+    if (npos != 1)
+        return cli_usage_err(H, "target key generate needs the FILE to create");
+    unsigned char raw[32];
+    char hex[66];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        cli_err("target key generate: no random bytes: %s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    hex[64] = '\n';
+    hex[65] = '\0';
+    cli_wipe(raw, sizeof raw);
+    int fd = open(pos[0], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        int err = errno;
+        cli_wipe(hex, sizeof hex);
+        cli_err("target key generate: cannot create '%s': %s", pos[0], strerror(err));
+        return CLI_EXIT_FAIL;
+    }
+    bool ok = write(fd, hex, 65) == 65 && fsync(fd) == 0;
+    int err = errno;
+    ok = close(fd) == 0 && ok;
+    cli_wipe(hex, sizeof hex);
+    if (!ok) {
+        cli_err("target key generate: cannot write '%s': %s", pos[0], strerror(err));
+        unlink(pos[0]);
+        return CLI_EXIT_FAIL;
+    }
+    printf("key file %s created (mode 0600): keep a copy somewhere safe, without it the "
+           "store cannot be read\n",
+           pos[0]);
+    return CLI_EXIT_OK;
+}
+
+static int cmd_target_key(cli_env *env, int argc, char **argv)
+{
+    if (argc < 1)
+        return cli_usage_err("harvbk target key",
+                             "missing subcommand (add, remove, list or generate)");
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        fputs(HELP_TARGET, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(argv[0], "add") == 0)
+        return key_add(env, argc - 1, argv + 1);
+    if (strcmp(argv[0], "remove") == 0 || strcmp(argv[0], "rm") == 0)
+        return key_remove(env, argc - 1, argv + 1);
+    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
+        return key_list(env, argc - 1, argv + 1);
+    if (strcmp(argv[0], "generate") == 0)
+        return key_generate(argc - 1, argv + 1);
+    return cli_usage_err("harvbk target key",
+                         "unknown subcommand 'target key %s' (expected add, remove, list or "
+                         "generate)",
+                         argv[0]);
+}
+
 int cmd_target(cli_env *env, int argc, char **argv)
 {
     if (argc < 1)
-        return cli_usage_err("harvbk target", "missing subcommand (set or show)");
+        return cli_usage_err("harvbk target", "missing subcommand (set, show or key)");
     if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
         fputs(HELP_TARGET, stdout);
         return CLI_EXIT_OK;
@@ -390,6 +752,8 @@ int cmd_target(cli_env *env, int argc, char **argv)
         return target_set(env, argc - 1, argv + 1);
     if (strcmp(argv[0], "show") == 0)
         return target_show(env, argc - 1, argv + 1);
-    return cli_usage_err("harvbk target", "unknown subcommand 'target %s' (expected set or show)",
-                         argv[0]);
+    if (strcmp(argv[0], "key") == 0)
+        return cmd_target_key(env, argc - 1, argv + 1);
+    return cli_usage_err("harvbk target",
+                         "unknown subcommand 'target %s' (expected set, show or key)", argv[0]);
 }

@@ -633,6 +633,11 @@ int cli_read_secret(const char *path, char **out)
 {
     size_t len = 0;
     *out = NULL;
+    /* a secret that group or others may read is not a secret: refuse it
+     * before reading a byte (the library's rule for key files too) */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & (S_IRWXG | S_IRWXO)))
+        return EPERM;
     int err = cli_read_file(path, 4096, out, &len);
     if (err)
         return err;
@@ -647,12 +652,68 @@ int cli_read_secret(const char *path, char **out)
     return 0;
 }
 
+const char *cli_secret_error(int err)
+{
+    switch (err) {
+    case ENODATA:
+        return "the file is empty";
+    case EFBIG:
+        return "file too large for a secret";
+    case EPERM:
+        return "it is accessible by group or others; make it private to its owner (chmod 600)";
+    default:
+        return strerror(err);
+    }
+}
+
+/* The target's key for this process (--key-file / --passphrase-file, i.e.
+ * $HARVBK_KEY_FILE / $HARVBK_PASSPHRASE_FILE): harvbk_ctx_set_target_key. */
+static int session_key(harvbk_ctx *ctx, const char *what)
+{
+    harvbk_key *key = NULL;
+    int rc = cli_env_key(&key, what);
+    if (rc || !key)
+        return rc;
+    rc = harvbk_ctx_set_target_key(ctx, key);
+    harvbk_key_free(key);
+    if (rc != 0) {
+        char buf[1200];
+        snprintf(buf, sizeof buf, "%s: using the key given for this command", what);
+        cli_fail_ctx(ctx, rc, buf);
+    }
+    return rc;
+}
+
+int cli_env_key(harvbk_key **out, const char *what)
+{
+    *out = NULL;
+    const char *kf = getenv("HARVBK_KEY_FILE"), *pf = getenv("HARVBK_PASSPHRASE_FILE");
+    if (kf && !*kf)
+        kf = NULL;
+    if (pf && !*pf)
+        pf = NULL;
+    if (!kf && !pf)
+        return 0;
+    if (kf && pf) {
+        cli_err("%s: give a key file or a passphrase file, not both", what);
+        return HARVBK_E_INVALID;
+    }
+    int rc = kf ? harvbk_key_from_file(out, kf) : harvbk_key_from_passphrase_file(out, pf);
+    if (rc != 0)
+        cli_err("%s: %s", what, harvbk_error_last());
+    return rc;
+}
+
 int cli_session_secret(harvbk_ctx *ctx, const char *what)
 {
     harvbk_target_config *cfg = NULL;
     int rc = harvbk_ctx_get_target(ctx, &cfg);
     if (rc != 0)
         return 0; /* no target: the command reports it when it matters */
+    if ((rc = session_key(ctx, what)) != 0) {
+        harvbk_target_config_free(cfg);
+        return rc;
+    }
     char url[16], stored[8];
     harvbk_target_config_get(cfg, HARVBK_TARGET_URL, url, sizeof url, NULL);
     harvbk_target_config_get(cfg, HARVBK_TARGET_STORE_SECRET, stored, sizeof stored, NULL);
@@ -670,9 +731,8 @@ int cli_session_secret(harvbk_ctx *ctx, const char *what)
         int err = cli_read_secret(file, &secret);
         if (err) {
             cli_err("%s: cannot read secret access key file '%s': %s", what, file,
-                    err == ENODATA ? "the file is empty"
-                                   : err == EFBIG ? "file too large for a secret" : strerror(err));
-            return HARVBK_E_INVALID;
+                    cli_secret_error(err));
+            return err == EPERM ? HARVBK_E_PERM : HARVBK_E_INVALID;
         }
         src = "the secret access key file";
     } else if (strcmp(stored, "1") != 0 && env_secret && *env_secret) {

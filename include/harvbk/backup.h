@@ -86,7 +86,8 @@ HARVBK_API int harvbk_backup_options_init(harvbk_backup_options *opts, unsigned 
  * *out receives the operation (caller frees). The backup is visible as
  * InProgress at once. The VM description is copied.
  * Errors (returned at once): HARVBK_E_INVALID, HARVBK_E_VERSION, HARVBK_E_NOTARGET,
- * HARVBK_E_EXISTS (a backup of that name exists), HARVBK_E_BUSY.
+ * HARVBK_E_EXISTS (a backup of that name exists), HARVBK_E_BUSY, HARVBK_E_KEY
+ * (an encrypted store the context has no right key for: nothing is written).
  * (also: a freeze hook without a thaw hook, a capture hook without a release
  * hook, unknown flags).
  * Errors of the running backup (from harvbk_op_wait): HARVBK_E_IO, HARVBK_E_TARGET,

@@ -77,13 +77,14 @@ HARVBK_API unsigned int harvbk_version_number(void);
     X(E_MAINTENANCE, -32, "state directory is in maintenance mode")                   \
     X(E_READ_ONLY, -33, "backup target is read-only")                                 \
     X(E_IMAGE, -34, "VM image missing and cannot be recreated")                     \
-    X(E_CALLBACK, -35, "a callback reported failure")
+    X(E_CALLBACK, -35, "a callback reported failure")                               \
+    X(E_KEY, -36, "encryption key missing or wrong")
 
 typedef enum harvbk_error {
 #define HARVBK_X_ENUM_(name, value, msg) HARVBK_##name = value,
     HARVBK_ERROR_TABLE(HARVBK_X_ENUM_)
 #undef HARVBK_X_ENUM_
-    HARVBK_ERROR_LAST_ = -35
+    HARVBK_ERROR_LAST_ = -36
 } harvbk_error;
 
 /** Static message for an error code ("unknown error" for unknown codes). */

@@ -105,6 +105,7 @@ HARVBK_API int harvbk_restore_options_init(harvbk_restore_options *opts, unsigne
  * leaves wrong bytes in place). On success the new VM (volumes pointing at the
  * restored files, the backup's metadata and images) is registered in the
  * catalog. Errors at start: HARVBK_E_INVALID, HARVBK_E_VERSION, HARVBK_E_NOTARGET,
+ * HARVBK_E_KEY (an encrypted store without the right key: nothing is written),
  * HARVBK_E_NOTFOUND, HARVBK_E_EXISTS (the new VM or a volume file exists, or
  * another process restores into that VM), HARVBK_E_STATE (backup not Ready),
  * HARVBK_E_BUSY (the backup is being deleted; replace: another restore writes

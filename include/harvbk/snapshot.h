@@ -37,7 +37,13 @@ extern "C" {
 
 /* ---- The local snapshot store ---- */
 
-#define HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION 1
+#define HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION 2 /* 2 since 1.1 (encryption); 1 still accepted */
+
+/** Flags of harvbk_snapshot_store_options.flags (version 2). */
+#define HARVBK_SNAPSHOT_STORE_ENCRYPT 0x1u /* the store is encrypted (harvbk/key.h): a new
+                                              store is created encrypted, a plaintext one is
+                                              refused (HARVBK_E_KEY when it is opened); any
+                                              key_file or passphrase_file implies it */
 
 typedef struct harvbk_snapshot_store_options {
     unsigned int version;      /* HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION */
@@ -49,9 +55,18 @@ typedef struct harvbk_snapshot_store_options {
     uint32_t chunk_size;
     /* Codec of new chunks: "zstd" (NULL: default), "lz4", "gzip", "none". */
     const char *codec;
+    /* ---- version 2 (since 1.1): encryption at rest ---- */
+    unsigned int flags;        /* HARVBK_SNAPSHOT_STORE_* */
+    /* Absolute path of the store's key file or passphrase file (at most one;
+     * NULL: none): the path is recorded, the file read at every use (it must
+     * not be accessible by group or others). Without either, an encrypted
+     * store needs harvbk_snapshot_store_set_key() in every process. */
+    const char *key_file;
+    const char *passphrase_file;
 } harvbk_snapshot_store_options;
 
-#define HARVBK_SNAPSHOT_STORE_OPTIONS_INIT { HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION, 0, 0, 0 }
+#define HARVBK_SNAPSHOT_STORE_OPTIONS_INIT \
+    { HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0 }
 
 HARVBK_API int harvbk_snapshot_store_options_init(harvbk_snapshot_store_options *opts,
                                                   unsigned int version);
@@ -59,10 +74,17 @@ HARVBK_API int harvbk_snapshot_store_options_init(harvbk_snapshot_store_options 
 /**
  * Configure the context's snapshot store (recorded in the state directory;
  * `opts` NULL restores the defaults). The store is created on first use.
- * Errors: HARVBK_E_INVALID (relative directory, bad chunk size or codec),
- * HARVBK_E_VERSION, HARVBK_E_BUSY (snapshot operations are running),
- * HARVBK_E_STATE (the current store holds snapshots and `dir` names another
- * directory: delete them first), HARVBK_E_IO.
+ * With HARVBK_SNAPSHOT_STORE_ENCRYPT (or a key file / passphrase file) it is
+ * encrypted (harvbk/key.h); a key file given is checked now (HARVBK_E_PERM
+ * when group or others may access it). An existing plaintext store cannot be
+ * encrypted in place.
+ * Errors: HARVBK_E_INVALID (relative directory or key path, both a key file
+ * and a passphrase file, bad chunk size, codec or flags), HARVBK_E_VERSION,
+ * HARVBK_E_BUSY (snapshot operations are running), HARVBK_E_STATE (the
+ * current store holds snapshots and `dir` names another directory: delete
+ * them first; or encryption is asked for a directory that holds a plaintext
+ * store), HARVBK_E_PERM, HARVBK_E_KEY (an encrypted store there that the key
+ * given does not open), HARVBK_E_IO.
  */
 HARVBK_API int harvbk_snapshot_store_set(harvbk_ctx *ctx,
                                          const harvbk_snapshot_store_options *opts);

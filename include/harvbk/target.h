@@ -39,12 +39,28 @@ typedef enum harvbk_target_key {
     HARVBK_TARGET_TIMEOUT_MS = 11,       /* connect/request timeout; default 10000 */
     HARVBK_TARGET_PARALLEL = 12,         /* requests in flight; default automatic */
     HARVBK_TARGET_STORE_SECRET = 13,     /* "1": persist the secret in the state dir (0600) */
-    HARVBK_TARGET_READ_ONLY = 14         /* "1": never write to the target (since 1.1): every
+    HARVBK_TARGET_READ_ONLY = 14,        /* "1": never write to the target (since 1.1): every
                                             write (backup, delete, gc, store creation, leases,
                                             claims, cleanup of temporaries) is refused with
                                             HARVBK_E_READ_ONLY; list, sync, verify and
                                             restore work. For restore-only (disaster
                                             recovery) clusters. Default "0". */
+    /* Encryption at rest (since 1.1; docs/FORMAT.md section 10, harvbk/key.h):
+     * chunks, indexes, manifests and image records are encrypted with
+     * AES-256-GCM under a random store key, which key files or passphrases
+     * unlock. The key never enters the state directory: only these paths
+     * are recorded; a key given for the session (harvbk_target_config_set_key,
+     * harvbk_ctx_set_target_key) is never written anywhere. */
+    HARVBK_TARGET_ENCRYPT = 15,          /* "1": the store is encrypted: a new store is created
+                                            encrypted, an existing plaintext one is refused
+                                            (HARVBK_E_KEY). Any key (file, passphrase file or
+                                            session key) implies it. Default "0". */
+    HARVBK_TARGET_KEY_FILE = 16,         /* absolute path of a key file: 32..4096 bytes of key
+                                            material (e.g. 32 random bytes), read at every use;
+                                            it must not be accessible by group or others
+                                            (HARVBK_E_PERM) */
+    HARVBK_TARGET_PASSPHRASE_FILE = 17   /* absolute path of a file whose first line is a
+                                            passphrase (scrypt); same permission rule */
 } harvbk_target_key;
 
 /** New empty configuration in *out; free with harvbk_target_config_free(). */
@@ -74,7 +90,11 @@ HARVBK_API int harvbk_target_config_has_secret(const harvbk_target_config *cfg);
  * in the state directory. Errors: HARVBK_E_INVALID (bad URL), HARVBK_E_UNSUPPORTED
  * (unknown scheme or a backend this build lacks), HARVBK_E_TARGET (unreachable),
  * HARVBK_E_FORMAT (store of a newer format), HARVBK_E_CORRUPT, HARVBK_E_IO,
- * HARVBK_E_BUSY (operations of the context are running).
+ * HARVBK_E_BUSY (operations of the context are running), HARVBK_E_KEY (an
+ * encrypted store without its key or with a wrong one, encryption configured
+ * for a plaintext store, or asked for a new store without a key: nothing is
+ * written then; harvbk/key.h), HARVBK_E_PERM (a key or passphrase file that
+ * group or others may access).
  */
 HARVBK_API int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg);
 
@@ -96,8 +116,9 @@ HARVBK_API int harvbk_ctx_set_target_secret(harvbk_ctx *ctx, const char *secret)
  *  HARVBK_E_NOTARGET when none is set. */
 HARVBK_API int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out);
 
-/** Check that the configured target is reachable and holds a readable store.
- *  Returns 0, HARVBK_E_NOTARGET, HARVBK_E_TARGET, HARVBK_E_FORMAT, ... */
+/** Check that the configured target is reachable and holds a readable store
+ *  (an encrypted one: that the context's key opens it).
+ *  Returns 0, HARVBK_E_NOTARGET, HARVBK_E_TARGET, HARVBK_E_FORMAT, HARVBK_E_KEY, ... */
 HARVBK_API int harvbk_ctx_check_target(harvbk_ctx *ctx);
 
 /* ---- The synced backup catalog (since 1.1; docs/CATALOG.md) ----

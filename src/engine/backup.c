@@ -90,7 +90,7 @@ static int bk_chunk(bk_ctx *c, bk_slot *s)
         return 0; /* id stays zero: restored as a hole */
     }
     uint8_t id[HB_DIGEST_LEN];
-    hb_sha256(s->buf, s->len, id);
+    hb_store_chunk_id(c->st, s->buf, s->len, id); /* keyed when the store is encrypted */
 
     /* Known to be in the store, or being uploaded right now by another worker
      * of this pipeline: reuse. The latter is safe because the index is only

@@ -319,6 +319,8 @@ static void ctx_destroy(harvbk_ctx *ctx)
         ctx->store = NULL;
     }
     hb_target_cfg_clear(&ctx->cfg);
+    hb_key_free(ctx->snap_key);
+    hb_store_crypt_unref(ctx->snap_crypt);
     while (ctx->uses) {
         hb_use *u = ctx->uses;
         ctx->uses = u->next;
@@ -424,14 +426,20 @@ int harvbk_ctx_ops_in_progress(harvbk_ctx *ctx, unsigned int *out_count)
 
 /* ---- the store ---- */
 
-int hb_ctx_open_store(harvbk_ctx *ctx, const hb_target_cfg *cfg, bool create, hb_store **out,
-                      hb_err *e)
+int hb_ctx_open_store(harvbk_ctx *ctx, const hb_target_cfg *cfg, bool create,
+                      hb_store_crypt *reuse, hb_store **out, hb_err *e)
 {
     hb_target *t = NULL;
     *out = NULL;
     int rc = hb_target_open(&t, cfg, ctx->owner, &ctx->log, e);
     if (rc == 0)
-        rc = hb_store_open_ex(out, t, cfg, create, e);
+        rc = hb_store_open_key(out, t, cfg, create, reuse, e);
+    if (rc == HARVBK_E_KEY && e && !hb_target_cfg_encrypted(cfg)) {
+        char msg[HB_ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        hb_seterr(e, rc, "%s: give its key (a key file or passphrase file in the target "
+                  "configuration, or harvbk_ctx_set_target_key)", msg);
+    }
     return rc;
 }
 
@@ -464,7 +472,7 @@ int hb_ctx_store_acquire(harvbk_ctx *ctx, hb_store_ref **out, hb_err *e)
     }
     /* target_mu keeps set_target out while the store is opened */
     hb_store *st = NULL;
-    rc = hb_ctx_open_store(ctx, &cfg, false, &st, e);
+    rc = hb_ctx_open_store(ctx, &cfg, false, NULL, &st, e);
     hb_target_cfg_clear(&cfg);
     hb_store_ref *ref = NULL;
     if (rc == 0 && !(ref = hb_calloc(1, sizeof *ref))) {

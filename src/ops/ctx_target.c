@@ -51,7 +51,7 @@ int harvbk_ctx_set_target(harvbk_ctx *ctx, const harvbk_target_config *cfg)
     /* Open it now, so that a bad scheme, an unreachable target or a store of
      * a newer format is reported here and not by the first backup. */
     if (rc == 0)
-        rc = hb_ctx_open_store(ctx, &copy, true, &st, &e);
+        rc = hb_ctx_open_store(ctx, &copy, true, NULL, &st, &e);
     if (rc == 0)
         rc = save_target_file(ctx, &copy, &e);
     hb_store_ref *ref = NULL;
@@ -154,6 +154,8 @@ int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out)
         hb_free_secret(c->cfg.secret_access_key);
         c->cfg.secret_access_key = NULL;
     }
+    hb_key_free(c->cfg.key); /* nor does a session key */
+    c->cfg.key = NULL;
     *out = c;
     return 0;
 }
@@ -190,7 +192,8 @@ int hb_ctx_check_target(harvbk_ctx *ctx, hb_err *ep)
         }
         hb_store *fresh = NULL;
         if (rc == 0)
-            rc = hb_ctx_open_store(ctx, &cfg, false, &fresh, &e); /* parses the config again */
+            rc = hb_ctx_open_store(ctx, &cfg, false, ref->st->crypt, &fresh,
+                                   &e); /* parses the config again */
         if (rc == 0 && strcmp(fresh->id, ref->st->id) != 0)
             rc = hb_seterr(&e, HARVBK_E_TARGET,
                            "target %s now holds store %s instead of %s; set the target again",

@@ -162,7 +162,7 @@ int hb_images_store_write(harvbk_ctx *ctx, hb_store *st, const hb_img_rec *v, si
         if (!key || !text)
             rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
         else
-            rc = hb_target_put(st->t, key, text, strlen(text), e);
+            rc = hb_store_meta_put(st, key, text, strlen(text), NULL, e); /* sealed when encrypted */
         if (rc)
             hb_err_prefix(e, "%s: cannot record image %s/%s", what, img->ns, img->name);
         else
@@ -198,7 +198,7 @@ static int read_record(hb_store *st, const char *ns, const char *name, const cha
     hb_buf b = HB_BUF_INIT;
     char what[200];
     snprintf(what, sizeof what, "image record '%s' in the %s", key, where);
-    int rc = hb_target_get_max(st->t, key, &b, HB_IMAGE_DOC_MAX, e);
+    int rc = hb_store_meta_get(st, key, &b, HB_IMAGE_DOC_MAX, e);
     if (rc == HARVBK_E_NOTFOUND) {
         hb_err_clear(e);
     } else if (rc) {

@@ -7,6 +7,8 @@
  *   ctx.c         contexts: state file, logging, error messages, store refs,
  *                 registry, recovery at open (hb_recovery_scan)
  *   ctx_target.c  harvbk_ctx_set_target / get_target / check_target
+ *   keys.c        harvbk/key.h: session keys of the target and the snapshot
+ *                 store, adding/removing/listing an encrypted store's keys
  *   vm_catalog.c  harvbk_vm_register / lookup / unregister / list (public)
  *   ranges.c      harvbk_ranges
  *   op.c          operation handles: thread, state, wait, cancel, progress
@@ -133,6 +135,14 @@ struct harvbk_ctx {
     bool gc_running;
     hb_use *uses;
 
+    /* the snapshot store's key (keys.c, snapshot_store.c): the session key
+     * (harvbk_snapshot_store_set_key) and the store key it unlocked last,
+     * reused while the store's id and fingerprint match, so a passphrase is
+     * not derived again for every snapshot; both dropped when the snapshot
+     * store's settings or key change */
+    hb_key *snap_key;
+    hb_store_crypt *snap_crypt;
+
     harvbk_image_hook image_hook; /* NULL: none */
     void *image_hook_payload;
 
@@ -159,8 +169,11 @@ bool hb_ctx_ok(const harvbk_ctx *ctx);
 
 /* Open target + store for cfg (no reference counting; for set_target). */
 /* Open the store of cfg; create=true only when the user sets the target. */
-int hb_ctx_open_store(harvbk_ctx *ctx, const hb_target_cfg *cfg, bool create, hb_store **out,
-                      hb_err *e);
+/* An encrypted store's key comes from cfg, or is `reuse` (the store key the
+ * context unlocked already: store/store.h hb_store_open_key); HARVBK_E_KEY
+ * when missing or wrong. */
+int hb_ctx_open_store(harvbk_ctx *ctx, const hb_target_cfg *cfg, bool create,
+                      hb_store_crypt *reuse, hb_store **out, hb_err *e);
 /* Take a reference on the context's store, opening it on first use.
  * HARVBK_E_NOTARGET when no target is configured. */
 int hb_ctx_store_acquire(harvbk_ctx *ctx, hb_store_ref **out, hb_err *e);
@@ -189,6 +202,12 @@ int hb_recovery_scan(harvbk_ctx *ctx, hb_err *e);
  * cleanups of dead snapshot writers run when it is opened. */
 int hb_snapstore_open(harvbk_ctx *ctx, const char *owner, bool create, hb_store_ref **out,
                       hb_err *e);
+/* Forget the snapshot store's cached store key (its settings or key changed). */
+void hb_snapstore_forget_key(harvbk_ctx *ctx);
+/* The snapshot store's target and the configuration its store is opened
+ * with (key settings and session key included); HARVBK_E_NOTFOUND when it
+ * does not exist yet. */
+int hb_snapstore_target(harvbk_ctx *ctx, hb_target **out_t, hb_target_cfg *out_cfg, hb_err *e);
 /* The store of an entry kind: the target's (shared) or a new snapshot store ref. */
 int hb_kind_store_acquire(harvbk_ctx *ctx, int kind, bool create, hb_store_ref **out, hb_err *e);
 

@@ -44,9 +44,11 @@ static const opts_kind kinds[HB_OPTS_N] = {
                           HARVBK_SNAPSHOT_OPTIONS_VERSION,
                           {0, END_OF(harvbk_snapshot_options, freeze_payload),
                            sizeof(harvbk_snapshot_options)}},
+    /* version 1 ended with codec */
     [HB_OPTS_SNAPSTORE] = {"snapshot store options", "harvbk_snapshot_store_options_init",
                            HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION,
-                           {0, sizeof(harvbk_snapshot_store_options)}},
+                           {0, END_OF(harvbk_snapshot_store_options, codec),
+                            sizeof(harvbk_snapshot_store_options)}},
     [HB_OPTS_SCHEDULE] = {"schedule options", "harvbk_schedule_options_init",
                           HARVBK_SCHEDULE_OPTIONS_VERSION, {0, sizeof(harvbk_schedule_options)}},
     /* version 1 ended with resolve_payload */

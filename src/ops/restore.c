@@ -155,7 +155,8 @@ static int restore_file_volume(hb_job *job, rs_vol *v, const hb_index *ix, hb_er
 
 /* Read a written partial file back and check every chunk against the index
  * (holes and zero chunks must read as zeros). */
-static int verify_part(harvbk_op *op, const rs_vol *v, const hb_index *ix, hb_err *e)
+static int verify_part(harvbk_op *op, const hb_store *st, const rs_vol *v, const hb_index *ix,
+                       hb_err *e)
 {
     char what[200];
     snprintf(what, sizeof what, "restored volume %s", v->mv->name);
@@ -183,7 +184,7 @@ static int verify_part(harvbk_op *op, const rs_vol *v, const hb_index *ix, hb_er
             ok = hb_is_zero(buf, len);
         } else {
             uint8_t d[HB_DIGEST_LEN];
-            hb_sha256(buf, len, d);
+            hb_store_chunk_id(st, buf, len, d);
             ok = memcmp(d, hb_index_id(ix, i), HB_DIGEST_LEN) == 0;
         }
         if (!ok)
@@ -294,7 +295,7 @@ static int write_volumes(harvbk_op *op, restore_job *j, hb_store *st, const char
         } else {
             rc = restore_file_volume(&job, v, &ix, e);
             if (rc == 0 && verify)
-                rc = verify_part(op, v, &ix, e);
+                rc = verify_part(op, st, v, &ix, e);
         }
         hb_index_clear(&ix);
         if (rc == HARVBK_E_CANCELLED || (rc && hb_op_cancelled(op)))

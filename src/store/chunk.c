@@ -50,19 +50,21 @@ bool hb_chunk_key_parse(const char *key, uint8_t id[HB_DIGEST_LEN])
     return hb_unhex(hex, id, HB_DIGEST_LEN) == 0;
 }
 
-int hb_chunk_encode(int codec, int level, const void *raw, size_t len, hb_buf *out, hb_err *e)
+int hb_chunk_encode_ex(const hb_store_crypt *c, const uint8_t id[HB_DIGEST_LEN], int codec,
+                       int level, const void *raw, size_t len, hb_buf *out, hb_err *e)
 {
     if (codec < HB_CODEC_NONE || codec > HB_CODEC_MAX)
         return hb_seterr(e, HARVBK_E_INVALID, "unknown codec %d", codec);
-    if (len > UINT32_MAX)
+    if (len > UINT32_MAX - HB_GCM_TAG_LEN)
         return hb_seterr(e, HARVBK_E_INVALID, "chunk of %zu bytes is too large", len);
     size_t bound = hb_codec_bound(codec, len);
     if (bound < len)
         bound = len;
+    size_t tag = c ? HB_GCM_TAG_LEN : 0;
     hb_buf_reset(out);
-    if (hb_buf_reserve(out, HB_CHUNK_HEADER_LEN + bound) != 0)
+    if (hb_buf_reserve(out, HB_CHUNK_HEADER_LEN + bound + tag) != 0)
         return hb_seterr(e, HARVBK_E_NOMEM, "cannot allocate %zu bytes for a chunk",
-                         HB_CHUNK_HEADER_LEN + bound);
+                         HB_CHUNK_HEADER_LEN + bound + tag);
     uint8_t *payload = out->data + HB_CHUNK_HEADER_LEN;
     size_t plen = 0;
     int used = codec;
@@ -71,22 +73,33 @@ int hb_chunk_encode(int codec, int level, const void *raw, size_t len, hb_buf *o
                                                         &plen, e);
     if (rc < 0)
         return rc;
+    const void *src = NULL; /* encrypt from here (NULL: the payload, in place) */
     if (rc == 1 || plen >= len) {
-        /* incompressible: keep the bytes as they are */
+        /* incompressible: keep the bytes as they are (a key encrypts them
+         * straight from raw, without the copy) */
         used = HB_CODEC_NONE;
         plen = len;
-        if (len)
+        if (c)
+            src = raw;
+        else if (len)
             memcpy(payload, raw, len);
     }
     uint8_t *h = out->data;
     memset(h, 0, HB_CHUNK_HEADER_LEN);
     memcpy(h, chunk_magic, 4);
     h[4] = (uint8_t)used;
-    h[5] = 0; /* flags */
+    h[5] = c ? CHUNK_FLAG_ENCRYPTED : 0; /* flags */
     hb_put_le32(h + 8, (uint32_t)len);
-    hb_put_le32(h + 12, (uint32_t)plen);
-    out->len = HB_CHUNK_HEADER_LEN + plen;
+    hb_put_le32(h + 12, (uint32_t)(plen + tag));
+    if (c && (rc = hb_crypt_chunk_seal(c, id, h, src, plen)) != 0)
+        return hb_seterr(e, rc, "cannot encrypt a chunk (OpenSSL failed)");
+    out->len = HB_CHUNK_HEADER_LEN + plen + tag;
     return 0;
+}
+
+int hb_chunk_encode(int codec, int level, const void *raw, size_t len, hb_buf *out, hb_err *e)
+{
+    return hb_chunk_encode_ex(NULL, NULL, codec, level, raw, len, out, e);
 }
 
 static int corrupt(hb_err *e, const char *hex, const char *why)
@@ -94,12 +107,13 @@ static int corrupt(hb_err *e, const char *hex, const char *why)
     return hb_seterr(e, HARVBK_E_CHUNK, "chunk %s is corrupt: %s", hex, why);
 }
 
-int hb_chunk_decode(const void *obj, size_t objlen, const uint8_t id[HB_DIGEST_LEN], void *raw,
-                    size_t raw_cap, size_t *raw_len, hb_err *e)
+int hb_chunk_decode_ex(const hb_store_crypt *c, void *obj, size_t objlen,
+                       const uint8_t id[HB_DIGEST_LEN], void *raw, size_t raw_cap,
+                       size_t *raw_len, hb_err *e)
 {
     char hex[HB_DIGEST_HEX_LEN + 1];
     hb_hex(id, HB_DIGEST_LEN, hex);
-    const uint8_t *h = obj;
+    uint8_t *h = obj;
     if (!obj || objlen < HB_CHUNK_HEADER_LEN)
         return hb_seterr(e, HARVBK_E_CHUNK,
                          "chunk %s is corrupt: object is %zu bytes, shorter than its header", hex,
@@ -107,14 +121,19 @@ int hb_chunk_decode(const void *obj, size_t objlen, const uint8_t id[HB_DIGEST_L
     if (memcmp(h, chunk_magic, 4) != 0)
         return corrupt(e, hex, "bad magic (not a HBC1 chunk object)");
     unsigned codec = h[4], flags = h[5];
-    if (flags & CHUNK_FLAG_ENCRYPTED)
+    if ((flags & CHUNK_FLAG_ENCRYPTED) && !c)
         return hb_seterr(e, HARVBK_E_FORMAT,
-                         "chunk %s is encrypted; this library cannot read encrypted chunks", hex);
-    if (flags)
+                         "chunk %s is encrypted but the store is not: this library cannot read "
+                         "it without the store's key",
+                         hex);
+    if (flags & ~CHUNK_FLAG_ENCRYPTED)
         return hb_seterr(e, HARVBK_E_FORMAT,
                          "chunk %s uses flags 0x%02x unknown to this library (format %d.%d)", hex,
-                         flags, HB_FORMAT_MAJOR, HB_FORMAT_MINOR);
-    if (h[6] || h[7] || !hb_is_zero(h + 16, 16))
+                         flags, HB_FORMAT_MAJOR, HB_FORMAT_MINOR_ENCRYPTED);
+    if (c && !(flags & CHUNK_FLAG_ENCRYPTED))
+        return corrupt(e, hex, "not encrypted, in an encrypted store");
+    /* encrypted: bytes 16..27 are the nonce, 28..31 stay zero */
+    if (h[6] || h[7] || !hb_is_zero(h + (c ? 28 : 16), c ? 4 : 16))
         return corrupt(e, hex, "reserved header bytes are not zero");
     if (codec > HB_CODEC_MAX)
         return hb_seterr(e, HARVBK_E_CHUNK, "chunk %s is corrupt: unknown codec %u", hex, codec);
@@ -127,19 +146,48 @@ int hb_chunk_decode(const void *obj, size_t objlen, const uint8_t id[HB_DIGEST_L
         return hb_seterr(e, HARVBK_E_CHUNK,
                          "chunk %s is corrupt: raw length %u exceeds the expected maximum %zu",
                          hex, rlen, raw_cap);
+    uint8_t *payload = h + HB_CHUNK_HEADER_LEN;
+    if (c) {
+        if (plen < HB_GCM_TAG_LEN)
+            return corrupt(e, hex, "payload shorter than its authentication tag");
+        plen -= HB_GCM_TAG_LEN;
+        /* stored bytes (codec none): decrypt straight into raw, no copy */
+        bool direct = codec == HB_CODEC_NONE && plen == rlen;
+        /* nothing of the payload is used before it authenticated, bound to
+         * this id: a chunk object copied to another chunk's key fails here
+         * (and out, the payload or raw, is wiped then) */
+        int rc = hb_crypt_chunk_open(c, id, h, plen, direct ? (uint8_t *)raw : payload);
+        if (rc == HARVBK_E_CHUNK)
+            return corrupt(e, hex,
+                           "authentication failed (changed, moved from another chunk's key, or "
+                           "written under another store key)");
+        if (rc)
+            return hb_seterr(e, rc, "cannot decrypt chunk %s (OpenSSL failed)", hex);
+        if (direct)
+            goto check_id;
+    }
     const char *why = "invalid payload";
-    int rc = hb_codec_decompress((int)codec, h + HB_CHUNK_HEADER_LEN, plen, raw, rlen, &why);
+    int rc = hb_codec_decompress((int)codec, payload, plen, raw, rlen, &why);
     if (rc == HARVBK_E_NOMEM)
         return hb_seterr(e, rc, "cannot allocate a decompression context for chunk %s", hex);
     if (rc != 0)
         return corrupt(e, hex, why);
+check_id:;
     uint8_t got[HB_DIGEST_LEN];
-    hb_sha256(raw, rlen, got);
+    hb_crypt_chunk_id(c, raw, rlen, got);
     if (memcmp(got, id, HB_DIGEST_LEN) != 0)
-        return corrupt(e, hex, "content does not match its SHA-256 id");
+        return corrupt(e, hex, c ? "content does not match its keyed (HMAC-SHA-256) id"
+                                 : "content does not match its SHA-256 id");
     if (raw_len)
         *raw_len = rlen;
     return 0;
+}
+
+int hb_chunk_decode(const void *obj, size_t objlen, const uint8_t id[HB_DIGEST_LEN], void *raw,
+                    size_t raw_cap, size_t *raw_len, hb_err *e)
+{
+    /* without a key nothing is written into obj */
+    return hb_chunk_decode_ex(NULL, (void *)obj, objlen, id, raw, raw_cap, raw_len, e);
 }
 
 /* ---- store calls ---- */
@@ -147,7 +195,7 @@ int hb_chunk_decode(const void *obj, size_t objlen, const uint8_t id[HB_DIGEST_L
 static int chunk_put(hb_store *st, const uint8_t id[HB_DIGEST_LEN], const void *raw, size_t len,
                      hb_buf *scratch, uint64_t *out_stored, bool deferred, hb_err *e)
 {
-    int rc = hb_chunk_encode(st->codec, st->level, raw, len, scratch, e);
+    int rc = hb_chunk_encode_ex(st->crypt, id, st->codec, st->level, raw, len, scratch, e);
     if (rc)
         return rc;
     char key[HB_CHUNK_KEY_LEN];
@@ -280,7 +328,7 @@ int hb_store_chunks_present(hb_store *st, const hb_dset *ids, hb_dset **out, uin
  * (FORMAT.md section 4, step 5: raw length <= chunk size). Writers never store
  * a payload larger than its raw bytes; any codec's worst case is allowed all
  * the same. Anything larger is refused unread. */
-static size_t chunk_object_max(size_t raw_cap)
+static size_t chunk_object_max(const hb_store *st, size_t raw_cap)
 {
     size_t m = raw_cap;
     for (int c = HB_CODEC_NONE + 1; c <= HB_CODEC_MAX; c++) {
@@ -288,7 +336,8 @@ static size_t chunk_object_max(size_t raw_cap)
         if (b > m)
             m = b;
     }
-    return m > SIZE_MAX - HB_CHUNK_HEADER_LEN ? SIZE_MAX : m + HB_CHUNK_HEADER_LEN;
+    size_t over = HB_CHUNK_HEADER_LEN + (st->crypt ? HB_GCM_TAG_LEN : 0);
+    return m > SIZE_MAX - over ? SIZE_MAX : m + over;
 }
 
 int hb_store_chunk_get(hb_store *st, const uint8_t id[HB_DIGEST_LEN], void *raw, size_t raw_cap,
@@ -298,7 +347,7 @@ int hb_store_chunk_get(hb_store *st, const uint8_t id[HB_DIGEST_LEN], void *raw,
     hb_chunk_key(id, key);
     hb_err ge;
     hb_err_clear(&ge);
-    int rc = hb_target_get_max(st->t, key, scratch, chunk_object_max(raw_cap), &ge);
+    int rc = hb_target_get_max(st->t, key, scratch, chunk_object_max(st, raw_cap), &ge);
     if (rc == HARVBK_E_NOTFOUND)
         return hb_seterr(e, HARVBK_E_CHUNK, "chunk %s is missing", key + 13);
     if (rc == HARVBK_E_CORRUPT) /* larger than any chunk of this size can be */
@@ -308,7 +357,8 @@ int hb_store_chunk_get(hb_store *st, const uint8_t id[HB_DIGEST_LEN], void *raw,
             *e = ge;
         return rc;
     }
-    return hb_chunk_decode(scratch->data, scratch->len, id, raw, raw_cap, out_len, e);
+    return hb_chunk_decode_ex(st->crypt, scratch->data, scratch->len, id, raw, raw_cap, out_len,
+                              e);
 }
 
 typedef struct chunk_list_ctx {

@@ -10,7 +10,9 @@
 #define HB_STORE_INTERNAL_H
 
 #include "../core/hb.h"
+#include "../core/crypt.h"
 #include "../target/config.h"
+#include "store.h"
 
 #include <string.h>
 
@@ -60,5 +62,48 @@ int hb_codec_compress(int codec, int level, const void *src, size_t len, void *d
  */
 int hb_codec_decompress(int codec, const void *src, size_t len, void *dst, size_t expect,
                         const char **why);
+
+/* ---- the store config (store.c) ---- */
+#define HB_STORE_CONFIG_NAME "harvbk-store.json"
+struct cJSON;
+typedef struct hb_store_config {
+    char id[37];
+    uint32_t chunk_size;
+    int codec;
+    hb_keyring ring;           /* ring.encrypted false: a plaintext store */
+} hb_store_config;
+/* Parse a store config (docs/FORMAT.md section 3); *root (may be NULL)
+ * receives the parsed tree (caller deletes) to rewrite it. */
+int hb_store_config_parse(const void *data, size_t len, hb_store_config *sc,
+                          struct cJSON **root, hb_err *e);
+/* Read and parse the target's store config (HARVBK_E_NOTFOUND when absent). */
+int hb_store_config_read(hb_target *t, hb_store_config *sc, struct cJSON **root, hb_err *e);
+void hb_store_config_clear(hb_store_config *sc);
+
+/* ---- key slots (keys.c) ---- */
+/* The "key_fingerprint" and "keys" of an encrypted config. */
+int hb_keyring_parse(const struct cJSON *root, const char *store_id, hb_keyring *r, hb_err *e);
+/* The JSON object of a new slot wrapping c's master key under key. */
+int hb_keyring_slot_new(const hb_store_crypt *c, const hb_key *key, struct cJSON **out,
+                        char id_out[HB_KEY_ID_HEX + 1], hb_err *e);
+
+/* ---- the store key (crypt.c) ---- */
+int hb_store_crypt_new(hb_store_crypt **out, const char *store_id,
+                       const uint8_t master[HB_STORE_KEY_LEN], hb_err *e);
+void hb_store_crypt_set_slot(hb_store_crypt *c, const char *id);
+const uint8_t *hb_store_crypt_master(const hb_store_crypt *c);
+/* Chunk id under c (HMAC-SHA-256), or SHA-256 when c is NULL. */
+void hb_crypt_chunk_id(const hb_store_crypt *c, const void *data, size_t len,
+                       uint8_t id[HB_DIGEST_LEN]);
+/* Encrypt a chunk object's payload: obj is the 32-byte header (flags and
+ * lengths set) followed by room for plen bytes and the tag; the plen bytes
+ * come from `in` (NULL: they are in obj already, encrypted in place).
+ * Writes the nonce into the header and the 16-byte tag after the payload. */
+int hb_crypt_chunk_seal(const hb_store_crypt *c, const uint8_t id[HB_DIGEST_LEN], uint8_t *obj,
+                        const void *in, size_t plen);
+/* Decrypt the clen payload bytes of obj (tag after them) into out (may be
+ * the payload itself). HARVBK_E_CHUNK when it does not authenticate. */
+int hb_crypt_chunk_open(const hb_store_crypt *c, const uint8_t id[HB_DIGEST_LEN],
+                        const uint8_t *obj, size_t clen, uint8_t *out);
 
 #endif

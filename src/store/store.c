@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define STORE_CONFIG_KEY "harvbk-store.json"
+#define STORE_CONFIG_KEY HB_STORE_CONFIG_NAME
 #define STORE_CONFIG_WHAT "store config " STORE_CONFIG_KEY
 #define MANIFEST_LEAF "manifest.json"
 #define INDEX_SUFFIX ".idx"
@@ -22,11 +22,16 @@
 
 /* ---- store config ---- */
 
-typedef struct store_config {
-    char id[37];
-    uint32_t chunk_size;
-    int codec;
-} store_config;
+#define CHUNK_ID_HMAC "hmac-sha256"
+#define ENCRYPTION_AES_GCM "aes-256-gcm"
+
+void hb_store_config_clear(hb_store_config *sc)
+{
+    if (!sc)
+        return;
+    hb_keyring_clear(&sc->ring);
+    memset(sc, 0, sizeof *sc);
+}
 
 static bool uuid_valid(const char *s)
 {
@@ -42,8 +47,12 @@ static bool uuid_valid(const char *s)
     return true;
 }
 
-static int config_parse(const void *data, size_t len, store_config *sc, hb_err *e)
+int hb_store_config_parse(const void *data, size_t len, hb_store_config *sc, cJSON **keep,
+                          hb_err *e)
 {
+    memset(sc, 0, sizeof *sc);
+    if (keep)
+        *keep = NULL;
     cJSON *root = NULL;
     int rc = hb_json_parse(data, len, STORE_CONFIG_WHAT, &root, e);
     if (rc)
@@ -76,17 +85,31 @@ static int config_parse(const void *data, size_t len, store_config *sc, hb_err *
         (rc = hb_json_get_i64(root, "created", true, &created, STORE_CONFIG_WHAT, e)))
         goto out;
     /* chunk ids and encryption are what a 1.x reader must understand to read
-     * chunks at all: an unknown value is a format this library cannot read. */
-    if (!chunk_id || strcmp(chunk_id, CHUNK_ID_SHA256) != 0) {
-        rc = hb_seterr(e, HARVBK_E_FORMAT,
-                       "store uses chunk ids \"%s\", which this library does not support",
-                       chunk_id ? chunk_id : "");
-        goto out;
-    }
-    if (!enc || strcmp(enc, ENCRYPTION_NONE) != 0) {
-        rc = hb_seterr(e, HARVBK_E_FORMAT,
-                       "store uses encryption \"%s\", which this library does not support",
-                       enc ? enc : "");
+     * chunks at all: an unknown value (or pair) is a format this library
+     * cannot read. Format 1.0 knows sha256/none; 1.1 adds hmac-sha256 with
+     * aes-256-gcm (section 10), which a 1.0 reader refuses here. */
+    bool plain = chunk_id && enc && !strcmp(chunk_id, CHUNK_ID_SHA256) &&
+                 !strcmp(enc, ENCRYPTION_NONE);
+    bool sealed = chunk_id && enc && !strcmp(chunk_id, CHUNK_ID_HMAC) &&
+                  !strcmp(enc, ENCRYPTION_AES_GCM);
+    if (!plain && !sealed) {
+        bool known_ids = chunk_id && (!strcmp(chunk_id, CHUNK_ID_SHA256) ||
+                                      !strcmp(chunk_id, CHUNK_ID_HMAC));
+        bool known_enc = enc && (!strcmp(enc, ENCRYPTION_NONE) ||
+                                 !strcmp(enc, ENCRYPTION_AES_GCM));
+        if (!known_ids)
+            rc = hb_seterr(e, HARVBK_E_FORMAT,
+                           "store uses chunk ids \"%s\", which this library does not support",
+                           chunk_id ? chunk_id : "");
+        else if (!known_enc)
+            rc = hb_seterr(e, HARVBK_E_FORMAT,
+                           "store uses encryption \"%s\", which this library does not support",
+                           enc ? enc : "");
+        else
+            rc = hb_seterr(e, HARVBK_E_FORMAT,
+                           "store uses chunk ids \"%s\" with encryption \"%s\", a combination "
+                           "this library does not support",
+                           chunk_id, enc);
         goto out;
     }
     if (!id || !uuid_valid(id)) {
@@ -110,49 +133,159 @@ static int config_parse(const void *data, size_t len, store_config *sc, hb_err *
     memcpy(sc->id, id, 37);
     sc->chunk_size = (uint32_t)cs;
     sc->codec = c;
+    snprintf(sc->ring.store_id, sizeof sc->ring.store_id, "%s", id);
+    if (sealed && (rc = hb_keyring_parse(root, id, &sc->ring, e)))
+        goto out;
 out:
-    cJSON_Delete(root);
+    if (rc == 0 && keep)
+        *keep = root;
+    else
+        cJSON_Delete(root);
+    if (rc)
+        hb_store_config_clear(sc);
     return rc;
 }
 
-static int config_create(hb_target *t, uint32_t chunk_size, int codec, hb_err *e)
+int hb_store_config_read(hb_target *t, hb_store_config *sc, cJSON **root, hb_err *e)
+{
+    memset(sc, 0, sizeof *sc);
+    hb_buf b = HB_BUF_INIT;
+    int rc = hb_target_get_max(t, STORE_CONFIG_KEY, &b, STORE_CONFIG_MAX, e);
+    if (rc == 0)
+        rc = hb_store_config_parse(b.data, b.len, sc, root, e);
+    hb_buf_free(&b);
+    return rc;
+}
+
+int hb_store_keyring_read(hb_target *t, hb_keyring *r, hb_err *e)
+{
+    memset(r, 0, sizeof *r);
+    hb_store_config sc;
+    int rc = hb_store_config_read(t, &sc, NULL, e);
+    if (rc)
+        return rc;
+    *r = sc.ring;
+    memset(&sc.ring, 0, sizeof sc.ring);
+    hb_store_config_clear(&sc);
+    return 0;
+}
+
+/* A new store's config; with a key, an encrypted one: a random master key
+ * wrapped under key in the first key slot (*made gets its unlocked key). */
+static int config_create(hb_target *t, uint32_t chunk_size, int codec, const hb_key *key,
+                         hb_store_crypt **made, hb_err *e)
 {
     char id[37];
     hb_uuid(id);
+    int rc = 0;
+    hb_store_crypt *c = NULL;
+    cJSON *slot = NULL;
+    if (key) {
+        uint8_t *master = hb_secure_alloc(HB_STORE_KEY_LEN);
+        if (!master)
+            return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+        hb_random(master, HB_STORE_KEY_LEN);
+        rc = hb_store_crypt_new(&c, id, master, e);
+        hb_secure_free(master, HB_STORE_KEY_LEN);
+        char sid[HB_KEY_ID_HEX + 1] = "";
+        if (!rc)
+            rc = hb_keyring_slot_new(c, key, &slot, sid, e);
+        if (!rc)
+            hb_store_crypt_set_slot(c, sid);
+        if (rc) {
+            hb_store_crypt_unref(c);
+            return rc;
+        }
+    }
     cJSON *root = cJSON_CreateObject();
     bool ok = root != NULL;
     if (ok) {
         ok &= cJSON_AddNumberToObject(root, "format_major", HB_FORMAT_MAJOR) != NULL;
-        ok &= cJSON_AddNumberToObject(root, "format_minor", HB_FORMAT_MINOR) != NULL;
+        ok &= cJSON_AddNumberToObject(root, "format_minor",
+                                      c ? HB_FORMAT_MINOR_ENCRYPTED : HB_FORMAT_MINOR) != NULL;
         ok &= cJSON_AddStringToObject(root, "store_id", id) != NULL;
         ok &= hb_json_add_u64(root, "chunk_size", chunk_size) != NULL;
         ok &= cJSON_AddStringToObject(root, "codec", hb_codec_name(codec)) != NULL;
-        ok &= cJSON_AddStringToObject(root, "chunk_id", CHUNK_ID_SHA256) != NULL;
-        ok &= cJSON_AddStringToObject(root, "encryption", ENCRYPTION_NONE) != NULL;
+        ok &= cJSON_AddStringToObject(root, "chunk_id", c ? CHUNK_ID_HMAC : CHUNK_ID_SHA256) !=
+              NULL;
+        ok &= cJSON_AddStringToObject(root, "encryption",
+                                      c ? ENCRYPTION_AES_GCM : ENCRYPTION_NONE) != NULL;
         ok &= cJSON_AddNumberToObject(root, "created", (double)hb_now()) != NULL;
+        if (c) {
+            ok &= cJSON_AddStringToObject(root, "key_fingerprint",
+                                          hb_store_crypt_fingerprint(c)) != NULL;
+            cJSON *keys = cJSON_AddArrayToObject(root, "keys");
+            ok = ok && keys && cJSON_AddItemToArray(keys, slot);
+            if (ok)
+                slot = NULL;
+        }
     }
+    cJSON_Delete(slot);
     char *text = ok ? hb_json_print(root) : NULL;
     cJSON_Delete(root);
-    if (!text)
+    if (!text) {
+        hb_store_crypt_unref(c);
         return hb_seterr(e, HARVBK_E_NOMEM, "cannot encode the store config");
-    int rc = hb_target_put(t, STORE_CONFIG_KEY, text, strlen(text), e);
+    }
+    rc = hb_target_put(t, STORE_CONFIG_KEY, text, strlen(text), e);
     hb_free(text);
+    if (rc)
+        hb_store_crypt_unref(c);
+    else if (made)
+        *made = c;
     return rc;
 }
 
 int hb_store_open(hb_store **out, hb_target *t, const hb_target_cfg *cfg, hb_err *e)
 {
-    return hb_store_open_ex(out, t, cfg, true, e);
+    return hb_store_open_key(out, t, cfg, true, NULL, e);
 }
 
 int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, bool create,
                      hb_err *e)
+{
+    return hb_store_open_key(out, t, cfg, create, NULL, e);
+}
+
+/* The store key of an encrypted store described by sc: reuse when it is this
+ * store's, else unwrap with the configuration's key. */
+static int store_unlock(hb_store *st, const hb_store_config *sc, const hb_target_cfg *cfg,
+                        hb_store_crypt *reuse, const char *where, hb_err *e)
+{
+    if (reuse && !strcmp(hb_store_crypt_store_id(reuse), sc->id) &&
+        !strcmp(hb_store_crypt_fingerprint(reuse), sc->ring.fingerprint)) {
+        st->crypt = hb_store_crypt_ref(reuse);
+        memcpy(st->key_slot, hb_store_crypt_slot(reuse), sizeof st->key_slot);
+        return 0;
+    }
+    hb_key *key = NULL;
+    int rc = cfg ? hb_target_cfg_load_key(cfg, &key, e) : 0;
+    if (rc)
+        return rc;
+    if (!key) {
+        hb_key_free(key);
+        return hb_seterr(e, HARVBK_E_KEY,
+                         "the store in %s is encrypted (store key %s) and no key was given",
+                         where, sc->ring.fingerprint);
+    }
+    size_t slot = 0;
+    rc = hb_keyring_unlock(&sc->ring, key, &st->crypt, &slot, e);
+    hb_key_free(key);
+    if (rc)
+        return hb_err_prefix(e, "store in %s", where);
+    memcpy(st->key_slot, sc->ring.slots[slot].id, sizeof st->key_slot);
+    return 0;
+}
+
+int hb_store_open_key(hb_store **out, hb_target *t, const hb_target_cfg *cfg, bool create,
+                      hb_store_crypt *reuse, hb_err *e)
 {
     *out = NULL;
     if (!t)
         return hb_seterr(e, HARVBK_E_INVALID, "no target to open a store in");
     int want_codec = cfg && cfg->codec >= 0 ? cfg->codec : HB_CODEC_ZSTD;
     uint32_t want_cs = cfg && cfg->chunk_size ? cfg->chunk_size : hb_target_cfg_default_chunk_size(cfg);
+    bool want_enc = cfg && hb_target_cfg_encrypted(cfg);
     if (want_codec > HB_CODEC_MAX || !hb_codec_name(want_codec)) {
         hb_target_close(t);
         return hb_seterr(e, HARVBK_E_INVALID, "unknown codec %d", want_codec);
@@ -164,15 +297,17 @@ int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, boo
     }
     st->t = t;
     st->log = t->log;
+    const char *where = t->display ? t->display : "target";
     hb_buf b = HB_BUF_INIT;
-    store_config sc;
+    hb_store_config sc;
     memset(&sc, 0, sizeof sc);
+    hb_store_crypt *made = NULL;
     int rc = hb_target_get_max(t, STORE_CONFIG_KEY, &b, STORE_CONFIG_MAX, e);
     if (rc == HARVBK_E_NOTFOUND && !create) {
         rc = hb_seterr(e, HARVBK_E_TARGET,
                        "no libharvbk store in %s (its %s is missing): the target may be "
                        "unmounted or emptied; set the target again to create a new store",
-                       t->display ? t->display : "target", STORE_CONFIG_KEY);
+                       where, STORE_CONFIG_KEY);
         goto fail;
     }
     if (rc == HARVBK_E_NOTFOUND) {
@@ -182,9 +317,20 @@ int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, boo
                            want_cs, HB_MIN_CHUNK_SIZE, HB_MAX_CHUNK_SIZE);
             goto fail;
         }
-        hb_log_info(st->log, "creating a new store in %s (chunk size %u, codec %s)",
-                    t->display ? t->display : "target", want_cs, hb_codec_name(want_codec));
-        rc = config_create(t, want_cs, want_codec, e);
+        hb_key *key = NULL;
+        if (want_enc) {
+            /* the key is needed before anything is written */
+            rc = hb_target_cfg_load_key(cfg, &key, e);
+            if (rc == 0 && !key)
+                rc = hb_seterr(e, HARVBK_E_KEY,
+                               "an encrypted store is wanted in %s but no key was given", where);
+            if (rc)
+                goto fail;
+        }
+        hb_log_info(st->log, "creating a new %sstore in %s (chunk size %u, codec %s)",
+                    key ? "encrypted " : "", where, want_cs, hb_codec_name(want_codec));
+        rc = config_create(t, want_cs, want_codec, key, &made, e);
+        hb_key_free(key);
         /* Two creators may race: both put, the last put wins. Re-read and adopt
          * whatever is there now; chunks, indexes and manifests are
          * self-describing, so a loser that already wrote needs nothing else. */
@@ -193,12 +339,27 @@ int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, boo
     }
     if (rc)
         goto fail;
-    rc = config_parse(b.data, b.len, &sc, e);
+    rc = hb_store_config_parse(b.data, b.len, &sc, NULL, e);
     if (rc) {
-        hb_err_prefix(e, "store in %s", t->display ? t->display : "target");
+        hb_err_prefix(e, "store in %s", where);
         goto fail;
     }
     hb_buf_free(&b);
+    if (sc.ring.encrypted) {
+        /* the store this process just made: its key is in hand */
+        rc = store_unlock(st, &sc, cfg, made ? made : reuse, where, e);
+        if (rc)
+            goto fail;
+    } else if (want_enc) {
+        rc = hb_seterr(e, HARVBK_E_KEY,
+                       "the store in %s is not encrypted but encryption is configured: a store "
+                       "cannot be encrypted in place (use an empty location for an encrypted "
+                       "store, or turn encryption off to use this one)",
+                       where);
+        goto fail;
+    }
+    hb_store_crypt_unref(made);
+    made = NULL;
     memcpy(st->id, sc.id, sizeof st->id);
     st->chunk_size = sc.chunk_size;
     /* the codec for new chunks may differ from the store default: chunks
@@ -208,9 +369,12 @@ int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, boo
     if (cfg && cfg->chunk_size && cfg->chunk_size != sc.chunk_size)
         hb_log_info(st->log, "store %s has chunk size %u; the configured %u applies only to new "
                     "stores", st->id, sc.chunk_size, cfg->chunk_size);
+    hb_store_config_clear(&sc);
     *out = st;
     return 0;
 fail:
+    hb_store_crypt_unref(made);
+    hb_store_config_clear(&sc);
     hb_buf_free(&b);
     hb_store_close(st);
     return rc;
@@ -221,6 +385,7 @@ void hb_store_close(hb_store *st)
     if (!st)
         return;
     hb_target_close(st->t);
+    hb_store_crypt_unref(st->crypt);
     hb_free(st);
 }
 
@@ -276,8 +441,10 @@ int hb_store_manifest_read(hb_store *st, const char *kind_dir, const char *ns, c
     char what[32];
     kind_word(kind_dir, what, sizeof what);
     hb_buf b = HB_BUF_INIT;
-    int rc = hb_target_get_max(st->t, key, &b, HB_MANIFEST_MAX, e);
-    if (rc == HARVBK_E_CORRUPT)
+    int rc = hb_target_get_max(st->t, key, &b, hb_store_sealed_max(st, HB_MANIFEST_MAX), e);
+    if (!rc)
+        rc = hb_store_unseal(st, key, &b, e);
+    if (rc == HARVBK_E_CORRUPT || rc == HARVBK_E_FORMAT)
         hb_err_prefix(e, "%s %s/%s: manifest", what, ns, name);
     if (!rc) {
         rc = hb_manifest_decode(b.data, b.len, m, e);
@@ -302,6 +469,8 @@ int hb_store_manifest_write(hb_store *st, const char *kind_dir, const hb_manifes
     hb_buf b = HB_BUF_INIT;
     int rc = hb_manifest_encode(m, &b, e);
     if (!rc)
+        rc = hb_store_seal(st, key, &b, e);
+    if (!rc)
         rc = hb_target_put(st->t, key, b.data, b.len, e);
     hb_buf_free(&b);
     hb_free(key);
@@ -320,6 +489,8 @@ int hb_store_index_write(hb_store *st, const char *kind_dir, const char *ns, con
                          ns ? ns : "", name ? name : "", v->name ? v->name : "");
     hb_buf b = HB_BUF_INIT;
     int rc = hb_index_encode(ix, &b, e);
+    if (!rc)
+        rc = hb_store_seal(st, key, &b, e);
     if (!rc)
         rc = hb_target_put(st->t, key, b.data, b.len, e);
     if (!rc) {
@@ -359,7 +530,8 @@ int hb_store_index_read(hb_store *st, const char *kind_dir, const hb_manifest *m
                        m->ns, m->name, v->name, (unsigned long long)v->chunks);
         goto out;
     }
-    size_t want = INDEX_HEADER_TRAILER_LEN + (size_t)v->chunks * HB_DIGEST_LEN;
+    size_t want = hb_store_sealed_max(st, INDEX_HEADER_TRAILER_LEN +
+                                              (size_t)v->chunks * HB_DIGEST_LEN);
     rc = hb_target_get_max(st->t, key, &b, want, e);
     if (rc == HARVBK_E_NOTFOUND) {
         rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s %s/%s: index of volume \"%s\" is missing (%s)",
@@ -383,7 +555,11 @@ int hb_store_index_read(hb_store *st, const char *kind_dir, const hb_manifest *m
                        what, m->ns, m->name, v->name);
         goto out;
     }
-    rc = hb_index_decode(b.data, b.len, ix, e);
+    /* the manifest vouched for the stored bytes; in an encrypted store they
+     * also authenticate under the store key, bound to this index's key */
+    rc = hb_store_unseal(st, key, &b, e);
+    if (rc == 0)
+        rc = hb_index_decode(b.data, b.len, ix, e);
     if (rc) {
         hb_err_prefix(e, "%s %s/%s volume \"%s\"", what, m->ns, m->name, v->name);
         goto out;

@@ -11,10 +11,17 @@
  *   images/<ns>/<name>.json                 image records (optional area, shared by
  *                                           every entry; never deleted by the store)
  * <kind> is "backups" (later "snapshots"). Temporaries are the backend's business.
+ *
+ * An encrypted store (format 1.1, FORMAT.md section 10; store/crypt.c,
+ * store/keys.c) has the same keys: chunk ids are HMAC-SHA-256, chunk payloads
+ * AES-256-GCM, and indexes, manifests and image records are stored in sealed
+ * envelopes (hb_store_seal/unseal), all under keys derived from the store key
+ * that the config's key slots wrap. hb_store->crypt says which kind a store is.
  */
 #ifndef HB_STORE_H
 #define HB_STORE_H
 
+#include "../core/crypt.h"
 #include "../core/digestset.h"
 #include "../core/hb.h"
 #include "../target/target.h"
@@ -23,7 +30,60 @@
 
 #define HB_FORMAT_MAJOR 1
 #define HB_FORMAT_MINOR 0
+/* The minor version an encrypted store's config says (FORMAT.md section 10):
+ * a 1.0 reader refuses its "encryption"/"chunk_id" values with
+ * HARVBK_E_FORMAT. Plaintext stores stay 1.0 (readable by every 1.x). */
+#define HB_FORMAT_MINOR_ENCRYPTED 1
 #define HB_KIND_BACKUPS "backups"
+
+/* ---- encryption at rest (store/crypt.c, store/keys.c; FORMAT.md section 10) ---- */
+#define HB_STORE_KEY_LEN 32      /* the store master key */
+#define HB_STORE_FP_HEX 32       /* its fingerprint: 16 bytes in hex */
+#define HB_KEY_ID_HEX 16         /* a key slot's id: 8 bytes in hex */
+#define HB_KEYS_MAX 32           /* key slots a store may have */
+/* The unlocked key of an encrypted store (derived keys in secure memory),
+ * reference-counted, shared by every handle on the store and thread-safe. */
+typedef struct hb_store_crypt hb_store_crypt;
+hb_store_crypt *hb_store_crypt_ref(hb_store_crypt *c);   /* NULL ok */
+void hb_store_crypt_unref(hb_store_crypt *c);            /* wipes with the last; NULL ok */
+const char *hb_store_crypt_fingerprint(const hb_store_crypt *c); /* 32 hex; "" for NULL */
+/* The id of the key slot whose key unwrapped it ("" for NULL). */
+const char *hb_store_crypt_slot(const hb_store_crypt *c);
+/* The id of the store it belongs to ("" for NULL). */
+const char *hb_store_crypt_store_id(const hb_store_crypt *c);
+
+/* An encrypted store's key slots (keys.c). kdf 0: a derivation this library
+ * does not know (a newer writer's), kept but never used. */
+enum { HB_KDF_HKDF = 1, HB_KDF_SCRYPT = 2 };
+typedef struct hb_key_slot {
+    char id[HB_KEY_ID_HEX + 1];
+    int kdf;
+    uint8_t salt[32];
+    uint64_t n, r, p;          /* scrypt costs */
+    uint8_t nonce[12];
+    uint8_t wrapped[48];
+    int64_t created;           /* 0: unknown */
+} hb_key_slot;
+typedef struct hb_keyring {
+    bool encrypted;
+    char store_id[37];
+    char fingerprint[HB_STORE_FP_HEX + 1];
+    hb_key_slot *slots;
+    size_t n;
+} hb_keyring;
+const char *hb_kdf_name(int kdf); /* "hkdf-sha256", "scrypt" */
+void hb_keyring_clear(hb_keyring *r);
+/* The store config's keys, read from the target without any key (a
+ * plaintext store: r->encrypted false; r->store_id is set either way).
+ * HARVBK_E_NOTFOUND when the target holds no store. */
+int hb_store_keyring_read(hb_target *t, hb_keyring *r, hb_err *e);
+/* Which slot key opens: 0 with *slot, HARVBK_E_KEY (wrong or NULL key, with
+ * a message), HARVBK_E_CORRUPT (a damaged slot), HARVBK_E_NOMEM. */
+int hb_keyring_match(const hb_keyring *r, const hb_key *key, size_t *slot, hb_err *e);
+/* Unwrap the store key with key: *out (unref it) and the slot. Errors as
+ * hb_keyring_match. */
+int hb_keyring_unlock(const hb_keyring *r, const hb_key *key, hb_store_crypt **out,
+                      size_t *slot, hb_err *e);
 
 /* ---- chunk objects ---- */
 #define HB_CHUNK_HEADER_LEN 32
@@ -40,6 +100,17 @@ int hb_chunk_encode(int codec, int level, const void *raw, size_t len, hb_buf *o
  * with id. Any mismatch: HARVBK_E_CHUNK with the chunk's hex id in the message. */
 int hb_chunk_decode(const void *obj, size_t objlen, const uint8_t id[HB_DIGEST_LEN], void *raw,
                     size_t raw_cap, size_t *raw_len, hb_err *e);
+/* The same for a store: with a key (c not NULL) the payload is encrypted
+ * after compression (flag bit 0, nonce in the header, tag after the
+ * payload; the header and the id are authenticated), and decoding decrypts
+ * it in place in obj before anything else uses it; a chunk whose flag does
+ * not match the store (an encrypted one without a key: HARVBK_E_FORMAT; a
+ * plaintext one in an encrypted store: HARVBK_E_CHUNK) is refused. */
+int hb_chunk_encode_ex(const hb_store_crypt *c, const uint8_t id[HB_DIGEST_LEN], int codec,
+                       int level, const void *raw, size_t len, hb_buf *out, hb_err *e);
+int hb_chunk_decode_ex(const hb_store_crypt *c, void *obj, size_t objlen,
+                       const uint8_t id[HB_DIGEST_LEN], void *raw, size_t raw_cap,
+                       size_t *raw_len, hb_err *e);
 
 /* ---- per-volume index ---- */
 typedef struct hb_index {
@@ -113,6 +184,8 @@ typedef struct hb_store {
     int level;                /* compression level used when writing */
     char id[37];
     const hb_logger *log;
+    hb_store_crypt *crypt;    /* the store key (a reference); NULL: a plaintext store */
+    char key_slot[HB_KEY_ID_HEX + 1]; /* the key slot that opened it ("" when plaintext) */
 } hb_store;
 
 /* Open the store in target t (taking ownership of t, also on failure).
@@ -124,7 +197,50 @@ int hb_store_open(hb_store **out, hb_target *t, const hb_target_cfg *cfg, hb_err
  * silently). */
 int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, bool create,
                      hb_err *e);
+/* The same with encryption: the store's key comes from cfg (its session key,
+ * else its key file, else its passphrase file, each read now), or is `reuse`
+ * (an unlocked key of this very store: same id and fingerprint; then nothing
+ * is derived). When encryption is wanted (cfg->encrypt or any key) a new
+ * store is created encrypted, a plaintext one is refused (HARVBK_E_KEY); an
+ * encrypted store without a key, or with a wrong one, is HARVBK_E_KEY; a key
+ * file that group or others may access is HARVBK_E_PERM. All of it before
+ * anything but the store config is read or written. */
+int hb_store_open_key(hb_store **out, hb_target *t, const hb_target_cfg *cfg, bool create,
+                      hb_store_crypt *reuse, hb_err *e);
 void hb_store_close(hb_store *st);
+
+/* Chunk id of data in this store: SHA-256, or HMAC-SHA-256 under the
+ * store's chunk id key when it is encrypted. */
+void hb_store_chunk_id(const hb_store *st, const void *data, size_t len,
+                       uint8_t id[HB_DIGEST_LEN]);
+
+/* Sealed envelopes of metadata objects (FORMAT.md section 10: indexes,
+ * manifests, image records): in an encrypted store, b's content is replaced
+ * by the envelope (48 bytes longer) bound to the object's key, or the
+ * envelope by its content (HARVBK_E_CORRUPT when it does not authenticate or
+ * is not an envelope). Plaintext stores: no-ops. */
+#define HB_ENVELOPE_HEADER_LEN 32
+#define HB_ENVELOPE_OVERHEAD (HB_ENVELOPE_HEADER_LEN + 16)
+int hb_store_seal(const hb_store *st, const char *key, hb_buf *b, hb_err *e);
+int hb_store_unseal(const hb_store *st, const char *key, hb_buf *b, hb_err *e);
+/* The largest stored object whose content is at most plain_max bytes. */
+size_t hb_store_sealed_max(const hb_store *st, size_t plain_max);
+/* Put / get a metadata object through the envelope (get: content of at most
+ * max bytes, else HARVBK_E_CORRUPT unread). *out_stored (may be NULL): bytes
+ * written. */
+int hb_store_meta_put(hb_store *st, const char *key, const void *data, size_t len,
+                      uint64_t *out_stored, hb_err *e);
+int hb_store_meta_get(hb_store *st, const char *key, hb_buf *out, size_t max, hb_err *e);
+
+/* Key slots of an open encrypted store (store/keys.c). Add: wrap the store
+ * key under key (HARVBK_E_EXISTS when key opens it already; HARVBK_E_STATE
+ * for a plaintext store); id_out gets the new slot's id. Remove the slot
+ * `id`: never the last one, nor the one this handle was opened with
+ * (HARVBK_E_STATE); HARVBK_E_NOTFOUND. Both rewrite harvbk-store.json and read
+ * it back: HARVBK_E_BUSY when another writer's rewrite replaced ours. No
+ * chunk, index or manifest is touched. */
+int hb_store_key_add(hb_store *st, const hb_key *key, char id_out[HB_KEY_ID_HEX + 1], hb_err *e);
+int hb_store_key_remove(hb_store *st, const char *id, hb_err *e);
 
 /* Chunks. scratch is a caller buffer reused across calls (one per thread). */
 int hb_store_chunk_put(hb_store *st, const uint8_t id[HB_DIGEST_LEN], const void *raw,

@@ -50,6 +50,9 @@ void hb_target_cfg_clear(hb_target_cfg *c)
     hb_free(c->access_key_id);
     free_secret(&c->secret_access_key);
     hb_free(c->ca_cert_file);
+    hb_free(c->key_file);
+    hb_free(c->passphrase_file);
+    hb_key_free(c->key);
     hb_target_cfg_init(c);
 }
 
@@ -63,10 +66,15 @@ int hb_target_cfg_copy(hb_target_cfg *dst, const hb_target_cfg *src)
     dst->access_key_id = hb_strdup(src->access_key_id);
     dst->secret_access_key = hb_strdup(src->secret_access_key);
     dst->ca_cert_file = hb_strdup(src->ca_cert_file);
+    dst->key_file = hb_strdup(src->key_file);
+    dst->passphrase_file = hb_strdup(src->passphrase_file);
+    dst->key = NULL;
+    int krc = hb_key_dup(&dst->key, src->key);
     if ((src->url && !dst->url) || (src->endpoint && !dst->endpoint) ||
         (src->region && !dst->region) || (src->access_key_id && !dst->access_key_id) ||
         (src->secret_access_key && !dst->secret_access_key) ||
-        (src->ca_cert_file && !dst->ca_cert_file)) {
+        (src->ca_cert_file && !dst->ca_cert_file) || (src->key_file && !dst->key_file) ||
+        (src->passphrase_file && !dst->passphrase_file) || krc) {
         hb_target_cfg_clear(dst);
         return HARVBK_E_NOMEM;
     }
@@ -365,6 +373,22 @@ int hb_target_cfg_set(hb_target_cfg *c, int key, const char *value, hb_err *e)
             return rc;
         c->read_only = b;
         return 0;
+    case HARVBK_TARGET_ENCRYPT:
+        if (!reset && (rc = parse_bool("encrypt", value, &b, e)) != 0)
+            return rc;
+        c->encrypt = b;
+        return 0;
+    case HARVBK_TARGET_KEY_FILE:
+    case HARVBK_TARGET_PASSPHRASE_FILE: {
+        const char *what = key == HARVBK_TARGET_KEY_FILE ? "key file" : "passphrase file";
+        if (!reset && (value[0] != '/' || has_ctl(value) || strlen(value) > 4096))
+            return hb_seterr(e, HARVBK_E_INVALID,
+                             "the %s must be named by an absolute path without control "
+                             "characters",
+                             what);
+        return set_str(key == HARVBK_TARGET_KEY_FILE ? &c->key_file : &c->passphrase_file,
+                       value, false, e);
+    }
     default:
         return hb_seterr(e, HARVBK_E_INVALID, "unknown target setting key %d", key);
     }
@@ -420,6 +444,15 @@ static int cfg_value(const hb_target_cfg *c, int key, char tmp[16], const char *
     case HARVBK_TARGET_READ_ONLY:
         *out = c->read_only ? "1" : "0";
         return 0;
+    case HARVBK_TARGET_ENCRYPT:
+        *out = hb_target_cfg_encrypted(c) ? "1" : "0";
+        return 0;
+    case HARVBK_TARGET_KEY_FILE:
+        *out = c->key_file ? c->key_file : "";
+        return 0;
+    case HARVBK_TARGET_PASSPHRASE_FILE:
+        *out = c->passphrase_file ? c->passphrase_file : "";
+        return 0;
     default:
         return HARVBK_E_INVALID;
     }
@@ -472,6 +505,8 @@ char *hb_target_cfg_to_json(const hb_target_cfg *c)
         ok = (secret = cJSON_AddStringToObject(root, "secret_access_key",
                                                c->secret_access_key)) != NULL;
     ADD_STR("ca_cert_file", c->ca_cert_file);
+    ADD_STR("key_file", c->key_file); /* paths only: a key is never written */
+    ADD_STR("passphrase_file", c->passphrase_file);
     if (c->codec >= 0)
         ADD_STR("codec", hb_codec_name(c->codec));
 #undef ADD_STR
@@ -485,10 +520,13 @@ char *hb_target_cfg_to_json(const hb_target_cfg *c)
     ok = ok && cJSON_AddBoolToObject(root, "store_secret", c->store_secret);
     if (c->read_only) /* absent = false: files of older versions read the same */
         ok = ok && cJSON_AddBoolToObject(root, "read_only", true);
+    if (hb_target_cfg_encrypted(c)) /* absent = false */
+        ok = ok && cJSON_AddBoolToObject(root, "encrypt", true);
     char *out = NULL;
     if (ok) {
         size_t hint = 512 + 6 * (slen(c->url) + slen(c->endpoint) + slen(c->region) +
                                  slen(c->access_key_id) + slen(c->ca_cert_file) +
+                                 slen(c->key_file) + slen(c->passphrase_file) +
                                  (secret ? slen(c->secret_access_key) : 0));
         out = print_owned(root, hint);
     }
@@ -552,6 +590,10 @@ int hb_target_cfg_from_json(hb_target_cfg *c, const void *data, size_t len, hb_e
     if (rc == 0)
         rc = json_str(c, root, "ca_cert_file", HARVBK_TARGET_CA_CERT_FILE, e);
     if (rc == 0)
+        rc = json_str(c, root, "key_file", HARVBK_TARGET_KEY_FILE, e);
+    if (rc == 0)
+        rc = json_str(c, root, "passphrase_file", HARVBK_TARGET_PASSPHRASE_FILE, e);
+    if (rc == 0)
         rc = json_str(c, root, "codec", HARVBK_TARGET_CODEC, e);
     if (rc == 0)
         rc = hb_json_get_bool(root, "virtual_hosted", false, &c->virtual_hosted,
@@ -562,6 +604,8 @@ int hb_target_cfg_from_json(hb_target_cfg *c, const void *data, size_t len, hb_e
     if (rc == 0)
         rc = hb_json_get_bool(root, "read_only", false, &c->read_only, "target configuration",
                               e);
+    if (rc == 0)
+        rc = hb_json_get_bool(root, "encrypt", false, &c->encrypt, "target configuration", e);
     if (rc == 0)
         rc = json_num(c, root, "refresh_interval", HARVBK_TARGET_REFRESH_INTERVAL, e);
     if (rc == 0)
@@ -661,6 +705,37 @@ int harvbk_target_config_get(const harvbk_target_config *cfg, harvbk_target_key 
 int harvbk_target_config_has_secret(const harvbk_target_config *cfg)
 {
     return cfg && cfg->cfg.secret_access_key ? 1 : 0;
+}
+
+int harvbk_target_config_set_key(harvbk_target_config *cfg, const harvbk_key *key)
+{
+    if (!cfg)
+        return hb_fail(HARVBK_E_INVALID, "harvbk_target_config_set_key: cfg is NULL");
+    if (key && !hb_key_ok(key))
+        return hb_fail(HARVBK_E_INVALID, "harvbk_target_config_set_key: not a valid key");
+    hb_key *copy = NULL;
+    if (hb_key_dup(&copy, key) != 0)
+        return hb_fail(HARVBK_E_NOMEM, "cannot allocate memory for a key");
+    hb_key_free(cfg->cfg.key);
+    cfg->cfg.key = copy;
+    return 0;
+}
+
+int harvbk_target_config_has_key(const harvbk_target_config *cfg)
+{
+    return cfg && cfg->cfg.key ? 1 : 0;
+}
+
+int hb_target_cfg_load_key(const hb_target_cfg *c, hb_key **out, hb_err *e)
+{
+    *out = NULL;
+    if (c->key)
+        return hb_key_dup(out, c->key) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
+    if (c->key_file)
+        return hb_key_load_file(out, HB_KEY_RAW, c->key_file, e);
+    if (c->passphrase_file)
+        return hb_key_load_file(out, HB_KEY_PASSPHRASE, c->passphrase_file, e);
+    return 0;
 }
 
 uint32_t hb_target_cfg_default_chunk_size(const hb_target_cfg *c)

@@ -5,6 +5,7 @@
 #ifndef HB_TARGET_CONFIG_H
 #define HB_TARGET_CONFIG_H
 
+#include "../core/crypt.h"
 #include "../core/hb.h"
 
 enum hb_codec { HB_CODEC_NONE = 0, HB_CODEC_ZSTD = 1, HB_CODEC_LZ4 = 2, HB_CODEC_GZIP = 3 };
@@ -24,7 +25,25 @@ typedef struct hb_target_cfg {
     uint32_t parallel;      /* 0 = automatic */
     bool store_secret;
     bool read_only;         /* every write to the target is refused (HARVBK_E_READ_ONLY) */
+    /* encryption at rest (FORMAT.md section 10): the store must be encrypted
+     * (implied by any key); where its key comes from: the paths are
+     * persisted, the key itself (a session key) never is */
+    bool encrypt;
+    char *key_file;
+    char *passphrase_file;
+    hb_key *key;            /* session key (secure memory); wiped on free */
 } hb_target_cfg;
+
+/* Encryption is wanted: set, or a key is given. */
+static inline bool hb_target_cfg_encrypted(const hb_target_cfg *c)
+{
+    return c->encrypt || c->key || c->key_file || c->passphrase_file;
+}
+/* The key the configuration gives (a copy, caller frees with hb_key_free):
+ * the session key, else the key file's, else the passphrase file's, read
+ * now (HARVBK_E_PERM for a file group or others may access). *out NULL
+ * without any. */
+int hb_target_cfg_load_key(const hb_target_cfg *c, hb_key **out, hb_err *e);
 
 /* The public opaque type is this struct. */
 struct harvbk_target_config {

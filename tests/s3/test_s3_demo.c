@@ -238,6 +238,16 @@ static void test_demo_target_refusals(void **state)
     assert_non_null(f);
     fputs("not-the-right-secret-0123456789\n", f);
     assert_int_equal(fclose(f), 0);
+    /* group- or world-readable: refused before the server is asked */
+    assert_int_equal(chmod(bad, 0644), 0);
+    const char *dopen[] = { "--state", st, "--secret-access-key-file", bad, "demo",
+                            "--target", NULL };
+    s3t_cli(&r, cenv, dopen);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "group or others"));
+    assert_null(strstr(r.err, "not-the-right-secret"));
+    s3t_run_free(&r);
+    assert_int_equal(chmod(bad, 0600), 0);
     const char *d2[] = { "--state", st, "--secret-access-key-file", bad, "demo", "--target",
                          NULL };
     s3t_cli(&r, cenv, d2);

@@ -266,9 +266,12 @@ static void test_error_table(void **state)
 {
     (void)state;
     assert_int_equal(HARVBK_E_CALLBACK, -35);
-    assert_int_equal(HARVBK_ERROR_LAST_, HARVBK_E_CALLBACK);
     assert_string_equal(harvbk_strerror(HARVBK_E_CALLBACK), "a callback reported failure");
     assert_string_equal(harvbk_error_name(HARVBK_E_CALLBACK), "HARVBK_E_CALLBACK");
+    assert_int_equal(HARVBK_E_KEY, -36);
+    assert_int_equal(HARVBK_ERROR_LAST_, HARVBK_E_KEY);
+    assert_string_equal(harvbk_strerror(HARVBK_E_KEY), "encryption key missing or wrong");
+    assert_string_equal(harvbk_error_name(HARVBK_E_KEY), "HARVBK_E_KEY");
 }
 
 int main(void)

@@ -48,6 +48,11 @@ static void test_init_writes_only_its_version(void **state)
     check_init(HB_OPTS_SNAPSHOT, (init_fn)harvbk_snapshot_options_init, 1, "snapshot");
     check_init(HB_OPTS_SNAPSHOT, (init_fn)harvbk_snapshot_options_init, 2, "snapshot");
     check_init(HB_OPTS_SNAPSTORE, (init_fn)harvbk_snapshot_store_options_init, 1, "store");
+    check_init(HB_OPTS_SNAPSTORE, (init_fn)harvbk_snapshot_store_options_init, 2, "store");
+    /* version 2 of the snapshot store options added encryption */
+    assert_int_equal(hb_opts_size(HB_OPTS_SNAPSTORE, 1),
+                     offsetof(harvbk_snapshot_store_options, flags));
+    assert_int_equal(hb_opts_size(HB_OPTS_SNAPSTORE, 2), sizeof(harvbk_snapshot_store_options));
     check_init(HB_OPTS_SCHEDULE, (init_fn)harvbk_schedule_options_init, 1, "schedule");
     check_init(HB_OPTS_SCHEDULE_RUN, (init_fn)harvbk_schedule_run_options_init, 1, "run");
     check_init(HB_OPTS_SCHEDULE_RUN, (init_fn)harvbk_schedule_run_options_init, 2, "run");

@@ -834,9 +834,24 @@ static void test_store_newer_or_malformed_config_is_refused(void **state)
           "444455556666\",\"chunk_size\":4194304,\"codec\":\"zstd\",\"chunk_id\":\"blake3\","
           "\"encryption\":\"x\",\"created\":1}",
           HARVBK_E_FORMAT },
+        /* format 1.1 encryption without its key slots: malformed (a 1.0
+         * reader refused the values themselves with HARVBK_E_FORMAT) */
         { "{\"format_major\":1,\"format_minor\":1,\"store_id\":\"0b5a7e36-1111-4222-8333-"
           "444455556666\",\"chunk_size\":4194304,\"codec\":\"zstd\",\"chunk_id\":\"hmac-sha256\","
           "\"encryption\":\"aes-256-gcm\",\"created\":1}",
+          HARVBK_E_CORRUPT },
+        /* keyed ids without encryption, or the reverse: not a format */
+        { "{\"format_major\":1,\"format_minor\":1,\"store_id\":\"0b5a7e36-1111-4222-8333-"
+          "444455556666\",\"chunk_size\":4194304,\"codec\":\"zstd\",\"chunk_id\":\"hmac-sha256\","
+          "\"encryption\":\"none\",\"created\":1}",
+          HARVBK_E_FORMAT },
+        { "{\"format_major\":1,\"format_minor\":1,\"store_id\":\"0b5a7e36-1111-4222-8333-"
+          "444455556666\",\"chunk_size\":4194304,\"codec\":\"zstd\",\"chunk_id\":\"sha256\","
+          "\"encryption\":\"aes-256-gcm\",\"created\":1}",
+          HARVBK_E_FORMAT },
+        { "{\"format_major\":1,\"format_minor\":2,\"store_id\":\"0b5a7e36-1111-4222-8333-"
+          "444455556666\",\"chunk_size\":4194304,\"codec\":\"zstd\",\"chunk_id\":\"sha256\","
+          "\"encryption\":\"chacha20-poly1305\",\"created\":1}",
           HARVBK_E_FORMAT },
         { "{\"format_major\":1,\"format_minor\":0,\"store_id\":\"nope\",\"chunk_size\":4194304,"
           "\"codec\":\"zstd\",\"chunk_id\":\"sha256\",\"encryption\":\"none\",\"created\":1}",

@@ -254,6 +254,11 @@ class CallbackFailed(HarvbkError):
     """HARVBK_E_CALLBACK: a callback reported failure."""
 
 
+@_code(-36)
+class WrongKey(HarvbkError):
+    """HARVBK_E_KEY: the encryption key is missing or wrong (an encrypted store)."""
+
+
 #: Every exception class by its code.
 ERRORS: Dict[int, Type[HarvbkError]] = dict(_BY_CODE)
 

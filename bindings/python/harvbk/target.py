@@ -23,6 +23,9 @@ KEYS: Dict[str, int] = {
     "parallel": 12,
     "store_secret": 13,
     "read_only": 14,
+    "encrypt": 15,           # an encrypted store (docs/FORMAT.md section 10)
+    "key_file": 16,          # absolute path of its key file (mode 0600)
+    "passphrase_file": 17,   # or of a passphrase file
 }
 
 Value = Union[str, int, bool, None]
@@ -47,7 +50,8 @@ class TargetConfig:
     ``ca_cert_file``, ``virtual_hosted`` (bool), ``refresh_interval``
     (seconds), ``codec`` (``"zstd"``, ``"lz4"``, ``"gzip"``, ``"none"``),
     ``chunk_size`` (bytes), ``timeout_ms``, ``parallel``, ``store_secret``
-    (bool), ``read_only`` (bool). Values are checked when set
+    (bool), ``read_only`` (bool), ``encrypt`` (bool), ``key_file`` and
+    ``passphrase_file`` (absolute paths: an encrypted store). Values are checked when set
     (:class:`harvbk.InvalidArgument`); the secret is wiped from memory when
     the configuration is freed and never read back.
     """

@@ -171,3 +171,31 @@ def test_sync_from_a_second_context(local_ctx, make_disk, tmp_path):
         assert [b.name for b in other.backups()] == ["b1"]
         assert other.backups().synced_at > 0
         assert other.backup_info("default", "b1").ready
+
+
+def test_encrypted_target(make_disk, tmp_path):
+    """An encrypted store through the settings: round trip, nothing readable
+    in the store, and a wrong key is harvbk.WrongKey."""
+    key = tmp_path / "store.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    other = tmp_path / "other.key"
+    other.write_bytes(os.urandom(32))
+    other.chmod(0o600)
+    target = tmp_path / "target"
+    root = make_disk("root.raw", 2 * 1024 * 1024, seed=3)
+    vm = harvbk.VM("default", "web", disks={"root": root},
+                   metadata='{"spec":{"password":"py-metadata-secret"}}')
+    with harvbk.Context(tmp_path / "state") as ctx:
+        ctx.set_target(f"file://{target}", key_file=str(key))
+        assert ctx.backup(vm, "b1").wait()
+        into = tmp_path / "restore"
+        into.mkdir()
+        assert ctx.restore("default", "b1", new_vm="default/copy", into=str(into)).wait()
+        assert (into / "root.raw").read_bytes() == root.read_bytes()
+    blobs = b"".join(p.read_bytes() for p in target.rglob("*") if p.is_file())
+    assert b"py-metadata-secret" not in blobs and b"aes-256-gcm" in blobs
+    with harvbk.Context(tmp_path / "state2") as ctx2:
+        with pytest.raises(harvbk.WrongKey) as ei:
+            ctx2.set_target(f"file://{target}", key_file=str(other))
+        assert ei.value.code == -36 and "wrong key" in ei.value.message
