@@ -22,12 +22,6 @@
 
 /* ---- store config ---- */
 
-typedef struct store_config {
-    char id[37];
-    uint32_t chunk_size;
-    int codec;
-} store_config;
-
 static bool uuid_valid(const char *s)
 {
     if (strlen(s) != 36)
@@ -42,7 +36,7 @@ static bool uuid_valid(const char *s)
     return true;
 }
 
-static int config_parse(const void *data, size_t len, store_config *sc, hb_err *e)
+int hb_store_config_parse(const void *data, size_t len, hb_store_config *sc, hb_err *e)
 {
     cJSON *root = NULL;
     int rc = hb_json_parse(data, len, STORE_CONFIG_WHAT, &root, e);
@@ -165,7 +159,7 @@ int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, boo
     st->t = t;
     st->log = t->log;
     hb_buf b = HB_BUF_INIT;
-    store_config sc;
+    hb_store_config sc;
     memset(&sc, 0, sizeof sc);
     int rc = hb_target_get_max(t, STORE_CONFIG_KEY, &b, STORE_CONFIG_MAX, e);
     if (rc == HARVBK_E_NOTFOUND && !create) {
@@ -193,7 +187,7 @@ int hb_store_open_ex(hb_store **out, hb_target *t, const hb_target_cfg *cfg, boo
     }
     if (rc)
         goto fail;
-    rc = config_parse(b.data, b.len, &sc, e);
+    rc = hb_store_config_parse(b.data, b.len, &sc, e);
     if (rc) {
         hb_err_prefix(e, "store in %s", t->display ? t->display : "target");
         goto fail;

@@ -105,6 +105,17 @@ int hb_manifest_encode(const hb_manifest *m, hb_buf *out, hb_err *e);
  * HARVBK_E_FORMAT for a newer major format. */
 int hb_manifest_decode(const void *data, size_t len, hb_manifest *m, hb_err *e);
 
+/* ---- the store config object (harvbk-store.json, FORMAT.md section 3) ---- */
+typedef struct hb_store_config {
+    char id[37];
+    uint32_t chunk_size;
+    int codec;
+} hb_store_config;
+/* Strict: HARVBK_E_CORRUPT for malformed documents, invalid ids, chunk sizes
+ * or codecs; HARVBK_E_FORMAT for a newer major format or chunk ids and
+ * encryption this library does not know. */
+int hb_store_config_parse(const void *data, size_t len, hb_store_config *sc, hb_err *e);
+
 /* ---- the store ---- */
 typedef struct hb_store {
     hb_target *t;             /* owned */
@@ -240,6 +251,11 @@ bool hb_lease_ident_dead(const struct cJSON *obj);
 bool hb_lease_owner_valid(const char *s);
 /* Test only: while non-zero, heartbeats are not written (a stopped holder). */
 extern atomic_int hb_lease_test_stall;
+/* Is the lease object data[0..len) (at key "locks/<role>-<key_owner>.json",
+ * listed with modification time mtime) live at time now? 1 live, 0 not (or
+ * self's own). Unreadable objects are judged by their age. */
+int hb_lease_object_live(const char *role, const char *self, const char *key_owner,
+                         const void *data, size_t len, int64_t mtime, int64_t now);
 /* Count live leases of `role` held by owners other than `self` (may be NULL). */
 int hb_lease_count_live(hb_store *st, const char *role, const char *self, unsigned *out,
                         hb_err *e);
