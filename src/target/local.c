@@ -791,9 +791,11 @@ static int walk(list_ctx *lc, int dfd, const char *rel, hb_err *e)
         }
         size_t klen = strlen(key);
         if (rc == 0 && is_dir) {
-            /* descend only where keys can still start with prefix */
+            /* descend only where keys can still start with prefix, and only
+             * while a valid key fits below ("<dir>/x"; a bind mount of a
+             * parent inside the store would otherwise recurse forever) */
             size_t cmp = HB_MIN(klen, lc->plen);
-            if (strncmp(key, lc->prefix, cmp) == 0 &&
+            if (klen + 2 <= HB_KEY_MAX && strncmp(key, lc->prefix, cmp) == 0 &&
                 (klen >= lc->plen || lc->prefix[klen] == '/')) {
                 /* O_NOFOLLOW: a directory swapped for a link meanwhile is skipped */
                 int sfd = openat(dfd, v[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -1472,12 +1472,23 @@ int hb_nfs_walk_entry(const char *rel, const char *name, bool is_dir, bool is_re
         return HB_WALK_SKIP;
     if (!is_dir && !is_reg)
         return HB_WALK_SKIP;
+    /* one segment of a key, whatever the server says (a name with '/' would
+     * make the next READDIR path leave this directory) */
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/'))
+        return HB_WALK_SKIP;
     char *k = hb_asprintf(is_dir ? "%s%s/" : "%s%s", rel, name);
     if (!k)
         return HARVBK_E_NOMEM;
     size_t klen = strlen(k) - (is_dir ? 1 : 0);
     if (is_dir) {
-        /* descend only where keys can still start with prefix */
+        /* descend only where keys can still start with prefix, and only
+         * while a valid key fits below ("<dir>/x"): a server that shows a
+         * directory inside itself, forever, ends here instead of recursing
+         * until the stack runs out */
+        if (klen + 2 > HB_KEY_MAX) {
+            hb_free(k);
+            return HB_WALK_SKIP;
+        }
         size_t cmp = HB_MIN(klen, plen);
         if (strncmp(k, prefix, cmp) == 0 && (klen >= plen || prefix[klen] == '/')) {
             *key = k;

@@ -9,8 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HB_KEY_MAX 1024 /* S3's limit; the strictest of our backends */
-
 uint64_t hb_key_hash(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */

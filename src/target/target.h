@@ -175,7 +175,9 @@ bool hb_target_nfs_stats(hb_target *t, hb_nfs_stats *out);
 bool hb_target_local_stats(hb_target *t, uint64_t *barriers, uint64_t *syncfs_calls,
                            size_t *pending);
 
-/* Key sanity: non-empty, relative, no "", "." or ".." segments, no NUL/backslash. */
+/* Key sanity: non-empty, relative, no "", "." or ".." segments, no NUL/backslash,
+ * control characters, at most HB_KEY_MAX bytes. */
+#define HB_KEY_MAX 1024 /* S3's limit; the strictest of our backends */
 bool hb_key_valid(const char *key);
 
 /* Temporary names of the file-system backends (local.c, nfs.c) are
