@@ -39,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                rc == HARVBK_E_NOMEM);
     if (rc == 0 && !rw.has_out) {
         /* untouched: the document byte for byte */
-        FUZZ_CHECK(result.len == rw.in_len && (!result.len || !memcmp(result.data, rw.in, rw.in_len)));
+        FUZZ_CHECK(result.len == rw.in_len);
+        FUZZ_CHECK(!result.len || !memcmp(result.data, rw.in, rw.in_len));
     } else if (rc == 0) {
         /* rewritten: still a JSON object, naming the new VM when it is one */
         cJSON *root = NULL;

@@ -33,10 +33,10 @@ static void roundtrip(const hb_target_cfg *c)
     FUZZ_CHECK(strcmp(j1, j2) == 0);
     for (int key = HARVBK_TARGET_URL; key <= HARVBK_TARGET_READ_ONLY; key++) {
         char a[8192], b[8192];
-        int ra = harvbk_target_config_get((const harvbk_target_config *)c, (harvbk_target_key)key, a,
-                                          sizeof a, NULL);
-        int rb = harvbk_target_config_get((const harvbk_target_config *)&c2, (harvbk_target_key)key,
-                                          b, sizeof b, NULL);
+        const harvbk_target_config *pa = (const harvbk_target_config *)c;
+        const harvbk_target_config *pb = (const harvbk_target_config *)&c2;
+        int ra = harvbk_target_config_get(pa, (harvbk_target_key)key, a, sizeof a, NULL);
+        int rb = harvbk_target_config_get(pb, (harvbk_target_key)key, b, sizeof b, NULL);
         FUZZ_CHECK(ra == rb);
         if (ra >= 0)
             FUZZ_CHECK(strcmp(a, b) == 0);

@@ -27,7 +27,7 @@ esac
 args+=(${FUZZ_EXTRA_ARGS:-})
 "$fuzzer" "${args[@]}" "${dirs[@]}" >"$work/fuzz.log" 2>&1
 rc=$?
-grep -E '^(#[0-9]+ +(INITED|DONE)|stat::|Done )' "$work/fuzz.log" | tail -n 12
+grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|stat::|Done )' "$work/fuzz.log" | tail -n 12
 if [ $rc -ne 0 ]; then
     echo "---- $(basename "$fuzzer") failed (exit $rc); end of $work/fuzz.log:"
     tail -n 80 "$work/fuzz.log"
