@@ -293,6 +293,21 @@ seed s3_xml bad-entities <<EOF
 EOF
 printf ' \n<ListBucketResult><Contents><Key>a</Key' | seed s3_xml truncated
 
+# ---- HTTP answers as the S3 client captures them: [flags][head][body pieces]
+# (flags: bit 0 HEAD, bits 1-3 the largest body in KiB)
+http() { { printf "\\x$2"; cat; } | seed http_response "$1"; }
+printf 'HTTP/1.1 200 OK\r\nx-amz-request-id: 4442587FB7D0A2F9\r\nETag: "9b2cf535f27731c974343645a3985328"\r\nContent-Length: 11\r\nContent-Type: application/octet-stream\r\n\r\nhello world' |
+    http get-200 0e
+printf 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab\n~\ncd' | http continue-then-200 0e
+printf 'HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n' | http too-large 02
+printf 'HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n' | http length-overflow 02
+printf 'HTTP/1.1 200 OK\r\nContent-Length: 123456789\r\nETag: "abc"\r\n\r\n' | http head 01
+printf 'HTTP/1.1 404 Not Found\r\nContent-Type: application/xml\r\n\r\n<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>' |
+    http error-404 02
+printf 'HTTP/1.1 503 Slow Down\r\nRetry-After: 1\r\n\r\n<Error><Code>SlowDown</Code></Error>\n~\nmore' | http error-503 00
+printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1234\n~\n5678\n~\n9' | http chunked 02
+printf 'HTTP/2 200\r\netag:%0200d\r\ncontent-length:\t7\r\n\r\n' 0 | http odd-headers 0e
+
 # ---- NFS: the directory tree of a real store, as a listing walks it
 "$PY" - "$W/zstd" "$OUT/nfs_entries" <<'EOF'
 import os, sys
