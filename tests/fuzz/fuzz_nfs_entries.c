@@ -15,7 +15,7 @@
 #include "target/target.h"
 
 #define MAX_ENTRIES 4096
-#define MAX_READDIRS 20000
+#define MAX_VISITS 4000 /* entries looked at per run (a walk reaches depth 512 well within) */
 
 typedef struct entry {
     char type;
@@ -29,7 +29,7 @@ typedef struct server {
     size_t ngroups;
     const char *prefix;
     size_t plen;
-    unsigned long emitted, walked;
+    unsigned long emitted, visits;
 } server;
 
 static int by_name(const void *a, const void *b)
@@ -42,13 +42,13 @@ static void walk(server *s, const char *rel, size_t depth)
     /* every level adds at least "x/" to the key: deeper than this no valid
      * key can be, and the walk must have stopped */
     FUZZ_CHECK(depth <= HB_KEY_MAX / 2);
-    /* a tree that branches at every level is endless work for the client,
-     * but no harm: stop simulating it */
-    if (++s->walked > MAX_READDIRS)
-        return;
     size_t g = depth % s->ngroups;
     size_t a = s->group_start[g], b = s->group_start[g + 1];
     for (size_t i = a; i < b; i++) {
+        /* a tree that branches at every level is endless work for the
+         * client, but no harm: stop simulating it */
+        if (++s->visits > MAX_VISITS)
+            return;
         const entry *x = &s->v[i];
         if (!strcmp(x->name, ".") || !strcmp(x->name, ".."))
             continue; /* dropped by readdir_fn */
