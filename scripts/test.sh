@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # scripts/test.sh - README command 2 and what CI runs (.ci/run): the whole
-# test suite, three ways.
+# test suite, four ways.
 #
 #   1. build/       RelWithDebInfo build, `ctest --output-on-failure`
-#                   (unit, e2e, abi, header, install tests)
+#                   (unit, e2e, abi, header, install tests; the fuzz targets
+#                   of tests/fuzz once over their corpus and regression inputs)
 #   2. build-asan/  -DHARVBK_SANITIZE=ON (AddressSanitizer + UBSan), whole ctest suite
-#   3. valgrind     every test program of build/ under
+#   3. build-fuzz/  clang -DHARVBK_FUZZ=ON: every fuzz target under libFuzzer,
+#                   ASan and UBSan for HARVBK_FUZZ_SECONDS (default 15) each,
+#                   starting from its corpus (skipped, with a note, when clang
+#                   cannot build libFuzzer programs)
+#   4. valgrind     every test program of build/ under
 #                   valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect;
 #                   tests named *crash* or *bench* and script-driven tests
 #                   (abi/header/install checks, the Python binding's pytest
@@ -18,9 +23,10 @@
 # tests (label go) likewise run in pass 1 only.
 # Prints a summary; exits non-zero when anything failed.
 #
-# Options: --no-asan, --no-valgrind (quicker local runs).
+# Options: --no-asan, --no-fuzz, --no-valgrind (quicker local runs).
 # Environment: HARVBK_BUILD_DIR (default build), HARVBK_ASAN_BUILD_DIR (default
-#   build-asan), HARVBK_JOBS (parallel jobs, default nproc),
+#   build-asan), HARVBK_FUZZ_BUILD_DIR (default build-fuzz), HARVBK_FUZZ_SECONDS
+#   (seconds per fuzz target, default 15), HARVBK_JOBS (parallel jobs, default nproc),
 #   HARVBK_VALGRIND_TIMEOUT (seconds per test under valgrind, default 900),
 #   HARVBK_VALGRIND_CLI=1 (also run the CLI that e2e tests start under valgrind).
 set -uo pipefail
@@ -28,10 +34,12 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 do_asan=1
+do_fuzz=1
 do_valgrind=1
 for arg in "$@"; do
     case "$arg" in
         --no-asan) do_asan=0 ;;
+        --no-fuzz) do_fuzz=0 ;;
         --no-valgrind) do_valgrind=0 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "test.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
@@ -40,6 +48,7 @@ done
 
 B=${HARVBK_BUILD_DIR:-build}
 BA=${HARVBK_ASAN_BUILD_DIR:-build-asan}
+BF=${HARVBK_FUZZ_BUILD_DIR:-build-fuzz}
 SUMMARY=()
 FAILED=0
 T0=$(date +%s)
@@ -88,7 +97,37 @@ if [ $do_asan -eq 1 ]; then
     fi
 fi
 
-# ---- 3. valgrind over the test programs of the ordinary build
+# ---- 3. fuzzing: libFuzzer + ASan + UBSan, a fixed time per target
+# Can clang build a libFuzzer program here? (Debian: clang + libclang-rt-dev)
+fuzz_toolchain() {
+    command -v clang >/dev/null 2>&1 || return 1
+    local t
+    t=$(mktemp -d "${TMPDIR:-/tmp}/harvbk-fuzzcheck.XXXXXX") || return 1
+    printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
+        'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' \
+        >"$t/t.c"
+    clang -fsanitize=fuzzer,address,undefined "$t/t.c" -o "$t/t" >/dev/null 2>&1
+    local rc=$?
+    rm -rf "$t"
+    return $rc
+}
+if [ $do_fuzz -eq 1 ]; then
+    stage_start "fuzz build"
+    if ! fuzz_toolchain; then
+        stage_end skipped "clang cannot build libFuzzer programs (install clang, libclang-rt-dev)"
+    elif build_tree "$BF" - -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+            -DHARVBK_FUZZ=ON -DHARVBK_FUZZ_SECONDS="${HARVBK_FUZZ_SECONDS:-15}"; then
+        stage_end ok
+        stage_start "fuzz ctest"
+        ctest --test-dir "$BF" --output-on-failure -j"$JOBS" 2>&1 | tee "$BF/ctest.log"
+        if [ "${PIPESTATUS[0]}" -eq 0 ]; then stage_end ok "$(ctest_counts "$BF/ctest.log")"
+        else stage_end FAIL "$(ctest_counts "$BF/ctest.log"); inputs in $BF/fuzz-work/"; fi
+    else
+        stage_end FAIL "see $BF/build.log"
+    fi
+fi
+
+# ---- 4. valgrind over the test programs of the ordinary build
 run_valgrind() {
     local dir=$B/valgrind
     rm -rf "$dir"

@@ -181,8 +181,10 @@ HARVBK_API int harvbk_metadata_rewrite_set_output(harvbk_metadata_rewrite *rw, c
  * followed by other bytes) is left unchanged. A rewritten document is printed
  * compactly, every value it does not change keeping its exact text (numbers
  * are never rounded). A VirtualMachine document that cannot be printed back
- * exactly (an object key holding an escaped NUL character) fails the restore
- * with HARVBK_E_UNSUPPORTED. A document that needs rewriting and has bytes
+ * exactly (an object key holding an escaped NUL character) or that is
+ * ambiguous (an object holding the same key twice: JSON readers disagree about
+ * which one counts) fails the restore with HARVBK_E_UNSUPPORTED; any other
+ * such document is left unchanged. A document that needs rewriting and has bytes
  * other than JSON's four whitespace characters (space, tab, line feed,
  * carriage return) between its tokens (a form feed, a vertical tab, other
  * control bytes) fails it with HARVBK_E_INVALID: it is not JSON, and guessing

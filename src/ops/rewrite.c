@@ -8,6 +8,7 @@
 #include "../core/json.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void hb_rewrite_init(harvbk_metadata_rewrite *rw)
@@ -32,8 +33,9 @@ int hb_rewrite_run(harvbk_metadata_rewrite *rw, harvbk_metadata_rewrite_cb cb, v
         rc = HARVBK_E_ERROR; /* not one of ours */
     if (rc == HARVBK_E_UNSUPPORTED && dflt)
         return hb_seterr(e, rc, "the default metadata rewrite cannot change this VirtualMachine "
-                         "document without altering other values (an object key contains "
-                         "\\u0000); give a metadata rewrite hook of your own");
+                         "document without altering other values or guessing (an object key "
+                         "contains \\u0000, or an object has the same key twice); give a "
+                         "metadata rewrite hook of your own");
     if (rc == HARVBK_E_INVALID && dflt)
         return hb_seterr(e, rc, "the default metadata rewrite refuses this document: between "
                          "its JSON tokens it has bytes that are not JSON whitespace (space, "
@@ -400,6 +402,47 @@ static bool nul_in_keys(const char *p, const char *end)
     return false;
 }
 
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Does an object of the tree hold the same key twice? JSON readers disagree
+ * about which one counts (cJSON takes the first, Go and Python the last), so
+ * a rewrite of such a document could change a value its readers never see
+ * and leave the one they do. 1 yes, 0 no, -1 out of memory. */
+static int dup_keys(const cJSON *it)
+{
+    for (; it; it = it->next) {
+        if (!cJSON_IsObject(it) && !cJSON_IsArray(it))
+            continue;
+        if (cJSON_IsObject(it)) {
+            size_t n = 0;
+            for (const cJSON *c = it->child; c; c = c->next)
+                n++;
+            if (n > 1) {
+                const char **keys = hb_malloc(n * sizeof *keys);
+                if (!keys)
+                    return -1;
+                size_t k = 0;
+                for (const cJSON *c = it->child; c; c = c->next)
+                    keys[k++] = c->string ? c->string : "";
+                qsort(keys, n, sizeof *keys, cmp_key);
+                bool dup = false;
+                for (size_t i = 1; i < n && !dup; i++)
+                    dup = strcmp(keys[i - 1], keys[i]) == 0;
+                hb_free(keys);
+                if (dup)
+                    return 1;
+            }
+        }
+        int r = dup_keys(it->child); /* depth: cJSON's nesting limit */
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
 int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
 {
     (void)payload;
@@ -443,6 +486,17 @@ int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
             return hb_fail(HARVBK_E_UNSUPPORTED,
                            "%s: an object key of the VirtualMachine document contains \\u0000: "
                            "it cannot be rewritten without altering other values", __func__);
+        return 0;
+    }
+    int dup = dup_keys(root);
+    if (dup) {
+        cJSON_Delete(root);
+        if (dup < 0)
+            return hb_fail(HARVBK_E_NOMEM, "%s: out of memory", __func__);
+        if (is_vm)
+            return hb_fail(HARVBK_E_UNSUPPORTED,
+                           "%s: an object of the VirtualMachine document has the same key twice: "
+                           "readers disagree about which one counts", __func__);
         return 0;
     }
     lexer lx = { text_in, text_in + rw->in_len };

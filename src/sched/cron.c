@@ -379,6 +379,46 @@ static int tzif_block(hb_tz *z, const uint8_t *p, size_t avail, int tsz, size_t 
     return 0;
 }
 
+/* The TZif data (RFC 8536) of zone z->name into z. */
+static int tz_parse(hb_tz *z, const uint8_t *data, size_t len, hb_err *e)
+{
+    const char *name = z->name;
+    size_t used = 0;
+    int rc;
+    if ((rc = tzif_block(z, data, len, 4, &used, e)) != 0)
+        return rc;
+    char ver = (char)data[4];
+    if (ver >= '2') {
+        size_t used2 = 0;
+        if ((rc = tzif_block(z, data + used, len - used, 8, &used2, e)) != 0)
+            return rc;
+        size_t fpos = used + used2;
+        /* footer: "\n<POSIX TZ>\n" (may be empty) */
+        if (fpos >= len || data[fpos] != '\n')
+            return hb_seterr(e, HARVBK_E_INVALID, "time zone '%s': missing TZif footer", name);
+        const char *f = (const char *)data + fpos + 1;
+        const char *nl = memchr(f, '\n', len - fpos - 1);
+        if (!nl)
+            return hb_seterr(e, HARVBK_E_INVALID, "time zone '%s': unterminated TZif footer",
+                             name);
+        if (nl > f) {
+            char tzs[128];
+            size_t fl = (size_t)(nl - f);
+            if (fl >= sizeof tzs)
+                return hb_seterr(e, HARVBK_E_INVALID, "time zone '%s': TZif footer too long",
+                                 name);
+            memcpy(tzs, f, fl);
+            tzs[fl] = '\0';
+            if (!px_parse(tzs, z))
+                return hb_seterr(e, HARVBK_E_INVALID,
+                                 "time zone '%s': unsupported TZ rule '%s' in TZif footer",
+                                 name, tzs);
+            z->has_footer = true;
+        }
+    }
+    return 0;
+}
+
 static int tz_load(const char *name, hb_tz **out, hb_err *e)
 {
     size_t n = strlen(name);
@@ -406,54 +446,13 @@ static int tz_load(const char *name, hb_tz **out, hb_err *e)
                  ? hb_seterr(e, rc, NULL)
                  : hb_seterr(e, HARVBK_E_INVALID, "CRON_TZ: unknown time zone '%s' (%s)", name,
                              fe.msg);
-        goto fail;
-    }
-    size_t used = 0;
-    if ((rc = tzif_block(z, b.data, b.len, 4, &used, e)) != 0)
-        goto fail;
-    char ver = (char)b.data[4];
-    if (ver >= '2') {
-        size_t used2 = 0;
-        if ((rc = tzif_block(z, b.data + used, b.len - used, 8, &used2, e)) != 0)
-            goto fail;
-        size_t fpos = used + used2;
-        /* footer: "\n<POSIX TZ>\n" (may be empty) */
-        if (fpos >= b.len || b.data[fpos] != '\n') {
-            rc = hb_seterr(e, HARVBK_E_INVALID, "time zone '%s': missing TZif footer", name);
-            goto fail;
-        }
-        const char *f = (const char *)b.data + fpos + 1;
-        const char *nl = memchr(f, '\n', b.len - fpos - 1);
-        if (!nl) {
-            rc = hb_seterr(e, HARVBK_E_INVALID, "time zone '%s': unterminated TZif footer",
-                           name);
-            goto fail;
-        }
-        if (nl > f) {
-            char tzs[128];
-            size_t fl = (size_t)(nl - f);
-            if (fl >= sizeof tzs) {
-                rc = hb_seterr(e, HARVBK_E_INVALID, "time zone '%s': TZif footer too long",
-                               name);
-                goto fail;
-            }
-            memcpy(tzs, f, fl);
-            tzs[fl] = '\0';
-            if (!px_parse(tzs, z)) {
-                rc = hb_seterr(e, HARVBK_E_INVALID,
-                               "time zone '%s': unsupported TZ rule '%s' in TZif footer",
-                               name, tzs);
-                goto fail;
-            }
-            z->has_footer = true;
-        }
+        tz_free(z);
+    } else if ((rc = tz_parse(z, b.data, b.len, e)) != 0) {
+        tz_free(z);
+    } else {
+        *out = z;
     }
     hb_buf_free(&b);
-    *out = z;
-    return 0;
-fail:
-    hb_buf_free(&b);
-    tz_free(z);
     return rc;
 }
 
@@ -684,7 +683,10 @@ static int parse_fields(hb_cron *c, const char *s, hb_err *e)
     return 0;
 }
 
-int hb_cron_parse(const char *expr, hb_cron **out, hb_err *e)
+/* hb_cron_parse(); tzif non-NULL: the zone is that data (named "fuzz"),
+ * and the expression has no CRON_TZ= of its own. */
+static int cron_parse(const char *expr, const void *tzif, size_t tzif_len, hb_cron **out,
+                      hb_err *e)
 {
     if (!expr || !out)
         return hb_seterr(e, HARVBK_E_INVALID, "hb_cron_parse: NULL argument");
@@ -696,7 +698,15 @@ int hb_cron_parse(const char *expr, hb_cron **out, hb_err *e)
     const char *p = expr;
     while (is_space(*p))
         p++;
-    if (strncmp(p, "CRON_TZ=", 8) == 0) {
+    if (tzif) {
+        if (!(c->tz = hb_calloc(1, sizeof *c->tz))) {
+            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+            goto fail;
+        }
+        snprintf(c->tz->name, sizeof c->tz->name, "fuzz");
+        if ((rc = tz_parse(c->tz, tzif, tzif_len, e)) != 0)
+            goto fail;
+    } else if (strncmp(p, "CRON_TZ=", 8) == 0) {
         const char *zn = p + 8;
         const char *ze = zn;
         while (*ze && !is_space(*ze))
@@ -732,6 +742,19 @@ int hb_cron_parse(const char *expr, hb_cron **out, hb_err *e)
 fail:
     hb_cron_free(c);
     return rc;
+}
+
+int hb_cron_parse(const char *expr, hb_cron **out, hb_err *e)
+{
+    return cron_parse(expr, NULL, 0, out, e);
+}
+
+int hb_cron_parse_tzif(const char *expr, const void *tzif, size_t len, hb_cron **out,
+                       hb_err *e)
+{
+    if (!tzif)
+        return hb_seterr(e, HARVBK_E_INVALID, "hb_cron_parse_tzif: NULL argument");
+    return cron_parse(expr, tzif, len, out, e);
 }
 
 void hb_cron_free(hb_cron *c)

@@ -47,6 +47,11 @@ typedef struct hb_cron hb_cron;
  * any syntax or range error, an unknown or malformed zone, or an expression
  * that can never fire (e.g. "0 0 30 2 *"). HARVBK_E_NOMEM. */
 int hb_cron_parse(const char *expr, hb_cron **out, hb_err *e);
+/* The same in the zone described by the TZif data tzif[0..len) (what
+ * CRON_TZ= reads from the system's zoneinfo); `expr` has no CRON_TZ=.
+ * HARVBK_E_INVALID for malformed data. For tests. */
+int hb_cron_parse_tzif(const char *expr, const void *tzif, size_t len, hb_cron **out,
+                       hb_err *e);
 void hb_cron_free(hb_cron *c);
 
 /* First fire time strictly after `after_ms` (Unix ms, UTC) into *out_ms (a

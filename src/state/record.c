@@ -59,7 +59,7 @@ static int state_from_name(const char *s)
     return 0;
 }
 
-static char *record_encode(const hb_record *r)
+char *hb_record_encode(const hb_record *r)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *vols = NULL;
@@ -109,12 +109,12 @@ static int dup_field(const cJSON *root, const char *field, bool required, char *
     return rc;
 }
 
-static int record_decode(const hb_buf *b, hb_record *r, hb_err *e)
+int hb_record_decode(const void *data, size_t len, hb_record *r, hb_err *e)
 {
     cJSON *root = NULL;
     const char *state = NULL;
     memset(r, 0, sizeof *r);
-    int rc = hb_json_parse(b->data, b->len, RECORD_WHAT, &root, e);
+    int rc = hb_json_parse(data, len, RECORD_WHAT, &root, e);
     if (rc == 0 && !cJSON_IsObject(root))
         rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s is not a JSON object", RECORD_WHAT);
     if (rc == 0)
@@ -215,7 +215,7 @@ int hb_record_read_k(hb_state *s, int kind, const char *ns, const char *name, hb
     hb_buf b = HB_BUF_INIT;
     int rc = hb_read_file(path, &b, RECORD_MAX, e);
     if (rc == 0) {
-        rc = record_decode(&b, r, e);
+        rc = hb_record_decode(b.data, b.len, r, e);
         if (rc == 0 && (strcmp(r->ns, ns) != 0 || strcmp(r->name, name) != 0)) {
             hb_record_clear(r);
             rc = hb_seterr(e, HARVBK_E_CORRUPT, "%s names another %s", RECORD_WHAT,
@@ -235,7 +235,7 @@ int hb_record_write(hb_state *s, const hb_record *r, hb_err *e)
 {
     char *dir = hb_state_path(s, hb_entry_dir(r->kind), r->ns, NULL);
     char *path = record_path(s, r->kind, r->ns, r->name);
-    char *text = record_encode(r);
+    char *text = hb_record_encode(r);
     int rc = (!dir || !path || !text) ? hb_seterr(e, HARVBK_E_NOMEM, NULL) : 0;
     if (rc == 0)
         rc = hb_mkdir_p(dir, 0700, e);

@@ -34,6 +34,10 @@ typedef struct hb_record {
 
 void hb_record_clear(hb_record *r);
 int hb_record_set_error(hb_record *r, int code, const char *msg);
+/* A record's JSON text (new string, NULL on OOM) and back (strict:
+ * HARVBK_E_CORRUPT naming the field; r is cleared first). */
+char *hb_record_encode(const hb_record *r);
+int hb_record_decode(const void *data, size_t len, hb_record *r, hb_err *e);
 int hb_record_read(hb_state *s, const char *ns, const char *name, hb_record *r, hb_err *e);
 int hb_record_write(hb_state *s, const hb_record *r, hb_err *e);
 int hb_record_remove(hb_state *s, const char *ns, const char *name, hb_err *e);

@@ -345,10 +345,10 @@ static int decode_entry(const cJSON *o, hb_synced_entry *x, const char *path, hb
     return rc;
 }
 
-static int decode(const hb_buf *b, hb_synced *c, const char *path, hb_err *e)
+static int decode(const void *data, size_t len, hb_synced *c, const char *path, hb_err *e)
 {
     cJSON *root = NULL;
-    int rc = hb_json_parse(b->data, b->len, "catalog", &root, e);
+    int rc = hb_json_parse(data, len, "catalog", &root, e);
     if (rc)
         return rc == HARVBK_E_NOMEM ? rc : bad(e, path, "not a JSON document");
     uint64_t format = 0;
@@ -423,6 +423,15 @@ static int decode(const hb_buf *b, hb_synced *c, const char *path, hb_err *e)
     return rc;
 }
 
+int hb_synced_decode(const void *data, size_t len, const char *path, hb_synced *c, hb_err *e)
+{
+    hb_synced_init(c);
+    int rc = decode(data, len, c, path ? path : HB_SYNCED_FILE, e);
+    if (rc)
+        hb_synced_clear(c);
+    return rc;
+}
+
 int hb_synced_load(const char *dir, hb_synced *c, hb_err *e)
 {
     hb_synced_init(c);
@@ -435,7 +444,7 @@ int hb_synced_load(const char *dir, hb_synced *c, hb_err *e)
         hb_err_clear(e);
         rc = 0;
     } else if (rc == 0) {
-        rc = decode(&b, c, path, e);
+        rc = decode(b.data, b.len, c, path, e);
     } else if (rc == HARVBK_E_CORRUPT) {
         hb_err_prefix(e, "catalog %s", path);
     }

@@ -94,6 +94,9 @@ int hb_synced_entry_copy(hb_synced_entry *dst, const hb_synced_entry *src);
  * an empty catalog. Unreadable: HARVBK_E_CORRUPT / HARVBK_E_FORMAT / HARVBK_E_IO
  * with a message naming the file; c is then empty. */
 int hb_synced_load(const char *dir, hb_synced *c, hb_err *e);
+/* Decode the text of a catalog file (`path` names it in messages) into c
+ * (initialised here; empty on failure): the errors of hb_synced_load. */
+int hb_synced_decode(const void *data, size_t len, const char *path, hb_synced *c, hb_err *e);
 /* Write c atomically (creates catalog/). */
 int hb_synced_save(const char *dir, const hb_synced *c, hb_err *e);
 

@@ -350,14 +350,14 @@ static int collect_lease(const char *key, uint64_t size, int64_t mtime, void *ud
 }
 
 /* Decide whether one lease object is live: 1 live, 0 not (or ours). */
-static int lease_is_live(const char *role, const char *self, const char *key_owner,
-                         const hb_buf *b, int64_t mtime, int64_t now)
+int hb_lease_object_live(const char *role, const char *self, const char *key_owner,
+                         const void *data, size_t len, int64_t mtime, int64_t now)
 {
     cJSON *root = NULL;
     hb_err pe;
     const char *r = NULL, *o = NULL;
     int64_t hb = 0;
-    bool parsed = hb_json_parse(b->data, b->len, LEASE_WHAT, &root, &pe) == 0 &&
+    bool parsed = hb_json_parse(data, len, LEASE_WHAT, &root, &pe) == 0 &&
                   cJSON_IsObject(root) &&
                   hb_json_get_str(root, "role", true, &r, LEASE_WHAT, &pe) == 0 &&
                   hb_json_get_str(root, "owner", true, &o, LEASE_WHAT, &pe) == 0 &&
@@ -425,7 +425,7 @@ int hb_lease_count_live(hb_store *st, const char *role, const char *self, unsign
             memcpy(owner, key + plen, ol);
             owner[ol] = '\0';
         }
-        live += (unsigned)lease_is_live(role, self, owner, &b, lv.v[i].mtime, now);
+        live += (unsigned)hb_lease_object_live(role, self, owner, b.data, b.len, lv.v[i].mtime, now);
     }
     for (size_t i = 0; i < lv.n; i++)
         hb_free(lv.v[i].key);
@@ -458,7 +458,7 @@ int hb_lease_owner_live(hb_store *st, const char *role, const char *owner, bool 
             rc = 0;
         }
     } else if (rc == 0) {
-        *out = lease_is_live(role, NULL, owner, &b, 0, hb_now()) == 1;
+        *out = hb_lease_object_live(role, NULL, owner, b.data, b.len, 0, hb_now()) == 1;
     }
     hb_buf_free(&b);
     hb_free(key);

@@ -356,6 +356,11 @@ bool hb_lease_ident_dead(const struct cJSON *obj);
 bool hb_lease_owner_valid(const char *s);
 /* Test only: while non-zero, heartbeats are not written (a stopped holder). */
 extern atomic_int hb_lease_test_stall;
+/* Is the lease object data[0..len) (at key "locks/<role>-<key_owner>.json",
+ * listed with modification time mtime) live at time now? 1 live, 0 not (or
+ * self's own). Unreadable objects are judged by their age. */
+int hb_lease_object_live(const char *role, const char *self, const char *key_owner,
+                         const void *data, size_t len, int64_t mtime, int64_t now);
 /* Count live leases of `role` held by owners other than `self` (may be NULL). */
 int hb_lease_count_live(hb_store *st, const char *role, const char *self, unsigned *out,
                         hb_err *e);

@@ -124,13 +124,6 @@ static void pool_put(hb_http *h, CURL *c, bool broken)
 
 /* ---- response capture ---- */
 
-typedef struct cap {
-    hb_http_resp *rs;
-    size_t max_body;
-    bool head;
-    long status; /* of the current response head (a 1xx may come first) */
-} cap;
-
 static bool status_ok(long st)
 {
     return st >= 200 && st < 300;
@@ -148,10 +141,8 @@ static bool hdr_is(const char *line, size_t n, const char *name, size_t *voff)
     return true;
 }
 
-static size_t header_cb(char *p, size_t size, size_t nitems, void *ud)
+size_t hb_http_capture_header(hb_http_capture *c, const char *p, size_t n)
 {
-    cap *c = ud;
-    size_t n = size * nitems;
     /* strip CRLF */
     size_t len = n;
     while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
@@ -197,10 +188,8 @@ static size_t header_cb(char *p, size_t size, size_t nitems, void *ud)
     return n;
 }
 
-static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
+size_t hb_http_capture_body(hb_http_capture *c, const char *p, size_t n)
 {
-    cap *c = ud;
-    size_t n = size * nmemb;
     hb_buf *b = &c->rs->body;
     if (status_ok(c->status)) {
         if (n > c->max_body || b->len > c->max_body - n) {
@@ -226,6 +215,16 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
     b->len += n;
     b->data[b->len] = '\0';
     return n;
+}
+
+static size_t header_cb(char *p, size_t size, size_t nitems, void *ud)
+{
+    return hb_http_capture_header(ud, p, size * nitems);
+}
+
+static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
+{
+    return hb_http_capture_body(ud, p, size * nmemb);
 }
 
 bool hb_http_transient(int code)
@@ -295,7 +294,7 @@ int hb_http_do(hb_http *h, const hb_http_req *rq, hb_http_resp *rs)
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
     bool head = strcmp(rq->method, "HEAD") == 0;
-    cap cp = { rs, rq->max_body, head, 0 };
+    hb_http_capture cp = { rs, rq->max_body, head, 0 };
     CURLcode crc = CURLE_OK;
     SETOPT(CURLOPT_URL, rq->url);
     SETOPT(CURLOPT_NOSIGNAL, 1L);

@@ -63,6 +63,21 @@ typedef struct hb_http_resp {
  */
 int hb_http_do(hb_http *h, const hb_http_req *rq, hb_http_resp *rs);
 
+/* The response capture of hb_http_do(): what libcurl's header and body
+ * callbacks are given goes through these two, so a test can feed them what a
+ * server could send. A header call gets one header line (CRLF included, as
+ * libcurl gives it), a body call one piece of the body; each returns n, or 0
+ * to abort the transfer (a 2xx body or its Content-Length over max_body:
+ * rs->too_large; out of memory). Start with rs reset as hb_http_do() does. */
+typedef struct hb_http_capture {
+    hb_http_resp *rs;
+    size_t max_body;
+    bool head;   /* a HEAD request: Content-Length is the object's size */
+    long status; /* of the current response head (a 1xx may come first) */
+} hb_http_capture;
+size_t hb_http_capture_header(hb_http_capture *c, const char *line, size_t n);
+size_t hb_http_capture_body(hb_http_capture *c, const char *p, size_t n);
+
 /* Transport failures worth a retry (connection refused/reset/dropped,
  * timeouts, partial transfers); false for TLS verification and other
  * configuration errors. */

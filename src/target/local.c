@@ -791,9 +791,11 @@ static int walk(list_ctx *lc, int dfd, const char *rel, hb_err *e)
         }
         size_t klen = strlen(key);
         if (rc == 0 && is_dir) {
-            /* descend only where keys can still start with prefix */
+            /* descend only where keys can still start with prefix, and only
+             * while a valid key fits below ("<dir>/x"; a bind mount of a
+             * parent inside the store would otherwise recurse forever) */
             size_t cmp = HB_MIN(klen, lc->plen);
-            if (strncmp(key, lc->prefix, cmp) == 0 &&
+            if (klen + 2 <= HB_KEY_MAX && strncmp(key, lc->prefix, cmp) == 0 &&
                 (klen >= lc->plen || lc->prefix[klen] == '/')) {
                 /* O_NOFOLLOW: a directory swapped for a link meanwhile is skipped */
                 int sfd = openat(dfd, v[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -854,29 +856,6 @@ static int local_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud,
 
 /* ---- maintenance ---- */
 
-/* Temporary names are "<owner>-<counter>-<random hex>" (owners may contain
- * '-' themselves). Returns the length of the owner part, or 0 when `name` is
- * not one of our temporaries: those are never touched, even when old (a root
- * pointed at a shared directory must not lose other programs' files). */
-static size_t tmp_owner_len(const char *name)
-{
-    size_t n = strlen(name), i = n;
-    while (i > 0 && strchr("0123456789abcdef", name[i - 1]))
-        i--;
-    if (i == n || i == 0 || name[i - 1] != '-')
-        return 0;
-    size_t j = --i;
-    while (i > 0 && name[i - 1] >= '0' && name[i - 1] <= '9')
-        i--;
-    if (i == j || i < 2 || name[i - 1] != '-')
-        return 0;
-    size_t olen = i - 1;
-    for (size_t k = 0; k < olen; k++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", name[k]))
-            return 0;
-    return olen;
-}
-
 static int local_cleanup(hb_target *t, const char *owner, int64_t max_age_s, hb_err *e)
 {
     local_target *lt = (local_target *)t;
@@ -899,7 +878,7 @@ static int local_cleanup(hb_target *t, const char *owner, int64_t max_age_s, hb_
     for (size_t i = 0; i < n; i++) {
         struct stat st;
         bool remove = false;
-        size_t olen = tmp_owner_len(v[i].name);
+        size_t olen = hb_tmp_owner_len(v[i].name);
         if (olen && fstatat(tfd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
             S_ISREG(st.st_mode)) {
             if (owner && strlen(owner) == olen && !strncmp(v[i].name, owner, olen))

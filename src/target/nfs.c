@@ -1464,6 +1464,44 @@ typedef struct list_ctx {
     void *ud;
 } list_ctx;
 
+int hb_nfs_walk_entry(const char *rel, const char *name, bool is_dir, bool is_reg,
+                      const char *prefix, size_t plen, char **key)
+{
+    *key = NULL;
+    if (!rel[0] && !strcmp(name, TMP_DIR))
+        return HB_WALK_SKIP;
+    if (!is_dir && !is_reg)
+        return HB_WALK_SKIP;
+    /* one segment of a key, whatever the server says (a name with '/' would
+     * make the next READDIR path leave this directory) */
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/'))
+        return HB_WALK_SKIP;
+    char *k = hb_asprintf(is_dir ? "%s%s/" : "%s%s", rel, name);
+    if (!k)
+        return HARVBK_E_NOMEM;
+    size_t klen = strlen(k) - (is_dir ? 1 : 0);
+    if (is_dir) {
+        /* descend only where keys can still start with prefix, and only
+         * while a valid key fits below ("<dir>/x"): a server that shows a
+         * directory inside itself, forever, ends here instead of recursing
+         * until the stack runs out */
+        if (klen + 2 > HB_KEY_MAX) {
+            hb_free(k);
+            return HB_WALK_SKIP;
+        }
+        size_t cmp = HB_MIN(klen, plen);
+        if (strncmp(k, prefix, cmp) == 0 && (klen >= plen || prefix[klen] == '/')) {
+            *key = k;
+            return HB_WALK_DESCEND;
+        }
+    } else if (klen >= plen && !strncmp(k, prefix, plen) && hb_key_valid(k)) {
+        *key = k;
+        return HB_WALK_EMIT;
+    }
+    hb_free(k);
+    return HB_WALK_SKIP;
+}
+
 /* Walk <root>/<rel> where rel is "" or ends with '/'. */
 static int walk(list_ctx *lc, const char *rel, hb_err *e)
 {
@@ -1479,26 +1517,15 @@ static int walk(list_ctx *lc, const char *rel, hb_err *e)
     if (rc)
         return rc;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        if (!rel[0] && !strcmp(v[i].name, TMP_DIR))
-            continue;
-        char *key = hb_asprintf("%s%s", rel, v[i].name);
-        if (!key) {
-            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
-            break;
-        }
-        size_t klen = strlen(key);
-        if (v[i].is_dir) {
-            size_t cmp = HB_MIN(klen, lc->plen);
-            if (strncmp(key, lc->prefix, cmp) == 0 &&
-                (klen >= lc->plen || lc->prefix[klen] == '/')) {
-                char *sub = hb_asprintf("%s/", key);
-                rc = sub ? walk(lc, sub, e) : hb_seterr(e, HARVBK_E_NOMEM, NULL);
-                hb_free(sub);
-            }
-        } else if (v[i].is_reg && klen >= lc->plen && !strncmp(key, lc->prefix, lc->plen) &&
-                   hb_key_valid(key)) {
+        char *key = NULL;
+        int what = hb_nfs_walk_entry(rel, v[i].name, v[i].is_dir, v[i].is_reg, lc->prefix,
+                                     lc->plen, &key);
+        if (what < 0)
+            rc = hb_seterr(e, what, NULL);
+        else if (what == HB_WALK_DESCEND)
+            rc = walk(lc, key, e);
+        else if (what == HB_WALK_EMIT)
             rc = lc->cb(key, v[i].size, v[i].mtime, lc->ud);
-        }
         hb_free(key);
     }
     dents_free(v, n);
@@ -1544,27 +1571,6 @@ static int nt_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud, hb
 
 /* ---- maintenance ---- */
 
-/* Temporary names are "<owner>-<counter>-<random hex>" (see local.c, same
- * rule): the length of the owner part, or 0 for names that are not ours. */
-static size_t tmp_owner_len(const char *name)
-{
-    size_t n = strlen(name), i = n;
-    while (i > 0 && strchr("0123456789abcdef", name[i - 1]))
-        i--;
-    if (i == n || i == 0 || name[i - 1] != '-')
-        return 0;
-    size_t j = --i;
-    while (i > 0 && name[i - 1] >= '0' && name[i - 1] <= '9')
-        i--;
-    if (i == j || i < 2 || name[i - 1] != '-')
-        return 0;
-    size_t olen = i - 1;
-    for (size_t k = 0; k < olen; k++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", name[k]))
-            return 0;
-    return olen;
-}
-
 static int nt_cleanup(hb_target *t, const char *owner, int64_t max_age_s, hb_err *e)
 {
     nfs_target *nt = (nfs_target *)t;
@@ -1587,7 +1593,7 @@ static int nt_cleanup(hb_target *t, const char *owner, int64_t max_age_s, hb_err
     if (n && !doomed)
         rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        size_t olen = tmp_owner_len(v[i].name);
+        size_t olen = hb_tmp_owner_len(v[i].name);
         bool remove = false;
         if (olen && v[i].is_reg) {
             if (owner && strlen(owner) == olen && !strncmp(v[i].name, owner, olen))
@@ -1733,6 +1739,30 @@ static int check_path(const char *path, hb_err *e)
     }
 }
 
+char *hb_nfs_exports_text(const char *list, const char *path, bool *under)
+{
+    *under = false;
+    hb_buf b = HB_BUF_INIT;
+    size_t plen = strlen(path);
+    for (const char *d = list; d && *d;) {
+        const char *nl = strchr(d, '\n');
+        size_t dl = nl ? (size_t)(nl - d) : strlen(d), full = dl;
+        while (dl > 1 && d[dl - 1] == '/')
+            dl--;
+        if (dl <= plen && !strncmp(d, path, dl) && (path[dl] == '/' || path[dl] == '\0'))
+            *under = true;
+        if (b.len)
+            hb_buf_append_str(&b, ", ");
+        hb_buf_append(&b, d, full);
+        d = nl ? nl + 1 : d + full;
+    }
+    if (!b.len)
+        hb_buf_append_str(&b, "none");
+    char *s = b.len ? hb_strdup((char *)b.data) : NULL;
+    hb_buf_free(&b);
+    return s;
+}
+
 /* The export list the server shows this client (for the "no such export"
  * message), within the deadline; "" when unavailable. */
 static char *exports_text(nfs_target *nt, const char *path, uint64_t deadline, bool *under)
@@ -1744,7 +1774,6 @@ static char *exports_text(nfs_target *nt, const char *path, uint64_t deadline, b
     int pending = 1;
     nfs_req r;
     req_init(&r, &pending);
-    hb_buf b = HB_BUF_INIT;
     if (mount_getexports_async(rpc, nt->server, cb_exports, &r) == 0) {
         while (pending > 0 && left_ms(deadline) > 0) {
             int fd = rpc_get_fd(rpc);
@@ -1757,27 +1786,10 @@ static char *exports_text(nfs_target *nt, const char *path, uint64_t deadline, b
                 break;
         }
     }
-    if (pending == 0 && r.status == 0) {
-        size_t plen = strlen(path);
-        for (char *d = r.extext; d && *d;) {
-            char *nl = strchr(d, '\n');
-            size_t dl = nl ? (size_t)(nl - d) : strlen(d), full = dl;
-            while (dl > 1 && d[dl - 1] == '/')
-                dl--;
-            if (dl <= plen && !strncmp(d, path, dl) && (path[dl] == '/' || path[dl] == '\0'))
-                *under = true;
-            if (b.len)
-                hb_buf_append_str(&b, ", ");
-            hb_buf_append(&b, d, full);
-            d = nl ? nl + 1 : d + full;
-        }
-        if (!b.len)
-            hb_buf_append_str(&b, "none");
-    }
+    char *s = pending == 0 && r.status == 0 ? hb_nfs_exports_text(r.extext, path, under)
+                                             : hb_strdup("");
     rpc_destroy_context(rpc); /* cancels the request if still pending; r is alive */
     hb_free(r.extext);
-    char *s = b.len ? hb_strdup((char *)b.data) : hb_strdup("");
-    hb_buf_free(&b);
     return s;
 }
 
@@ -1833,19 +1845,66 @@ static int probe_mount(nfs_target *nt, const char *path, uint64_t deadline, hb_e
     return 0;
 }
 
-int hb_target_nfs_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
+int hb_nfs_url_parse(const char *url, char **server, char **path, hb_err *e)
 {
-    *out = NULL;
-    if (!cfg || !cfg->url || strncmp(cfg->url, "nfs://", 6) != 0)
+    *server = *path = NULL;
+    if (!url || strncmp(url, "nfs://", 6) != 0)
         return hb_seterr(e, HARVBK_E_INVALID, "NFS target needs an nfs://server/export/path URL");
-    long version = url_option(cfg->url, "version");
+    long version = url_option(url, "version");
     if (version != -1 && version != 3)
         return hb_seterr(e, HARVBK_E_UNSUPPORTED,
                          "nfs:// target URL: only NFS version 3 is supported (libnfs 4.0 "
                          "cannot write over NFSv4); drop the version= option");
+    struct nfs_context *nfs = nfs_init_context();
+    if (!nfs)
+        return hb_seterr(e, HARVBK_E_NOMEM, "cannot create an NFS context");
+    int rc = 0;
+    struct nfs_url *u = nfs_parse_url_dir(nfs, url);
+    if (!u) {
+        const char *m = nfs_get_error(nfs);
+        rc = hb_seterr(e, HARVBK_E_INVALID, "invalid nfs:// URL: %s", m && *m ? m : "cannot parse");
+    } else if (!u->server || !*u->server) {
+        rc = hb_seterr(e, HARVBK_E_INVALID,
+                       "nfs:// target URL needs a server (nfs://server/export/path)");
+    } else if (strchr(u->server, ':')) {
+        rc = hb_seterr(e, HARVBK_E_INVALID, "nfs:// target URL: give the port as "
+                       "?nfsport=N (and ?mountport=N), not as server:port");
+    } else {
+        rc = check_path(u->path, e);
+    }
+    if (rc == 0) {
+        *server = hb_strdup(u->server);
+        *path = hb_strdup(u->path);
+        if (!*server || !*path) {
+            hb_free(*server);
+            hb_free(*path);
+            *server = *path = NULL;
+            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+        } else {
+            size_t n = strlen(*path);
+            while (n > 1 && (*path)[n - 1] == '/')
+                (*path)[--n] = '\0';
+        }
+    }
+    if (u)
+        nfs_destroy_url(u);
+    nfs_destroy_context(nfs);
+    return rc;
+}
+
+int hb_target_nfs_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
+{
+    *out = NULL;
+    char *server = NULL, *path = NULL;
+    int rc = hb_nfs_url_parse(cfg ? cfg->url : NULL, &server, &path, e);
+    if (rc)
+        return rc;
     nfs_target *nt = hb_calloc(1, sizeof *nt);
-    if (!nt)
+    if (!nt) {
+        hb_free(server);
+        hb_free(path);
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    }
     pthread_mutex_init(&nt->mu, NULL);
     pthread_cond_init(&nt->cv, NULL);
     atomic_init(&nt->counter, 0);
@@ -1860,67 +1919,39 @@ int hb_target_nfs_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
     nt->dircache = hb_calloc(NFS_DIRCACHE, sizeof *nt->dircache); /* NULL: no cache */
     nt->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : HB_DEFAULT_TIMEOUT_MS;
     nt->url = hb_strdup(cfg->url);
-    int rc = nt->url ? 0 : hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    /* parse once here for the server and the path (and the options' syntax) */
-    struct nfs_url *u = NULL;
+    nt->server = server;
+    if (!nt->url)
+        rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
     if (rc == 0) {
-        struct nfs_context *nfs = new_context(nt, &u, e);
-        if (!nfs)
-            rc = e ? e->code : HARVBK_E_INVALID;
-        else
-            nfs_destroy_context(nfs);
-    }
-    if (rc == 0) {
-        if (!u->server || !*u->server)
-            rc = hb_seterr(e, HARVBK_E_INVALID,
-                           "nfs:// target URL needs a server (nfs://server/export/path)");
-        else if (strchr(u->server, ':'))
-            rc = hb_seterr(e, HARVBK_E_INVALID, "nfs:// target URL: give the port as "
-                           "?nfsport=N (and ?mountport=N), not as server:port");
-        else
-            rc = check_path(u->path, e);
-    }
-    if (rc == 0) {
-        nt->server = hb_strdup(u->server);
-        char *path = hb_strdup(u->path);
-        if (!nt->server || !path) {
-            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
-        } else {
-            size_t n = strlen(path);
-            while (n > 1 && path[n - 1] == '/')
-                path[--n] = '\0';
-            uint64_t deadline = hb_mono_ms() + nt->timeout_ms;
-            rc = probe_mount(nt, path, deadline, e);
-            if (rc == 0 && *nt->root) {
-                /* create the store directory below the export */
-                nfs_conn *c = &nt->conns[0];
-                struct nfs_stat_64 st;
-                hb_err e2;
-                int r = do_stat(nt, c, nt->root, deadline, &st, &e2);
-                if (r == HARVBK_E_NOTFOUND)
-                    r = mkdir_p(nt, c, nt->root, deadline, &e2);
-                else if (r == 0 && (st.nfs_mode & S_IFMT) != S_IFDIR)
-                    r = hb_seterr(&e2, HARVBK_E_INVALID, "NFS server %s: %s is not a directory",
-                                  nt->server, path);
-                if (r) {
-                    rc = r;
-                    if (e)
-                        *e = e2;
-                }
-            }
-            if (rc == 0) { /* best effort: a read-only store can still be read */
-                hb_err ignored;
-                nfs_conn *c = &nt->conns[0];
-                if (do_simple(nt, c, 'm', nt->tmpdir, NULL, hb_mono_ms() + nt->timeout_ms,
-                              &ignored) != 0 && c->broken)
-                    conn_destroy(c);
-                c->broken = false;
+        uint64_t deadline = hb_mono_ms() + nt->timeout_ms;
+        rc = probe_mount(nt, path, deadline, e);
+        if (rc == 0 && *nt->root) {
+            /* create the store directory below the export */
+            nfs_conn *c = &nt->conns[0];
+            struct nfs_stat_64 st;
+            hb_err e2;
+            int r = do_stat(nt, c, nt->root, deadline, &st, &e2);
+            if (r == HARVBK_E_NOTFOUND)
+                r = mkdir_p(nt, c, nt->root, deadline, &e2);
+            else if (r == 0 && (st.nfs_mode & S_IFMT) != S_IFDIR)
+                r = hb_seterr(&e2, HARVBK_E_INVALID, "NFS server %s: %s is not a directory",
+                              nt->server, path);
+            if (r) {
+                rc = r;
+                if (e)
+                    *e = e2;
             }
         }
-        hb_free(path);
+        if (rc == 0) { /* best effort: a read-only store can still be read */
+            hb_err ignored;
+            nfs_conn *c = &nt->conns[0];
+            if (do_simple(nt, c, 'm', nt->tmpdir, NULL, hb_mono_ms() + nt->timeout_ms,
+                          &ignored) != 0 && c->broken)
+                conn_destroy(c);
+            c->broken = false;
+        }
     }
-    if (u)
-        nfs_destroy_url(u);
+    hb_free(path);
     if (rc) {
         nfs_target_free(nt);
         return rc;

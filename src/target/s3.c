@@ -49,6 +49,7 @@
 
 #include "../core/base64.h"
 #include "http.h"
+#include "s3xml.h"
 #include "sigv4.h"
 
 #include <errno.h>
@@ -74,9 +75,6 @@
 #define S3_PART_SIZE (16ull << 20)
 #define S3_MIN_PART (5ull << 20)
 #define S3_MAX_PARTS 10000u
-#define S3_TOKEN_MAX 4096u
-#define S3_EMPTY_PAGES_MAX 100u
-#define S3_KEY_MAX 1024u
 #define S3_DEFAULT_REGION "us-east-1"
 
 typedef struct s3_target {
@@ -103,14 +101,6 @@ static const hb_target_ops s3_ops;
 static char *key_full(const s3_target *s, const char *key)
 {
     return hb_asprintf("%s%s", s->prefix, key);
-}
-
-/* Control characters and quotes out of text that came from the server. */
-static void sanitize(char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            *s = ' ';
 }
 
 static void sleep_ms(unsigned ms)
@@ -143,216 +133,6 @@ static void md5_base64(const void *data, size_t len, char out[32])
         snprintf(out, 32, "%s", b);
         hb_free(b);
     }
-}
-
-/* ---- XML (S3 answers): flat scanning, strict entity decoding ---- */
-
-/* Next element <name ...>content</name> (or <name/>) in [p, end): content
- * bounds in *cs and *cl, *after past its end. */
-static bool xml_next(const char *p, const char *end, const char *name, const char **cs,
-                     size_t *cl, const char **after)
-{
-    size_t nl = strlen(name);
-    while (p < end) {
-        const char *lt = memchr(p, '<', (size_t)(end - p));
-        if (!lt || (size_t)(end - lt) < nl + 2)
-            return false;
-        const char *q = lt + 1;
-        if ((size_t)(end - q) > nl && memcmp(q, name, nl) == 0 &&
-            (q[nl] == '>' || q[nl] == ' ' || q[nl] == '/' || q[nl] == '\t' || q[nl] == '\r' ||
-             q[nl] == '\n')) {
-            const char *gt = memchr(q + nl, '>', (size_t)(end - (q + nl)));
-            if (!gt)
-                return false;
-            if (gt[-1] == '/') { /* <name/> */
-                *cs = gt + 1;
-                *cl = 0;
-                *after = gt + 1;
-                return true;
-            }
-            const char *c = gt + 1;
-            /* closing tag */
-            char close[64];
-            if (nl + 4 > sizeof close)
-                return false;
-            close[0] = '<';
-            close[1] = '/';
-            memcpy(close + 2, name, nl);
-            close[nl + 2] = '>';
-            const char *ce = memmem(c, (size_t)(end - c), close, nl + 3);
-            if (!ce)
-                return false;
-            *cs = c;
-            *cl = (size_t)(ce - c);
-            *after = ce + nl + 3;
-            return true;
-        }
-        p = lt + 1;
-    }
-    return false;
-}
-
-static int utf8_put(hb_buf *b, uint32_t cp)
-{
-    uint8_t u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (uint8_t)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (uint8_t)(0xc0 | (cp >> 6));
-        u[1] = (uint8_t)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (uint8_t)(0xe0 | (cp >> 12));
-        u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (uint8_t)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        u[0] = (uint8_t)(0xf0 | (cp >> 18));
-        u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (uint8_t)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    return hb_buf_append(b, u, n);
-}
-
-/* Decode the text s[0..n) into out (replacing it, NUL-terminated). False on
- * a malformed or unknown entity, a NUL, or when the result exceeds max. */
-static bool xml_text(const char *s, size_t n, size_t max, hb_buf *out)
-{
-    hb_buf_reset(out);
-    if (hb_buf_append(out, "", 0) != 0 || hb_buf_reserve(out, HB_MIN(n, max) + 1) != 0)
-        return false;
-    for (size_t i = 0; i < n;) {
-        if (out->len > max)
-            return false;
-        char ch = s[i];
-        if (ch == '\0')
-            return false;
-        if (ch != '&') {
-            if (hb_buf_append(out, &ch, 1) != 0)
-                return false;
-            i++;
-            continue;
-        }
-        const char *semi = memchr(s + i, ';', HB_MIN(n - i, (size_t)12));
-        if (!semi)
-            return false;
-        size_t el = (size_t)(semi - (s + i)) - 1; /* between & and ; */
-        const char *ent = s + i + 1;
-        int rc = 0;
-        if (el == 3 && !memcmp(ent, "amp", 3))
-            rc = hb_buf_append(out, "&", 1);
-        else if (el == 2 && !memcmp(ent, "lt", 2))
-            rc = hb_buf_append(out, "<", 1);
-        else if (el == 2 && !memcmp(ent, "gt", 2))
-            rc = hb_buf_append(out, ">", 1);
-        else if (el == 4 && !memcmp(ent, "quot", 4))
-            rc = hb_buf_append(out, "\"", 1);
-        else if (el == 4 && !memcmp(ent, "apos", 4))
-            rc = hb_buf_append(out, "'", 1);
-        else if (el >= 2 && ent[0] == '#') {
-            bool hex = ent[1] == 'x' || ent[1] == 'X';
-            size_t k = hex ? 2 : 1;
-            if (k >= el)
-                return false;
-            uint32_t cp = 0;
-            for (; k < el; k++) {
-                char d = ent[k];
-                int v;
-                if (d >= '0' && d <= '9')
-                    v = d - '0';
-                else if (hex && d >= 'a' && d <= 'f')
-                    v = d - 'a' + 10;
-                else if (hex && d >= 'A' && d <= 'F')
-                    v = d - 'A' + 10;
-                else
-                    return false;
-                cp = cp * (hex ? 16u : 10u) + (uint32_t)v;
-                if (cp > 0x10ffff)
-                    return false;
-            }
-            if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff))
-                return false;
-            rc = utf8_put(out, cp);
-        } else {
-            return false;
-        }
-        if (rc)
-            return false;
-        i += el + 2;
-    }
-    if (out->len > max)
-        return false;
-    if (hb_buf_reserve(out, out->len + 1) != 0)
-        return false;
-    out->data[out->len] = '\0';
-    return true;
-}
-
-/* The decoded text of the first <name> in [p, end) into out; false if absent
- * or malformed. */
-static bool xml_get(const char *p, const char *end, const char *name, size_t max, hb_buf *out)
-{
-    const char *cs, *after;
-    size_t cl;
-    if (!xml_next(p, end, name, &cs, &cl, &after))
-        return false;
-    return xml_text(cs, cl, max, out);
-}
-
-static int xml_escape(hb_buf *b, const char *s)
-{
-    int rc = 0;
-    for (; *s && rc == 0; s++) {
-        switch (*s) {
-        case '&': rc = hb_buf_append_str(b, "&amp;"); break;
-        case '<': rc = hb_buf_append_str(b, "&lt;"); break;
-        case '>': rc = hb_buf_append_str(b, "&gt;"); break;
-        case '"': rc = hb_buf_append_str(b, "&quot;"); break;
-        case '\'': rc = hb_buf_append_str(b, "&apos;"); break;
-        default: rc = hb_buf_append(b, s, 1); break;
-        }
-    }
-    if (rc == 0)
-        rc = hb_buf_append_str(b, "");
-    return rc;
-}
-
-/* "2009-10-12T17:50:30.000Z" -> seconds; 0 when it does not parse. */
-static int64_t parse_time(const char *s)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    int y, mo, d, h, mi, sec;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) != 6)
-        return 0;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return 0;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    time_t t = timegm(&tm);
-    return t < 0 ? 0 : (int64_t)t;
-}
-
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    uint64_t x = 0;
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || x > (UINT64_MAX - 9) / 10)
-            return false;
-        x = x * 10 + (uint64_t)(*s - '0');
-    }
-    *out = x;
-    return true;
 }
 
 /* ---- requests ---- */
@@ -392,23 +172,10 @@ static bool retryable_status(long st)
     return st == 408 || st == 429 || st == 500 || st == 502 || st == 503 || st == 504;
 }
 
-/* "Code: Message" of an S3 error document into buf (sanitised, bounded). */
+/* "Code: Message" of an S3 error document (sanitised, bounded). */
 static void error_text(const hb_http_resp *rs, char *code, size_t csize, char *msg, size_t msize)
 {
-    code[0] = msg[0] = '\0';
-    if (!rs->body.data || rs->body.len == 0)
-        return;
-    const char *p = (const char *)rs->body.data, *end = p + rs->body.len;
-    hb_buf t = HB_BUF_INIT;
-    if (xml_get(p, end, "Code", 128, &t)) {
-        snprintf(code, csize, "%s", (char *)t.data);
-        sanitize(code);
-    }
-    if (xml_get(p, end, "Message", 1024, &t)) {
-        snprintf(msg, msize, "%s", (char *)t.data);
-        sanitize(msg);
-    }
-    hb_buf_free(&t);
+    hb_s3_error_text(rs->body.data, rs->body.len, code, csize, msg, msize);
 }
 
 static const char *op_name(const s3_call *c)
@@ -610,8 +377,7 @@ static int s3_put_multipart(s3_target *s, const char *key, const uint8_t *data, 
     int rc = s3_do(s, &c0, &rs, e);
     hb_buf id = HB_BUF_INIT, done = HB_BUF_INIT;
     if (rc == 0) {
-        const char *p = (const char *)rs.body.data;
-        if (!p || !xml_get(p, p + rs.body.len, "UploadId", 1024, &id) || id.len == 0)
+        if (!hb_s3_upload_id(rs.body.data, rs.body.len, &id))
             rc = hb_seterr(e, HARVBK_E_TARGET,
                            "S3 endpoint %s: no UploadId in the answer to CreateMultipartUpload",
                            s->endpoint);
@@ -643,7 +409,7 @@ static int s3_put_multipart(s3_target *s, const char *key, const uint8_t *data, 
             rc = x ? hb_buf_append_str(&done, x) : HARVBK_E_NOMEM;
             hb_free(x);
             if (rc == 0)
-                rc = xml_escape(&done, rs.etag);
+                rc = hb_s3_xml_escape(&done, rs.etag);
             if (rc == 0)
                 rc = hb_buf_append_str(&done, "</ETag></Part>");
             if (rc)
@@ -672,10 +438,7 @@ static int s3_put_multipart(s3_target *s, const char *key, const uint8_t *data, 
             hb_buf_free(&hr.body);
         }
         /* S3 may answer 200 and still report an error in the body */
-        const char *p = (const char *)rs.body.data;
-        const char *cs, *after;
-        size_t cl;
-        if (rc == 0 && p && xml_next(p, p + rs.body.len, "Error", &cs, &cl, &after)) {
+        if (rc == 0 && hb_s3_has_error(rs.body.data, rs.body.len)) {
             char code[128], msg[300];
             error_text(&rs, code, sizeof code, msg, sizeof msg);
             rc = hb_seterr(e, HARVBK_E_TARGET,
@@ -775,7 +538,7 @@ static int delete_batch(s3_target *s, const char *const *keys, size_t n, hb_err 
         char *full = key_full(s, keys[i]);
         rc = full ? hb_buf_append_str(&body, "<Object><Key>") : HARVBK_E_NOMEM;
         if (rc == 0)
-            rc = xml_escape(&body, full);
+            rc = hb_s3_xml_escape(&body, full);
         if (rc == 0)
             rc = hb_buf_append_str(&body, "</Key></Object>");
         hb_free(full);
@@ -795,27 +558,8 @@ static int delete_batch(s3_target *s, const char *const *keys, size_t n, hb_err 
     rc = s3_do(s, &c, &rs, e);
     if (rc == 0 && rs.body.data) {
         /* per-key errors (absent keys are not errors) */
-        const char *p = (const char *)rs.body.data, *end = p + rs.body.len;
-        const char *cs, *after;
-        size_t cl, nerr = 0;
-        char first[300] = "";
-        hb_buf t = HB_BUF_INIT;
-        while (xml_next(p, end, "Error", &cs, &cl, &after)) {
-            char code[128] = "";
-            if (xml_get(cs, cs + cl, "Code", 128, &t))
-                snprintf(code, sizeof code, "%s", (char *)t.data);
-            if (strcmp(code, "NoSuchKey") != 0) {
-                if (nerr++ == 0) {
-                    char k[160] = "";
-                    if (xml_get(cs, cs + cl, "Key", 4096, &t))
-                        snprintf(k, sizeof k, "%s", (char *)t.data);
-                    snprintf(first, sizeof first, "%s: %s", k, code[0] ? code : "error");
-                    sanitize(first);
-                }
-            }
-            p = after;
-        }
-        hb_buf_free(&t);
+        char first[300];
+        size_t nerr = hb_s3_delete_errors(rs.body.data, rs.body.len, first, sizeof first);
         if (nerr)
             rc = hb_seterr(e, HARVBK_E_TARGET,
                            "S3 endpoint %s: DeleteObjects could not delete %zu of %zu "
@@ -847,11 +591,9 @@ static int s3_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud, hb
     char *full = key_full(s, prefix ? prefix : "");
     if (!full)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    size_t plen = strlen(s->prefix);
-    hb_buf token = HB_BUF_INIT, key = HB_BUF_INIT, tmp = HB_BUF_INIT, last = HB_BUF_INIT;
+    hb_s3_list l = HB_S3_LIST_INIT(full, strlen(s->prefix), s->endpoint);
     hb_http_resp rs = { 0 };
     int rc = 0;
-    unsigned empty_pages = 0;
     bool first = true;
     for (;;) {
         atomic_fetch_add(&s->n_list, 1);
@@ -861,89 +603,18 @@ static int s3_list(hb_target *t, const char *prefix, hb_list_cb cb, void *ud, hb
         q[nq++] = (hb_kv){ "max-keys", "1000" };
         q[nq++] = (hb_kv){ "prefix", full };
         if (!first)
-            q[nq++] = (hb_kv){ "continuation-token", (char *)token.data };
+            q[nq++] = (hb_kv){ "continuation-token", (char *)l.token.data };
         s3_call c = { "GET", NULL, q, nq, NULL, 0, NULL, NULL, S3_LIST_PAGE_MAX, NULL };
         rc = s3_do(s, &c, &rs, e);
         if (rc)
             break;
         first = false;
-        const char *p = (const char *)rs.body.data;
-        const char *end = p ? p + rs.body.len : NULL;
-        if (!p || !memmem(p, rs.body.len, "<ListBucketResult", 17)) {
-            rc = hb_seterr(e, HARVBK_E_TARGET,
-                           "S3 endpoint %s: the answer to ListObjectsV2 is not a listing",
-                           s->endpoint);
+        rc = hb_s3_list_page(&l, rs.body.data, rs.body.len, cb, ud, e);
+        if (rc || !l.more)
             break;
-        }
-        const char *cs, *after;
-        size_t cl;
-        size_t nkeys = 0;
-        while (rc == 0 && xml_next(p, end, "Contents", &cs, &cl, &after)) {
-            p = after;
-            nkeys++;
-            if (!xml_get(cs, cs + cl, "Key", 4 * S3_KEY_MAX, &key)) {
-                rc = hb_seterr(e, HARVBK_E_TARGET,
-                               "S3 endpoint %s: malformed key in a listing", s->endpoint);
-                break;
-            }
-            const char *k = (const char *)key.data;
-            /* S3 lists in UTF-8 binary order: a key not after the previous
-             * one means a broken (or hostile) server that could loop */
-            if (last.len && strcmp(k, (const char *)last.data) <= 0) {
-                rc = hb_seterr(e, HARVBK_E_TARGET,
-                               "S3 endpoint %s: the listing is not in key order", s->endpoint);
-                break;
-            }
-            hb_buf_reset(&last);
-            if (hb_buf_append_str(&last, k) != 0) {
-                rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
-                break;
-            }
-            if (strncmp(k, full, strlen(full)) != 0 || strlen(k) <= plen ||
-                !hb_key_valid(k + plen))
-                continue; /* not ours */
-            uint64_t size = 0;
-            int64_t mtime = 0;
-            if (xml_get(cs, cs + cl, "Size", 32, &tmp) && !parse_u64((char *)tmp.data, &size))
-                size = 0;
-            if (xml_get(cs, cs + cl, "LastModified", 64, &tmp))
-                mtime = parse_time((char *)tmp.data);
-            int r = cb(k + plen, size, mtime, ud);
-            if (r) {
-                rc = r;
-                goto out;
-            }
-        }
-        if (rc)
-            break;
-        bool truncated = xml_get((const char *)rs.body.data,
-                                 (const char *)rs.body.data + rs.body.len, "IsTruncated", 16,
-                                 &tmp) &&
-                         strcmp((char *)tmp.data, "true") == 0;
-        if (!truncated)
-            break;
-        empty_pages = nkeys ? 0 : empty_pages + 1;
-        hb_buf prev = token;
-        token = (hb_buf)HB_BUF_INIT;
-        bool ok = xml_get((const char *)rs.body.data, (const char *)rs.body.data + rs.body.len,
-                          "NextContinuationToken", S3_TOKEN_MAX, &token) &&
-                  token.len > 0 &&
-                  !(prev.len == token.len && memcmp(prev.data, token.data, token.len) == 0);
-        hb_buf_free(&prev);
-        if (!ok || empty_pages > S3_EMPTY_PAGES_MAX) {
-            rc = hb_seterr(e, HARVBK_E_TARGET,
-                           "S3 endpoint %s: the listing does not advance (missing, repeated "
-                           "or endless continuation tokens)",
-                           s->endpoint);
-            break;
-        }
     }
-out:
     hb_buf_free(&rs.body);
-    hb_buf_free(&token);
-    hb_buf_free(&key);
-    hb_buf_free(&tmp);
-    hb_buf_free(&last);
+    hb_s3_list_free(&l);
     hb_free(full);
     return rc;
 }
@@ -1043,7 +714,7 @@ static uint64_t env_u64(const char *name, uint64_t dflt, uint64_t min, uint64_t 
 {
     const char *v = getenv(name);
     uint64_t x;
-    if (!v || !parse_u64(v, &x) || x < min || x > max)
+    if (!v || !hb_s3_parse_u64(v, &x) || x < min || x > max)
         return dflt;
     return x;
 }

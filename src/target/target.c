@@ -9,8 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HB_KEY_MAX 1024 /* S3's limit; the strictest of our backends */
-
 uint64_t hb_key_hash(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -52,6 +50,29 @@ bool hb_key_valid(const char *key)
             return true;
         seg = end + 1;
     }
+}
+
+/* Temporary names are "<owner>-<counter>-<random hex>" (owners may contain
+ * '-' themselves). Returns the length of the owner part, or 0 when `name` is
+ * not one of our temporaries: those are never touched, even when old (a root
+ * pointed at a shared directory must not lose other programs' files). */
+size_t hb_tmp_owner_len(const char *name)
+{
+    size_t n = strlen(name), i = n;
+    while (i > 0 && strchr("0123456789abcdef", name[i - 1]))
+        i--;
+    if (i == n || i == 0 || name[i - 1] != '-')
+        return 0;
+    size_t j = --i;
+    while (i > 0 && name[i - 1] >= '0' && name[i - 1] <= '9')
+        i--;
+    if (i == j || i < 2 || name[i - 1] != '-')
+        return 0;
+    size_t olen = i - 1;
+    for (size_t k = 0; k < olen; k++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", name[k]))
+            return 0;
+    return olen;
 }
 
 /* A list() prefix: "" or a key, optionally ending in '/' ("chunks/"). */

@@ -147,6 +147,24 @@ typedef struct hb_s3_stats {
 bool hb_target_s3_stats(hb_target *t, hb_s3_stats *out);
 /* NFS backend through libnfs (target/nfs.c, docs/NFS.md). */
 int hb_target_nfs_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e);
+/* The parts of the NFS backend that read what comes from outside without a
+ * server (tests/fuzz feeds them directly):
+ * the URL check of hb_target_nfs_open(): the server and the path (without
+ * trailing '/') of an nfs:// URL, or HARVBK_E_INVALID / HARVBK_E_UNSUPPORTED
+ * with open's message; */
+int hb_nfs_url_parse(const char *url, char **server, char **path, hb_err *e);
+/* what a listing does with the entry `name` (READDIRPLUS: is_dir, is_reg) of
+ * the directory <root>/<rel> (rel "" or ending with '/') when it lists the
+ * keys starting with prefix (plen = strlen(prefix)): HB_WALK_SKIP,
+ * HB_WALK_DESCEND into *key (the directory's key + '/'), HB_WALK_EMIT the
+ * key *key; HARVBK_E_NOMEM. The caller frees *key; */
+enum { HB_WALK_SKIP = 0, HB_WALK_DESCEND = 1, HB_WALK_EMIT = 2 };
+int hb_nfs_walk_entry(const char *rel, const char *name, bool is_dir, bool is_reg,
+                      const char *prefix, size_t plen, char **key);
+/* the export list of a MOUNT EXPORT answer (one directory per line) as
+ * "a, b" ("none" when empty; NULL on OOM) for a message, and whether path is
+ * at or below one of them (*under). */
+char *hb_nfs_exports_text(const char *list, const char *path, bool *under);
 /* NFS backend counters (tests, benchmarks); false when t is not an NFS target. */
 typedef struct hb_nfs_stats {
     uint64_t connects, reconnects, retries, rpc_waits_timed_out;
@@ -157,8 +175,17 @@ bool hb_target_nfs_stats(hb_target *t, hb_nfs_stats *out);
 bool hb_target_local_stats(hb_target *t, uint64_t *barriers, uint64_t *syncfs_calls,
                            size_t *pending);
 
-/* Key sanity: non-empty, relative, no "", "." or ".." segments, no NUL/backslash. */
+/* Key sanity: non-empty, relative, no "", "." or ".." segments, no NUL/backslash,
+ * control characters, at most HB_KEY_MAX bytes. */
+#define HB_KEY_MAX 1024 /* S3's limit; the strictest of our backends */
 bool hb_key_valid(const char *key);
+
+/* Temporary names of the file-system backends (local.c, nfs.c) are
+ * "<owner>-<counter>-<random hex>" (owners may contain '-' themselves): the
+ * length of the owner part, or 0 when `name` is not one of our temporaries
+ * (those are never touched, even when old: a root pointed at a shared
+ * directory must not lose other programs' files). */
+size_t hb_tmp_owner_len(const char *name);
 
 /* FNV-1a of the first n bytes of a key (never 0): the directory caches of
  * the file-system backends. */

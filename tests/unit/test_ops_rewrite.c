@@ -246,12 +246,46 @@ static void test_default_rewrite_refusal_message(void **state)
     hb_buf_free(&res);
 }
 
+/* An object with the same key twice (found by fuzz_metadata_rewrite): cJSON
+ * reads the first, Go and Python the last, so renaming the one could leave
+ * the source VM's name in the other. A VirtualMachine document is refused,
+ * any other one left as it is. */
+static void test_default_rewrite_duplicate_keys(void **state)
+{
+    (void)state;
+    static const char *const vm_docs[] = {
+        "{\"kind\":\"VirtualMachine\",\"metadata\":{\"name\":\"src1\"},"
+        "\"metadata\":{\"name\":\"src1\"}}",
+        "{\"kind\":\"VirtualMachine\",\"metadata\":\"x\",\"metadata\":{\"name\":\"src1\"}}",
+        "{\"kind\":\"VirtualMachine\",\"metadata\":{\"name\":\"src1\",\"name\":\"src1\"}}",
+        "{\"kind\":\"VirtualMachine\",\"spec\":{\"a\":[{\"b\":1,\"b\":2}]}}",
+    };
+    for (size_t i = 0; i < sizeof vm_docs / sizeof vm_docs[0]; i++) {
+        char *out = NULL;
+        assert_int_equal(run_default(vm_docs[i], strlen(vm_docs[i]), &out), HARVBK_E_UNSUPPORTED);
+        assert_null(out);
+    }
+    const char *other = "{\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"src1\"},"
+                        "\"metadata\":{\"name\":\"src1\"}}";
+    char *out = NULL;
+    assert_int_equal(run_default(other, strlen(other), &out), 0);
+    assert_null(out);
+    /* the same keys in different objects are no duplicates */
+    const char *ok = "{\"kind\":\"VirtualMachine\",\"metadata\":{\"name\":\"src1\"},"
+                     "\"spec\":{\"metadata\":{\"name\":\"x\"}}}";
+    assert_int_equal(run_default(ok, strlen(ok), &out), 0);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"metadata\":{\"name\":\"dst1\""));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_rewrite_whitespace_never_moves_values),
         cmocka_unit_test(test_default_rewrite_form_feed_before_colon),
         cmocka_unit_test(test_default_rewrite_refusal_message),
+        cmocka_unit_test(test_default_rewrite_duplicate_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
