@@ -154,7 +154,9 @@ int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out)
         hb_free_secret(c->cfg.secret_access_key);
         c->cfg.secret_access_key = NULL;
     }
-    hb_key_free(c->cfg.key); /* nor does a session key */
+    if (c->cfg.key) /* nor does a session key; the encryption it implied stays said */
+        c->cfg.encrypt = true;
+    hb_key_free(c->cfg.key);
     c->cfg.key = NULL;
     *out = c;
     return 0;

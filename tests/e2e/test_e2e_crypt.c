@@ -427,6 +427,15 @@ static void test_key_rotation(void **state)
     harvbk_ctx *c2 = NULL;
     assert_int_equal(harvbk_ctx_open(&c2, st2, NULL), 0);
     assert_int_equal(set_target(c2, w->target, NULL, false, NULL, NULL, pw), 0);
+    /* read back: encrypted (the session key implied it), the key left out */
+    harvbk_target_config *got = NULL;
+    assert_int_equal(harvbk_ctx_get_target(c2, &got), 0);
+    char val[8] = "";
+    assert_int_equal(harvbk_target_config_get(got, HARVBK_TARGET_ENCRYPT, val, sizeof val, NULL),
+                     0);
+    assert_string_equal(val, "1");
+    assert_int_equal(harvbk_target_config_has_key(got), 0);
+    harvbk_target_config_free(got);
     char *r2 = e2e_path(w->work, "r2"), *f2 = e2e_path(r2, "root.raw");
     OK(restore(c2, "b1", "copy2", r2, false, msg, sizeof msg));
     e2e_assert_same_file(f2, disk);
