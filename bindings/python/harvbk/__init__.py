@@ -13,6 +13,9 @@ library only::
 
 Errors are exceptions under :class:`HarvbkError`, one class per
 ``HARVBK_E_*`` code (:class:`NotFound`, :class:`QuotaExceeded`, ...).
+Encrypted stores take their key from a key file or passphrase file setting,
+or from a :class:`Key` given for the session (``ctx.set_target_key(key)``);
+keys are added and removed with ``ctx.store_key_add`` / ``store_key_remove``.
 Long work returns an :class:`Operation`: ``wait()``, ``cancel()``,
 ``progress``. Callbacks are Python callables; an exception raised in one
 stops the operation and comes out of its ``wait()``.
@@ -24,6 +27,7 @@ from .errors import ERRORS, HarvbkError, error_class, error_from_code, error_nam
 from .info import (BACKUP, ERROR, IN_PROGRESS, READY, SNAPSHOT, BackupInfo, BackupList,
                    GcResult, HistoryItem, MetadataRewrite, OpInfo, Progress, Quota, Schedule,
                    ScheduleRun, SyncResult, VolumeInfo)
+from .key import Key, StoreKey, StoreKeys
 from .operation import (BackupOperation, GcOperation, Operation, RestoreOperation,
                         SchedulePass, SnapshotOperation, VerifyOperation)
 from .target import TargetConfig
@@ -33,7 +37,7 @@ __version__ = "1.1.0"
 
 __all__ = [
     "version", "__version__",
-    "Context", "TargetConfig", "VM", "Image", "Volume", "PowerState", "DeletionPolicy",
+    "Context", "TargetConfig", "Key", "StoreKey", "StoreKeys", "VM", "Image", "Volume", "PowerState", "DeletionPolicy",
     "LogLevel", "Scheduler",
     "Operation", "BackupOperation", "SnapshotOperation", "RestoreOperation",
     "VerifyOperation", "GcOperation", "SchedulePass",

@@ -97,9 +97,13 @@ class OpOptions(Structure):
 
 
 class SnapshotStoreOptions(Structure):
-    VERSION = 1
+    # version 2 (since 1.1) appended flags, key_file, passphrase_file
+    # (encryption at rest); version 1 is still passed when none is used, so a
+    # 1.1 library built before encryption accepts it
+    VERSION = 2
     _fields_ = [("version", c_uint), ("dir", c_char_p), ("chunk_size", c_uint32),
-                ("codec", c_char_p)]
+                ("codec", c_char_p), ("flags", c_uint), ("key_file", c_char_p),
+                ("passphrase_file", c_char_p)]
 
 
 class SnapshotOptions(Structure):
@@ -370,6 +374,28 @@ _PROTOTYPES = {
     "harvbk_image_list_at": (P, [P, S]),
     "harvbk_image_list_free": (None, [P]),
     "harvbk_ctx_set_image_hook": (I, [P, IMAGE_HOOK, c_void_p]),
+    # key.h (encryption at rest)
+    "harvbk_key_from_file": (I, [PP, STR]),
+    "harvbk_key_from_passphrase_file": (I, [PP, STR]),
+    "harvbk_key_from_bytes": (I, [PP, c_void_p, S]),
+    "harvbk_key_from_passphrase": (I, [PP, STR]),
+    "harvbk_key_free": (None, [P]),
+    "harvbk_target_config_set_key": (I, [P, P]),
+    "harvbk_target_config_has_key": (I, [P]),
+    "harvbk_ctx_set_target_key": (I, [P, P]),
+    "harvbk_snapshot_store_set_key": (I, [P, P]),
+    "harvbk_store_key_add": (I, [P, I, P, c_char_p, S]),
+    "harvbk_store_key_remove": (I, [P, I, STR]),
+    "harvbk_store_keys_get": (I, [P, I, PP]),
+    "harvbk_store_keys_encrypted": (I, [P]),
+    "harvbk_store_keys_fingerprint": (STR, [P]),
+    "harvbk_store_keys_unlocked": (I, [P]),
+    "harvbk_store_keys_count": (S, [P]),
+    "harvbk_store_keys_id": (STR, [P, S]),
+    "harvbk_store_keys_kind": (STR, [P, S]),
+    "harvbk_store_keys_created": (I64, [P, S]),
+    "harvbk_store_keys_in_use": (I, [P, S]),
+    "harvbk_store_keys_free": (None, [P]),
 }
 
 
@@ -490,8 +516,9 @@ def copy_text(fn: Callable[..., int], *args: Any) -> str:
     return buf.value.decode("utf-8", "replace")
 
 
-def options(cls: Any, init: Callable[..., int]) -> Any:
-    """A zeroed options structure initialised by the library for cls.VERSION."""
+def options(cls: Any, init: Callable[..., int], version: Optional[int] = None) -> Any:
+    """A zeroed options structure initialised by the library for cls.VERSION
+    (or an earlier ``version`` whose members are a prefix of cls's)."""
     o = cls()
-    check(init(ctypes.byref(o), cls.VERSION))
+    check(init(ctypes.byref(o), cls.VERSION if version is None else version))
     return o

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Unio
 from . import _callbacks, _lib
 from ._lib import F, check, dec, enc
 from .info import (BackupInfo, BackupList, OpInfo, Quota, Schedule, SyncResult, backup_list)
+from .key import STORE_SNAPSHOTS, STORE_TARGET, Key, StoreKeys, key_ptr
 from .operation import (BackupOperation, GcOperation, RestoreOperation, SchedulePass,
                         SnapshotOperation, VerifyOperation)
 from .target import TargetConfig
@@ -207,7 +208,8 @@ class Context:
         check(F.ctx_set_log_hook(self._p(), cb, None, int(level)))
 
     # ---- target
-    def set_target(self, url: Union[str, TargetConfig], **settings: Any) -> None:
+    def set_target(self, url: Union[str, TargetConfig], *, key: Optional[Key] = None,
+                   **settings: Any) -> None:
         """Point the context at a backup target: a URL with the other
         settings as keyword arguments (see :class:`TargetConfig`), or a
         TargetConfig (the keyword arguments are then set on it)::
@@ -216,16 +218,26 @@ class Context:
                            region="us-east-1", access_key_id="...",
                            secret_access_key="...")
 
+        An encrypted store: ``encrypt=True`` with ``key_file=`` or
+        ``passphrase_file=`` (paths recorded, files read at every use), or
+        ``key=`` a :class:`harvbk.Key` for this session only (as
+        :meth:`set_target_key`; never written to the state directory).
+
         Creates the store when the location is empty. Raises
         :class:`harvbk.TargetUnreachable`, :class:`harvbk.InvalidArgument`,
-        :class:`harvbk.Busy` (operations run), ...
+        :class:`harvbk.Busy` (operations run), :class:`harvbk.WrongKey` (an
+        encrypted store the key does not open, or no key for one),
+        :class:`harvbk.PermissionDenied` (a key file group or others may
+        read), ...
         """
         if isinstance(url, TargetConfig):
             for k, v in settings.items():
                 url.set(k, v)
+            if key is not None:
+                url.set_key(key)
             check(F.ctx_set_target(self._p(), url._p()))
             return
-        with TargetConfig(url, **settings) as cfg:
+        with TargetConfig(url, key=key, **settings) as cfg:
             check(F.ctx_set_target(self._p(), cfg._p()))
 
     @property
@@ -238,6 +250,16 @@ class Context:
     def set_target_secret(self, secret: Optional[str]) -> None:
         """Give the target's secret access key for this session only."""
         check(F.ctx_set_target_secret(self._p(), enc(secret)))
+
+    def set_target_key(self, key: Optional[Key]) -> None:
+        """Give the target's encryption key for this session only (copied:
+        the Key may be closed afterwards; None removes it), like
+        :meth:`set_target_secret`: every process whose configuration names no
+        key file gives it once. It takes precedence over the key file and
+        passphrase file settings and is never written to the state
+        directory. An open store is reopened with it on next use. Raises
+        :class:`harvbk.NoTarget`, :class:`harvbk.Busy` (operations run)."""
+        check(F.ctx_set_target_key(self._p(), key_ptr(key)))
 
     def check_target(self) -> None:
         """Raise unless the target is reachable and holds a readable store."""
@@ -427,13 +449,87 @@ class Context:
 
     # ---- snapshots
     def set_snapshot_store(self, dir: Optional[str] = None, *, chunk_size: int = 0,
-                           codec: Optional[str] = None) -> None:
-        """Configure the snapshot store (no arguments: the defaults)."""
-        o = _lib.options(_lib.SnapshotStoreOptions, F.snapshot_store_options_init)
+                           codec: Optional[str] = None, encrypt: bool = False,
+                           key_file: Optional[str] = None,
+                           passphrase_file: Optional[str] = None,
+                           key: Optional[Key] = None) -> None:
+        """Configure the snapshot store (no arguments: the defaults).
+
+        Encryption at rest: ``encrypt=True`` (implied by any key) makes a new
+        store encrypted and refuses a plaintext one. Its key comes from
+        ``key_file`` or ``passphrase_file`` (absolute paths, mode 0600: only
+        the path is recorded, the file is read at every use) or from ``key``
+        (a :class:`harvbk.Key`, for this session only:
+        :meth:`set_snapshot_store_key`, which every process then calls).
+        Raises :class:`harvbk.PermissionDenied` (a key file group or others
+        may read), :class:`harvbk.WrongKey` (an encrypted store there that
+        the key file does not open), :class:`harvbk.WrongState` (encryption
+        asked for a plaintext store), :class:`harvbk.InvalidArgument`, ...
+        """
+        crypt = encrypt or key_file is not None or passphrase_file is not None
+        o = _lib.options(_lib.SnapshotStoreOptions, F.snapshot_store_options_init,
+                         None if crypt or key is not None else 1)
         o.dir = enc(dir)
         o.chunk_size = chunk_size
         o.codec = enc(codec)
+        if crypt or key is not None:
+            o.flags = 0x1 if (encrypt or key is not None) else 0  # HARVBK_SNAPSHOT_STORE_ENCRYPT
+            o.key_file = enc(key_file)
+            o.passphrase_file = enc(passphrase_file)
+        if key is not None:
+            key_ptr(key)   # a closed or wrong-typed key fails before anything is set
         check(F.snapshot_store_set(self._p(), byref(o)))
+        if key is not None:
+            self.set_snapshot_store_key(key)
+
+    def set_snapshot_store_key(self, key: Optional[Key]) -> None:
+        """Give the encrypted snapshot store's key for this session only
+        (copied; None removes it). Raises :class:`harvbk.Busy` while
+        snapshot operations run."""
+        check(F.snapshot_store_set_key(self._p(), key_ptr(key)))
+
+    # ---- keys of encrypted stores
+    @staticmethod
+    def _store(snapshot_store: bool) -> int:
+        return STORE_SNAPSHOTS if snapshot_store else STORE_TARGET
+
+    def store_key_add(self, key: Key, *, snapshot_store: bool = False) -> str:
+        """Add ``key`` to the keys of the target's encrypted store (or of the
+        snapshot store): the store key is wrapped under it in a new key slot
+        (no chunk is touched). The store must open with the context's
+        current key. Returns the new key's id (16 hex digits). Raises
+        :class:`harvbk.AlreadyExists` (the key opens the store already),
+        :class:`harvbk.WrongKey`, :class:`harvbk.WrongState` (a plaintext
+        store), :class:`harvbk.InvalidArgument` (32 keys already),
+        :class:`harvbk.Busy` (a concurrent rewrite: try again), ..."""
+        if key is None:
+            raise TypeError("store_key_add needs a harvbk.Key")
+        buf = ctypes.create_string_buffer(17)
+        check(F.store_key_add(self._p(), self._store(snapshot_store), key_ptr(key),
+                              buf, len(buf)))
+        return buf.value.decode("ascii")
+
+    def store_key_remove(self, id: str, *, snapshot_store: bool = False) -> None:
+        """Remove the key slot ``id`` (as listed by :meth:`store_keys`).
+        The key the context opened the store with, and the last key, cannot
+        be removed (:class:`harvbk.WrongState`): to rotate, add the new key,
+        switch the configuration to it, then remove the old one. Raises
+        :class:`harvbk.NotFound` too."""
+        check(F.store_key_remove(self._p(), self._store(snapshot_store), enc(id)))
+
+    def store_keys(self, *, snapshot_store: bool = False) -> StoreKeys:
+        """The encryption of the target's store (or of the snapshot store)
+        and its key slots, read from its config without needing a key; with
+        the context's key it also tells which slot that key opens (a wrong
+        key is no error: ``unlocked`` is then False). Raises
+        :class:`harvbk.NoTarget`, :class:`harvbk.NotFound` (no snapshot
+        store yet), ..."""
+        out = c_void_p()
+        check(F.store_keys_get(self._p(), self._store(snapshot_store), byref(out)))
+        try:
+            return StoreKeys._copy_of(out)
+        finally:
+            F.store_keys_free(out)
 
     @property
     def snapshot_store_dir(self) -> str:

@@ -5,7 +5,8 @@ import ctypes
 from ctypes import byref, c_size_t, c_void_p
 from typing import Any, Dict, Optional, Union
 
-from ._lib import F, check, enc
+from ._lib import MISSING, F, check, enc
+from .key import Key, key_ptr
 
 #: keyword argument -> harvbk_target_key (include/harvbk/target.h)
 KEYS: Dict[str, int] = {
@@ -54,9 +55,15 @@ class TargetConfig:
     ``passphrase_file`` (absolute paths: an encrypted store). Values are checked when set
     (:class:`harvbk.InvalidArgument`); the secret is wiped from memory when
     the configuration is freed and never read back.
+
+    ``key`` (a :class:`harvbk.Key`) gives the encrypted store's key for this
+    session only (:meth:`set_key`): it takes precedence over ``key_file``
+    and ``passphrase_file``, is never written to the state directory and never
+    read back (:attr:`has_key`).
     """
 
-    def __init__(self, url: Optional[str] = None, **settings: Value) -> None:
+    def __init__(self, url: Optional[str] = None, *, key: Optional[Key] = None,
+                 **settings: Value) -> None:
         ptr = c_void_p()
         check(F.target_config_new(byref(ptr)))
         self._ptr: Optional[c_void_p] = ptr
@@ -64,6 +71,8 @@ class TargetConfig:
             self.set("url", url)
         for k, v in settings.items():
             self.set(k, v)
+        if key is not None:
+            self.set_key(key)
 
     @classmethod
     def _adopt(cls, ptr: c_void_p) -> "TargetConfig":
@@ -134,6 +143,22 @@ class TargetConfig:
         """True when a secret access key is set."""
         return bool(F.target_config_has_secret(self._p()))
 
+    def set_key(self, key: Optional[Key]) -> "TargetConfig":
+        """Give the configuration a key for this session (copied: the Key may
+        be closed afterwards; None removes it). It implies ``encrypt`` and
+        takes precedence over the key file and passphrase file settings;
+        :meth:`harvbk.Context.set_target` uses it to create or open the store
+        and the context keeps it in memory only."""
+        check(F.target_config_set_key(self._p(), key_ptr(key)))
+        return self
+
+    @property
+    def has_key(self) -> bool:
+        """True when a session key is set (:meth:`set_key`). A configuration
+        read back from a context (:attr:`harvbk.Context.target`) never has
+        one."""
+        return bool(F.target_config_has_key(self._p()))
+
     def as_dict(self) -> Dict[str, str]:
         """Every setting that is set, by name (never the secret)."""
         out = {}
@@ -148,4 +173,9 @@ class TargetConfig:
     def __repr__(self) -> str:
         if self._ptr is None:
             return "<harvbk.TargetConfig closed>"
-        return f"<harvbk.TargetConfig {self.as_dict()!r} secret={'set' if self.has_secret else 'unset'}>"
+        return (f"<harvbk.TargetConfig {self.as_dict()!r} "
+                f"secret={'set' if self.has_secret else 'unset'} "
+                f"key={'set' if self._has_key_safe() else 'unset'}>")
+
+    def _has_key_safe(self) -> bool:
+        return "harvbk_target_config_has_key" not in MISSING and self.has_key

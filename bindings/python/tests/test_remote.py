@@ -119,3 +119,56 @@ def test_nfs_round_trip(tmp_path, make_disk, nfs_target):
     round_trip(tmp_path, make_disk, {"url": nfs_target["url"]}, inspect)
     assert not os.path.exists(os.path.join(store, "backups", "default", "web-1",
                                            "manifest.json"))
+
+
+def _s3_bodies(s3_env, prefix):
+    """Every object under prefix/: key -> bytes."""
+    import boto3
+    import botocore.config
+    client = boto3.client("s3", endpoint_url=s3_env["HARVBK_TEST_S3_ENDPOINT"],
+                          region_name=s3_env["HARVBK_TEST_S3_REGION"],
+                          aws_access_key_id=s3_env["HARVBK_TEST_S3_ACCESS_KEY_ID"],
+                          aws_secret_access_key=s3_env["secret"],
+                          config=botocore.config.Config(s3={"addressing_style": "path"}))
+    return {k: client.get_object(Bucket=s3_env["HARVBK_TEST_S3_BUCKET"],
+                                 Key=f"{prefix}/{k}")["Body"].read()
+            for k in _s3_keys(s3_env, prefix)}
+
+
+@pytest.mark.s3
+def test_s3_encrypted_round_trip(tmp_path, make_disk, s3_env, s3_target):
+    """An encrypted store on S3 under a session key (harvbk.Key): round trip
+    in two contexts, no plaintext in the bucket, a wrong key is WrongKey and
+    changes no object."""
+    prefix = s3_target.pop("prefix")
+    secret = b"py-s3-metadata-secret"
+    key_bytes = os.urandom(32)
+    root = make_disk("root.raw", 5 * MiB + 99, seed=31)
+    vm = harvbk.VM("default", "web", disks={"root": root},
+                   metadata=b'{"spec":{"password":"' + secret + b'"}}')
+    with harvbk.Key.from_bytes(key_bytes) as key, harvbk.Context(tmp_path / "a") as ctx:
+        ctx.set_target(key=key, chunk_size=MiB, **s3_target)
+        assert ctx.target["encrypt"] == "1"
+        assert ctx.backup(vm, "web-1").wait()
+        keys = ctx.store_keys()
+        assert keys.encrypted and keys.unlocked and len(keys.fingerprint) == 32
+    objects = _s3_bodies(s3_env, prefix)
+    assert "harvbk-store.json" in objects and b"aes-256-gcm" in objects["harvbk-store.json"]
+    assert sum(k.startswith("chunks/") for k in objects) >= 5
+    everything = b"".join(objects.values())
+    assert secret not in everything and key_bytes not in everything
+    assert root.read_bytes()[:64] not in everything
+    assert root.read_bytes()[-4096:-4032] not in everything
+
+    with harvbk.Context(tmp_path / "b") as other:
+        with harvbk.Key.from_bytes(os.urandom(32)) as wrong:
+            with pytest.raises(harvbk.WrongKey):
+                other.set_target(key=wrong, **s3_target)
+        assert _s3_bodies(s3_env, prefix) == objects          # nothing written
+        with harvbk.Key.from_bytes(key_bytes) as key:
+            other.set_target(key=key, **s3_target)
+        into = tmp_path / "rb"
+        into.mkdir()
+        assert other.restore("default", "web-1", new_vm="web-copy", into=into).wait()
+        assert (into / "root.raw").read_bytes() == root.read_bytes()
+        assert other.delete_backup("default", "web-1")
