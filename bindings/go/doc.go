@@ -12,9 +12,15 @@
 //	info, err := c.BackupInfo("default", "web-1") // info.State == "Ready"
 //	err = c.Restore(ctx, "default", "web-1", harvbk.RestoreOptions{NewVM: "default/web-copy", Into: "/restore"})
 //
+// Encrypted stores (harvbk/key.h) take their key from a key file or
+// passphrase file setting (WithKeyFile, WithPassphraseFile) or from a *Key
+// given for the session only (KeyFromFile, KeyFromPassphrase...; WithKey,
+// Context.SetTargetKey); StoreKeyAdd, StoreKeyRemove and StoreKeys manage
+// the store's key slots. A missing or wrong key is ErrKey.
+//
 // Errors of the library are *Error values (Code, Message) that errors.Is
 // matches against the Err* sentinels (ErrNotFound...). Long operations take
 // a context.Context and cancel the library operation when it is done.
-// Context, VM, Operation and Scheduler hold library handles: Close them.
+// Context, VM, Key, Operation and Scheduler hold library handles: Close them.
 // Every type is safe for use by several goroutines.
 package harvbk

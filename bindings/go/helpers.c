@@ -229,7 +229,8 @@ int hbgo_gc(harvbk_op **out, harvbk_ctx *ctx, int snapshot, uintptr_t h, int pro
 }
 
 int hbgo_snapshot_store_set(harvbk_ctx *ctx, int defaults, const char *dir, uint32_t chunk_size,
-                            const char *codec, char **msg)
+                            const char *codec, unsigned int flags, const char *key_file,
+                            const char *passphrase_file, char **msg)
 {
     harvbk_snapshot_store_options o;
     int rc = harvbk_snapshot_store_options_init(&o, HARVBK_SNAPSHOT_STORE_OPTIONS_VERSION);
@@ -237,6 +238,9 @@ int hbgo_snapshot_store_set(harvbk_ctx *ctx, int defaults, const char *dir, uint
         o.dir = dir;
         o.chunk_size = chunk_size;
         o.codec = codec;
+        o.flags = flags;
+        o.key_file = key_file;
+        o.passphrase_file = passphrase_file;
         rc = harvbk_snapshot_store_set(ctx, defaults ? NULL : &o);
     }
     return hbgo_last_error(rc, msg);

@@ -56,7 +56,8 @@ int hbgo_gc(harvbk_op **out, harvbk_ctx *ctx, int snapshot, uintptr_t h, int pro
             char **msg);
 
 int hbgo_snapshot_store_set(harvbk_ctx *ctx, int defaults, const char *dir, uint32_t chunk_size,
-                            const char *codec, char **msg);
+                            const char *codec, unsigned int flags, const char *key_file,
+                            const char *passphrase_file, char **msg);
 
 int hbgo_schedule_set(harvbk_ctx *ctx, int update, const char *namespace_, const char *name,
                       unsigned int flags, int type, const char *vm_ns, const char *vm_name,

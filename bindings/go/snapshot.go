@@ -28,9 +28,22 @@ type SnapshotStoreOptions struct {
 	Dir       string // absolute; "": <state dir>/snapshot-store
 	ChunkSize uint32 // when the store is created; 0: 4 MiB
 	Codec     string // "": zstd
+	// Encryption at rest (harvbk/key.h): an encrypted store (implied by any
+	// key; a plaintext store is never encrypted in place: ErrState), its key
+	// file or passphrase file (absolute paths, mode 0600: recorded, read at
+	// every use), or Key, for this session only (SetSnapshotStoreKey, which
+	// every process then calls).
+	Encrypt        bool
+	KeyFile        string
+	PassphraseFile string
+	Key            *Key
 }
 
 // SetSnapshotStore configures the snapshot store (nil: the defaults).
+// Errors: ErrInvalid, ErrBusy (snapshot operations run), ErrState (another
+// directory while the current store holds snapshots; encryption asked for a
+// plaintext store), ErrPermission (a key file group or others may access),
+// ErrKey (an encrypted store there that the key file does not open), ErrIO.
 func (c *Context) SetSnapshotStore(opts *SnapshotStoreOptions) error {
 	var cs cstrings
 	defer cs.free()
@@ -46,11 +59,35 @@ func (c *Context) SetSnapshotStore(opts *SnapshotStoreOptions) error {
 	if err != nil {
 		return err
 	}
-	return c.do(func(p *C.harvbk_ctx) error {
+	kf, err := cs.addOpt(o.KeyFile)
+	if err != nil {
+		return err
+	}
+	pf, err := cs.addOpt(o.PassphraseFile)
+	if err != nil {
+		return err
+	}
+	var flags C.uint
+	if o.Encrypt || o.Key != nil {
+		flags |= C.HARVBK_SNAPSHOT_STORE_ENCRYPT
+	}
+	if o.Key != nil { // a closed key fails before anything is set
+		if err := withKey(o.Key, func(*C.harvbk_key) error { return nil }); err != nil {
+			return err
+		}
+	}
+	if err := c.do(func(p *C.harvbk_ctx) error {
 		var msg *C.char
-		rc := C.hbgo_snapshot_store_set(p, boolInt(opts == nil), dir, C.uint32_t(o.ChunkSize), codec, &msg)
+		rc := C.hbgo_snapshot_store_set(p, boolInt(opts == nil), dir, C.uint32_t(o.ChunkSize), codec,
+			flags, kf, pf, &msg)
 		return errFromMsg(rc, msg)
-	})
+	}); err != nil {
+		return err
+	}
+	if o.Key != nil {
+		return c.SetSnapshotStoreKey(o.Key)
+	}
+	return nil
 }
 
 // SnapshotStoreDir is the absolute directory of the snapshot store.

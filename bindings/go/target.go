@@ -31,14 +31,17 @@ const (
 	TargetParallel        TargetKey = 12 // requests in flight
 	TargetStoreSecret     TargetKey = 13 // "1": persist the secret in the state dir
 	TargetReadOnly        TargetKey = 14 // "1": never write to the target
-	// Encryption at rest (docs/FORMAT.md section 10): set them with
-	// WithSetting; Target() does not report them.
+	// Encryption at rest (docs/FORMAT.md section 10): TargetConfig's
+	// Encrypt, KeyFile and PassphraseFile (WithEncrypt, WithKeyFile,
+	// WithPassphraseFile; a session key: WithKey).
 	TargetEncrypt        TargetKey = 15 // "1": the store is encrypted
 	TargetKeyFile        TargetKey = 16 // absolute path of the store's key file (mode 0600)
 	TargetPassphraseFile TargetKey = 17 // absolute path of a passphrase file (mode 0600)
 )
 
-const lastTargetKey = TargetReadOnly
+// The settings Context.Target reports in TargetConfig.Settings (the others
+// have fields of their own).
+const lastSettingsKey = TargetReadOnly
 
 // TargetConfig is a backup target: a URL (file:///dir, nfs://server/export/
 // path, s3://bucket/prefix) and its settings. Empty values are not set.
@@ -49,6 +52,17 @@ type TargetConfig struct {
 	AccessKeyID     string
 	SecretAccessKey string // never read back: see HasSecret
 	CACertFile      string
+	// Encryption at rest (harvbk/key.h): an encrypted store (implied by
+	// any key), its key file or passphrase file (absolute paths of files
+	// mode 0600: only the path is recorded, the file is read at every use).
+	Encrypt        bool
+	KeyFile        string
+	PassphraseFile string
+	// A key for this session only (WithKey): copied by SetTargetConfig, it
+	// takes precedence over KeyFile and PassphraseFile, is never written to
+	// the state directory and never read back (Context.Target leaves it nil;
+	// Encrypt tells the store is encrypted).
+	Key *Key
 	// Any setting by key (e.g. TargetCodec: "lz4"); applied after the fields
 	// above. Context.Target fills it with the other non-empty settings.
 	Settings map[TargetKey]string
@@ -114,6 +128,25 @@ func WithStoreSecret(on bool) TargetOption { return WithSetting(TargetStoreSecre
 // WithReadOnly makes the target read-only for this context.
 func WithReadOnly(on bool) TargetOption { return WithSetting(TargetReadOnly, boolString(on)) }
 
+// WithEncrypt asks for an encrypted store: a new store is created encrypted,
+// an existing plaintext one is refused (ErrKey). Any key implies it.
+func WithEncrypt(on bool) TargetOption { return func(t *TargetConfig) { t.Encrypt = on } }
+
+// WithKeyFile names the encrypted store's key file (absolute path; the file
+// must be mode 0600, else ErrPermission).
+func WithKeyFile(path string) TargetOption { return func(t *TargetConfig) { t.KeyFile = path } }
+
+// WithPassphraseFile names a file whose first line is the encrypted store's
+// passphrase (absolute path, mode 0600).
+func WithPassphraseFile(path string) TargetOption {
+	return func(t *TargetConfig) { t.PassphraseFile = path }
+}
+
+// WithKey gives the encrypted store's key for this session only (see
+// TargetConfig.Key and Context.SetTargetKey). The Key may be closed once
+// SetTarget returned.
+func WithKey(k *Key) TargetOption { return func(t *TargetConfig) { t.Key = k } }
+
 func boolString(b bool) string {
 	if b {
 		return "1"
@@ -145,6 +178,10 @@ func (c *Context) SetTargetConfig(cfg TargetConfig) error {
 		return err
 	}
 	defer C.harvbk_target_config_free(tc)
+	encrypt := "" // unset: implied by a key, else the library's default
+	if cfg.Encrypt {
+		encrypt = "1"
+	}
 	set := func(k TargetKey, v string) error {
 		if v == "" {
 			return nil
@@ -162,7 +199,8 @@ func (c *Context) SetTargetConfig(cfg TargetConfig) error {
 		v string
 	}{{TargetURL, cfg.URL}, {TargetEndpoint, cfg.Endpoint}, {TargetRegion, cfg.Region},
 		{TargetAccessKeyID, cfg.AccessKeyID}, {TargetSecretAccessKey, cfg.SecretAccessKey},
-		{TargetCACertFile, cfg.CACertFile}} {
+		{TargetCACertFile, cfg.CACertFile}, {TargetKeyFile, cfg.KeyFile},
+		{TargetPassphraseFile, cfg.PassphraseFile}, {TargetEncrypt, encrypt}} {
 		if err := set(kv.k, kv.v); err != nil {
 			return err
 		}
@@ -177,13 +215,21 @@ func (c *Context) SetTargetConfig(cfg TargetConfig) error {
 			return err
 		}
 	}
+	if cfg.Key != nil { // copied into tc
+		if err := withKey(cfg.Key, func(k *C.harvbk_key) error {
+			return call(func() C.int { return C.harvbk_target_config_set_key(tc, k) })
+		}); err != nil {
+			return err
+		}
+	}
 	return c.do(func(p *C.harvbk_ctx) error {
 		return call(func() C.int { return C.harvbk_ctx_set_target(p, tc) })
 	})
 }
 
 // Target returns the context's target configuration (the secret is never
-// returned: HasSecret says whether one is set). ErrNoTarget when none.
+// returned: HasSecret says whether one is set; nor is a session key:
+// Encrypt says the store is encrypted). ErrNoTarget when none.
 func (c *Context) Target() (*TargetConfig, error) {
 	var tc *C.harvbk_target_config
 	if err := c.do(func(p *C.harvbk_ctx) error {
@@ -206,8 +252,10 @@ func (c *Context) Target() (*TargetConfig, error) {
 		URL: get(TargetURL), Endpoint: get(TargetEndpoint), Region: get(TargetRegion),
 		AccessKeyID: get(TargetAccessKeyID), CACertFile: get(TargetCACertFile),
 		HasSecret: C.harvbk_target_config_has_secret(tc) == 1,
+		Encrypt:   get(TargetEncrypt) == "1", KeyFile: get(TargetKeyFile),
+		PassphraseFile: get(TargetPassphraseFile),
 	}
-	for k := TargetVirtualHosted; k <= lastTargetKey; k++ {
+	for k := TargetVirtualHosted; k <= lastSettingsKey; k++ {
 		if v := get(k); v != "" {
 			if cfg.Settings == nil {
 				cfg.Settings = map[TargetKey]string{}

@@ -2,10 +2,12 @@ package harvbk
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +179,68 @@ func TestNFSRoundTrip(t *testing.T) {
 		defer os.RemoveAll(filepath.Join(export, sub))
 	}
 	roundTrip(t, c, dir)
+}
+
+// An encrypted store on S3 under a session key: round trip in two contexts,
+// no plaintext in the objects (read from the S3 server's data directory), a
+// wrong key is ErrKey and changes no object.
+func TestS3Encrypted(t *testing.T) {
+	env := s3Env(t)
+	dir := t.TempDir()
+	prefix := uniquePrefix()
+	url := "s3://" + env["HARVBK_TEST_S3_BUCKET"] + "/" + prefix
+	s3 := WithS3(env["HARVBK_TEST_S3_ENDPOINT"], env["HARVBK_TEST_S3_REGION"],
+		env["HARVBK_TEST_S3_ACCESS_KEY_ID"], env["secret"])
+	// s3rver keeps the objects under DIR/data/BUCKET/ (tests/s3/s3env.sh)
+	objects := filepath.Join(filepath.Dir(os.Getenv("HARVBK_TEST_S3_ENV")), "data",
+		env["HARVBK_TEST_S3_BUCKET"], prefix)
+	raw := secretBytes(t, 32)
+	disk := filepath.Join(dir, "root.raw")
+	data := makeDisk(t, disk, 5<<20+99, 31)
+	must := mustKey(t)
+	ctx := context.Background()
+
+	c := openCtx(t, filepath.Join(dir, "a"))
+	if err := c.SetTarget(url, s3, WithKey(must(KeyFromBytes(raw))), WithChunkSize(1<<20)); err != nil {
+		t.Fatalf("SetTarget: %v", err)
+	}
+	if cfg, err := c.Target(); err != nil || !cfg.Encrypt || cfg.URL != url {
+		t.Fatalf("Target: %+v %v", cfg, err)
+	}
+	if err := c.Backup(ctx, secretVM(t, "web", disk), "web-1", nil); err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	ks, err := c.StoreKeys(StoreTarget)
+	if err != nil || !ks.Encrypted || !ks.Unlocked || !hex32.MatchString(ks.Fingerprint) {
+		t.Fatalf("StoreKeys: %+v %v", ks, err)
+	}
+	before := treeOf(t, objects)
+	chunks := 0
+	for p := range before {
+		if strings.HasPrefix(p, "chunks") {
+			chunks++
+		}
+	}
+	if chunks < 5 {
+		t.Fatalf("%d chunk files under %s: %v", chunks, objects, before)
+	}
+	all := allBytes(t, objects)
+	if !bytes.Contains(all, []byte("aes-256-gcm")) || bytes.Contains(all, []byte(metaSecret)) ||
+		bytes.Contains(all, raw) || bytes.Contains(all, data[:64]) ||
+		bytes.Contains(all, data[len(data)-4096:len(data)-4032]) {
+		t.Fatal("plaintext (or no encrypted store) in the bucket")
+	}
+
+	c2 := openCtx(t, filepath.Join(dir, "b"))
+	wantCode(t, c2.SetTarget(url, s3, WithKey(must(KeyFromBytes(secretBytes(t, 32))))), CodeKey)
+	if after := treeOf(t, objects); !reflect.DeepEqual(before, after) {
+		t.Fatal("a wrong key changed the bucket")
+	}
+	if err := c2.SetTarget(url, s3, WithKey(must(KeyFromBytes(raw)))); err != nil {
+		t.Fatal(err)
+	}
+	restoreEqual(t, c2, false, "web-1", filepath.Join(dir, "r"), data)
+	if err := c2.DeleteBackup("default", "web-1"); err != nil {
+		t.Fatal(err)
+	}
 }
