@@ -3,8 +3,8 @@
 Each test runs 1,000 cycles first (caches, allocator pools, lazily loaded
 code), then measures the resident set size (/proc/self/statm) around 10,000
 more. A leak of the C object of one cycle - a VM with a 4 KiB metadata
-document, a target configuration with long settings, a context, a backup
-list - is at least several hundred bytes, i.e. megabytes over 10,000 cycles;
+document, a target configuration with long settings, a 4 KiB key, a
+context, a backup list - is at least several hundred bytes, i.e. megabytes over 10,000 cycles;
 the bound (4 MiB) leaves room for the allocator's noise.
 """
 from __future__ import annotations
@@ -51,6 +51,22 @@ def test_vm_cycles():
         vm.add_volume("cb", 1 << 20, read=lambda o, n: bytes(n))
         if i % 2:
             vm.close()              # explicit; else freed when collected
+    assert_no_growth(cycle)
+
+
+KEY = bytes(range(256)) * 16        # 4 KiB, the largest key
+
+
+def test_key_cycles():
+    """Keys live in the library's locked memory: a leaked one would also
+    exhaust RLIMIT_MEMLOCK long before 10,000 cycles."""
+    def cycle(i):
+        k = harvbk.Key.from_bytes(KEY)
+        with harvbk.Key.from_passphrase(f"passphrase {i}") as p, \
+                harvbk.TargetConfig("file:///backups", key=p) as cfg:
+            cfg.set_key(k)
+        if i % 2:
+            k.close()               # explicit; else freed when collected
     assert_no_growth(cycle)
 
 
