@@ -75,7 +75,8 @@ HARVBK_API void harvbk_key_free(harvbk_key *key);
  * Give a target configuration a key for this session (copied; NULL removes
  * it). It is used by harvbk_ctx_set_target() to create or open the store and
  * kept by the context in memory afterwards; it is never written to the state
- * directory, never returned (harvbk_ctx_get_target() leaves it out) and it
+ * directory, never returned (harvbk_ctx_get_target() leaves it out; its
+ * HARVBK_TARGET_ENCRYPT reads "1" all the same) and it
  * takes precedence over the key file and passphrase file settings. A key
  * implies HARVBK_TARGET_ENCRYPT. Errors: HARVBK_E_INVALID, HARVBK_E_NOMEM.
  */
