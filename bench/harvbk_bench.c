@@ -572,6 +572,23 @@ typedef struct cfg {
 
 typedef void (*child_fn)(const cfg *c, void *arg, child_result *r);
 
+/* pipe + fork; the child gets the default SIGINT/SIGTERM back. */
+static pid_t fork_piped(int pfd[2])
+{
+    if (pipe(pfd) != 0)
+        die("pipe: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+    }
+    return pid;
+}
+
 /* Runs fn in a child process; fills p with its wall time and wait4 rusage. */
 static void run_phase(const cfg *c, phase *p, const char *name, uint64_t logical, child_fn fn,
                       void *arg)
@@ -583,17 +600,9 @@ static void run_phase(const cfg *c, phase *p, const char *name, uint64_t logical
         note("  %-12s ... ", name);
     sync(); /* earlier phases' dirty pages are not this phase's cost */
     int pfd[2];
-    if (pipe(pfd) != 0)
-        die("pipe: %s", strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
     double t0 = now_s();
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
+    pid_t pid = fork_piped(pfd);
     if (pid == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
         close(pfd[0]);
         child_result r;
         memset(&r, 0, sizeof r);
@@ -1026,17 +1035,9 @@ static bool measure_ceiling(const cfg *c, ceiling *ce)
         note("  %-12s ... ", "ceiling");
     sync();
     int pfd[2];
-    if (pipe(pfd) != 0)
-        die("pipe: %s", strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
     double t0 = now_s();
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
+    pid_t pid = fork_piped(pfd);
     if (pid == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
         dup2(pfd[1], 1);
         close(pfd[0]);
         close(pfd[1]);
