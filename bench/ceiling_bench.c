@@ -186,6 +186,69 @@ static int store_cb(const char *p, const struct stat *sb, int flag, struct FTW *
     return 0;
 }
 
+/* O_DIRECT sequential write (+ fsync) and read of a file in dir. */
+static void disk_test(const char *dir, uint64_t disk_bytes, uint64_t data_bytes)
+{
+    if (!disk_bytes) {
+        disk_bytes = data_bytes;
+        if (disk_bytes < (1ull << 30))
+            disk_bytes = 1ull << 30;
+        if (disk_bytes > (2ull << 30))
+            disk_bytes = 2ull << 30;
+    }
+    disk_bytes = (disk_bytes + DISK_BLOCK - 1) / DISK_BLOCK * DISK_BLOCK;
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < disk_bytes + (256ull << 20))
+        die("not enough free space in %s for the %" PRIu64 "-byte disk test", dir, disk_bytes);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ceiling-disk.XXXXXX", dir);
+    int tfd = mkstemp(path);
+    if (tfd < 0)
+        die("mkstemp in %s: %s", dir, strerror(errno));
+    close(tfd);
+    int dfd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+    if (dfd < 0) {
+        unlink(path);
+        die("%s: O_DIRECT: %s", path, strerror(errno));
+    }
+    uint8_t *blk = xalloc(DISK_BLOCK);
+    uint64_t x = 0x9e3779b97f4a7c15ull; /* incompressible bytes: no shortcut for zeros */
+    for (size_t i = 0; i < DISK_BLOCK / 8; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(blk + i * 8, &x, 8);
+    }
+    double t0 = wall_now();
+    for (uint64_t off = 0; off < disk_bytes; off += DISK_BLOCK) {
+        blk[0] = (uint8_t)(off >> 23); /* every block differs */
+        if (pwrite(dfd, blk, DISK_BLOCK, (off_t)off) != (ssize_t)DISK_BLOCK) {
+            unlink(path);
+            die("%s: O_DIRECT write: %s", path, strerror(errno));
+        }
+    }
+    if (fsync(dfd) != 0) {
+        unlink(path);
+        die("%s: fsync: %s", path, strerror(errno));
+    }
+    double t_write = wall_now() - t0;
+    t0 = wall_now();
+    for (uint64_t off = 0; off < disk_bytes; off += DISK_BLOCK)
+        if (pread(dfd, blk, DISK_BLOCK, (off_t)off) != (ssize_t)DISK_BLOCK) {
+            unlink(path);
+            die("%s: O_DIRECT read: %s", path, strerror(errno));
+        }
+    double t_read = wall_now() - t0;
+    close(dfd);
+    unlink(path);
+    printf("disk_bytes %" PRIu64 "\ndisk_write_s %.6f\ndisk_read_s %.6f\n", disk_bytes, t_write,
+           t_read);
+    printf("disk_write_mb_per_s %.1f\ndisk_read_mb_per_s %.1f\n",
+           (double)disk_bytes / t_write / 1e6, (double)disk_bytes / t_read / 1e6);
+    free(blk);
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: ceiling_bench --image IMG --dir DIR [--store-config FILE |\n"
@@ -418,66 +481,8 @@ int main(int argc, char **argv)
     if (unique_bytes)
         printf("compress_mb_per_s %.1f\n", (double)unique_bytes / (t_comp > 0 ? t_comp : 1e-9) / 1e6);
 
-    if (!disk)
-        return 0;
-    if (!disk_bytes) {
-        disk_bytes = data_bytes;
-        if (disk_bytes < (1ull << 30))
-            disk_bytes = 1ull << 30;
-        if (disk_bytes > (2ull << 30))
-            disk_bytes = 2ull << 30;
-    }
-    disk_bytes = (disk_bytes + DISK_BLOCK - 1) / DISK_BLOCK * DISK_BLOCK;
-    struct statvfs vfs;
-    if (statvfs(dir, &vfs) == 0 &&
-        (uint64_t)vfs.f_bavail * vfs.f_frsize < disk_bytes + (256ull << 20))
-        die("not enough free space in %s for the %" PRIu64 "-byte disk test", dir, disk_bytes);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/ceiling-disk.XXXXXX", dir);
-    int tfd = mkstemp(path);
-    if (tfd < 0)
-        die("mkstemp in %s: %s", dir, strerror(errno));
-    close(tfd);
-    int dfd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
-    if (dfd < 0) {
-        unlink(path);
-        die("%s: O_DIRECT: %s", path, strerror(errno));
-    }
-    uint8_t *blk = xalloc(DISK_BLOCK);
-    uint64_t x = 0x9e3779b97f4a7c15ull; /* incompressible bytes: no shortcut for zeros */
-    for (size_t i = 0; i < DISK_BLOCK / 8; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(blk + i * 8, &x, 8);
-    }
-    double t0 = wall_now();
-    for (uint64_t off = 0; off < disk_bytes; off += DISK_BLOCK) {
-        blk[0] = (uint8_t)(off >> 23); /* every block differs */
-        if (pwrite(dfd, blk, DISK_BLOCK, (off_t)off) != (ssize_t)DISK_BLOCK) {
-            unlink(path);
-            die("%s: O_DIRECT write: %s", path, strerror(errno));
-        }
-    }
-    if (fsync(dfd) != 0) {
-        unlink(path);
-        die("%s: fsync: %s", path, strerror(errno));
-    }
-    double t_write = wall_now() - t0;
-    t0 = wall_now();
-    for (uint64_t off = 0; off < disk_bytes; off += DISK_BLOCK)
-        if (pread(dfd, blk, DISK_BLOCK, (off_t)off) != (ssize_t)DISK_BLOCK) {
-            unlink(path);
-            die("%s: O_DIRECT read: %s", path, strerror(errno));
-        }
-    double t_read = wall_now() - t0;
-    close(dfd);
-    unlink(path);
-    printf("disk_bytes %" PRIu64 "\ndisk_write_s %.6f\ndisk_read_s %.6f\n", disk_bytes, t_write,
-           t_read);
-    printf("disk_write_mb_per_s %.1f\ndisk_read_mb_per_s %.1f\n",
-           (double)disk_bytes / t_write / 1e6, (double)disk_bytes / t_read / 1e6);
-    free(blk);
+    if (disk)
+        disk_test(dir, disk_bytes, data_bytes);
     free(raw);
     free(cmp);
     free(back);
