@@ -58,31 +58,31 @@ or pass --bench PATH (or set HARVBK_BENCH)"
 # command is missing (an absolute COMMAND: that file); apt-get update only
 # when the package lists do not know one. INSTALL=0: die naming them instead.
 hb_install() {
-    local install=$1 cp cmd p need=() sudo=
+    local install=$1 cp cmd p pkgs=() sudo=
     shift
     for cp in "$@"; do
         cmd=${cp%%:*}
         case "$cmd" in
-        /*) [ -x "$cmd" ] || need+=("${cp#*:}") ;;
-        *) command -v "$cmd" >/dev/null 2>&1 || need+=("${cp#*:}") ;;
+        /*) [ -x "$cmd" ] || pkgs+=("${cp#*:}") ;;
+        *) command -v "$cmd" >/dev/null 2>&1 || pkgs+=("${cp#*:}") ;;
         esac
     done
-    [ ${#need[@]} -gt 0 ] || return 0
-    [ "$install" = 1 ] || die "missing: ${need[*]} (and --no-install given)"
+    [ ${#pkgs[@]} -gt 0 ] || return 0
+    [ "$install" = 1 ] || die "missing: ${pkgs[*]} (and --no-install given)"
     if [ "$(id -u)" != 0 ]; then
-        command -v sudo >/dev/null 2>&1 || die "missing ${need[*]}; install them as root (apt-get install ${need[*]})"
+        command -v sudo >/dev/null 2>&1 || die "missing ${pkgs[*]}; install them as root (apt-get install ${pkgs[*]})"
         sudo="sudo -n"
     fi
-    for p in "${need[@]}"; do
+    for p in "${pkgs[@]}"; do
         if ! apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
             say "package lists do not know $p: apt-get update"
             $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
             break
         fi
     done
-    say "installing ${need[*]}"
+    say "installing ${pkgs[*]}"
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        "${need[@]}" >&2
+        "${pkgs[@]}" >&2
 }
 
 # ---- scratch directory and cleanup ----
@@ -122,6 +122,7 @@ hb_scratch() {
 
 hb_avail() { echo $(( $(df -Pk "$1" | awk 'NR==2 {print $4}') * 1024 )); }
 
+# shellcheck disable=SC2034 # for the scripts' reports
 hb_machine() { # cpu_model, mem_gib
     cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     mem_gib=$(awk '/^MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
