@@ -567,6 +567,7 @@ typedef struct cfg {
     const char *key_file, *passphrase_file;
     /* the ceilings: ceiling_bench's path (NULL: next to this program), off */
     const char *ceiling_bench;
+    const char *ceiling_disk_bytes; /* ceiling_bench --disk-bytes (NULL: its default) */
     bool no_ceiling;
 } cfg;
 
@@ -1030,7 +1031,8 @@ static bool measure_ceiling(const cfg *c, ceiling *ce)
     }
     pfmt(scfg, sizeof scfg, "%s/harvbk-store.json", c->target);
     const char *argv[] = {prog, "--image", c->image, "--dir", c->run_dir, "--store-config", scfg,
-                          "--store-dir", c->target, NULL};
+                          "--store-dir", c->target,
+                          c->ceiling_disk_bytes ? "--disk-bytes" : NULL, c->ceiling_disk_bytes, NULL};
     if (!g_json || g_verbose)
         note("  %-12s ... ", "ceiling");
     sync();
@@ -1304,7 +1306,7 @@ static void usage(FILE *f)
           "               [--target-url s3://BUCKET/PREFIX --endpoint URL [--region R]\n"
           "                --access-key-id ID --secret-access-key-file FILE [--ca-cert PEM]\n"
           "                [--virtual-hosted]] [--key-file FILE | --passphrase-file FILE]\n"
-          "               [--ceiling-bench PATH | --no-ceiling]\n"
+          "               [--ceiling-bench PATH [--ceiling-disk-bytes N] | --no-ceiling]\n"
           "  harvbk_bench --generate-only --size SIZE --image PATH [--seed N]\n"
           "  harvbk_bench --mutate IMAGE [--generation N] [--seed N] [--change-pct P]\n"
           "               [--change-extent BYTES]\n"
@@ -1324,7 +1326,8 @@ static void usage(FILE *f)
           "After the phases (file:// target only) ceiling_bench, found next to this program\n"
           "or at --ceiling-bench PATH, measures the machine's limits on this image's chunks\n"
           "and the scratch disk; each phase is shown against its ceiling (bench/README.md).\n"
-          "--no-ceiling skips that.\n",
+          "--no-ceiling skips that; --ceiling-disk-bytes sizes its disk test file\n"
+          "(default: the image's data, 1..2 GiB).\n",
           f);
 }
 
@@ -1341,7 +1344,7 @@ int main(int argc, char **argv)
 
     enum { O_SIZE = 1000, O_DIR, O_THREADS, O_CODEC, O_KEEP, O_JSON, O_GEN, O_MUTATE, O_GENER,
            O_IMAGE, O_SEED, O_CHUNK, O_PCT, O_EXT, O_VERBOSE, O_HELP, O_TURL, O_EP, O_REGION,
-           O_AKID, O_SECRET, O_CA, O_VHOST, O_KEYF, O_PASSF, O_CEILB, O_NOCEIL };
+           O_AKID, O_SECRET, O_CA, O_VHOST, O_KEYF, O_PASSF, O_CEILB, O_NOCEIL, O_CEILD };
     static const struct option lo[] = {
         {"size", required_argument, 0, O_SIZE},       {"dir", required_argument, 0, O_DIR},
         {"threads", required_argument, 0, O_THREADS}, {"codec", required_argument, 0, O_CODEC},
@@ -1358,6 +1361,7 @@ int main(int argc, char **argv)
         {"key-file", required_argument, 0, O_KEYF},
         {"passphrase-file", required_argument, 0, O_PASSF},
         {"ceiling-bench", required_argument, 0, O_CEILB}, {"no-ceiling", no_argument, 0, O_NOCEIL},
+        {"ceiling-disk-bytes", required_argument, 0, O_CEILD},
         {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1415,6 +1419,7 @@ int main(int argc, char **argv)
         case O_PASSF: c.passphrase_file = optarg; break;
         case O_CEILB: c.ceiling_bench = optarg; break;
         case O_NOCEIL: c.no_ceiling = true; break;
+        case O_CEILD: c.ceiling_disk_bytes = optarg; break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
