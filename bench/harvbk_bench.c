@@ -1265,7 +1265,7 @@ static void print_json(const cfg *c, phase *ph, size_t n, uint64_t img_alloc, ui
                    ", \"target_apparent_bytes_after\": %" PRIu64,
                    p->target_alloc, p->target_apparent);
         if (p->has_ceil)
-            printf(", \"ceiling_s\": %.4f, \"ceiling_disk_s\": %.4f, \"ceiling_cpu_s\": %.4f, "
+            printf(", \"ceiling_s\": %.6f, \"ceiling_disk_s\": %.6f, \"ceiling_cpu_s\": %.6f, "
                    "\"ceiling_multiple\": %.3f",
                    p->ceil_s, p->ceil_disk_s, p->ceil_cpu_s, p->ceil_s > 0 ? p->wall / p->ceil_s : 0.0);
         if (p->res.rc) {
