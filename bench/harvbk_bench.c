@@ -540,6 +540,8 @@ typedef struct phase {
     uint64_t target_alloc; /* target size on disk after the phase */
     uint64_t target_apparent;
     bool has_target;
+    bool has_ceil;         /* the machine's ceiling for this phase (see below) */
+    double ceil_s, ceil_disk_s, ceil_cpu_s;
     child_result res;
 } phase;
 
@@ -563,9 +565,30 @@ typedef struct cfg {
     bool vhost;
     /* an encrypted store (FORMAT.md section 10): its key file or passphrase file */
     const char *key_file, *passphrase_file;
+    /* the ceilings: ceiling_bench's path (NULL: next to this program), off */
+    const char *ceiling_bench;
+    const char *ceiling_disk_bytes; /* ceiling_bench --disk-bytes (NULL: its default) */
+    bool no_ceiling;
 } cfg;
 
 typedef void (*child_fn)(const cfg *c, void *arg, child_result *r);
+
+/* pipe + fork; the child gets the default SIGINT/SIGTERM back. */
+static pid_t fork_piped(int pfd[2])
+{
+    if (pipe(pfd) != 0)
+        die("pipe: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+    }
+    return pid;
+}
 
 /* Runs fn in a child process; fills p with its wall time and wait4 rusage. */
 static void run_phase(const cfg *c, phase *p, const char *name, uint64_t logical, child_fn fn,
@@ -578,17 +601,9 @@ static void run_phase(const cfg *c, phase *p, const char *name, uint64_t logical
         note("  %-12s ... ", name);
     sync(); /* earlier phases' dirty pages are not this phase's cost */
     int pfd[2];
-    if (pipe(pfd) != 0)
-        die("pipe: %s", strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
     double t0 = now_s();
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
+    pid_t pid = fork_piped(pfd);
     if (pid == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
         close(pfd[0]);
         child_result r;
         memset(&r, 0, sizeof r);
@@ -957,13 +972,158 @@ static void child_compare(const cfg *c, void *argp, child_result *r)
     close(b);
 }
 
+/* ------------------------------------------------------------ the ceiling */
+
+/* What ceiling_bench measured ("key value" lines), kept as text for --json. */
+typedef struct ceiling {
+    size_t n;
+    char key[48][40], val[48][40];
+    double wall; /* how long the measurement took */
+} ceiling;
+
+static double ceil_get(const ceiling *ce, const char *key)
+{
+    for (size_t i = 0; i < ce->n; i++)
+        if (!strcmp(ce->key[i], key))
+            return strtod(ce->val[i], NULL);
+    return 0;
+}
+
+static const char *ceil_str(const ceiling *ce, const char *key)
+{
+    for (size_t i = 0; i < ce->n; i++)
+        if (!strcmp(ce->key[i], key))
+            return ce->val[i];
+    return "?";
+}
+
+/* ceiling_bench: --ceiling-bench PATH, else the one next to this program. */
+static bool ceiling_path(const cfg *c, char *out, size_t n)
+{
+    if (c->ceiling_bench) {
+        pfmt(out, n, "%s", c->ceiling_bench);
+        return access(out, X_OK) == 0;
+    }
+    char self[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k <= 0)
+        return false;
+    self[k] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return false;
+    *slash = '\0';
+    pfmt(out, n, "%s/ceiling_bench", self);
+    return access(out, X_OK) == 0;
+}
+
+/* Runs ceiling_bench on the image, the store and the scratch disk of this run
+ * (after the phases, so it never competes with them). false: not measured,
+ * said why on stderr. */
+static bool measure_ceiling(const cfg *c, ceiling *ce)
+{
+    memset(ce, 0, sizeof *ce);
+    char prog[PATH_MAX], scfg[PATH_MAX + 32];
+    if (!ceiling_path(c, prog, sizeof prog)) {
+        note("harvbk_bench: ceiling_bench not found (%s); no ceilings\n",
+             c->ceiling_bench ? c->ceiling_bench : "next to harvbk_bench");
+        return false;
+    }
+    pfmt(scfg, sizeof scfg, "%s/harvbk-store.json", c->target);
+    const char *argv[] = {prog, "--image", c->image, "--dir", c->run_dir, "--store-config", scfg,
+                          "--store-dir", c->target,
+                          c->ceiling_disk_bytes ? "--disk-bytes" : NULL, c->ceiling_disk_bytes, NULL};
+    if (!g_json || g_verbose)
+        note("  %-12s ... ", "ceiling");
+    sync();
+    int pfd[2];
+    double t0 = now_s();
+    pid_t pid = fork_piped(pfd);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        execv(prog, (char *const *)argv);
+        fprintf(stderr, "harvbk_bench: exec %s: %s\n", prog, strerror(errno));
+        _exit(127);
+    }
+    close(pfd[1]);
+    FILE *f = fdopen(pfd[0], "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (ce->n < 48 && sscanf(line, "%39s %39s", ce->key[ce->n], ce->val[ce->n]) == 2)
+            ce->n++;
+    if (f)
+        fclose(f);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    ce->wall = now_s() - t0;
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && ceil_get(ce, "disk_read_s") > 0;
+    if (!g_json || g_verbose)
+        note("%s %.2f s\n", ok ? "done" : "FAILED", ce->wall);
+    if (!ok)
+        note("harvbk_bench: %s failed; no ceilings\n", prog);
+    return ok;
+}
+
+/* The machine's ceiling of each phase from the measured figures (the model of
+ * bench/README.md): the larger of the disk time and the CPU time spread over
+ * every CPU. Bytes the page cache held when measured are not charged to the
+ * disk. changed: bytes of the chunks the change touched. */
+static void apply_ceiling(const ceiling *ce, phase *ph, size_t n, uint64_t changed)
+{
+    double cores = ceil_get(ce, "cpus"), data = ceil_get(ce, "data_bytes");
+    double nonzero = ceil_get(ce, "nonzero_bytes"), uniq = ceil_get(ce, "unique_bytes");
+    double rbw = ceil_get(ce, "disk_bytes") / ceil_get(ce, "disk_read_s");
+    double wbw = ceil_get(ce, "disk_bytes") / ceil_get(ce, "disk_write_s");
+    double zero = ceil_get(ce, "zero_scan_cpu_s"), hash = ceil_get(ce, "hash_cpu_s");
+    double comp = ceil_get(ce, "compress_cpu_s");
+    if (cores < 1 || data <= 0 || rbw <= 0 || wbw <= 0)
+        return;
+    double img_unc = data - ceil_get(ce, "image_cached_bytes"); /* read from the disk */
+    if (img_unc < 0)
+        img_unc = 0;
+    double sb = ceil_get(ce, "store_dir_bytes"), st_unc = 1;
+    if (sb > 0)
+        st_unc = 1 - ceil_get(ce, "store_dir_cached_bytes") / sb;
+    double per_data = zero / data, per_nz = nonzero > 0 ? hash / nonzero : 0;
+    double per_uq = uniq > 0 ? comp / uniq : 0, ch = (double)changed;
+    for (size_t i = 0; i < n; i++) {
+        phase *p = &ph[i];
+        double d, u;
+        if (!strcmp(p->name, "full")) {
+            d = img_unc / rbw;
+            u = zero + hash + comp;
+        } else if (!strcmp(p->name, "incr")) {
+            d = img_unc / rbw;
+            u = zero + hash + per_uq * ch; /* only the changed chunks are new */
+        } else if (!strcmp(p->name, "incr-ranges")) {
+            d = ch * img_unc / data / rbw;
+            u = (per_data + per_nz + per_uq) * ch;
+        } else if (!strcmp(p->name, "restore")) {
+            d = nonzero / wbw; /* zero chunks and holes stay holes */
+            u = ceil_get(ce, "decode_cpu_s");
+        } else if (!strcmp(p->name, "verify")) {
+            d = ceil_get(ce, "stored_bytes") * st_unc / rbw;
+            u = ceil_get(ce, "decode_unique_cpu_s");
+        } else {
+            continue;
+        }
+        p->has_ceil = true;
+        p->ceil_disk_s = d;
+        p->ceil_cpu_s = u / cores;
+        p->ceil_s = d > p->ceil_cpu_s ? d : p->ceil_cpu_s;
+    }
+}
+
 /* ---------------------------------------------------------------- output */
 
 static uint64_t g_changed;
 
 static void print_table(const cfg *c, phase *ph, size_t n, uint64_t img_alloc,
                         uint64_t tgt_alloc, uint64_t tgt_apparent, uint64_t restored_alloc,
-                        const gen_stats *gs)
+                        const gen_stats *gs, const ceiling *ce)
 {
     char a[32], b[32], d[32];
     char thr[16], chk[32];
@@ -986,20 +1146,25 @@ static void print_table(const cfg *c, phase *ph, size_t n, uint64_t img_alloc,
     fmt_bytes(b, sizeof b, g_changed);
     printf("image allocated on disk: %s; change per incremental: %s (%.2f%%) in %s extents\n",
            a, b, c->change_pct, (fmt_bytes(d, sizeof d, c->change_ext), d));
-    printf("\n%-12s %9s %9s %9s %9s %9s %11s %12s %12s\n", "phase", "wall_s", "MB/s", "user_s",
-           "sys_s", "cpu_s", "peakRSS_MiB", "uploaded", "target_after");
+    printf("\n%-12s %9s %9s %9s %9s %9s %11s %12s %12s %9s %7s\n", "phase", "wall_s", "MB/s",
+           "user_s", "sys_s", "cpu_s", "peakRSS_MiB", "uploaded", "target_after", "ceiling_s",
+           "x_ceil");
     for (size_t i = 0; i < n; i++) {
         phase *p = &ph[i];
-        char mbs[16] = "-", up[32] = "-", tg[32] = "-";
+        char mbs[16] = "-", up[32] = "-", tg[32] = "-", cl[24] = "-", cx[24] = "-";
+        if (p->has_ceil) {
+            snprintf(cl, sizeof cl, "%.3f%c", p->ceil_s, p->ceil_disk_s > p->ceil_cpu_s ? 'd' : 'c');
+            snprintf(cx, sizeof cx, "%.2f", p->ceil_s > 0 ? p->wall / p->ceil_s : 0.0);
+        }
         if (p->logical && p->wall > 0)
             snprintf(mbs, sizeof mbs, "%.0f", (double)p->logical / p->wall / 1e6);
         if (p->has_uploaded)
             fmt_bytes(up, sizeof up, p->uploaded);
         if (p->has_target)
             fmt_bytes(tg, sizeof tg, p->target_alloc);
-        printf("%-12s %9.3f %9s %9.2f %9.2f %9.2f %11.1f %12s %12s%s\n", p->name, p->wall, mbs,
-               p->user, p->sys, p->user + p->sys, (double)p->maxrss_kib / 1024, up, tg,
-               p->res.rc ? "  FAILED" : "");
+        printf("%-12s %9.3f %9s %9.2f %9.2f %9.2f %11.1f %12s %12s %9s %7s%s\n", p->name, p->wall,
+               mbs, p->user, p->sys, p->user + p->sys, (double)p->maxrss_kib / 1024, up, tg, cl,
+               cx, p->res.rc ? "  FAILED" : "");
     }
     fmt_bytes(a, sizeof a, tgt_alloc);
     fmt_bytes(b, sizeof b, tgt_apparent);
@@ -1016,6 +1181,28 @@ static void print_table(const cfg *c, phase *ph, size_t n, uint64_t img_alloc,
     }
     printf("MB/s = 10^6 bytes of logical volume size per wall second; CPU and peak RSS from "
            "wait4() of the phase's own process.\n");
+    if (ce) {
+        double db = ceil_get(ce, "disk_bytes"), data = ceil_get(ce, "data_bytes");
+        double sb = ceil_get(ce, "store_dir_bytes");
+        char cs[32];
+        fmt_bytes(cs, sizeof cs, (uint64_t)ceil_get(ce, "chunk_size"));
+        printf("ceiling_s = the machine's limit for the phase, measured after the phases on this "
+               "image's %s %s chunks\n(bench/README.md): max(disk time, CPU time / %g CPUs), 'd' "
+               "or 'c' for the larger; x_ceil = wall_s / ceiling_s.\n",
+               cs, ceil_str(ce, "codec"), ceil_get(ce, "cpus"));
+        printf("  one core: %s %.0f MB/s, %s-%s compress %.0f MB/s (distinct non-zero chunks, "
+               "%.0f%% of them shrank)\n",
+               ceil_get(ce, "encrypted") ? "HMAC-SHA-256" : "SHA-256", ceil_get(ce, "sha_mb_per_s"),
+               ceil_str(ce, "codec"), ceil_str(ce, "level"), ceil_get(ce, "compress_mb_per_s"),
+               100.0 * ceil_get(ce, "compressed_chunks") /
+                   (ceil_get(ce, "unique_chunks") > 0 ? ceil_get(ce, "unique_chunks") : 1));
+        printf("  disk (O_DIRECT, %.0f MiB, sequential): write+fsync %.0f MB/s, read %.0f MB/s; "
+               "page cache held %.0f%% of the image's data, %.0f%% of the store\n",
+               db / 1048576, db / ceil_get(ce, "disk_write_s") / 1e6,
+               db / ceil_get(ce, "disk_read_s") / 1e6,
+               data > 0 ? 100.0 * ceil_get(ce, "image_cached_bytes") / data : 0.0,
+               sb > 0 ? 100.0 * ceil_get(ce, "store_dir_cached_bytes") / sb : 0.0);
+    }
     bool failed = false;
     for (size_t i = 0; i < n; i++)
         if (ph[i].res.rc) {
@@ -1042,7 +1229,7 @@ static void json_str(FILE *f, const char *s)
 
 static void print_json(const cfg *c, phase *ph, size_t n, uint64_t img_alloc, uint64_t tgt_alloc,
                        uint64_t tgt_apparent, uint64_t restored_alloc, bool ok,
-                       const gen_stats *gs)
+                       const gen_stats *gs, const ceiling *ce)
 {
     printf("{\n  \"library_version\": ");
     json_str(stdout, harvbk_version());
@@ -1077,13 +1264,31 @@ static void print_json(const cfg *c, phase *ph, size_t n, uint64_t img_alloc, ui
             printf(", \"target_allocated_bytes_after\": %" PRIu64
                    ", \"target_apparent_bytes_after\": %" PRIu64,
                    p->target_alloc, p->target_apparent);
+        if (p->has_ceil)
+            printf(", \"ceiling_s\": %.6f, \"ceiling_disk_s\": %.6f, \"ceiling_cpu_s\": %.6f, "
+                   "\"ceiling_multiple\": %.3f",
+                   p->ceil_s, p->ceil_disk_s, p->ceil_cpu_s, p->ceil_s > 0 ? p->wall / p->ceil_s : 0.0);
         if (p->res.rc) {
             printf(", \"error\": ");
             json_str(stdout, p->res.msg);
         }
         printf("}%s\n", i + 1 < n ? "," : "");
     }
-    printf("  ],\n  \"target_allocated_bytes\": %" PRIu64 ",\n", tgt_alloc);
+    printf("  ],\n");
+    if (ce) { /* what ceiling_bench measured, as it said it */
+        printf("  \"ceiling\": {\"wall_s\": %.3f", ce->wall);
+        for (size_t i = 0; i < ce->n; i++) {
+            char *end;
+            strtod(ce->val[i], &end);
+            printf(", \"%s\": ", ce->key[i]);
+            if (*end || !ce->val[i][0])
+                json_str(stdout, ce->val[i]);
+            else
+                printf("%s", ce->val[i]);
+        }
+        printf("},\n");
+    }
+    printf("  \"target_allocated_bytes\": %" PRIu64 ",\n", tgt_alloc);
     printf("  \"target_apparent_bytes\": %" PRIu64 ",\n", tgt_apparent);
     printf("  \"restored_allocated_bytes\": %" PRIu64 ",\n", restored_alloc);
     printf("  \"restore_matches_image\": %s,\n  \"ok\": %s\n}\n", ok ? "true" : "false",
@@ -1101,6 +1306,7 @@ static void usage(FILE *f)
           "               [--target-url s3://BUCKET/PREFIX --endpoint URL [--region R]\n"
           "                --access-key-id ID --secret-access-key-file FILE [--ca-cert PEM]\n"
           "                [--virtual-hosted]] [--key-file FILE | --passphrase-file FILE]\n"
+          "               [--ceiling-bench PATH [--ceiling-disk-bytes N] | --no-ceiling]\n"
           "  harvbk_bench --generate-only --size SIZE --image PATH [--seed N]\n"
           "  harvbk_bench --mutate IMAGE [--generation N] [--seed N] [--change-pct P]\n"
           "               [--change-extent BYTES]\n"
@@ -1116,7 +1322,12 @@ static void usage(FILE *f)
           "file:// target in the scratch directory (use a fresh prefix per run). The\n"
           "target's stored size is then not measured.\n"
           "--key-file / --passphrase-file: the store is encrypted (AES-256-GCM) with that\n"
-          "key (an absolute path, mode 0600); bench/run-crypt.sh compares with plaintext.\n",
+          "key (an absolute path, mode 0600); bench/run-crypt.sh compares with plaintext.\n"
+          "After the phases (file:// target only) ceiling_bench, found next to this program\n"
+          "or at --ceiling-bench PATH, measures the machine's limits on this image's chunks\n"
+          "and the scratch disk; each phase is shown against its ceiling (bench/README.md).\n"
+          "--no-ceiling skips that; --ceiling-disk-bytes sizes its disk test file\n"
+          "(default: the image's data, 1..2 GiB).\n",
           f);
 }
 
@@ -1133,7 +1344,7 @@ int main(int argc, char **argv)
 
     enum { O_SIZE = 1000, O_DIR, O_THREADS, O_CODEC, O_KEEP, O_JSON, O_GEN, O_MUTATE, O_GENER,
            O_IMAGE, O_SEED, O_CHUNK, O_PCT, O_EXT, O_VERBOSE, O_HELP, O_TURL, O_EP, O_REGION,
-           O_AKID, O_SECRET, O_CA, O_VHOST, O_KEYF, O_PASSF };
+           O_AKID, O_SECRET, O_CA, O_VHOST, O_KEYF, O_PASSF, O_CEILB, O_NOCEIL, O_CEILD };
     static const struct option lo[] = {
         {"size", required_argument, 0, O_SIZE},       {"dir", required_argument, 0, O_DIR},
         {"threads", required_argument, 0, O_THREADS}, {"codec", required_argument, 0, O_CODEC},
@@ -1149,6 +1360,8 @@ int main(int argc, char **argv)
         {"ca-cert", required_argument, 0, O_CA},      {"virtual-hosted", no_argument, 0, O_VHOST},
         {"key-file", required_argument, 0, O_KEYF},
         {"passphrase-file", required_argument, 0, O_PASSF},
+        {"ceiling-bench", required_argument, 0, O_CEILB}, {"no-ceiling", no_argument, 0, O_NOCEIL},
+        {"ceiling-disk-bytes", required_argument, 0, O_CEILD},
         {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1204,6 +1417,9 @@ int main(int argc, char **argv)
         case O_VHOST: c.vhost = true; break;
         case O_KEYF: c.key_file = optarg; break;
         case O_PASSF: c.passphrase_file = optarg; break;
+        case O_CEILB: c.ceiling_bench = optarg; break;
+        case O_NOCEIL: c.no_ceiling = true; break;
+        case O_CEILD: c.ceiling_disk_bytes = optarg; break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1383,12 +1599,25 @@ int main(int argc, char **argv)
 
     uint64_t tgt_alloc = 0, tgt_apparent = 0;
     du(c.target, &tgt_alloc, &tgt_apparent);
+    /* the ceilings: on a file:// target, after every phase passed */
+    ceiling ce;
+    bool have_ce = false;
+    if (ok && !c.no_ceiling && !c.target_url && !g_stop && (have_ce = measure_ceiling(&c, &ce))) {
+        uint64_t cs = (uint64_t)ceil_get(&ce, "chunk_size"), touched = 0, last = UINT64_MAX;
+        for (size_t i = 0; cs && i < nex; i++) /* the extents are sorted and apart */
+            for (uint64_t k = ex[i].off / cs; k <= (ex[i].off + ex[i].len - 1) / cs; k++)
+                if (k != last) {
+                    touched += cs;
+                    last = k;
+                }
+        apply_ceiling(&ce, ph, np, touched);
+    }
     if (g_json)
         print_json(&c, ph, np, img_alloc, tgt_alloc, tgt_apparent, restored_alloc, ok,
-                   have_gs ? &gs : NULL);
+                   have_gs ? &gs : NULL, have_ce ? &ce : NULL);
     else
         print_table(&c, ph, np, img_alloc, tgt_alloc, tgt_apparent, restored_alloc,
-                    have_gs ? &gs : NULL);
+                    have_gs ? &gs : NULL, have_ce ? &ce : NULL);
     fflush(stdout);
 
     if (c.image_external) { /* leave the caller's image as we found it */

@@ -25,10 +25,12 @@ BENCH=${HARVBK_BENCH:-}
 SCRATCH_PARENT=
 KEEP=0
 PASS=0
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(dirname "$HERE")
+HB_NAME=run-crypt.sh
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+ROOT=$HB_ROOT
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { hb_usage 2 19; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --size) SIZE=$2; shift 2 ;;
@@ -38,23 +40,15 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --passphrase) PASS=1; shift ;;
     -h | --help) usage; exit 0 ;;
-    *) echo "run-crypt.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    *) hb_bad_arg "$1" ;;
     esac
 done
-case "$REPEAT" in '' | *[!0-9]* | 0) echo "run-crypt.sh: --repeat wants a positive number" >&2; exit 2 ;; esac
-die() { echo "run-crypt.sh: $*" >&2; exit 1; }
-if [ -z "$BENCH" ]; then
-    for b in "$ROOT/build/bench/harvbk_bench" "$ROOT"/build*/bench/harvbk_bench; do
-        [ -x "$b" ] && { BENCH=$b; break; }
-    done
-fi
-[ -n "$BENCH" ] && [ -x "$BENCH" ] || die "harvbk_bench not found: build first or give --bench PATH"
+hb_check_repeat "$REPEAT"
+hb_find_bench "$ROOT/build/bench/harvbk_bench" "$ROOT"/build*/bench/harvbk_bench
 command -v python3 >/dev/null || die "python3 is needed to read the benchmark's JSON"
 
-SCRATCH=$(mktemp -d "${SCRATCH_PARENT:-${TMPDIR:-/tmp}}/harvbk-crypt-bench.XXXXXX")
-cleanup() { [ $KEEP -eq 1 ] || rm -rf "$SCRATCH"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+hb_scratch "$SCRATCH_PARENT" harvbk-crypt-bench
+SCRATCH=$SC
 
 IMG=$SCRATCH/image.raw
 "$BENCH" --generate-only --size "$SIZE" --image "$IMG" >&2
@@ -71,9 +65,8 @@ results=$SCRATCH/results.txt
 run() { # KIND N
     local kind=$1 n=$2 out=$SCRATCH/$1-$2.json extra=()
     [ "$kind" = enc ] && extra=("${KEYOPT[@]}")
-    "$BENCH" --size "$SIZE" --image "$IMG" --dir "$SCRATCH" --json "${extra[@]}" \
-        >"$out" 2>"$SCRATCH/$kind-$n.err" ||
-        { tail -n 20 "$SCRATCH/$kind-$n.err" >&2; die "harvbk_bench ($kind, run $n) failed"; }
+    hb_bench_json "$out" "$SCRATCH/$kind-$n.err" --size "$SIZE" --image "$IMG" --dir "$SCRATCH" \
+        --no-ceiling "${extra[@]}"
     python3 - "$kind" "$out" >>"$results" <<'EOF'
 import json, sys
 kind, path = sys.argv[1], sys.argv[2]

@@ -24,10 +24,12 @@ REPEAT=3
 BENCH=${HARVBK_BENCH:-}
 SCRATCH_PARENT=
 KEEP=0
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(dirname "$HERE")
+HB_NAME=run-nfs.sh
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+ROOT=$HB_ROOT
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { hb_usage 2 19; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --size) SIZE=$2; shift 2 ;;
@@ -36,28 +38,19 @@ while [ $# -gt 0 ]; do
     --scratch) SCRATCH_PARENT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h | --help) usage; exit 0 ;;
-    *) echo "run-nfs.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    *) hb_bad_arg "$1" ;;
     esac
 done
-case "$REPEAT" in '' | *[!0-9]* | 0) echo "run-nfs.sh: --repeat wants a positive number" >&2; exit 2 ;; esac
-die() { echo "run-nfs.sh: $*" >&2; exit 1; }
+hb_check_repeat "$REPEAT"
 [ "$(id -u)" -eq 0 ] || die "needs root (the NFS server runs in a network namespace)"
-if [ -z "$BENCH" ]; then
-    for b in "$ROOT/build/bench/harvbk_bench" "$ROOT"/build*/bench/harvbk_bench; do
-        [ -x "$b" ] && { BENCH=$b; break; }
-    done
-fi
-[ -n "$BENCH" ] && [ -x "$BENCH" ] || die "harvbk_bench not found: build first or give --bench PATH"
+hb_find_bench "$ROOT/build/bench/harvbk_bench" "$ROOT"/build*/bench/harvbk_bench
 command -v python3 >/dev/null || die "python3 is needed to read the benchmark's JSON"
 
-SCRATCH=$(mktemp -d "${SCRATCH_PARENT:-${TMPDIR:-/tmp}}/harvbk-nfs-bench.XXXXXX")
+hb_scratch "$SCRATCH_PARENT" harvbk-nfs-bench
+SCRATCH=$SC
 ENVDIR=$SCRATCH/nfs
-cleanup() {
-    bash "$ROOT/tests/nfs/nfsenv.sh" stop "$ENVDIR" || true
-    [ $KEEP -eq 1 ] || rm -rf "$SCRATCH"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_nfs() { bash "$ROOT/tests/nfs/nfsenv.sh" stop "$ENVDIR"; }
+hb_at_exit stop_nfs
 
 bash "$ROOT/tests/nfs/nfsenv.sh" start "$ENVDIR" >&2
 # shellcheck disable=SC1091
@@ -72,9 +65,9 @@ run() { # KIND N
     local kind=$1 n=$2 out=$SCRATCH/$1-$2.json extra=()
     [ "$kind" = nfs ] && extra=(--target-url "$HARVBK_TEST_NFS_URL/run-$n")
     # both run inside the namespace, so both pay the same (nothing) for it
-    ip netns exec "$NS" "$BENCH" --size "$SIZE" --image "$IMG" --dir "$SCRATCH" --json \
-        "${extra[@]}" >"$out" 2>"$SCRATCH/$kind-$n.err" ||
-        { tail -n 20 "$SCRATCH/$kind-$n.err" >&2; die "harvbk_bench ($kind, run $n) failed"; }
+    HB_BENCH_WRAP=(ip netns exec "$NS")
+    hb_bench_json "$out" "$SCRATCH/$kind-$n.err" --size "$SIZE" --image "$IMG" --dir "$SCRATCH" \
+        --no-ceiling "${extra[@]}"
     python3 - "$kind" "$out" >>"$results" <<'EOF'
 import json, sys
 kind, path = sys.argv[1], sys.argv[2]

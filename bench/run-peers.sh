@@ -16,7 +16,7 @@
 #      with the image; the change is undone (--mutate --generation 0) before
 #      the next tool;
 #   4. harvbk_bench at --big-size for peak RSS against --size;
-#   5. prints medians, ratios and the targets of bench/RESULTS.md.
+#   5. prints medians, ratios, ceiling multiples and the targets of RESULTS.md.
 # Every process it starts runs in the foreground; the scratch directory is
 # removed at the end (unless --keep), also on Ctrl-C.
 set -euo pipefail
@@ -31,7 +31,10 @@ BENCH=${HARVBK_BENCH:-}
 KEEP=0
 INSTALL=1
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+HB_NAME=run-peers.sh
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+usage() { hb_usage 2 22; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -46,79 +49,17 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --no-install) INSTALL=0; shift ;;
     -h | --help) usage; exit 0 ;;
-    *) echo "run-peers.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    *) hb_bad_arg "$1" ;;
     esac
 done
-case "$REPEAT" in '' | *[!0-9]* | 0) echo "run-peers.sh: --repeat wants a positive number" >&2; exit 2 ;; esac
+hb_check_repeat "$REPEAT"
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "run-peers.sh: $*"; exit 1; }
-
-to_bytes() { # 1G -> bytes (binary units, like harvbk_bench)
-    local v=${1%[bB]}; v=${v%[iI]}
-    case "$v" in
-    *[kK]) echo $(( ${v%?} * 1024 )) ;;
-    *[mM]) echo $(( ${v%?} * 1024 * 1024 )) ;;
-    *[gG]) echo $(( ${v%?} * 1024 * 1024 * 1024 )) ;;
-    *[tT]) echo $(( ${v%?} * 1024 * 1024 * 1024 * 1024 )) ;;
-    *[!0-9]* | '') die "bad size '$1'" ;;
-    *) echo "$v" ;;
-    esac
-}
-
-# ---- the benchmark binary ----
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [ -z "$BENCH" ]; then
-    for cand in "$HERE/../build-bench/bench/harvbk_bench" "$HERE/../build/bench/harvbk_bench"; do
-        if [ -x "$cand" ]; then BENCH=$cand; break; fi
-    done
-fi
-[ -n "$BENCH" ] && [ -x "$BENCH" ] || die "harvbk_bench not found; build it first:
-  cmake -S . -B build-bench && cmake --build build-bench -j2 --target harvbk_bench
-or pass --bench PATH (or set HARVBK_BENCH)"
-BENCH=$(cd "$(dirname "$BENCH")" && pwd)/$(basename "$BENCH")
-
-# ---- peers ----
-need_pkgs=()
-command -v restic >/dev/null 2>&1 || need_pkgs+=(restic)
-command -v borg >/dev/null 2>&1 || need_pkgs+=(borgbackup)
-command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)
-[ -x /usr/bin/time ] || need_pkgs+=(time)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-    [ "$INSTALL" = 1 ] || die "missing: ${need_pkgs[*]} (and --no-install given)"
-    SUDO=
-    if [ "$(id -u)" != 0 ]; then
-        command -v sudo >/dev/null 2>&1 || die "missing ${need_pkgs[*]}; install them as root (apt-get install ${need_pkgs[*]})"
-        SUDO="sudo -n"
-    fi
-    for p in "${need_pkgs[@]}"; do
-        if ! apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-            say "package lists do not know $p: apt-get update"
-            $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-            break
-        fi
-    done
-    say "installing ${need_pkgs[*]}"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        "${need_pkgs[@]}" >&2
-fi
+# ---- the benchmark binary, peers ----
+hb_find_bench "$HB_ROOT/build-bench/bench/harvbk_bench" "$HB_ROOT/build/bench/harvbk_bench"
+hb_install "$INSTALL" restic:restic borg:borgbackup jq:jq /usr/bin/time:time
 
 # ---- scratch ----
-if [ -n "$SCRATCH_PARENT" ]; then
-    mkdir -p "$SCRATCH_PARENT"
-    SC=$(mktemp -d "$SCRATCH_PARENT/harvbk-peers.XXXXXX")
-else
-    SC=$(mktemp -d "${TMPDIR:-/tmp}/harvbk-peers.XXXXXX")
-fi
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    wait 2>/dev/null || true
-    if [ "$KEEP" = 1 ]; then say "kept $SC"; else rm -rf -- "$SC"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'say "interrupted"; exit 130' INT TERM
+hb_scratch "$SCRATCH_PARENT" harvbk-peers
 
 size_b=$(to_bytes "$SIZE")
 big_b=0
@@ -128,7 +69,7 @@ big_b=0
 need=$(( 3 * size_b ))
 [ $(( 3 * big_b )) -gt $need ] && need=$(( 3 * big_b ))
 need=$(( need + size_b + 1024 * 1024 * 1024 ))
-avail=$(( $(df -Pk "$SC" | awk 'NR==2 {print $4}') * 1024 ))
+avail=$(hb_avail "$SC")
 if [ "$avail" -lt "$need" ]; then
     say "run-peers.sh: not enough free space in $(dirname "$SC"): $(( avail >> 30 )) GiB free,"
     say "  about $(( need >> 30 )) GiB needed for --size $SIZE${BIG:+ and --big-size $BIG}."
@@ -137,8 +78,7 @@ if [ "$avail" -lt "$need" ]; then
 fi
 
 # ---- machine ----
-cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-mem_gib=$(awk '/^MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
+hb_machine
 say "machine: $(nproc) CPUs ($cpu_model), ${mem_gib} GiB RAM, kernel $(uname -r), Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
 say "tools: $(restic version | head -1); $(borg --version); $("$BENCH" --help >/dev/null; echo "harvbk_bench $BENCH")"
 say "scratch: $SC ($(( avail >> 30 )) GiB free)"
@@ -147,47 +87,17 @@ IMG=$SC/image.raw
 TOPT=()
 [ -n "$THREADS" ] && TOPT=(--threads "$THREADS")
 
-# time_cmd NAME -- cmd...: runs cmd in the foreground under /usr/bin/time and
-# appends "NAME wall user sys maxrss_kib" to $SC/times. An untimed global sync
-# runs first unless NOSYNC=1.
-time_cmd() {
-    local name=$1; shift; [ "$1" = -- ] && shift
-    [ "${NOSYNC:-0}" = 1 ] || sync
-    if ! /usr/bin/time -f '%e %U %S %M' -o "$SC/time.out" "$@" >"$SC/cmd.log" 2>&1; then
-        cat "$SC/cmd.log" >&2
-        die "$name failed: $*"
-    fi
-    echo "$name $(tail -1 "$SC/time.out")" >>"$SC/times"
-}
-dusb() { du -sb "$1" | awk '{print $1}'; }
-# flush_restored TOOL FILE: time fdatasync of a peer's restored file (harvbk's
-# restore already ends with fdatasync; restic and borg return with the data only
-# in the page cache) and record TOOL.restore+sync = restore + that flush.
-flush_restored() {
-    NOSYNC=1 time_cmd "$1.flush" -- sync -d "$2"
-    local last
-    last=$(grep -E "^$1\.(restore|flush) " "$SC/times" | tail -2)
-    printf '%s\n' "$last" | awk -v t="$1" '$1 == t ".restore" {r = $0} $1 == t ".flush" {f = $0}
-        END {split(r, a, " "); split(f, b, " ");
-             printf "%s.restore+sync %s %s %s %s\n", t, a[2] + b[2], a[3] + b[3], a[4] + b[4], (a[5] > b[5] ? a[5] : b[5])}' \
-        >>"$SC/times"
-}
-record() { echo "$1 $2" >>"$SC/values"; } # name value
-
 say "generating the $SIZE image (seed $SEED)"
 "$BENCH" --generate-only --size "$SIZE" --image "$IMG" --seed "$SEED"
 sync
 : >"$SC/times"
 : >"$SC/values"
 
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_START=$(hb_load)
 for rep in $(seq 1 "$REPEAT"); do
-    say "=== repeat $rep/$REPEAT: harvbk (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-    "$BENCH" --image "$IMG" --seed "$SEED" --dir "$SC/hb" --json "${TOPT[@]}" >"$SC/hb.json"
-    jq -e '.ok' "$SC/hb.json" >/dev/null || { cat "$SC/hb.json" >&2; die "harvbk_bench failed"; }
-    jq -r '.phases[] | select(.name != "mutate" and .name != "compare")
-           | "harvbk." + .name + " " + (.wall_s|tostring) + " " + (.user_s|tostring) + " "
-             + (.sys_s|tostring) + " " + (.peak_rss_kib|tostring)' "$SC/hb.json" >>"$SC/times"
+    say "=== repeat $rep/$REPEAT: harvbk (load average $(hb_load))"
+    hb_bench_json "$SC/hb.json" "$SC/hb.err" --image "$IMG" --seed "$SEED" --dir "$SC/hb" "${TOPT[@]}"
+    hb_record_phases "$SC/hb.json" harvbk
     # harvbk's restore is already flushed (fdatasync): its restore+sync is the restore
     jq -r '.phases[] | select(.name == "restore") | "harvbk.restore+sync " + (.wall_s|tostring) + " "
            + (.user_s|tostring) + " " + (.sys_s|tostring) + " " + (.peak_rss_kib|tostring)' \
@@ -195,9 +105,15 @@ for rep in $(seq 1 "$REPEAT"); do
     jq -r '.phases[] | select(.target_apparent_bytes_after != null and .name != "restore")
            | "harvbk.stored_after_" + .name + " " + (.target_apparent_bytes_after|tostring)' \
         "$SC/hb.json" >>"$SC/values"
-    jq -r '.phases[] | select(.uploaded_bytes != null)
-           | "harvbk.uploaded_" + .name + " " + (.uploaded_bytes|tostring)' "$SC/hb.json" >>"$SC/values"
     jq -r '"harvbk.restored_alloc " + (.restored_allocated_bytes|tostring), "image_alloc " + (.image_allocated_bytes|tostring)' \
+        "$SC/hb.json" >>"$SC/values"
+    # the phases against the machine's ceiling, measured in the same run (harvbk_bench + ceiling_bench)
+    jq -r '.phases[] | select(.ceiling_s != null)
+           | "harvbk.ceil_" + .name + " " + (.ceiling_s|tostring),
+             "harvbk.ceil_disk_" + .name + " " + (.ceiling_disk_s|tostring),
+             "harvbk.ceil_cpu_" + .name + " " + (.ceiling_cpu_s|tostring),
+             "harvbk.xceil_" + .name + " " + (.ceiling_multiple|tostring)' "$SC/hb.json" >>"$SC/values"
+    jq -r '.ceiling // {} | to_entries[] | select(.value|type == "number") | "ceil." + .key + " " + (.value|tostring)' \
         "$SC/hb.json" >>"$SC/values"
     cp "$SC/hb.json" "$SC/hb-$rep.json"
     rm -rf "$SC/hb"
@@ -242,48 +158,17 @@ for rep in $(seq 1 "$REPEAT"); do
     unset BORG_BASE_DIR BORG_REPO
 done
 
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_END=$(hb_load)
 if [ -n "$BIG" ]; then
     say "=== harvbk at --size $BIG (peak RSS against $SIZE)"
     rm -f "$IMG" # the big run makes its own image; free the space first
-    "$BENCH" --size "$BIG" --seed "$SEED" --dir "$SC/big" --json "${TOPT[@]}" >"$SC/big.json"
-    jq -e '.ok' "$SC/big.json" >/dev/null || { cat "$SC/big.json" >&2; die "harvbk_bench --size $BIG failed"; }
-    jq -r '.phases[] | select(.name != "mutate" and .name != "compare")
-           | "big." + .name + " " + (.wall_s|tostring) + " " + (.user_s|tostring) + " "
-             + (.sys_s|tostring) + " " + (.peak_rss_kib|tostring)' "$SC/big.json" >>"$SC/times"
+    hb_bench_json "$SC/big.json" "$SC/big.err" --size "$BIG" --seed "$SEED" --dir "$SC/big" --no-ceiling "${TOPT[@]}"
+    hb_record_phases "$SC/big.json" big
     rm -rf "$SC/big"
 fi
 
 # ---------------------------------------------------------------- report
-# median of each name's values
-med() { # file column -> "name median" lines
-    awk -v col="$2" '{v[$1] = v[$1] " " $col} END {for (k in v) print k v[k]}' "$1" |
-        while read -r name vals; do
-            printf '%s %s\n' "$name" "$(printf '%s\n' $vals | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')"
-        done
-}
-med "$SC/times" 2 >"$SC/m.wall"
-# best of the repeats: the least disturbed run of each (the machine is shared)
-awk '{if (!($1 in m) || $2 < m[$1]) m[$1] = $2} END {for (k in m) print k, m[k]}' "$SC/times" >"$SC/m.best"
-awk '{print $1, $3 + $4}' "$SC/times" >"$SC/cpu.tmp"; med "$SC/cpu.tmp" 2 >"$SC/m.cpu"
-med "$SC/times" 5 >"$SC/m.rss"
-med "$SC/values" 2 >"$SC/m.val"
-get() { awk -v k="$2" '$1 == k {print $2; f=1} END {if (!f) print ""}' "$SC/m.$1"; }
-
-ratio_line() { # label harvbk_key peer_key target
-    local hb pw hbb pwb
-    hb=$(get wall "$2"); pw=$(get wall "$3"); hbb=$(get best "$2"); pwb=$(get best "$3")
-    if [ -z "$hb" ] || [ -z "$pw" ]; then printf '  %-38s n/a\n' "$1"; return; fi
-    awk -v h="$hb" -v p="$pw" -v hb="$hbb" -v pb="$pwb" -v lbl="$1" -v tgt="$4" 'BEGIN {
-        if (h <= 0) h = 0.001
-        if (hb <= 0) hb = 0.001
-        r = p / h; rb = pb / hb
-        verdict = (tgt == "") ? "" : (r >= tgt ? sprintf("  [target >= %gx: MET]", tgt) : sprintf("  [target >= %gx: MISSED]", tgt))
-        if (r >= 1) printf "  %-38s harvbk is %.1fx faster (%.2f s vs %.2f s; best-of-runs %.1fx)%s\n", lbl, r, h, p, rb, verdict
-        else printf "  %-38s harvbk is %.1fx SLOWER (%.2f s vs %.2f s; best-of-runs %.1fx)%s\n", lbl, 1 / r, h, p, rb, verdict }'
-}
-f3() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else printf "%.3f", v }'; }
-rss() { awk -v k="$(get rss "$1")" 'BEGIN { if (k == "") print "-"; else printf "%.1f", k / 1024 }'; }
+hb_medians
 
 {
     echo "## harvbk vs restic vs borg — $SIZE image, median of $REPEAT run(s), same machine, same run"
@@ -316,6 +201,28 @@ rss() { awk -v k="$(get rss "$1")" 'BEGIN { if (k == "") print "-"; else printf 
     ratio_line "restore vs borg" harvbk.restore borg.restore 5
     ratio_line "restore vs restic restore+fdatasync" harvbk.restore restic.restore+sync 5
     ratio_line "restore vs borg restore+fdatasync" harvbk.restore borg.restore+sync 5
+    echo
+    if [ -n "$(get val harvbk.xceil_full)" ]; then
+        echo "against the machine's ceiling (measured by ceiling_bench after harvbk's phases, same run, same"
+        echo "image's chunks; ceiling = max(disk time, CPU time / CPUs), model in bench/README.md; medians):"
+        for ph in full incr incr-ranges restore verify; do
+            case $ph in verify) tgt=1.2 ;; incr-ranges) tgt= ;; *) tgt=1.3 ;; esac
+            awk -v p="$ph" -v h="$(get wall harvbk.$ph)" -v c="$(get val harvbk.ceil_$ph)" -v d="$(get val harvbk.ceil_disk_$ph)" \
+                -v u="$(get val harvbk.ceil_cpu_$ph)" -v x="$(get val harvbk.xceil_$ph)" -v t="$tgt" \
+                -v hc="$(get cpu harvbk.$ph)" -v n="$(get val ceil.cpus)" 'BEGIN {
+                v = (t == "") ? "" : sprintf("  [target <= %gx: %s]", t, (x <= t) ? "MET" : "MISSED")
+                printf "  %-12s harvbk %.3f s, ceiling %.3f s (disk %.3f s, CPU %.3f s) -> %.2fx the ceiling%s\n", p, h, c, d, u, x, v
+                printf "  %-12s   CPU: harvbk %.2f s against %.2f s of hashing/codec work (x%.2f; load does not inflate this one)\n", "", hc, u * n, (u > 0) ? hc / (u * n) : 0 }'
+        done
+        awk -v n="$(get val ceil.cpus)" -v sha="$(get val ceil.sha_mb_per_s)" -v z="$(get val ceil.compress_mb_per_s)" \
+            -v db="$(get val ceil.disk_bytes)" -v w="$(get val ceil.disk_write_s)" -v r="$(get val ceil.disk_read_s)" \
+            -v cb="$(get val ceil.image_cached_bytes)" -v dt="$(get val ceil.data_bytes)" \
+            -v sb="$(get val ceil.store_dir_bytes)" -v sc="$(get val ceil.store_dir_cached_bytes)" 'BEGIN {
+            printf "  measured: %d CPUs; one core: SHA-256 %.0f MB/s, compress %.0f MB/s; O_DIRECT write+fsync %.0f MB/s, read %.0f MB/s;\n", n, sha, z, db / w / 1e6, db / r / 1e6
+            printf "  page cache held %.0f%% of the image'"'"'s data and %.0f%% of the store (those bytes are not charged to the disk)\n", 100 * cb / dt, (sb > 0) ? 100 * sc / sb : 0 }'
+    else
+        echo "against the machine's ceiling: not measured (ceiling_bench missing next to harvbk_bench?)"
+    fi
     echo
     echo "stored size (du -sb of the repository; harvbk: its target):"
     for when in full incr; do
