@@ -264,6 +264,30 @@ static void test_duplicate_volume_names(void **state)
     manifest_edit(f, "\"name\":\"disk1\"", "\"name\":\"disk0\"");
     restore_refused(f, "dup", "HARVBK_E_CORRUPT", "twice");
     verify_refused(f, "HARVBK_E_CORRUPT");
+
+    /* 200000 empty volumes and "disk0" again at the end: found in one sort
+     * (comparing every pair took minutes, past the CLI's timeout here) */
+    const char *vols = strstr(f->orig, "\"volumes\":[");
+    assert_non_null(vols);
+    vols += strlen("\"volumes\":[");
+    size_t cap = 200000 * 140 + f->orig_len + 256, n = 0;
+    char *m = malloc(cap);
+    n += (size_t)snprintf(m, cap, "%.*s", (int)(vols - f->orig), f->orig);
+    for (unsigned i = 0; i < 200000; i++)
+        n += (size_t)snprintf(m + n, cap - n,
+                              "{\"name\":\"v%u\",\"size\":0,\"chunks\":0,\"data_chunks\":0,"
+                              "\"index_sha256\":\"%064d\"},",
+                              i, 0);
+    n += (size_t)snprintf(m + n, cap - n, "%s", vols); /* disk0, disk1 and the rest */
+    char *d1 = strstr(m + n - strlen(vols), "\"name\":\"disk1\"");
+    assert_non_null(d1);
+    memcpy(d1 + 8, "disk0", 5);
+    e2e_write_file(f->manifest, m, n);
+    free(m);
+    uint64_t t0 = e2e_now_ms();
+    restore_refused(f, "dupmany", "HARVBK_E_CORRUPT", "twice");
+    print_message("200002 volumes, one twice: refused in %llu ms\n",
+                  (unsigned long long)(e2e_now_ms() - t0));
 }
 
 /* The entry's own names, the source VM's and image references. */
