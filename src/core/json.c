@@ -34,14 +34,15 @@ static size_t nul_in_string(const char *p, size_t len)
     return len;
 }
 
-int hb_json_parse(const void *data, size_t len, const char *what, cJSON **out, hb_err *e)
+static int parse(const void *data, size_t len, const char *what, bool nul_ok, cJSON **out,
+                 hb_err *e)
 {
     *out = NULL;
     if (!what)
         what = "JSON document";
     if (!data || len == 0)
         return hb_seterr(e, HARVBK_E_CORRUPT, "%s: empty document", what);
-    size_t nul = nul_in_string(data, len);
+    size_t nul = nul_ok ? len : nul_in_string(data, len);
     if (nul < len)
         return hb_seterr(e, HARVBK_E_CORRUPT,
                          "%s: a string holds a NUL character (near byte %zu)", what, nul);
@@ -63,6 +64,17 @@ int hb_json_parse(const void *data, size_t len, const char *what, cJSON **out, h
     }
     *out = root;
     return 0;
+}
+
+int hb_json_parse(const void *data, size_t len, const char *what, cJSON **out, hb_err *e)
+{
+    return parse(data, len, what, false, out, e);
+}
+
+int hb_json_parse_opaque(const void *data, size_t len, const char *what, cJSON **out,
+                         hb_err *e)
+{
+    return parse(data, len, what, true, out, e);
 }
 
 /* Finds `field`; *item NULL when absent or JSON null. */

@@ -708,6 +708,32 @@ static void test_json_parse_is_strict(void **state)
         assert_null(j);
         assert_non_null(strstr(e.msg, "manifest"));
     }
+    /* a string holding U+0000, escaped or raw, is refused (cJSON would keep
+     * only what comes before it); an escaped backslash before "u0000" is
+     * text, and a NUL after the document is allowed */
+    const char nul_raw[] = { '{', '"', 'n', '"', ':', '"', 'a', '\0', 'b', '"', '}' };
+    assert_int_equal(hb_json_parse(nul_raw, sizeof nul_raw, "m", &j, &e), HARVBK_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "NUL"));
+    const char *nul_bad[] = { "{\"n\":\"a\\u0000/../x\"}", "{\"n\\u0000x\":1}",
+                              "[\"\\\\\\u0000\"]", "{\"a\":[\"x\",\"\\u0000\"]}",
+                              "{\"n\":\"\\u00001\"}" };
+    for (size_t i = 0; i < HB_ARRAY_LEN(nul_bad); i++) {
+        assert_int_equal(hb_json_parse(nul_bad[i], strlen(nul_bad[i]), "m", &j, &e),
+                         HARVBK_E_CORRUPT);
+        assert_null(j);
+    }
+    const char *nul_ok[] = { "{\"n\":\"a\\\\u0000\"}", "{\"n\":\"\\\"u0000\"}",
+                             "{\"n\":\"\\u0100\\u0001\"}" };
+    for (size_t i = 0; i < HB_ARRAY_LEN(nul_ok); i++) {
+        assert_int_equal(hb_json_parse(nul_ok[i], strlen(nul_ok[i]), "m", &j, &e), 0);
+        cJSON_Delete(j);
+    }
+    const char tail_nul[] = "{\"n\":\"a\"}";
+    assert_int_equal(hb_json_parse(tail_nul, sizeof tail_nul, "m", &j, &e), 0);
+    cJSON_Delete(j);
+    /* an opaque document (VM metadata) may hold it */
+    assert_int_equal(hb_json_parse_opaque(nul_bad[0], strlen(nul_bad[0]), "m", &j, &e), 0);
+    cJSON_Delete(j);
 }
 
 static void test_json_getters_check_types(void **state)
