@@ -688,6 +688,23 @@ static void test_pread_pwrite_all_and_fd_size(void **state)
 
 /* ---- JSON ---- */
 
+/* Messages quote names, codecs and server answers from targets: no control
+ * character (terminal escapes, newlines) survives in one. */
+static void test_messages_have_no_control_characters(void **state)
+{
+    (void)state;
+    hb_err e;
+    hb_err_clear(&e);
+    hb_seterr(&e, HARVBK_E_CORRUPT, "codec \"%s\"", "z\x1b[2J\nx\x7f\ty");
+    assert_string_equal(e.msg, "codec \"z?[2J?x??y\"");
+    hb_err_prefix(&e, "backup %s", "a\rb");
+    assert_string_equal(e.msg, "backup a?b: codec \"z?[2J?x??y\"");
+    assert_string_equal(e.msg + strlen(e.msg) - 1, "\"");
+    char utf8[] = "d\xc3\xadsk";
+    hb_msg_sanitize(utf8);
+    assert_string_equal(utf8, "d\xc3\xadsk"); /* UTF-8 is left alone */
+}
+
 static void test_json_parse_is_strict(void **state)
 {
     (void)state;
@@ -857,6 +874,7 @@ int main(void)
         cmocka_unit_test(test_mkdir_p_and_rm_rf),
         cmocka_unit_test(test_mkdir_p_makes_created_directories_durable),
         cmocka_unit_test(test_pread_pwrite_all_and_fd_size),
+        cmocka_unit_test(test_messages_have_no_control_characters),
         cmocka_unit_test(test_json_parse_is_strict),
         cmocka_unit_test(test_json_getters_check_types),
         cmocka_unit_test(test_uuid_iso8601_and_clocks),
