@@ -49,6 +49,10 @@ HARVBK_API int harvbk_ctx_options_init(harvbk_ctx_options *opts, unsigned int ve
  * context in `*out` (the caller frees it with harvbk_ctx_free()). `opts` may be
  * NULL for defaults. Crash recovery happens here: operations a previous process
  * left InProgress become Error ("interrupted") and its temporary files are removed.
+ * The state directory is private to its owner: created 0700 (an existing one
+ * of the caller's that group or others may access is made 0700, logged as a
+ * warning), and every file the library makes in it is 0600 and every folder
+ * 0700 whatever the umask (the snapshot store in it too).
  * Errors: HARVBK_E_INVALID, HARVBK_E_IO, HARVBK_E_PERM, HARVBK_E_CORRUPT,
  * HARVBK_E_FORMAT, HARVBK_E_VERSION, HARVBK_E_NOMEM. On error `*out` is NULL;
  * there is no context to hold the message, read it with harvbk_error_last()

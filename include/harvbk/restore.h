@@ -77,7 +77,12 @@ typedef struct harvbk_restore_options {
     /* Where volumes are written: DIR/VOLNAME.raw (sparse). Required for a new
      * VM unless `target_vm` supplies write callbacks for every volume. With
      * HARVBK_RESTORE_REPLACE: where volumes the replaced VM does not have yet
-     * go (default: the directory of its first volume). */
+     * go (default: the directory of its first volume). A symbolic link as
+     * target_dir (or in its path) is resolved once, when the restore starts;
+     * volume files are then created only under the resolved directory and
+     * never through a link: a link already named DIR/VOLNAME.raw is refused
+     * (HARVBK_E_EXISTS), never followed. Names from the backup are DNS-1123
+     * labels (a manifest naming "../x", "/x" or "a/b" is HARVBK_E_CORRUPT). */
     const char *target_dir;
     /* Optional (new VM only): a VM description whose volumes (matched by
      * name) have write callbacks; those volumes are written through them

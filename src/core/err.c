@@ -33,6 +33,13 @@ const char *harvbk_error_name(int code)
     }
 }
 
+void hb_msg_sanitize(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; p && *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
 /* Format into a local buffer first so that callers may pass e->msg itself as
  * an argument ("%s", e->msg) without overlapping copies. */
 int hb_seterr(hb_err *e, int code, const char *fmt, ...)
@@ -49,6 +56,7 @@ int hb_seterr(hb_err *e, int code, const char *fmt, ...)
     }
     if (!tmp[0])
         snprintf(tmp, sizeof tmp, "%s", harvbk_strerror(code));
+    hb_msg_sanitize(tmp);
     e->code = code;
     memcpy(e->msg, tmp, sizeof e->msg);
     return code;
@@ -81,6 +89,7 @@ int hb_err_prefix(hb_err *e, const char *fmt, ...)
         n += k;
     }
     tmp[n] = '\0';
+    hb_msg_sanitize(tmp);
     memcpy(e->msg, tmp, n + 1);
     return e->code;
 }
@@ -106,6 +115,7 @@ static void last_store(int code, const char *msg)
         msg = harvbk_strerror(code);
     char tmp[HB_ERRMSG_MAX]; /* msg may be tl_last.msg itself */
     snprintf(tmp, sizeof tmp, "%s", msg);
+    hb_msg_sanitize(tmp);
     tl_last.code = code;
     memcpy(tl_last.msg, tmp, sizeof tmp);
 }

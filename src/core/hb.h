@@ -32,6 +32,11 @@ int hb_seterr(hb_err *e, int code, const char *fmt, ...) HB_PRINTF(3, 4);
 /* Prefix the existing message of e with "prefix: "; returns e->code. */
 int hb_err_prefix(hb_err *e, const char *fmt, ...) HB_PRINTF(2, 3);
 void hb_err_clear(hb_err *e);
+/* Replace every control character (below 0x20, and 0x7f) of s by '?': error
+ * and log messages are one line, and text from a target or a file they quote
+ * (a name, a codec, a server's answer) cannot carry terminal escapes. The
+ * setters above and hb_log apply it. */
+void hb_msg_sanitize(char *s);
 /* Map an errno value to a HARVBK_E_* code (ENOENT->NOTFOUND, EACCES->PERM ...). */
 int hb_errno_code(int errnum);
 /* The code an operation ends with when a caller's callback returned `r` != 0:

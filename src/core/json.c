@@ -4,13 +4,48 @@
 #include <math.h>
 #include <string.h>
 
-int hb_json_parse(const void *data, size_t len, const char *what, cJSON **out, hb_err *e)
+/* Offset of a NUL character inside a string of the document (the escape
+ * \u0000 or a raw 0 byte), or len when there is none. cJSON would keep such a
+ * string as the C string before the NUL: "ab\u0000/../x" would read as "ab",
+ * a value that is not what the document says. Strings are found as a JSON
+ * parser does (an escape skips the character after the backslash); cJSON
+ * checks the rest of the syntax. */
+static size_t nul_in_string(const char *p, size_t len)
+{
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (!in_str) {
+            if (c == '"')
+                in_str = true;
+            continue;
+        }
+        if (c == '\0')
+            return i;
+        if (c == '"') {
+            in_str = false;
+        } else if (c == '\\' && i + 1 < len) {
+            if (p[i + 1] == 'u' && i + 5 < len && p[i + 2] == '0' && p[i + 3] == '0' &&
+                p[i + 4] == '0' && p[i + 5] == '0')
+                return i;
+            i++; /* the escaped character */
+        }
+    }
+    return len;
+}
+
+static int parse(const void *data, size_t len, const char *what, bool nul_ok, cJSON **out,
+                 hb_err *e)
 {
     *out = NULL;
     if (!what)
         what = "JSON document";
     if (!data || len == 0)
         return hb_seterr(e, HARVBK_E_CORRUPT, "%s: empty document", what);
+    size_t nul = nul_ok ? len : nul_in_string(data, len);
+    if (nul < len)
+        return hb_seterr(e, HARVBK_E_CORRUPT,
+                         "%s: a string holds a NUL character (near byte %zu)", what, nul);
     const char *end = NULL;
     /* Not "require_null_terminated": with a length cJSON would demand a NUL
      * inside the buffer. Trailing bytes are checked below instead. */
@@ -29,6 +64,17 @@ int hb_json_parse(const void *data, size_t len, const char *what, cJSON **out, h
     }
     *out = root;
     return 0;
+}
+
+int hb_json_parse(const void *data, size_t len, const char *what, cJSON **out, hb_err *e)
+{
+    return parse(data, len, what, false, out, e);
+}
+
+int hb_json_parse_opaque(const void *data, size_t len, const char *what, cJSON **out,
+                         hb_err *e)
+{
+    return parse(data, len, what, true, out, e);
 }
 
 /* Finds `field`; *item NULL when absent or JSON null. */

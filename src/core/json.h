@@ -5,8 +5,14 @@
 #include "hb.h"
 #include <cjson/cJSON.h>
 
-/* Parse len bytes; HARVBK_E_CORRUPT with `what` in the message on failure. */
+/* Parse len bytes; HARVBK_E_CORRUPT with `what` in the message on failure,
+ * also for a string holding U+0000 (cJSON would cut it there: a name read as
+ * less than the document says). */
 int hb_json_parse(const void *data, size_t len, const char *what, cJSON **out, hb_err *e);
+/* The same for an opaque document of the caller's (VM metadata), whose
+ * strings may hold U+0000: accepted (cJSON keeps what comes before it). */
+int hb_json_parse_opaque(const void *data, size_t len, const char *what, cJSON **out,
+                         hb_err *e);
 /* Typed required/optional field getters. Required ones set HARVBK_E_CORRUPT
  * naming `what` and the field when missing or of the wrong type. */
 int hb_json_get_str(const cJSON *obj, const char *field, bool required, const char **out,

@@ -12,5 +12,6 @@ void hb_log(const hb_logger *lg, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap); /* long messages are truncated */
     va_end(ap);
+    hb_msg_sanitize(msg);
     lg->cb(level, msg, lg->payload);
 }

@@ -453,7 +453,8 @@ int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
     cJSON *root = NULL;
     hb_err pe;
     hb_err_clear(&pe);
-    if (hb_json_parse(rw->in, rw->in_len, NULL, &root, &pe) != 0 || !cJSON_IsObject(root)) {
+    if (hb_json_parse_opaque(rw->in, rw->in_len, NULL, &root, &pe) != 0 ||
+        !cJSON_IsObject(root)) {
         cJSON_Delete(root); /* not a JSON object: nothing we can safely change */
         return 0;
     }

@@ -126,6 +126,7 @@ static int store_tcfg(harvbk_ctx *ctx, const snapstore_cfg *c, hb_target_cfg *tc
     tc->codec = c->codec;
     tc->chunk_size = c->chunk_size;
     tc->encrypt = c->encrypt;
+    tc->private_files = true; /* private like the state directory it is usually in */
     tc->key_file = hb_strdup(c->key_file);
     tc->passphrase_file = hb_strdup(c->passphrase_file);
     pthread_mutex_lock(&ctx->mu);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int hb_state_init(hb_state *s, const char *dir, hb_logger *log, hb_err *e)
@@ -23,6 +24,15 @@ int hb_state_init(hb_state *s, const char *dir, hb_logger *log, hb_err *e)
         else if (!(abs = hb_strdup(real)))
             rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
         free(real);
+    }
+    /* 0700: what it holds (the catalog, records, a stored S3 secret, a
+     * snapshot store) is the owner's alone; a directory made earlier by
+     * someone else's mkdir (0755 under the usual umask) is made private */
+    struct stat sb;
+    if (rc == 0 && stat(abs, &sb) == 0 && (sb.st_mode & 077) && sb.st_uid == geteuid()) {
+        if (chmod(abs, 0700) == 0)
+            hb_log_warn(log, "state directory '%s' was accessible by group or others (mode "
+                        "%03o): made private (0700)", abs, (unsigned)(sb.st_mode & 0777));
     }
     if (rc == 0 && access(abs, R_OK | W_OK | X_OK) != 0)
         rc = hb_seterr(e, hb_errno_code(errno), "state directory '%s' is not writable: %s", abs,

@@ -69,8 +69,9 @@ typedef struct hb_state {
     hb_pending_owner *pending;
 } hb_state;
 
-/* Create the directory `dir` if needed (0700), resolve it to an absolute
- * path and check that it is writable. On failure s is left zeroed. */
+/* Create the directory `dir` if needed (0700; an existing one of ours that
+ * group or others may access is made 0700, with a warning), resolve it to an
+ * absolute path and check that it is writable. On failure s is left zeroed. */
 int hb_state_init(hb_state *s, const char *dir, hb_logger *log, hb_err *e);
 /* Free what s owns (pending owners included); a zeroed s is fine. */
 void hb_state_fini(hb_state *s);

@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "store.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define WHAT "manifest"
@@ -70,6 +71,36 @@ static bool is_lower_hex(const char *s, size_t n)
     return true;
 }
 
+static int cmp_vol_name(const void *a, const void *b)
+{
+    const hb_manifest_volume *const *x = a, *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
+/* A volume name that appears twice (NULL: none; *nomem on allocation
+ * failure). Sorted, not pairwise: a hostile manifest may list hundreds of
+ * thousands of volumes, and comparing every pair of them took minutes. */
+static const char *duplicate_volume(const hb_manifest *m, bool *nomem)
+{
+    *nomem = false;
+    if (m->nvols < 2)
+        return NULL;
+    const hb_manifest_volume **v = hb_calloc(m->nvols, sizeof *v);
+    if (!v) {
+        *nomem = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < m->nvols; i++)
+        v[i] = &m->vols[i];
+    qsort(v, m->nvols, sizeof *v, cmp_vol_name);
+    const char *dup = NULL;
+    for (size_t i = 1; i < m->nvols && !dup; i++)
+        if (strcmp(v[i - 1]->name, v[i]->name) == 0)
+            dup = v[i]->name;
+    hb_free(v);
+    return dup;
+}
+
 /* ---- encode ---- */
 
 static int check_for_encode(const hb_manifest *m, hb_err *e)
@@ -102,9 +133,6 @@ static int check_for_encode(const hb_manifest *m, hb_err *e)
             return hb_seterr(e, HARVBK_E_INVALID,
                              "volume \"%s\": sizes beyond 2^53 bytes cannot be recorded",
                              v->name);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(m->vols[j].name, v->name) == 0)
-                return hb_seterr(e, HARVBK_E_INVALID, "volume \"%s\" appears twice", v->name);
         if (v->chunks != chunk_count(v->size, m->chunk_size) || v->data_chunks > v->chunks)
             return hb_seterr(e, HARVBK_E_INVALID,
                              "volume \"%s\": chunk counts do not match its size", v->name);
@@ -112,6 +140,12 @@ static int check_for_encode(const hb_manifest *m, hb_err *e)
             return hb_seterr(e, HARVBK_E_INVALID, "volume \"%s\" has no index checksum",
                              v->name);
     }
+    bool nomem = false;
+    const char *dup = duplicate_volume(m, &nomem);
+    if (nomem)
+        return hb_seterr(e, HARVBK_E_NOMEM, "cannot encode the manifest");
+    if (dup)
+        return hb_seterr(e, HARVBK_E_INVALID, "volume \"%s\" appears twice", dup);
     if (m->logical_bytes != sum)
         return hb_seterr(e, HARVBK_E_INVALID,
                          "manifest logical_bytes %llu is not the sum of its volume sizes (%llu)",
@@ -362,10 +396,13 @@ static int from_json(const cJSON *root, hb_manifest *m, hb_err *e)
         m->nvols++; /* owns v->name even on failure, so clear() frees it */
         if (rc)
             return rc;
-        for (size_t j = 0; j + 1 < m->nvols; j++)
-            if (strcmp(m->vols[j].name, v->name) == 0)
-                return hb_seterr(e, HARVBK_E_CORRUPT, "manifest lists volume \"%s\" twice", v->name);
     }
+    bool nomem = false;
+    const char *dup = duplicate_volume(m, &nomem);
+    if (nomem)
+        return HARVBK_E_NOMEM;
+    if (dup)
+        return hb_seterr(e, HARVBK_E_CORRUPT, "manifest lists volume \"%s\" twice", dup);
     /* each size is at most 2^53, so the sum cannot wrap before this check */
     uint64_t sum = 0;
     for (size_t i = 0; i < m->nvols; i++) {

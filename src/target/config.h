@@ -32,6 +32,10 @@ typedef struct hb_target_cfg {
     char *key_file;
     char *passphrase_file;
     hb_key *key;            /* session key (secure memory); wiped on free */
+    /* never persisted: a local directory target creates its directories
+     * 0700 and files 0600 (the snapshot store: the state directory's rule),
+     * not 0755/0644 */
+    bool private_files;
 } hb_target_cfg;
 
 /* Encryption is wanted: set, or a key is given. */

@@ -77,6 +77,8 @@
 #define TMP_DIR "tmp"
 #define DIR_MODE 0755
 #define FILE_MODE 0644
+#define PRIVATE_DIR_MODE 0700  /* hb_target_cfg.private_files */
+#define PRIVATE_FILE_MODE 0600
 #define DIRCACHE_MAX (1u << 20) /* entries; the cache restarts empty beyond this */
 #define PEND_MAX_ITEMS 256u          /* deferred puts queued before a barrier runs */
 #define PEND_MAX_BYTES (1ull << 30)  /* ... or bytes */
@@ -90,6 +92,7 @@ typedef struct local_target {
     hb_target base; /* first: the hb_target pointer is the local_target pointer */
     char *root;     /* absolute path, no trailing '/' (unless it is "/") */
     char *tmpdir;   /* <root>/tmp */
+    mode_t dir_mode, file_mode; /* of what it creates */
     atomic_uint_least64_t counter;
     pthread_mutex_t mu; /* protects the directory cache */
     uint64_t *dirs;     /* open addressing set of hashes, 0 = empty */
@@ -255,7 +258,7 @@ static int dir_open(local_target *lt, const char *rel, size_t n, bool create, bo
         bool created = false;
         int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (nfd < 0 && errno == ENOENT && create) {
-            if (mkdirat(fd, comp, DIR_MODE) == 0)
+            if (mkdirat(fd, comp, lt->dir_mode) == 0)
                 created = true;
             else if (errno != EEXIST)
                 rc = sys_err(e, errno, "cannot create directory");
@@ -346,7 +349,7 @@ static int write_tmp(local_target *lt, const void *data, size_t len, bool durabl
         hb_free(tmp);
         return rc;
     }
-    int fd = openat(tfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
+    int fd = openat(tfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, lt->file_mode);
     if (fd < 0) {
         rc = sys_err(e, errno, "cannot create temporary file");
         close(tfd);
@@ -990,13 +993,15 @@ int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
         hb_free(lt);
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     }
+    lt->dir_mode = cfg->private_files ? PRIVATE_DIR_MODE : DIR_MODE;
+    lt->file_mode = cfg->private_files ? PRIVATE_FILE_MODE : FILE_MODE;
     int rc = 0;
     struct stat st;
     if (stat(lt->root, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
             rc = hb_seterr(e, HARVBK_E_INVALID, "target path '%s' is not a directory", lt->root);
     } else if (errno == ENOENT) {
-        rc = hb_mkdir_p(lt->root, DIR_MODE, e);
+        rc = hb_mkdir_p(lt->root, lt->dir_mode, e);
     } else {
         rc = sys_err(e, errno, "cannot reach target directory");
     }
@@ -1008,7 +1013,7 @@ int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
     }
     /* Best effort: a read-only target can still be read; put() creates tmp/
      * on demand (mkdir never follows a link at its last component). */
-    if (mkdir(lt->tmpdir, DIR_MODE) != 0 && errno != EEXIST) {
+    if (mkdir(lt->tmpdir, lt->dir_mode) != 0 && errno != EEXIST) {
         /* ignored */
     }
     atomic_init(&lt->counter, 0);

@@ -688,6 +688,23 @@ static void test_pread_pwrite_all_and_fd_size(void **state)
 
 /* ---- JSON ---- */
 
+/* Messages quote names, codecs and server answers from targets: no control
+ * character (terminal escapes, newlines) survives in one. */
+static void test_messages_have_no_control_characters(void **state)
+{
+    (void)state;
+    hb_err e;
+    hb_err_clear(&e);
+    hb_seterr(&e, HARVBK_E_CORRUPT, "codec \"%s\"", "z\x1b[2J\nx\x7f\ty");
+    assert_string_equal(e.msg, "codec \"z?[2J?x??y\"");
+    hb_err_prefix(&e, "backup %s", "a\rb");
+    assert_string_equal(e.msg, "backup a?b: codec \"z?[2J?x??y\"");
+    assert_string_equal(e.msg + strlen(e.msg) - 1, "\"");
+    char utf8[] = "d\xc3\xadsk";
+    hb_msg_sanitize(utf8);
+    assert_string_equal(utf8, "d\xc3\xadsk"); /* UTF-8 is left alone */
+}
+
 static void test_json_parse_is_strict(void **state)
 {
     (void)state;
@@ -708,6 +725,32 @@ static void test_json_parse_is_strict(void **state)
         assert_null(j);
         assert_non_null(strstr(e.msg, "manifest"));
     }
+    /* a string holding U+0000, escaped or raw, is refused (cJSON would keep
+     * only what comes before it); an escaped backslash before "u0000" is
+     * text, and a NUL after the document is allowed */
+    const char nul_raw[] = { '{', '"', 'n', '"', ':', '"', 'a', '\0', 'b', '"', '}' };
+    assert_int_equal(hb_json_parse(nul_raw, sizeof nul_raw, "m", &j, &e), HARVBK_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "NUL"));
+    const char *nul_bad[] = { "{\"n\":\"a\\u0000/../x\"}", "{\"n\\u0000x\":1}",
+                              "[\"\\\\\\u0000\"]", "{\"a\":[\"x\",\"\\u0000\"]}",
+                              "{\"n\":\"\\u00001\"}" };
+    for (size_t i = 0; i < HB_ARRAY_LEN(nul_bad); i++) {
+        assert_int_equal(hb_json_parse(nul_bad[i], strlen(nul_bad[i]), "m", &j, &e),
+                         HARVBK_E_CORRUPT);
+        assert_null(j);
+    }
+    const char *nul_ok[] = { "{\"n\":\"a\\\\u0000\"}", "{\"n\":\"\\\"u0000\"}",
+                             "{\"n\":\"\\u0100\\u0001\"}" };
+    for (size_t i = 0; i < HB_ARRAY_LEN(nul_ok); i++) {
+        assert_int_equal(hb_json_parse(nul_ok[i], strlen(nul_ok[i]), "m", &j, &e), 0);
+        cJSON_Delete(j);
+    }
+    const char tail_nul[] = "{\"n\":\"a\"}";
+    assert_int_equal(hb_json_parse(tail_nul, sizeof tail_nul, "m", &j, &e), 0);
+    cJSON_Delete(j);
+    /* an opaque document (VM metadata) may hold it */
+    assert_int_equal(hb_json_parse_opaque(nul_bad[0], strlen(nul_bad[0]), "m", &j, &e), 0);
+    cJSON_Delete(j);
 }
 
 static void test_json_getters_check_types(void **state)
@@ -831,6 +874,7 @@ int main(void)
         cmocka_unit_test(test_mkdir_p_and_rm_rf),
         cmocka_unit_test(test_mkdir_p_makes_created_directories_durable),
         cmocka_unit_test(test_pread_pwrite_all_and_fd_size),
+        cmocka_unit_test(test_messages_have_no_control_characters),
         cmocka_unit_test(test_json_parse_is_strict),
         cmocka_unit_test(test_json_getters_check_types),
         cmocka_unit_test(test_uuid_iso8601_and_clocks),
