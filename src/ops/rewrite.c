@@ -500,6 +500,13 @@ int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
                            "readers disagree about which one counts", __func__);
         return 0;
     }
+    const cJSON *meta_item = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+    if (is_vm && meta_item && !cJSON_IsObject(meta_item)) {
+        /* adding names would give the document a second "metadata" */
+        cJSON_Delete(root);
+        return hb_fail(HARVBK_E_INVALID,
+                       "%s: the VirtualMachine document's \"metadata\" is not an object", __func__);
+    }
     lexer lx = { text_in, text_in + rw->in_len };
     int pinned = pin_values(root->child, &lx);
     if (pinned == 1) {

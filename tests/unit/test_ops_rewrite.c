@@ -279,6 +279,38 @@ static void test_default_rewrite_duplicate_keys(void **state)
     free(out);
 }
 
+/* A VirtualMachine whose "metadata" is not an object (found by
+ * fuzz_metadata_rewrite): adding the new names used to append a second
+ * "metadata" object, so readers took the old value. Refused instead; a
+ * VirtualMachine without metadata still gets one. */
+static void test_default_rewrite_metadata_not_object(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{\"kind\":\"VirtualMachine\",\"metadata\":1}",
+        "{\"kind\":\"VirtualMachine\",\"metadata\":\"src1\"}",
+        "{\"kind\":\"VirtualMachine\",\"metadata\":[{\"name\":\"src1\"}]}",
+        "{\"kind\":\"VirtualMachine\",\"metadata\":null}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        char *out = NULL;
+        assert_int_equal(run_default(docs[i], strlen(docs[i]), &out), HARVBK_E_INVALID);
+        assert_null(out);
+        assert_non_null(strstr(harvbk_error_last(), "\"metadata\" is not an object"));
+    }
+    const char *none = "{\"kind\":\"VirtualMachine\",\"spec\":{}}";
+    char *out = NULL;
+    assert_int_equal(run_default(none, strlen(none), &out), 0);
+    assert_non_null(out);
+    cJSON *root = NULL;
+    assert_int_equal(hb_json_parse(out, strlen(out), NULL, &root, NULL), 0);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+    assert_true(cJSON_IsObject(meta));
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(meta, "name")->valuestring, "dst1");
+    cJSON_Delete(root);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_default_rewrite_form_feed_before_colon),
         cmocka_unit_test(test_default_rewrite_refusal_message),
         cmocka_unit_test(test_default_rewrite_duplicate_keys),
+        cmocka_unit_test(test_default_rewrite_metadata_not_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
