@@ -182,7 +182,19 @@ restart-server)
     start_ganesha
     ;;
 stop-server)
-    kill -STOP "$(read_pid ganesha)"
+    # kill() only queues SIGSTOP: the group stop starts when one thread of
+    # ganesha dequeues it, and until every thread has stopped the others go
+    # on answering (on a loaded machine for tens of milliseconds). The server
+    # is hung only once every thread is in state T: wait for that (bounded).
+    pid=$(read_pid ganesha)
+    kill -STOP "$pid"
+    for i in $(seq 1 200); do
+        running=$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' /proc/"$pid"/task/*/stat 2>/dev/null |
+                  grep -vc '^[tT]$' || true)
+        [ "$running" = 0 ] && break
+        sleep 0.05
+    done
+    [ "$running" = 0 ] || die "ganesha (pid $pid) did not stop within 10 s"
     ;;
 cont-server)
     kill -CONT "$(read_pid ganesha)"
