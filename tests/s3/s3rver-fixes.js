@@ -141,7 +141,21 @@ async function openInDir(filePath) {
         });
       });
     } catch (err) {
-      if (err.code !== 'ENOENT' || attempt >= 20) throw err;
+      // EEXIST: fs-extra's mkdirp found the directory there, then not (a
+      // concurrent delete removed it between its mkdir and its stat)
+      if ((err.code !== 'ENOENT' && err.code !== 'EEXIST') || attempt >= 20) throw err;
+    }
+  }
+}
+
+// mkdirp of dir, again while a concurrent delete removes it under us
+async function ensureDir(dir) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fs.mkdirp(dir);
+      return;
+    } catch (err) {
+      if ((err.code !== 'ENOENT' && err.code !== 'EEXIST') || attempt >= 20) throw err;
     }
   }
 }
@@ -188,9 +202,18 @@ proto.putObject = async function putObject(object) {
           .pipe(ws);
       }
     });
-    await fs.mkdirp(path.dirname(objectPath));
-    await this.putMetadata(object.bucket, object.key, object.metadata, md5);
-    await fs.rename(tmpPath, objectPath);
+    // the object's directory may be removed by a concurrent delete of its
+    // last object between any two of these steps: again from the mkdir
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await ensureDir(path.dirname(objectPath));
+        await this.putMetadata(object.bucket, object.key, object.metadata, md5);
+        await fs.rename(tmpPath, objectPath);
+        break;
+      } catch (err) {
+        if (err.code !== 'ENOENT' || attempt >= 20) throw err;
+      }
+    }
   } catch (err) {
     ws.destroy();
     await fs.unlink(tmpPath).catch(() => {});
