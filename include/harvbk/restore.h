@@ -192,8 +192,9 @@ HARVBK_API int harvbk_metadata_rewrite_set_output(harvbk_metadata_rewrite *rw, c
  * such document is left unchanged. A document that needs rewriting and has bytes
  * other than JSON's four whitespace characters (space, tab, line feed,
  * carriage return) between its tokens (a form feed, a vertical tab, other
- * control bytes) fails it with HARVBK_E_INVALID: it is not JSON, and guessing
- * would risk moving values between keys. `payload` is unused.
+ * control bytes), or a raw NUL byte inside a string, fails it with
+ * HARVBK_E_INVALID: it is not JSON, and guessing would risk moving values
+ * between keys or cutting a string short. `payload` is unused.
  */
 HARVBK_API int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload);
 

@@ -37,10 +37,11 @@ int hb_rewrite_run(harvbk_metadata_rewrite *rw, harvbk_metadata_rewrite_cb cb, v
                          "contains \\u0000, or an object has the same key twice); give a "
                          "metadata rewrite hook of your own");
     if (rc == HARVBK_E_INVALID && dflt)
-        return hb_seterr(e, rc, "the default metadata rewrite refuses this document: between "
-                         "its JSON tokens it has bytes that are not JSON whitespace (space, "
-                         "tab, newline, carriage return), e.g. a form feed or vertical tab; "
-                         "give a metadata rewrite hook of your own or fix the document");
+        return hb_seterr(e, rc, "the default metadata rewrite refuses this document: it has "
+                         "bytes JSON does not allow where they are (between its tokens a byte "
+                         "that is not JSON whitespace, e.g. a form feed or vertical tab, or a "
+                         "raw NUL byte inside a string); give a metadata rewrite hook of your "
+                         "own or fix the document");
     if (rc)
         return hb_seterr(e, rc, "the metadata rewrite hook failed: %s", harvbk_strerror(rc));
     hb_buf_reset(result);
@@ -273,8 +274,11 @@ static bool json_ws(char c)
  * the parser exactly on what is a token and what is a key, or it pairs
  * values with the wrong keys; rather than imitate the parser's leniency, a
  * document with such a byte outside its strings is refused. A single NUL
- * ending the document (hb_json_parse accepts it) is not between tokens. */
-static bool non_json_ws(const char *p, const char *end)
+ * ending the document (hb_json_parse accepts it) is not between tokens.
+ * Inside a string cJSON also takes a raw NUL byte (JSON allows none) and
+ * cuts the string there: nothing could print that value back, so a raw NUL
+ * inside a string is refused as well. */
+static bool lenient_bytes(const char *p, const char *end)
 {
     if (end > p && end[-1] == '\0')
         end--;
@@ -282,8 +286,11 @@ static bool non_json_ws(const char *p, const char *end)
         unsigned char c = (unsigned char)*p;
         if (c == '"') {
             p++;
-            while (p < end && *p != '"')
+            while (p < end && *p != '"') {
+                if (*p == '\0')
+                    return true;
                 p += *p == '\\' && p + 1 < end ? 2 : 1;
+            }
             if (p < end)
                 p++;
             continue;
@@ -466,7 +473,7 @@ int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
         return 0;
     }
     const char *text_in = rw->in;
-    if (non_json_ws(text_in, text_in + rw->in_len)) {
+    if (lenient_bytes(text_in, text_in + rw->in_len)) {
         bool renames = is_vm;
         if (!is_vm) { /* refused only when something would change */
             const char *n = str(meta, "name"), *ns = str(meta, "namespace");
@@ -476,9 +483,10 @@ int harvbk_metadata_rewrite_default(harvbk_metadata_rewrite *rw, void *payload)
         cJSON_Delete(root);
         if (renames)
             return hb_fail(HARVBK_E_INVALID,
-                           "%s: between its JSON tokens the document has bytes that are not "
-                           "JSON whitespace (e.g. a form feed): it cannot be rewritten without "
-                           "changing them", __func__);
+                           "%s: the document has bytes JSON does not allow where they are (a "
+                           "byte between its tokens that is not JSON whitespace, e.g. a form "
+                           "feed, or a raw NUL byte inside a string): it cannot be rewritten "
+                           "without changing them", __func__);
         return 0;
     }
     if (nul_in_keys(text_in, text_in + rw->in_len)) {

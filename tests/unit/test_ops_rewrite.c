@@ -311,6 +311,53 @@ static void test_default_rewrite_metadata_not_object(void **state)
     free(out);
 }
 
+/* NUL inside strings (found by fuzz_metadata_rewrite). An escaped one
+ * (\u0000) in a value is kept as written, so the result is JSON only to a
+ * reader that allows NUL in strings (hb_json_parse_opaque; the strict reader
+ * of our own records refuses it). A raw NUL byte inside a string (not JSON;
+ * cJSON cuts the string there, and no printer could give it back) is refused
+ * where the document would change, never printed cut short. */
+static void test_default_rewrite_nul_in_strings(void **state)
+{
+    (void)state;
+    const char *esc = "{\"kind\":\"VirtualMachine\",\"metadata\":{\"name\":\"src1\"},"
+                      "\"a\":\"x\\u0000y\"}";
+    char *out = NULL;
+    assert_int_equal(run_default(esc, strlen(esc), &out), 0);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"a\":\"x\\u0000y\""));
+    assert_non_null(strstr(out, "\"name\":\"dst1\""));
+    cJSON *root = NULL;
+    assert_int_equal(hb_json_parse_opaque(out, strlen(out), NULL, &root, NULL), 0);
+    cJSON_Delete(root);
+    root = NULL;
+    assert_int_equal(hb_json_parse(out, strlen(out), NULL, &root, NULL), HARVBK_E_CORRUPT);
+    free(out);
+
+    static const char vm_val[] = "{\"kind\":\"VirtualMachine\",\"metadata\":{\"name\":\"src1\"},"
+                                 "\"a\":\"x\0y\",\"b\":\"z\"}";
+    static const char vm_key[] = "{\"kind\":\"VirtualMachine\",\"metadata\":{\"name\":\"src1\"},"
+                                 "\"a\0b\":1}";
+    static const char cm_src[] = "{\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"src1\"},"
+                                 "\"a\":\"x\0y\"}";
+    const struct { const char *doc; size_t len; } refused[] = {
+        { vm_val, sizeof vm_val - 1 }, { vm_key, sizeof vm_key - 1 },
+        { cm_src, sizeof cm_src - 1 },
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        out = NULL;
+        assert_int_equal(run_default(refused[i].doc, refused[i].len, &out), HARVBK_E_INVALID);
+        assert_null(out);
+        assert_non_null(strstr(harvbk_error_last(), "raw NUL byte inside a string"));
+    }
+    /* an object that needs no change stays byte for byte */
+    static const char cm_other[] = "{\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"other\"},"
+                                   "\"a\":\"x\0y\"}";
+    out = NULL;
+    assert_int_equal(run_default(cm_other, sizeof cm_other - 1, &out), 0);
+    assert_null(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_default_rewrite_refusal_message),
         cmocka_unit_test(test_default_rewrite_duplicate_keys),
         cmocka_unit_test(test_default_rewrite_metadata_not_object),
+        cmocka_unit_test(test_default_rewrite_nul_in_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
