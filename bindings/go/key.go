@@ -37,22 +37,21 @@ func wrapKey(p *C.harvbk_key, kind string) *Key {
 // ErrPermission (the message says "chmod 600"). Also ErrInvalid (size, not a
 // regular file), ErrNotFound, ErrIO.
 func KeyFromFile(path string) (*Key, error) {
-	var cs cstrings
-	defer cs.free()
-	cp, err := cs.add(path)
-	if err != nil {
-		return nil, err
-	}
-	var p *C.harvbk_key
-	if err := call(func() C.int { return C.harvbk_key_from_file(&p, cp) }); err != nil {
-		return nil, err
-	}
-	return wrapKey(p, "key-file"), nil
+	return keyFromPath(path, "key-file", func(p **C.harvbk_key, cp *C.char) C.int {
+		return C.harvbk_key_from_file(p, cp)
+	})
 }
 
 // KeyFromPassphraseFile reads a passphrase: the first line of a file (its
 // line end dropped), with the file rules of KeyFromFile.
 func KeyFromPassphraseFile(path string) (*Key, error) {
+	return keyFromPath(path, "passphrase", func(p **C.harvbk_key, cp *C.char) C.int {
+		return C.harvbk_key_from_passphrase_file(p, cp)
+	})
+}
+
+// keyFromPath calls a harvbk_key_from_*file function on path.
+func keyFromPath(path, kind string, from func(**C.harvbk_key, *C.char) C.int) (*Key, error) {
 	var cs cstrings
 	defer cs.free()
 	cp, err := cs.add(path)
@@ -60,10 +59,10 @@ func KeyFromPassphraseFile(path string) (*Key, error) {
 		return nil, err
 	}
 	var p *C.harvbk_key
-	if err := call(func() C.int { return C.harvbk_key_from_passphrase_file(&p, cp) }); err != nil {
+	if err := call(func() C.int { return from(&p, cp) }); err != nil {
 		return nil, err
 	}
-	return wrapKey(p, "passphrase"), nil
+	return wrapKey(p, kind), nil
 }
 
 // KeyFromPassphrase makes a key of a passphrase (1..1024 bytes, no NUL byte:

@@ -38,6 +38,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Largest input the targets look at (libFuzzer's -max_len is smaller). */
 #define FUZZ_MAX_INPUT (1u << 20)
 
+/* Largest raw chunk length the chunk decoders are given here (the store's is
+ * HB_MAX_CHUNK_SIZE; a smaller bound keeps every run fast), and one buffer of
+ * that size, allocated once for the life of the fuzz program. */
+#define FUZZ_RAW_CAP (4u << 20)
+
+static inline uint8_t *fuzz_raw_buf(void)
+{
+    static uint8_t *raw;
+    if (!raw && !(raw = malloc(FUZZ_RAW_CAP)))
+        abort();
+    return raw;
+}
+
 /* A NUL-terminated copy of data[0..size) (malloc'd; NUL bytes inside stay:
  * C-string parsers then see a prefix, as they would). */
 static inline char *fuzz_cstr(const uint8_t *data, size_t size)

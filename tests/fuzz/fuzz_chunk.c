@@ -11,21 +11,9 @@
 #include "store/internal.h"
 #include "store/store.h"
 
-/* Largest raw length accepted here (the store's is HB_MAX_CHUNK_SIZE; a
- * smaller bound keeps every run fast and the buffer allocated once). */
-#define RAW_CAP (4u << 20)
-
-static uint8_t *raw_buf(void)
-{
-    static uint8_t *raw;
-    if (!raw && !(raw = malloc(RAW_CAP)))
-        abort();
-    return raw;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint8_t *raw = raw_buf();
+    uint8_t *raw = fuzz_raw_buf();
     hb_err e;
     hb_err_clear(&e);
 
@@ -33,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t id[HB_DIGEST_LEN];
     memset(id, 0x5a, sizeof id);
     size_t rlen = 0;
-    int rc = hb_chunk_decode(data, size, id, raw, RAW_CAP, &rlen, &e);
+    int rc = hb_chunk_decode(data, size, id, raw, FUZZ_RAW_CAP, &rlen, &e);
     FUZZ_CHECK(rc == HARVBK_E_CHUNK || rc == HARVBK_E_FORMAT || rc == HARVBK_E_NOMEM);
     FUZZ_CHECK(e.code == rc && e.msg[0]);
 
@@ -41,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size >= 5) {
         int codec = data[0] & 3;
         size_t expect = ((size_t)data[1] | (size_t)data[2] << 8 | (size_t)data[3] << 16 |
-                         (size_t)data[4] << 24) % (RAW_CAP + 1);
+                         (size_t)data[4] << 24) % (FUZZ_RAW_CAP + 1);
         const char *why = NULL;
         rc = hb_codec_decompress(codec, data + 5, size - 5, raw, expect, &why);
         FUZZ_CHECK(rc == 0 || rc == HARVBK_E_CHUNK || rc == HARVBK_E_NOMEM);
@@ -61,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(obj.len >= HB_CHUNK_HEADER_LEN);
             FUZZ_CHECK(obj.len <= HB_CHUNK_HEADER_LEN + size); /* never larger than stored raw */
             hb_sha256(data, size, id);
-            rc = hb_chunk_decode(obj.data, obj.len, id, raw, RAW_CAP, &rlen, &e);
+            rc = hb_chunk_decode(obj.data, obj.len, id, raw, FUZZ_RAW_CAP, &rlen, &e);
             FUZZ_CHECK(rc == 0 || rc == HARVBK_E_NOMEM);
             if (rc == 0)
                 FUZZ_CHECK(rlen == size && memcmp(raw, data, size) == 0);

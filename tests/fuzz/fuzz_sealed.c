@@ -12,7 +12,6 @@
 #include "store/internal.h"
 #include "store/store.h"
 
-#define RAW_CAP (4u << 20)
 #define META_KEY "indexes/default/vm/b1/root.idx"
 
 static hb_store_crypt *crypt_key(void)
@@ -27,14 +26,6 @@ static hb_store_crypt *crypt_key(void)
             abort();
     }
     return c;
-}
-
-static uint8_t *raw_buf(void)
-{
-    static uint8_t *raw;
-    if (!raw && !(raw = malloc(RAW_CAP)))
-        abort();
-    return raw;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -58,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* 2. an encrypted chunk object read from the target */
     uint8_t id[HB_DIGEST_LEN];
     memset(id, 0x5a, sizeof id);
-    uint8_t *raw = raw_buf();
+    uint8_t *raw = fuzz_raw_buf();
     size_t rlen = 0;
     uint8_t *obj = malloc(size ? size : 1);
     if (!obj)
@@ -66,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size)
         memcpy(obj, data, size);
     hb_err_clear(&e);
-    rc = hb_chunk_decode_ex(st.crypt, obj, size, id, raw, RAW_CAP, &rlen, &e);
+    rc = hb_chunk_decode_ex(st.crypt, obj, size, id, raw, FUZZ_RAW_CAP, &rlen, &e);
     FUZZ_CHECK(rc == HARVBK_E_CHUNK || rc == HARVBK_E_FORMAT || rc == HARVBK_E_NOMEM);
     FUZZ_CHECK(e.code == rc && e.msg[0]);
     free(obj);
@@ -101,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hb_buf_free(&s);
 
     /* 4. seal, open, tamper: chunks */
-    if (size >= 1 && size <= RAW_CAP) {
+    if (size >= 1 && size <= FUZZ_RAW_CAP) {
         int codec = data[0] & 3;
         hb_crypt_chunk_id(st.crypt, data, size, id);
         hb_buf c = HB_BUF_INIT;
@@ -111,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint8_t *copy = malloc(c.len);
             FUZZ_CHECK(copy != NULL);
             memcpy(copy, c.data, c.len);
-            rc = hb_chunk_decode_ex(st.crypt, copy, c.len, id, raw, RAW_CAP, &rlen, &e);
+            rc = hb_chunk_decode_ex(st.crypt, copy, c.len, id, raw, FUZZ_RAW_CAP, &rlen, &e);
             FUZZ_CHECK(rc == 0 || rc == HARVBK_E_NOMEM);
             if (rc == 0)
                 FUZZ_CHECK(rlen == size && memcmp(raw, data, size) == 0);
@@ -119,12 +110,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memcpy(copy, c.data, c.len);
             size_t at = (data[0] | (size_t)(size > 1 ? data[1] : 0) << 8) % c.len;
             copy[at] ^= size > 2 && data[2] ? data[2] : 1;
-            rc = hb_chunk_decode_ex(st.crypt, copy, c.len, id, raw, RAW_CAP, &rlen, &e);
+            rc = hb_chunk_decode_ex(st.crypt, copy, c.len, id, raw, FUZZ_RAW_CAP, &rlen, &e);
             FUZZ_CHECK(rc == HARVBK_E_CHUNK || rc == HARVBK_E_FORMAT);
             /* a plaintext chunk of the same bytes in an encrypted store: refused */
             hb_buf p = HB_BUF_INIT;
             if (hb_chunk_encode(codec, 0, data, size, &p, &e) == 0) {
-                rc = hb_chunk_decode_ex(st.crypt, p.data, p.len, id, raw, RAW_CAP, &rlen, &e);
+                rc = hb_chunk_decode_ex(st.crypt, p.data, p.len, id, raw, FUZZ_RAW_CAP, &rlen, &e);
                 FUZZ_CHECK(rc == HARVBK_E_CHUNK);
             }
             hb_buf_free(&p);

@@ -148,18 +148,6 @@ async function openInDir(filePath) {
   }
 }
 
-// mkdirp of dir, again while a concurrent delete removes it under us
-async function ensureDir(dir) {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await fs.mkdirp(dir);
-      return;
-    } catch (err) {
-      if ((err.code !== 'ENOENT' && err.code !== 'EEXIST') || attempt >= 20) throw err;
-    }
-  }
-}
-
 proto.putObject = async function putObject(object) {
   const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
   const tmpPath = tmpName(objectPath);
@@ -202,18 +190,10 @@ proto.putObject = async function putObject(object) {
           .pipe(ws);
       }
     });
-    // the object's directory may be removed by a concurrent delete of its
-    // last object between any two of these steps: again from the mkdir
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await ensureDir(path.dirname(objectPath));
-        await this.putMetadata(object.bucket, object.key, object.metadata, md5);
-        await fs.rename(tmpPath, objectPath);
-        break;
-      } catch (err) {
-        if (err.code !== 'ENOENT' || attempt >= 20) throw err;
-      }
-    }
+    // the temporary file sits in the object's directory until the rename,
+    // so a concurrent delete cannot remove that directory (rmdir: ENOTEMPTY)
+    await this.putMetadata(object.bucket, object.key, object.metadata, md5);
+    await fs.rename(tmpPath, objectPath);
   } catch (err) {
     ws.destroy();
     await fs.unlink(tmpPath).catch(() => {});
