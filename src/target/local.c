@@ -415,6 +415,27 @@ static int rename_into_place(local_target *lt, const char *tmp, const char *key,
     return rc;
 }
 
+/* Is the directory at the root path still the one opened as rootfd? Objects
+ * are placed by path, but syncfs() (the barrier) runs on rootfd: a root that
+ * was mounted over, moved away or re-created since the target was opened
+ * would have its objects synced on the wrong filesystem, or not at all, and
+ * said durable. Found replaced, a put or barrier fails instead. */
+static int root_still_here(local_target *lt, hb_err *e)
+{
+    if (lt->rootfd < 0)
+        return 0;
+    struct stat was, now;
+    if (fstat(lt->rootfd, &was) != 0)
+        return sys_err(e, errno, "cannot stat the target directory");
+    if (stat(lt->root, &now) != 0 || now.st_dev != was.st_dev || now.st_ino != was.st_ino)
+        return hb_seterr(e, HARVBK_E_IO,
+                         "target directory '%s' was replaced while in use (mounted over, moved "
+                         "or removed and created again): what was written there cannot be made "
+                         "durable; open the target again",
+                         lt->base.display ? lt->base.display : lt->root);
+    return 0;
+}
+
 static int local_put(hb_target *t, const char *key, const void *data, size_t len, hb_err *e)
 {
     local_target *lt = (local_target *)t;
@@ -429,7 +450,7 @@ static int local_put(hb_target *t, const char *key, const void *data, size_t len
             tmp_unlink(lt, tmp);
     }
     hb_free(tmp);
-    return rc;
+    return rc ? rc : root_still_here(lt, e);
 }
 
 /* ---- deferred puts and the barrier ---- */
@@ -478,7 +499,8 @@ static int local_flush(local_target *lt, hb_err *e)
     int rc = 0;
     size_t done = 0; /* items renamed into place */
     dir_vec dirs = { NULL, 0, 0 };
-    if (n) {
+    rc = root_still_here(lt, e); /* 0. (else the steps below fail less clearly) */
+    if (rc == 0 && n) {
         rc = do_syncfs(lt, e); /* 1. the temporaries' data */
         while (rc == 0 && done < n) {
             rc = rename_into_place(lt, v[done].tmp, v[done].key, &dirs, false, e); /* 2. */
@@ -492,6 +514,8 @@ static int local_flush(local_target *lt, hb_err *e)
     int src = do_syncfs(lt, rc ? NULL : e);
     if (rc == 0)
         rc = src;
+    if (rc == 0) /* 4. still where they were synced */
+        rc = root_still_here(lt, e);
     if (rc == 0) {
         for (size_t i = 0; i < dirs.n; i++) {
             pthread_mutex_lock(&lt->mu);

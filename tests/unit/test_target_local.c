@@ -725,6 +725,56 @@ static void test_local_recovers_when_directory_removed(void **state)
     free(dir);
 }
 
+/* A root directory replaced while the target is open (moved away and made
+ * again here; a mount over it is the same to the target): objects would be
+ * placed in the new directory by path but synced on the old one's
+ * filesystem. A put or barrier fails with HARVBK_E_IO instead of saying
+ * durable; opened again, the target works. */
+static void test_local_root_replaced_while_open(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-replaced");
+    char *root = hb_asprintf("%s/root", dir);
+    char *moved = hb_asprintf("%s/root.old", dir);
+    hb_target *t = open_local(root, "ctx-a");
+    hb_err e;
+    assert_int_equal(hb_target_put(t, "a/one", "1", 1, &e), 0);
+    uint64_t tok = hb_target_sync_token(t);
+    assert_int_equal(hb_target_put_deferred(t, "chunks/aa/obj1", "22", 2, &e), 0);
+
+    assert_int_equal(rename(root, moved), 0);
+    assert_int_equal(mkdir(root, 0700), 0);
+    hb_err_clear(&e);
+    int src = hb_target_sync(t, tok, &e);
+    if (src != HARVBK_E_IO)
+        fail_msg("sync: %d %s", src, e.msg);
+    assert_non_null(strstr(e.msg, "was replaced while in use"));
+    hb_err_clear(&e);
+    assert_int_equal(hb_target_put(t, "a/two", "2", 1, &e), HARVBK_E_IO);
+    assert_non_null(strstr(e.msg, "was replaced while in use"));
+    /* removed altogether: the same */
+    assert_int_equal(hb_rm_rf(root, &e), 0);
+    hb_err_clear(&e);
+    assert_int_equal(hb_target_sync(t, hb_target_sync_token(t), &e), HARVBK_E_IO);
+    hb_target_close(t);
+
+    /* opened again on the new directory: puts and barriers succeed */
+    assert_int_equal(mkdir(root, 0700), 0);
+    t = open_local(root, "ctx-a");
+    tok = hb_target_sync_token(t);
+    assert_int_equal(hb_target_put(t, "a/three", "3", 1, &e), 0);
+    assert_int_equal(hb_target_put_deferred(t, "chunks/bb/obj2", "44", 2, &e), 0);
+    assert_int_equal(hb_target_sync(t, tok, &e), 0);
+    uint64_t size = 0;
+    assert_int_equal(hb_target_head(t, "chunks/bb/obj2", &size, &e), 0);
+    assert_int_equal(size, 2);
+    hb_target_close(t);
+    hb_free(root);
+    hb_free(moved);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 typedef struct put_thread {
     hb_target *t;
     int id;
@@ -1117,6 +1167,7 @@ int main(void)
         cmocka_unit_test(test_local_list_filters_by_prefix_recursively),
         cmocka_unit_test(test_local_cleanup_removes_stale_temporaries),
         cmocka_unit_test(test_local_recovers_when_directory_removed),
+        cmocka_unit_test(test_local_root_replaced_while_open),
         cmocka_unit_test(test_local_concurrent_puts_all_readable),
         cmocka_unit_test(test_local_ping_reports_missing_root),
         cmocka_unit_test(test_local_get_of_a_fifo_does_not_hang),
