@@ -178,9 +178,11 @@ sed -i -E \
     "$out"
 cat "$out" >>"$main"
 out=$main
-# (the one time in the first part: 'maintenance enter' of a fresh state)
+# (the times in the first part: 'maintenance enter' and 'snapshot gc' of a
+# fresh state)
 sed -i -E -e "s|$work|@WORK@|g" \
-    -e 's/^(1\| maintenance mode entered \(since )[^)]*\)/\1@TIME@)/' "$out"
+    -e 's/^(1\| maintenance mode entered \(since )[^)]*\)/\1@TIME@)/' \
+    -e 's/^(1\| snapshot gc: removed .*\) in )[0-9]+\.[0-9]s$/\1@SECS@s/' "$out"
 
 if [ "${HARVBK_GOLDEN_UPDATE:-}" = 1 ]; then
     cp "$out" "$golden"
