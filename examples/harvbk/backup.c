@@ -482,17 +482,14 @@ static const cli_opt OPTS_CREATE[] = {
     {"allow-crash-consistent", CLI_OPT_FLAG, 0, 0, 0},
     {NULL, 0, 0, 0, 0},
 };
-static const cli_opt OPTS_JSON[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
 
-#define NEEDS_BACKUP(sub) "backup " sub " needs the backup as NAMESPACE/NAME"
 static const cli_cmd BACKUP_CMDS[] = {
-    {"create", NULL, backup_create, OPTS_CREATE, 1, 1,
-     "backup create needs the VM as NAMESPACE/NAME", "the VM"},
-    {"list", "ls", backup_list, OPTS_JSON, 0, 0, NULL, NULL},
-    {"show", NULL, backup_show, OPTS_JSON, 1, 1, NEEDS_BACKUP("show"), "the backup"},
-    {"verify", NULL, backup_verify, NULL, 1, 1, NEEDS_BACKUP("verify"), "the backup"},
-    {"delete", "rm", backup_delete, NULL, 1, 1, NEEDS_BACKUP("delete"), "the backup"},
-    {"forget", NULL, backup_forget, NULL, 1, 1, NEEDS_BACKUP("forget"), "the backup"},
+    {"create", NULL, backup_create, OPTS_CREATE, 1, 1, NULL, "the VM"},
+    {"list", "ls", backup_list, CLI_OPTS_JSON, 0, 0, NULL, NULL},
+    {"show", NULL, backup_show, CLI_OPTS_JSON, 1, 1, NULL, "the backup"},
+    {"verify", NULL, backup_verify, NULL, 1, 1, NULL, "the backup"},
+    {"delete", "rm", backup_delete, NULL, 1, 1, NULL, "the backup"},
+    {"forget", NULL, backup_forget, NULL, 1, 1, NULL, "the backup"},
     {NULL},
 };
 

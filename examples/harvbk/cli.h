@@ -99,8 +99,8 @@ typedef struct cli_cmd {
     const cli_opt *opts;  /* option templates ending in a NULL name; NULL: none */
     int min_pos, max_pos; /* positional arguments (max_pos <= CLI_POS_MAX) */
     const char *need;     /* usage error when fewer than min_pos or a count other
-                           * than max_pos when min_pos == max_pos ("vm show needs
-                           * the VM as NAMESPACE/NAME") */
+                           * than max_pos when min_pos == max_pos; NULL with
+                           * split: "vm show needs the VM as NAMESPACE/NAME" */
     const char *split;    /* pos[0] is NS/NAME ("the VM" in its errors), or NULL */
 } cli_cmd;
 
@@ -112,6 +112,9 @@ typedef struct cli_group {
     const char *list;
     const cli_cmd *cmds;
 } cli_group;
+
+/* The options of a subcommand that takes only --json. */
+extern const cli_opt CLI_OPTS_JSON[];
 
 /* Run argv[0]'s subcommand of g (--help / -h: g's help); returns the exit code. */
 int cli_dispatch(const cli_group *g, cli_env *env, int argc, char **argv);

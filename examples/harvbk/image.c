@@ -184,15 +184,12 @@ static const cli_opt OPTS_REGISTER[] = {
     {"checksum", CLI_OPT_VALUE, 0, 0, 0},
     {NULL, 0, 0, 0, 0},
 };
-static const cli_opt OPTS_JSON[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
 
-#define NEEDS_IMAGE(sub) "image " sub " needs the image as NAMESPACE/NAME"
 static const cli_cmd IMAGE_CMDS[] = {
-    {"register", NULL, image_register, OPTS_REGISTER, 1, 1, NEEDS_IMAGE("register"),
-     "the image"},
-    {"list", NULL, image_list, OPTS_JSON, 0, 0, NULL, NULL},
-    {"show", NULL, image_show, OPTS_JSON, 1, 1, NEEDS_IMAGE("show"), "the image"},
-    {"delete", NULL, image_delete, NULL, 1, 1, NEEDS_IMAGE("delete"), "the image"},
+    {"register", NULL, image_register, OPTS_REGISTER, 1, 1, NULL, "the image"},
+    {"list", NULL, image_list, CLI_OPTS_JSON, 0, 0, NULL, NULL},
+    {"show", NULL, image_show, CLI_OPTS_JSON, 1, 1, NULL, "the image"},
+    {"delete", NULL, image_delete, NULL, 1, 1, NULL, "the image"},
     {NULL},
 };
 

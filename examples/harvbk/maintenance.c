@@ -222,11 +222,10 @@ static int maint_exit(cli_args *a)
     return ex;
 }
 
-static const cli_opt OPTS_STATUS[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
 static const cli_opt OPTS_ENTER[] = {{"wait", CLI_OPT_VALUE, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
 
 static const cli_cmd MAINTENANCE_CMDS[] = {
-    {"status", NULL, maint_status, OPTS_STATUS, 0, 0, NULL, NULL},
+    {"status", NULL, maint_status, CLI_OPTS_JSON, 0, 0, NULL, NULL},
     {"enter", NULL, maint_enter, OPTS_ENTER, 0, 0, NULL, NULL},
     {"exit", NULL, maint_exit, NULL, 0, 0, NULL, NULL},
     {NULL},

@@ -665,14 +665,13 @@ static const cli_opt OPTS_CREATE[] = {
 };
 /* edit: the same but --type and --vm */
 #define OPTS_EDIT (OPTS_CREATE + 2)
-static const cli_opt OPTS_JSON[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
 static const cli_opt OPTS_NOW[] = {{"now", CLI_OPT_VALUE, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
 
 #define NEEDS_SCHEDULE(sub) "schedule " sub " needs the schedule as NAME or NAMESPACE/NAME"
 static const cli_cmd SCHEDULE_CMDS[] = {
     {"create", NULL, schedule_create, OPTS_CREATE, 1, 1, NEEDS_SCHEDULE("create"), NULL},
-    {"list", "ls", schedule_list, OPTS_JSON, 0, 0, NULL, NULL},
-    {"show", NULL, schedule_show, OPTS_JSON, 1, 1, NEEDS_SCHEDULE("show"), NULL},
+    {"list", "ls", schedule_list, CLI_OPTS_JSON, 0, 0, NULL, NULL},
+    {"show", NULL, schedule_show, CLI_OPTS_JSON, 1, 1, NEEDS_SCHEDULE("show"), NULL},
     {"edit", NULL, schedule_edit, OPTS_EDIT, 1, 1, NEEDS_SCHEDULE("edit"), NULL},
     {"suspend", NULL, schedule_suspend, NULL, 1, 1, NEEDS_SCHEDULE("suspend"), NULL},
     {"resume", NULL, schedule_resume, NULL, 1, 1, NEEDS_SCHEDULE("resume"), NULL},

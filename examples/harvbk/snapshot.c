@@ -449,7 +449,6 @@ static const cli_opt OPTS_CREATE[] = {
     {"allow-crash-consistent", CLI_OPT_FLAG, 0, 0, 0},
     {NULL, 0, 0, 0, 0},
 };
-static const cli_opt OPTS_JSON[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
 static const cli_opt OPTS_STORE[] = {
     {"dir", CLI_OPT_VALUE, 0, 0, 0},
     {"chunk-size", CLI_OPT_VALUE, 0, 0, 0},
@@ -460,14 +459,12 @@ static const cli_opt OPTS_STORE[] = {
     {NULL, 0, 0, 0, 0},
 };
 
-#define NEEDS_SNAPSHOT(sub) "snapshot " sub " needs the snapshot as NAMESPACE/NAME"
 static const cli_cmd SNAPSHOT_CMDS[] = {
-    {"create", NULL, snap_create, OPTS_CREATE, 1, 1,
-     "snapshot create needs the VM as NAMESPACE/NAME", "the VM"},
-    {"list", "ls", snap_list, OPTS_JSON, 0, 0, NULL, NULL},
-    {"show", NULL, snap_show, OPTS_JSON, 1, 1, NEEDS_SNAPSHOT("show"), "the snapshot"},
-    {"verify", NULL, snap_verify, NULL, 1, 1, NEEDS_SNAPSHOT("verify"), "the snapshot"},
-    {"delete", "rm", snap_delete, NULL, 1, 1, NEEDS_SNAPSHOT("delete"), "the snapshot"},
+    {"create", NULL, snap_create, OPTS_CREATE, 1, 1, NULL, "the VM"},
+    {"list", "ls", snap_list, CLI_OPTS_JSON, 0, 0, NULL, NULL},
+    {"show", NULL, snap_show, CLI_OPTS_JSON, 1, 1, NULL, "the snapshot"},
+    {"verify", NULL, snap_verify, NULL, 1, 1, NULL, "the snapshot"},
+    {"delete", "rm", snap_delete, NULL, 1, 1, NULL, "the snapshot"},
     {"gc", NULL, snap_gc, NULL, 0, 0, NULL, NULL},
     {"store", NULL, snap_store, OPTS_STORE, 0, 0, NULL, NULL},
     {NULL},

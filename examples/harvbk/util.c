@@ -177,6 +177,8 @@ int cli_parse(const char *help_cmd, int argc, char **argv, cli_opt *opts, const 
 /* ------------------------------------------------------------------ */
 /* table-driven subcommands */
 
+const cli_opt CLI_OPTS_JSON[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
+
 int cli_run_cmd(const cli_cmd *c, const char *H, const char *help, cli_env *env, int argc,
                 char **argv)
 {
@@ -192,7 +194,9 @@ int cli_run_cmd(const cli_cmd *c, const char *H, const char *help, cli_env *env,
         fputs(help, stdout);
     } else if (ex == 0) {
         if (a.npos < c->min_pos || (c->min_pos == c->max_pos && a.npos != c->max_pos))
-            ex = cli_usage_err(H, "%s", c->need);
+            ex = c->need ? cli_usage_err(H, "%s", c->need)
+                         : cli_usage_err(H, "%s needs %s as NAMESPACE/NAME",
+                                         H + strlen("harvbk "), c->split);
         else if (c->split && a.npos > 0)
             ex = cli_split_name(H, c->split, a.pos[0], a.ns, a.name);
         if (ex == 0)

@@ -402,15 +402,14 @@ static const cli_opt OPTS_ADD[] = {
     {"image", CLI_OPT_MULTI, 0, 0, 0},
     {NULL, 0, 0, 0, 0},
 };
-static const cli_opt OPTS_JSON[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
 static const cli_opt OPTS_SHOW[] = {
     {"json", CLI_OPT_FLAG, 0, 0, 0}, {"metadata", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
 
 static const cli_cmd VM_CMDS[] = {
-    {"add", NULL, vm_add, OPTS_ADD, 1, 1, "vm add needs the VM as NAMESPACE/NAME", "the VM"},
-    {"list", "ls", vm_list, OPTS_JSON, 0, 0, NULL, NULL},
-    {"show", NULL, vm_show, OPTS_SHOW, 1, 1, "vm show needs the VM as NAMESPACE/NAME", "the VM"},
-    {"remove", "rm", vm_remove, NULL, 1, 1, "vm remove needs the VM as NAMESPACE/NAME", "the VM"},
+    {"add", NULL, vm_add, OPTS_ADD, 1, 1, NULL, "the VM"},
+    {"list", "ls", vm_list, CLI_OPTS_JSON, 0, 0, NULL, NULL},
+    {"show", NULL, vm_show, OPTS_SHOW, 1, 1, NULL, "the VM"},
+    {"remove", "rm", vm_remove, NULL, 1, 1, NULL, "the VM"},
     {"set-power", NULL, vm_set_power, NULL, 2, 2,
      "vm set-power needs the VM as NAMESPACE/NAME and on, off or unknown", "the VM"},
     {NULL},
