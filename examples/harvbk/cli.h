@@ -75,7 +75,7 @@ cli_opt *cli_opt_find(cli_opt *opts, const char *name);
 /* ---- table-driven subcommands (util.c) ---- */
 
 #define CLI_POS_MAX 2   /* positional arguments a subcommand takes at most */
-#define CLI_OPTS_MAX 24 /* options a subcommand takes at most */
+#define CLI_OPTS_MAX 24 /* options a subcommand takes at most (cli_run_cmd drops more) */
 #define CLI_NAME_MAX 64
 
 /* What a subcommand's handler gets: the parsed command line. */
