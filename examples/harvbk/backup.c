@@ -136,35 +136,14 @@ int cli_run_verify(harvbk_ctx *ctx, const char *ns, const char *name, cli_op_res
 /* ------------------------------------------------------------------ */
 /* backup create */
 
-static int backup_create(cli_env *env, int argc, char **argv)
+static int backup_create(cli_args *a)
 {
-    const char *H = "harvbk backup create";
-    cli_opt opts[] = {
-        {"name", CLI_OPT_VALUE, 0, 0, 0},
-        {"changed-ranges", CLI_OPT_VALUE, 0, 0, 0},
-        {"allow-crash-consistent", CLI_OPT_FLAG, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
+    const char *H = a->H, *ns = a->ns, *vmname = a->name;
+    cli_opt *opts = a->opts;
     harvbk_ctx *ctx = NULL;
     harvbk_vm *vm = NULL;
     harvbk_ranges *ranges = NULL;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        goto out;
-    if (help) {
-        fputs(HELP_BACKUP, stdout);
-        goto out;
-    }
-    if (npos != 1) {
-        ex = cli_usage_err(H, "backup create needs the VM as NAMESPACE/NAME");
-        goto out;
-    }
-    char ns[CLI_NAME_MAX], vmname[CLI_NAME_MAX];
-    if ((ex = cli_split_name(H, "the VM", pos[0], ns, vmname)))
-        goto out;
+    int ex = 0;
     cli_opt *on = cli_opt_find(opts, "name");
     if (!on->count) {
         ex = cli_usage_err(H, "backup create needs --name NAME");
@@ -174,7 +153,7 @@ static int backup_create(cli_env *env, int argc, char **argv)
     if ((ex = cli_check_label(H, "backup", bname)))
         goto out;
 
-    ctx = cli_open_ctx(env);
+    ctx = cli_open_ctx(a->env);
     if (!ctx) {
         ex = CLI_EXIT_FAIL;
         goto out;
@@ -225,7 +204,6 @@ out:
     harvbk_ranges_free(ranges);
     harvbk_vm_free(vm);
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
@@ -277,22 +255,11 @@ static void catalog_age_line(int64_t synced_at_ms)
     cli_stderr_unlock();
 }
 
-static int backup_list(cli_env *env, int argc, char **argv)
+static int backup_list(cli_args *a)
 {
-    const char *H = "harvbk backup list";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_BACKUP, stdout);
-        return CLI_EXIT_OK;
-    }
-    bool json = cli_opt_find(opts, "json")->count > 0;
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    int ex = CLI_EXIT_OK;
+    bool json = cli_opt_find(a->opts, "json")->count > 0;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     if (cli_session_secret(ctx, "backup list")) {
@@ -362,26 +329,11 @@ static int backup_list(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int backup_show(cli_env *env, int argc, char **argv)
+static int backup_show(cli_args *a)
 {
-    const char *H = "harvbk backup show";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_BACKUP, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (npos != 1)
-        return cli_usage_err(H, "backup show needs the backup as NAMESPACE/NAME");
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    if ((ex = cli_split_name(H, "the backup", pos[0], ns, name)))
-        return ex;
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    const char *ns = a->ns, *name = a->name;
+    int ex = CLI_EXIT_OK;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     if (cli_session_secret(ctx, "backup show")) {
@@ -397,7 +349,7 @@ static int backup_show(cli_env *env, int argc, char **argv)
         harvbk_ctx_free(ctx);
         return ex;
     }
-    if (cli_opt_find(opts, "json")->count) {
+    if (cli_opt_find(a->opts, "json")->count) {
         cJSON *j = info_json(b);
         if (!j) {
             cli_err("backup show %s/%s: cannot describe backup as JSON", ns, name);
@@ -449,26 +401,11 @@ static int backup_show(cli_env *env, int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* verify / delete */
 
-static int backup_verify(cli_env *env, int argc, char **argv)
+static int backup_verify(cli_args *a)
 {
-    const char *H = "harvbk backup verify";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_BACKUP, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (npos != 1)
-        return cli_usage_err(H, "backup verify needs the backup as NAMESPACE/NAME");
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    if ((ex = cli_split_name(H, "the backup", pos[0], ns, name)))
-        return ex;
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    const char *ns = a->ns, *name = a->name;
+    int ex = CLI_EXIT_OK;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     if (cli_session_secret(ctx, "backup verify")) {
@@ -486,26 +423,11 @@ static int backup_verify(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int backup_delete(cli_env *env, int argc, char **argv)
+static int backup_delete(cli_args *a)
 {
-    const char *H = "harvbk backup delete";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_BACKUP, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (npos != 1)
-        return cli_usage_err(H, "backup delete needs the backup as NAMESPACE/NAME");
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    if ((ex = cli_split_name(H, "the backup", pos[0], ns, name)))
-        return ex;
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    const char *ns = a->ns, *name = a->name;
+    int ex = CLI_EXIT_OK;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     if (cli_session_secret(ctx, "backup delete")) {
@@ -533,26 +455,11 @@ static int backup_delete(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int backup_forget(cli_env *env, int argc, char **argv)
+static int backup_forget(cli_args *a)
 {
-    const char *H = "harvbk backup forget";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_BACKUP, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (npos != 1)
-        return cli_usage_err(H, "backup forget needs the backup as NAMESPACE/NAME");
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    if ((ex = cli_split_name(H, "the backup", pos[0], ns, name)))
-        return ex;
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    const char *ns = a->ns, *name = a->name;
+    int ex = CLI_EXIT_OK;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     int rc = harvbk_backup_forget(ctx, ns, name);
@@ -569,30 +476,26 @@ static int backup_forget(cli_env *env, int argc, char **argv)
     return ex;
 }
 
+static const cli_opt OPTS_CREATE[] = {
+    {"name", CLI_OPT_VALUE, 0, 0, 0},
+    {"changed-ranges", CLI_OPT_VALUE, 0, 0, 0},
+    {"allow-crash-consistent", CLI_OPT_FLAG, 0, 0, 0},
+    {NULL, 0, 0, 0, 0},
+};
+
+static const cli_cmd BACKUP_CMDS[] = {
+    {"create", NULL, backup_create, OPTS_CREATE, 1, 1, NULL, "the VM"},
+    {"list", "ls", backup_list, CLI_OPTS_JSON, 0, 0, NULL, NULL},
+    {"show", NULL, backup_show, CLI_OPTS_JSON, 1, 1, NULL, "the backup"},
+    {"verify", NULL, backup_verify, NULL, 1, 1, NULL, "the backup"},
+    {"delete", "rm", backup_delete, NULL, 1, 1, NULL, "the backup"},
+    {"forget", NULL, backup_forget, NULL, 1, 1, NULL, "the backup"},
+    {NULL},
+};
+
 int cmd_backup(cli_env *env, int argc, char **argv)
 {
-    if (argc < 1)
-        return cli_usage_err("harvbk backup",
-                             "missing subcommand (create, list, show, verify, delete or forget)");
-    const char *s = argv[0];
-    if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-        fputs(HELP_BACKUP, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(s, "create") == 0)
-        return backup_create(env, argc - 1, argv + 1);
-    if (strcmp(s, "list") == 0 || strcmp(s, "ls") == 0)
-        return backup_list(env, argc - 1, argv + 1);
-    if (strcmp(s, "show") == 0)
-        return backup_show(env, argc - 1, argv + 1);
-    if (strcmp(s, "verify") == 0)
-        return backup_verify(env, argc - 1, argv + 1);
-    if (strcmp(s, "delete") == 0 || strcmp(s, "rm") == 0)
-        return backup_delete(env, argc - 1, argv + 1);
-    if (strcmp(s, "forget") == 0)
-        return backup_forget(env, argc - 1, argv + 1);
-    return cli_usage_err("harvbk backup",
-                         "unknown subcommand 'backup %s' (expected create, list, show, verify, "
-                         "delete or forget)",
-                         s);
+    static const cli_group g = {"harvbk backup", HELP_BACKUP,
+                                "create, list, show, verify, delete or forget", BACKUP_CMDS};
+    return cli_dispatch(&g, env, argc, argv);
 }

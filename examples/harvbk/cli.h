@@ -72,6 +72,56 @@ int cli_parse(const char *help_cmd, int argc, char **argv, cli_opt *opts, const 
 void cli_opts_free(cli_opt *opts);
 cli_opt *cli_opt_find(cli_opt *opts, const char *name);
 
+/* ---- table-driven subcommands (util.c) ---- */
+
+#define CLI_POS_MAX 2   /* positional arguments a subcommand takes at most */
+#define CLI_OPTS_MAX 24 /* options a subcommand takes at most (cli_run_cmd drops more) */
+#define CLI_NAME_MAX 64
+
+/* What a subcommand's handler gets: the parsed command line. */
+typedef struct cli_args {
+    cli_env *env;
+    const char *H;               /* "harvbk vm add": the usage errors' hint */
+    cli_opt *opts;               /* the options given (cli_opt_find) */
+    const char *pos[CLI_POS_MAX];
+    int npos;
+    char ns[CLI_NAME_MAX];       /* pos[0] split, when the entry's `split` is set */
+    char name[CLI_NAME_MAX];
+} cli_args;
+
+/* One subcommand. The dispatcher parses its options, prints the help, checks
+ * the count of positional arguments and splits pos[0] as NS/NAME, then calls
+ * run. */
+typedef struct cli_cmd {
+    const char *name;     /* "remove"; NULL ends a table */
+    const char *alias;    /* "rm", or NULL */
+    int (*run)(cli_args *a);
+    const cli_opt *opts;  /* option templates ending in a NULL name; NULL: none */
+    int min_pos, max_pos; /* positional arguments (max_pos <= CLI_POS_MAX) */
+    const char *need;     /* usage error when fewer than min_pos or a count other
+                           * than max_pos when min_pos == max_pos; NULL with
+                           * split: "vm show needs the VM as NAMESPACE/NAME" */
+    const char *split;    /* pos[0] is NS/NAME ("the VM" in its errors), or NULL */
+} cli_cmd;
+
+/* A command of subcommands: "harvbk vm" + help text + "add, list, ... or
+ * set-power" (the missing/unknown subcommand errors) + table. */
+typedef struct cli_group {
+    const char *prefix;
+    const char *help;
+    const char *list;
+    const cli_cmd *cmds;
+} cli_group;
+
+/* The options of a subcommand that takes only --json. */
+extern const cli_opt CLI_OPTS_JSON[];
+
+/* Run argv[0]'s subcommand of g (--help / -h: g's help); returns the exit code. */
+int cli_dispatch(const cli_group *g, cli_env *env, int argc, char **argv);
+/* Run one subcommand: H is its usage hint, help its --help text. */
+int cli_run_cmd(const cli_cmd *c, const char *H, const char *help, cli_env *env, int argc,
+                char **argv);
+
 /* ---- names (util.c) ---- */
 
 /* Split "NS/NAME" (exactly one '/', both parts valid DNS-1123 labels checked
@@ -82,7 +132,6 @@ int cli_split_name(const char *help_cmd, const char *what, const char *arg, char
                    char *name);
 /* Check one DNS-1123 label; same error behaviour as cli_split_name. */
 int cli_check_label(const char *help_cmd, const char *what, const char *s);
-#define CLI_NAME_MAX 64
 
 /* ---- numbers, sizes, time (util.c) ---- */
 

@@ -51,34 +51,13 @@ static void image_print(const harvbk_image *img)
     printf("%-14s %s\n", "checksum:", c ? c : "-");
 }
 
-static int image_register(cli_env *env, int argc, char **argv)
+static int image_register(cli_args *a)
 {
-    const char *H = "harvbk image register";
-    cli_opt opts[] = {
-        {"display-name", CLI_OPT_VALUE, 0, 0, 0},
-        {"url", CLI_OPT_VALUE, 0, 0, 0},
-        {"checksum", CLI_OPT_VALUE, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
+    const char *H = a->H, *ns = a->ns, *name = a->name;
+    cli_opt *opts = a->opts;
     harvbk_ctx *ctx = NULL;
     harvbk_image *img = NULL;
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        goto out;
-    if (help) {
-        fputs(HELP_IMAGE, stdout);
-        goto out;
-    }
-    if (npos != 1) {
-        ex = cli_usage_err(H, "image register needs the image as NAMESPACE/NAME");
-        goto out;
-    }
-    if ((ex = cli_split_name(H, "the image", pos[0], ns, name)))
-        goto out;
+    int ex = 0;
     if (harvbk_image_new(&img, ns, name) != 0) {
         cli_err("out of memory");
         ex = CLI_EXIT_FAIL;
@@ -98,7 +77,7 @@ static int image_register(cli_env *env, int argc, char **argv)
         ex = cli_usage_err(H, "invalid checksum (64 or 128 hexadecimal digits)");
         goto out;
     }
-    if (!(ctx = cli_open_ctx(env))) {
+    if (!(ctx = cli_open_ctx(a->env))) {
         ex = CLI_EXIT_FAIL;
         goto out;
     }
@@ -113,27 +92,15 @@ static int image_register(cli_env *env, int argc, char **argv)
 out:
     harvbk_image_free(img);
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
-static int image_list(cli_env *env, int argc, char **argv)
+static int image_list(cli_args *a)
 {
-    const char *H = "harvbk image list";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
     harvbk_ctx *ctx = NULL;
     harvbk_image_list *l = NULL;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        goto out;
-    if (help) {
-        fputs(HELP_IMAGE, stdout);
-        goto out;
-    }
-    if (!(ctx = cli_open_ctx(env))) {
+    int ex = 0;
+    if (!(ctx = cli_open_ctx(a->env))) {
         ex = CLI_EXIT_FAIL;
         goto out;
     }
@@ -143,7 +110,7 @@ static int image_list(cli_env *env, int argc, char **argv)
         goto out;
     }
     size_t n = harvbk_image_list_count(l);
-    if (cli_opt_find(opts, "json")->count) {
+    if (cli_opt_find(a->opts, "json")->count) {
         cJSON *arr = cJSON_CreateArray();
         for (size_t i = 0; arr && i < n; i++) {
             cJSON *o = image_json(harvbk_image_list_at(l, i));
@@ -167,36 +134,17 @@ static int image_list(cli_env *env, int argc, char **argv)
 out:
     harvbk_image_list_free(l);
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
 /* show (json) or delete */
-static int image_one(cli_env *env, int argc, char **argv, bool del)
+static int image_one(cli_args *a, bool del)
 {
-    const char *H = del ? "harvbk image delete" : "harvbk image show";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
+    const char *ns = a->ns, *name = a->name;
     harvbk_ctx *ctx = NULL;
     harvbk_image *img = NULL;
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    int ex = cli_parse(H, argc, argv, del ? opts + 1 : opts, pos, 1, &npos, &help);
-    if (ex)
-        goto out;
-    if (help) {
-        fputs(HELP_IMAGE, stdout);
-        goto out;
-    }
-    if (npos != 1) {
-        ex = cli_usage_err(H, "image %s needs the image as NAMESPACE/NAME",
-                           del ? "delete" : "show");
-        goto out;
-    }
-    if ((ex = cli_split_name(H, "the image", pos[0], ns, name)))
-        goto out;
-    if (!(ctx = cli_open_ctx(env))) {
+    int ex = 0;
+    if (!(ctx = cli_open_ctx(a->env))) {
         ex = CLI_EXIT_FAIL;
         goto out;
     }
@@ -210,35 +158,44 @@ static int image_one(cli_env *env, int argc, char **argv, bool del)
     }
     if (del)
         printf("image %s/%s forgotten\n", ns, name);
-    else if (cli_opt_find(opts, "json")->count)
+    else if (cli_opt_find(a->opts, "json")->count)
         ex = cli_print_json(image_json(img));
     else
         image_print(img);
 out:
     harvbk_image_free(img);
     harvbk_ctx_free(ctx);
-    cli_opts_free(del ? opts + 1 : opts);
     return ex;
 }
 
+static int image_show(cli_args *a)
+{
+    return image_one(a, false);
+}
+
+static int image_delete(cli_args *a)
+{
+    return image_one(a, true);
+}
+
+static const cli_opt OPTS_REGISTER[] = {
+    {"display-name", CLI_OPT_VALUE, 0, 0, 0},
+    {"url", CLI_OPT_VALUE, 0, 0, 0},
+    {"checksum", CLI_OPT_VALUE, 0, 0, 0},
+    {NULL, 0, 0, 0, 0},
+};
+
+static const cli_cmd IMAGE_CMDS[] = {
+    {"register", NULL, image_register, OPTS_REGISTER, 1, 1, NULL, "the image"},
+    {"list", NULL, image_list, CLI_OPTS_JSON, 0, 0, NULL, NULL},
+    {"show", NULL, image_show, CLI_OPTS_JSON, 1, 1, NULL, "the image"},
+    {"delete", NULL, image_delete, NULL, 1, 1, NULL, "the image"},
+    {NULL},
+};
+
 int cmd_image(cli_env *env, int argc, char **argv)
 {
-    if (argc < 1)
-        return cli_usage_err("harvbk image", "missing subcommand (register, list, show or delete)");
-    const char *s = argv[0];
-    if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-        fputs(HELP_IMAGE, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(s, "register") == 0)
-        return image_register(env, argc - 1, argv + 1);
-    if (strcmp(s, "list") == 0)
-        return image_list(env, argc - 1, argv + 1);
-    if (strcmp(s, "show") == 0)
-        return image_one(env, argc - 1, argv + 1, false);
-    if (strcmp(s, "delete") == 0)
-        return image_one(env, argc - 1, argv + 1, true);
-    return cli_usage_err("harvbk image",
-                         "unknown subcommand 'image %s' (expected register, list, show or "
-                         "delete)", s);
+    static const cli_group g = {"harvbk image", HELP_IMAGE, "register, list, show or delete",
+                                IMAGE_CMDS};
+    return cli_dispatch(&g, env, argc, argv);
 }

@@ -83,21 +83,10 @@ static size_t print_ops(harvbk_ctx *ctx, const char *what)
     return n;
 }
 
-static int maint_status(cli_env *env, int argc, char **argv)
+static int maint_status(cli_args *a)
 {
-    const char *H = "harvbk maintenance status";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_MAINTENANCE, stdout);
-        return CLI_EXIT_OK;
-    }
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    int ex;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     cJSON *j = status_json(ctx, "maintenance status");
@@ -105,7 +94,7 @@ static int maint_status(cli_env *env, int argc, char **argv)
         harvbk_ctx_free(ctx);
         return CLI_EXIT_FAIL;
     }
-    if (cli_opt_find(opts, "json")->count) {
+    if (cli_opt_find(a->opts, "json")->count) {
         ex = cli_print_json(j);
         harvbk_ctx_free(ctx);
         return ex;
@@ -132,25 +121,14 @@ static int maint_status(cli_env *env, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-static int maint_enter(cli_env *env, int argc, char **argv)
+static int maint_enter(cli_args *a)
 {
-    const char *H = "harvbk maintenance enter";
-    cli_opt opts[] = {{"wait", CLI_OPT_VALUE, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_MAINTENANCE, stdout);
-        return CLI_EXIT_OK;
-    }
+    int ex;
     uint64_t wait = 0;
-    cli_opt *ow = cli_opt_find(opts, "wait");
+    cli_opt *ow = cli_opt_find(a->opts, "wait");
     if (ow->count && (!cli_parse_u64(ow->value, &wait) || wait > UINT32_MAX))
-        return cli_usage_err(H, "invalid --wait '%s': expected whole seconds", ow->value);
-    harvbk_ctx *ctx = cli_open_ctx(env);
+        return cli_usage_err(a->H, "invalid --wait '%s': expected whole seconds", ow->value);
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     int active = 0;
@@ -218,21 +196,10 @@ static int maint_enter(cli_env *env, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-static int maint_exit(cli_env *env, int argc, char **argv)
+static int maint_exit(cli_args *a)
 {
-    const char *H = "harvbk maintenance exit";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_MAINTENANCE, stdout);
-        return CLI_EXIT_OK;
-    }
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    int ex = CLI_EXIT_OK;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     cJSON *j = status_json(ctx, "maintenance exit");
@@ -255,22 +222,18 @@ static int maint_exit(cli_env *env, int argc, char **argv)
     return ex;
 }
 
+static const cli_opt OPTS_ENTER[] = {{"wait", CLI_OPT_VALUE, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
+
+static const cli_cmd MAINTENANCE_CMDS[] = {
+    {"status", NULL, maint_status, CLI_OPTS_JSON, 0, 0, NULL, NULL},
+    {"enter", NULL, maint_enter, OPTS_ENTER, 0, 0, NULL, NULL},
+    {"exit", NULL, maint_exit, NULL, 0, 0, NULL, NULL},
+    {NULL},
+};
+
 int cmd_maintenance(cli_env *env, int argc, char **argv)
 {
-    if (argc < 1)
-        return cli_usage_err("harvbk maintenance", "missing subcommand (status, enter or exit)");
-    const char *s = argv[0];
-    if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-        fputs(HELP_MAINTENANCE, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(s, "status") == 0)
-        return maint_status(env, argc - 1, argv + 1);
-    if (strcmp(s, "enter") == 0)
-        return maint_enter(env, argc - 1, argv + 1);
-    if (strcmp(s, "exit") == 0)
-        return maint_exit(env, argc - 1, argv + 1);
-    return cli_usage_err("harvbk maintenance",
-                         "unknown subcommand 'maintenance %s' (expected status, enter or exit)",
-                         s);
+    static const cli_group g = {"harvbk maintenance", HELP_MAINTENANCE, "status, enter or exit",
+                                MAINTENANCE_CMDS};
+    return cli_dispatch(&g, env, argc, argv);
 }

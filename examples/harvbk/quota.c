@@ -45,27 +45,15 @@ static int pick(const char *H, cli_opt *opts, bool optional, char *ns, char *vm,
     return cli_split_name(H, "the VM", ov->value, ns, vm);
 }
 
-static int quota_set_clear(cli_env *env, int argc, char **argv, bool set)
+static int quota_set_clear(cli_args *a, bool set)
 {
-    const char *H = set ? "harvbk quota set" : "harvbk quota clear";
-    cli_opt opts[] = {
-        {"namespace", CLI_OPT_VALUE, 0, 0, 0},
-        {"vm", CLI_OPT_VALUE, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false, has_vm = false, given = false;
+    const char *H = a->H, **pos = a->pos;
+    int npos = a->npos;
+    bool has_vm = false, given = false;
     harvbk_ctx *ctx = NULL;
     char ns[CLI_NAME_MAX], vm[CLI_NAME_MAX];
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        goto out;
-    if (help) {
-        fputs(HELP_QUOTA, stdout);
-        goto out;
-    }
-    if ((ex = pick(H, opts, false, ns, vm, &has_vm, &given)))
+    int ex;
+    if ((ex = pick(H, a->opts, false, ns, vm, &has_vm, &given)))
         goto out;
     uint64_t limit = 0;
     if (set && npos != 1) {
@@ -80,7 +68,7 @@ static int quota_set_clear(cli_env *env, int argc, char **argv, bool set)
         ex = cli_usage_err(H, "invalid size '%s' (bytes, or with a K/M/G/T suffix)", pos[0]);
         goto out;
     }
-    ctx = cli_open_ctx(env);
+    ctx = cli_open_ctx(a->env);
     if (!ctx) {
         ex = CLI_EXIT_FAIL;
         goto out;
@@ -107,36 +95,30 @@ static int quota_set_clear(cli_env *env, int argc, char **argv, bool set)
     }
 out:
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
-static int quota_show(cli_env *env, int argc, char **argv)
+static int quota_set(cli_args *a)
 {
-    const char *H = "harvbk quota show";
-    cli_opt opts[] = {
-        {"namespace", CLI_OPT_VALUE, 0, 0, 0},
-        {"vm", CLI_OPT_VALUE, 0, 0, 0},
-        {"json", CLI_OPT_FLAG, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false, has_vm = false, given = false;
+    return quota_set_clear(a, true);
+}
+
+static int quota_clear(cli_args *a)
+{
+    return quota_set_clear(a, false);
+}
+
+static int quota_show(cli_args *a)
+{
+    bool has_vm = false, given = false;
     harvbk_ctx *ctx = NULL;
     harvbk_quota_list *ql = NULL;
     char ns[CLI_NAME_MAX] = "", vm[CLI_NAME_MAX] = "";
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
+    int ex;
+    if ((ex = pick(a->H, a->opts, true, ns, vm, &has_vm, &given)))
         goto out;
-    if (help) {
-        fputs(HELP_QUOTA, stdout);
-        goto out;
-    }
-    if ((ex = pick(H, opts, true, ns, vm, &has_vm, &given)))
-        goto out;
-    bool json = cli_opt_find(opts, "json")->count > 0;
-    ctx = cli_open_ctx(env);
+    bool json = cli_opt_find(a->opts, "json")->count > 0;
+    ctx = cli_open_ctx(a->env);
     if (!ctx) {
         ex = CLI_EXIT_FAIL;
         goto out;
@@ -215,25 +197,31 @@ static int quota_show(cli_env *env, int argc, char **argv)
 out:
     harvbk_quota_list_free(ql);
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
+static const cli_opt OPTS_SET[] = {
+    {"namespace", CLI_OPT_VALUE, 0, 0, 0},
+    {"vm", CLI_OPT_VALUE, 0, 0, 0},
+    {NULL, 0, 0, 0, 0},
+};
+static const cli_opt OPTS_SHOW[] = {
+    {"namespace", CLI_OPT_VALUE, 0, 0, 0},
+    {"vm", CLI_OPT_VALUE, 0, 0, 0},
+    {"json", CLI_OPT_FLAG, 0, 0, 0},
+    {NULL, 0, 0, 0, 0},
+};
+
+/* (the positional BYTES is checked after --namespace / --vm, by the handler) */
+static const cli_cmd QUOTA_CMDS[] = {
+    {"set", NULL, quota_set, OPTS_SET, 0, 1, NULL, NULL},
+    {"clear", NULL, quota_clear, OPTS_SET, 0, 1, NULL, NULL},
+    {"show", NULL, quota_show, OPTS_SHOW, 0, 0, NULL, NULL},
+    {NULL},
+};
+
 int cmd_quota(cli_env *env, int argc, char **argv)
 {
-    if (argc < 1)
-        return cli_usage_err("harvbk quota", "missing subcommand (set, clear or show)");
-    const char *s = argv[0];
-    if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-        fputs(HELP_QUOTA, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(s, "set") == 0)
-        return quota_set_clear(env, argc - 1, argv + 1, true);
-    if (strcmp(s, "clear") == 0)
-        return quota_set_clear(env, argc - 1, argv + 1, false);
-    if (strcmp(s, "show") == 0)
-        return quota_show(env, argc - 1, argv + 1);
-    return cli_usage_err("harvbk quota",
-                         "unknown subcommand 'quota %s' (expected set, clear or show)", s);
+    static const cli_group g = {"harvbk quota", HELP_QUOTA, "set, clear or show", QUOTA_CMDS};
+    return cli_dispatch(&g, env, argc, argv);
 }

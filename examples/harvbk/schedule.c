@@ -93,13 +93,10 @@ static int sched_name(const char *H, const char *arg, char *ns, char *name)
     return 0;
 }
 
-/* The single NAME argument of a subcommand. */
-static int one_name(const char *H, const char *sub, int npos, const char **pos, char *ns,
-                    char *name)
+/* The single NAME argument of a subcommand into a->ns, a->name. */
+static int one_name(cli_args *a)
 {
-    if (npos != 1)
-        return cli_usage_err(H, "schedule %s needs the schedule as NAME or NAMESPACE/NAME", sub);
-    return sched_name(H, pos[0], ns, name);
+    return sched_name(a->H, a->pos[0], a->ns, a->name);
 }
 
 /* --now RFC3339 (absent: 0, i.e. the library's / the system clock). */
@@ -286,36 +283,17 @@ static void print_next(harvbk_ctx *ctx, const char *ns, const char *name)
 /* ------------------------------------------------------------------ */
 /* create / edit */
 
-static int schedule_create(cli_env *env, int argc, char **argv)
+static int schedule_create(cli_args *a)
 {
-    const char *H = "harvbk schedule create";
-    cli_opt opts[] = {
-        {"type", CLI_OPT_VALUE, 0, 0, 0},
-        {"vm", CLI_OPT_VALUE, 0, 0, 0},
-        {"cron", CLI_OPT_VALUE, 0, 0, 0},
-        {"retain", CLI_OPT_VALUE, 0, 0, 0},
-        {"max-failure", CLI_OPT_VALUE, 0, 0, 0},
-        {"deadline", CLI_OPT_VALUE, 0, 0, 0},
-        {"skip-interval-check", CLI_OPT_FLAG, 0, 0, 0},
-        {"now", CLI_OPT_VALUE, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
+    const char *H = a->H, *ns = a->ns, *name = a->name;
+    cli_opt *opts = a->opts;
     harvbk_ctx *ctx = NULL;
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX], vmns[CLI_NAME_MAX], vm[CLI_NAME_MAX];
+    char vmns[CLI_NAME_MAX], vm[CLI_NAME_MAX];
     char what[3 * CLI_NAME_MAX];
     harvbk_schedule_options o;
     harvbk_schedule_options_init(&o, HARVBK_SCHEDULE_OPTIONS_VERSION);
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        goto out;
-    if (help) {
-        fputs(HELP_SCHEDULE, stdout);
-        goto out;
-    }
-    if ((ex = one_name(H, "create", npos, pos, ns, name)))
+    int ex;
+    if ((ex = one_name(a)))
         goto out;
     cli_opt *ot = cli_opt_find(opts, "type"), *ov = cli_opt_find(opts, "vm"),
             *oc = cli_opt_find(opts, "cron");
@@ -355,7 +333,7 @@ static int schedule_create(cli_env *env, int argc, char **argv)
     o.vm_name = vm;
     o.cron = oc->value;
 
-    ctx = cli_open_ctx(env);
+    ctx = cli_open_ctx(a->env);
     if (!ctx) {
         ex = CLI_EXIT_FAIL;
         goto out;
@@ -380,38 +358,20 @@ static int schedule_create(cli_env *env, int argc, char **argv)
     print_next(ctx, ns, name);
 out:
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
-static int schedule_edit(cli_env *env, int argc, char **argv)
+static int schedule_edit(cli_args *a)
 {
-    const char *H = "harvbk schedule edit";
-    cli_opt opts[] = {
-        {"cron", CLI_OPT_VALUE, 0, 0, 0},
-        {"retain", CLI_OPT_VALUE, 0, 0, 0},
-        {"max-failure", CLI_OPT_VALUE, 0, 0, 0},
-        {"deadline", CLI_OPT_VALUE, 0, 0, 0},
-        {"skip-interval-check", CLI_OPT_FLAG, 0, 0, 0},
-        {"now", CLI_OPT_VALUE, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
+    const char *H = a->H, *ns = a->ns, *name = a->name;
+    cli_opt *opts = a->opts;
     harvbk_ctx *ctx = NULL;
     harvbk_schedule *s = NULL;
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX], what[3 * CLI_NAME_MAX];
+    char what[3 * CLI_NAME_MAX];
     harvbk_schedule_options o;
     harvbk_schedule_options_init(&o, HARVBK_SCHEDULE_OPTIONS_VERSION);
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        goto out;
-    if (help) {
-        fputs(HELP_SCHEDULE, stdout);
-        goto out;
-    }
-    if ((ex = one_name(H, "edit", npos, pos, ns, name)))
+    int ex;
+    if ((ex = one_name(a)))
         goto out;
     bool any = false;
     for (cli_opt *c = opts; c->name; c++)
@@ -427,7 +387,7 @@ static int schedule_edit(cli_env *env, int argc, char **argv)
     cli_opt *oc = cli_opt_find(opts, "cron");
     if (oc->count)
         o.cron = oc->value;
-    ctx = cli_open_ctx(env);
+    ctx = cli_open_ctx(a->env);
     if (!ctx) {
         ex = CLI_EXIT_FAIL;
         goto out;
@@ -458,28 +418,16 @@ static int schedule_edit(cli_env *env, int argc, char **argv)
 out:
     harvbk_schedule_free(s);
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
 /* ------------------------------------------------------------------ */
 /* list / show */
 
-static int schedule_list(cli_env *env, int argc, char **argv)
+static int schedule_list(cli_args *a)
 {
-    const char *H = "harvbk schedule list";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_SCHEDULE, stdout);
-        return CLI_EXIT_OK;
-    }
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    int ex = CLI_EXIT_OK;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     harvbk_schedule_list *l = NULL;
@@ -490,7 +438,7 @@ static int schedule_list(cli_env *env, int argc, char **argv)
         return ex;
     }
     size_t n = harvbk_schedule_list_count(l);
-    if (cli_opt_find(opts, "json")->count) {
+    if (cli_opt_find(a->opts, "json")->count) {
         cJSON *arr = cJSON_CreateArray();
         for (size_t i = 0; arr && i < n; i++) {
             cJSON *j = sched_json(harvbk_schedule_list_at(l, i));
@@ -508,11 +456,11 @@ static int schedule_list(cli_env *env, int argc, char **argv)
         int w = (int)strlen("NS/NAME"), wv = (int)strlen("VM");
         for (size_t i = 0; i < n; i++) {
             const harvbk_schedule *s = harvbk_schedule_list_at(l, i);
-            int a = (int)(strlen(harvbk_schedule_namespace(s)) + 1 +
-                          strlen(harvbk_schedule_name(s)));
-            int b = (int)strlen(harvbk_schedule_vm_name(s));
-            w = a > w ? a : w;
-            wv = b > wv ? b : wv;
+            int l1 = (int)(strlen(harvbk_schedule_namespace(s)) + 1 +
+                           strlen(harvbk_schedule_name(s)));
+            int l2 = (int)strlen(harvbk_schedule_vm_name(s));
+            w = l1 > w ? l1 : w;
+            wv = l2 > wv ? l2 : wv;
         }
         printf("%-*s  %-8s  %-*s  %-20s  %-8s  %-31s  %s\n", w, "NS/NAME", "TYPE", wv, "VM",
                "NEXT RUN", "FAILURES", "STATUS", "CRON");
@@ -537,24 +485,13 @@ static int schedule_list(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int schedule_show(cli_env *env, int argc, char **argv)
+static int schedule_show(cli_args *a)
 {
-    const char *H = "harvbk schedule show";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
+    const char *ns = a->ns, *name = a->name;
+    int ex;
+    if ((ex = one_name(a)))
         return ex;
-    if (help) {
-        fputs(HELP_SCHEDULE, stdout);
-        return CLI_EXIT_OK;
-    }
-    if ((ex = one_name(H, "show", npos, pos, ns, name)))
-        return ex;
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     harvbk_schedule *s = NULL;
@@ -563,7 +500,7 @@ static int schedule_show(cli_env *env, int argc, char **argv)
         char what[3 * CLI_NAME_MAX];
         snprintf(what, sizeof what, "schedule show %s/%s", ns, name);
         ex = cli_fail_ctx(ctx, rc, what);
-    } else if (cli_opt_find(opts, "json")->count) {
+    } else if (cli_opt_find(a->opts, "json")->count) {
         cJSON *j = sched_json(s);
         if (!j) {
             cli_err("schedule show %s/%s: cannot describe the schedule as JSON", ns, name);
@@ -584,27 +521,15 @@ static int schedule_show(cli_env *env, int argc, char **argv)
 
 enum simple_action { ACT_SUSPEND, ACT_RESUME, ACT_DELETE };
 
-static int schedule_simple(cli_env *env, int argc, char **argv, enum simple_action act)
+static int schedule_simple(cli_args *a, enum simple_action act)
 {
     static const char *const subs[] = {"suspend", "resume", "delete"};
-    const char *sub = subs[act];
-    char H[64];
-    snprintf(H, sizeof H, "harvbk schedule %s", sub);
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX], what[3 * CLI_NAME_MAX];
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
+    const char *sub = subs[act], *ns = a->ns, *name = a->name;
+    char what[3 * CLI_NAME_MAX];
+    int ex;
+    if ((ex = one_name(a)))
         return ex;
-    if (help) {
-        fputs(HELP_SCHEDULE, stdout);
-        return CLI_EXIT_OK;
-    }
-    if ((ex = one_name(H, sub, npos, pos, ns, name)))
-        return ex;
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     snprintf(what, sizeof what, "schedule %s %s/%s", sub, ns, name);
@@ -630,6 +555,21 @@ static int schedule_simple(cli_env *env, int argc, char **argv, enum simple_acti
     return ex;
 }
 
+static int schedule_suspend(cli_args *a)
+{
+    return schedule_simple(a, ACT_SUSPEND);
+}
+
+static int schedule_resume(cli_args *a)
+{
+    return schedule_simple(a, ACT_RESUME);
+}
+
+static int schedule_delete(cli_args *a)
+{
+    return schedule_simple(a, ACT_DELETE);
+}
+
 /* ------------------------------------------------------------------ */
 /* run-due */
 
@@ -646,26 +586,15 @@ static int schedule_type(harvbk_ctx *ctx, const char *ns, const char *name)
     return type;
 }
 
-static int schedule_run_due(cli_env *env, int argc, char **argv)
+static int schedule_run_due(cli_args *a)
 {
-    const char *H = "harvbk schedule run-due";
-    cli_opt opts[] = {{"now", CLI_OPT_VALUE, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_SCHEDULE, stdout);
-        return CLI_EXIT_OK;
-    }
     int64_t now = 0;
-    if ((ex = opt_now(H, opts, &now)))
+    int ex;
+    if ((ex = opt_now(a->H, a->opts, &now)))
         return ex;
-    if (!cli_opt_find(opts, "now")->count)
+    if (!cli_opt_find(a->opts, "now")->count)
         now = cli_wall_ms();
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     if (cli_session_secret(ctx, "schedule run-due")) {
@@ -723,56 +652,49 @@ static int schedule_run_due(cli_env *env, int argc, char **argv)
     return ex;
 }
 
+static const cli_opt OPTS_CREATE[] = {
+    {"type", CLI_OPT_VALUE, 0, 0, 0},
+    {"vm", CLI_OPT_VALUE, 0, 0, 0},
+    {"cron", CLI_OPT_VALUE, 0, 0, 0},
+    {"retain", CLI_OPT_VALUE, 0, 0, 0},
+    {"max-failure", CLI_OPT_VALUE, 0, 0, 0},
+    {"deadline", CLI_OPT_VALUE, 0, 0, 0},
+    {"skip-interval-check", CLI_OPT_FLAG, 0, 0, 0},
+    {"now", CLI_OPT_VALUE, 0, 0, 0},
+    {NULL, 0, 0, 0, 0},
+};
+/* edit: the same but --type and --vm */
+#define OPTS_EDIT (OPTS_CREATE + 2)
+static const cli_opt OPTS_NOW[] = {{"now", CLI_OPT_VALUE, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
+
+#define NEEDS_SCHEDULE(sub) "schedule " sub " needs the schedule as NAME or NAMESPACE/NAME"
+static const cli_cmd SCHEDULE_CMDS[] = {
+    {"create", NULL, schedule_create, OPTS_CREATE, 1, 1, NEEDS_SCHEDULE("create"), NULL},
+    {"list", "ls", schedule_list, CLI_OPTS_JSON, 0, 0, NULL, NULL},
+    {"show", NULL, schedule_show, CLI_OPTS_JSON, 1, 1, NEEDS_SCHEDULE("show"), NULL},
+    {"edit", NULL, schedule_edit, OPTS_EDIT, 1, 1, NEEDS_SCHEDULE("edit"), NULL},
+    {"suspend", NULL, schedule_suspend, NULL, 1, 1, NEEDS_SCHEDULE("suspend"), NULL},
+    {"resume", NULL, schedule_resume, NULL, 1, 1, NEEDS_SCHEDULE("resume"), NULL},
+    {"delete", "rm", schedule_delete, NULL, 1, 1, NEEDS_SCHEDULE("delete"), NULL},
+    {"run-due", NULL, schedule_run_due, OPTS_NOW, 0, 0, NULL, NULL},
+    {NULL},
+};
+
 int cmd_schedule(cli_env *env, int argc, char **argv)
 {
-    if (argc < 1)
-        return cli_usage_err("harvbk schedule",
-                             "missing subcommand (create, list, show, edit, suspend, resume, "
-                             "delete or run-due)");
-    const char *s = argv[0];
-    if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-        fputs(HELP_SCHEDULE, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(s, "create") == 0)
-        return schedule_create(env, argc - 1, argv + 1);
-    if (strcmp(s, "list") == 0 || strcmp(s, "ls") == 0)
-        return schedule_list(env, argc - 1, argv + 1);
-    if (strcmp(s, "show") == 0)
-        return schedule_show(env, argc - 1, argv + 1);
-    if (strcmp(s, "edit") == 0)
-        return schedule_edit(env, argc - 1, argv + 1);
-    if (strcmp(s, "suspend") == 0)
-        return schedule_simple(env, argc - 1, argv + 1, ACT_SUSPEND);
-    if (strcmp(s, "resume") == 0)
-        return schedule_simple(env, argc - 1, argv + 1, ACT_RESUME);
-    if (strcmp(s, "delete") == 0 || strcmp(s, "rm") == 0)
-        return schedule_simple(env, argc - 1, argv + 1, ACT_DELETE);
-    if (strcmp(s, "run-due") == 0)
-        return schedule_run_due(env, argc - 1, argv + 1);
-    return cli_usage_err("harvbk schedule",
-                         "unknown subcommand 'schedule %s' (expected create, list, show, edit, "
-                         "suspend, resume, delete or run-due)",
-                         s);
+    static const cli_group g = {"harvbk schedule", HELP_SCHEDULE,
+                                "create, list, show, edit, suspend, resume, delete or run-due",
+                                SCHEDULE_CMDS};
+    return cli_dispatch(&g, env, argc, argv);
 }
 
 /* ------------------------------------------------------------------ */
 /* harvbk run */
 
-int cmd_run(cli_env *env, int argc, char **argv)
+static int run_schedules(cli_args *a)
 {
-    const char *H = "harvbk run";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_RUN, stdout);
-        return CLI_EXIT_OK;
-    }
+    const cli_env *env = a->env;
+    int ex;
     /* a foreground service: its log is its output */
     cli_env e = *env;
     if (e.verbose < 1)
@@ -809,4 +731,10 @@ int cmd_run(cli_env *env, int argc, char **argv)
     harvbk_ctx_free(ctx);
     printf("harvbk run: stopped\n");
     return CLI_EXIT_INTERRUPTED;
+}
+
+int cmd_run(cli_env *env, int argc, char **argv)
+{
+    static const cli_cmd run = {"run", NULL, run_schedules, NULL, 0, 0, NULL, NULL};
+    return cli_run_cmd(&run, "harvbk run", HELP_RUN, env, argc, argv);
 }

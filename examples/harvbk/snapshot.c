@@ -61,48 +61,14 @@ static void state_text(const harvbk_backup_info *info, char *buf, size_t size)
         snprintf(buf, size, "%s", harvbk_state_name(st));
 }
 
-/* Parse the single NS/NAME argument of a subcommand. */
-static int one_name(const char *H, const char *sub, int argc, char **argv, cli_opt *opts,
-                    char *ns, char *name, bool *help)
+static int snap_create(cli_args *a)
 {
-    const char *pos[1];
-    int npos = 0;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, help);
-    if (ex || *help)
-        return ex;
-    if (npos != 1)
-        return cli_usage_err(H, "snapshot %s needs the snapshot as NAMESPACE/NAME", sub);
-    return cli_split_name(H, "the snapshot", pos[0], ns, name);
-}
-
-static int snap_create(cli_env *env, int argc, char **argv)
-{
-    const char *H = "harvbk snapshot create";
-    cli_opt opts[] = {
-        {"name", CLI_OPT_VALUE, 0, 0, 0},
-        {"allow-crash-consistent", CLI_OPT_FLAG, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
+    const char *H = a->H, *ns = a->ns, *vmname = a->name;
+    cli_opt *opts = a->opts;
     harvbk_ctx *ctx = NULL;
     harvbk_vm *vm = NULL;
     harvbk_op *op = NULL;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        goto out;
-    if (help) {
-        fputs(HELP_SNAPSHOT, stdout);
-        goto out;
-    }
-    if (npos != 1) {
-        ex = cli_usage_err(H, "snapshot create needs the VM as NAMESPACE/NAME");
-        goto out;
-    }
-    char ns[CLI_NAME_MAX], vmname[CLI_NAME_MAX];
-    if ((ex = cli_split_name(H, "the VM", pos[0], ns, vmname)))
-        goto out;
+    int ex = 0;
     cli_opt *on = cli_opt_find(opts, "name");
     if (!on->count) {
         ex = cli_usage_err(H, "snapshot create needs --name NAME");
@@ -111,7 +77,7 @@ static int snap_create(cli_env *env, int argc, char **argv)
     const char *sname = on->value;
     if ((ex = cli_check_label(H, "snapshot", sname)))
         goto out;
-    ctx = cli_open_ctx(env);
+    ctx = cli_open_ctx(a->env);
     if (!ctx) {
         ex = CLI_EXIT_FAIL;
         goto out;
@@ -180,26 +146,14 @@ out:
     harvbk_op_free(op);
     harvbk_vm_free(vm);
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
-static int snap_list(cli_env *env, int argc, char **argv)
+static int snap_list(cli_args *a)
 {
-    const char *H = "harvbk snapshot list";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_SNAPSHOT, stdout);
-        return CLI_EXIT_OK;
-    }
-    bool json = cli_opt_find(opts, "json")->count > 0;
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    int ex = CLI_EXIT_OK;
+    bool json = cli_opt_find(a->opts, "json")->count > 0;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     harvbk_backup_list *list = NULL;
@@ -258,19 +212,11 @@ static int snap_list(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int snap_show(cli_env *env, int argc, char **argv)
+static int snap_show(cli_args *a)
 {
-    const char *H = "harvbk snapshot show";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    bool help = false;
-    int ex = one_name(H, "show", argc, argv, opts, ns, name, &help);
-    if (ex || help) {
-        if (help)
-            fputs(HELP_SNAPSHOT, stdout);
-        return ex;
-    }
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    const char *ns = a->ns, *name = a->name;
+    int ex = CLI_EXIT_OK;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     harvbk_backup_info *b = NULL;
@@ -282,7 +228,7 @@ static int snap_show(cli_env *env, int argc, char **argv)
         harvbk_ctx_free(ctx);
         return ex;
     }
-    if (cli_opt_find(opts, "json")->count) {
+    if (cli_opt_find(a->opts, "json")->count) {
         cJSON *j = info_json(b);
         if (!j) {
             cli_err("snapshot show %s/%s: cannot describe the snapshot as JSON", ns, name);
@@ -324,19 +270,11 @@ static int snap_show(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int snap_verify(cli_env *env, int argc, char **argv)
+static int snap_verify(cli_args *a)
 {
-    const char *H = "harvbk snapshot verify";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    bool help = false;
-    int ex = one_name(H, "verify", argc, argv, opts, ns, name, &help);
-    if (ex || help) {
-        if (help)
-            fputs(HELP_SNAPSHOT, stdout);
-        return ex;
-    }
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    const char *ns = a->ns, *name = a->name;
+    int ex = CLI_EXIT_OK;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     char what[3 * CLI_NAME_MAX + 32];
@@ -374,19 +312,11 @@ static int snap_verify(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int snap_delete(cli_env *env, int argc, char **argv)
+static int snap_delete(cli_args *a)
 {
-    const char *H = "harvbk snapshot delete";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    bool help = false;
-    int ex = one_name(H, "delete", argc, argv, opts, ns, name, &help);
-    if (ex || help) {
-        if (help)
-            fputs(HELP_SNAPSHOT, stdout);
-        return ex;
-    }
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    const char *ns = a->ns, *name = a->name;
+    int ex = CLI_EXIT_OK;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     int rc = harvbk_snapshot_delete(ctx, ns, name);
@@ -401,21 +331,10 @@ static int snap_delete(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int snap_gc(cli_env *env, int argc, char **argv)
+static int snap_gc(cli_args *a)
 {
-    const char *H = "harvbk snapshot gc";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_SNAPSHOT, stdout);
-        return CLI_EXIT_OK;
-    }
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    int ex;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     cli_progress pr;
@@ -443,30 +362,13 @@ static int snap_gc(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int snap_store(cli_env *env, int argc, char **argv)
+static int snap_store(cli_args *a)
 {
-    const char *H = "harvbk snapshot store";
-    cli_opt opts[] = {
-        {"dir", CLI_OPT_VALUE, 0, 0, 0},
-        {"chunk-size", CLI_OPT_VALUE, 0, 0, 0},
-        {"codec", CLI_OPT_VALUE, 0, 0, 0},
-        {"encrypt", CLI_OPT_FLAG, 0, 0, 0},
-        {"key-file", CLI_OPT_VALUE, 0, 0, 0},
-        {"passphrase-file", CLI_OPT_VALUE, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
+    const char *H = a->H;
+    cli_opt *opts = a->opts;
     harvbk_ctx *ctx = NULL;
     char *dir = NULL, *kabs = NULL;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        goto out;
-    if (help) {
-        fputs(HELP_SNAPSHOT, stdout);
-        goto out;
-    }
+    int ex = 0;
     cli_opt *od = cli_opt_find(opts, "dir"), *oc = cli_opt_find(opts, "chunk-size"),
             *ok = cli_opt_find(opts, "codec");
     harvbk_snapshot_store_options o;
@@ -514,7 +416,7 @@ static int snap_store(cli_env *env, int argc, char **argv)
         else
             o.passphrase_file = kabs;
     }
-    ctx = cli_open_ctx(env);
+    ctx = cli_open_ctx(a->env);
     if (!ctx) {
         ex = CLI_EXIT_FAIL;
         goto out;
@@ -539,34 +441,38 @@ out:
     free(kabs);
     free(dir);
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
+static const cli_opt OPTS_CREATE[] = {
+    {"name", CLI_OPT_VALUE, 0, 0, 0},
+    {"allow-crash-consistent", CLI_OPT_FLAG, 0, 0, 0},
+    {NULL, 0, 0, 0, 0},
+};
+static const cli_opt OPTS_STORE[] = {
+    {"dir", CLI_OPT_VALUE, 0, 0, 0},
+    {"chunk-size", CLI_OPT_VALUE, 0, 0, 0},
+    {"codec", CLI_OPT_VALUE, 0, 0, 0},
+    {"encrypt", CLI_OPT_FLAG, 0, 0, 0},
+    {"key-file", CLI_OPT_VALUE, 0, 0, 0},
+    {"passphrase-file", CLI_OPT_VALUE, 0, 0, 0},
+    {NULL, 0, 0, 0, 0},
+};
+
+static const cli_cmd SNAPSHOT_CMDS[] = {
+    {"create", NULL, snap_create, OPTS_CREATE, 1, 1, NULL, "the VM"},
+    {"list", "ls", snap_list, CLI_OPTS_JSON, 0, 0, NULL, NULL},
+    {"show", NULL, snap_show, CLI_OPTS_JSON, 1, 1, NULL, "the snapshot"},
+    {"verify", NULL, snap_verify, NULL, 1, 1, NULL, "the snapshot"},
+    {"delete", "rm", snap_delete, NULL, 1, 1, NULL, "the snapshot"},
+    {"gc", NULL, snap_gc, NULL, 0, 0, NULL, NULL},
+    {"store", NULL, snap_store, OPTS_STORE, 0, 0, NULL, NULL},
+    {NULL},
+};
+
 int cmd_snapshot(cli_env *env, int argc, char **argv)
 {
-    const char *subs = "create, list, show, verify, delete, gc or store";
-    if (argc < 1)
-        return cli_usage_err("harvbk snapshot", "missing subcommand (%s)", subs);
-    const char *s = argv[0];
-    if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-        fputs(HELP_SNAPSHOT, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(s, "create") == 0)
-        return snap_create(env, argc - 1, argv + 1);
-    if (strcmp(s, "list") == 0 || strcmp(s, "ls") == 0)
-        return snap_list(env, argc - 1, argv + 1);
-    if (strcmp(s, "show") == 0)
-        return snap_show(env, argc - 1, argv + 1);
-    if (strcmp(s, "verify") == 0)
-        return snap_verify(env, argc - 1, argv + 1);
-    if (strcmp(s, "delete") == 0 || strcmp(s, "rm") == 0)
-        return snap_delete(env, argc - 1, argv + 1);
-    if (strcmp(s, "gc") == 0)
-        return snap_gc(env, argc - 1, argv + 1);
-    if (strcmp(s, "store") == 0)
-        return snap_store(env, argc - 1, argv + 1);
-    return cli_usage_err("harvbk snapshot", "unknown subcommand 'snapshot %s' (expected %s)", s,
-                         subs);
+    static const cli_group g = {"harvbk snapshot", HELP_SNAPSHOT,
+                                "create, list, show, verify, delete, gc or store", SNAPSHOT_CMDS};
+    return cli_dispatch(&g, env, argc, argv);
 }

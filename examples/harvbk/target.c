@@ -110,43 +110,12 @@ static int set_key(harvbk_target_config *cfg, harvbk_target_key key, const char 
     return 0;
 }
 
-static int target_set(cli_env *env, int argc, char **argv)
+static int target_set(cli_args *a)
 {
-    const char *H = "harvbk target set";
-    cli_opt opts[] = {
-        {"codec", CLI_OPT_VALUE, 0, 0, 0},
-        {"chunk-size", CLI_OPT_VALUE, 0, 0, 0},
-        {"endpoint", CLI_OPT_VALUE, 0, 0, 0},
-        {"region", CLI_OPT_VALUE, 0, 0, 0},
-        {"access-key-id", CLI_OPT_VALUE, 0, 0, 0},
-        {"secret-access-key-file", CLI_OPT_VALUE, 0, 0, 0},
-        {"ca-cert", CLI_OPT_VALUE, 0, 0, 0},
-        {"virtual-hosted", CLI_OPT_FLAG, 0, 0, 0},
-        {"refresh-interval", CLI_OPT_VALUE, 0, 0, 0},
-        {"timeout", CLI_OPT_VALUE, 0, 0, 0},
-        {"parallel", CLI_OPT_VALUE, 0, 0, 0},
-        {"store-secret", CLI_OPT_FLAG, 0, 0, 0},
-        {"read-only", CLI_OPT_FLAG, 0, 0, 0},
-        {"encrypt", CLI_OPT_FLAG, 0, 0, 0},
-        {"key-file", CLI_OPT_VALUE, 0, 0, 0},
-        {"passphrase-file", CLI_OPT_VALUE, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        goto out;
-    if (help) {
-        fputs(HELP_TARGET, stdout);
-        goto out;
-    }
-    if (npos != 1) {
-        ex = cli_usage_err(H, "target set needs exactly one URL");
-        goto out;
-    }
-    const char *url = pos[0];
+    const char *H = a->H;
+    cli_opt *opts = a->opts;
+    int ex = 0;
+    const char *url = a->pos[0];
 
     harvbk_target_config *cfg = NULL;
     int rc = harvbk_target_config_new(&cfg);
@@ -299,7 +268,7 @@ static int target_set(cli_env *env, int argc, char **argv)
         goto out_cfg;
     }
 
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx) {
         ex = CLI_EXIT_FAIL;
         goto out_cfg;
@@ -326,7 +295,6 @@ out_cfg:
     }
     harvbk_target_config_free(cfg);
 out:
-    cli_opts_free(opts);
     return ex;
 }
 
@@ -341,21 +309,10 @@ static void show_setting(const harvbk_target_config *cfg, harvbk_target_key key,
         printf("%-20s %s\n", label, dflt);
 }
 
-static int target_show(cli_env *env, int argc, char **argv)
+static int target_show(cli_args *a)
 {
-    const char *H = "harvbk target show";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_TARGET, stdout);
-        return CLI_EXIT_OK;
-    }
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    int ex = 0;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     harvbk_target_config *cfg = NULL;
@@ -499,26 +456,13 @@ static const char *store_word(int kind)
     return kind == HARVBK_STORE_SNAPSHOTS ? "snapshot store" : "target's store";
 }
 
-static int key_add(cli_env *env, int argc, char **argv)
+static int key_add(cli_args *a)
 {
-    const char *H = "harvbk target key add";
-    cli_opt opts[] = {
-        {"new-key-file", CLI_OPT_VALUE, 0, 0, 0},
-        {"new-passphrase-file", CLI_OPT_VALUE, 0, 0, 0},
-        {"snapshot-store", CLI_OPT_FLAG, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
+    const char *H = a->H;
+    cli_opt *opts = a->opts;
     harvbk_ctx *ctx = NULL;
     harvbk_key *key = NULL;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex || help) {
-        if (help)
-            fputs(HELP_TARGET, stdout);
-        goto out;
-    }
+    int ex;
     cli_opt *nk = cli_opt_find(opts, "new-key-file"), *np = cli_opt_find(opts, "new-passphrase-file");
     if (nk->count + np->count != 1) {
         ex = cli_usage_err(H, "give exactly one of --new-key-file and --new-passphrase-file");
@@ -532,7 +476,7 @@ static int key_add(cli_env *env, int argc, char **argv)
         goto out;
     }
     int kind = key_store_kind(opts);
-    ctx = cli_open_ctx(env);
+    ctx = cli_open_ctx(a->env);
     if (!ctx || (kind == HARVBK_STORE_TARGET && cli_session_secret(ctx, "target key add") != 0)) {
         ex = CLI_EXIT_FAIL;
         goto out;
@@ -549,33 +493,16 @@ static int key_add(cli_env *env, int argc, char **argv)
 out:
     harvbk_key_free(key);
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
-static int key_remove(cli_env *env, int argc, char **argv)
+static int key_remove(cli_args *a)
 {
-    const char *H = "harvbk target key remove";
-    cli_opt opts[] = {
-        {"snapshot-store", CLI_OPT_FLAG, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
+    const char **pos = a->pos;
     harvbk_ctx *ctx = NULL;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex || help) {
-        if (help)
-            fputs(HELP_TARGET, stdout);
-        goto out;
-    }
-    if (npos != 1) {
-        ex = cli_usage_err(H, "target key remove needs the key's ID (see 'target key list')");
-        goto out;
-    }
-    int kind = key_store_kind(opts);
-    ctx = cli_open_ctx(env);
+    int ex;
+    int kind = key_store_kind(a->opts);
+    ctx = cli_open_ctx(a->env);
     if (!ctx ||
         (kind == HARVBK_STORE_TARGET && cli_session_secret(ctx, "target key remove") != 0)) {
         ex = CLI_EXIT_FAIL;
@@ -590,31 +517,16 @@ static int key_remove(cli_env *env, int argc, char **argv)
     ex = CLI_EXIT_OK;
 out:
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
-static int key_list(cli_env *env, int argc, char **argv)
+static int key_list(cli_args *a)
 {
-    const char *H = "harvbk target key list";
-    cli_opt opts[] = {
-        {"snapshot-store", CLI_OPT_FLAG, 0, 0, 0},
-        {"json", CLI_OPT_FLAG, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
     harvbk_ctx *ctx = NULL;
     harvbk_store_keys *keys = NULL;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex || help) {
-        if (help)
-            fputs(HELP_TARGET, stdout);
-        goto out;
-    }
-    int kind = key_store_kind(opts);
-    ctx = cli_open_ctx(env);
+    int ex;
+    int kind = key_store_kind(a->opts);
+    ctx = cli_open_ctx(a->env);
     if (!ctx || (kind == HARVBK_STORE_TARGET && cli_session_secret(ctx, "target key list") != 0)) {
         ex = CLI_EXIT_FAIL;
         goto out;
@@ -625,7 +537,7 @@ static int key_list(cli_env *env, int argc, char **argv)
         goto out;
     }
     size_t n = harvbk_store_keys_count(keys);
-    if (cli_opt_find(opts, "json")->count) {
+    if (cli_opt_find(a->opts, "json")->count) {
         cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
         cJSON_AddBoolToObject(o, "encrypted", harvbk_store_keys_encrypted(keys));
         cJSON_AddStringToObject(o, "fingerprint", harvbk_store_keys_fingerprint(keys));
@@ -661,29 +573,14 @@ static int key_list(cli_env *env, int argc, char **argv)
 out:
     harvbk_store_keys_free(keys);
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
 /* A new key file: 32 random bytes as 64 hex digits and a newline, created
  * with mode 0600 (never over an existing file). */
-static int key_generate(int argc, char **argv)
+static int key_generate(cli_args *a)
 {
-    const char *H = "harvbk target key generate";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex || help) {
-        if (help)
-            fputs(HELP_TARGET, stdout);
-        cli_opts_free(opts);
-        return ex;
-    }
-    cli_opts_free(opts);
-    if (npos != 1)
-        return cli_usage_err(H, "target key generate needs the FILE to create");
+    const char **pos = a->pos;
     unsigned char raw[32];
     char hex[66];
     if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
@@ -717,43 +614,63 @@ static int key_generate(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-static int cmd_target_key(cli_env *env, int argc, char **argv)
-{
-    if (argc < 1)
-        return cli_usage_err("harvbk target key",
-                             "missing subcommand (add, remove, list or generate)");
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-        fputs(HELP_TARGET, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(argv[0], "add") == 0)
-        return key_add(env, argc - 1, argv + 1);
-    if (strcmp(argv[0], "remove") == 0 || strcmp(argv[0], "rm") == 0)
-        return key_remove(env, argc - 1, argv + 1);
-    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
-        return key_list(env, argc - 1, argv + 1);
-    if (strcmp(argv[0], "generate") == 0)
-        return key_generate(argc - 1, argv + 1);
-    return cli_usage_err("harvbk target key",
-                         "unknown subcommand 'target key %s' (expected add, remove, list or "
-                         "generate)",
-                         argv[0]);
-}
+static const cli_opt OPTS_SET[] = {
+    {"codec", CLI_OPT_VALUE, 0, 0, 0},
+    {"chunk-size", CLI_OPT_VALUE, 0, 0, 0},
+    {"endpoint", CLI_OPT_VALUE, 0, 0, 0},
+    {"region", CLI_OPT_VALUE, 0, 0, 0},
+    {"access-key-id", CLI_OPT_VALUE, 0, 0, 0},
+    {"secret-access-key-file", CLI_OPT_VALUE, 0, 0, 0},
+    {"ca-cert", CLI_OPT_VALUE, 0, 0, 0},
+    {"virtual-hosted", CLI_OPT_FLAG, 0, 0, 0},
+    {"refresh-interval", CLI_OPT_VALUE, 0, 0, 0},
+    {"timeout", CLI_OPT_VALUE, 0, 0, 0},
+    {"parallel", CLI_OPT_VALUE, 0, 0, 0},
+    {"store-secret", CLI_OPT_FLAG, 0, 0, 0},
+    {"read-only", CLI_OPT_FLAG, 0, 0, 0},
+    {"encrypt", CLI_OPT_FLAG, 0, 0, 0},
+    {"key-file", CLI_OPT_VALUE, 0, 0, 0},
+    {"passphrase-file", CLI_OPT_VALUE, 0, 0, 0},
+    {NULL, 0, 0, 0, 0},
+};
+static const cli_opt OPTS_KEY_ADD[] = {
+    {"new-key-file", CLI_OPT_VALUE, 0, 0, 0},
+    {"new-passphrase-file", CLI_OPT_VALUE, 0, 0, 0},
+    {"snapshot-store", CLI_OPT_FLAG, 0, 0, 0},
+    {NULL, 0, 0, 0, 0},
+};
+/* list: --snapshot-store and --json; remove: --snapshot-store */
+static const cli_opt OPTS_KEY_LIST[] = {
+    {"snapshot-store", CLI_OPT_FLAG, 0, 0, 0},
+    {"json", CLI_OPT_FLAG, 0, 0, 0},
+    {NULL, 0, 0, 0, 0},
+};
+static const cli_opt OPTS_KEY_REMOVE[] = {{"snapshot-store", CLI_OPT_FLAG, 0, 0, 0},
+                                          {NULL, 0, 0, 0, 0}};
+
+static const cli_cmd TARGET_KEY_CMDS[] = {
+    {"add", NULL, key_add, OPTS_KEY_ADD, 0, 0, NULL, NULL},
+    {"remove", "rm", key_remove, OPTS_KEY_REMOVE, 1, 1,
+     "target key remove needs the key's ID (see 'target key list')", NULL},
+    {"list", "ls", key_list, OPTS_KEY_LIST, 0, 0, NULL, NULL},
+    {"generate", NULL, key_generate, NULL, 1, 1, "target key generate needs the FILE to create",
+     NULL},
+    {NULL},
+};
+
+static const cli_cmd TARGET_CMDS[] = {
+    {"set", NULL, target_set, OPTS_SET, 1, 1, "target set needs exactly one URL", NULL},
+    {"show", NULL, target_show, NULL, 0, 0, NULL, NULL},
+    {NULL},
+};
 
 int cmd_target(cli_env *env, int argc, char **argv)
 {
-    if (argc < 1)
-        return cli_usage_err("harvbk target", "missing subcommand (set, show or key)");
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-        fputs(HELP_TARGET, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(argv[0], "set") == 0)
-        return target_set(env, argc - 1, argv + 1);
-    if (strcmp(argv[0], "show") == 0)
-        return target_show(env, argc - 1, argv + 1);
-    if (strcmp(argv[0], "key") == 0)
-        return cmd_target_key(env, argc - 1, argv + 1);
-    return cli_usage_err("harvbk target",
-                         "unknown subcommand 'target %s' (expected set, show or key)", argv[0]);
+    static const cli_group g = {"harvbk target", HELP_TARGET, "set, show or key", TARGET_CMDS};
+    static const cli_group key = {"harvbk target key", HELP_TARGET,
+                                  "add, remove, list or generate", TARGET_KEY_CMDS};
+    /* "target key ...": a group of its own */
+    if (argc > 0 && strcmp(argv[0], "key") == 0)
+        return cli_dispatch(&key, env, argc - 1, argv + 1);
+    return cli_dispatch(&g, env, argc, argv);
 }

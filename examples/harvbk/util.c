@@ -175,6 +175,59 @@ int cli_parse(const char *help_cmd, int argc, char **argv, cli_opt *opts, const 
 }
 
 /* ------------------------------------------------------------------ */
+/* table-driven subcommands */
+
+const cli_opt CLI_OPTS_JSON[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
+
+int cli_run_cmd(const cli_cmd *c, const char *H, const char *help, cli_env *env, int argc,
+                char **argv)
+{
+    cli_opt opts[CLI_OPTS_MAX + 1];
+    int n = 0;
+    for (const cli_opt *o = c->opts; o && o->name && n < CLI_OPTS_MAX; o++)
+        opts[n++] = (cli_opt){o->name, o->kind, 0, NULL, NULL};
+    opts[n] = (cli_opt){NULL, 0, 0, NULL, NULL};
+    cli_args a = {.env = env, .H = H, .opts = opts};
+    bool help_asked = false;
+    int ex = cli_parse(H, argc, argv, opts, a.pos, c->max_pos, &a.npos, &help_asked);
+    if (ex == 0 && help_asked) {
+        fputs(help, stdout);
+    } else if (ex == 0) {
+        if (a.npos < c->min_pos || (c->min_pos == c->max_pos && a.npos != c->max_pos))
+            ex = c->need ? cli_usage_err(H, "%s", c->need)
+                         : cli_usage_err(H, "%s needs %s as NAMESPACE/NAME",
+                                         H + strlen("harvbk "), c->split);
+        else if (c->split && a.npos > 0)
+            ex = cli_split_name(H, c->split, a.pos[0], a.ns, a.name);
+        if (ex == 0)
+            ex = c->run(&a);
+    }
+    cli_opts_free(opts);
+    return ex;
+}
+
+int cli_dispatch(const cli_group *g, cli_env *env, int argc, char **argv)
+{
+    const char *word = g->prefix + strlen("harvbk ");
+    if (argc < 1)
+        return cli_usage_err(g->prefix, "missing subcommand (%s)", g->list);
+    const char *s = argv[0];
+    if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+        fputs(g->help, stdout);
+        return CLI_EXIT_OK;
+    }
+    for (const cli_cmd *c = g->cmds; c->name; c++) {
+        if (strcmp(s, c->name) != 0 && !(c->alias && strcmp(s, c->alias) == 0))
+            continue;
+        char H[96];
+        snprintf(H, sizeof H, "%s %s", g->prefix, c->name);
+        return cli_run_cmd(c, H, g->help, env, argc - 1, argv + 1);
+    }
+    return cli_usage_err(g->prefix, "unknown subcommand '%s %s' (expected %s)", word, s,
+                         g->list);
+}
+
+/* ------------------------------------------------------------------ */
 /* names */
 
 #define LABEL_RULE                                                                        \

@@ -73,35 +73,14 @@ static const char *power_name(harvbk_power_state p)
     }
 }
 
-static int vm_add(cli_env *env, int argc, char **argv)
+static int vm_add(cli_args *a)
 {
-    const char *H = "harvbk vm add";
-    cli_opt opts[] = {
-        {"disk", CLI_OPT_MULTI, 0, 0, 0},
-        {"metadata", CLI_OPT_VALUE, 0, 0, 0},
-        {"image", CLI_OPT_MULTI, 0, 0, 0},
-        {NULL, 0, 0, 0, 0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
+    const char *H = a->H, **pos = a->pos, *ns = a->ns, *name = a->name;
+    cli_opt *opts = a->opts;
     harvbk_vm *vm = NULL;
     harvbk_ctx *ctx = NULL;
     char *meta = NULL;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        goto out;
-    if (help) {
-        fputs(HELP_VM, stdout);
-        goto out;
-    }
-    if (npos != 1) {
-        ex = cli_usage_err(H, "vm add needs the VM as NAMESPACE/NAME");
-        goto out;
-    }
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    if ((ex = cli_split_name(H, "the VM", pos[0], ns, name)))
-        goto out;
+    int ex = 0;
     cli_opt *disks = cli_opt_find(opts, "disk");
     if (disks->count == 0) {
         ex = cli_usage_err(H, "vm add needs at least one --disk VOLNAME=PATH");
@@ -192,7 +171,7 @@ static int vm_add(cli_env *env, int argc, char **argv)
         }
     }
 
-    ctx = cli_open_ctx(env);
+    ctx = cli_open_ctx(a->env);
     if (!ctx) {
         ex = CLI_EXIT_FAIL;
         goto out;
@@ -214,7 +193,6 @@ out:
     free(meta);
     harvbk_vm_free(vm);
     harvbk_ctx_free(ctx);
-    cli_opts_free(opts);
     return ex;
 }
 
@@ -255,22 +233,11 @@ static cJSON *vm_json(const harvbk_vm *vm)
     return o;
 }
 
-static int vm_list(cli_env *env, int argc, char **argv)
+static int vm_list(cli_args *a)
 {
-    const char *H = "harvbk vm list";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 0, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_VM, stdout);
-        return CLI_EXIT_OK;
-    }
-    bool json = cli_opt_find(opts, "json")->count > 0;
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    int ex = CLI_EXIT_OK;
+    bool json = cli_opt_find(a->opts, "json")->count > 0;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     harvbk_vm_list *list = NULL;
@@ -328,28 +295,12 @@ static int vm_list(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int vm_show(cli_env *env, int argc, char **argv)
+static int vm_show(cli_args *a)
 {
-    const char *H = "harvbk vm show";
-    cli_opt opts[] = {{"json", CLI_OPT_FLAG, 0, 0, 0},
-                      {"metadata", CLI_OPT_FLAG, 0, 0, 0},
-                      {NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_VM, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (npos != 1)
-        return cli_usage_err(H, "vm show needs the VM as NAMESPACE/NAME");
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    if ((ex = cli_split_name(H, "the VM", pos[0], ns, name)))
-        return ex;
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    const char *ns = a->ns, *name = a->name;
+    cli_opt *opts = a->opts;
+    int ex = CLI_EXIT_OK;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     harvbk_vm *vm = NULL;
@@ -395,26 +346,11 @@ static int vm_show(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int vm_remove(cli_env *env, int argc, char **argv)
+static int vm_remove(cli_args *a)
 {
-    const char *H = "harvbk vm remove";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    const char *pos[1];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 1, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_VM, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (npos != 1)
-        return cli_usage_err(H, "vm remove needs the VM as NAMESPACE/NAME");
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    if ((ex = cli_split_name(H, "the VM", pos[0], ns, name)))
-        return ex;
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    const char *ns = a->ns, *name = a->name;
+    int ex;
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     int rc = harvbk_vm_unregister(ctx, ns, name);
@@ -431,26 +367,10 @@ static int vm_remove(cli_env *env, int argc, char **argv)
     return ex;
 }
 
-static int vm_set_power(cli_env *env, int argc, char **argv)
+static int vm_set_power(cli_args *a)
 {
-    const char *H = "harvbk vm set-power";
-    cli_opt opts[] = {{NULL, 0, 0, 0, 0}};
-    const char *pos[2];
-    int npos = 0;
-    bool help = false;
-    int ex = cli_parse(H, argc, argv, opts, pos, 2, &npos, &help);
-    if (ex)
-        return ex;
-    if (help) {
-        fputs(HELP_VM, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (npos != 2)
-        return cli_usage_err(H, "vm set-power needs the VM as NAMESPACE/NAME and on, off or "
-                                "unknown");
-    char ns[CLI_NAME_MAX], name[CLI_NAME_MAX];
-    if ((ex = cli_split_name(H, "the VM", pos[0], ns, name)))
-        return ex;
+    const char *H = a->H, **pos = a->pos, *ns = a->ns, *name = a->name;
+    int ex = CLI_EXIT_OK;
     harvbk_power_state ps;
     if (strcmp(pos[1], "on") == 0)
         ps = HARVBK_POWER_ON;
@@ -460,7 +380,7 @@ static int vm_set_power(cli_env *env, int argc, char **argv)
         ps = HARVBK_POWER_UNKNOWN;
     else
         return cli_usage_err(H, "invalid power state '%s' (on, off or unknown)", pos[1]);
-    harvbk_ctx *ctx = cli_open_ctx(env);
+    harvbk_ctx *ctx = cli_open_ctx(a->env);
     if (!ctx)
         return CLI_EXIT_FAIL;
     int rc = harvbk_vm_set_registered_power_state(ctx, ns, name, ps);
@@ -476,27 +396,28 @@ static int vm_set_power(cli_env *env, int argc, char **argv)
     return ex;
 }
 
+static const cli_opt OPTS_ADD[] = {
+    {"disk", CLI_OPT_MULTI, 0, 0, 0},
+    {"metadata", CLI_OPT_VALUE, 0, 0, 0},
+    {"image", CLI_OPT_MULTI, 0, 0, 0},
+    {NULL, 0, 0, 0, 0},
+};
+static const cli_opt OPTS_SHOW[] = {
+    {"json", CLI_OPT_FLAG, 0, 0, 0}, {"metadata", CLI_OPT_FLAG, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
+
+static const cli_cmd VM_CMDS[] = {
+    {"add", NULL, vm_add, OPTS_ADD, 1, 1, NULL, "the VM"},
+    {"list", "ls", vm_list, CLI_OPTS_JSON, 0, 0, NULL, NULL},
+    {"show", NULL, vm_show, OPTS_SHOW, 1, 1, NULL, "the VM"},
+    {"remove", "rm", vm_remove, NULL, 1, 1, NULL, "the VM"},
+    {"set-power", NULL, vm_set_power, NULL, 2, 2,
+     "vm set-power needs the VM as NAMESPACE/NAME and on, off or unknown", "the VM"},
+    {NULL},
+};
+
 int cmd_vm(cli_env *env, int argc, char **argv)
 {
-    if (argc < 1)
-        return cli_usage_err("harvbk vm",
-                             "missing subcommand (add, list, show, remove or set-power)");
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-        fputs(HELP_VM, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(argv[0], "add") == 0)
-        return vm_add(env, argc - 1, argv + 1);
-    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
-        return vm_list(env, argc - 1, argv + 1);
-    if (strcmp(argv[0], "show") == 0)
-        return vm_show(env, argc - 1, argv + 1);
-    if (strcmp(argv[0], "remove") == 0 || strcmp(argv[0], "rm") == 0)
-        return vm_remove(env, argc - 1, argv + 1);
-    if (strcmp(argv[0], "set-power") == 0)
-        return vm_set_power(env, argc - 1, argv + 1);
-    return cli_usage_err("harvbk vm",
-                         "unknown subcommand 'vm %s' (expected add, list, show, remove or "
-                         "set-power)",
-                         argv[0]);
+    static const cli_group g = {"harvbk vm", HELP_VM, "add, list, show, remove or set-power",
+                                VM_CMDS};
+    return cli_dispatch(&g, env, argc, argv);
 }
