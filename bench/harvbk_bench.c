@@ -59,6 +59,7 @@
 
 static bool g_json;
 static bool g_verbose;
+static const char *g_phase_hook; /* --phase-hook: run before and after each phase */
 static volatile sig_atomic_t g_stop; /* SIGINT/SIGTERM seen: stop after this phase */
 
 static void on_signal(int sig) { g_stop = sig; }
@@ -590,6 +591,20 @@ static pid_t fork_piped(int pfd[2])
     return pid;
 }
 
+/* --phase-hook CMD: "CMD start|end PHASE" through the shell, untimed, its
+ * output on stderr (bench/run-s3.sh counts each phase's S3 requests). */
+static void phase_hook(const char *when, const char *name)
+{
+    if (!g_phase_hook)
+        return;
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "%s %s %s 1>&2", g_phase_hook, when, name);
+    fflush(NULL);
+    int rc = system(cmd);
+    if (rc != 0)
+        die("--phase-hook: '%s' failed (status %d)", cmd, rc);
+}
+
 /* Runs fn in a child process; fills p with its wall time and wait4 rusage. */
 static void run_phase(const cfg *c, phase *p, const char *name, uint64_t logical, child_fn fn,
                       void *arg)
@@ -599,6 +614,7 @@ static void run_phase(const cfg *c, phase *p, const char *name, uint64_t logical
     p->logical = logical;
     if (!g_json || g_verbose)
         note("  %-12s ... ", name);
+    phase_hook("start", name);
     sync(); /* earlier phases' dirty pages are not this phase's cost */
     int pfd[2];
     double t0 = now_s();
@@ -626,6 +642,7 @@ static void run_phase(const cfg *c, phase *p, const char *name, uint64_t logical
         die("wait4: %s", strerror(errno));
     ssize_t got = read(pfd[0], &p->res, sizeof p->res);
     close(pfd[0]);
+    phase_hook("end", name);
     p->wall = t1 - t0;
     p->user = tv_s(ru.ru_utime);
     p->sys = tv_s(ru.ru_stime);
@@ -1307,6 +1324,7 @@ static void usage(FILE *f)
           "                --access-key-id ID --secret-access-key-file FILE [--ca-cert PEM]\n"
           "                [--virtual-hosted]] [--key-file FILE | --passphrase-file FILE]\n"
           "               [--ceiling-bench PATH [--ceiling-disk-bytes N] | --no-ceiling]\n"
+          "               [--phase-hook CMD]\n"
           "  harvbk_bench --generate-only --size SIZE --image PATH [--seed N]\n"
           "  harvbk_bench --mutate IMAGE [--generation N] [--seed N] [--change-pct P]\n"
           "               [--change-extent BYTES]\n"
@@ -1327,7 +1345,9 @@ static void usage(FILE *f)
           "or at --ceiling-bench PATH, measures the machine's limits on this image's chunks\n"
           "and the scratch disk; each phase is shown against its ceiling (bench/README.md).\n"
           "--no-ceiling skips that; --ceiling-disk-bytes sizes its disk test file\n"
-          "(default: the image's data, 1..2 GiB).\n",
+          "(default: the image's data, 1..2 GiB).\n"
+          "--phase-hook CMD: runs 'CMD start PHASE' before and 'CMD end PHASE' after each\n"
+          "phase, untimed, through the shell, its output on stderr; a failure stops.\n",
           f);
 }
 
@@ -1344,7 +1364,7 @@ int main(int argc, char **argv)
 
     enum { O_SIZE = 1000, O_DIR, O_THREADS, O_CODEC, O_KEEP, O_JSON, O_GEN, O_MUTATE, O_GENER,
            O_IMAGE, O_SEED, O_CHUNK, O_PCT, O_EXT, O_VERBOSE, O_HELP, O_TURL, O_EP, O_REGION,
-           O_AKID, O_SECRET, O_CA, O_VHOST, O_KEYF, O_PASSF, O_CEILB, O_NOCEIL, O_CEILD };
+           O_AKID, O_SECRET, O_CA, O_VHOST, O_KEYF, O_PASSF, O_CEILB, O_NOCEIL, O_CEILD, O_HOOK };
     static const struct option lo[] = {
         {"size", required_argument, 0, O_SIZE},       {"dir", required_argument, 0, O_DIR},
         {"threads", required_argument, 0, O_THREADS}, {"codec", required_argument, 0, O_CODEC},
@@ -1362,6 +1382,7 @@ int main(int argc, char **argv)
         {"passphrase-file", required_argument, 0, O_PASSF},
         {"ceiling-bench", required_argument, 0, O_CEILB}, {"no-ceiling", no_argument, 0, O_NOCEIL},
         {"ceiling-disk-bytes", required_argument, 0, O_CEILD},
+        {"phase-hook", required_argument, 0, O_HOOK},
         {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1418,6 +1439,7 @@ int main(int argc, char **argv)
         case O_KEYF: c.key_file = optarg; break;
         case O_PASSF: c.passphrase_file = optarg; break;
         case O_CEILB: c.ceiling_bench = optarg; break;
+        case O_HOOK: g_phase_hook = optarg; break;
         case O_NOCEIL: c.no_ceiling = true; break;
         case O_CEILD: c.ceiling_disk_bytes = optarg; break;
         case O_HELP: usage(stdout); return 0;

@@ -24,7 +24,10 @@
 #      over HTTPS, so every request of a whole benchmark is checked by botocore
 #      (its times are bound by the proxy and are not compared);
 #   6. prints medians, ratios (target: harvbk >= 3x faster than restic on
-#      backup and restore) and stored sizes (bytes of the objects s3rver keeps).
+#      backup and restore) and stored sizes (bytes of the objects s3rver keeps);
+#      from the verified run (5.), harvbk's S3 requests per phase by operation
+#      (GET, LIST, PUT, HEAD, DELETE, POST), counted by the proxy around each
+#      phase (harvbk_bench --phase-hook), and per GiB of the image.
 # Every server it starts is stopped by its PID at the end (also on Ctrl-C);
 # the scratch directory is removed unless --keep.
 set -euo pipefail
@@ -148,7 +151,17 @@ LOAD_END=$(hb_load)
 if [ "$VERIFIED" = 1 ]; then
     say "=== harvbk through the verifying proxy ($HARVBK_TEST_S3_ENDPOINT_TLS): every request checked by botocore"
     before=$(curl -s "$HARVBK_TEST_S3_CONTROL/stats" | jq '.rejected')
+    # the proxy's request counts by operation, before and after each phase
+    : >"$SC/phase-requests"
+    cat >"$SC/phase-hook.sh" <<EOF
+#!/bin/sh
+set -e
+s=\$(curl -sf "$HARVBK_TEST_S3_CONTROL/stats")
+printf '%s %s %s\\n' "\$1" "\$2" "\$(printf '%s' "\$s" | jq -c '.by_op')" >>"$SC/phase-requests"
+EOF
+    chmod +x "$SC/phase-hook.sh"
     hb_bench_json "$SC/hbv.json" "$SC/hbv.err" --image "$IMG" --seed "$SEED" --dir "$SC/hbv" \
+        --phase-hook "$SC/phase-hook.sh" \
         --target-url "s3://$HARVBK_TEST_S3_BUCKET/bench-verified" --endpoint "$HARVBK_TEST_S3_ENDPOINT_TLS" \
         --region "$HARVBK_TEST_S3_REGION" --access-key-id "$HARVBK_TEST_S3_ACCESS_KEY_ID" \
         --secret-access-key-file "$HARVBK_TEST_S3_SECRET_FILE" --ca-cert "$HARVBK_TEST_S3_CA"
@@ -199,6 +212,24 @@ RATIO_W=40
         jq -r '.phases[] | select(.name != "mutate" and .name != "compare" and .name != "generate")
                | "  " + .name + " " + ((.wall_s*100|round)/100|tostring) + " s"' "$SC/hbv.json" | paste -sd ';' | sed 's/;/,/g'
         echo "  $VREQ requests, $VREJ rejected"
+        echo
+        echo "S3 requests per phase, counted by the proxy (LIST = ListObjectsV2 page; DELETE"
+        echo "includes DeleteObjects batches; POST = multipart create/complete), and per GiB"
+        echo "of the $SIZE image (logical bytes):"
+        printf '%-12s %7s %7s %7s %7s %7s %7s %8s %10s\n' phase GET LIST PUT HEAD DELETE POST total per_GiB
+        gib=$(awk -v b="$size_b" 'BEGIN {print b / 1073741824}')
+        for ph in full incr incr-ranges restore verify; do
+            s0=$(awk -v p="$ph" '$1 == "start" && $2 == p {print $3}' "$SC/phase-requests" | tail -1)
+            s1=$(awk -v p="$ph" '$1 == "end" && $2 == p {print $3}' "$SC/phase-requests" | tail -1)
+            [ -n "$s0" ] && [ -n "$s1" ] || continue
+            jq -rn --argjson a "$s0" --argjson b "$s1" --arg ph "$ph" --argjson gib "$gib" '
+                def d(k): (($b[k] // 0) - ($a[k] // 0));
+                [d("GET"), d("LIST"), d("PUT"), d("HEAD"), d("DELETE"), d("POST")] as $v
+                | ($v | add) as $t
+                | [$ph] + ($v | map(tostring)) + [($t | tostring), (($t / $gib) | round | tostring)]
+                | @tsv' |
+                awk -F'\t' '{printf "%-12s %7s %7s %7s %7s %7s %7s %8s %10s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}'
+        done
     fi
     echo
     echo "notes: both tools talk HTTPS to the same s3rver on 127.0.0.1 with the run's CA"

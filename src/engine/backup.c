@@ -36,6 +36,7 @@ typedef struct bk_ctx {
     hb_index *out;
     hb_dset *known;    /* shared with the caller; under hb_engine_set_mu */
     hb_dset *inflight; /* new ids some worker is uploading; under hb_engine_set_mu */
+    bool known_is_store; /* an id not in known is absent: put, no head() */
     hb_pool slots;
     hb_pool scratch;   /* hb_buf per worker for encoded chunks */
     atomic_uint_fast64_t zero_chunks, new_chunks, uploaded_bytes, reused_chunks;
@@ -110,7 +111,14 @@ static int bk_chunk(bk_ctx *c, bk_slot *s)
 
     hb_err e;
     hb_err_clear(&e);
-    r = hb_store_chunk_exists(c->st, id, &e);
+    /* Not known: one head(), unless known is the listing of the whole store
+     * (job->known_is_store), which said absent. A chunk another writer stored
+     * since that listing is simply put again: puts replace whole objects
+     * atomically on every target (S3 PUT; a temporary renamed into place on
+     * local and NFS), and any two objects of one id hold the same bytes (an
+     * encrypted store's differ only in their nonce, and both decrypt to the
+     * same content), so readers see one complete chunk either way. */
+    r = c->known_is_store ? 0 : hb_store_chunk_exists(c->st, id, &e);
     if (r < 0) {
         hb_err_prefix(&e, "volume '%s'", c->volname);
         return hb_pipe_fail(&c->pipe, r, &e);
@@ -286,6 +294,7 @@ int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *p
         known = own_known;
     }
     c.known = known;
+    c.known_is_store = job->known_is_store && !own_known;
     c.inflight = hb_dset_new(1024);
     if (!c.inflight) {
         hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");

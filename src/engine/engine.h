@@ -61,6 +61,11 @@ typedef struct hb_job {
      * before each chunk); 0: none. The freeze deadline of a backup. */
     uint64_t deadline_ms;
     const char *deadline_msg;
+    /* backup only: the `known` set given to hb_engine_backup_volume holds
+     * EVERY chunk of the store as of a listing taken under the writer lease
+     * (hb_store_chunks_census, complete), so an id in neither it nor this
+     * run's uploads is put without a head() first. */
+    bool known_is_store;
 } hb_job;
 
 typedef struct hb_backup_stats {

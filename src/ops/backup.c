@@ -385,25 +385,97 @@ static int confirm_commit(harvbk_op *op, backup_job *j, hb_store *st, hb_lease *
     return claim ? hb_store_claim_confirm(claim, lapsed, e) : 0;
 }
 
-/* The ids of the previous backup that the store still holds: only those may
- * be reused without reading and uploading (a chunk lost since, or named by a
- * damaged index of another cluster, is read and stored again). */
-static int keep_present(backup_job *j, hb_store *st, hb_dset **known, hb_err *e)
+/* How many chunks this backup would check one by one (a head() each on S3):
+ * one per id of the previous backup, and one per chunk it may read and
+ * upload (the allocated part of a regular file, or the changed ranges when
+ * they apply; a block device or callback whole). Bounds what a listing of
+ * chunks/ may cost instead. */
+static uint64_t expected_checks(const backup_job *j, const hb_store *st, const int *fds,
+                                const uint64_t *sizes, const bool *has_prev,
+                                const hb_index *prev, size_t nknown)
 {
+    uint64_t cs = st->chunk_size ? st->chunk_size : 1, sum = nknown;
+    for (size_t i = 0; i < j->vm->nvols; i++) {
+        uint64_t bytes = sizes[i];
+        struct stat sb;
+        if (fds[i] >= 0 && fstat(fds[i], &sb) == 0 && S_ISREG(sb.st_mode) &&
+            (uint64_t)sb.st_blocks * 512u < bytes)
+            bytes = (uint64_t)sb.st_blocks * 512u;
+        if (j->use_ranges && has_prev[i] && prev[i].volume_size == sizes[i]) {
+            uint64_t ch = hb_rangeset_bytes(&j->changed[i]);
+            if (ch < bytes)
+                bytes = ch;
+        }
+        sum += bytes / cs + 1;
+    }
+    return sum;
+}
+
+/* Chunk ids the listing keeps in memory at most: 16 per expected check, at
+ * least 256 Ki (~12 MiB), at most 4 Mi (~192 MiB, a store of 16 TiB of 4 MiB
+ * chunks). A store with more chunk objects costs a head() per unknown chunk,
+ * as without the listing. */
+#define CENSUS_MIN (256u * 1024u)
+#define CENSUS_MAX (4u * 1024u * 1024u)
+
+/* Which chunks this backup may reuse without reading or uploading, and which
+ * it may put without a head() first.
+ *
+ * The ids of the previous backup that the store still holds may be reused
+ * (a chunk lost since, or named by a damaged index of another cluster, is
+ * read and stored again). When the store is listed for that anyway, or when
+ * a listing costs less than the head() per chunk a backup without one makes
+ * (a new VM, a full backup: hb_store_chunks_census decides by cost), and the
+ * listing ends within CENSUS_MAX ids, *known becomes every chunk of the store
+ * and *complete is set: a chunk another VM stored is reused without a
+ * request, and one absent from the listing is put without a head().
+ *
+ * Why a listed chunk may be reused without a head() until the commit: gc
+ * deletes chunks only while it holds the gc lease, which it takes only when
+ * no writer lease of another owner is live; this backup took its writer
+ * lease and then waited until no gc lease was live (wait_for_gc) before the
+ * listing, so no sweep runs from the listing to the commit (docs/FORMAT.md
+ * section 9). The one exception, a writer lease that lapsed (this process
+ * stopped or the target unreachable for longer than the TTL), is caught by
+ * confirm_commit: it checks every chunk the indexes reference before the
+ * commit. That is the same guarantee a head() gives, which is no later than
+ * the listing for a chunk checked when it is first met. */
+static int keep_present(backup_job *j, hb_store *st, const int *fds, const uint64_t *sizes,
+                        const bool *has_prev, const hb_index *prev, hb_dset **known,
+                        bool *complete, hb_err *e)
+{
+    *complete = false;
     size_t n = hb_dset_count(*known);
-    if (n == 0)
-        return 0;
+    uint64_t checks = expected_checks(j, st, fds, sizes, has_prev, prev, n);
+    uint64_t cap = checks > CENSUS_MAX / 16 ? CENSUS_MAX : checks * 16;
+    if (cap < CENSUS_MIN)
+        cap = CENSUS_MIN;
     hb_dset *present = NULL;
     uint64_t listed = 0, t0 = hb_mono_ms();
-    int rc = hb_store_chunks_present(st, *known, &present, &listed, e);
+    int rc = hb_store_chunks_census(st, *known, checks, (size_t)cap, &present, complete, &listed,
+                                    e);
     if (rc)
         return rc;
-    size_t have = hb_dset_count(present);
-    hb_log(&j->op->ctx->log, have < n ? HARVBK_LOG_WARN : HARVBK_LOG_INFO,
-           "%s %s/%s: %zu of the previous %s's %zu chunk(s) are in the store (%llu checked or "
-           "listed in %llu ms)%s", j->word, j->vm->ns, j->name, have, j->word, n,
-           (unsigned long long)listed, (unsigned long long)(hb_mono_ms() - t0),
-           have < n ? "; the missing ones are read and stored again" : "");
+    size_t have = 0, pos = 0;
+    const uint8_t *id;
+    if (*complete) {
+        while (hb_dset_next(*known, &pos, &id))
+            have += hb_dset_has(present, id);
+    } else {
+        have = hb_dset_count(present);
+    }
+    if (n)
+        hb_log(&j->op->ctx->log, have < n ? HARVBK_LOG_WARN : HARVBK_LOG_INFO,
+               "%s %s/%s: %zu of the previous %s's %zu chunk(s) are in the store (%llu checked "
+               "or listed in %llu ms)%s", j->word, j->vm->ns, j->name, have, j->word, n,
+               (unsigned long long)listed, (unsigned long long)(hb_mono_ms() - t0),
+               have < n ? "; the missing ones are read and stored again" : "");
+    hb_log_debug(&j->op->ctx->log, "%s %s/%s: %s", j->word, j->vm->ns, j->name,
+                 *complete ? "the store's chunks are listed: no head() per chunk"
+                           : "the store is not listed whole: a head() per unknown chunk");
+    if (*complete)
+        hb_log_debug(&j->op->ctx->log, "%s %s/%s: %zu chunk(s) in the store", j->word,
+                     j->vm->ns, j->name, hb_dset_count(present));
     hb_dset_free(*known);
     *known = present;
     return 0;
@@ -596,7 +668,7 @@ static int backup_run(harvbk_op *op, hb_err *e)
     hb_manifest_init(&m);
     hb_backup_stats tot;
     memset(&tot, 0, sizeof tot);
-    bool lease = false, frozen = false, crash = false;
+    bool lease = false, frozen = false, crash = false, known_is_store = false;
     uint64_t frozen_at = 0;
     char deadline_msg[400];
     hb_claim *claim = NULL;
@@ -655,7 +727,7 @@ static int backup_run(harvbk_op *op, hb_err *e)
 
     if ((rc = load_previous(j, st, prev, has_prev, known, e)))
         goto out;
-    if ((rc = keep_present(j, st, &known, e)))
+    if ((rc = keep_present(j, st, fds, sizes, has_prev, prev, &known, &known_is_store, e)))
         goto out;
     if (hb_op_cancelled(op)) {
         rc = hb_seterr(e, HARVBK_E_CANCELLED, "%s cancelled", what);
@@ -689,6 +761,7 @@ static int backup_run(harvbk_op *op, hb_err *e)
 
     hb_job job;
     hb_op_job(op, st, &job);
+    job.known_is_store = known_is_store;
     job.progress = backup_progress;
     job.progress_ud = j;
     /* pass 0: the volumes not captured, read as they are (while frozen, within

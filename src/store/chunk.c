@@ -250,12 +250,14 @@ int hb_store_chunk_exists(hb_store *st, const uint8_t id[HB_DIGEST_LEN], hb_err 
     return size >= HB_CHUNK_HEADER_LEN ? 1 : 0;
 }
 
-#define PRESENT_HEAD_MAX 16 /* up to this many ids: one head() each */
+#define PRESENT_HEAD_MAX 16 /* up to this many checks: one head() each */
 #define PRESENT_STOP 1        /* the listing costs more than heads would */
 
 typedef struct present_ctx {
     const hb_dset *ids;
     hb_dset *out;
+    hb_dset *all; /* every chunk listed, while at most all_cap; else NULL */
+    size_t all_cap;
     uint64_t listed, budget;
 } present_ctx;
 
@@ -265,7 +267,17 @@ static int present_one(const uint8_t id[HB_DIGEST_LEN], uint64_t size, int64_t m
     present_ctx *p = ud;
     if (++p->listed > p->budget)
         return PRESENT_STOP;
-    if (size < HB_CHUNK_HEADER_LEN || !hb_dset_has(p->ids, id))
+    if (size < HB_CHUNK_HEADER_LEN) /* not a chunk: absent, replaced by a put */
+        return 0;
+    if (p->all) {
+        if (hb_dset_count(p->all) >= p->all_cap) { /* over the memory budget */
+            hb_dset_free(p->all);
+            p->all = NULL;
+        } else if (hb_dset_add(p->all, id) < 0) {
+            return HARVBK_E_NOMEM;
+        }
+    }
+    if (!hb_dset_has(p->ids, id))
         return 0;
     return hb_dset_add(p->out, id) < 0 ? HARVBK_E_NOMEM : 0;
 }
@@ -286,28 +298,47 @@ static int present_heads(hb_store *st, present_ctx *p, hb_err *e)
 }
 
 /* One listing of chunks/ costs about (chunk objects in the store) /
- * list_per_head checks; n ids cost n checks. The store's size is not known
- * beforehand: list while that costs less than n checks would, else give up
- * the listing and check each id (at most twice the cheaper way). */
-int hb_store_chunks_present(hb_store *st, const hb_dset *ids, hb_dset **out, uint64_t *listed,
-                            hb_err *e)
+ * list_per_head checks; `checks` checks cost `checks` requests. The store's
+ * size is not known beforehand: list while that costs less than the checks
+ * would, else give up the listing and check each id (at most twice the
+ * cheaper way). On S3 one listing page costs one request like one HEAD, so
+ * the listing is tried from two checks on; on a filesystem a listing walks
+ * the chunks/<aa>/<bb>/ directories, worth it from PRESENT_HEAD_MAX on. */
+int hb_store_chunks_census(hb_store *st, const hb_dset *ids, uint64_t checks, size_t all_cap,
+                           hb_dset **out, bool *complete, uint64_t *listed, hb_err *e)
 {
     *out = NULL;
+    if (complete)
+        *complete = false;
     size_t n = hb_dset_count(ids);
+    if (checks < n)
+        checks = n;
     uint64_t per = st->t->list_per_head ? st->t->list_per_head : 1000u;
-    present_ctx p = { ids, hb_dset_new(n ? n : 1), 0, (uint64_t)n * per };
+    uint64_t head_max = per >= 1000u ? 1 : PRESENT_HEAD_MAX;
+    present_ctx p = { ids, hb_dset_new(n ? n : 1), NULL, complete ? all_cap : 0, 0,
+                      checks > UINT64_MAX / per ? UINT64_MAX : checks * per };
     if (!p.out)
         return hb_seterr(e, HARVBK_E_NOMEM, "out of memory checking chunks");
     int rc = 0;
-    if (n <= PRESENT_HEAD_MAX) {
+    if (checks <= head_max) {
         rc = present_heads(st, &p, e);
     } else {
+        if (p.all_cap) {
+            size_t guess = n > p.all_cap ? p.all_cap : n;
+            p.all = hb_dset_new(guess > 1024 ? guess : 1024);
+            if (!p.all) {
+                hb_dset_free(p.out);
+                return hb_seterr(e, HARVBK_E_NOMEM, "out of memory checking chunks");
+            }
+        }
         rc = hb_store_chunk_list(st, present_one, &p, e);
         if (rc == HARVBK_E_NOMEM)
             hb_seterr(e, rc, "out of memory checking chunks");
-        if (rc == PRESENT_STOP) { /* a store much larger than the set */
+        if (rc == PRESENT_STOP) { /* a store much larger than the checks */
+            hb_dset_free(p.all);
+            p.all = NULL;
             hb_dset_free(p.out);
-            p.out = hb_dset_new(n);
+            p.out = hb_dset_new(n ? n : 1);
             p.listed = 0;
             rc = p.out ? present_heads(st, &p, e)
                        : hb_seterr(e, HARVBK_E_NOMEM, "out of memory checking chunks");
@@ -316,12 +347,25 @@ int hb_store_chunks_present(hb_store *st, const hb_dset *ids, hb_dset **out, uin
     }
     if (rc) {
         hb_dset_free(p.out);
+        hb_dset_free(p.all);
         return hb_err_prefix(e, "cannot check which chunks the store holds");
     }
     if (listed)
         *listed = p.listed;
-    *out = p.out;
+    if (p.all) { /* the whole store, as of the listing: a superset of p.out */
+        hb_dset_free(p.out);
+        *out = p.all;
+        *complete = true;
+    } else {
+        *out = p.out;
+    }
     return 0;
+}
+
+int hb_store_chunks_present(hb_store *st, const hb_dset *ids, hb_dset **out, uint64_t *listed,
+                            hb_err *e)
+{
+    return hb_store_chunks_census(st, ids, 0, 0, out, NULL, listed, e);
 }
 
 /* The largest chunk object a reader whose buffer holds raw_cap bytes accepts

@@ -316,10 +316,20 @@ bool hb_store_key_is_claim(const char *entry_prefix, const char *key);
 /* Chunk presence: *out (a new set) holds the ids of `ids` that the store
  * holds as chunk objects (at least a header long). A few ids are checked one
  * by one; more with one listing of chunks/, not a request per chunk.
- * *requests (may be NULL) gets the number of checks or listed objects. Used
+ * *listed (may be NULL) gets the number of checks or listed objects. Used
  * by writers on the ids they would reuse without reading or uploading. */
 int hb_store_chunks_present(hb_store *st, const hb_dset *ids, hb_dset **out, uint64_t *listed,
                             hb_err *e);
+/* The same for a writer that will also upload: `checks` (at least the count
+ * of ids) is how many one-by-one checks the caller expects to make in all
+ * (the ids, plus one per chunk it may upload), which bounds what a listing
+ * may cost. When complete is non-NULL and a listing of chunks/ ran to its end
+ * having seen at most all_cap chunk objects, *out instead holds EVERY chunk
+ * id of the store as of the listing (a superset of the ids present) and
+ * *complete is true: an id not in it was absent then. Otherwise *out is as
+ * with hb_store_chunks_present and *complete false. */
+int hb_store_chunks_census(hb_store *st, const hb_dset *ids, uint64_t checks, size_t all_cap,
+                           hb_dset **out, bool *complete, uint64_t *listed, hb_err *e);
 
 /* Leases (docs/FORMAT.md "Concurrency"): a writer holds "writer", gc holds
  * "gc". A background thread refreshes the lease's heartbeat; a lease whose

@@ -52,7 +52,9 @@ Control (on the control port only):
                        "hang" (accept, never answer); existing connections
                        are closed when going down (false)
   GET  /__control/stats      counters: requests, rejected, injected, forwarded,
-                             by_method, rejected_by_code, injected_by_kind,
+                             by_method, by_op (GET, LIST, PUT, HEAD, DELETE
+                             incl. DeleteObjects, POST), rejected_by_code,
+                             injected_by_kind,
                              status_by_class, connections_refused_while_down...
   POST /__control/stats/reset   zero the counters
 
@@ -172,7 +174,8 @@ class Proxy:
     def reset_stats(self):
         with self.lock:
             self.stats = {"requests": 0, "rejected": 0, "injected": 0, "forwarded": 0,
-                          "by_method": {}, "rejected_by_code": {}, "injected_by_kind": {},
+                          "by_method": {}, "by_op": {}, "rejected_by_code": {},
+                          "injected_by_kind": {},
                           "status_by_class": {}, "connections": 0,
                           "connections_closed_while_down": 0, "upstream_errors": 0}
 
@@ -536,6 +539,14 @@ class S3Handler(http.server.BaseHTTPRequestHandler):
             return
         raw_path, _, raw_query = self.path.partition("?")
         self.query_params = dict(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
+        # by_op: GET, LIST (ListObjectsV2), PUT (also UploadPart), HEAD,
+        # DELETE (also DeleteObjects, a POST), POST (multipart create/complete)
+        op = method
+        if method == "GET" and "list-type" in self.query_params:
+            op = "LIST"
+        elif method == "POST" and "delete" in self.query_params:
+            op = "DELETE"
+        proxy.bump("by_op", op)
         host = self.headers.get("Host", "")
         status, action, note = 0, "", ""
         try:

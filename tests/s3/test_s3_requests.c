@@ -10,8 +10,12 @@
  *   and DeleteObjects removes them in two batches (1000 + 100), no single
  *   DELETE;
  *   keep-alive: a backup's requests reuse a few connections;
- *   no HEAD per chunk when the previous backup's index answers: an
- *   incremental backup HEADs and PUTs only the changed chunks;
+ *   no HEAD per chunk: the backup lists chunks/ once (one page here) and
+ *   keeps what it said, so an incremental backup PUTs only the changed
+ *   chunks without a HEAD, an unchanged VM's incremental makes the same few
+ *   requests for a 4 MiB and a 64 MiB disk, and the full backup of a new VM
+ *   into a store holding another VM's chunks PUTs only its own new chunks,
+ *   without a HEAD (the shared ones are neither HEADed nor uploaded again);
  *   parallel requests, configurable: with 200 ms added to every request a
  *   backup takes a fraction of the time its requests would take one after
  *   the other, with at most 8 + 2 new connections by default and more with
@@ -303,18 +307,133 @@ static void test_keepalive_and_no_head_per_known_chunk(void **state)
     assert_true(conns >= 1 && conns <= 12);
     assert_true(req >= 5 * conns);
 
-    /* incremental, 2 chunks changed: the previous backup's index answers for
-     * the others, so only the changed chunks are HEADed and uploaded */
+    /* incremental, 2 chunks changed: the listing of chunks/ answers for all,
+     * so only the changed chunks are uploaded, without a HEAD */
     s3t_write_random_at(w.img, 3 * 256 * 1024 + 5, 100, 301);
     s3t_write_random_at(w.img, 33 * 256 * 1024, 4096, 302);
     s3t_control("/stats/reset", "{}");
     backup_ok(w.ctx, w.vm, "incr");
     print_stats("incremental backup, 2 chunks changed");
     uint64_t heads = s3t_stat("by_method.HEAD"), puts = s3t_stat("by_method.PUT");
-    assert_true(heads <= 2 + 2); /* the 2 chunks; at most 2 for metadata */
+    assert_true(heads <= 2); /* none for the chunks; at most 2 for metadata */
     /* 2 chunks, index, manifest, leases (written and refreshed) */
     assert_true(puts >= 2 + 2 && puts <= 2 + 2 + 4);
     assert_true(s3t_stat("connections") <= 2); /* the full backup's are reused */
+    world_free(&w);
+}
+
+typedef struct req_count {
+    uint64_t all, get, head, put, post, del;
+} req_count;
+
+static req_count counted(void)
+{
+    req_count r = { s3t_stat("requests"), s3t_stat("by_method.GET"), s3t_stat("by_method.HEAD"),
+                    s3t_stat("by_method.PUT"), s3t_stat("by_method.POST"),
+                    s3t_stat("by_method.DELETE") };
+    assert_int_equal(s3t_stat("rejected"), 0);
+    return r;
+}
+
+/* A full backup, then an incremental one of the unchanged VM (the whole disk
+ * read, no changed ranges): its requests, and no chunk uploaded. */
+static req_count unchanged_incremental(const char *tag, uint64_t size)
+{
+    world w;
+    world_init(&w, tag, 0, size);
+    backup_ok(w.ctx, w.vm, "full");
+    s3t_control("/stats/reset", "{}");
+    backup_ok(w.ctx, w.vm, "incr");
+    char what[96];
+    snprintf(what, sizeof what, "incremental backup of the unchanged %llu MiB VM",
+             (unsigned long long)(size / MiB));
+    print_stats(what);
+    req_count r = counted();
+    /* the index and the manifest only (no chunk: 256 KiB each) */
+    assert_true(s3t_backup_uploaded(w.ctx, "default", "incr") < 64 * 1024);
+    world_free(&w);
+    return r;
+}
+
+static void test_unchanged_incremental_costs_constant_requests(void **state)
+{
+    (void)state;
+    /* 16 and 256 chunks of 256 KiB */
+    req_count small = unchanged_incremental("unchanged-4m", 4 * MiB);
+    req_count big = unchanged_incremental("unchanged-64m", 64 * MiB);
+    assert_int_equal(big.all, small.all);
+    assert_int_equal(big.get, small.get);
+    assert_int_equal(big.head, small.head);
+    assert_int_equal(big.put, small.put);
+    assert_int_equal(big.del, small.del);
+    assert_true(small.head <= 2); /* metadata only, no HEAD per chunk */
+    assert_true(small.all <= 20);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    assert_non_null(a);
+    assert_non_null(b);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, b), n);
+    fclose(a);
+    assert_int_equal(fclose(b), 0);
+}
+
+static void test_new_vm_full_backup_puts_only_its_new_chunks(void **state)
+{
+    (void)state;
+    const size_t cs = 256 * 1024;
+    world w;
+    world_init(&w, "newvm", 0, 8 * MiB);
+    backup_ok(w.ctx, w.vm, "a1");
+    /* the non-chunk requests of a backup that stores no chunk */
+    s3t_control("/stats/reset", "{}");
+    backup_ok(w.ctx, w.vm, "a2");
+    req_count base = counted();
+
+    /* another VM: app's disk with 3 chunks replaced by new random bytes; its
+     * other chunks are in the store already (app's) */
+    char *img2 = s3t_path(w.dir, "other.img");
+    copy_file(w.img, img2);
+    const unsigned replaced[3] = { 0, 4, 23 };
+    for (int k = 0; k < 3; k++)
+        s3t_write_random_at(img2, replaced[k] * cs, cs, 7000 + (uint64_t)k);
+    harvbk_vm *vm2 = s3t_vm("default", "other", img2);
+    s3t_control("/stats/reset", "{}");
+    backup_ok(w.ctx, vm2, "b1");
+    print_stats("full backup of a new VM sharing all but 3 chunks");
+    req_count r = counted();
+    /* no HEAD per chunk; the 3 new chunks PUT, the shared ones not again */
+    assert_int_equal(r.head, base.head);
+    assert_int_equal(r.put, base.put + 3);
+    assert_true(r.all <= base.all + 3); /* no previous index to read */
+    /* random bytes are stored as they are: 32-byte header + 256 KiB each;
+     * then the index and the manifest */
+    uint64_t up = s3t_backup_uploaded(w.ctx, "default", "b1");
+    assert_in_range(up, 3 * (cs + 32), 3 * (cs + 32) + 8192);
+
+    /* the store: app's chunks and the 3 new ones, each once, all valid */
+    size_t nchunks = 0, nok = 0;
+    cJSON *lib = s3b_library_view(w.cfg, &nchunks, &nok);
+    cJSON_Delete(lib);
+    assert_int_equal(nchunks, s3t_distinct_chunks(w.img, cs) + 3);
+    assert_int_equal(nok, nchunks);
+    /* and the new VM restores byte for byte */
+    char *rdir = s3t_path(w.dir, "r"), msg[1024];
+    assert_int_equal(mkdir(rdir, 0755), 0);
+    int rc = s3t_restore(w.ctx, "default", "b1", "other-copy", rdir, msg, sizeof msg);
+    if (rc)
+        fail_msg("restore: %s: %s", harvbk_error_name(rc), msg);
+    char *rf = s3t_path(rdir, "disk0.raw");
+    s3t_assert_same_file(rf, img2);
+    free(rf);
+    free(rdir);
+    harvbk_vm_free(vm2);
+    free(img2);
     world_free(&w);
 }
 
@@ -325,7 +444,7 @@ static void test_parallel_requests_hide_latency(void **state)
     const unsigned delay_ms = 200;
     for (int i = 0; i < 2; i++) {
         world w;
-        world_init(&w, i ? "parallel-16" : "parallel-default", par[i], 24 * MiB);
+        world_init(&w, i ? "parallel-16" : "parallel-default", par[i], 32 * MiB);
         /* every request 200 ms slower: the round trip of a distant server */
         char faults[128];
         snprintf(faults, sizeof faults,
@@ -419,6 +538,10 @@ int main(void)
         cmocka_unit_test_teardown(test_multipart_upload_on_the_real_server, reset_faults),
         cmocka_unit_test_teardown(test_listing_pages_and_batch_delete, reset_faults),
         cmocka_unit_test_teardown(test_keepalive_and_no_head_per_known_chunk, reset_faults),
+        cmocka_unit_test_teardown(test_unchanged_incremental_costs_constant_requests,
+                                  reset_faults),
+        cmocka_unit_test_teardown(test_new_vm_full_backup_puts_only_its_new_chunks,
+                                  reset_faults),
         cmocka_unit_test_teardown(test_parallel_requests_hide_latency, reset_faults),
         cmocka_unit_test_teardown(test_persistent_errors_bounded_retries, reset_faults),
         cmocka_unit_test(test_no_secret_in_server_logs),

@@ -5,6 +5,10 @@
 
 #include <harvbk.h>
 
+#include "core/hb.h"
+#include "store/store.h"
+
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -994,10 +998,98 @@ static void test_special_file_volume_refused_without_blocking(void **state)
     env_close(&v);
 }
 
+/* A new VM sharing all but two chunks with another VM's backup, into a
+ * file:// target: the backup lists the store once and keeps what it said,
+ * so the shared chunks are not stored again and the two new ones are put
+ * even where a stray object (shorter than a chunk header) already sits at
+ * one's key (absent from the listing: put over it). The outcome: the store
+ * holds each chunk once, both VMs restore byte for byte, and after the first
+ * VM's backup is deleted gc removes only its two own chunks. */
+static void test_new_vm_shares_chunks_and_puts_over_strays(void **state)
+{
+    (void)state;
+    env v;
+    env_open(&v, "ops-bk-share");
+    size_t size = 40 * CHUNK;
+    char *d0 = make_disk(&v, "a.raw", size, 11);
+    harvbk_vm *a = make_vm("default", "vm-a", d0, NULL);
+    assert_int_equal(run_backup(&v, a, "a1", NULL), 0);
+    char *chunks = tu_path2(v.tdir, "chunks");
+    int after_a = count_files(chunks);
+    assert_true(after_a > 20);
+
+    /* vm-b: vm-a's disk with chunks 1 and 30 replaced by new bytes */
+    uint8_t *buf = malloc(size);
+    int fd = open(d0, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, buf, size, 0), (ssize_t)size);
+    close(fd);
+    uint8_t *n1 = buf + 1 * CHUNK, *n30 = buf + 30 * CHUNK;
+    tu_fill_random(n1, CHUNK, 501);
+    tu_fill_random(n30, CHUNK, 502);
+    char *d1 = tu_path2(v.disks, "b.raw");
+    assert_int_equal(tu_write_file(d1, buf, size), 0);
+    /* a stray object at the key of the first new chunk */
+    uint8_t id[HB_DIGEST_LEN];
+    hb_sha256(n1, CHUNK, id);
+    char key[HB_CHUNK_KEY_LEN];
+    hb_chunk_key(id, key);
+    char *stray = tu_path2(v.tdir, key);
+    char *slash = strrchr(stray, '/');
+    *slash = 0;
+    slash[-3] = 0; /* .../chunks/aa */
+    assert_true(mkdir(stray, 0755) == 0 || errno == EEXIST);
+    slash[-3] = '/'; /* .../chunks/aa/bb */
+    assert_true(mkdir(stray, 0755) == 0 || errno == EEXIST);
+    *slash = '/';
+    assert_int_equal(tu_write_file(stray, "short", 5), 0);
+    assert_int_equal(count_files(chunks), after_a + 1);
+
+    harvbk_vm *b = make_vm("default", "vm-b", d1, NULL);
+    assert_int_equal(run_backup(&v, b, "b1", NULL), 0);
+    assert_int_equal(count_files(chunks), after_a + 2); /* the stray replaced */
+    struct stat sb;
+    assert_int_equal(stat(stray, &sb), 0);
+    assert_true(sb.st_size > 32);
+
+    char *rdir = tu_path2(v.root, "r");
+    assert_int_equal(mkdir(rdir, 0755), 0);
+    char *rb = tu_path2(rdir, "disk0.raw");
+    assert_int_equal(run_restore(&v, "b1", "b-copy", rdir), 0);
+    assert_int_equal(tu_files_equal(rb, d1), 0);
+
+    /* gc after vm-a's backup is deleted: only its two own chunks go */
+    assert_int_equal(harvbk_backup_delete(v.ctx, "default", "a1"), 0);
+    backdate_chunks(&v);
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_gc(&op, v.ctx, NULL), 0);
+    assert_int_equal(harvbk_op_wait(op), 0);
+    uint64_t nchunks = 0, nbytes = 0;
+    assert_int_equal(harvbk_gc_result(op, &nchunks, &nbytes), 0);
+    harvbk_op_free(op);
+    assert_int_equal(nchunks, 2);
+    assert_int_equal(count_files(chunks), after_a);
+    assert_int_equal(unlink(rb), 0);
+    assert_int_equal(run_restore(&v, "b1", "b-copy2", rdir), 0);
+    assert_int_equal(tu_files_equal(rb, d1), 0);
+
+    free(rb);
+    free(rdir);
+    free(stray);
+    free(buf);
+    harvbk_vm_free(a);
+    harvbk_vm_free(b);
+    free(chunks);
+    free(d0);
+    free(d1);
+    env_close(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_two_volumes_byte_identical),
+        cmocka_unit_test(test_new_vm_shares_chunks_and_puts_over_strays),
         cmocka_unit_test(test_missing_disk_ends_in_error_and_nothing_ready),
         cmocka_unit_test(test_start_errors_are_returned_at_once),
         cmocka_unit_test(test_running_backup_is_visible_and_guarded),

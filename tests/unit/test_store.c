@@ -1404,6 +1404,114 @@ static void test_chunks_present_listing_given_up_for_heads(void **state)
     present_case(*state, 400, 15, 5, 20 * 16 + 20);
 }
 
+/* The census a backup takes: the whole store when a listing ran to its end
+ * within the memory cap (complete), else only the ids present; a stray
+ * object shorter than a chunk header is not a chunk (absent, replaced). */
+static void census_ids(unsigned from, unsigned n, hb_dset *into)
+{
+    for (unsigned i = from; i < from + n; i++) {
+        uint8_t raw[512], id[HB_DIGEST_LEN];
+        tu_fill_random(raw, sizeof raw, i);
+        hb_sha256(raw, sizeof raw, id);
+        assert_true(hb_dset_add(into, id) >= 0);
+    }
+}
+
+static void test_chunks_census(void **state)
+{
+    fx *f = *state;
+    hb_buf scratch = HB_BUF_INIT;
+    hb_err e = { 0 };
+    hb_dset *stored = hb_dset_new(64), *ids = hb_dset_new(16), *none = hb_dset_new(1);
+    census_ids(7000, 40, stored);
+    size_t pos = 0;
+    const uint8_t *id;
+    while (hb_dset_next(stored, &pos, &id)) {
+        uint8_t raw[512], rid[HB_DIGEST_LEN];
+        /* regenerate the raw bytes of this id */
+        for (unsigned i = 7000; i < 7040; i++) {
+            tu_fill_random(raw, sizeof raw, i);
+            hb_sha256(raw, sizeof raw, rid);
+            if (!memcmp(rid, id, HB_DIGEST_LEN))
+                break;
+        }
+        assert_int_equal(hb_store_chunk_put(f->st, id, raw, sizeof raw, &scratch, NULL, &e), 0);
+    }
+    census_ids(7000, 5, ids); /* 5 stored */
+    census_ids(9000, 3, ids); /* 3 never stored */
+    uint8_t stray[HB_DIGEST_LEN];
+    memset(stray, 0xab, sizeof stray);
+    char key[HB_CHUNK_KEY_LEN];
+    hb_chunk_key(stray, key);
+    assert_int_equal(hb_target_put(f->st->t, key, "short", 5, &e), 0);
+
+    /* complete: every chunk of the store, not the stray, not the missing */
+    hb_dset *out = NULL;
+    bool complete = false;
+    uint64_t listed = 0;
+    assert_int_equal(hb_store_chunks_census(f->st, ids, 100, 1000, &out, &complete, &listed, &e),
+                     0);
+    assert_true(complete);
+    assert_int_equal(listed, 41);
+    assert_int_equal(hb_dset_count(out), 40);
+    pos = 0;
+    while (hb_dset_next(stored, &pos, &id))
+        assert_true(hb_dset_has(out, id));
+    assert_false(hb_dset_has(out, stray));
+    hb_dset_free(out);
+
+    /* a new VM (no ids): the same listing */
+    assert_int_equal(hb_store_chunks_census(f->st, none, 100, 1000, &out, &complete, NULL, &e), 0);
+    assert_true(complete);
+    assert_int_equal(hb_dset_count(out), 40);
+    hb_dset_free(out);
+
+    /* more chunks than the cap: only the ids present, not complete */
+    assert_int_equal(hb_store_chunks_census(f->st, ids, 100, 10, &out, &complete, NULL, &e), 0);
+    assert_false(complete);
+    assert_int_equal(hb_dset_count(out), 5);
+    hb_dset_free(out);
+
+    /* few checks (a filesystem: up to 16): heads only, never complete */
+    assert_int_equal(hb_store_chunks_census(f->st, none, 16, 1000, &out, &complete, &listed, &e),
+                     0);
+    assert_false(complete);
+    assert_int_equal(hb_dset_count(out), 0);
+    assert_int_equal(listed, 0);
+    hb_dset_free(out);
+
+    hb_dset_free(stored);
+    hb_dset_free(ids);
+    hb_dset_free(none);
+    hb_buf_free(&scratch);
+}
+
+/* A chunk put again over an existing object of the same id (another writer
+ * stored it after this one's listing): the put succeeds and the chunk reads
+ * back; a stray short object at a chunk key is replaced. */
+static void test_chunk_put_over_existing(void **state)
+{
+    fx *f = *state;
+    hb_buf scratch = HB_BUF_INIT;
+    hb_err e = { 0 };
+    uint8_t raw[4096], id[HB_DIGEST_LEN], back[4096];
+    tu_fill_random(raw, sizeof raw, 4242);
+    hb_sha256(raw, sizeof raw, id);
+    char key[HB_CHUNK_KEY_LEN];
+    hb_chunk_key(id, key);
+    assert_int_equal(hb_target_put(f->st->t, key, "short", 5, &e), 0);
+    assert_int_equal(hb_store_chunk_exists(f->st, id, &e), 0);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(hb_store_chunk_put(f->st, id, raw, sizeof raw, &scratch, NULL, &e), 0);
+        size_t n = 0;
+        assert_int_equal(
+            hb_store_chunk_get(f->st, id, back, sizeof back, &n, &scratch, &e), 0);
+        assert_int_equal(n, sizeof raw);
+        assert_memory_equal(back, raw, sizeof raw);
+    }
+    hb_buf_free(&scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1418,6 +1526,8 @@ int main(void)
         cmocka_unit_test(test_chunk_codecs_are_thread_safe),
         cmocka_unit_test_setup_teardown(test_chunk_list_sees_only_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_present_by_heads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_census, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_put_over_existing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_present_by_listing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_present_listing_given_up_for_heads, setup,
                                         teardown),
