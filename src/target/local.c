@@ -265,16 +265,30 @@ static bool beneath_usable(local_target *lt)
 #endif
 }
 
+/* Did beneath_open fail only because a component does not exist? ENOENT
+ * cannot come from a link: a link on the way stops the resolution first
+ * (ELOOP), and the last component is opened O_NOFOLLOW, so a link there
+ * (also a dangling one) is ELOOP or ENOTDIR, never ENOENT. So "not found"
+ * needs no walk. (ENOTDIR does not qualify: it is also what a link as the
+ * last component of an O_DIRECTORY open gives.) */
+static bool beneath_missing(int err)
+{
+    return err == ENOENT;
+}
+
 /* Open <rootfd>/<rel[0..n)> with `flags` in one openat2() call that
  * refuses every symbolic link on the way (also the last component) and
- * anything outside rootfd. -1 when it cannot (openat2 missing or switched
- * off, a link, not found, ...): the caller walks instead. */
+ * anything outside rootfd. -1 with errno when it cannot (ENOSYS: openat2
+ * missing or switched off; ELOOP, ENOTDIR: maybe a link; ENOENT: see
+ * beneath_missing): the caller walks instead, which explains the refusal. */
 static int beneath_open(local_target *lt, int rootfd, const char *rel, size_t n, int flags)
 {
 #ifdef HAVE_OPENAT2
     char path[HB_KEY_MAX + 1];
-    if (n == 0 || n > HB_KEY_MAX || !beneath_usable(lt))
+    if (n == 0 || n > HB_KEY_MAX || !beneath_usable(lt)) {
+        errno = ENOSYS;
         return -1;
+    }
     memcpy(path, rel, n);
     path[n] = '\0';
     struct open_how how;
@@ -291,13 +305,14 @@ static int beneath_open(local_target *lt, int rootfd, const char *rel, size_t n,
     }
     if (errno == ENOSYS || errno == EINVAL || errno == EPERM || errno == E2BIG)
         atomic_store(&openat2_missing, true);
-    return -1;
+    return -1; /* errno: why */
 #else
     (void)lt;
     (void)rootfd;
     (void)rel;
     (void)n;
     (void)flags;
+    errno = ENOSYS;
     return -1;
 #endif
 }
@@ -339,6 +354,10 @@ static int dir_open(local_target *lt, const char *rel, size_t n, bool create, bo
             close(fd);
             *out = nfd;
             return 0;
+        }
+        if (!create && beneath_missing(errno)) {
+            close(fd);
+            return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
         }
     }
     if (n)
@@ -681,9 +700,12 @@ static int local_get_max(hb_target *t, const char *key, hb_buf *out, size_t max,
         if (rootfd < 0)
             return rootfd;
         fd = beneath_open(lt, rootfd, key, strlen(key), O_RDONLY | O_NONBLOCK);
+        int err = errno;
         close(rootfd);
         if (fd >= 0)
             goto opened;
+        if (beneath_missing(err))
+            return hb_seterr(e, HARVBK_E_NOTFOUND, "object not found");
     }
     if ((rc = parent_open(lt, key, &leaf, &pfd, e)))
         return rc;

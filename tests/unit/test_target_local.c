@@ -1107,6 +1107,18 @@ static void test_local_openat2_refuses_symlinked_directories(void **state)
     }
     assert_int_equal(hb_target_put(t, "chunks/ef/gh/new", "n", 1, &e), HARVBK_E_CORRUPT);
     assert_int_equal(hb_target_put(t, "chunks/ab/zz/gh/new", "n", 1, &e), HARVBK_E_CORRUPT);
+    /* a dangling link is a link too; a missing key is simply not found */
+    char *dang = hb_asprintf("%s/chunks/ab/dang", dir);
+    assert_int_equal(symlink("/nonexistent-harvbk-test", dang), 0);
+    hb_free(dang);
+    hb_err_clear(&e);
+    assert_int_equal(hb_target_get(t, "chunks/ab/dang/x", &b, &e), HARVBK_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "symbolic link"));
+    assert_int_equal(hb_target_get(t, "chunks/ab/dang", &b, &e), HARVBK_E_CORRUPT);
+    assert_int_equal(hb_target_head(t, "chunks/ab/dang/x", &size, &e), HARVBK_E_CORRUPT);
+    assert_int_equal(hb_target_get(t, "chunks/99/88/none", &b, &e), HARVBK_E_NOTFOUND);
+    assert_int_equal(hb_target_get(t, "chunks/ab/cd/none", &b, &e), HARVBK_E_NOTFOUND);
+    assert_int_equal(hb_target_head(t, "chunks/99/88/none", &size, &e), HARVBK_E_NOTFOUND);
 
     /* a directory the cache knows (it created chunks/ab/cd) replaced by a
      * link: the one-call open refuses it too */
