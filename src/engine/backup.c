@@ -1,7 +1,8 @@
 /*
  * engine/backup.c - the backup pipeline of one volume.
  *
- * The calling thread walks the chunk positions in order. A chunk outside the
+ * The calling thread walks the chunk positions in order (hb_pipe_walk_run). A
+ * chunk outside the
  * caller's changed ranges is copied from the previous index and a chunk that
  * is a file hole stays a hole; neither is read. Every other chunk is read into
  * one of a fixed set of buffers (2 per worker + 2) and handed to the workers,
@@ -20,14 +21,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Skipped/hole bytes are reported to progress in batches of this size. */
-#define BK_PROGRESS_BATCH (256ull << 20)
-
-typedef struct bk_slot {
-    uint64_t i, off;
-    uint32_t len;
-    uint8_t *buf;
-} bk_slot;
+/* Hole tracking over a regular file: one SEEK_DATA/SEEK_HOLE pair per extent.
+ * [data, end) is the data extent at or after the last query position. */
+typedef struct bk_holes {
+    int fd;
+    bool on;
+    uint64_t data, end;
+} bk_holes;
 
 typedef struct bk_ctx {
     hb_pipe pipe;
@@ -37,18 +37,18 @@ typedef struct bk_ctx {
     hb_dset *known;    /* shared with the caller; under hb_engine_set_mu */
     hb_dset *inflight; /* new ids some worker is uploading; under hb_engine_set_mu */
     bool known_is_store; /* an id not in known is absent: put, no head() */
-    hb_pool slots;
     hb_pool scratch;   /* hb_buf per worker for encoded chunks */
     atomic_uint_fast64_t zero_chunks, new_chunks, uploaded_bytes, reused_chunks;
+    /* the reader (calling thread only) */
+    const hb_vol_io *vol;
+    int fd;            /* the source, or -1 for the read callback */
+    uint32_t cs;
+    const hb_index *prev;
+    const hb_rangeset *changed;
+    bool use_prev;     /* chunks outside `changed` may be copied from prev */
+    bk_holes holes;
+    uint64_t read_bytes, skipped, hole_bytes;
 } bk_ctx;
-
-/* Hole tracking over a regular file: one SEEK_DATA/SEEK_HOLE pair per extent.
- * [data, end) is the data extent at or after the last query position. */
-typedef struct bk_holes {
-    int fd;
-    bool on;
-    uint64_t data, end;
-} bk_holes;
 
 static bool chunk_is_hole(bk_holes *h, uint64_t off, uint64_t len)
 {
@@ -84,14 +84,18 @@ static int set_add_locked(hb_dset *s, const uint8_t id[HB_DIGEST_LEN])
     return r < 0 ? r : 0;
 }
 
-static int bk_chunk(bk_ctx *c, bk_slot *s)
+/* Worker: one chunk read by bk_fill (it->data holds it->bytes bytes). */
+static int bk_chunk(void *ctx, hb_walk_item *it)
 {
-    if (hb_is_zero(s->buf, s->len)) {
+    bk_ctx *c = ctx;
+    const uint8_t *buf = it->data;
+    uint32_t len = (uint32_t)it->bytes;
+    if (hb_is_zero(buf, len)) {
         atomic_fetch_add(&c->zero_chunks, 1);
         return 0; /* id stays zero: restored as a hole */
     }
     uint8_t id[HB_DIGEST_LEN];
-    hb_store_chunk_id(c->st, s->buf, s->len, id); /* keyed when the store is encrypted */
+    hb_store_chunk_id(c->st, buf, len, id); /* keyed when the store is encrypted */
 
     /* Known to be in the store, or being uploaded right now by another worker
      * of this pipeline: reuse. The latter is safe because the index is only
@@ -105,7 +109,7 @@ static int bk_chunk(bk_ctx *c, bk_slot *s)
         return hb_pipe_failf(&c->pipe, HARVBK_E_NOMEM, "out of memory");
     if (have) {
         atomic_fetch_add(&c->reused_chunks, 1);
-        memcpy(hb_index_id(c->out, s->i), id, HB_DIGEST_LEN);
+        memcpy(hb_index_id(c->out, it->i), id, HB_DIGEST_LEN);
         return 0;
     }
 
@@ -128,7 +132,7 @@ static int bk_chunk(bk_ctx *c, bk_slot *s)
     } else {
         hb_buf *scratch = hb_pool_get(&c->scratch);
         uint64_t stored = 0;
-        r = hb_store_chunk_put_deferred(c->st, id, s->buf, s->len, scratch, &stored, &e);
+        r = hb_store_chunk_put_deferred(c->st, id, buf, len, scratch, &stored, &e);
         hb_pool_put(&c->scratch, scratch);
         if (r < 0) {
             hb_err_prefix(&e, "volume '%s'", c->volname);
@@ -139,7 +143,7 @@ static int bk_chunk(bk_ctx *c, bk_slot *s)
     }
     if (set_add_locked(c->known, id) < 0)
         return hb_pipe_failf(&c->pipe, HARVBK_E_NOMEM, "out of memory");
-    memcpy(hb_index_id(c->out, s->i), id, HB_DIGEST_LEN);
+    memcpy(hb_index_id(c->out, it->i), id, HB_DIGEST_LEN);
     return 0;
 }
 
@@ -154,15 +158,6 @@ static bool prev_present(bk_ctx *c, const hb_index *prev, uint64_t i)
     bool have = hb_dset_has(c->known, hb_index_id(prev, i));
     pthread_mutex_unlock(&hb_engine_set_mu);
     return have;
-}
-
-static void bk_work(void *job, void *arg)
-{
-    bk_slot *s = job;
-    bk_ctx *c = arg;
-    if (!hb_pipe_stopped(&c->pipe) && bk_chunk(c, s) == 0)
-        hb_pipe_progress(&c->pipe, s->len);
-    hb_pool_put(&c->slots, s);
 }
 
 static int read_fd(int fd, uint8_t *buf, size_t len, uint64_t off, const char *vol, hb_err *e)
@@ -198,6 +193,44 @@ static int read_cb(const hb_vol_io *vol, uint8_t *buf, size_t len, uint64_t off,
                      " (length %zu): %s",
                      name, r, off, len, harvbk_strerror(code));
 }
+
+/* Calling thread: copy from prev, skip a hole, or read (bk_fill). */
+static int bk_visit(void *ctx, uint64_t i, uint64_t *bytes)
+{
+    bk_ctx *c = ctx;
+    uint64_t off = i * (uint64_t)c->cs;
+    uint32_t len = hb_index_chunk_len(c->out, i);
+    *bytes = len;
+    if (c->use_prev && i < c->prev->count && hb_index_chunk_len(c->prev, i) == len &&
+        !hb_rangeset_overlaps(c->changed, off, len) && prev_present(c, c->prev, i)) {
+        memcpy(hb_index_id(c->out, i), hb_index_id(c->prev, i), HB_DIGEST_LEN);
+        c->skipped += len;
+        return HB_PIPE_SKIP;
+    }
+    if (chunk_is_hole(&c->holes, off, len)) {
+        c->hole_bytes += len;
+        return HB_PIPE_SKIP;
+    }
+    return HB_PIPE_QUEUE;
+}
+
+static int bk_fill(void *ctx, hb_walk_item *it)
+{
+    bk_ctx *c = ctx;
+    uint64_t off = it->i * (uint64_t)c->cs;
+    size_t len = (size_t)it->bytes;
+    hb_err re;
+    hb_err_clear(&re);
+    int r = c->fd >= 0 ? read_fd(c->fd, it->data, len, off, c->volname, &re)
+                       : read_cb(c->vol, it->data, len, off, c->volname, &re);
+    if (r < 0)
+        return hb_pipe_fail(&c->pipe, r, &re);
+    c->read_bytes += len;
+    return 0;
+}
+
+static const hb_pipe_walk_ops bk_walk_ops = { .visit = bk_visit, .fill = bk_fill,
+                                              .work = bk_chunk };
 
 int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *prev,
                             const hb_rangeset *changed, hb_dset *known, hb_index *out,
@@ -269,19 +302,25 @@ int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *p
     atomic_init(&c.uploaded_bytes, 0);
     atomic_init(&c.reused_chunks, 0);
 
+    c.vol = vol;
+    c.fd = fd;
+    c.cs = cs;
+    c.prev = prev;
+    c.changed = changed;
+    c.use_prev = prev && changed && prev->chunk_size == cs && prev->ids;
+    c.holes = holes;
+
     unsigned nworkers = hb_pipe_workers(job);
     size_t nslots = (size_t)nworkers * 2 + 2;
     if (out->count < nslots)
         nslots = out->count ? (size_t)out->count : 1;
     if (nworkers > nslots)
         nworkers = (unsigned)nslots;
-    bk_slot *slots = hb_calloc(nslots, sizeof *slots);
+    uint8_t **bufs = hb_calloc(nslots, sizeof *bufs);
     hb_buf *scratch = hb_calloc(nworkers, sizeof *scratch);
     hb_dset *own_known = NULL;
-    hb_workq *q = NULL;
-    uint64_t read_bytes = 0, skipped = 0, hole_bytes = 0;
 
-    if (!slots || !scratch) {
+    if (!bufs || !scratch) {
         hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
         goto done;
     }
@@ -315,81 +354,25 @@ int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *p
     if (out->count == 0)
         goto done;
 
-    if (hb_pool_init(&c.slots, nslots) < 0 || hb_pool_init(&c.scratch, nworkers) < 0) {
+    if (hb_pool_init(&c.scratch, nworkers) < 0) {
         hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
         goto done;
     }
     for (size_t k = 0; k < nslots; k++) {
-        slots[k].buf = hb_engine_buf_alloc(cs);
-        if (!slots[k].buf) {
+        bufs[k] = hb_engine_buf_alloc(cs);
+        if (!bufs[k]) {
             hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory for chunk buffers");
             goto done;
         }
-        hb_pool_put(&c.slots, &slots[k]);
     }
     for (unsigned k = 0; k < nworkers; k++)
         hb_pool_put(&c.scratch, &scratch[k]);
-    rc = hb_workq_new(&q, nworkers, nslots, bk_work, &c);
-    if (rc < 0) {
-        q = NULL;
-        hb_pipe_failf(&c.pipe, rc, "cannot start worker threads");
-        goto done;
-    }
 
     uint64_t sync_token = hb_store_chunk_sync_token(st); /* before the first put */
 
-    /* ---- the reader ---- */
-    bool use_prev = prev && changed && prev->chunk_size == cs && prev->ids;
-    uint64_t pending = 0; /* progress of skipped/hole chunks not yet reported */
-    for (uint64_t i = 0; i < out->count; i++) {
-        if (hb_pipe_stopped(&c.pipe))
-            break;
-        uint64_t off = i * (uint64_t)cs;
-        uint32_t len = hb_index_chunk_len(out, i);
-        if (use_prev && i < prev->count && hb_index_chunk_len(prev, i) == len &&
-            !hb_rangeset_overlaps(changed, off, len) && prev_present(&c, prev, i)) {
-            memcpy(hb_index_id(out, i), hb_index_id(prev, i), HB_DIGEST_LEN);
-            skipped += len;
-            pending += len;
-        } else if (chunk_is_hole(&holes, off, len)) {
-            hole_bytes += len;
-            pending += len;
-        } else {
-            if (pending && !hb_pipe_progress(&c.pipe, pending))
-                break;
-            pending = 0;
-            bk_slot *s = hb_pool_get(&c.slots);
-            hb_err re;
-            hb_err_clear(&re);
-            int r = fd >= 0 ? read_fd(fd, s->buf, len, off, name, &re)
-                            : read_cb(vol, s->buf, len, off, name, &re);
-            if (r < 0) {
-                hb_pool_put(&c.slots, s);
-                hb_pipe_fail(&c.pipe, r, &re);
-                break;
-            }
-            read_bytes += len;
-            s->i = i;
-            s->off = off;
-            s->len = len;
-            r = hb_workq_submit(q, s);
-            if (r < 0) {
-                hb_pool_put(&c.slots, s);
-                hb_pipe_failf(&c.pipe, r, "cannot queue work");
-                break;
-            }
-            continue;
-        }
-        if (pending >= BK_PROGRESS_BATCH) {
-            if (!hb_pipe_progress(&c.pipe, pending))
-                break;
-            pending = 0;
-        }
-    }
-    hb_workq_free(q); /* waits for the chunks in flight */
-    q = NULL;
-    if (pending)
-        hb_pipe_progress(&c.pipe, pending);
+    /* ---- the reader (this thread) and the workers ---- */
+    hb_pipe_walk_run(&c.pipe, out->count, nworkers, nslots, (void *const *)bufs, &bk_walk_ops,
+                     &c);
     /* The barrier: every chunk the index names is durable and visible before
      * the caller may write anything that references it (chunks were put
      * deferred; docs/FORMAT.md section 8). Also covers chunks another writer
@@ -405,8 +388,8 @@ int hb_engine_backup_volume(hb_job *job, const hb_vol_io *vol, const hb_index *p
     }
 
 done:
-    hb_workq_free(q);
     rc = hb_pipe_result(&c.pipe, e);
+    uint64_t read_bytes = c.read_bytes, skipped = c.skipped, hole_bytes = c.hole_bytes;
     if (rc == 0) {
         if (stats) {
             stats->read_bytes += read_bytes;
@@ -430,15 +413,14 @@ done:
         hb_index_clear(out);
         memset(out, 0, sizeof *out);
     }
-    if (slots)
+    if (bufs)
         for (size_t k = 0; k < nslots; k++)
-            hb_engine_buf_free(slots[k].buf);
+            hb_engine_buf_free(bufs[k]);
     if (scratch)
         for (unsigned k = 0; k < nworkers; k++)
             hb_buf_free(&scratch[k]);
-    hb_pool_destroy(&c.slots); /* no-ops when never initialised (c is zeroed) */
-    hb_pool_destroy(&c.scratch);
-    hb_free(slots);
+    hb_pool_destroy(&c.scratch); /* a no-op when never initialised (c is zeroed) */
+    hb_free(bufs);
     hb_free(scratch);
     if (c.inflight)
         hb_dset_free(c.inflight);

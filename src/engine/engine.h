@@ -2,10 +2,11 @@
  * engine/engine.h - the chunk pipelines.
  *
  * backup:  read -> hole/zero detect -> SHA-256 -> dedup -> compress -> store
- * restore: fetch -> decompress -> verify -> write (holes stay holes)
+ * restore: fetch -> decompress -> verify -> (writer threads) write (holes stay holes)
  * verify:  fetch -> decompress -> verify
  * gc:      mark (every manifest's indexes) and sweep (unreferenced chunks)
- * Each keeps at most about (threads * 2) chunks in memory, whatever the volume size.
+ * Each keeps at most about (threads * 2) chunks in memory (a restore: threads
+ * + HB_ENGINE_RESTORE_WRITERS), whatever the volume size.
  */
 #ifndef HB_ENGINE_H
 #define HB_ENGINE_H

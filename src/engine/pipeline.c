@@ -152,6 +152,95 @@ void *hb_pool_get(hb_pool *pl)
     return it;
 }
 
+/* ---- the chunk walk ---- */
+
+typedef struct walk_run {
+    hb_pipe *p;
+    const hb_pipe_walk_ops *ops;
+    void *ctx;
+    hb_pool free_items;
+} walk_run;
+
+static void walk_work(void *job, void *arg)
+{
+    hb_walk_item *it = job;
+    walk_run *w = arg;
+    if (!hb_pipe_stopped(w->p) && w->ops->work(w->ctx, it) == 0)
+        hb_pipe_progress(w->p, it->bytes);
+    hb_pool_put(&w->free_items, it);
+}
+
+int hb_pipe_walk_run(hb_pipe *p, uint64_t count, unsigned workers, size_t nitems,
+                     void *const *data, const hb_pipe_walk_ops *ops, void *ctx)
+{
+    if (workers < 1)
+        workers = 1;
+    if (nitems < 1)
+        nitems = 1;
+    walk_run w = { .p = p, .ops = ops, .ctx = ctx };
+    hb_walk_item *items = hb_calloc(nitems, sizeof *items);
+    hb_workq *q = NULL;
+    if (!items || hb_pool_init(&w.free_items, nitems) < 0) {
+        hb_pipe_failf(p, HARVBK_E_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < nitems; k++) {
+        items[k].data = data ? data[k] : NULL;
+        hb_pool_put(&w.free_items, &items[k]);
+    }
+    int rc = hb_workq_new(&q, workers, nitems, walk_work, &w);
+    if (rc < 0) {
+        q = NULL;
+        hb_pipe_failf(p, rc, "cannot start worker threads");
+        goto done;
+    }
+
+    uint64_t pending = 0; /* progress of skipped positions not yet reported */
+    for (uint64_t i = 0; i < count; i++) {
+        if (hb_pipe_stopped(p))
+            break;
+        uint64_t bytes = 0;
+        int v = ops->visit(ctx, i, &bytes);
+        if (v < 0)
+            break;
+        if (v == HB_PIPE_SKIP) {
+            pending += bytes;
+            if (pending >= HB_PIPE_PROGRESS_BATCH) {
+                if (!hb_pipe_progress(p, pending))
+                    break;
+                pending = 0;
+            }
+            continue;
+        }
+        if (pending && !hb_pipe_progress(p, pending))
+            break;
+        pending = 0;
+        hb_walk_item *it = hb_pool_get(&w.free_items);
+        it->i = i;
+        it->bytes = bytes;
+        if (ops->fill && ops->fill(ctx, it) < 0) {
+            hb_pool_put(&w.free_items, it);
+            break;
+        }
+        rc = hb_workq_submit(q, it);
+        if (rc < 0) {
+            hb_pool_put(&w.free_items, it);
+            hb_pipe_failf(p, rc, "cannot queue work");
+            break;
+        }
+    }
+    hb_workq_free(q); /* waits for the items in flight */
+    q = NULL;
+    if (pending)
+        hb_pipe_progress(p, pending);
+
+done:
+    hb_workq_free(q);
+    hb_pool_destroy(&w.free_items);
+    hb_free(items);
+    return hb_pipe_result(p, NULL);
+}
+
 void *hb_engine_buf_alloc(size_t n)
 {
     /* Page-aligned, so that restores can hand them to O_DIRECT writes. */

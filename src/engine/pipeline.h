@@ -12,6 +12,9 @@
 
 /* Upper bound on worker threads, whatever the job or the backend asks for. */
 #define HB_ENGINE_MAX_WORKERS 64u
+/* Writer threads of a restore into a file or device (engine/restore.c); its
+ * chunk buffers are workers + writers. */
+#define HB_ENGINE_RESTORE_WRITERS 4u
 
 typedef struct hb_pipe {
     hb_job *job;
@@ -56,6 +59,46 @@ int hb_pool_init(hb_pool *pl, size_t cap); /* 0 or HARVBK_E_NOMEM */
 void hb_pool_destroy(hb_pool *pl);         /* does not free the items */
 void hb_pool_put(hb_pool *pl, void *item);
 void *hb_pool_get(hb_pool *pl);
+
+/* The chunk walk every pipeline shares: the calling thread visits positions
+ * 0..count-1 in order; a position is either skipped (its bytes go to
+ * progress, in batches of HB_PIPE_PROGRESS_BATCH) or queued: it takes a free
+ * item (blocking while all nitems are in use: the memory bound), `fill`s it
+ * on the calling thread and hands it to one of `workers` threads, which
+ * `work` on it and report its bytes to progress. The walk stops at the first
+ * failure, cancel, progress veto or deadline (hb_pipe_stopped); a worker
+ * skips the items queued before that. hb_pipe_walk_run returns once every
+ * queued item is done. */
+#define HB_PIPE_PROGRESS_BATCH (256ull << 20)
+
+typedef struct hb_walk_item {
+    uint64_t i;     /* position */
+    uint64_t bytes; /* reported to progress when work() returns 0 */
+    void *data;     /* the caller's (data[k] of hb_pipe_walk_run), e.g. a buffer */
+} hb_walk_item;
+
+enum { HB_PIPE_SKIP = 0, HB_PIPE_QUEUE = 1 };
+
+typedef struct hb_pipe_walk_ops {
+    /* Calling thread: what to do with position i. Sets *bytes (its share of
+     * progress) and returns HB_PIPE_SKIP or HB_PIPE_QUEUE; a negative return
+     * (a failure already recorded with hb_pipe_fail) ends the walk. */
+    int (*visit)(void *ctx, uint64_t i, uint64_t *bytes);
+    /* Calling thread, optional: prepare a queued item (it->i, it->bytes are
+     * set), e.g. read the chunk into it->data. Negative (recorded): the walk
+     * ends and the item is not worked on. */
+    int (*fill)(void *ctx, hb_walk_item *it);
+    /* Worker thread: 0 = done, the walk reports it->bytes; > 0 = done, the
+     * callback reports (or hands on) the progress itself; negative = failed
+     * (recorded). Not called once the pipeline stopped. */
+    int (*work)(void *ctx, hb_walk_item *it);
+} hb_pipe_walk_ops;
+
+/* Run the walk. data may be NULL, else it has nitems entries (one per item).
+ * workers and nitems are at least 1. Setup failures (memory, threads) are
+ * recorded in p. Returns hb_pipe_result(p, NULL). */
+int hb_pipe_walk_run(hb_pipe *p, uint64_t count, unsigned workers, size_t nitems,
+                     void *const *data, const hb_pipe_walk_ops *ops, void *ctx);
 
 /* Chunk-sized buffers. Counted process-wide so tests can check the bound. */
 /* Chunk buffers: aligned to HB_ENGINE_BUF_ALIGN (O_DIRECT), counted for

@@ -1,13 +1,21 @@
 /*
  * engine/restore.c - the restore pipeline of one volume.
  *
- * The calling thread walks the index and queues chunk positions; workers fetch
- * each chunk (hb_store_chunk_get decompresses and checks the SHA-256 before
- * returning, so nothing unverified is ever written) into their own buffer and
- * write it at its offset. Regular files are truncated to the volume size
- * first and holes are not written, so the result is sparse. Block devices get
- * holes zeroed (they may hold old data); write callbacks get zero buffers.
- * Memory: one raw chunk buffer + one encoded buffer per worker.
+ * The calling thread walks the index (hb_pipe_walk_run) and queues chunk
+ * positions; decode workers (one per CPU) fetch each chunk into a free buffer
+ * (hb_store_chunk_get decompresses and checks the SHA-256 before returning,
+ * so nothing unverified is ever written) and hand the buffer to a few writer
+ * threads (RS_WRITERS), which write it at its offset and return the buffer.
+ * A decode worker therefore never waits for the disk unless every buffer is
+ * queued or being written: disk time overlaps with decoding instead of adding
+ * to it (bench/RESULTS.md, "Restore overlap"). Regular files are truncated to
+ * the volume size first and holes are not written, so the result is sparse.
+ * Block devices get holes zeroed (they may hold old data). Write callbacks
+ * keep the direct path (the decode worker calls the callback, as before) and
+ * get zero buffers for holes.
+ * Memory: one encoded buffer per decode worker, plus decode workers + writers
+ * chunk buffers (decode workers only, for callbacks): independent of the
+ * volume size.
  */
 #include "pipeline.h"
 
@@ -20,17 +28,21 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-#define RS_PROGRESS_BATCH (256ull << 20)
 #define RS_WRITE_PIECE (1u << 20)
+#define RS_WRITERS HB_ENGINE_RESTORE_WRITERS
 
 typedef enum { DST_FILE, DST_DEV, DST_CB } rs_dst;
 
-typedef struct rs_item {
-    uint64_t i;
-} rs_item;
+/* A decoded chunk (or, with `zero`, a range of a device to zero) on its way
+ * to the disk. */
+typedef struct rs_wbuf {
+    uint8_t *raw;
+    uint64_t off;
+    uint32_t len;
+    bool zero;
+} rs_wbuf;
 
 typedef struct rs_worker {
-    uint8_t *raw;
     hb_buf scratch;
 } rs_worker;
 
@@ -46,8 +58,9 @@ typedef struct rs_ctx {
     atomic_bool direct_ok;  /* cleared when the filesystem refuses O_DIRECT */
     const uint8_t *zeros;   /* chunk_size zero bytes (callbacks, devices) */
     bool zero_range_ok;     /* fallocate(FALLOC_FL_ZERO_RANGE) works on fd */
-    hb_pool items;
-    hb_pool workers;
+    hb_pool bufs;           /* free rs_wbuf */
+    hb_pool workers;        /* free rs_worker (encoded-data scratch) */
+    hb_workq *wq;           /* the writers; NULL: decode workers write (callbacks) */
 } rs_ctx;
 
 static int write_fd(int fd, const uint8_t *buf, size_t len, uint64_t off, const char *vol,
@@ -172,22 +185,68 @@ static int rs_zero(rs_ctx *c, uint64_t off, uint32_t len, hb_err *e)
     return rs_write(c, c->zeros, len, off, e);
 }
 
-static int rs_chunk(rs_ctx *c, uint64_t i)
+/* Writer thread: write one decoded chunk (or zero a device range). */
+static void rs_write_job(void *job, void *arg)
 {
+    rs_wbuf *b = job;
+    rs_ctx *c = arg;
+    if (!hb_pipe_stopped(&c->pipe)) {
+        hb_err e;
+        hb_err_clear(&e);
+        int r;
+        if (b->zero)
+            r = rs_zero(c, b->off, b->len, &e);
+        else if (c->dst == DST_FILE)
+            r = rs_write_sparse(c, b->raw, b->len, b->off, &e);
+        else
+            r = rs_write(c, b->raw, b->len, b->off, &e);
+        if (r < 0)
+            hb_pipe_fail(&c->pipe, r, &e);
+        else
+            hb_pipe_progress(&c->pipe, b->len);
+    }
+    hb_pool_put(&c->bufs, b);
+}
+
+/* Hand b to the writers. 1 (progress is theirs) or the failure. */
+static int rs_queue_write(rs_ctx *c, rs_wbuf *b)
+{
+    int r = hb_workq_submit(c->wq, b);
+    if (r < 0) {
+        hb_pool_put(&c->bufs, b);
+        return hb_pipe_failf(&c->pipe, r, "cannot queue a write");
+    }
+    return 1;
+}
+
+/* Decode worker: chunk i (a queued position). */
+static int rs_chunk(void *ctx, hb_walk_item *it)
+{
+    rs_ctx *c = ctx;
     const hb_index *ix = c->ix;
+    uint64_t i = it->i;
     uint64_t off = i * (uint64_t)ix->chunk_size;
     uint32_t len = hb_index_chunk_len(ix, i);
     hb_err e;
     hb_err_clear(&e);
     int r;
-    if (hb_index_is_hole(ix, i)) {
+    if (hb_index_is_hole(ix, i)) { /* not a regular file: zero it */
+        if (c->wq) {
+            rs_wbuf *b = hb_pool_get(&c->bufs);
+            b->off = off;
+            b->len = len;
+            b->zero = true;
+            return rs_queue_write(c, b);
+        }
         r = rs_zero(c, off, len, &e);
         return r < 0 ? hb_pipe_fail(&c->pipe, r, &e) : 0;
     }
+    rs_wbuf *b = hb_pool_get(&c->bufs);
     rs_worker *w = hb_pool_get(&c->workers);
     size_t got = 0;
-    r = hb_store_chunk_get(c->st, hb_index_id(ix, i), w->raw, ix->chunk_size, &got, &w->scratch,
+    r = hb_store_chunk_get(c->st, hb_index_id(ix, i), b->raw, ix->chunk_size, &got, &w->scratch,
                            &e);
+    hb_pool_put(&c->workers, w);
     if (r < 0) {
         hb_err_prefix(&e, "volume '%s'", c->volname);
     } else if (got != len) {
@@ -197,23 +256,30 @@ static int rs_chunk(rs_ctx *c, uint64_t i)
                       "volume '%s': chunk %s at offset %" PRIu64 " has %zu bytes, the index"
                       " expects %" PRIu32,
                       c->volname, hex, off, got, len);
+    } else if (c->wq) {
+        /* checked: now the writers may have it */
+        b->off = off;
+        b->len = len;
+        b->zero = false;
+        return rs_queue_write(c, b);
     } else if (c->dst == DST_FILE) {
-        r = rs_write_sparse(c, w->raw, len, off, &e);
+        r = rs_write_sparse(c, b->raw, len, off, &e);
     } else {
-        r = rs_write(c, w->raw, len, off, &e);
+        r = rs_write(c, b->raw, len, off, &e);
     }
-    hb_pool_put(&c->workers, w);
+    hb_pool_put(&c->bufs, b);
     return r < 0 ? hb_pipe_fail(&c->pipe, r, &e) : 0;
 }
 
-static void rs_work(void *job, void *arg)
+/* Calling thread: a hole of a regular file is already a hole (truncated). */
+static int rs_visit(void *ctx, uint64_t i, uint64_t *bytes)
 {
-    rs_item *it = job;
-    rs_ctx *c = arg;
-    if (!hb_pipe_stopped(&c->pipe) && rs_chunk(c, it->i) == 0)
-        hb_pipe_progress(&c->pipe, hb_index_chunk_len(c->ix, it->i));
-    hb_pool_put(&c->items, it);
+    rs_ctx *c = ctx;
+    *bytes = hb_index_chunk_len(c->ix, i);
+    return c->dst == DST_FILE && hb_index_is_hole(c->ix, i) ? HB_PIPE_SKIP : HB_PIPE_QUEUE;
 }
+
+static const hb_pipe_walk_ops rs_walk_ops = { .visit = rs_visit, .fill = NULL, .work = rs_chunk };
 
 /* Open/prepare the destination. */
 static int rs_open(rs_ctx *c, bool *own_fd, hb_err *e)
@@ -307,11 +373,11 @@ int hb_engine_restore_volume(hb_job *job, const hb_index *ix, const hb_vol_io *v
     hb_err oe;
     hb_err_clear(&oe);
     unsigned nworkers = hb_pipe_workers(job);
-    size_t nitems = (size_t)nworkers * 2 + 2;
+    unsigned nwriters = 0;
+    size_t nbufs = 0;
     rs_worker *workers = NULL;
-    rs_item *items = NULL;
+    rs_wbuf *bufs = NULL;
     uint8_t *zeros = NULL;
-    hb_workq *q = NULL;
     int rc = rs_open(&c, &own_fd, &oe);
     if (rc < 0) {
         hb_pipe_fail(&c.pipe, rc, &oe);
@@ -321,6 +387,9 @@ int hb_engine_restore_volume(hb_job *job, const hb_index *ix, const hb_vol_io *v
         goto sync;
     if (ix->count < nworkers)
         nworkers = (unsigned)ix->count;
+    if (c.dst != DST_CB)
+        nwriters = ix->count < RS_WRITERS ? (unsigned)ix->count : RS_WRITERS;
+    nbufs = (size_t)nworkers + nwriters;
     if (c.dst != DST_FILE) {
         zeros = hb_engine_buf_alloc(ix->chunk_size);
         if (!zeros) {
@@ -331,58 +400,37 @@ int hb_engine_restore_volume(hb_job *job, const hb_index *ix, const hb_vol_io *v
         c.zeros = zeros;
     }
     workers = hb_calloc(nworkers, sizeof *workers);
-    items = hb_calloc(nitems, sizeof *items);
-    if (!workers || !items || hb_pool_init(&c.items, nitems) < 0 ||
+    bufs = hb_calloc(nbufs, sizeof *bufs);
+    if (!workers || !bufs || hb_pool_init(&c.bufs, nbufs) < 0 ||
         hb_pool_init(&c.workers, nworkers) < 0) {
         hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
         goto done;
     }
-    for (unsigned k = 0; k < nworkers; k++) {
-        workers[k].raw = hb_engine_buf_alloc(ix->chunk_size);
-        if (!workers[k].raw) {
+    for (size_t k = 0; k < nbufs; k++) {
+        bufs[k].raw = hb_engine_buf_alloc(ix->chunk_size);
+        if (!bufs[k].raw) {
             hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory for chunk buffers");
             goto done;
         }
-        hb_pool_put(&c.workers, &workers[k]);
+        hb_pool_put(&c.bufs, &bufs[k]);
     }
-    for (size_t k = 0; k < nitems; k++)
-        hb_pool_put(&c.items, &items[k]);
-    rc = hb_workq_new(&q, nworkers, nitems, rs_work, &c);
-    if (rc < 0) {
-        q = NULL;
-        hb_pipe_failf(&c.pipe, rc, "cannot start worker threads");
-        goto done;
+    for (unsigned k = 0; k < nworkers; k++)
+        hb_pool_put(&c.workers, &workers[k]);
+    if (nwriters) {
+        /* depth nbufs: a decode worker never waits for room in the queue,
+         * only (through the buffer pool) for a writer to finish */
+        rc = hb_workq_new(&c.wq, nwriters, nbufs, rs_write_job, &c);
+        if (rc < 0) {
+            c.wq = NULL;
+            hb_pipe_failf(&c.pipe, rc, "cannot start writer threads");
+            goto done;
+        }
     }
 
-    uint64_t pending = 0;
-    for (uint64_t i = 0; i < ix->count; i++) {
-        if (hb_pipe_stopped(&c.pipe))
-            break;
-        if (c.dst == DST_FILE && hb_index_is_hole(ix, i)) {
-            pending += hb_index_chunk_len(ix, i); /* already a hole after truncation */
-            if (pending >= RS_PROGRESS_BATCH) {
-                if (!hb_pipe_progress(&c.pipe, pending))
-                    break;
-                pending = 0;
-            }
-            continue;
-        }
-        if (pending && !hb_pipe_progress(&c.pipe, pending))
-            break;
-        pending = 0;
-        rs_item *it = hb_pool_get(&c.items);
-        it->i = i;
-        rc = hb_workq_submit(q, it);
-        if (rc < 0) {
-            hb_pool_put(&c.items, it);
-            hb_pipe_failf(&c.pipe, rc, "cannot queue work");
-            break;
-        }
-    }
-    hb_workq_free(q);
-    q = NULL;
-    if (pending)
-        hb_pipe_progress(&c.pipe, pending);
+    hb_pipe_walk_run(&c.pipe, ix->count, nworkers, (size_t)nworkers * 2 + 2, NULL, &rs_walk_ops,
+                     &c);
+    hb_workq_free(c.wq); /* waits for the queued writes */
+    c.wq = NULL;
 
 sync:
     if (!hb_pipe_stopped(&c.pipe) && c.dst != DST_CB) {
@@ -392,17 +440,18 @@ sync:
     }
 
 done:
-    hb_workq_free(q);
+    hb_workq_free(c.wq);
     rc = hb_pipe_result(&c.pipe, e);
     if (workers)
-        for (unsigned k = 0; k < nworkers; k++) {
-            hb_engine_buf_free(workers[k].raw);
+        for (unsigned k = 0; k < nworkers; k++)
             hb_buf_free(&workers[k].scratch);
-        }
+    if (bufs)
+        for (size_t k = 0; k < nbufs; k++)
+            hb_engine_buf_free(bufs[k].raw);
     hb_free(workers);
-    hb_free(items);
+    hb_free(bufs);
     hb_engine_buf_free(zeros);
-    hb_pool_destroy(&c.items);
+    hb_pool_destroy(&c.bufs);
     hb_pool_destroy(&c.workers);
     hb_pipe_destroy(&c.pipe);
     if (c.dfd >= 0)

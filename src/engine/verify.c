@@ -1,7 +1,7 @@
 /*
  * engine/verify.c - fetch and check every distinct chunk of a volume index.
  *
- * The calling thread walks the index and queues each id once (ids already in
+ * The calling thread walks the index (hb_pipe_walk_run) and queues each id once (ids already in
  * the caller's `checked` set are skipped); workers fetch the chunk,
  * hb_store_chunk_get decompresses and re-hashes it. Verified ids are added to
  * `checked` so later volumes and backups sharing chunks do not fetch them again.
@@ -10,12 +10,6 @@
 
 #include <inttypes.h>
 #include <string.h>
-
-#define VF_PROGRESS_BATCH (256ull << 20)
-
-typedef struct vf_item {
-    uint64_t i;
-} vf_item;
 
 typedef struct vf_worker {
     uint8_t *raw;
@@ -28,12 +22,15 @@ typedef struct vf_ctx {
     const hb_index *ix;
     const char *volname;
     hb_dset *checked; /* caller's, under hb_engine_set_mu; may be NULL */
-    hb_pool items;
+    hb_dset *seen;    /* queued by this call (calling thread only) */
     hb_pool workers;
 } vf_ctx;
 
-static int vf_chunk(vf_ctx *c, uint64_t i)
+/* Worker: fetch and check chunk it->i. */
+static int vf_chunk(void *ctx, hb_walk_item *it)
 {
+    vf_ctx *c = ctx;
+    uint64_t i = it->i;
     const uint8_t *id = hb_index_id(c->ix, i);
     uint32_t len = hb_index_chunk_len(c->ix, i);
     vf_worker *w = hb_pool_get(&c->workers);
@@ -63,14 +60,28 @@ static int vf_chunk(vf_ctx *c, uint64_t i)
     return 0;
 }
 
-static void vf_work(void *job, void *arg)
+/* Calling thread: skip holes, ids checked before and ids already queued. */
+static int vf_visit(void *ctx, uint64_t i, uint64_t *bytes)
 {
-    vf_item *it = job;
-    vf_ctx *c = arg;
-    if (!hb_pipe_stopped(&c->pipe) && vf_chunk(c, it->i) == 0)
-        hb_pipe_progress(&c->pipe, hb_index_chunk_len(c->ix, it->i));
-    hb_pool_put(&c->items, it);
+    vf_ctx *c = ctx;
+    *bytes = hb_index_chunk_len(c->ix, i);
+    if (hb_index_is_hole(c->ix, i))
+        return HB_PIPE_SKIP;
+    const uint8_t *id = hb_index_id(c->ix, i);
+    if (c->checked) {
+        pthread_mutex_lock(&hb_engine_set_mu);
+        bool skip = hb_dset_has(c->checked, id);
+        pthread_mutex_unlock(&hb_engine_set_mu);
+        if (skip)
+            return HB_PIPE_SKIP;
+    }
+    int r = hb_dset_add(c->seen, id);
+    if (r < 0)
+        return hb_pipe_failf(&c->pipe, HARVBK_E_NOMEM, "out of memory");
+    return r == 0 ? HB_PIPE_SKIP : HB_PIPE_QUEUE; /* 0: already queued by this call */
 }
+
+static const hb_pipe_walk_ops vf_walk_ops = { .visit = vf_visit, .fill = NULL, .work = vf_chunk };
 
 int hb_engine_verify_volume(hb_job *job, const hb_index *ix, const char *volume,
                             hb_dset *checked, hb_err *e)
@@ -94,12 +105,9 @@ int hb_engine_verify_volume(hb_job *job, const hb_index *ix, const char *volume,
         nworkers = ix->count ? (unsigned)ix->count : 1;
     size_t nitems = (size_t)nworkers * 2 + 2;
     vf_worker *workers = hb_calloc(nworkers, sizeof *workers);
-    vf_item *items = hb_calloc(nitems, sizeof *items);
-    hb_dset *seen = hb_dset_new(1024); /* queued by this call */
-    hb_workq *q = NULL;
+    c.seen = hb_dset_new(1024);
     int rc;
-    if (!workers || !items || !seen || hb_pool_init(&c.items, nitems) < 0 ||
-        hb_pool_init(&c.workers, nworkers) < 0) {
+    if (!workers || !c.seen || hb_pool_init(&c.workers, nworkers) < 0) {
         hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
         goto done;
     }
@@ -113,65 +121,9 @@ int hb_engine_verify_volume(hb_job *job, const hb_index *ix, const char *volume,
         }
         hb_pool_put(&c.workers, &workers[k]);
     }
-    for (size_t k = 0; k < nitems; k++)
-        hb_pool_put(&c.items, &items[k]);
-    rc = hb_workq_new(&q, nworkers, nitems, vf_work, &c);
-    if (rc < 0) {
-        q = NULL;
-        hb_pipe_failf(&c.pipe, rc, "cannot start worker threads");
-        goto done;
-    }
-
-    uint64_t pending = 0;
-    for (uint64_t i = 0; i < ix->count; i++) {
-        if (hb_pipe_stopped(&c.pipe))
-            break;
-        uint32_t len = hb_index_chunk_len(ix, i);
-        bool skip = hb_index_is_hole(ix, i);
-        if (!skip) {
-            const uint8_t *id = hb_index_id(ix, i);
-            if (checked) {
-                pthread_mutex_lock(&hb_engine_set_mu);
-                skip = hb_dset_has(checked, id);
-                pthread_mutex_unlock(&hb_engine_set_mu);
-            }
-            if (!skip) {
-                int r = hb_dset_add(seen, id);
-                if (r < 0) {
-                    hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
-                    break;
-                }
-                skip = r == 0; /* already queued by this call */
-            }
-        }
-        if (skip) {
-            pending += len;
-            if (pending >= VF_PROGRESS_BATCH) {
-                if (!hb_pipe_progress(&c.pipe, pending))
-                    break;
-                pending = 0;
-            }
-            continue;
-        }
-        if (pending && !hb_pipe_progress(&c.pipe, pending))
-            break;
-        pending = 0;
-        vf_item *it = hb_pool_get(&c.items);
-        it->i = i;
-        rc = hb_workq_submit(q, it);
-        if (rc < 0) {
-            hb_pool_put(&c.items, it);
-            hb_pipe_failf(&c.pipe, rc, "cannot queue work");
-            break;
-        }
-    }
-    hb_workq_free(q);
-    q = NULL;
-    if (pending)
-        hb_pipe_progress(&c.pipe, pending);
+    hb_pipe_walk_run(&c.pipe, ix->count, nworkers, nitems, NULL, &vf_walk_ops, &c);
 
 done:
-    hb_workq_free(q);
     rc = hb_pipe_result(&c.pipe, e);
     if (workers)
         for (unsigned k = 0; k < nworkers; k++) {
@@ -179,10 +131,8 @@ done:
             hb_buf_free(&workers[k].scratch);
         }
     hb_free(workers);
-    hb_free(items);
-    if (seen)
-        hb_dset_free(seen);
-    hb_pool_destroy(&c.items);
+    if (c.seen)
+        hb_dset_free(c.seen);
     hb_pool_destroy(&c.workers);
     hb_pipe_destroy(&c.pipe);
     if (rc == 0)

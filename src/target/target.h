@@ -174,6 +174,12 @@ bool hb_target_nfs_stats(hb_target *t, hb_nfs_stats *out);
  * deferred puts queued now. False when t is not a local target. */
 bool hb_target_local_stats(hb_target *t, uint64_t *barriers, uint64_t *syncfs_calls,
                            size_t *pending);
+/* Local backend key resolution (tests): opens done in one openat2() call
+ * (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) and walks one directory at a time
+ * (no openat2, or it refused: a link, something missing). use_openat2(false)
+ * makes the target always walk. False / no-op when t is not a local target. */
+bool hb_target_local_resolve_stats(hb_target *t, uint64_t *beneath, uint64_t *walks);
+void hb_target_local_use_openat2(hb_target *t, bool on);
 
 /* Key sanity: non-empty, relative, no "", "." or ".." segments, no NUL/backslash,
  * control characters, at most HB_KEY_MAX bytes. */

@@ -932,6 +932,73 @@ static void test_buffers_bounded_by_workers(void **state)
     free(m.data);
 }
 
+/* A restore into a file goes through the writer threads: the bytes and the
+ * holes are restored exactly, the chunk buffers stay workers + writers
+ * whatever the volume size, and a cancel from the progress hook (now called
+ * by the writers) stops it with no further call and no buffer left over. */
+static void test_restore_through_writers_bounded_and_cancellable(void **state)
+{
+    fx *f = *state;
+    size_t n = 600 * (size_t)CS + 4321;
+    char *src = tpath(f, "w.img"), *dst = tpath(f, "w.out");
+    uint8_t *d = malloc(n);
+    tu_fill_random(d, n, 33);
+    for (size_t k = 0; k < 600; k += 5) /* every fifth chunk: zeros, a hole after restore */
+        memset(d + k * CS, 0, CS);
+    memset(d + 7 * (size_t)CS + 100, 0, CS / 2); /* a zero run inside a chunk */
+    assert_int_equal(tu_write_file(src, d, n), 0);
+    hb_index ix;
+    hb_backup_stats s;
+    backup_ok(f, src, NULL, &ix, &s);
+    assert_int_equal(s.zero_chunks, 120);
+
+    unsigned w = hb_pipe_workers(&f->job);
+    hb_engine_buf_peak_reset();
+    prog p = { 0, 0, 0, 0, 0 };
+    f->job.progress = prog_cb;
+    f->job.progress_ud = &p;
+    restore_ok(f, &ix, dst);
+    assert_true(hb_engine_buf_peak() <= w + HB_ENGINE_RESTORE_WRITERS);
+    assert_int_equal(hb_engine_buf_live(), 0);
+    assert_int_equal(p.total, n); /* progress covers the volume exactly */
+    assert_int_equal(tu_files_equal(src, dst), 0);
+    assert_true(file_alloc(dst) < n - 100 * (uint64_t)CS); /* the zero chunks stayed holes */
+
+    p = (prog){ 0, 4, 0, 0, 0 };
+    hb_err e;
+    assert_int_equal(do_restore(f, &ix, dst, &e), HARVBK_E_CANCELLED);
+    assert_int_equal(p.calls, 4);
+    assert_int_equal(hb_engine_buf_live(), 0);
+    f->job.progress = NULL;
+
+    /* a corrupt chunk late in the volume: the writers stop, nothing
+     * unverified is written */
+    char *cf = chunk_file(f, hb_index_id(&ix, 598));
+    chmod(cf, 0644);
+    int fd = open(cf, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    off_t at = (off_t)file_size(cf) / 2;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x40;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+    assert_int_equal(do_restore(f, &ix, dst, &e), HARVBK_E_CHUNK);
+    uint8_t *got = malloc(CS);
+    fd = open(dst, O_RDONLY);
+    assert_int_equal(pread(fd, got, CS, 598 * (off_t)CS), CS);
+    close(fd);
+    assert_true(hb_is_zero(got, CS));
+    assert_int_equal(hb_engine_buf_live(), 0);
+
+    free(got);
+    hb_free(cf);
+    hb_index_clear(&ix);
+    free(d);
+    hb_free(src);
+    hb_free(dst);
+}
+
 /* Worker count: the job's threads (else the CPU count), raised to the
  * backend's min_workers, capped by an explicitly configured parallel. */
 static void test_worker_count_rules(void **state)
@@ -1331,6 +1398,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cancel_from_progress_and_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buffers_bounded_by_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_through_writers_bounded_and_cancellable,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_count_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_removes_only_unreferenced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_deletes_nothing_when_marking_fails, setup,

@@ -18,6 +18,10 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#endif
 
 /* ---- configuration ---- */
 
@@ -1069,6 +1073,157 @@ static void test_local_never_follows_symlinks(void **state)
     free(out);
 }
 
+/* openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) available to this process? */
+static bool have_openat2(void)
+{
+#if defined(__linux__) && defined(SYS_openat2) && defined(RESOLVE_BENEATH)
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+    long fd = syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof how);
+    if (fd < 0)
+        return false;
+    close((int)fd);
+    return true;
+#else
+    return false;
+#endif
+}
+
+/* The one-call resolution (openat2) refuses links like the walk: a linked
+ * directory inside the store, also one the directory cache knew as a real
+ * directory, and a leaf link; gets, heads and puts through them fail with
+ * HARVBK_E_CORRUPT and nothing outside is read or written. Plain keys are
+ * resolved in one call (beneath counter), refusals fall back to the walk. */
+static void test_local_openat2_refuses_symlinked_directories(void **state)
+{
+    (void)state;
+    if (!have_openat2()) {
+        print_message("openat2 not available here: only the walk is tested\n");
+        skip();
+    }
+    char *dir = tu_mkdtemp("tgt-oa2");
+    char *out = tu_mkdtemp("tgt-oa2-outside");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    hb_buf b = HB_BUF_INIT;
+    uint64_t size = 0, beneath0, walks0, beneath1, walks1;
+    char *p = hb_asprintf("%s/gh", out);
+    assert_int_equal(hb_mkdir_p(p, 0755, &e), 0);
+    hb_free(p);
+    p = hb_asprintf("%s/gh/obj", out);
+    assert_int_equal(tu_write_file(p, "outside", 7), 0);
+    hb_free(p);
+
+    /* plain keys: one openat2, no walk */
+    assert_int_equal(hb_target_put(t, "chunks/ab/cd/x", "x1", 2, &e), 0);
+    assert_true(hb_target_local_resolve_stats(t, &beneath0, &walks0));
+    assert_int_equal(hb_target_get(t, "chunks/ab/cd/x", &b, &e), 0);
+    assert_int_equal(b.len, 2);
+    assert_int_equal(hb_target_head(t, "chunks/ab/cd/x", &size, &e), 0);
+    assert_int_equal(hb_target_put(t, "chunks/ab/cd/y", "y1", 2, &e), 0); /* known dirs */
+    assert_true(hb_target_local_resolve_stats(t, &beneath1, &walks1));
+    assert_true(beneath1 >= beneath0 + 3);
+    assert_int_equal(walks1, walks0);
+
+    /* a linked directory at any level, and a leaf link */
+    char *l1 = hb_asprintf("%s/chunks/ef", dir);
+    char *l2 = hb_asprintf("%s/chunks/ab/zz", dir);
+    char *l3 = hb_asprintf("%s/chunks/ab/cd/leaf", dir);
+    char *target_obj = hb_asprintf("%s/gh/obj", out);
+    assert_int_equal(symlink(out, l1), 0);
+    assert_int_equal(symlink(out, l2), 0);
+    assert_int_equal(symlink(target_obj, l3), 0);
+    const char *through[] = { "chunks/ef/gh/obj", "chunks/ab/zz/gh/obj", "chunks/ab/cd/leaf" };
+    for (size_t i = 0; i < HB_ARRAY_LEN(through); i++) {
+        hb_err_clear(&e);
+        hb_target_local_resolve_stats(t, &beneath0, &walks0);
+        assert_int_equal(hb_target_get(t, through[i], &b, &e), HARVBK_E_CORRUPT);
+        assert_non_null(strstr(e.msg, "symbolic link"));
+        hb_target_local_resolve_stats(t, &beneath1, &walks1);
+        if (i < 2) {
+            assert_int_equal(beneath1, beneath0); /* openat2 refused ... */
+            assert_true(walks1 > walks0);         /* ... and the walk said why */
+        } else {
+            /* the leaf: openat2 of the whole key refused; its (real)
+             * directory opened in one call, the leaf refused by O_NOFOLLOW */
+            assert_int_equal(beneath1, beneath0 + 1);
+            assert_int_equal(walks1, walks0);
+        }
+        hb_err_clear(&e);
+        assert_int_equal(hb_target_head(t, through[i], &size, &e), HARVBK_E_CORRUPT);
+        assert_non_null(strstr(e.msg, "symbolic link"));
+    }
+    assert_int_equal(hb_target_put(t, "chunks/ef/gh/new", "n", 1, &e), HARVBK_E_CORRUPT);
+    assert_int_equal(hb_target_put(t, "chunks/ab/zz/gh/new", "n", 1, &e), HARVBK_E_CORRUPT);
+    /* a dangling link is a link too; a missing key is simply not found */
+    char *dang = hb_asprintf("%s/chunks/ab/dang", dir);
+    assert_int_equal(symlink("/nonexistent-harvbk-test", dang), 0);
+    hb_free(dang);
+    hb_err_clear(&e);
+    assert_int_equal(hb_target_get(t, "chunks/ab/dang/x", &b, &e), HARVBK_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "symbolic link"));
+    assert_int_equal(hb_target_get(t, "chunks/ab/dang", &b, &e), HARVBK_E_CORRUPT);
+    assert_int_equal(hb_target_head(t, "chunks/ab/dang/x", &size, &e), HARVBK_E_CORRUPT);
+    assert_int_equal(hb_target_get(t, "chunks/99/88/none", &b, &e), HARVBK_E_NOTFOUND);
+    assert_int_equal(hb_target_get(t, "chunks/ab/cd/none", &b, &e), HARVBK_E_NOTFOUND);
+    assert_int_equal(hb_target_head(t, "chunks/99/88/none", &size, &e), HARVBK_E_NOTFOUND);
+
+    /* a directory the cache knows (it created chunks/ab/cd) replaced by a
+     * link: the one-call open refuses it too */
+    char *cd = hb_asprintf("%s/chunks/ab/cd", dir);
+    assert_int_equal(hb_rm_rf(cd, &e), 0);
+    assert_int_equal(symlink(out, cd), 0);
+    p = hb_asprintf("%s/gh", out);
+    char *cd2 = hb_asprintf("%s/chunks/ab/cd/gh", dir);
+    hb_free(p);
+    hb_target_local_resolve_stats(t, &beneath0, &walks0);
+    hb_err_clear(&e);
+    assert_int_equal(hb_target_put(t, "chunks/ab/cd/z", "z", 1, &e), HARVBK_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "symbolic link"));
+    hb_target_local_resolve_stats(t, &beneath1, &walks1);
+    assert_true(walks1 > walks0); /* the known directory's one-call open was refused */
+    assert_int_equal(hb_target_put(t, "chunks/ab/cd/gh/z", "z", 1, &e), HARVBK_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "symbolic link"));
+    uint64_t tok = hb_target_sync_token(t);
+    int r = hb_target_put_deferred(t, "chunks/ab/cd/gh/w", "w", 1, &e);
+    if (r == 0)
+        r = hb_target_sync(t, tok, &e);
+    assert_int_equal(r, HARVBK_E_CORRUPT);
+    assert_int_equal(hb_target_get(t, "chunks/ab/cd/gh/obj", &b, &e), HARVBK_E_CORRUPT);
+
+    /* the same refusals with openat2 switched off (the walk alone) */
+    hb_target_local_use_openat2(t, false);
+    hb_target_local_resolve_stats(t, &beneath0, &walks0);
+    assert_int_equal(hb_target_get(t, "chunks/ef/gh/obj", &b, &e), HARVBK_E_CORRUPT);
+    assert_int_equal(hb_target_put(t, "chunks/ab/cd/gh/v", "v", 1, &e), HARVBK_E_CORRUPT);
+    assert_int_equal(hb_target_put(t, "chunks/12/34/ok", "ok", 2, &e), 0);
+    assert_int_equal(hb_target_get(t, "chunks/12/34/ok", &b, &e), 0);
+    hb_target_local_resolve_stats(t, &beneath1, &walks1);
+    assert_int_equal(beneath1, beneath0);
+    assert_true(walks1 > walks0);
+
+    /* nothing outside was written: still gh/ and gh/obj only */
+    assert_int_equal(count_dir(out), 1);
+    p = hb_asprintf("%s/gh", out);
+    assert_int_equal(count_dir(p), 1);
+    hb_free(p);
+
+    hb_free(cd);
+    hb_free(cd2);
+    hb_free(l1);
+    hb_free(l2);
+    hb_free(l3);
+    hb_free(target_obj);
+    hb_buf_free(&b);
+    hb_target_close(t);
+    tu_rmrf(dir);
+    tu_rmrf(out);
+    free(dir);
+    free(out);
+}
+
 static void test_local_deferred_puts_and_barrier(void **state)
 {
     (void)state;
@@ -1174,6 +1329,7 @@ int main(void)
         cmocka_unit_test(test_get_max_refuses_larger_objects_unread),
         cmocka_unit_test(test_local_deferred_puts_and_barrier),
         cmocka_unit_test(test_local_never_follows_symlinks),
+        cmocka_unit_test(test_local_openat2_refuses_symlinked_directories),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
