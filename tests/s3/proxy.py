@@ -45,6 +45,11 @@ Control (on the control port only):
                        default ["500", "503", "drop"]
        seed            integer seed of the fault generator (0)
        only_methods    list of methods faults apply to (all)
+       only_paths      list of substrings; faults apply only to requests
+                       whose (path-style, encoded) path contains one (all)
+       pass_first      the first N requests that faults apply to pass
+                       untouched, then faults are drawn (0): a fault at a
+                       fixed point of a run, whatever its timing
        max_faults      stop injecting after this many faults (0 = no limit)
        delay_ms        (1000)   hang_ms (20000); both at most 600000
        down            false | "refuse" (S3 listeners closed: connection
@@ -161,6 +166,7 @@ class Proxy:
         self.up_event = threading.Event()
         self.up_event.set()
         self.injected_since_config = 0
+        self.matched_since_config = 0
         self.conns = set()
         self.servers = {}          # name -> (server, thread, port, tls)
         self.reset_stats()
@@ -168,7 +174,8 @@ class Proxy:
     @staticmethod
     def default_faults():
         return {"fail_rate": 0.0, "kinds": ["500", "503", "drop"], "seed": 0,
-                "only_methods": [], "max_faults": 0, "delay_ms": 1000,
+                "only_methods": [], "only_paths": [], "pass_first": 0, "max_faults": 0,
+                "delay_ms": 1000,
                 "hang_ms": 20000, "down": False}
 
     def reset_stats(self):
@@ -217,7 +224,10 @@ class Proxy:
                 any(not isinstance(m, str) for m in new["only_methods"]):
             raise ValueError("only_methods must be a list of method names")
         new["only_methods"] = [m.upper() for m in new["only_methods"]]
-        for k in ("seed", "max_faults", "delay_ms", "hang_ms"):
+        if not isinstance(new["only_paths"], list) or \
+                any(not isinstance(m, str) or not m for m in new["only_paths"]):
+            raise ValueError("only_paths must be a list of non-empty strings")
+        for k in ("seed", "max_faults", "pass_first", "delay_ms", "hang_ms"):
             if isinstance(new[k], bool) or not isinstance(new[k], int) or new[k] < 0:
                 raise ValueError(f"{k} must be a non-negative integer")
         for k in ("delay_ms", "hang_ms"):
@@ -231,17 +241,23 @@ class Proxy:
             self.faults = new
             self.rng = random.Random(new["seed"])
             self.injected_since_config = 0
+            self.matched_since_config = 0
         if new["down"] != old_down:
             self.apply_down(old_down, new["down"])
         self.log(f"control: faults {json.dumps(new, sort_keys=True)}")
         return new
 
-    def draw_fault(self, method):
+    def draw_fault(self, method, path):
         with self.lock:
             f = self.faults
             if f["fail_rate"] <= 0:
                 return None
             if f["only_methods"] and method not in f["only_methods"]:
+                return None
+            if f["only_paths"] and not any(p in path for p in f["only_paths"]):
+                return None
+            self.matched_since_config += 1
+            if self.matched_since_config <= f["pass_first"]:
                 return None
             if f["max_faults"] and self.injected_since_config >= f["max_faults"]:
                 return None
@@ -567,7 +583,7 @@ class S3Handler(http.server.BaseHTTPRequestHandler):
                            ("?" + raw_query if raw_query else "")
             self.verify(body, host)
 
-            fault = proxy.draw_fault(method)
+            fault = proxy.draw_fault(method, fwd_path)
             if fault is not None:
                 kind, delay_ms, hang_ms = fault
                 proxy.bump("injected")

@@ -450,6 +450,22 @@ class ProxyTest(unittest.TestCase):
         for _ in range(2):
             self.assert_rejected(lambda: s3.head_object(Bucket=BUCKET, Key=f"{RUN}/sel"), "503", 503)
         s3.head_object(Bucket=BUCKET, Key=f"{RUN}/sel")
+        # only puts under one path, after the first two of them
+        s3util.control(ENV, {"fail_rate": 1.0, "kinds": ["500"], "only_methods": ["PUT"],
+                             "only_paths": ["/sub/"], "pass_first": 2})
+        for i in range(3):
+            s3.put_object(Bucket=BUCKET, Key=f"{RUN}/other{i}", Body=b"o")
+        for i in range(2):
+            s3.put_object(Bucket=BUCKET, Key=f"{RUN}/sub/k{i}", Body=b"s")
+        for i in range(2, 4):
+            self.assert_rejected(
+                lambda: s3.put_object(Bucket=BUCKET, Key=f"{RUN}/sub/k{i}", Body=b"s"),
+                "InternalError", 500)
+        self.assertEqual(s3.get_object(Bucket=BUCKET, Key=f"{RUN}/sub/k1")["Body"].read(), b"s")
+        s3.put_object(Bucket=BUCKET, Key=f"{RUN}/other9", Body=b"o")
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            s3util.control(ENV, {"only_paths": [""]})
+        self.assertEqual(cm.exception.code, 400)
 
         def pattern():
             s3util.control(ENV, {"fail_rate": 0.5, "kinds": ["500"], "seed": 42})
