@@ -452,18 +452,11 @@ static int keep_present(backup_job *j, hb_store *st, const int *fds, const uint6
         cap = CENSUS_MIN;
     hb_dset *present = NULL;
     uint64_t listed = 0, t0 = hb_mono_ms();
+    size_t have = 0;
     int rc = hb_store_chunks_census(st, *known, checks, (size_t)cap, &present, complete, &listed,
-                                    e);
+                                    &have, e);
     if (rc)
         return rc;
-    size_t have = 0, pos = 0;
-    const uint8_t *id;
-    if (*complete) {
-        while (hb_dset_next(*known, &pos, &id))
-            have += hb_dset_has(present, id);
-    } else {
-        have = hb_dset_count(present);
-    }
     if (n)
         hb_log(&j->op->ctx->log, have < n ? HARVBK_LOG_WARN : HARVBK_LOG_INFO,
                "%s %s/%s: %zu of the previous %s's %zu chunk(s) are in the store (%llu checked "

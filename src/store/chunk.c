@@ -255,11 +255,25 @@ int hb_store_chunk_exists(hb_store *st, const uint8_t id[HB_DIGEST_LEN], hb_err 
 
 typedef struct present_ctx {
     const hb_dset *ids;
-    hb_dset *out;
+    hb_dset *out; /* the ids present; filled only once `all` is dropped */
     hb_dset *all; /* every chunk listed, while at most all_cap; else NULL */
-    size_t all_cap;
+    size_t all_cap, found; /* found: ids of `ids` present (in `all` or `out`) */
     uint64_t listed, budget;
 } present_ctx;
+
+/* One set at a time: while the whole store fits, only `all` is filled; when it
+ * outgrows its cap, the ids present so far move from it to `out`. */
+static int present_drop_all(present_ctx *p)
+{
+    size_t pos = 0;
+    const uint8_t *id;
+    while (hb_dset_next(p->all, &pos, &id))
+        if (hb_dset_has(p->ids, id) && hb_dset_add(p->out, id) < 0)
+            return HARVBK_E_NOMEM;
+    hb_dset_free(p->all);
+    p->all = NULL;
+    return 0;
+}
 
 static int present_one(const uint8_t id[HB_DIGEST_LEN], uint64_t size, int64_t mtime, void *ud)
 {
@@ -269,17 +283,14 @@ static int present_one(const uint8_t id[HB_DIGEST_LEN], uint64_t size, int64_t m
         return PRESENT_STOP;
     if (size < HB_CHUNK_HEADER_LEN) /* not a chunk: absent, replaced by a put */
         return 0;
-    if (p->all) {
-        if (hb_dset_count(p->all) >= p->all_cap) { /* over the memory budget */
-            hb_dset_free(p->all);
-            p->all = NULL;
-        } else if (hb_dset_add(p->all, id) < 0) {
-            return HARVBK_E_NOMEM;
-        }
-    }
-    if (!hb_dset_has(p->ids, id))
-        return 0;
-    return hb_dset_add(p->out, id) < 0 ? HARVBK_E_NOMEM : 0;
+    if (p->all && hb_dset_count(p->all) >= p->all_cap && present_drop_all(p) < 0)
+        return HARVBK_E_NOMEM; /* over the memory budget */
+    bool wanted = hb_dset_has(p->ids, id);
+    int added = p->all ? hb_dset_add(p->all, id) : wanted ? hb_dset_add(p->out, id) : 0;
+    if (added < 0)
+        return HARVBK_E_NOMEM;
+    p->found += wanted && added > 0;
+    return 0;
 }
 
 static int present_heads(hb_store *st, present_ctx *p, hb_err *e)
@@ -305,7 +316,8 @@ static int present_heads(hb_store *st, present_ctx *p, hb_err *e)
  * the listing is tried from two checks on; on a filesystem a listing walks
  * the chunks/<aa>/<bb>/ directories, worth it from PRESENT_HEAD_MAX on. */
 int hb_store_chunks_census(hb_store *st, const hb_dset *ids, uint64_t checks, size_t all_cap,
-                           hb_dset **out, bool *complete, uint64_t *listed, hb_err *e)
+                           hb_dset **out, bool *complete, uint64_t *listed, size_t *found,
+                           hb_err *e)
 {
     *out = NULL;
     if (complete)
@@ -315,7 +327,7 @@ int hb_store_chunks_census(hb_store *st, const hb_dset *ids, uint64_t checks, si
         checks = n;
     uint64_t per = st->t->list_per_head ? st->t->list_per_head : 1000u;
     uint64_t head_max = per >= 1000u ? 1 : PRESENT_HEAD_MAX;
-    present_ctx p = { ids, hb_dset_new(n ? n : 1), NULL, complete ? all_cap : 0, 0,
+    present_ctx p = { ids, hb_dset_new(n ? n : 1), NULL, complete ? all_cap : 0, 0, 0,
                       checks > UINT64_MAX / per ? UINT64_MAX : checks * per };
     if (!p.out)
         return hb_seterr(e, HARVBK_E_NOMEM, "out of memory checking chunks");
@@ -352,20 +364,23 @@ int hb_store_chunks_census(hb_store *st, const hb_dset *ids, uint64_t checks, si
     }
     if (listed)
         *listed = p.listed;
-    if (p.all) { /* the whole store, as of the listing: a superset of p.out */
+    if (p.all) { /* the whole store, as of the listing: p.out stayed empty */
         hb_dset_free(p.out);
         *out = p.all;
         *complete = true;
     } else {
         *out = p.out;
+        p.found = hb_dset_count(p.out);
     }
+    if (found)
+        *found = p.found;
     return 0;
 }
 
 int hb_store_chunks_present(hb_store *st, const hb_dset *ids, hb_dset **out, uint64_t *listed,
                             hb_err *e)
 {
-    return hb_store_chunks_census(st, ids, 0, 0, out, NULL, listed, e);
+    return hb_store_chunks_census(st, ids, 0, 0, out, NULL, listed, NULL, e);
 }
 
 /* The largest chunk object a reader whose buffer holds raw_cap bytes accepts

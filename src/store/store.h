@@ -327,9 +327,11 @@ int hb_store_chunks_present(hb_store *st, const hb_dset *ids, hb_dset **out, uin
  * having seen at most all_cap chunk objects, *out instead holds EVERY chunk
  * id of the store as of the listing (a superset of the ids present) and
  * *complete is true: an id not in it was absent then. Otherwise *out is as
- * with hb_store_chunks_present and *complete false. */
+ * with hb_store_chunks_present and *complete false. *found (may be NULL) gets
+ * how many of `ids` the store holds either way. */
 int hb_store_chunks_census(hb_store *st, const hb_dset *ids, uint64_t checks, size_t all_cap,
-                           hb_dset **out, bool *complete, uint64_t *listed, hb_err *e);
+                           hb_dset **out, bool *complete, uint64_t *listed, size_t *found,
+                           hb_err *e);
 
 /* Leases (docs/FORMAT.md "Concurrency"): a writer holds "writer", gc holds
  * "gc". A background thread refreshes the lease's heartbeat; a lease whose

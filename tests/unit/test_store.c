@@ -1449,10 +1449,12 @@ static void test_chunks_census(void **state)
     hb_dset *out = NULL;
     bool complete = false;
     uint64_t listed = 0;
-    assert_int_equal(hb_store_chunks_census(f->st, ids, 100, 1000, &out, &complete, &listed, &e),
-                     0);
+    size_t found = 99;
+    assert_int_equal(
+        hb_store_chunks_census(f->st, ids, 100, 1000, &out, &complete, &listed, &found, &e), 0);
     assert_true(complete);
     assert_int_equal(listed, 41);
+    assert_int_equal(found, 5); /* of the 8 ids: the 5 stored */
     assert_int_equal(hb_dset_count(out), 40);
     pos = 0;
     while (hb_dset_next(stored, &pos, &id))
@@ -1461,20 +1463,31 @@ static void test_chunks_census(void **state)
     hb_dset_free(out);
 
     /* a new VM (no ids): the same listing */
-    assert_int_equal(hb_store_chunks_census(f->st, none, 100, 1000, &out, &complete, NULL, &e), 0);
+    assert_int_equal(
+        hb_store_chunks_census(f->st, none, 100, 1000, &out, &complete, NULL, &found, &e), 0);
     assert_true(complete);
+    assert_int_equal(found, 0);
     assert_int_equal(hb_dset_count(out), 40);
     hb_dset_free(out);
 
-    /* more chunks than the cap: only the ids present, not complete */
-    assert_int_equal(hb_store_chunks_census(f->st, ids, 100, 10, &out, &complete, NULL, &e), 0);
-    assert_false(complete);
-    assert_int_equal(hb_dset_count(out), 5);
-    hb_dset_free(out);
+    /* more chunks than the cap (the whole-store set is dropped early or late
+     * in the listing): only the ids present, not complete */
+    for (size_t cap = 1; cap < 40; cap += 19) { /* 1, 20, 39 */
+        found = 99;
+        assert_int_equal(
+            hb_store_chunks_census(f->st, ids, 100, cap, &out, &complete, NULL, &found, &e), 0);
+        assert_false(complete);
+        assert_int_equal(hb_dset_count(out), 5);
+        assert_int_equal(found, 5);
+        pos = 0;
+        while (hb_dset_next(ids, &pos, &id))
+            assert_int_equal(hb_dset_has(out, id), hb_dset_has(stored, id));
+        hb_dset_free(out);
+    }
 
     /* few checks (a filesystem: up to 16): heads only, never complete */
-    assert_int_equal(hb_store_chunks_census(f->st, none, 16, 1000, &out, &complete, &listed, &e),
-                     0);
+    assert_int_equal(
+        hb_store_chunks_census(f->st, none, 16, 1000, &out, &complete, &listed, NULL, &e), 0);
     assert_false(complete);
     assert_int_equal(hb_dset_count(out), 0);
     assert_int_equal(listed, 0);
