@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench/profile-phases.sh - where harvbk_bench's time goes, per phase.
 #
-#   bench/profile-phases.sh [--size 1G] [--scratch DIR] [--bench PATH] [--freq 499]
-#                           [--no-strace] [--keep]
+#   bench/profile-phases.sh [--size 1G | --image PATH] [--scratch DIR] [--bench PATH]
+#                           [--freq 499] [--no-strace] [--keep]
 #
-# Runs harvbk_bench twice on one generated image:
+# Runs harvbk_bench twice on one generated image (or a sparse copy of PATH,
+# e.g. from make-vm-image.sh):
 #   1. under `perf record --call-graph dwarf` (CPU): for each phase process, the
 #      samples by the innermost libharvbk function on the stack ("which library
 #      function asked for this CPU", e.g. hb_codec_compress -> libzstd,
@@ -16,6 +17,7 @@
 set -euo pipefail
 
 SIZE=1G
+SRC_IMG=
 FREQ=499
 SCRATCH_PARENT=
 BENCH=${HARVBK_BENCH:-}
@@ -24,6 +26,7 @@ KEEP=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --size) SIZE=$2; shift 2 ;;
+    --image) SRC_IMG=$2; shift 2 ;;
     --scratch) SCRATCH_PARENT=$2; shift 2 ;;
     --bench) BENCH=$2; shift 2 ;;
     --freq) FREQ=$2; shift 2 ;;
@@ -50,7 +53,11 @@ cleanup() { local rc=$?; trap - EXIT; if [ "$KEEP" = 1 ]; then echo "kept $SC" >
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$BENCH" --generate-only --size "$SIZE" --image "$SC/image.raw"
+if [ -n "$SRC_IMG" ]; then
+    cp --sparse=always -- "$SRC_IMG" "$SC/image.raw"
+else
+    "$BENCH" --generate-only --size "$SIZE" --image "$SC/image.raw"
+fi
 sync
 
 # phase pids from harvbk_bench's progress lines: "  full         ... [pid 123] done"
