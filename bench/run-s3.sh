@@ -25,6 +25,9 @@
 #      (its times are bound by the proxy and are not compared);
 #   6. prints medians, ratios (target: harvbk >= 3x faster than restic on
 #      backup and restore) and stored sizes (bytes of the objects s3rver keeps);
+#      beside each tool's wall and CPU time, the CPU time of the s3rver process
+#      during its phases (the server is one JavaScript thread: it bounds a
+#      phase whose wall time is about its CPU time);
 #      from the verified run (5.), harvbk's S3 requests per phase by operation
 #      (GET, LIST, PUT, HEAD, DELETE, POST), counted by the proxy around each
 #      phase (harvbk_bench --phase-hook), and per GiB of the image.
@@ -44,7 +47,7 @@ VERIFIED=1
 HB_NAME=run-s3.sh
 # shellcheck source=bench/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage() { hb_usage 2 30; }
+usage() { hb_usage 2 33; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -117,12 +120,34 @@ sync
 
 HB_S3=(--endpoint "$EP" --region us-east-1 --access-key-id "$AKID"
        --secret-access-key-file "$SC/secret" --ca-cert "$CA")
+# The server's CPU time (user + system) per phase: s3rver is one Node.js
+# process (its JavaScript on one thread) that both tools share; its CPU seconds
+# beside the wall time show when the server, not the client, bounds a phase.
+TICK=$(getconf CLK_TCK)
+srv_ticks() { awk '{print $14 + $15}' "/proc/$TLS_PID/stat"; }
+: >"$SC/srvcpu"
+printf '#!/bin/sh\nprintf "%%s %%s %%s\\n" "$1" "$2" "$(awk %s /proc/%s/stat)" >>"%s"\n' \
+    "'{print \$14 + \$15}'" "$TLS_PID" "$SC/srv-phases" >"$SC/srv-hook.sh"
+chmod +x "$SC/srv-hook.sh"
+srv_record() { # PREFIX: the phases of $SC/srv-phases into $SC/srvcpu
+    awk -v p="$1" -v t="$TICK" '$1 == "start" {s[$2] = $3} $1 == "end" && ($2 in s) {
+        printf "%s.%s %.3f\n", p, $2, ($3 - s[$2]) / t }' "$SC/srv-phases" >>"$SC/srvcpu"
+}
+srv_time_cmd() { # NAME -- cmd...: time_cmd, and the server's CPU during it
+    local a b
+    a=$(srv_ticks)
+    time_cmd "$@"
+    b=$(srv_ticks)
+    awk -v n="$1" -v a="$a" -v b="$b" -v t="$TICK" 'BEGIN {printf "%s %.3f\n", n, (b - a) / t}' >>"$SC/srvcpu"
+}
 LOAD_START=$(hb_load)
 for rep in $(seq 1 "$REPEAT"); do
     say "=== repeat $rep/$REPEAT: harvbk on s3://bench/hb-$rep (load $(hb_load))"
+    : >"$SC/srv-phases"
     hb_bench_json "$SC/hb.json" "$SC/hb.err" --image "$IMG" --seed "$SEED" --dir "$SC/hb" \
-        --target-url "s3://bench/hb-$rep" "${HB_S3[@]}"
+        --phase-hook "$SC/srv-hook.sh" --target-url "s3://bench/hb-$rep" "${HB_S3[@]}"
     hb_record_phases "$SC/hb.json" harvbk
+    srv_record harvbk
     record harvbk.stored_3_backups "$(stored "hb-$rep")"
     cp "$SC/hb.json" "$SC/hb-$rep.json"
     rm -rf "$SC/hb"
@@ -133,12 +158,12 @@ for rep in $(seq 1 "$REPEAT"); do
     export RESTIC_PASSWORD=harvbk-bench RESTIC_REPOSITORY="s3:$EP/bench/restic-$rep"
     export RESTIC_CACHE_DIR=$SC/restic-cache
     restic --cacert "$CA" init -q >/dev/null
-    time_cmd restic.full -- restic --cacert "$CA" backup -q --host bench "$IMG"
+    srv_time_cmd restic.full -- restic --cacert "$CA" backup -q --host bench "$IMG"
     record restic.stored_after_full "$(stored "restic-$rep")"
     "$BENCH" --mutate "$IMG" --generation 1 --seed "$SEED" 2>/dev/null
-    time_cmd restic.incr -- restic --cacert "$CA" backup -q --host bench "$IMG"
+    srv_time_cmd restic.incr -- restic --cacert "$CA" backup -q --host bench "$IMG"
     record restic.stored_2_backups "$(stored "restic-$rep")"
-    time_cmd restic.restore -- restic --cacert "$CA" restore -q latest --target "$SC/restic-restore"
+    srv_time_cmd restic.restore -- restic --cacert "$CA" restore -q latest --target "$SC/restic-restore"
     out=$(find "$SC/restic-restore" -type f -name image.raw | head -1)
     flush_restored restic "$out"
     cmp -s "$IMG" "$out" || die "restic restored bytes differ from the image"
@@ -173,6 +198,7 @@ fi
 
 # ---------------------------------------------------------------- report
 hb_medians
+med "$SC/srvcpu" 2 >"$SC/m.srv"
 RATIO_W=40
 
 {
@@ -183,18 +209,26 @@ RATIO_W=40
     echo "load average (1/5/15 min) at the start of the repeats: $LOAD_START; at their end: $LOAD_END"
     echo "image: $SIZE, seed $SEED, $(jq -r '.image_layout_bytes | "holes \(.hole/1048576) MiB, zeros \(.zero/1048576) MiB, text \(.text/1048576) MiB, random \(.random/1048576) MiB"' "$SC/hb-1.json"); change $(jq -r '.changed_bytes/1048576' "$SC/hb-1.json") MiB per incremental"
     echo
-    printf '%-14s %10s %10s %10s %10s %11s %11s\n' phase hb_wall_s restic_s hb_cpu_s restic_cpu hb_rss_MiB restic_rss
+    fmt='%-14s %10s %10s %10s %10s %10s %10s %11s %11s\n'
+    # shellcheck disable=SC2059
+    printf "$fmt" phase hb_wall_s restic_s hb_cpu_s restic_cpu hb_srv_cpu rs_srv_cpu hb_rss_MiB restic_rss
     for ph in full incr restore restore+sync; do
         hk=$ph; [ "$ph" = restore+sync ] && hk=restore
-        printf '%-14s %10s %10s %10s %10s %11s %11s\n' "$ph" \
+        # shellcheck disable=SC2059
+        printf "$fmt" "$ph" \
             "$(f3 "$(get wall harvbk.$hk)")" "$(f3 "$(get wall restic.$ph)")" \
             "$(f3 "$(get cpu harvbk.$hk)")" "$(f3 "$(get cpu restic.$ph)")" \
+            "$(f3 "$(get srv harvbk.$hk)")" "$(f3 "$(get srv restic.$hk)")" \
             "$(rss harvbk.$hk)" "$(rss restic.$ph)"
     done
     for ph in incr-ranges verify; do
-        printf '%-14s %10s %10s %10s %10s %11s %11s\n' "$ph" "$(f3 "$(get wall harvbk.$ph)")" - \
-            "$(f3 "$(get cpu harvbk.$ph)")" - "$(rss harvbk.$ph)" -
+        # shellcheck disable=SC2059
+        printf "$fmt" "$ph" "$(f3 "$(get wall harvbk.$ph)")" - \
+            "$(f3 "$(get cpu harvbk.$ph)")" - "$(f3 "$(get srv harvbk.$ph)")" - "$(rss harvbk.$ph)" -
     done
+    echo "(hb_srv_cpu / rs_srv_cpu: CPU seconds, user + system, of the s3rver process during"
+    echo " harvbk's / restic's phase; s3rver runs its JavaScript on one thread, so a phase"
+    echo " whose wall time is close to the server's CPU time is bound by the server)"
     echo
     echo "speed (median wall time; ratio = restic seconds / harvbk seconds):"
     ratio_line "full backup vs restic" harvbk.full restic.full 3
