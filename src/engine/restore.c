@@ -215,9 +215,10 @@ static void rs_write_job(void *job, void *arg)
  * every scattered store (zstd writes literals and match copies of a few
  * dozen bytes). One sequential store pass over the bytes about to be decoded
  * takes them back first at memory speed; in the 1 GiB restore of
- * harvbk_bench it cut restore CPU by about a quarter (user time of zstd
- * 0.41 -> ~0.25 s; bench/RESULTS.md "Restore: decode buffers"). A touch per
- * page or prefetchw did not help; a store per cache line did as much. */
+ * harvbk_bench it cut restore CPU by about a sixth (zstd 0.41 -> 0.29 s, as
+ * much as verify spends on the same chunks; bench/RESULTS.md "Restore:
+ * decode buffers"). A touch per page or prefetchw did not help; a store per
+ * cache line did as much. */
 static void rs_claim(rs_wbuf *b, uint32_t len)
 {
     if (b->written) {

@@ -1045,7 +1045,8 @@ static void fill_text(uint8_t *d, size_t n, uint64_t seed)
         x ^= x >> 7;
         x ^= x << 17;
         char line[96];
-        int len = snprintf(line, sizeof line, "2024-08-20T18:%02u:%02u db-%02u query took %u ms id=%08x\n",
+        int len = snprintf(line, sizeof line,
+                           "2024-08-20T18:%02u:%02u db-%02u query took %u ms id=%08x\n",
                            (unsigned)(x % 60), (unsigned)(x >> 8) % 60, (unsigned)(x >> 16) % 8,
                            (unsigned)(x >> 24) % 5000, (unsigned)(x >> 32));
         size_t m = HB_MIN((size_t)len, n - pos);
