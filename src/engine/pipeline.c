@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 pthread_mutex_t hb_engine_set_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -241,18 +242,22 @@ done:
     return hb_pipe_result(p, NULL);
 }
 
+static void buf_count(size_t count)
+{
+    size_t live = atomic_fetch_add(&buf_live, count) + count;
+    size_t peak = atomic_load(&buf_peak);
+    while (live > peak && !atomic_compare_exchange_weak(&buf_peak, &peak, live)) {
+    }
+}
+
 void *hb_engine_buf_alloc(size_t n)
 {
     /* Page-aligned, so that restores can hand them to O_DIRECT writes. */
     void *p = NULL;
     if (posix_memalign(&p, HB_ENGINE_BUF_ALIGN, n ? n : 1) != 0)
         p = NULL;
-    if (p) {
-        size_t live = atomic_fetch_add(&buf_live, 1) + 1;
-        size_t peak = atomic_load(&buf_peak);
-        while (live > peak && !atomic_compare_exchange_weak(&buf_peak, &peak, live)) {
-        }
-    }
+    if (p)
+        buf_count(1);
     return p;
 }
 
@@ -262,6 +267,40 @@ void hb_engine_buf_free(void *p)
         return;
     atomic_fetch_sub(&buf_live, 1);
     hb_free(p);
+}
+
+#define BUFS_HUGE ((size_t)2 << 20) /* x86-64 / arm64 (4 KiB pages) PMD size */
+
+void *hb_engine_bufs_alloc(size_t n, size_t count, size_t *stride)
+{
+    size_t st = ((n ? n : 1) + HB_ENGINE_BUF_ALIGN - 1) & ~(size_t)(HB_ENGINE_BUF_ALIGN - 1);
+    if (count == 0 || st < n || st > SIZE_MAX / count)
+        return NULL;
+    size_t total = st * count, align = HB_ENGINE_BUF_ALIGN;
+    if (total >= BUFS_HUGE && total <= SIZE_MAX - BUFS_HUGE) {
+        /* whole huge pages: the tail one is not left half used by others */
+        total = (total + BUFS_HUGE - 1) & ~(BUFS_HUGE - 1);
+        align = BUFS_HUGE;
+    }
+    void *p = NULL;
+    if (posix_memalign(&p, align, total) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    if (align == BUFS_HUGE)
+        (void)madvise(p, total, MADV_HUGEPAGE); /* a hint: 4 KiB pages work too */
+#endif
+    buf_count(count);
+    if (stride)
+        *stride = st;
+    return p;
+}
+
+void hb_engine_bufs_free(void *block, size_t count)
+{
+    if (!block)
+        return;
+    atomic_fetch_sub(&buf_live, count);
+    hb_free(block);
 }
 
 size_t hb_engine_buf_live(void) { return atomic_load(&buf_live); }

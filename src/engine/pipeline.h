@@ -106,6 +106,15 @@ int hb_pipe_walk_run(hb_pipe *p, uint64_t count, unsigned workers, size_t nitems
 #define HB_ENGINE_BUF_ALIGN 4096u
 void *hb_engine_buf_alloc(size_t n);
 void hb_engine_buf_free(void *p);
+/* `count` chunk buffers of n bytes each in one block, the k-th at
+ * (uint8_t *)block + k * *stride (stride = n rounded up to
+ * HB_ENGINE_BUF_ALIGN); counted as `count` buffers. A block of 2 MiB or more
+ * is 2 MiB-aligned and asks for transparent huge pages (MADV_HUGEPAGE), so
+ * that an O_DIRECT write of a buffer pins one folio instead of 256 pages and
+ * goes to the device as one segment (bench/RESULTS.md, "Restore: decode
+ * buffers"). Free with hb_engine_bufs_free(block, count). */
+void *hb_engine_bufs_alloc(size_t n, size_t count, size_t *stride);
+void hb_engine_bufs_free(void *block, size_t count);
 /* Test hooks: buffers currently allocated; highest count since the last reset. */
 size_t hb_engine_buf_live(void);
 size_t hb_engine_buf_peak(void);

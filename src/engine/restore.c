@@ -14,8 +14,9 @@
  * keep the direct path (the decode worker calls the callback, as before) and
  * get zero buffers for holes.
  * Memory: one encoded buffer per decode worker, plus decode workers + writers
- * chunk buffers (decode workers only, for callbacks): independent of the
- * volume size.
+ * chunk buffers (decode workers only, for callbacks), allocated as one block
+ * in transparent huge pages where available (fewer pinned pages and device
+ * segments per O_DIRECT write): independent of the volume size.
  */
 #include "pipeline.h"
 
@@ -40,6 +41,7 @@ typedef struct rs_wbuf {
     uint64_t off;
     uint32_t len;
     bool zero;
+    bool written; /* raw went to a writer thread: claim it before decoding (rs_claim) */
 } rs_wbuf;
 
 typedef struct rs_worker {
@@ -208,9 +210,28 @@ static void rs_write_job(void *job, void *arg)
     hb_pool_put(&c->bufs, b);
 }
 
+/* A buffer that a writer thread handed to the disk (O_DIRECT) comes back
+ * with its cache lines owned elsewhere: decompressing into it then stalls on
+ * every scattered store (zstd writes literals and match copies of a few
+ * dozen bytes). One sequential store pass over the bytes about to be decoded
+ * takes them back first at memory speed; in the 1 GiB restore of
+ * harvbk_bench it cut restore CPU by about a sixth (zstd 0.41 -> 0.29 s, as
+ * much as verify spends on the same chunks; bench/RESULTS.md "Restore:
+ * decode buffers"). A touch per page or prefetchw did not help; a store per
+ * cache line did as much. */
+static void rs_claim(rs_wbuf *b, uint32_t len)
+{
+    if (b->written) {
+        memset(b->raw, 0, len);
+        b->written = false;
+    }
+}
+
 /* Hand b to the writers. 1 (progress is theirs) or the failure. */
 static int rs_queue_write(rs_ctx *c, rs_wbuf *b)
 {
+    if (!b->zero)
+        b->written = true;
     int r = hb_workq_submit(c->wq, b);
     if (r < 0) {
         hb_pool_put(&c->bufs, b);
@@ -242,6 +263,7 @@ static int rs_chunk(void *ctx, hb_walk_item *it)
         return r < 0 ? hb_pipe_fail(&c->pipe, r, &e) : 0;
     }
     rs_wbuf *b = hb_pool_get(&c->bufs);
+    rs_claim(b, len);
     rs_worker *w = hb_pool_get(&c->workers);
     size_t got = 0;
     r = hb_store_chunk_get(c->st, hb_index_id(ix, i), b->raw, ix->chunk_size, &got, &w->scratch,
@@ -377,6 +399,7 @@ int hb_engine_restore_volume(hb_job *job, const hb_index *ix, const hb_vol_io *v
     size_t nbufs = 0;
     rs_worker *workers = NULL;
     rs_wbuf *bufs = NULL;
+    uint8_t *block = NULL; /* the nbufs chunk buffers */
     uint8_t *zeros = NULL;
     int rc = rs_open(&c, &own_fd, &oe);
     if (rc < 0) {
@@ -406,12 +429,16 @@ int hb_engine_restore_volume(hb_job *job, const hb_index *ix, const hb_vol_io *v
         hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory");
         goto done;
     }
+    /* one block, in huge pages where the system gives them: see
+     * hb_engine_bufs_alloc */
+    size_t stride = 0;
+    block = hb_engine_bufs_alloc(ix->chunk_size, nbufs, &stride);
+    if (!block) {
+        hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory for chunk buffers");
+        goto done;
+    }
     for (size_t k = 0; k < nbufs; k++) {
-        bufs[k].raw = hb_engine_buf_alloc(ix->chunk_size);
-        if (!bufs[k].raw) {
-            hb_pipe_failf(&c.pipe, HARVBK_E_NOMEM, "out of memory for chunk buffers");
-            goto done;
-        }
+        bufs[k].raw = block + k * stride;
         hb_pool_put(&c.bufs, &bufs[k]);
     }
     for (unsigned k = 0; k < nworkers; k++)
@@ -445,9 +472,7 @@ done:
     if (workers)
         for (unsigned k = 0; k < nworkers; k++)
             hb_buf_free(&workers[k].scratch);
-    if (bufs)
-        for (size_t k = 0; k < nbufs; k++)
-            hb_engine_buf_free(bufs[k].raw);
+    hb_engine_bufs_free(block, nbufs);
     hb_free(workers);
     hb_free(bufs);
     hb_engine_buf_free(zeros);

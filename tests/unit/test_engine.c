@@ -999,6 +999,161 @@ static void test_restore_through_writers_bounded_and_cancellable(void **state)
     hb_free(dst);
 }
 
+/* hb_engine_bufs_alloc: count buffers of the asked size at a page-aligned
+ * stride, every byte usable, counted as count buffers; a block of 2 MiB or
+ * more is 2 MiB-aligned (huge pages where the system gives them). */
+static void test_chunk_buffer_block(void **state)
+{
+    (void)state;
+    size_t live = hb_engine_buf_live();
+    size_t stride = 0;
+    uint8_t *b = hb_engine_bufs_alloc(1u << 20, 6, &stride);
+    assert_non_null(b);
+    assert_int_equal(stride, 1u << 20);
+    assert_int_equal((uintptr_t)b % (2u << 20), 0);
+    assert_int_equal(hb_engine_buf_live(), live + 6);
+    for (size_t k = 0; k < 6; k++)
+        memset(b + k * stride, (int)k + 1, 1u << 20);
+    for (size_t k = 0; k < 6; k++) {
+        assert_int_equal(b[k * stride], k + 1);
+        assert_int_equal(b[k * stride + (1u << 20) - 1], k + 1);
+    }
+    hb_engine_bufs_free(b, 6);
+    assert_int_equal(hb_engine_buf_live(), live);
+
+    /* small, odd sizes: page-aligned stride, page-aligned buffers */
+    b = hb_engine_bufs_alloc(5000, 3, &stride);
+    assert_non_null(b);
+    assert_int_equal(stride, 8192);
+    assert_int_equal((uintptr_t)b % HB_ENGINE_BUF_ALIGN, 0);
+    memset(b, 0x11, 2 * stride + 5000);
+    assert_int_equal(hb_engine_buf_live(), live + 3);
+    hb_engine_bufs_free(b, 3);
+    hb_engine_bufs_free(NULL, 3); /* no-op */
+    assert_int_equal(hb_engine_buf_live(), live);
+    assert_null(hb_engine_bufs_alloc(SIZE_MAX / 2, 4, &stride)); /* overflow: refused */
+    assert_int_equal(hb_engine_buf_live(), live);
+}
+
+/* Text-like, compressible bytes that differ from chunk to chunk. */
+static void fill_text(uint8_t *d, size_t n, uint64_t seed)
+{
+    size_t pos = 0;
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    while (pos < n) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        char line[96];
+        int len = snprintf(line, sizeof line,
+                           "2024-08-20T18:%02u:%02u db-%02u query took %u ms id=%08x\n",
+                           (unsigned)(x % 60), (unsigned)(x >> 8) % 60, (unsigned)(x >> 16) % 8,
+                           (unsigned)(x >> 24) % 5000, (unsigned)(x >> 32));
+        size_t m = HB_MIN((size_t)len, n - pos);
+        memcpy(d + pos, line, m);
+        pos += m;
+    }
+}
+
+/* Restore with the store's real chunk size (1 MiB): the chunk buffers are one
+ * huge-page block and go round the writers many times; compressed chunks are
+ * decoded into buffers that came back from an O_DIRECT write (claimed first,
+ * rs_claim), stored ones copied, the short last chunk into a buffer that held
+ * a full one. Bytes equal, holes kept, buffers bounded; a corrupt compressed
+ * chunk is refused and nothing of it written. */
+static void test_restore_1m_chunks_compressed_reused_buffers(void **state)
+{
+    fx *f = *state;
+    char *sdir = tpath(f, "store1m");
+    assert_int_equal(mkdir(sdir, 0755), 0);
+    hb_target_cfg cfg;
+    hb_target_cfg_init(&cfg);
+    cfg.url = hb_asprintf("file://%s", sdir);
+    cfg.chunk_size = 1u << 20;
+    cfg.codec = HB_CODEC_ZSTD;
+    hb_err e;
+    hb_err_clear(&e);
+    hb_target *t = NULL;
+    assert_int_equal(hb_target_open(&t, &cfg, "engine-test-1m", &quiet, &e), 0);
+    hb_store *st = NULL;
+    assert_int_equal(hb_store_open(&st, t, &cfg, &e), 0);
+    hb_target_cfg_clear(&cfg);
+    assert_int_equal(st->chunk_size, 1u << 20);
+    hb_job job = f->job;
+    job.st = st;
+
+    const size_t C = 1u << 20, N = 24;
+    size_t n = N * C + 777;
+    uint8_t *d = calloc(1, n);
+    for (size_t k = 0; k < N; k++) {
+        if (k % 6 == 5)
+            continue; /* zeros: a hole */
+        if (k % 4 == 3)
+            tu_fill_random(d + k * C, C, 40 + k); /* stored as is */
+        else
+            fill_text(d + k * C, C, k); /* zstd */
+    }
+    memset(d + 2 * C + 4096, 0, 64 * 1024); /* a zero run inside a compressed chunk */
+    fill_text(d + N * C, 777, 99);
+    char *src = tpath(f, "t1m.img"), *dst = tpath(f, "t1m.out");
+    assert_int_equal(tu_write_file(src, d, n), 0);
+    hb_vol_io v = vol_path("disk0", src);
+    hb_index ix;
+    hb_backup_stats s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(hb_engine_backup_volume(&job, &v, NULL, NULL, NULL, &ix, &s, &e), 0);
+    assert_int_equal(ix.count, N + 1);
+    assert_int_equal(s.zero_chunks, 4);
+
+    hb_engine_buf_peak_reset();
+    v = vol_path("disk0", dst);
+    assert_int_equal(hb_engine_restore_volume(&job, &ix, &v, &e), 0);
+    assert_true(hb_engine_buf_peak() <= hb_pipe_workers(&job) + HB_ENGINE_RESTORE_WRITERS);
+    assert_int_equal(hb_engine_buf_live(), 0);
+    assert_int_equal(tu_files_equal(src, dst), 0);
+    assert_true(file_alloc(dst) <= n - 4 * C); /* the zero chunks stayed holes */
+    /* twice in one process, over the old result: same bytes */
+    assert_int_equal(hb_engine_restore_volume(&job, &ix, &v, &e), 0);
+    assert_int_equal(tu_files_equal(src, dst), 0);
+
+    /* corrupt a compressed chunk near the end: refused, its range not written */
+    char hex[HB_DIGEST_HEX_LEN + 1];
+    hb_hex(hb_index_id(&ix, 20), HB_DIGEST_LEN, hex);
+    char *cf = hb_asprintf("%s/chunks/%.2s/%.2s/%s", sdir, hex, hex + 2, hex);
+    chmod(cf, 0644);
+    int fd = open(cf, O_RDWR);
+    assert_true(fd >= 0);
+    assert_true(file_size(cf) < C / 2); /* it is compressed */
+    uint8_t b;
+    off_t at = (off_t)file_size(cf) / 2;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x20;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+    char *dst2 = tpath(f, "t1m.bad");
+    v = vol_path("disk0", dst2);
+    hb_err_clear(&e);
+    assert_int_equal(hb_engine_restore_volume(&job, &ix, &v, &e), HARVBK_E_CHUNK);
+    assert_non_null(strstr(e.msg, hex));
+    uint8_t *got = malloc(C);
+    fd = open(dst2, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, got, C, 20 * (off_t)C), (ssize_t)C);
+    close(fd);
+    assert_true(hb_is_zero(got, C));
+    assert_int_equal(hb_engine_buf_live(), 0);
+
+    free(got);
+    hb_free(cf);
+    hb_free(dst2);
+    hb_index_clear(&ix);
+    hb_store_close(st);
+    free(d);
+    hb_free(src);
+    hb_free(dst);
+    hb_free(sdir);
+}
+
 /* Worker count: the job's threads (else the CPU count), raised to the
  * backend's min_workers, capped by an explicitly configured parallel. */
 static void test_worker_count_rules(void **state)
@@ -1400,6 +1555,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_buffers_bounded_by_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_through_writers_bounded_and_cancellable,
                                         setup, teardown),
+        cmocka_unit_test(test_chunk_buffer_block),
+        cmocka_unit_test_setup_teardown(test_restore_1m_chunks_compressed_reused_buffers, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_worker_count_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_removes_only_unreferenced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_deletes_nothing_when_marking_fails, setup,
