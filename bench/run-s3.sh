@@ -3,7 +3,7 @@
 # image, same machine, same run. Speed is reported as ratios (the machine is
 # shared and noisy; absolute seconds are for context only).
 #
-#   bench/run-s3.sh [--scratch DIR] [--size 1G] [--repeat 3] [--bench PATH]
+#   bench/run-s3.sh [--scratch DIR] [--size 1G | --image PATH] [--repeat 3] [--bench PATH]
 #                   [--seed N] [--no-verified] [--keep] [--no-install]
 #
 # What it does:
@@ -15,7 +15,8 @@
 #      HTTPS, which the verifying proxy refuses by design, and the proxy, a
 #      Python program, would bound both tools' speed): both tools talk to that
 #      same s3rver over HTTPS, each with --ca-cert / --cacert;
-#   3. generates ONE image (harvbk_bench --generate-only);
+#   3. generates ONE image (harvbk_bench --generate-only), or with --image
+#      PATH copies that one (e.g. from make-vm-image.sh; never written);
 #   4. per repeat: harvbk (harvbk_bench phases on s3://bench/hb-N: full,
 #      incremental without and with changed ranges, restore, verify, compare)
 #      and restic (init, full backup, the same ~1% change, incremental backup,
@@ -36,6 +37,7 @@
 set -euo pipefail
 
 SIZE=1G
+SRC_IMG=
 REPEAT=3
 SEED=20240601
 SCRATCH_PARENT=
@@ -47,12 +49,13 @@ VERIFIED=1
 HB_NAME=run-s3.sh
 # shellcheck source=bench/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage() { hb_usage 2 33; }
+usage() { hb_usage 2 36; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
     --scratch) SCRATCH_PARENT=$2; shift 2 ;;
     --size) SIZE=$2; shift 2 ;;
+    --image) SRC_IMG=$2; shift 2 ;;
     --repeat) REPEAT=$2; shift 2 ;;
     --bench) BENCH=$2; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
@@ -81,6 +84,10 @@ S3ENV_STARTED=0
 stop_s3env() { [ "$S3ENV_STARTED" = 0 ] || bash "$ROOT/tests/s3/s3env.sh" stop "$ENVDIR"; }
 hb_at_exit stop_s3env
 
+if [ -n "$SRC_IMG" ]; then
+    SRC_IMG=$(hb_src_image "$SRC_IMG")
+    SIZE=$(stat -c %s "$SRC_IMG")
+fi
 size_b=$(to_bytes "$SIZE")
 need=$(( 5 * size_b + 1024 * 1024 * 1024 )) # image, s3rver copies of both tools, restores
 avail=$(hb_avail "$SC")
@@ -112,8 +119,7 @@ stored() { # bytes of the objects s3rver keeps under bucket/prefix
 }
 
 IMG=$SC/image.raw
-say "generating the $SIZE image (seed $SEED)"
-"$BENCH" --generate-only --size "$SIZE" --image "$IMG" --seed "$SEED"
+hb_image "$IMG" "$SRC_IMG" "$SIZE" "$SEED"
 sync
 : >"$SC/times"
 : >"$SC/values"
@@ -151,6 +157,7 @@ for rep in $(seq 1 "$REPEAT"); do
     record harvbk.stored_3_backups "$(stored "hb-$rep")"
     cp "$SC/hb.json" "$SC/hb-$rep.json"
     rm -rf "$SC/hb"
+    hb_after_harvbk
 
     say "=== repeat $rep/$REPEAT: restic on s3:$EP/bench/restic-$rep (encrypted, compression auto)"
     export AWS_ACCESS_KEY_ID=$AKID AWS_SECRET_ACCESS_KEY
@@ -167,7 +174,7 @@ for rep in $(seq 1 "$REPEAT"); do
     out=$(find "$SC/restic-restore" -type f -name image.raw | head -1)
     flush_restored restic "$out"
     cmp -s "$IMG" "$out" || die "restic restored bytes differ from the image"
-    "$BENCH" --mutate "$IMG" --generation 0 --seed "$SEED" 2>/dev/null
+    hb_undo_change
     rm -rf "$SC/restic-restore" "$RESTIC_CACHE_DIR" "$SC/s3data/bench/restic-$rep" "$SC/s3data/bench/hb-$rep"
     unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY RESTIC_PASSWORD RESTIC_REPOSITORY RESTIC_CACHE_DIR
 done
@@ -194,6 +201,7 @@ EOF
     VREQ=$(jq '.requests' <<<"$stats"); VREJ=$(( $(jq '.rejected' <<<"$stats") - before ))
     [ "$VREJ" -eq 0 ] || die "the verifying proxy rejected $VREJ request(s) of harvbk"
     rm -rf "$SC/hbv"
+    hb_after_harvbk
 fi
 
 # ---------------------------------------------------------------- report
@@ -207,7 +215,7 @@ RATIO_W=40
     echo "machine: $(nproc) CPUs ($cpu_model), ${mem_gib} GiB RAM, kernel $(uname -r), Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
     echo "tools: libharvbk $(jq -r .library_version "$SC/hb-1.json") (codec $(jq -r .codec "$SC/hb-1.json"), 8 requests in flight); $(restic version | awk '{print $1, $2}') (5 S3 connections, its default)"
     echo "load average (1/5/15 min) at the start of the repeats: $LOAD_START; at their end: $LOAD_END"
-    echo "image: $SIZE, seed $SEED, $(jq -r '.image_layout_bytes | "holes \(.hole/1048576) MiB, zeros \(.zero/1048576) MiB, text \(.text/1048576) MiB, random \(.random/1048576) MiB"' "$SC/hb-1.json"); change $(jq -r '.changed_bytes/1048576' "$SC/hb-1.json") MiB per incremental"
+    hb_image_line "$SC/hb-1.json" "$SRC_IMG" "$SEED"
     echo
     fmt='%-14s %10s %10s %10s %10s %10s %10s %11s %11s\n'
     # shellcheck disable=SC2059
