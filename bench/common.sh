@@ -281,8 +281,11 @@ hb_image_line() {
     fi
 }
 
-# hb_src_image PATH: checks --image PATH and prints its absolute path.
+# hb_src_image: with --image given (SRC_IMG set), checks it, makes SRC_IMG
+# absolute and SIZE its size in bytes.
 hb_src_image() {
-    [ -f "$1" ] || die "--image $1: no such file"
-    realpath -- "$1"
+    [ -n "$SRC_IMG" ] || return 0
+    [ -f "$SRC_IMG" ] || die "--image $SRC_IMG: no such file"
+    SRC_IMG=$(realpath -- "$SRC_IMG")
+    SIZE=$(stat -c %s "$SRC_IMG")
 }

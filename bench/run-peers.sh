@@ -57,10 +57,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 hb_check_repeat "$REPEAT"
-if [ -n "$SRC_IMG" ]; then
-    SRC_IMG=$(hb_src_image "$SRC_IMG")
-    SIZE=$(stat -c %s "$SRC_IMG")
-fi
+hb_src_image
 
 # ---- the benchmark binary, peers ----
 hb_find_bench "$HB_ROOT/build-bench/bench/harvbk_bench" "$HB_ROOT/build/bench/harvbk_bench"

@@ -84,10 +84,7 @@ S3ENV_STARTED=0
 stop_s3env() { [ "$S3ENV_STARTED" = 0 ] || bash "$ROOT/tests/s3/s3env.sh" stop "$ENVDIR"; }
 hb_at_exit stop_s3env
 
-if [ -n "$SRC_IMG" ]; then
-    SRC_IMG=$(hb_src_image "$SRC_IMG")
-    SIZE=$(stat -c %s "$SRC_IMG")
-fi
+hb_src_image
 size_b=$(to_bytes "$SIZE")
 need=$(( 5 * size_b + 1024 * 1024 * 1024 )) # image, s3rver copies of both tools, restores
 avail=$(hb_avail "$SC")

@@ -1,10 +1,9 @@
 /*
  * engine/backup.c - the backup pipeline of one volume.
  *
- * The calling thread walks the chunk positions in order (hb_pipe_walk_run). A
- * chunk outside the
- * caller's changed ranges is copied from the previous index and a chunk that
- * is a file hole stays a hole; neither is read. Every other chunk is read into
+ * The calling thread walks the chunk positions in order (hb_pipe_walk_run).
+ * A chunk outside the caller's changed ranges is copied from the previous
+ * index and a chunk that is a file hole stays a hole; neither is read. Every other chunk is read into
  * one of a fixed set of buffers (2 per worker + 2) and handed to the workers,
  * which do zero detection, SHA-256, dedup, compression and upload (deferred:
  * one durability barrier per volume at the end, see below). The reader
