@@ -219,6 +219,17 @@ hb_medians
                 printf "  %-12s harvbk %.3f s, ceiling %.3f s (disk %.3f s, CPU %.3f s) -> %.2fx the ceiling%s\n", p, h, c, d, u, x, v
                 printf "  %-12s   CPU: harvbk %.2f s against %.2f s of hashing/codec work (x%.2f; load does not inflate this one)\n", "", hc, u * n, (u > 0) ? hc / (u * n) : 0 }'
         done
+        echo "  the most any tool could beat the faster peer by here (faster peer's seconds / the ceiling's:"
+        echo "  the hashing/codec work at full speed on every CPU, or the disk, whichever is slower):"
+        for ph in full incr restore; do
+            case $ph in incr) tgt=15 ;; *) tgt=7 ;; esac
+            awk -v p="$ph" -v c="$(get val harvbk.ceil_$ph)" -v r="$(get wall restic.$ph)" -v b="$(get wall borg.$ph)" \
+                -v t="$tgt" 'BEGIN {
+                if (c <= 0 || r == "" || b == "") { printf "  %-12s n/a\n", p; exit }
+                f = (r < b) ? r : b; m = f / c
+                printf "  %-12s ceiling %.3f s, faster peer %.3f s -> at most %.1fx  [target >= %gx: %s]\n", p, c, f, m, t,
+                    (m >= t) ? "within the machine" : "beyond this machine" }'
+        done
         awk -v n="$(get val ceil.cpus)" -v sha="$(get val ceil.sha_mb_per_s)" -v z="$(get val ceil.compress_mb_per_s)" \
             -v db="$(get val ceil.disk_bytes)" -v w="$(get val ceil.disk_write_s)" -v r="$(get val ceil.disk_read_s)" \
             -v cb="$(get val ceil.image_cached_bytes)" -v dt="$(get val ceil.data_bytes)" \

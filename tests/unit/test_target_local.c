@@ -1307,6 +1307,78 @@ static void test_local_deferred_puts_and_barrier(void **state)
     free(dir);
 }
 
+/* Concurrent writers on one target, each syncing its own deferred puts
+ * while the others' puts fill batches and run barriers: when a writer's
+ * sync() returns 0, every object it put is in place (a batch another
+ * writer took from the queue before this sync is finished first), and
+ * nothing is left in tmp/ at the end. */
+#define CW_THREADS 4
+#define CW_PER_THREAD 700 /* > 2 batches each */
+
+typedef struct cw_arg {
+    hb_target *t;
+    unsigned id;
+    int rc, missing;
+} cw_arg;
+
+static void *cw_writer(void *p)
+{
+    cw_arg *a = p;
+    hb_err e;
+    uint64_t tok = hb_target_sync_token(a->t);
+    for (unsigned i = 0; i < CW_PER_THREAD && a->rc == 0; i++) {
+        char key[64];
+        unsigned v = a->id * 100000 + i;
+        snprintf(key, sizeof key, "chunks/%02x/w%u-%u", i % 7, a->id, i);
+        a->rc = hb_target_put_deferred(a->t, key, &v, sizeof v, &e);
+    }
+    if (a->rc == 0)
+        a->rc = hb_target_sync(a->t, tok, &e);
+    for (unsigned i = 0; i < CW_PER_THREAD && a->rc == 0; i++) {
+        char key[64];
+        uint64_t size = 0;
+        hb_buf b = HB_BUF_INIT;
+        unsigned v = a->id * 100000 + i, got = 0;
+        snprintf(key, sizeof key, "chunks/%02x/w%u-%u", i % 7, a->id, i);
+        if (hb_target_head(a->t, key, &size, &e) != 0 || size != sizeof v ||
+            hb_target_get(a->t, key, &b, &e) != 0 || b.len != sizeof v)
+            a->missing++;
+        else if (memcpy(&got, b.data, sizeof got), got != v)
+            a->missing++;
+        hb_buf_free(&b);
+    }
+    return NULL;
+}
+
+static void test_local_concurrent_writers_sync(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-cw");
+    char *tmpdir = hb_asprintf("%s/tmp", dir);
+    hb_target *t = open_local(dir, "ctx-cw");
+    uint64_t lost_before = hb_target_sync_token(t);
+    cw_arg args[CW_THREADS];
+    pthread_t th[CW_THREADS];
+    for (unsigned i = 0; i < CW_THREADS; i++) {
+        args[i] = (cw_arg){ t, i, 0, 0 };
+        assert_int_equal(pthread_create(&th[i], NULL, cw_writer, &args[i]), 0);
+    }
+    for (unsigned i = 0; i < CW_THREADS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(args[i].rc, 0);
+        assert_int_equal(args[i].missing, 0);
+    }
+    assert_int_equal(count_dir(tmpdir), 0);
+    assert_int_equal(hb_target_sync_token(t), lost_before); /* nothing dropped */
+    uint64_t barriers;
+    assert_true(hb_target_local_stats(t, &barriers, NULL, NULL));
+    assert_true(barriers >= CW_THREADS * CW_PER_THREAD / 256);
+    hb_target_close(t);
+    hb_free(tmpdir);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1328,6 +1400,7 @@ int main(void)
         cmocka_unit_test(test_local_get_of_a_fifo_does_not_hang),
         cmocka_unit_test(test_get_max_refuses_larger_objects_unread),
         cmocka_unit_test(test_local_deferred_puts_and_barrier),
+        cmocka_unit_test(test_local_concurrent_writers_sync),
         cmocka_unit_test(test_local_never_follows_symlinks),
         cmocka_unit_test(test_local_openat2_refuses_symlinked_directories),
     };
