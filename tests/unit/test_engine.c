@@ -1154,6 +1154,98 @@ static void test_restore_1m_chunks_compressed_reused_buffers(void **state)
     hb_free(sdir);
 }
 
+/* A restore many flush intervals long (restore.c flushes every 8 MiB written
+ * while it writes, besides the final fdatasync): into a path over an old
+ * larger file and into a caller's descriptor, the bytes equal the source, the
+ * zero chunks and a zero run stay holes, the buffers stay workers + writers;
+ * a cancel half-way (flusher running) stops it with no buffer left over, and
+ * a restore over the cancelled result is complete again. */
+static void test_restore_flushes_while_writing(void **state)
+{
+    fx *f = *state;
+    char *sdir = tpath(f, "storefl");
+    assert_int_equal(mkdir(sdir, 0755), 0);
+    hb_target_cfg cfg;
+    hb_target_cfg_init(&cfg);
+    cfg.url = hb_asprintf("file://%s", sdir);
+    cfg.chunk_size = 1u << 20;
+    cfg.codec = HB_CODEC_ZSTD;
+    hb_err e;
+    hb_err_clear(&e);
+    hb_target *t = NULL;
+    assert_int_equal(hb_target_open(&t, &cfg, "engine-test-fl", &quiet, &e), 0);
+    hb_store *st = NULL;
+    assert_int_equal(hb_store_open(&st, t, &cfg, &e), 0);
+    hb_target_cfg_clear(&cfg);
+    hb_job job = f->job;
+    job.st = st;
+
+    const size_t C = 1u << 20, N = 56; /* ~47 MiB of data: 5 flush intervals */
+    size_t n = N * C + 12345;
+    uint8_t *d = calloc(1, n);
+    for (size_t k = 0; k < N; k++) {
+        if (k % 7 == 3)
+            continue; /* zeros: a hole */
+        if (k % 3 == 0)
+            tu_fill_random(d + k * C, C, 70 + k);
+        else
+            fill_text(d + k * C, C, 300 + k);
+    }
+    memset(d + 40 * C + 8192, 0, 256 * 1024); /* a zero run inside a chunk */
+    tu_fill_random(d + N * C, 12345, 7);
+    char *src = tpath(f, "fl.img"), *dst = tpath(f, "fl.out"), *dst2 = tpath(f, "fl.fd");
+    assert_int_equal(tu_write_file(src, d, n), 0);
+    hb_vol_io v = vol_path("disk0", src);
+    hb_index ix;
+    hb_backup_stats s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(hb_engine_backup_volume(&job, &v, NULL, NULL, NULL, &ix, &s, &e), 0);
+    assert_int_equal(s.zero_chunks, 8);
+
+    /* an old, larger file at the destination: replaced, not merged */
+    uint8_t *junk = malloc(n + C);
+    memset(junk, 0x5a, n + C);
+    assert_int_equal(tu_write_file(dst, junk, n + C), 0);
+    hb_engine_buf_peak_reset();
+    v = vol_path("disk0", dst);
+    assert_int_equal(hb_engine_restore_volume(&job, &ix, &v, &e), 0);
+    assert_true(hb_engine_buf_peak() <= hb_pipe_workers(&job) + HB_ENGINE_RESTORE_WRITERS);
+    assert_int_equal(hb_engine_buf_live(), 0);
+    assert_int_equal(tu_files_equal(src, dst), 0);
+    assert_true(file_alloc(dst) <= n - 8 * C - 256 * 1024 + C / 2); /* holes kept */
+
+    /* a caller's descriptor */
+    int fd = open(dst2, O_RDWR | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    v = vol_path("disk0", NULL);
+    v.fd = fd;
+    assert_int_equal(hb_engine_restore_volume(&job, &ix, &v, &e), 0);
+    close(fd);
+    assert_int_equal(tu_files_equal(src, dst2), 0);
+
+    /* cancelled half-way, then restored again over the partial result */
+    prog p = { 0, 0, 0, 0, 0 };
+    p.stop_at = 30;
+    job.progress = prog_cb;
+    job.progress_ud = &p;
+    v = vol_path("disk0", dst);
+    assert_int_equal(hb_engine_restore_volume(&job, &ix, &v, &e), HARVBK_E_CANCELLED);
+    assert_int_equal(p.calls, 30);
+    assert_int_equal(hb_engine_buf_live(), 0);
+    job.progress = NULL;
+    assert_int_equal(hb_engine_restore_volume(&job, &ix, &v, &e), 0);
+    assert_int_equal(tu_files_equal(src, dst), 0);
+
+    hb_index_clear(&ix);
+    hb_store_close(st);
+    free(junk);
+    free(d);
+    hb_free(src);
+    hb_free(dst);
+    hb_free(dst2);
+    hb_free(sdir);
+}
+
 /* Worker count: the job's threads (else the CPU count), raised to the
  * backend's min_workers, capped by an explicitly configured parallel. */
 static void test_worker_count_rules(void **state)
@@ -1558,6 +1650,7 @@ int main(void)
         cmocka_unit_test(test_chunk_buffer_block),
         cmocka_unit_test_setup_teardown(test_restore_1m_chunks_compressed_reused_buffers, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_restore_flushes_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_count_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_removes_only_unreferenced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_deletes_nothing_when_marking_fails, setup,
