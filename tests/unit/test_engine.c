@@ -1055,6 +1055,28 @@ static void fill_text(uint8_t *d, size_t n, uint64_t seed)
     }
 }
 
+/* A zstd store with the store's real chunk size (1 MiB) in directory `name`
+ * of the fixture (its path in *sdir), written as `owner`. */
+static hb_store *open_store_1m(fx *f, const char *name, const char *owner, char **sdir)
+{
+    *sdir = tpath(f, name);
+    assert_int_equal(mkdir(*sdir, 0755), 0);
+    hb_target_cfg cfg;
+    hb_target_cfg_init(&cfg);
+    cfg.url = hb_asprintf("file://%s", *sdir);
+    cfg.chunk_size = 1u << 20;
+    cfg.codec = HB_CODEC_ZSTD;
+    hb_err e;
+    hb_err_clear(&e);
+    hb_target *t = NULL;
+    assert_int_equal(hb_target_open(&t, &cfg, owner, &quiet, &e), 0);
+    hb_store *st = NULL;
+    assert_int_equal(hb_store_open(&st, t, &cfg, &e), 0);
+    hb_target_cfg_clear(&cfg);
+    assert_int_equal(st->chunk_size, 1u << 20);
+    return st;
+}
+
 /* Restore with the store's real chunk size (1 MiB): the chunk buffers are one
  * huge-page block and go round the writers many times; compressed chunks are
  * decoded into buffers that came back from an O_DIRECT write (claimed first,
@@ -1064,21 +1086,10 @@ static void fill_text(uint8_t *d, size_t n, uint64_t seed)
 static void test_restore_1m_chunks_compressed_reused_buffers(void **state)
 {
     fx *f = *state;
-    char *sdir = tpath(f, "store1m");
-    assert_int_equal(mkdir(sdir, 0755), 0);
-    hb_target_cfg cfg;
-    hb_target_cfg_init(&cfg);
-    cfg.url = hb_asprintf("file://%s", sdir);
-    cfg.chunk_size = 1u << 20;
-    cfg.codec = HB_CODEC_ZSTD;
+    char *sdir = NULL;
+    hb_store *st = open_store_1m(f, "store1m", "engine-test-1m", &sdir);
     hb_err e;
     hb_err_clear(&e);
-    hb_target *t = NULL;
-    assert_int_equal(hb_target_open(&t, &cfg, "engine-test-1m", &quiet, &e), 0);
-    hb_store *st = NULL;
-    assert_int_equal(hb_store_open(&st, t, &cfg, &e), 0);
-    hb_target_cfg_clear(&cfg);
-    assert_int_equal(st->chunk_size, 1u << 20);
     hb_job job = f->job;
     job.st = st;
 
@@ -1163,20 +1174,10 @@ static void test_restore_1m_chunks_compressed_reused_buffers(void **state)
 static void test_restore_flushes_while_writing(void **state)
 {
     fx *f = *state;
-    char *sdir = tpath(f, "storefl");
-    assert_int_equal(mkdir(sdir, 0755), 0);
-    hb_target_cfg cfg;
-    hb_target_cfg_init(&cfg);
-    cfg.url = hb_asprintf("file://%s", sdir);
-    cfg.chunk_size = 1u << 20;
-    cfg.codec = HB_CODEC_ZSTD;
+    char *sdir = NULL;
+    hb_store *st = open_store_1m(f, "storefl", "engine-test-fl", &sdir);
     hb_err e;
     hb_err_clear(&e);
-    hb_target *t = NULL;
-    assert_int_equal(hb_target_open(&t, &cfg, "engine-test-fl", &quiet, &e), 0);
-    hb_store *st = NULL;
-    assert_int_equal(hb_store_open(&st, t, &cfg, &e), 0);
-    hb_target_cfg_clear(&cfg);
     hb_job job = f->job;
     job.st = st;
 
