@@ -38,6 +38,7 @@
 #include "../state/vm.h"
 #include "../engine/rangeset.h"
 #include "../core/fsutil.h"
+#include "../core/ticker.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,7 +69,9 @@ typedef struct backup_job {
     hb_rangeset *changed;          /* per VM volume when use_ranges */
     int lock_fd;
     hb_record rec;
-    uint64_t last_persist_ms;
+    /* while the persister runs (backup_run's volumes): its copies of rec and
+     * the thaw's updates of rec */
+    pthread_mutex_t rec_mu;
     hb_img_rec *imgs;              /* the VM's images, recorded before the commit */
     size_t nimgs;
 } backup_job;
@@ -84,6 +87,7 @@ static void backup_job_free(void *p)
         hb_free(j->changed);
     }
     hb_record_clear(&j->rec);
+    pthread_mutex_destroy(&j->rec_mu);
     hb_images_free(j->imgs, j->nimgs);
     harvbk_vm_free(j->vm);
     hb_free(j->name);
@@ -92,27 +96,34 @@ static void backup_job_free(void *p)
     hb_free(j);
 }
 
-/* ---- progress: the op's counters + the record, persisted about once a second ---- */
+/* ---- progress: the record, persisted about once a second beside the pipeline ---- */
 
-static void persist_record(harvbk_ctx *ctx, backup_job *j)
+static void persist_record(harvbk_ctx *ctx, const hb_record *r)
 {
     hb_err e;
     hb_err_clear(&e);
-    if (hb_record_write(&ctx->state, &j->rec, &e) != 0)
+    if (hb_record_write(&ctx->state, r, &e) != 0)
         hb_log_warn(&ctx->log, "%s", e.msg);
 }
 
-static int backup_progress(uint64_t delta, void *ud)
+/* The ticker's call while the volumes are read: the record with the bytes
+ * done so far. A rewrite fsyncs the file and its directory, so it runs on a
+ * thread of its own, never on a pipeline worker (it did, under the
+ * pipeline's progress lock, and every worker then waited for the state
+ * directory's device flush; bench/RESULTS.md "The record's progress off the
+ * pipeline"). It writes a copy taken under rec_mu, which the thaw also
+ * takes; nothing else changes rec while the ticker runs. */
+static void persist_tick(void *arg)
 {
-    backup_job *j = ud;
-    int stop = hb_op_progress(delta, j->op);
-    uint64_t now = hb_mono_ms();
-    if (now - j->last_persist_ms >= PERSIST_EVERY_MS) {
-        j->last_persist_ms = now;
-        j->rec.progress_bytes = atomic_load(&j->op->done);
-        persist_record(j->op->ctx, j);
-    }
-    return stop;
+    backup_job *j = arg;
+    uint64_t done = atomic_load(&j->op->done);
+    pthread_mutex_lock(&j->rec_mu);
+    bool moved = done != j->rec.progress_bytes;
+    j->rec.progress_bytes = done;
+    hb_record r = j->rec; /* the strings and volumes stay put meanwhile */
+    pthread_mutex_unlock(&j->rec_mu);
+    if (moved)
+        persist_record(j->op->ctx, &r);
 }
 
 /* ---- steps ---- */
@@ -584,11 +595,14 @@ static void thaw_once(backup_job *j, bool *frozen, uint64_t frozen_at, const cha
     *frozen = false;
     harvbk_ctx *ctx = j->op->ctx;
     const harvbk_vm *vm = j->vm;
-    j->rec.freeze.frozen = true;
-    j->rec.freeze.frozen_ms = hb_mono_ms() - frozen_at;
+    uint64_t frozen_ms = hb_mono_ms() - frozen_at;
     int tr = j->thaw_cb ? j->thaw_cb(vm->ns, vm->name, j->freeze_payload) : 0;
+    pthread_mutex_lock(&j->rec_mu); /* the persister may be copying rec */
+    j->rec.freeze.frozen = true;
+    j->rec.freeze.frozen_ms = frozen_ms;
+    j->rec.thaw_failed |= tr != 0;
+    pthread_mutex_unlock(&j->rec_mu);
     if (tr != 0) {
-        j->rec.thaw_failed = true;
         hb_log_error(&ctx->log, "%s: the thaw hook of VM %s/%s returned %d", what, vm->ns,
                      vm->name, tr);
     } else {
@@ -715,8 +729,7 @@ static int backup_run(harvbk_op *op, hb_err *e)
      * they were known then (callbacks, regular files): rewriting it (file +
      * directory fsync) would only cost time. */
     if (sizes_changed)
-        persist_record(ctx, j);
-    j->last_persist_ms = hb_mono_ms();
+        persist_record(ctx, &j->rec);
 
     if ((rc = load_previous(j, st, prev, has_prev, known, e)))
         goto out;
@@ -755,8 +768,11 @@ static int backup_run(harvbk_op *op, hb_err *e)
     hb_job job;
     hb_op_job(op, st, &job);
     job.known_is_store = known_is_store;
-    job.progress = backup_progress;
-    job.progress_ud = j;
+    /* the record's progress, rewritten beside the pipeline (persist_tick);
+     * without the thread it is written at the end only */
+    hb_ticker persister;
+    if (hb_ticker_start(&persister, PERSIST_EVERY_MS, persist_tick, j) != 0)
+        hb_log_debug(&ctx->log, "%s: progress is recorded at the end only (no thread)", what);
     /* pass 0: the volumes not captured, read as they are (while frozen, within
      * the freeze deadline); then thaw; pass 1: the captures, each released
      * right after its read */
@@ -830,6 +846,7 @@ static int backup_run(harvbk_op *op, hb_err *e)
             }
         }
     }
+    hb_ticker_stop(&persister); /* j->rec is this thread's again */
     thaw_once(j, &frozen, frozen_at, what); /* failed while frozen */
     if (rc)
         goto out;
@@ -934,7 +951,7 @@ out:
             snapshot_undo(ctx, j, st, ix, n);
     }
     hb_quota_unlock(quota_fd);
-    persist_record(ctx, j);
+    persist_record(ctx, &j->rec);
     uint64_t ms = hb_mono_ms() - t0;
     if (rc == 0)
         hb_log_info(&ctx->log, "%s Ready: %llu bytes in %zu volume(s), %llu bytes uploaded "
@@ -1023,6 +1040,10 @@ int hb_writer_start(harvbk_op **out, harvbk_ctx *ctx, const harvbk_vm *vm, const
     backup_job *j = hb_calloc(1, sizeof *j);
     if (!j)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    if (pthread_mutex_init(&j->rec_mu, NULL) != 0) {
+        hb_free(j);
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
+    }
     j->kind = p->kind;
     j->word = word;
     j->kdir = hb_entry_dir(p->kind);

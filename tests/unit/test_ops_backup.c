@@ -403,54 +403,6 @@ static void test_start_errors_are_returned_at_once(void **state)
 
 /* ---- a volume whose reads wait for the test ---- */
 
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int open, entered;
-    const uint8_t *data;
-    size_t size;
-} gate;
-
-static void gate_init(gate *g, const uint8_t *data, size_t size)
-{
-    memset(g, 0, sizeof *g);
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
-    g->data = data;
-    g->size = size;
-}
-
-static void gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = 1;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_wait_entered(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    while (!g->entered)
-        pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static int gated_read(void *buf, size_t len, uint64_t off, void *p)
-{
-    gate *g = p;
-    pthread_mutex_lock(&g->mu);
-    g->entered++;
-    pthread_cond_broadcast(&g->cv);
-    while (!g->open)
-        pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
-    if (off + len > g->size)
-        return HARVBK_E_IO;
-    memcpy(buf, g->data + off, len);
-    return 0;
-}
-
 static void test_running_backup_is_visible_and_guarded(void **state)
 {
     env v;
@@ -458,14 +410,14 @@ static void test_running_backup_is_visible_and_guarded(void **state)
     size_t size = 6 * CHUNK;
     uint8_t *data = malloc(size);
     tu_fill_random(data, size, 5);
-    gate g;
-    gate_init(&g, data, size);
+    tu_gate g;
+    tu_gate_init(&g, data, size, 0);
     harvbk_vm *vm = NULL;
     assert_int_equal(harvbk_vm_new(&vm, "default", "vm1"), 0);
-    assert_int_equal(harvbk_vm_add_volume_callbacks(vm, "disk0", size, gated_read, NULL, &g), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(vm, "disk0", size, tu_gated_read, NULL, &g), 0);
     harvbk_op *op = NULL;
     assert_int_equal(harvbk_backup_create(&op, v.ctx, vm, "b1", NULL), 0);
-    gate_wait_entered(&g);
+    tu_gate_wait_entered(&g);
 
     assert_int_equal(harvbk_op_state(op), HARVBK_STATE_INPROGRESS);
     assert_int_equal(harvbk_op_wait_timeout(op, 10), HARVBK_E_TIMEOUT);
@@ -501,7 +453,7 @@ static void test_running_backup_is_visible_and_guarded(void **state)
     assert_int_equal(c, 0);
     harvbk_op_free(op2);
 
-    gate_open(&g);
+    tu_gate_open(&g);
     assert_int_equal(harvbk_op_wait(op), 0);
     assert_int_equal(harvbk_op_wait_timeout(op, 0), 0);
     assert_int_equal(harvbk_ctx_ops_in_progress(v.ctx, &n), 0);
@@ -509,6 +461,86 @@ static void test_running_backup_is_visible_and_guarded(void **state)
     harvbk_op_free(op);
     assert_int_equal(harvbk_gc_result(NULL, &c, &b), HARVBK_E_INVALID);
 
+    harvbk_vm_free(vm);
+    free(data);
+    env_close(&v);
+}
+
+/* progress_bytes of the record file at path, or UINT64_MAX when unreadable */
+static uint64_t record_progress(const char *path)
+{
+    char buf[4096];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return UINT64_MAX;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return UINT64_MAX;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\"progress_bytes\":");
+    return p ? strtoull(p + strlen("\"progress_bytes\":"), NULL, 10) : UINT64_MAX;
+}
+
+/* The InProgress record holds the bytes done so far, rewritten about once a
+ * second beside the pipeline: also while the pipeline waits for a volume's
+ * read (the pipeline's workers wrote it before, when they counted progress,
+ * so a read that stalled left the record as it was). */
+static void test_progress_is_recorded_while_a_read_waits(void **state)
+{
+    (void)state;
+    env v;
+    env_open(&v, "ops-bk-progress");
+    size_t size = 8 * CHUNK;
+    uint8_t *data = malloc(size);
+    tu_fill_random(data, size, 9);
+    tu_gate g;
+    tu_gate_init(&g, data, size, 3 * CHUNK);
+    harvbk_vm *vm = NULL;
+    assert_int_equal(harvbk_vm_new(&vm, "default", "vm1"), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(vm, "disk0", size, tu_gated_read, NULL, &g),
+                     0);
+    harvbk_op *op = NULL;
+    assert_int_equal(harvbk_backup_create(&op, v.ctx, vm, "b1", NULL), 0);
+    tu_gate_wait_entered(&g); /* chunks 0..2 are read, the read of chunk 3 waits */
+
+    char *rec = tu_path2(v.state, "backups/default/b1.json");
+    uint64_t seen = record_progress(rec);
+    assert_true(seen < 3 * CHUNK); /* the start's record */
+    /* at most 10 s (a bound for a loaded machine, the ticker's period is 1 s) */
+    for (int i = 0; i < 1000 && seen != 3 * CHUNK; i++) {
+        usleep(10 * 1000);
+        seen = record_progress(rec);
+    }
+    assert_int_equal(seen, 3 * CHUNK);
+    assert_int_equal(harvbk_op_state(op), HARVBK_STATE_INPROGRESS);
+
+    tu_gate_open(&g);
+    assert_int_equal(harvbk_op_wait(op), 0);
+    assert_int_equal(harvbk_op_state(op), HARVBK_STATE_READY);
+    harvbk_op_free(op);
+    assert_int_equal(record_progress(rec), size);
+    harvbk_backup_info *in = NULL;
+    assert_int_equal(harvbk_backup_get(&in, v.ctx, "default", "b1"), 0);
+    assert_int_equal(harvbk_backup_info_progress_bytes(in), size);
+    harvbk_backup_info_free(in);
+
+    /* the backup restores to the bytes read */
+    char *out = tu_path2(v.root, "restored");
+    mkdir(out, 0755);
+    assert_int_equal(run_restore(&v, "b1", "r1", out), 0);
+    char *disk = tu_path2(out, "disk0.raw");
+    uint8_t *back = malloc(size);
+    int fd = open(disk, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, back, size, 0), (ssize_t)size);
+    close(fd);
+    assert_memory_equal(back, data, size);
+
+    free(back);
+    free(disk);
+    free(out);
+    free(rec);
     harvbk_vm_free(vm);
     free(data);
     env_close(&v);
@@ -608,14 +640,14 @@ static void test_gc_refuses_while_another_context_writes(void **state)
     size_t size = 3 * CHUNK;
     uint8_t *data = malloc(size);
     tu_fill_random(data, size, 9);
-    gate g;
-    gate_init(&g, data, size);
+    tu_gate g;
+    tu_gate_init(&g, data, size, 0);
     harvbk_vm *vm = NULL;
     assert_int_equal(harvbk_vm_new(&vm, "default", "vm1"), 0);
-    assert_int_equal(harvbk_vm_add_volume_callbacks(vm, "disk0", size, gated_read, NULL, &g), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(vm, "disk0", size, tu_gated_read, NULL, &g), 0);
     harvbk_op *bk = NULL;
     assert_int_equal(harvbk_backup_create(&bk, c2, vm, "b1", NULL), 0);
-    gate_wait_entered(&g); /* its writer lease is published */
+    tu_gate_wait_entered(&g); /* its writer lease is published */
 
     harvbk_op *gc = NULL;
     assert_int_equal(harvbk_gc(&gc, v.ctx, NULL), 0);
@@ -625,7 +657,7 @@ static void test_gc_refuses_while_another_context_writes(void **state)
     assert_non_null(strstr(msg, "1 writer"));
     harvbk_op_free(gc);
 
-    gate_open(&g);
+    tu_gate_open(&g);
     assert_int_equal(harvbk_op_wait(bk), 0);
     harvbk_op_free(bk);
     assert_int_equal(harvbk_gc(&gc, v.ctx, NULL), 0);
@@ -782,12 +814,12 @@ static void test_free_context_cancels_running_backup(void **state)
     size_t size = 64 * CHUNK;
     uint8_t *data = malloc(size);
     tu_fill_random(data, size, 12);
-    gate g;
-    gate_init(&g, data, size);
+    tu_gate g;
+    tu_gate_init(&g, data, size, 0);
     g.open = 1; /* reads go through, the op is simply running */
     harvbk_vm *vm = NULL;
     assert_int_equal(harvbk_vm_new(&vm, "default", "vm1"), 0);
-    assert_int_equal(harvbk_vm_add_volume_callbacks(vm, "disk0", size, gated_read, NULL, &g), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(vm, "disk0", size, tu_gated_read, NULL, &g), 0);
     harvbk_op *op = NULL;
     assert_int_equal(harvbk_backup_create(&op, v.ctx, vm, "b1", NULL), 0);
     harvbk_ctx_free(v.ctx); /* cancels and waits */
@@ -1093,6 +1125,7 @@ int main(void)
         cmocka_unit_test(test_missing_disk_ends_in_error_and_nothing_ready),
         cmocka_unit_test(test_start_errors_are_returned_at_once),
         cmocka_unit_test(test_running_backup_is_visible_and_guarded),
+        cmocka_unit_test(test_progress_is_recorded_while_a_read_waits),
         cmocka_unit_test(test_second_context_on_same_target_lists_and_restores),
         cmocka_unit_test(test_gc_refuses_while_another_context_writes),
         cmocka_unit_test(test_incremental_with_changed_ranges),

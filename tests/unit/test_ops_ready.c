@@ -444,72 +444,6 @@ static void test_previous_backup_of_another_cluster_with_missing_chunks(void **s
 
 /* ---- 3. a lapsed writer and a sweeping gc ---- */
 
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int open, entered;
-    uint64_t from; /* reads at or after this offset wait */
-    const uint8_t *data;
-    size_t size;
-} gate;
-
-static void gate_init(gate *g, const uint8_t *data, size_t size, uint64_t from)
-{
-    memset(g, 0, sizeof *g);
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
-    g->data = data;
-    g->size = size;
-    g->from = from;
-}
-
-static void gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = 1;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_wait_entered(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    while (!g->entered)
-        pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static int gated_read(void *buf, size_t len, uint64_t off, void *p)
-{
-    gate *g = p;
-    if (off >= g->from) {
-        pthread_mutex_lock(&g->mu);
-        g->entered++;
-        pthread_cond_broadcast(&g->cv);
-        while (!g->open)
-            pthread_cond_wait(&g->cv, &g->mu);
-        pthread_mutex_unlock(&g->mu);
-    }
-    if (off + len > g->size)
-        return HARVBK_E_IO;
-    memcpy(buf, g->data + off, len);
-    return 0;
-}
-
-static int gated_progress(uint64_t done, uint64_t total, void *p)
-{
-    (void)done;
-    (void)total;
-    gate *g = p;
-    pthread_mutex_lock(&g->mu);
-    g->entered++;
-    pthread_cond_broadcast(&g->cv);
-    while (!g->open)
-        pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
-    return 0;
-}
-
 static void test_lapsed_writer_never_commits_what_a_gc_sweeps(void **state)
 {
     (void)state;
@@ -522,12 +456,12 @@ static void test_lapsed_writer_never_commits_what_a_gc_sweeps(void **state)
     size_t size = 3 * CHUNK;
     uint8_t *data = malloc(size);
     tu_fill_random(data, size, 6);
-    gate rg;
-    gate_init(&rg, data, size, 2 * CHUNK);
+    tu_gate rg;
+    tu_gate_init(&rg, data, size, 2 * CHUNK);
     rg.open = 1;
     harvbk_vm *vm = NULL;
     assert_int_equal(harvbk_vm_new(&vm, "default", "vm1"), 0);
-    assert_int_equal(harvbk_vm_add_volume_callbacks(vm, "disk0", size, gated_read, NULL, &rg), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(vm, "disk0", size, tu_gated_read, NULL, &rg), 0);
     /* b0 stores the chunks; deleted, they are garbage that b1 will reuse */
     assert_int_equal(backup(v.a, vm, "b0", NULL, NULL, 0), 0);
     assert_int_equal(harvbk_backup_delete(v.a, "default", "b0"), 0);
@@ -539,26 +473,26 @@ static void test_lapsed_writer_never_commits_what_a_gc_sweeps(void **state)
     rg.open = 0;
     harvbk_op *bk = NULL;
     assert_int_equal(harvbk_backup_create(&bk, v.a, vm, "b1", NULL), 0);
-    gate_wait_entered(&rg); /* chunks 0 and 1 are read (and found in the store) */
+    tu_gate_wait_entered(&rg); /* chunks 0 and 1 are read (and found in the store) */
     usleep(300 * 1000);
 
     /* the writer stalls for longer than the TTL: others take it for dead */
     atomic_store(&hb_lease_test_stall, 1);
     sleep((unsigned)hb_lease_ttl_s + 2);
-    gate gg;
-    gate_init(&gg, NULL, 0, 0);
+    tu_gate gg;
+    tu_gate_init(&gg, NULL, 0, 0);
     harvbk_op_options go = HARVBK_OP_OPTIONS_INIT;
-    go.progress_cb = gated_progress;
+    go.progress_cb = tu_gated_progress;
     go.progress_payload = &gg;
     harvbk_op *gc = NULL;
     assert_int_equal(harvbk_gc(&gc, v.b, &go), 0);
-    gate_wait_entered(&gg); /* marked (nothing), listed: about to delete */
+    tu_gate_wait_entered(&gg); /* marked (nothing), listed: about to delete */
     atomic_store(&hb_lease_test_stall, 0);
 
     /* the writer resumes and reaches its commit while the gc is mid-sweep */
-    gate_open(&rg);
+    tu_gate_open(&rg);
     int waited = logcap_wait(&lc, 8000);
-    gate_open(&gg);
+    tu_gate_open(&gg);
     assert_int_equal(harvbk_op_wait(gc), 0);
     uint64_t removed = 0;
     assert_int_equal(harvbk_gc_result(gc, &removed, NULL), 0);
@@ -605,15 +539,15 @@ static void test_gc_killed_on_this_host_blocks_no_backup(void **state)
     pid_t pid = fork();
     if (pid == 0) { /* a gc that stops mid-run until it is killed */
         close(pfd[0]);
-        gate gg;
-        gate_init(&gg, NULL, 0, 0);
+        tu_gate gg;
+        tu_gate_init(&gg, NULL, 0, 0);
         harvbk_op_options go = HARVBK_OP_OPTIONS_INIT;
-        go.progress_cb = gated_progress;
+        go.progress_cb = tu_gated_progress;
         go.progress_payload = &gg;
         harvbk_op *gc = NULL;
         if (harvbk_gc(&gc, v.b, &go) != 0)
             _exit(3);
-        gate_wait_entered(&gg);
+        tu_gate_wait_entered(&gg);
         if (write(pfd[1], "x", 1) != 1)
             _exit(4);
         for (;;)

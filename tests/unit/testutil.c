@@ -103,3 +103,58 @@ void tu_set_file_target(harvbk_ctx *ctx, const char *dir)
     harvbk_target_config_free(cfg);
     free(url);
 }
+
+void tu_gate_init(tu_gate *g, const uint8_t *data, size_t size, uint64_t from)
+{
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->data = data;
+    g->size = size;
+    g->from = from;
+}
+
+void tu_gate_open(tu_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void tu_gate_wait_entered(tu_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (!g->entered)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_pass(tu_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->entered++;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+int tu_gated_read(void *buf, size_t len, uint64_t off, void *gate)
+{
+    tu_gate *g = gate;
+    if (off >= g->from)
+        gate_pass(g);
+    if (off + len > g->size)
+        return HARVBK_E_IO;
+    memcpy(buf, g->data + off, len);
+    return 0;
+}
+
+int tu_gated_progress(uint64_t done, uint64_t total, void *gate)
+{
+    (void)done;
+    (void)total;
+    gate_pass(gate);
+    return 0;
+}

@@ -1,0 +1,84 @@
+/* core/ticker.c - monotonic condition variables and the periodic thread. */
+#include "ticker.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+int hb_cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int r = pthread_condattr_init(&ca);
+    if (r)
+        return r;
+    r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (r == 0)
+        r = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return r;
+}
+
+int hb_cond_wait_until_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t mono_ms)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(mono_ms / 1000u);
+    ts.tv_nsec = (long)((mono_ms % 1000u) * 1000000u);
+    return pthread_cond_timedwait(cv, mu, &ts);
+}
+
+static void *ticker_main(void *arg)
+{
+    hb_ticker *t = arg;
+    pthread_mutex_lock(&t->mu);
+    uint64_t next = hb_mono_ms() + t->period_ms;
+    while (!t->quit) {
+        if (hb_mono_ms() < next) {
+            hb_cond_wait_until_ms(&t->cv, &t->mu, next);
+            continue; /* re-check quit and the time */
+        }
+        pthread_mutex_unlock(&t->mu);
+        t->fn(t->arg);
+        pthread_mutex_lock(&t->mu);
+        next = hb_mono_ms() + t->period_ms;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+int hb_ticker_start(hb_ticker *t, uint64_t period_ms, void (*fn)(void *arg), void *arg)
+{
+    memset(t, 0, sizeof *t);
+    t->period_ms = period_ms;
+    t->fn = fn;
+    t->arg = arg;
+    int r = pthread_mutex_init(&t->mu, NULL);
+    if (r)
+        return r;
+    r = hb_cond_init_mono(&t->cv);
+    if (r) {
+        pthread_mutex_destroy(&t->mu);
+        return r;
+    }
+    r = pthread_create(&t->th, NULL, ticker_main, t);
+    if (r) {
+        pthread_cond_destroy(&t->cv);
+        pthread_mutex_destroy(&t->mu);
+        return r;
+    }
+    t->on = true;
+    return 0;
+}
+
+void hb_ticker_stop(hb_ticker *t)
+{
+    if (!t->on)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->quit = true;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->th, NULL);
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    t->on = false;
+}
