@@ -1,4 +1,4 @@
-/* core/ticker.c - monotonic condition variables and the periodic thread. */
+/* core/ticker.c - monotonic condition variables, hb_ticker and hb_flusher. */
 #include "ticker.h"
 
 #include <errno.h>
@@ -81,4 +81,85 @@ void hb_ticker_stop(hb_ticker *t)
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
     t->on = false;
+}
+
+static void *flusher_main(void *arg)
+{
+    hb_flusher *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->quit && f->counted - f->mark < f->every)
+            pthread_cond_wait(&f->cv, &f->mu);
+        if (f->quit)
+            break;
+        f->mark = f->counted;
+        pthread_mutex_unlock(&f->mu);
+        int r = f->fn(f->arg);
+        pthread_mutex_lock(&f->mu);
+        f->calls++;
+        if (r != 0)
+            break;
+    }
+    f->ended = true;
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+int hb_flusher_init(hb_flusher *f, uint64_t every, int (*fn)(void *arg), void *arg)
+{
+    memset(f, 0, sizeof *f);
+    f->every = every ? every : 1;
+    f->fn = fn;
+    f->arg = arg;
+    int r = pthread_mutex_init(&f->mu, NULL);
+    if (r)
+        return r;
+    r = pthread_cond_init(&f->cv, NULL);
+    if (r) {
+        pthread_mutex_destroy(&f->mu);
+        return r;
+    }
+    f->inited = true;
+    return 0;
+}
+
+void hb_flusher_count(hb_flusher *f, uint64_t n)
+{
+    if (!f->inited)
+        return;
+    pthread_mutex_lock(&f->mu);
+    if (!f->started && !f->quit && !f->ended) {
+        f->started = pthread_create(&f->th, NULL, flusher_main, f) == 0;
+        f->ended = !f->started; /* no thread: never tried again */
+    }
+    f->counted += n;
+    if (f->started && f->counted - f->mark >= f->every)
+        pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+uint64_t hb_flusher_calls(hb_flusher *f)
+{
+    if (!f->inited)
+        return 0;
+    pthread_mutex_lock(&f->mu);
+    uint64_t n = f->calls;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+void hb_flusher_stop(hb_flusher *f)
+{
+    if (!f->inited)
+        return;
+    pthread_mutex_lock(&f->mu);
+    f->quit = true;
+    pthread_cond_signal(&f->cv);
+    bool started = f->started;
+    pthread_mutex_unlock(&f->mu);
+    if (started)
+        pthread_join(f->th, NULL);
+    pthread_cond_destroy(&f->cv);
+    pthread_mutex_destroy(&f->mu);
+    f->inited = false;
 }

@@ -1,6 +1,7 @@
 /*
- * core/ticker.h - monotonic condition variables, and a thread that calls a
- * function periodically until stopped.
+ * core/ticker.h - monotonic condition variables, and the library's two
+ * kinds of helper thread: one calling a function periodically (hb_ticker),
+ * one calling it every so many bytes counted (hb_flusher).
  */
 #ifndef HB_TICKER_H
 #define HB_TICKER_H
@@ -35,5 +36,29 @@ int hb_ticker_start(hb_ticker *t, uint64_t period_ms, void (*fn)(void *arg), voi
 /* Wakes the thread, waits for a call in progress to return, joins. After it
  * returns fn is never called again. Safe on a ticker that is off. */
 void hb_ticker_stop(hb_ticker *t);
+
+
+/* A thread that calls fn(arg) each time `every` more units (bytes, say)
+ * were counted since the previous call began, until fn returns non-zero or
+ * hb_flusher_stop. fn runs with no lock of the flusher held. The thread
+ * starts with the first hb_flusher_count. A zero-initialised hb_flusher is
+ * off: count and stop do nothing. */
+typedef struct hb_flusher {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool inited, started, quit, ended;
+    uint64_t every, counted, mark, calls;
+    int (*fn)(void *arg);
+    void *arg;
+} hb_flusher;
+
+/* 0, or an errno value (then f stays off). */
+int hb_flusher_init(hb_flusher *f, uint64_t every, int (*fn)(void *arg), void *arg);
+/* n more counted (any thread); wakes the thread when a call is due. */
+void hb_flusher_count(hb_flusher *f, uint64_t n);
+uint64_t hb_flusher_calls(hb_flusher *f); /* calls made (returned) so far */
+/* Waits for a call in progress, joins, and turns f off (again a no-op). */
+void hb_flusher_stop(hb_flusher *f);
 
 #endif

@@ -12,7 +12,7 @@
  * the volume size first and holes are not written, so the result is sparse.
  * Block devices get holes zeroed (they may hold old data). While a regular
  * file is written, a flusher thread calls fdatasync every RS_FLUSH_BYTES
- * (rs_flusher), so the device's write-back overlaps with decoding instead of
+ * (rs_flush), so the device's write-back overlaps with decoding instead of
  * all of it waiting for the final fdatasync, which stays. Write callbacks
  * keep the direct path (the decode worker calls the callback, as before) and
  * get zero buffers for holes.
@@ -22,6 +22,7 @@
  * segments per O_DIRECT write): independent of the volume size.
  */
 #include "pipeline.h"
+#include "../core/ticker.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,12 +70,7 @@ typedef struct rs_ctx {
     hb_pool bufs;           /* free rs_wbuf */
     hb_pool workers;        /* free rs_worker (encoded-data scratch) */
     hb_workq *wq;           /* the writers; NULL: decode workers write (callbacks) */
-    /* the flusher (regular files with writer threads): fl_mu guards the rest */
-    bool fl_on, fl_quit;
-    uint64_t fl_written, fl_mark; /* bytes written; fl_written at the last flush */
-    pthread_mutex_t fl_mu;
-    pthread_cond_t fl_cv;
-    pthread_t fl_th;
+    hb_flusher fl; /* regular files with writer threads (rs_flush); else off */
 } rs_ctx;
 
 static int write_fd(int fd, const uint8_t *buf, size_t len, uint64_t off, const char *vol,
@@ -199,7 +195,8 @@ static int rs_zero(rs_ctx *c, uint64_t off, uint32_t len, hb_err *e)
     return rs_write(c, c->zeros, len, off, e);
 }
 
-/* Flusher thread: fdatasync whenever RS_FLUSH_BYTES more were written.
+/* The flusher's call (its thread: hb_flusher): fdatasync whenever
+ * RS_FLUSH_BYTES more were written.
  * Why: the data reaches the disk with O_DIRECT, but the device (here a VM's
  * virtio disk with a write-back cache on the host) only stores it for good on
  * a flush, and flushing ~0.4-0.8 ms per MiB is most of its work: one flush at
@@ -211,78 +208,20 @@ static int rs_zero(rs_ctx *c, uint64_t off, uint32_t len, hb_err *e)
  * durability by itself (the final fdatasync still decides), but an error it
  * sees fails the restore: fdatasync reports a write-back error once per open
  * file, so the final call might not see it again. */
-static void *rs_flusher(void *arg)
+static int rs_flush(void *arg)
 {
     rs_ctx *c = arg;
-    pthread_mutex_lock(&c->fl_mu);
-    for (;;) {
-        while (!c->fl_quit && c->fl_written - c->fl_mark < RS_FLUSH_BYTES)
-            pthread_cond_wait(&c->fl_cv, &c->fl_mu);
-        if (c->fl_quit)
-            break;
-        c->fl_mark = c->fl_written;
-        pthread_mutex_unlock(&c->fl_mu);
-        /* buffered writes (no O_DIRECT) have their own write-back started
-         * by rs_write: waiting for it here would only stall */
-        bool skip = hb_pipe_stopped(&c->pipe) ||
-                    !atomic_load_explicit(&c->direct_ok, memory_order_relaxed);
-        int r = skip ? 0 : fdatasync(c->fd);
-        int err = errno;
-        pthread_mutex_lock(&c->fl_mu);
-        if (r < 0 && err != EINTR) {
-            if (err != EINVAL && err != EROFS)
-                hb_pipe_failf(&c->pipe, HARVBK_E_IO,
-                              "volume '%s': cannot flush the destination: %s", c->volname,
-                              strerror(err));
-            break; /* not flushable (the final call treats it the same) or failed */
-        }
-    }
-    pthread_mutex_unlock(&c->fl_mu);
-    return NULL;
-}
-
-/* Writer thread: n more bytes written; wake the flusher when due. */
-static void rs_flush_count(rs_ctx *c, uint64_t n)
-{
-    if (!c->fl_on)
-        return;
-    pthread_mutex_lock(&c->fl_mu);
-    c->fl_written += n;
-    if (c->fl_written - c->fl_mark >= RS_FLUSH_BYTES)
-        pthread_cond_signal(&c->fl_cv);
-    pthread_mutex_unlock(&c->fl_mu);
-}
-
-static void rs_flusher_start(rs_ctx *c)
-{
-    if (pthread_mutex_init(&c->fl_mu, NULL) != 0)
-        return;
-    if (pthread_cond_init(&c->fl_cv, NULL) != 0) {
-        pthread_mutex_destroy(&c->fl_mu);
-        return;
-    }
-    c->fl_quit = false;
-    c->fl_written = c->fl_mark = 0;
-    c->fl_on = pthread_create(&c->fl_th, NULL, rs_flusher, c) == 0;
-    if (!c->fl_on) { /* restore without it: the final fdatasync does it all */
-        pthread_cond_destroy(&c->fl_cv);
-        pthread_mutex_destroy(&c->fl_mu);
-    }
-}
-
-/* Stop and join the flusher (after the writers are gone). */
-static void rs_flusher_stop(rs_ctx *c)
-{
-    if (!c->fl_on)
-        return;
-    pthread_mutex_lock(&c->fl_mu);
-    c->fl_quit = true;
-    pthread_cond_signal(&c->fl_cv);
-    pthread_mutex_unlock(&c->fl_mu);
-    pthread_join(c->fl_th, NULL);
-    pthread_cond_destroy(&c->fl_cv);
-    pthread_mutex_destroy(&c->fl_mu);
-    c->fl_on = false;
+    /* buffered writes (no O_DIRECT) have their own write-back started by
+     * rs_write: waiting for it here would only stall */
+    if (hb_pipe_stopped(&c->pipe) || !atomic_load_explicit(&c->direct_ok, memory_order_relaxed))
+        return 0;
+    if (fdatasync(c->fd) == 0 || errno == EINTR)
+        return 0;
+    int err = errno;
+    if (err != EINVAL && err != EROFS)
+        hb_pipe_failf(&c->pipe, HARVBK_E_IO, "volume '%s': cannot flush the destination: %s",
+                      c->volname, strerror(err));
+    return -1; /* not flushable (the final call treats it the same) or failed: no more */
 }
 
 /* Writer thread: write one decoded chunk (or zero a device range). */
@@ -303,7 +242,7 @@ static void rs_write_job(void *job, void *arg)
         if (r < 0) {
             hb_pipe_fail(&c->pipe, r, &e);
         } else {
-            rs_flush_count(c, b->len);
+            hb_flusher_count(&c->fl, b->len);
             hb_pipe_progress(&c->pipe, b->len);
         }
     }
@@ -553,14 +492,14 @@ int hb_engine_restore_volume(hb_job *job, const hb_index *ix, const hb_vol_io *v
             goto done;
         }
         if (c.dst == DST_FILE && c.dfd >= 0)
-            rs_flusher_start(&c);
+            (void)hb_flusher_init(&c.fl, RS_FLUSH_BYTES, rs_flush, &c); /* else none */
     }
 
     hb_pipe_walk_run(&c.pipe, ix->count, nworkers, (size_t)nworkers * 2 + 2, NULL, &rs_walk_ops,
                      &c);
     hb_workq_free(c.wq); /* waits for the queued writes */
     c.wq = NULL;
-    rs_flusher_stop(&c); /* before the final flush (it may be in one) */
+    hb_flusher_stop(&c.fl); /* before the final flush (it may be in one) */
 
 sync:
     if (!hb_pipe_stopped(&c.pipe) && c.dst != DST_CB) {
@@ -571,7 +510,7 @@ sync:
 
 done:
     hb_workq_free(c.wq);
-    rs_flusher_stop(&c);
+    hb_flusher_stop(&c.fl);
     rc = hb_pipe_result(&c.pipe, e);
     if (workers)
         for (unsigned k = 0; k < nworkers; k++)
