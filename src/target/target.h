@@ -174,6 +174,8 @@ bool hb_target_nfs_stats(hb_target *t, hb_nfs_stats *out);
  * deferred puts queued now. False when t is not a local target. */
 bool hb_target_local_stats(hb_target *t, uint64_t *barriers, uint64_t *syncfs_calls,
                            size_t *pending);
+/* Local backend (tests): device flushes the pre-flusher made (0 for others). */
+uint64_t hb_target_local_preflushes(hb_target *t);
 /* Local backend key resolution (tests): opens done in one openat2() call
  * (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) and walks one directory at a time
  * (no openat2, or it refused: a link, something missing). use_openat2(false)

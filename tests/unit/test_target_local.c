@@ -1307,6 +1307,70 @@ static void test_local_deferred_puts_and_barrier(void **state)
     free(dir);
 }
 
+/* Deferred puts wake the pre-flusher every 8 MiB written: its device
+ * flushes are a head start for the barrier, which still decides what is
+ * durable (nothing is in place before the sync). Closing a target right
+ * after its puts joins the thread and drops the temporaries. */
+static void test_local_preflush_beside_deferred_puts(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-preflush");
+    char *tmpdir = hb_asprintf("%s/tmp", dir);
+    hb_target *t = open_local(dir, "ctx-pf");
+    hb_err e;
+    size_t n = 1u << 20;
+    uint8_t *data = malloc(n);
+    tu_fill_random(data, n, 11);
+    uint64_t tok = hb_target_sync_token(t);
+    assert_int_equal(hb_target_local_preflushes(t), 0);
+    for (unsigned i = 0; i < 20; i++) { /* 20 MiB */
+        char key[64];
+        snprintf(key, sizeof key, "chunks/pf/o%u", i);
+        data[0] = (uint8_t)i;
+        assert_int_equal(hb_target_put_deferred(t, key, data, n, &e), 0);
+    }
+    /* the thread runs on its own: wait for it (bounded, 10 s); one flush per
+     * 8 MiB since the last one began, so one or two (a late wake-up moves
+     * the next one past the 20 MiB) */
+    uint64_t flushes = 0;
+    for (int w = 0; w < 1000 && (flushes = hb_target_local_preflushes(t)) < 1; w++)
+        usleep(10 * 1000);
+    assert_true(flushes >= 1 && flushes <= 2);
+    uint64_t size;
+    assert_int_equal(hb_target_head(t, "chunks/pf/o0", &size, &e), HARVBK_E_NOTFOUND);
+    assert_int_equal(hb_target_sync(t, tok, &e), 0);
+    for (unsigned i = 0; i < 20; i++) {
+        char key[64];
+        hb_buf b = HB_BUF_INIT;
+        snprintf(key, sizeof key, "chunks/pf/o%u", i);
+        data[0] = (uint8_t)i;
+        assert_int_equal(hb_target_get(t, key, &b, &e), 0);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, data, n);
+        hb_buf_free(&b);
+    }
+    assert_int_equal(count_dir(tmpdir), 0);
+    hb_target_close(t);
+
+    /* puts, then a close at once (the thread may be in its flush) */
+    t = open_local(dir, "ctx-pf2");
+    for (unsigned i = 0; i < 9; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "chunks/pf/p%u", i);
+        assert_int_equal(hb_target_put_deferred(t, key, data, n, &e), 0);
+    }
+    hb_target_close(t);
+    assert_int_equal(count_dir(tmpdir), 0);
+    char *never = hb_asprintf("%s/chunks/pf/p0", dir);
+    assert_int_equal(access(never, F_OK), -1);
+    hb_free(never);
+
+    free(data);
+    hb_free(tmpdir);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 /* Concurrent writers on one target, each syncing its own deferred puts
  * while the others' puts fill batches and run barriers: when a writer's
  * sync() returns 0, every object it put is in place (a batch another
@@ -1401,6 +1465,7 @@ int main(void)
         cmocka_unit_test(test_get_max_refuses_larger_objects_unread),
         cmocka_unit_test(test_local_deferred_puts_and_barrier),
         cmocka_unit_test(test_local_concurrent_writers_sync),
+        cmocka_unit_test(test_local_preflush_beside_deferred_puts),
         cmocka_unit_test(test_local_never_follows_symlinks),
         cmocka_unit_test(test_local_openat2_refuses_symlinked_directories),
     };
