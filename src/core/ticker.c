@@ -2,8 +2,19 @@
 #include "ticker.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
+
+int hb_thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = pthread_create(th, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r;
+}
 
 int hb_cond_init_mono(pthread_cond_t *cv)
 {
@@ -59,7 +70,7 @@ int hb_ticker_start(hb_ticker *t, uint64_t period_ms, void (*fn)(void *arg), voi
         pthread_mutex_destroy(&t->mu);
         return r;
     }
-    r = pthread_create(&t->th, NULL, ticker_main, t);
+    r = hb_thread_start(&t->th, ticker_main, t);
     if (r) {
         pthread_cond_destroy(&t->cv);
         pthread_mutex_destroy(&t->mu);
@@ -129,7 +140,7 @@ void hb_flusher_count(hb_flusher *f, uint64_t n)
         return;
     pthread_mutex_lock(&f->mu);
     if (!f->started && !f->quit && !f->ended) {
-        f->started = pthread_create(&f->th, NULL, flusher_main, f) == 0;
+        f->started = hb_thread_start(&f->th, flusher_main, f) == 0;
         f->ended = !f->started; /* no thread: never tried again */
     }
     f->counted += n;

@@ -1,7 +1,8 @@
 /*
  * core/ticker.h - monotonic condition variables, and the library's two
  * kinds of helper thread: one calling a function periodically (hb_ticker),
- * one calling it every so many bytes counted (hb_flusher).
+ * one calling it every so many bytes counted (hb_flusher). Both threads run
+ * with every signal blocked.
  */
 #ifndef HB_TICKER_H
 #define HB_TICKER_H
@@ -9,6 +10,11 @@
 #include "hb.h"
 
 #include <pthread.h>
+
+/* pthread_create with every signal blocked in the new thread, whoever starts
+ * it (the embedding program's handlers run on its own threads). 0 or an
+ * errno value. */
+int hb_thread_start(pthread_t *th, void *(*fn)(void *), void *arg);
 
 /* A condition variable whose timed waits use CLOCK_MONOTONIC (a wall-clock
  * step neither shortens nor stretches them). 0 or an errno value. */

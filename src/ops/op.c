@@ -15,6 +15,7 @@
  * store) is already released.
  */
 #include "ops.h"
+#include "../core/ticker.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -42,25 +43,11 @@ int hb_op_new(harvbk_op **out, harvbk_ctx *ctx, const char *kind, hb_store_ref *
     harvbk_op *op = hb_calloc(1, sizeof *op);
     if (!op)
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
-    pthread_condattr_t ca;
-    bool ok = pthread_condattr_init(&ca) == 0;
-    if (ok) {
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        ok = pthread_cond_init(&op->cv, &ca) == 0;
-        pthread_condattr_destroy(&ca);
-    }
-    if (!ok) {
+    if (hb_cond_init_mono(&op->cv) != 0) {
         hb_free(op);
         return hb_seterr(e, HARVBK_E_NOMEM, "cannot create an operation");
     }
-    if (pthread_condattr_init(&ca) == 0) {
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        ok = pthread_cond_init(&op->prog_cv, &ca) == 0;
-        pthread_condattr_destroy(&ca);
-    } else {
-        ok = false;
-    }
-    if (!ok) {
+    if (hb_cond_init_mono(&op->prog_cv) != 0) {
         pthread_cond_destroy(&op->cv);
         hb_free(op);
         return hb_seterr(e, HARVBK_E_NOMEM, "cannot create an operation");
@@ -127,10 +114,7 @@ void hb_op_discard(harvbk_op *op)
 
 static void prog_wait_until(harvbk_op *op, uint64_t mono_ms)
 {
-    struct timespec ts;
-    ts.tv_sec = (time_t)(mono_ms / 1000u);
-    ts.tv_nsec = (long)((mono_ms % 1000u) * 1000000u);
-    pthread_cond_timedwait(&op->prog_cv, &op->prog_mu, &ts);
+    hb_cond_wait_until_ms(&op->prog_cv, &op->prog_mu, mono_ms);
 }
 
 /* Calls op->progress_cb: periodically when the counters moved, for flushes,
@@ -271,19 +255,15 @@ int hb_op_start(harvbk_op *op, hb_err *e)
     ctx->nrunning++;
     pthread_mutex_unlock(&ctx->mu);
 
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     int err = 0;
     if (op->progress_cb) {
-        err = pthread_create(&op->prog_thread, NULL, prog_main, op);
+        err = hb_thread_start(&op->prog_thread, prog_main, op);
         op->prog_started = err == 0;
     }
     if (err == 0) {
         op->started = true;
-        err = pthread_create(&op->thread, NULL, op_main, op);
+        err = hb_thread_start(&op->thread, op_main, op);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err)
         prog_end(op, false); /* nothing ran: no call was due */
 

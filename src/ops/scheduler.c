@@ -4,6 +4,7 @@
  * harvbk_schedule_next_due() with the system clock.
  */
 #include "ops.h"
+#include "../core/ticker.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -130,16 +131,8 @@ int harvbk_scheduler_start(harvbk_scheduler **out, harvbk_ctx *ctx,
     }
     s->ctx = ctx;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&s->thread, NULL, runner_main, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    hb_cond_init_mono(&s->cv);
+    int err = hb_thread_start(&s->thread, runner_main, s);
     if (err) {
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
