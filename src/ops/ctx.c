@@ -15,6 +15,7 @@
  *   locks/<ns>_<vm>.restore.lock        held by the process restoring into that VM
  */
 #include "ops.h"
+#include "../core/ticker.h"
 #include "../core/fsutil.h"
 #include "../core/json.h"
 #include "../state/recovery.h"
@@ -292,13 +293,7 @@ int hb_recovery_scan(harvbk_ctx *ctx, hb_err *e)
 
 static int ctx_sync_init(harvbk_ctx *ctx)
 {
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
-        return -1;
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(&ctx->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (rc != 0)
+    if (hb_cond_init_mono(&ctx->cv) != 0)
         return -1;
     pthread_mutex_init(&ctx->mu, NULL);
     pthread_mutex_init(&ctx->target_mu, NULL);

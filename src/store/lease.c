@@ -10,6 +10,7 @@
  */
 #include "../core/fsutil.h"
 #include "../core/json.h"
+#include "../core/ticker.h"
 #include "internal.h"
 #include "store.h"
 
@@ -237,13 +238,7 @@ int hb_lease_acquire(hb_store *st, const char *role, const char *owner, hb_lease
         return hb_err_prefix(e, "cannot acquire the %s lease", role);
     }
     l->last_ok_ms = hb_mono_ms();
-    pthread_condattr_t ca;
-    bool sync_ok = pthread_condattr_init(&ca) == 0;
-    if (sync_ok) {
-        sync_ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-                  pthread_cond_init(&l->cv, &ca) == 0;
-        pthread_condattr_destroy(&ca);
-    }
+    bool sync_ok = hb_cond_init_mono(&l->cv) == 0;
     if (sync_ok && pthread_mutex_init(&l->mu, NULL) != 0) {
         pthread_cond_destroy(&l->cv);
         sync_ok = false;
