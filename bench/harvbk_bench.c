@@ -605,6 +605,8 @@ static void phase_hook(const char *when, const char *name)
         die("--phase-hook: '%s' failed (status %d)", cmd, rc);
 }
 
+static double g_phase_t0; /* when the running phase began (set before its fork) */
+
 /* Runs fn in a child process; fills p with its wall time and wait4 rusage. */
 static void run_phase(const cfg *c, phase *p, const char *name, uint64_t logical, child_fn fn,
                       void *arg)
@@ -618,6 +620,7 @@ static void run_phase(const cfg *c, phase *p, const char *name, uint64_t logical
     sync(); /* earlier phases' dirty pages are not this phase's cost */
     int pfd[2];
     double t0 = now_s();
+    g_phase_t0 = t0;
     pid_t pid = fork_piped(pfd);
     if (pid == 0) {
         close(pfd[0]);
@@ -661,11 +664,13 @@ static void run_phase(const cfg *c, phase *p, const char *name, uint64_t logical
         note("%s %.2f s\n", p->res.rc ? "FAILED" : "done", p->wall);
 }
 
+/* Library log lines, each with the milliseconds since its phase began. */
 static void log_hook(int level, const char *message, void *payload)
 {
     (void)payload;
     static const char *lv[] = {"error", "warn", "info", "debug"};
-    fprintf(stderr, "[harvbk %s] %s\n", level >= 0 && level <= 3 ? lv[level] : "?", message);
+    fprintf(stderr, "[harvbk %s +%.1f ms] %s\n", level >= 0 && level <= 3 ? lv[level] : "?",
+            (now_s() - g_phase_t0) * 1e3, message);
 }
 
 static void set_err_ctx(child_result *r, int rc, harvbk_ctx *ctx, const char *what)
@@ -1055,6 +1060,7 @@ static bool measure_ceiling(const cfg *c, ceiling *ce)
     sync();
     int pfd[2];
     double t0 = now_s();
+    g_phase_t0 = t0;
     pid_t pid = fork_piped(pfd);
     if (pid == 0) {
         dup2(pfd[1], 1);

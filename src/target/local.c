@@ -866,6 +866,8 @@ static int local_del(hb_target *t, const char *key, hb_err *e)
 
 /* ---- list ---- */
 
+#define DIRBUF_LEN 32768 /* getdents64 buffer */
+
 typedef struct dent {
     char *name;
     unsigned char type;
@@ -883,48 +885,51 @@ static void dents_free(dent *v, size_t n)
     hb_free(v);
 }
 
-/* Entries of the directory open on dfd (not consumed), sorted by name. */
+/* Entries of the directory freshly opened on dfd, sorted by name. They are
+ * read with getdents64 from dfd itself, which is left at its end (no dup and
+ * DIR stream per directory: a listing of chunks/ opens about one directory
+ * per chunk). */
 static int read_dir(int dfd, dent **out, size_t *nout, hb_err *e)
 {
     *out = NULL;
     *nout = 0;
-    int fd = dup(dfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        int rc = sys_err(e, errno, "cannot read directory");
-        if (fd >= 0)
-            close(fd);
-        return rc;
-    }
-    rewinddir(d);
+    char *buf = hb_malloc(DIRBUF_LEN);
+    if (!buf)
+        return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     dent *v = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
-    struct dirent *de;
-    while ((errno = 0, de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            dent *nv = hb_realloc(v, ncap * sizeof *nv);
-            if (!nv) {
+    ssize_t got;
+    while (rc == 0 && (got = getdents64(dfd, buf, DIRBUF_LEN)) != 0) {
+        if (got < 0) {
+            rc = sys_err(e, errno, "cannot read directory");
+            break;
+        }
+        for (ssize_t off = 0; off < got && rc == 0;) {
+            const struct dirent64 *de = (const struct dirent64 *)(buf + off);
+            off += de->d_reclen;
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 32;
+                dent *nv = hb_realloc(v, ncap * sizeof *nv);
+                if (!nv) {
+                    rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
+                    break;
+                }
+                v = nv;
+                cap = ncap;
+            }
+            v[n].name = hb_strdup(de->d_name);
+            v[n].type = de->d_type;
+            if (!v[n].name) {
                 rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
                 break;
             }
-            v = nv;
-            cap = ncap;
+            n++;
         }
-        v[n].name = hb_strdup(de->d_name);
-        v[n].type = de->d_type;
-        if (!v[n].name) {
-            rc = hb_seterr(e, HARVBK_E_NOMEM, NULL);
-            break;
-        }
-        n++;
     }
-    if (rc == 0 && errno != 0)
-        rc = sys_err(e, errno, "cannot read directory");
-    closedir(d);
+    hb_free(buf);
     if (rc) {
         dents_free(v, n);
         return rc;
@@ -964,8 +969,12 @@ static int walk(list_ctx *lc, int dfd, const char *rel, hb_err *e)
             break;
         }
         struct stat st;
+        /* a directory the entry names as one is opened without a stat first:
+         * the open (O_DIRECTORY | O_NOFOLLOW) checks it is still one */
         bool is_dir = false, is_reg = false;
-        if (fstatat(dfd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (v[i].type == DT_DIR) {
+            is_dir = true;
+        } else if (fstatat(dfd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno != ENOENT) /* vanished meanwhile: skip */
                 rc = sys_err(e, errno, "cannot stat object");
         } else {

@@ -641,6 +641,58 @@ static void test_local_list_filters_by_prefix_recursively(void **state)
     free(dir);
 }
 
+typedef struct order_check {
+    char last[160];
+    int n, bad_order, bad_size;
+} order_check;
+
+static int check_order(const char *key, uint64_t size, int64_t mtime, void *ud)
+{
+    (void)mtime;
+    order_check *o = ud;
+    if (o->n && strcmp(o->last, key) >= 0)
+        o->bad_order++;
+    if (size != strlen(key))
+        o->bad_size++;
+    snprintf(o->last, sizeof o->last, "%s", key);
+    o->n++;
+    return 0;
+}
+
+/* A directory whose entries take many getdents64 buffers: each object is
+ * listed once, in order, with its size; subdirectories among them are
+ * descended into. */
+static void test_local_list_large_directory(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-list-big");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    assert_int_equal(hb_target_put(t, "backups/many/seed", "backups/many/seed", 17, &e), 0);
+    enum { N = 3000 };
+    for (int i = 0; i < N; i++) {
+        char key[160], *path;
+        snprintf(key, sizeof key, "backups/many/obj-%05d-%s", (i * 7919) % N,
+                 "padding-so-that-each-entry-takes-more-room-in-the-buffer");
+        path = hb_asprintf("%s/%s", dir, key);
+        assert_int_equal(tu_write_file(path, key, strlen(key)), 0);
+        hb_free(path);
+    }
+    assert_int_equal(hb_target_put(t, "backups/many/sub/inner", "backups/many/sub/inner", 22, &e),
+                     0);
+    order_check o;
+    memset(&o, 0, sizeof o);
+    assert_int_equal(hb_target_list(t, "backups/many/", check_order, &o, &e), 0);
+    assert_int_equal(o.n, N + 2);
+    assert_int_equal(o.bad_order, 0);
+    assert_int_equal(o.bad_size, 0);
+    assert_string_equal(o.last, "backups/many/sub/inner");
+
+    hb_target_close(t);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 static void set_old(const char *path, int64_t age)
 {
     struct timeval tv[2];
@@ -1456,6 +1508,7 @@ int main(void)
         cmocka_unit_test(test_local_put_get_head_del),
         cmocka_unit_test(test_local_refuses_bad_keys),
         cmocka_unit_test(test_local_list_filters_by_prefix_recursively),
+        cmocka_unit_test(test_local_list_large_directory),
         cmocka_unit_test(test_local_cleanup_removes_stale_temporaries),
         cmocka_unit_test(test_local_recovers_when_directory_removed),
         cmocka_unit_test(test_local_root_replaced_while_open),
