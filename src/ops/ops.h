@@ -65,7 +65,7 @@
 #define HB_OP_DEAD 0x64656164u   /* freed op */
 
 /* The store's config object in the target (store/store.h, docs/FORMAT.md). */
-#define HB_STORE_CONFIG_KEY "harvbk-store.json"
+#define HB_STORE_CONFIG_KEY HB_STORE_CONFIG_NAME
 
 /* Waiting for a gc of the target to end before a backup writes. */
 #define HB_GC_WAIT_MS 60000u

@@ -63,8 +63,7 @@ int hb_codec_compress(int codec, int level, const void *src, size_t len, void *d
 int hb_codec_decompress(int codec, const void *src, size_t len, void *dst, size_t expect,
                         const char **why);
 
-/* ---- the store config (store.c) ---- */
-#define HB_STORE_CONFIG_NAME "harvbk-store.json"
+/* ---- the store config (store.c; its name: target/config.h) ---- */
 struct cJSON;
 typedef struct hb_store_config {
     char id[37];

@@ -33,10 +33,27 @@ typedef struct hb_target_cfg {
     char *passphrase_file;
     hb_key *key;            /* session key (secure memory); wiped on free */
     /* never persisted: a local directory target creates its directories
-     * 0700 and files 0600 (the snapshot store: the state directory's rule),
-     * not 0755/0644 */
+     * 0700 and files 0600 (the snapshot store: the state directory's rule)
+     * whatever the store's config allows (HB_STORE_CONFIG_NAME) */
     bool private_files;
 } hb_target_cfg;
+
+/* The store's config object, at the root of a target (docs/FORMAT.md). A
+ * directory target (file://, nfs://) creates what it adds with the group and
+ * others' read access this object has: private (0600 / 0700) for a new store
+ * or one whose config is private, 0644 / 0755 for one whose config is, as an
+ * earlier version made them. */
+#define HB_STORE_CONFIG_NAME "harvbk-store.json"
+
+/* The modes of what a directory target adds: private (0600 / 0700), plus the
+ * group's and others' read access (and search, for directories) the store's
+ * config grants; cfg_mode 0: private. */
+static inline void hb_store_modes(unsigned cfg_mode, unsigned *file_mode, unsigned *dir_mode)
+{
+    unsigned r = cfg_mode & 0044u;
+    *file_mode = 0600u | r;
+    *dir_mode = 0700u | r | (r >> 2);
+}
 
 /* Encryption is wanted: set, or a key is given. */
 static inline bool hb_target_cfg_encrypted(const hb_target_cfg *c)

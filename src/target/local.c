@@ -100,10 +100,6 @@
 #endif
 
 #define TMP_DIR "tmp"
-#define DIR_MODE 0755
-#define FILE_MODE 0644
-#define PRIVATE_DIR_MODE 0700  /* hb_target_cfg.private_files */
-#define PRIVATE_FILE_MODE 0600
 #define DIRCACHE_MAX (1u << 20) /* entries; the cache restarts empty beyond this */
 #define PEND_MAX_ITEMS 256u          /* deferred puts queued before a barrier runs */
 #define PEND_MAX_BYTES (1ull << 30)  /* ... or bytes */
@@ -1186,6 +1182,22 @@ bool hb_target_local_stats(hb_target *t, uint64_t *barriers, uint64_t *syncfs_ca
     return true;
 }
 
+/* The modes of what the target creates: private, unless the store's config
+ * object (a regular file, not a link) lets the group or others read it; then
+ * they may read what is added too (directories: read and search). A store an
+ * earlier version made (0644) stays readable as it was; a new one is private
+ * until its owner opens up its config (docs/CLI.md). */
+static void local_store_modes(local_target *lt)
+{
+    char *p = hb_path_join(lt->root, HB_STORE_CONFIG_NAME);
+    struct stat st;
+    unsigned f, d;
+    hb_store_modes(p && lstat(p, &st) == 0 && S_ISREG(st.st_mode) ? st.st_mode : 0, &f, &d);
+    lt->file_mode = f;
+    lt->dir_mode = d;
+    hb_free(p);
+}
+
 int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
 {
     *out = NULL;
@@ -1208,8 +1220,10 @@ int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
         hb_free(lt);
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     }
-    lt->dir_mode = cfg->private_files ? PRIVATE_DIR_MODE : DIR_MODE;
-    lt->file_mode = cfg->private_files ? PRIVATE_FILE_MODE : FILE_MODE;
+    lt->file_mode = 0600; /* private_files: the snapshot store */
+    lt->dir_mode = 0700;
+    if (!cfg->private_files)
+        local_store_modes(lt);
     int rc = 0;
     struct stat st;
     if (stat(lt->root, &st) == 0) {

@@ -76,8 +76,6 @@
 #include <unistd.h>
 
 #define TMP_DIR "tmp"
-#define FILE_MODE 0644
-#define DIR_MODE 0755
 #define NFS_DEFAULT_PARALLEL 8u /* workers / connections an NFS target wants */
 #define NFS_POOL_MAX 64u        /* connections at most */
 #define NFS_WINDOW 8            /* READ/WRITE requests in flight per object */
@@ -103,6 +101,7 @@ typedef struct nfs_target {
     char *export;     /* the path mounted */
     char *root;       /* store root below the export: "" or "/a/b" */
     char *tmpdir;     /* root + "/tmp" (absolute in the export) */
+    unsigned file_mode, dir_mode; /* of what it creates (nfs_store_modes) */
     uint32_t timeout_ms;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -672,6 +671,24 @@ static int do_lstat(nfs_target *nt, nfs_conn *c, const char *path, uint64_t dead
     return stat_path(nt, c, path, false, deadline, st, e);
 }
 
+/* The modes of what the target creates: private, unless the store's config
+ * object (a regular file, not a link) lets the group or others read it; then
+ * they may read what is added too (as the local target: local.c). Best
+ * effort: an error leaves them private. */
+static void nfs_store_modes(nfs_target *nt, nfs_conn *c, uint64_t deadline)
+{
+    char *p = obj_path(nt, HB_STORE_CONFIG_NAME);
+    struct nfs_stat_64 st;
+    hb_err ignored;
+    if (p && do_lstat(nt, c, p, deadline, &st, &ignored) == 0 &&
+        (st.nfs_mode & S_IFMT) == S_IFREG)
+        hb_store_modes((unsigned)st.nfs_mode, &nt->file_mode, &nt->dir_mode);
+    hb_free(p);
+    if (c->broken)
+        conn_destroy(c);
+    c->broken = false;
+}
+
 /* Check that every component of rel[0..n) (a key's directory, below the
  * root) is a real directory, not a symbolic link, from the top down (libnfs
  * follows links while it resolves a path; the components above the one
@@ -735,7 +752,7 @@ static int do_simple(nfs_target *nt, nfs_conn *c, int op, const char *p1, const 
     const char *what;
     switch (op) {
     case 'm':
-        q = nfs_mkdir2_async(c->nfs, p1, DIR_MODE, cb_plain, &r);
+        q = nfs_mkdir2_async(c->nfs, p1, (int)nt->dir_mode, cb_plain, &r);
         what = "cannot create directory";
         break;
     case 'r':
@@ -984,8 +1001,8 @@ static int write_file(nfs_target *nt, nfs_conn *c, const char *path, const void 
     int pending = 1;
     nfs_req cr;
     req_init(&cr, &pending);
-    if (nfs_create_async(c->nfs, path, O_WRONLY | O_CREAT | O_TRUNC | O_SYNC, FILE_MODE, cb_fh,
-                         &cr) != 0)
+    if (nfs_create_async(c->nfs, path, O_WRONLY | O_CREAT | O_TRUNC | O_SYNC, (int)nt->file_mode,
+                         cb_fh, &cr) != 0)
         return queue_err(nt, c, "CREATE", path, e);
     int rc = conn_wait(nt, c, &pending, deadline, e);
     if (rc)
@@ -1916,6 +1933,7 @@ int hb_target_nfs_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
     atomic_init(&nt->gen, 0);
     atomic_init(&nt->base.lost, 0);
     nt->base.ops = &nfs_ops;
+    hb_store_modes(0, &nt->file_mode, &nt->dir_mode); /* private until the config says */
     nt->dircache = hb_calloc(NFS_DIRCACHE, sizeof *nt->dircache); /* NULL: no cache */
     nt->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : HB_DEFAULT_TIMEOUT_MS;
     nt->url = hb_strdup(cfg->url);
@@ -1942,6 +1960,8 @@ int hb_target_nfs_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
                     *e = e2;
             }
         }
+        if (rc == 0)
+            nfs_store_modes(nt, &nt->conns[0], deadline);
         if (rc == 0) { /* best effort: a read-only store can still be read */
             hb_err ignored;
             nfs_conn *c = &nt->conns[0];

@@ -11,6 +11,7 @@
  */
 #include "nfstest.h"
 
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,14 +63,32 @@ static int teardown(void **state)
     return 0;
 }
 
-static void backup_ok(world *w, const char *vm, const char *path, const char *name)
+/* A context on url with its state in st (fails the test otherwise). */
+static harvbk_ctx *ctx_ok(const char *st, const char *url)
+{
+    harvbk_ctx *ctx = NULL;
+    char *msg = NULL;
+    int rc = nfst_ctx(&ctx, st, url, 0, &msg);
+    if (rc)
+        fail_msg("set target %s: %s: %s", url, harvbk_error_name(rc), msg);
+    free(msg);
+    return ctx;
+}
+
+/* A backup of path as VM default/vm through ctx (fails the test otherwise). */
+static void backup_in(harvbk_ctx *ctx, const char *vm, const char *path, const char *name)
 {
     char *msg = NULL;
-    int rc = nfst_backup(w->ctx, "default", vm, path, name, &msg);
+    int rc = nfst_backup(ctx, "default", vm, path, name, &msg);
     if (rc)
         fail_msg("backup %s: %s: %s", name, harvbk_error_name(rc), msg);
     free(msg);
-    assert_int_equal(nfst_backup_state(w->ctx, "default", name), HARVBK_STATE_READY);
+    assert_int_equal(nfst_backup_state(ctx, "default", name), HARVBK_STATE_READY);
+}
+
+static void backup_ok(world *w, const char *vm, const char *path, const char *name)
+{
+    backup_in(w->ctx, vm, path, name);
 }
 
 static void restore_same(world *w, harvbk_ctx *ctx, const char *name, const char *orig)
@@ -323,26 +342,15 @@ static void test_existing_and_new_root(void **state)
     backup_ok(w, "x", img, "e1");
     /* a second context on the same, now existing, directory */
     char *st2 = nfst_strf("%s/state2", w->work);
-    harvbk_ctx *ctx = NULL;
-    char *msg = NULL;
-    int rc = nfst_ctx(&ctx, st2, w->url, 0, &msg);
-    if (rc)
-        fail_msg("set target %s: %s: %s", w->url, harvbk_error_name(rc), msg);
-    free(msg);
+    harvbk_ctx *ctx = ctx_ok(st2, w->url);
     assert_int_equal(nfst_backup_state(ctx, "default", "e1"), HARVBK_STATE_READY);
     restore_same(w, ctx, "e1", img);
     harvbk_ctx_free(ctx);
     /* a deeper new directory with the portmapper skipped */
     char *st3 = nfst_strf("%s/state3", w->work);
     char *url3 = nfst_strf("%s/deep/er?nfsport=2049&mountport=20048", w->url);
-    rc = nfst_ctx(&ctx, st3, url3, 0, &msg);
-    if (rc)
-        fail_msg("set target %s: %s: %s", url3, harvbk_error_name(rc), msg);
-    free(msg);
-    rc = nfst_backup(ctx, "default", "x", img, "e2", &msg);
-    if (rc)
-        fail_msg("backup: %s: %s", harvbk_error_name(rc), msg);
-    free(msg);
+    ctx = ctx_ok(st3, url3);
+    backup_in(ctx, "x", img, "e2");
     char *m = nfst_strf("%s/deep/er/backups/default/e2/manifest.json", w->store_dir);
     struct stat sb;
     assert_int_equal(stat(m, &sb), 0);
@@ -355,6 +363,72 @@ static void test_existing_and_new_root(void **state)
     free(img);
 }
 
+
+static int g_open_entries;
+
+static int count_open(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)type;
+    if (ftw->level > 0 && (sb->st_mode & 077)) {
+        print_error("%s has mode %03o\n", path, (unsigned)(sb->st_mode & 0777));
+        g_open_entries++;
+    }
+    return 0;
+}
+
+static mode_t mode_at(const char *dir, const char *rel)
+{
+    char *p = nfst_strf("%s/%s", dir, rel);
+    struct stat sb;
+    assert_int_equal(lstat(p, &sb), 0);
+    free(p);
+    return sb.st_mode & 0777;
+}
+
+/* A new store is private on the server (files 0600, directories 0700). A
+ * store whose config others may read (as an earlier version made it, 0644)
+ * gets what a backup adds readable as well (0644 / 0755). The second store is
+ * made on the server's side (file://) and opened up there before the server
+ * has looked at it: the server caches attributes it served. */
+static void test_modes_follow_the_store_config(void **state)
+{
+    world *w = *state;
+    char *img = nfst_strf("%s/disk.img", w->work);
+    nfst_write_disk(img, 2ull * NFST_CHUNK + 1, 4, NULL);
+    backup_ok(w, "x", img, "p1");
+    g_open_entries = 0;
+    assert_int_equal(nftw(w->store_dir, count_open, 16, FTW_PHYS), 0);
+    assert_int_equal(g_open_entries, 0);
+    assert_int_equal(mode_at(w->store_dir, "backups/default/p1/manifest.json"), 0600);
+
+    char *dir2 = nfst_strf("%s-shared", w->store_dir);
+    char *furl = nfst_strf("file://%s", dir2);
+    char *st2 = nfst_strf("%s/state2", w->work);
+    harvbk_ctx *ctx = ctx_ok(st2, furl);
+    backup_in(ctx, "x", img, "p1");
+    harvbk_ctx_free(ctx);
+    char *cfg = nfst_strf("%s/harvbk-store.json", dir2);
+    assert_int_equal(chmod(cfg, 0644), 0);
+
+    char *st3 = nfst_strf("%s/state3", w->work);
+    char *url3 = nfst_strf("%s-shared", w->url);
+    ctx = ctx_ok(st3, url3);
+    nfst_write_disk(img, 2ull * NFST_CHUNK + 1, 5, NULL);
+    backup_in(ctx, "x", img, "p2");
+    assert_int_equal(mode_at(dir2, "backups/default/p2/manifest.json"), 0644);
+    assert_int_equal(mode_at(dir2, "backups/default/p2"), 0755);
+    assert_int_equal(mode_at(dir2, "backups/default/p1/manifest.json"), 0600);
+    restore_same(w, ctx, "p2", img);
+    harvbk_ctx_free(ctx);
+    nfst_rmrf(dir2);
+    free(url3);
+    free(st3);
+    free(cfg);
+    free(st2);
+    free(furl);
+    free(dir2);
+    free(img);
+}
 
 /* Two clusters create the same backup at the same instant over NFS: exactly
  * one is Ready (and restores its own disk), the other fails with
@@ -432,6 +506,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_independent_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_to_file_target, setup, teardown),
         cmocka_unit_test_setup_teardown(test_existing_and_new_root, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_modes_follow_the_store_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_name_from_two_clusters_exactly_one_wins, setup,
                                         teardown),
     };

@@ -484,13 +484,13 @@ static void test_local_put_get_head_del(void **state)
     assert_int_equal(hb_target_get(t, "empty", &b, &e), 0);
     assert_int_equal(b.len, 0);
 
-    /* files land where the layout says, with the right mode */
+    /* files land where the layout says, private (a store without a config) */
     char *p = hb_asprintf("%s/chunks/ab/cd/abcd", dir);
     struct stat st;
     assert_int_equal(stat(p, &st), 0);
     mode_t um = umask(022);
     umask(um);
-    assert_int_equal(st.st_mode & 0777, 0644 & ~um);
+    assert_int_equal(st.st_mode & 0777, 0600 & ~um);
     hb_free(p);
 
     /* absent objects */
@@ -689,6 +689,84 @@ static void test_local_list_large_directory(void **state)
     assert_string_equal(o.last, "backups/many/sub/inner");
 
     hb_target_close(t);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static mode_t mode_of(const char *dir, const char *rel)
+{
+    char *p = hb_asprintf("%s/%s", dir, rel);
+    struct stat st;
+    assert_int_equal(lstat(p, &st), 0);
+    hb_free(p);
+    return st.st_mode & 0777;
+}
+
+/* What the target adds takes the group's and others' read access of the
+ * store's config: none for a new store (whatever the umask), 0644 / 0755 as
+ * an earlier version made them, 0640 / 0750; a link there counts as no
+ * config; private_files (the snapshot store) stays private. */
+static void test_local_modes_follow_the_store_config(void **state)
+{
+    (void)state;
+    mode_t old = umask(0);
+    char *dir = tu_mkdtemp("tgt-modes");
+    hb_target *t = open_local(dir, "ctx-a");
+    hb_err e;
+    assert_int_equal(hb_target_put(t, HB_STORE_CONFIG_NAME, "{}", 2, &e), 0);
+    assert_int_equal(hb_target_put(t, "chunks/00/11/0011aa", "x", 1, &e), 0);
+    hb_target_close(t);
+    assert_int_equal(mode_of(dir, HB_STORE_CONFIG_NAME), 0600);
+    assert_int_equal(mode_of(dir, "chunks/00/11/0011aa"), 0600);
+    assert_int_equal(mode_of(dir, "chunks/00/11"), 0700);
+    assert_int_equal(mode_of(dir, "tmp"), 0700);
+
+    static const struct {
+        mode_t cfg, file, dir;
+        bool priv;
+    } cases[] = {
+        { 0644, 0644, 0755, false },
+        { 0640, 0640, 0750, false },
+        { 0604, 0604, 0705, false },
+        { 0600, 0600, 0700, false },
+        { 0644, 0600, 0700, true },
+    };
+    for (size_t i = 0; i < HB_ARRAY_LEN(cases); i++) {
+        char *cfgp = hb_asprintf("%s/%s", dir, HB_STORE_CONFIG_NAME);
+        assert_int_equal(chmod(cfgp, cases[i].cfg), 0);
+        hb_free(cfgp);
+        hb_target_cfg cfg;
+        hb_target_cfg_init(&cfg);
+        char *url = hb_asprintf("file://%s", dir);
+        assert_int_equal(hb_target_cfg_set(&cfg, HARVBK_TARGET_URL, url, &e), 0);
+        hb_free(url);
+        cfg.private_files = cases[i].priv;
+        assert_int_equal(hb_target_open(&t, &cfg, "ctx-a", NULL, &e), 0);
+        char key[96], sub[32];
+        snprintf(sub, sizeof sub, "backups/n%zu", i);
+        snprintf(key, sizeof key, "%s/manifest.json", sub);
+        assert_int_equal(hb_target_put(t, key, "m", 1, &e), 0);
+        hb_target_close(t);
+        hb_target_cfg_clear(&cfg);
+        assert_int_equal(mode_of(dir, key), cases[i].file);
+        assert_int_equal(mode_of(dir, sub), cases[i].dir);
+    }
+
+    /* a link in the config's place grants nothing */
+    char *cfgp = hb_asprintf("%s/%s", dir, HB_STORE_CONFIG_NAME);
+    char *other = hb_asprintf("%s/elsewhere", dir);
+    assert_int_equal(tu_write_file(other, "{}", 2), 0);
+    assert_int_equal(chmod(other, 0644), 0);
+    assert_int_equal(unlink(cfgp), 0);
+    assert_int_equal(symlink(other, cfgp), 0);
+    t = open_local(dir, "ctx-a");
+    assert_int_equal(hb_target_put(t, "backups/l/manifest.json", "m", 1, &e), 0);
+    hb_target_close(t);
+    assert_int_equal(mode_of(dir, "backups/l/manifest.json"), 0600);
+    assert_int_equal(mode_of(dir, "backups/l"), 0700);
+    hb_free(cfgp);
+    hb_free(other);
+    umask(old);
     tu_rmrf(dir);
     free(dir);
 }
@@ -1509,6 +1587,7 @@ int main(void)
         cmocka_unit_test(test_local_refuses_bad_keys),
         cmocka_unit_test(test_local_list_filters_by_prefix_recursively),
         cmocka_unit_test(test_local_list_large_directory),
+        cmocka_unit_test(test_local_modes_follow_the_store_config),
         cmocka_unit_test(test_local_cleanup_removes_stale_temporaries),
         cmocka_unit_test(test_local_recovers_when_directory_removed),
         cmocka_unit_test(test_local_root_replaced_while_open),
