@@ -57,6 +57,36 @@ void hb_secure_free(void *p, size_t n)
     munmap(p, len);
 }
 
+/* hb_secret_dup: the size of the block before the string, for its release */
+typedef struct secret_head {
+    size_t size;
+} secret_head;
+
+char *hb_secret_dup(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    if (n > SIZE_MAX - sizeof(secret_head) - 1)
+        return NULL;
+    size_t size = sizeof(secret_head) + n + 1;
+    secret_head *h = hb_secure_alloc(size);
+    if (!h)
+        return NULL;
+    h->size = size;
+    char *out = (char *)(h + 1);
+    memcpy(out, s, n + 1);
+    return out;
+}
+
+void hb_secret_free(char *s)
+{
+    if (!s)
+        return;
+    secret_head *h = (secret_head *)s - 1;
+    hb_secure_free(h, h->size);
+}
+
 void hb_cleanse(void *p, size_t n)
 {
     if (p && n)

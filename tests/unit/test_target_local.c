@@ -155,6 +155,28 @@ static void fill_all(hb_target_cfg *c, bool store_secret)
                      0);
 }
 
+/* The mapping of this process that holds p is marked "do not dump" (and so
+ * kept out of core files): its VmFlags in /proc/self/smaps carry "dd". */
+static bool not_dumped(const void *p)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[512];
+    bool in = false, dd = false;
+    uintptr_t a = (uintptr_t)p;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = a >= lo && a < hi;
+        else if (in && !strncmp(line, "VmFlags:", 8)) {
+            dd = strstr(line, " dd") != NULL;
+            break;
+        }
+    }
+    fclose(f);
+    return dd;
+}
+
 static void test_cfg_json_round_trip_and_secret_policy(void **state)
 {
     (void)state;
@@ -190,6 +212,12 @@ static void test_cfg_json_round_trip_and_secret_policy(void **state)
         assert_int_equal(hb_target_cfg_copy(&copy, &c), 0);
         assert_string_equal(copy.secret_access_key, "TopSecret/Key+1");
         assert_ptr_not_equal(copy.url, c.url);
+        /* every copy of the secret is kept out of core dumps */
+        assert_true(not_dumped(c.secret_access_key));
+        assert_true(not_dumped(copy.secret_access_key));
+        assert_false(not_dumped(copy.url));
+        if (stored)
+            assert_true(not_dumped(back.secret_access_key));
         hb_target_cfg_clear(&copy);
         hb_free_secret(json);
         hb_target_cfg_clear(&back);
@@ -253,7 +281,7 @@ static void test_cfg_display_hides_credentials(void **state)
     hb_free(d);
     /* set() refuses credentials in URLs; a URL from elsewhere is still scrubbed */
     c.url = hb_strdup("s3://AKIA:supersecret@bucket/prefix");
-    c.secret_access_key = hb_strdup("supersecret");
+    c.secret_access_key = hb_secret_dup("supersecret");
     d = hb_target_cfg_display(&c);
     assert_string_equal(d, "s3://bucket/prefix");
     hb_free(d);
