@@ -57,34 +57,21 @@ void hb_secure_free(void *p, size_t n)
     munmap(p, len);
 }
 
-/* hb_secret_dup: the size of the block before the string, for its release */
-typedef struct secret_head {
-    size_t size;
-} secret_head;
-
-char *hb_secret_dup(const char *s)
+char *hb_secure_strdup(const char *s)
 {
     if (!s)
         return NULL;
-    size_t n = strlen(s);
-    if (n > SIZE_MAX - sizeof(secret_head) - 1)
-        return NULL;
-    size_t size = sizeof(secret_head) + n + 1;
-    secret_head *h = hb_secure_alloc(size);
-    if (!h)
-        return NULL;
-    h->size = size;
-    char *out = (char *)(h + 1);
-    memcpy(out, s, n + 1);
+    size_t n = strlen(s) + 1;
+    char *out = hb_secure_alloc(n);
+    if (out)
+        memcpy(out, s, n);
     return out;
 }
 
-void hb_secret_free(char *s)
+void hb_secure_strfree(char *s)
 {
-    if (!s)
-        return;
-    secret_head *h = (secret_head *)s - 1;
-    hb_secure_free(h, h->size);
+    if (s)
+        hb_secure_free(s, strlen(s) + 1);
 }
 
 void hb_cleanse(void *p, size_t n)

@@ -32,11 +32,11 @@ void *hb_secure_alloc(size_t n);
 void hb_secure_free(void *p, size_t n);
 /* OPENSSL_cleanse: wipe n bytes (the compiler cannot drop it). */
 void hb_cleanse(void *p, size_t n);
-/* A copy of the secret string s (an S3 secret key) in secure memory; NULL
- * for NULL or when out of memory. Released only by hb_secret_free. */
-char *hb_secret_dup(const char *s);
-/* Wipe and release what hb_secret_dup returned; NULL ok. */
-void hb_secret_free(char *s);
+/* A copy of the string s (an S3 secret key) in secure memory; NULL for NULL
+ * or when out of memory. Released only by hb_secure_strfree. */
+char *hb_secure_strdup(const char *s);
+/* Wipe and release what hb_secure_strdup returned (unchanged since); NULL ok. */
+void hb_secure_strfree(char *s);
 
 /* ---- user keys ---- */
 enum hb_key_kind { HB_KEY_RAW = 1, HB_KEY_PASSPHRASE = 2 };

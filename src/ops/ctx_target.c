@@ -151,7 +151,7 @@ int harvbk_ctx_get_target(harvbk_ctx *ctx, harvbk_target_config **out)
         return hb_ctx_failf(ctx, HARVBK_E_NOMEM, "out of memory");
     }
     if (c->cfg.secret_access_key) { /* the secret never leaves the library */
-        hb_secret_free(c->cfg.secret_access_key);
+        hb_secure_strfree(c->cfg.secret_access_key);
         c->cfg.secret_access_key = NULL;
     }
     if (c->cfg.key) /* nor does a session key; the encryption it implied stays said */

@@ -36,7 +36,7 @@ void hb_target_cfg_init(hb_target_cfg *c)
 
 static void free_secret(char **s)
 {
-    hb_secret_free(*s);
+    hb_secure_strfree(*s);
     *s = NULL;
 }
 
@@ -64,7 +64,7 @@ int hb_target_cfg_copy(hb_target_cfg *dst, const hb_target_cfg *src)
     dst->endpoint = hb_strdup(src->endpoint);
     dst->region = hb_strdup(src->region);
     dst->access_key_id = hb_strdup(src->access_key_id);
-    dst->secret_access_key = hb_secret_dup(src->secret_access_key);
+    dst->secret_access_key = hb_secure_strdup(src->secret_access_key);
     dst->ca_cert_file = hb_strdup(src->ca_cert_file);
     dst->key_file = hb_strdup(src->key_file);
     dst->passphrase_file = hb_strdup(src->passphrase_file);
@@ -257,12 +257,12 @@ static int set_str(char **field, const char *v, bool secret, hb_err *e)
 {
     char *copy = NULL;
     if (v && *v) {
-        copy = secret ? hb_secret_dup(v) : hb_strdup(v);
+        copy = secret ? hb_secure_strdup(v) : hb_strdup(v);
         if (!copy)
             return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     }
     if (secret)
-        hb_secret_free(*field);
+        hb_secure_strfree(*field);
     else
         hb_free(*field);
     *field = copy;

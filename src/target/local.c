@@ -1182,20 +1182,17 @@ bool hb_target_local_stats(hb_target *t, uint64_t *barriers, uint64_t *syncfs_ca
     return true;
 }
 
-/* The modes of what the target creates: private, unless the store's config
- * object (a regular file, not a link) lets the group or others read it; then
- * they may read what is added too (directories: read and search). A store an
- * earlier version made (0644) stays readable as it was; a new one is private
- * until its owner opens up its config (docs/CLI.md). */
-static void local_store_modes(local_target *lt)
+/* The mode of the store's config object when it is a regular file (not a
+ * link), else 0: what the target creates takes the group's and others' read
+ * access it grants (hb_store_modes; a store an earlier version made, 0644,
+ * stays readable as it was; a new one is private, docs/CLI.md). */
+static unsigned local_config_mode(const local_target *lt)
 {
     char *p = hb_path_join(lt->root, HB_STORE_CONFIG_NAME);
     struct stat st;
-    unsigned f, d;
-    hb_store_modes(p && lstat(p, &st) == 0 && S_ISREG(st.st_mode) ? st.st_mode : 0, &f, &d);
-    lt->file_mode = f;
-    lt->dir_mode = d;
+    unsigned m = p && lstat(p, &st) == 0 && S_ISREG(st.st_mode) ? (unsigned)st.st_mode : 0;
     hb_free(p);
+    return m;
 }
 
 int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
@@ -1220,10 +1217,10 @@ int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
         hb_free(lt);
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);
     }
-    lt->file_mode = 0600; /* private_files: the snapshot store */
-    lt->dir_mode = 0700;
-    if (!cfg->private_files)
-        local_store_modes(lt);
+    unsigned fmode, dmode; /* private_files (the snapshot store): private whatever the config */
+    hb_store_modes(cfg->private_files ? 0 : local_config_mode(lt), &fmode, &dmode);
+    lt->file_mode = fmode;
+    lt->dir_mode = dmode;
     int rc = 0;
     struct stat st;
     if (stat(lt->root, &st) == 0) {

@@ -673,7 +673,7 @@ static int do_lstat(nfs_target *nt, nfs_conn *c, const char *path, uint64_t dead
 
 /* The modes of what the target creates: private, unless the store's config
  * object (a regular file, not a link) lets the group or others read it; then
- * they may read what is added too (as the local target: local.c). Best
+ * they may read what is added too (hb_store_modes, as the local target). Best
  * effort: an error leaves them private. */
 static void nfs_store_modes(nfs_target *nt, nfs_conn *c, uint64_t deadline)
 {
@@ -684,9 +684,6 @@ static void nfs_store_modes(nfs_target *nt, nfs_conn *c, uint64_t deadline)
         (st.nfs_mode & S_IFMT) == S_IFREG)
         hb_store_modes((unsigned)st.nfs_mode, &nt->file_mode, &nt->dir_mode);
     hb_free(p);
-    if (c->broken)
-        conn_destroy(c);
-    c->broken = false;
 }
 
 /* Check that every component of rel[0..n) (a key's directory, below the
@@ -1960,13 +1957,14 @@ int hb_target_nfs_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
                     *e = e2;
             }
         }
-        if (rc == 0)
-            nfs_store_modes(nt, &nt->conns[0], deadline);
-        if (rc == 0) { /* best effort: a read-only store can still be read */
+        if (rc == 0) { /* best effort: the modes, and tmp/ (a read-only store can still be read) */
             hb_err ignored;
             nfs_conn *c = &nt->conns[0];
-            if (do_simple(nt, c, 'm', nt->tmpdir, NULL, hb_mono_ms() + nt->timeout_ms,
-                          &ignored) != 0 && c->broken)
+            nfs_store_modes(nt, c, deadline);
+            if (!c->broken) /* else put() creates tmp/ on demand */
+                (void)do_simple(nt, c, 'm', nt->tmpdir, NULL, hb_mono_ms() + nt->timeout_ms,
+                                &ignored);
+            if (c->broken)
                 conn_destroy(c);
             c->broken = false;
         }

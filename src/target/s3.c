@@ -656,7 +656,7 @@ static void s3_free(s3_target *s)
     hb_free(s->prefix);
     hb_free(s->region);
     hb_free(s->akid);
-    hb_secret_free(s->secret);
+    hb_secure_strfree(s->secret);
     hb_free(s);
 }
 
@@ -766,7 +766,7 @@ int hb_target_s3_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
     s->prefix = pl ? hb_asprintf("%.*s/", (int)pl, p) : hb_strdup("");
     s->region = hb_strdup(cfg->region && *cfg->region ? cfg->region : S3_DEFAULT_REGION);
     s->akid = hb_strdup(cfg->access_key_id);
-    s->secret = hb_secret_dup(cfg->secret_access_key);
+    s->secret = hb_secure_strdup(cfg->secret_access_key);
     if (!s->bucket || !s->prefix || !s->region || !s->akid || !s->secret) {
         s3_free(s);
         return hb_seterr(e, HARVBK_E_NOMEM, NULL);

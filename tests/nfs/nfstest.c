@@ -389,6 +389,17 @@ int nfst_ctx(harvbk_ctx **out, const char *state_dir, const char *url, unsigned 
     return rc;
 }
 
+harvbk_ctx *nfst_ctx_ok(const char *state_dir, const char *url, unsigned timeout_ms)
+{
+    harvbk_ctx *ctx = NULL;
+    char *msg = NULL;
+    int rc = nfst_ctx(&ctx, state_dir, url, timeout_ms, &msg);
+    if (rc)
+        fail_msg("set target %s: %s: %s", url, harvbk_error_name(rc), msg);
+    free(msg);
+    return ctx;
+}
+
 void nfst_vm(harvbk_ctx *ctx, const char *ns, const char *vm, const char *path)
 {
     harvbk_vm *v = NULL;

@@ -62,6 +62,8 @@ void nfst_free_strv(char **v, size_t n);
  * Returns the harvbk code; *msg (caller frees) gets the context's message. */
 int nfst_ctx(harvbk_ctx **out, const char *state_dir, const char *url, unsigned timeout_ms,
              char **msg);
+/* nfst_ctx that fails the test when the target cannot be set. */
+harvbk_ctx *nfst_ctx_ok(const char *state_dir, const char *url, unsigned timeout_ms);
 /* Register VM ns/vm with one volume "root" = path (ignores "exists"). */
 void nfst_vm(harvbk_ctx *ctx, const char *ns, const char *vm, const char *path);
 /* The operations; return the harvbk code, message in *msg when not NULL. */

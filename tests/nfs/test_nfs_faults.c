@@ -88,12 +88,7 @@ static void server_cmd(const world *w, const char *cmd)
 static harvbk_ctx *ctx_ok(const world *w, const char *tag, const char *url, unsigned timeout)
 {
     char *st = nfst_strf("%s/state-%s", w->work, tag);
-    harvbk_ctx *ctx = NULL;
-    char *msg = NULL;
-    int rc = nfst_ctx(&ctx, st, url, timeout, &msg);
-    if (rc)
-        fail_msg("set target %s: %s: %s", url, harvbk_error_name(rc), msg);
-    free(msg);
+    harvbk_ctx *ctx = nfst_ctx_ok(st, url, timeout);
     free(st);
     return ctx;
 }

@@ -39,11 +39,7 @@ static int setup(void **state)
     w->url = nfst_strf("%s/%s", w->env->url, w->sub);
     w->store_dir = nfst_strf("%s/%s", w->env->export_dir, w->sub);
     char *st = nfst_strf("%s/state", w->work);
-    char *msg = NULL;
-    int rc = nfst_ctx(&w->ctx, st, w->url, 0, &msg);
-    if (rc)
-        fail_msg("set target %s: %s: %s", w->url, harvbk_error_name(rc), msg);
-    free(msg);
+    w->ctx = nfst_ctx_ok(st, w->url, 0);
     free(st);
     *state = w;
     return 0;
@@ -61,18 +57,6 @@ static int teardown(void **state)
     free(w->store_dir);
     free(w);
     return 0;
-}
-
-/* A context on url with its state in st (fails the test otherwise). */
-static harvbk_ctx *ctx_ok(const char *st, const char *url)
-{
-    harvbk_ctx *ctx = NULL;
-    char *msg = NULL;
-    int rc = nfst_ctx(&ctx, st, url, 0, &msg);
-    if (rc)
-        fail_msg("set target %s: %s: %s", url, harvbk_error_name(rc), msg);
-    free(msg);
-    return ctx;
 }
 
 /* A backup of path as VM default/vm through ctx (fails the test otherwise). */
@@ -311,12 +295,7 @@ static void test_copy_to_file_target(void **state)
     free(out);
     char *state_dir = nfst_strf("%s/state-file", w->work);
     char *url = nfst_strf("file://%s", local);
-    harvbk_ctx *ctx = NULL;
-    char *msg = NULL;
-    rc = nfst_ctx(&ctx, state_dir, url, 0, &msg);
-    if (rc)
-        fail_msg("set target %s: %s: %s", url, harvbk_error_name(rc), msg);
-    free(msg);
+    harvbk_ctx *ctx = nfst_ctx_ok(state_dir, url, 0);
     assert_int_equal(nfst_backup_state(ctx, "default", "c1"), HARVBK_STATE_READY);
     assert_int_equal(nfst_backup_state(ctx, "default", "c2"), HARVBK_STATE_READY);
     restore_same(w, ctx, "c2", img);
@@ -342,14 +321,14 @@ static void test_existing_and_new_root(void **state)
     backup_ok(w, "x", img, "e1");
     /* a second context on the same, now existing, directory */
     char *st2 = nfst_strf("%s/state2", w->work);
-    harvbk_ctx *ctx = ctx_ok(st2, w->url);
+    harvbk_ctx *ctx = nfst_ctx_ok(st2, w->url, 0);
     assert_int_equal(nfst_backup_state(ctx, "default", "e1"), HARVBK_STATE_READY);
     restore_same(w, ctx, "e1", img);
     harvbk_ctx_free(ctx);
     /* a deeper new directory with the portmapper skipped */
     char *st3 = nfst_strf("%s/state3", w->work);
     char *url3 = nfst_strf("%s/deep/er?nfsport=2049&mountport=20048", w->url);
-    ctx = ctx_ok(st3, url3);
+    ctx = nfst_ctx_ok(st3, url3, 0);
     backup_in(ctx, "x", img, "e2");
     char *m = nfst_strf("%s/deep/er/backups/default/e2/manifest.json", w->store_dir);
     struct stat sb;
@@ -404,7 +383,7 @@ static void test_modes_follow_the_store_config(void **state)
     char *dir2 = nfst_strf("%s-shared", w->store_dir);
     char *furl = nfst_strf("file://%s", dir2);
     char *st2 = nfst_strf("%s/state2", w->work);
-    harvbk_ctx *ctx = ctx_ok(st2, furl);
+    harvbk_ctx *ctx = nfst_ctx_ok(st2, furl, 0);
     backup_in(ctx, "x", img, "p1");
     harvbk_ctx_free(ctx);
     char *cfg = nfst_strf("%s/harvbk-store.json", dir2);
@@ -412,7 +391,7 @@ static void test_modes_follow_the_store_config(void **state)
 
     char *st3 = nfst_strf("%s/state3", w->work);
     char *url3 = nfst_strf("%s-shared", w->url);
-    ctx = ctx_ok(st3, url3);
+    ctx = nfst_ctx_ok(st3, url3, 0);
     nfst_write_disk(img, 2ull * NFST_CHUNK + 1, 5, NULL);
     backup_in(ctx, "x", img, "p2");
     assert_int_equal(mode_at(dir2, "backups/default/p2/manifest.json"), 0644);

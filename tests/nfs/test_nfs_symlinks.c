@@ -46,15 +46,10 @@ static void test_planted_links_are_never_followed(void **state)
     char *disk = nfst_strf("%s/disk.img", work);
     nfst_write_disk(disk, 2 * NFST_CHUNK + 4096, 7, (const int[]){ -1 });
 
-    harvbk_ctx *ctx = NULL;
+    harvbk_ctx *ctx = nfst_ctx_ok(st_dir, url, 0);
     char *msg = NULL;
-    int rc = nfst_ctx(&ctx, st_dir, url, 0, &msg);
-    if (rc)
-        fail_msg("set target %s: %s: %s", url, harvbk_error_name(rc), msg);
-    free(msg);
-    msg = NULL;
     nfst_vm(ctx, "default", "vm-1", disk);
-    rc = nfst_backup(ctx, "default", "vm-1", disk, "real-1", &msg);
+    int rc = nfst_backup(ctx, "default", "vm-1", disk, "real-1", &msg);
     if (rc)
         fail_msg("backup: %s: %s", harvbk_error_name(rc), msg);
     free(msg);

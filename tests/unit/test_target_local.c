@@ -281,7 +281,7 @@ static void test_cfg_display_hides_credentials(void **state)
     hb_free(d);
     /* set() refuses credentials in URLs; a URL from elsewhere is still scrubbed */
     c.url = hb_strdup("s3://AKIA:supersecret@bucket/prefix");
-    c.secret_access_key = hb_secret_dup("supersecret");
+    c.secret_access_key = hb_secure_strdup("supersecret");
     d = hb_target_cfg_display(&c);
     assert_string_equal(d, "s3://bucket/prefix");
     hb_free(d);
