@@ -40,7 +40,8 @@ Control (on the control port only):
                        "truncate" (forward, answer with the headers and half
                        the body, then close; like drop_after without a body),
                        "reset" (TCP RST, before forwarding),
-                       "delay" (wait delay_ms, then forward normally),
+                       "delay" (wait delay_ms, then forward normally; with
+                       gather, only until that many delayed requests wait),
                        "hang" (no answer for hang_ms, then close)
                        default ["500", "503", "drop"]
        seed            integer seed of the fault generator (0)
@@ -52,6 +53,10 @@ Control (on the control port only):
                        fixed point of a run, whatever its timing
        max_faults      stop injecting after this many faults (0 = no limit)
        delay_ms        (1000)   hang_ms (20000); both at most 600000
+       gather          0, or N: delayed requests go on together as soon as N
+                       of them wait at once (at the latest after delay_ms):
+                       how many requests a client keeps in flight, measured
+                       whatever its CPU speed (stat max_held)
        down            false | "refuse" (S3 listeners closed: connection
                        refused) | "close" (accept and close at once) |
                        "hang" (accept, never answer); existing connections
@@ -60,7 +65,8 @@ Control (on the control port only):
                              by_method, by_op (GET, LIST, PUT, HEAD, DELETE
                              incl. DeleteObjects, POST), rejected_by_code,
                              injected_by_kind,
-                             status_by_class, connections_refused_while_down...
+                             status_by_class, connections_refused_while_down,
+                             max_held (most delayed requests waiting at once)...
   POST /__control/stats/reset   zero the counters
 
 Faults are drawn after verification: a request with a bad signature is always
@@ -168,6 +174,9 @@ class Proxy:
         self.injected_since_config = 0
         self.matched_since_config = 0
         self.conns = set()
+        self.hold_cv = threading.Condition()  # delayed requests (hold)
+        self.held = 0
+        self.hold_gen = 0
         self.servers = {}          # name -> (server, thread, port, tls)
         self.reset_stats()
 
@@ -175,7 +184,7 @@ class Proxy:
     def default_faults():
         return {"fail_rate": 0.0, "kinds": ["500", "503", "drop"], "seed": 0,
                 "only_methods": [], "only_paths": [], "pass_first": 0, "max_faults": 0,
-                "delay_ms": 1000,
+                "delay_ms": 1000, "gather": 0,
                 "hang_ms": 20000, "down": False}
 
     def reset_stats(self):
@@ -184,7 +193,8 @@ class Proxy:
                           "by_method": {}, "by_op": {}, "rejected_by_code": {},
                           "injected_by_kind": {},
                           "status_by_class": {}, "connections": 0,
-                          "connections_closed_while_down": 0, "upstream_errors": 0}
+                          "connections_closed_while_down": 0, "upstream_errors": 0,
+                          "max_held": 0}
 
     def bump(self, key, sub=None, n=1):
         with self.lock:
@@ -227,7 +237,7 @@ class Proxy:
         if not isinstance(new["only_paths"], list) or \
                 any(not isinstance(m, str) or not m for m in new["only_paths"]):
             raise ValueError("only_paths must be a list of non-empty strings")
-        for k in ("seed", "max_faults", "pass_first", "delay_ms", "hang_ms"):
+        for k in ("seed", "max_faults", "pass_first", "delay_ms", "hang_ms", "gather"):
             if isinstance(new[k], bool) or not isinstance(new[k], int) or new[k] < 0:
                 raise ValueError(f"{k} must be a non-negative integer")
         for k in ("delay_ms", "hang_ms"):
@@ -264,7 +274,28 @@ class Proxy:
             if self.rng.random() >= f["fail_rate"]:
                 return None
             self.injected_since_config += 1
-            return self.rng.choice(f["kinds"]), f["delay_ms"], f["hang_ms"]
+            return self.rng.choice(f["kinds"]), f["delay_ms"], f["hang_ms"], f["gather"]
+
+    def hold(self, delay_ms, gather):
+        """A delayed request: wait delay_ms, or until gather delayed requests
+        wait at once (then they all go on)."""
+        with self.hold_cv:
+            gen = self.hold_gen
+            self.held += 1
+            with self.lock:
+                self.stats["max_held"] = max(self.stats["max_held"], self.held)
+            if gather and self.held >= gather:
+                self.hold_gen += 1
+                self.held = 0
+                self.hold_cv.notify_all()
+                return
+            deadline = time.monotonic() + delay_ms / 1000.0
+            while self.hold_gen == gen:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.held -= 1
+                    return
+                self.hold_cv.wait(left)
 
     def down_mode(self):
         with self.lock:
@@ -585,12 +616,12 @@ class S3Handler(http.server.BaseHTTPRequestHandler):
 
             fault = proxy.draw_fault(method, fwd_path)
             if fault is not None:
-                kind, delay_ms, hang_ms = fault
+                kind, delay_ms, hang_ms, gather = fault
                 proxy.bump("injected")
                 proxy.bump("injected_by_kind", kind)
                 action = f"inject:{kind}"
                 if kind == "delay":
-                    time.sleep(delay_ms / 1000.0)
+                    proxy.hold(delay_ms, gather)
                 elif kind in ("500", "503", "429"):
                     code, msg = {"500": ("InternalError", "We encountered an internal error. "
                                          "Please try again."),

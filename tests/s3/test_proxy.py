@@ -439,6 +439,37 @@ class ProxyTest(unittest.TestCase):
             s3.list_objects_v2(Bucket=BUCKET, Prefix=RUN)
         self.assertLess(time.monotonic() - t0, 2.9)
 
+    def test_fault_delay_gather(self):
+        # N delayed requests waiting at once go on together, long before
+        # delay_ms; fewer wait delay_ms; max_held counts them
+        def lists(n):
+            took, errors = [], []
+
+            def one():
+                try:
+                    t0 = time.monotonic()
+                    s3util.client(ENV).list_objects_v2(Bucket=BUCKET, Prefix=RUN)
+                    took.append(time.monotonic() - t0)
+                except Exception as e:  # noqa: BLE001 - reported below
+                    errors.append(repr(e))
+            threads = [threading.Thread(target=one) for _ in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            self.assertEqual(errors, [])
+            return took
+        def gathered(n, delay_ms):
+            s3util.control(ENV, {"fail_rate": 1.0, "kinds": ["delay"], "delay_ms": delay_ms,
+                                 "gather": 3})
+            s3util.reset_stats(ENV)
+            took = lists(n)
+            self.assertEqual(len(took), n)
+            self.assertEqual(s3util.stats(ENV)["max_held"], n)
+            return took
+        self.assertLess(max(gathered(3, 60000)), 30)
+        self.assertGreaterEqual(min(gathered(2, 1500)), 1.5)
+
     def test_fault_selection(self):
         s3 = s3util.client(ENV)
         s3.put_object(Bucket=BUCKET, Key=f"{RUN}/sel", Body=b"x")
