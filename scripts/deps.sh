@@ -19,7 +19,7 @@ BASE_PKGS=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev zlib
            valgrind python3-botocore python3-boto3 openssl
            nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2 tzdata
            golang-go python3-pytest python3-pip python3-setuptools python3-wheel
-           xfsprogs util-linux clang libclang-rt-dev)
+           xfsprogs util-linux clang libclang-rt-dev libfuse3-dev)
 BENCH_PKGS=(restic borgbackup)
 S3RVER_VERSION=3.7.1
 S3RVER_DIR=${HARVBK_S3RVER_DIR:-${XDG_CACHE_HOME:-~/.cache}/harvbk/s3rver-$S3RVER_VERSION}

@@ -396,6 +396,25 @@ static int confirm_commit(harvbk_op *op, backup_job *j, hb_store *st, hb_lease *
     return claim ? hb_store_claim_confirm(claim, lapsed, e) : 0;
 }
 
+/* Delete the manifest this backup wrote (or may have written): it is not to
+ * be restored. Best effort, logged when it fails; a manifest that is not
+ * there is no failure. */
+static void withdraw_manifest(harvbk_ctx *ctx, const backup_job *j, hb_store *st,
+                              const char *which, const char *what)
+{
+    char *mkey = hb_key_manifest(j->kdir, j->vm->ns, j->name);
+    hb_err de;
+    hb_err_clear(&de);
+    if (!mkey)
+        hb_seterr(&de, HARVBK_E_NOMEM, NULL);
+    else if (hb_target_del(st->t, mkey, &de) == 0)
+        hb_log_warn(&ctx->log, "%s: no manifest of %s is left in the store", what, which);
+    if (de.msg[0])
+        hb_log_error(&ctx->log, "%s: cannot withdraw the manifest of %s: %s", what, which,
+                     de.msg);
+    hb_free(mkey);
+}
+
 /* How many chunks this backup would check one by one (a head() each on S3):
  * one per id of the previous backup, and one per chunk it may read and
  * upload (the allocated part of a regular file, or the changed ranges when
@@ -903,20 +922,20 @@ static int backup_run(harvbk_op *op, hb_err *e)
     hb_err_clear(e);
     if ((rc = confirm_commit(op, j, st, wl, &lapses, claim, ix, n, what, e)))
         goto out;
-    if ((rc = hb_store_manifest_write(st, j->kdir, &m, e)))
+    if ((rc = hb_store_manifest_write(st, j->kdir, &m, e))) {
+        /* The manifest may be in place all the same: a put whose last step
+         * failed (the directory's fsync after the rename), an S3 answer lost
+         * after the object was stored. The backup failed, so it must not be
+         * in the store either; the name is this backup's (the claim). */
+        withdraw_manifest(ctx, j, st, "a backup that failed", what);
         goto out;
+    }
     if (wl && hb_lease_lapses(wl) != lapses) {
         /* lapsed while the manifest was being written: a gc may have swept
          * meanwhile. Check again; uncommit what would not restore. */
         rc = confirm_commit(op, j, st, wl, &lapses, NULL, ix, n, what, e);
         if (rc) {
-            char *mkey = hb_key_manifest(j->kdir, vm->ns, j->name);
-            hb_err de;
-            hb_err_clear(&de);
-            if (!mkey || hb_target_del(st->t, mkey, &de) != 0)
-                hb_log_error(&ctx->log, "%s: cannot withdraw the manifest of a backup that "
-                             "may not restore: %s", what, de.msg);
-            hb_free(mkey);
+            withdraw_manifest(ctx, j, st, "a backup that may not restore", what);
             goto out;
         }
     }

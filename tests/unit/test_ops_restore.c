@@ -95,16 +95,7 @@ static int restore(env *v, const harvbk_restore_options *ro, char *msg, size_t s
 {
     harvbk_op *op = NULL;
     int rc = harvbk_restore_create(&op, v->ctx, "default", "b1", ro);
-    if (rc) {
-        if (msg)
-            harvbk_ctx_errmsg_copy(v->ctx, msg, size);
-        return rc;
-    }
-    rc = harvbk_op_wait(op);
-    if (msg)
-        harvbk_op_errmsg_copy(op, msg, size);
-    harvbk_op_free(op);
-    return rc;
+    return tu_op_result(v->ctx, rc, op, msg, size);
 }
 
 static int nfiles;

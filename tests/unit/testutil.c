@@ -104,6 +104,20 @@ void tu_set_file_target(harvbk_ctx *ctx, const char *dir)
     free(url);
 }
 
+int tu_op_result(harvbk_ctx *ctx, int rc, harvbk_op *op, char *msg, size_t size)
+{
+    if (rc) {
+        if (msg)
+            harvbk_ctx_errmsg_copy(ctx, msg, size);
+        return rc;
+    }
+    rc = harvbk_op_wait(op);
+    if (msg)
+        harvbk_op_errmsg_copy(op, msg, size);
+    harvbk_op_free(op);
+    return rc;
+}
+
 void tu_gate_init(tu_gate *g, const uint8_t *data, size_t size, uint64_t from)
 {
     memset(g, 0, sizeof *g);

@@ -24,6 +24,11 @@ char *tu_path2(const char *a, const char *b);
 /* Point ctx at the file:// target dir (64 KiB chunks); asserts success. */
 struct harvbk_ctx;
 void tu_set_file_target(struct harvbk_ctx *ctx, const char *dir);
+/* The result of an operation started with `rc = harvbk_X_create(&op, ctx,
+ * ...)`: rc when it did not start, else what harvbk_op_wait() says; the
+ * message (of ctx or of op) into msg when msg is not NULL; op is freed. */
+struct harvbk_op;
+int tu_op_result(struct harvbk_ctx *ctx, int rc, struct harvbk_op *op, char *msg, size_t size);
 
 /* A gate for a volume's read callback (tu_gated_read) or an operation's
  * progress callback (tu_gated_progress): calls wait until tu_gate_open;
