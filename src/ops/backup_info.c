@@ -403,7 +403,20 @@ typedef struct cat_build {
     const hb_synced *c;
     harvbk_backup_list *l;
     const char *ns, *name; /* get: only this one */
+    hb_store *st;          /* the catalog's store when the context has it open, or NULL */
 } cat_build;
+
+/* The context's store, when it is open and the catalog's: a record whose
+ * writer is gone is then checked against the target (Ready when its manifest
+ * is there: a writer that committed but could not save its record), not
+ * marked Error "commit unknown" until the store is next opened. */
+static hb_store_ref *cat_store(harvbk_ctx *ctx, const hb_synced *c, cat_build *cb)
+{
+    hb_store_ref *ref = hb_ctx_store_peek(ctx);
+    if (ref && c->store_id && strcmp(ref->st->id, c->store_id) == 0)
+        cb->st = ref->st;
+    return ref;
+}
 
 static int cat_record(hb_record *r, void *ud)
 {
@@ -417,7 +430,8 @@ static int cat_record(hb_record *r, void *ud)
         return 0; /* its manifest is in the catalog: that is the truth */
     hb_err e;
     hb_err_clear(&e);
-    hb_record_recover(&cb->ctx->state, r, NULL, &e); /* a dead writer's record reads as Error */
+    /* a dead writer's record reads as Error, or Ready when it committed */
+    hb_record_recover(&cb->ctx->state, r, cb->st, &e);
     harvbk_backup_info *in = info_from_record(r);
     if (in)
         in->flags |= HARVBK_BACKUP_FLAG_LOCAL;
@@ -444,8 +458,10 @@ static int catalog_list(harvbk_backup_list **out, harvbk_ctx *ctx)
     }
     if (rc == 0) {
         l->synced_at = c.synced_at_ms;
-        cat_build cb = { ctx, &c, l, NULL, NULL };
+        cat_build cb = { ctx, &c, l, NULL, NULL, NULL };
+        hb_store_ref *ref = cat_store(ctx, &c, &cb);
         rc = hb_record_foreach_k(&ctx->state, HB_ENTRY_BACKUP, cat_record, &cb, &e);
+        hb_ctx_store_release(ctx, ref);
         if (rc == HARVBK_E_NOMEM)
             hb_seterr(&e, rc, NULL);
     }
@@ -478,8 +494,10 @@ static int catalog_get(harvbk_backup_info **out, harvbk_ctx *ctx, const char *ns
     }
     if (rc == 0 && !in) {
         harvbk_backup_list one = { NULL, 0, 0 };
-        cat_build cb = { ctx, &c, &one, ns, name };
+        cat_build cb = { ctx, &c, &one, ns, name, NULL };
+        hb_store_ref *ref = cat_store(ctx, &c, &cb);
         rc = hb_record_foreach_k(&ctx->state, HB_ENTRY_BACKUP, cat_record, &cb, &e);
+        hb_ctx_store_release(ctx, ref);
         if (rc == HARVBK_E_NOMEM)
             hb_seterr(&e, rc, NULL);
         if (rc == 0 && one.n)

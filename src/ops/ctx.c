@@ -488,6 +488,16 @@ int hb_ctx_store_acquire(harvbk_ctx *ctx, hb_store_ref **out, hb_err *e)
     return rc;
 }
 
+hb_store_ref *hb_ctx_store_peek(harvbk_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->mu);
+    hb_store_ref *ref = ctx->store;
+    if (ref)
+        ref->refs++;
+    pthread_mutex_unlock(&ctx->mu);
+    return ref;
+}
+
 void hb_ctx_store_release(harvbk_ctx *ctx, hb_store_ref *ref)
 {
     if (!ref)

@@ -178,6 +178,9 @@ int hb_ctx_open_store(harvbk_ctx *ctx, const hb_target_cfg *cfg, bool create,
  * HARVBK_E_NOTARGET when no target is configured. */
 int hb_ctx_store_acquire(harvbk_ctx *ctx, hb_store_ref **out, hb_err *e);
 void hb_ctx_store_release(harvbk_ctx *ctx, hb_store_ref *ref);
+/* A reference to the context's store when it is open, else NULL: never opens
+ * one (no request, no wait). Released with hb_ctx_store_release(). */
+hb_store_ref *hb_ctx_store_peek(harvbk_ctx *ctx);
 
 /* The registry. add fails with HARVBK_E_BUSY / HARVBK_E_EXISTS when it
  * conflicts (WRITE/READ vs DELETE, WRITE vs WRITE, NEWVM vs NEWVM). */

@@ -152,12 +152,12 @@ static void write_disk(const char *path, size_t size, uint64_t seed)
 
 typedef struct world {
     char *dir;                 /* on the ordinary disk: state, restores */
-    char *store, *disk_dir, *disk;
+    char *store, *disk_dir, *disk, *state;
     harvbk_ctx *ctx;
     harvbk_vm *vm;
 } world;
 
-enum { ON_DISK = 0, STORE_ON_FAULTFS = 1, VOLUME_ON_FAULTFS = 2 };
+enum { ON_DISK = 0, STORE_ON_FAULTFS = 1, VOLUME_ON_FAULTFS = 2, STATE_ON_FAULTFS = 4 };
 
 /* A context (state on the ordinary disk) with a file:// store and VM
  * default/vm of one volume `disk` of `size` bytes, the store or the volume's
@@ -175,9 +175,10 @@ static void world_open(world *w, const char *tag, int where, size_t size, bool b
     assert_int_equal(mkdir(w->disk_dir, 0700), 0);
     w->disk = tu_path2(w->disk_dir, "disk.raw");
     write_disk(w->disk, size, 1);
-    char *state = tu_path2(w->dir, "state");
+    snprintf(sub, sizeof sub, "%s-state", tag);
+    char *state = tu_path2(where & STATE_ON_FAULTFS ? fs.mnt : w->dir, sub);
     assert_int_equal(harvbk_ctx_open(&w->ctx, state, NULL), 0);
-    free(state);
+    w->state = state;
     tu_set_file_target(w->ctx, w->store);
     assert_int_equal(harvbk_vm_new(&w->vm, "default", "vm"), 0);
     assert_int_equal(harvbk_vm_add_volume_file(w->vm, "disk", w->disk), 0);
@@ -194,11 +195,13 @@ static void world_close(world *w)
     harvbk_ctx_free(w->ctx);
     tu_rmrf(w->store);
     tu_rmrf(w->disk_dir);
+    tu_rmrf(w->state);
     tu_rmrf(w->dir);
     free(w->dir);
     free(w->store);
     free(w->disk_dir);
     free(w->disk);
+    free(w->state);
 }
 
 static int backup(world *w, const char *name, char *msg, size_t size)
@@ -460,6 +463,59 @@ static void test_replace_keeps_the_old_volume_when_the_store_fails(void **state)
     free(now);
 }
 
+/* The context's state directory fails: before the commit, the backup fails
+ * and is not Ready; after it (the Ready record or the catalog cannot be
+ * saved), the backup succeeded, so it reads Ready (its writer gone, the
+ * record is checked against the target) and restores. Either way the next
+ * backup, the disk well again, is Ready. */
+static void test_state_dir_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rules;
+        int rc; /* what the backup returns */
+    } cases[] = {
+        { "fsync EIO", HARVBK_E_IO },      /* the InProgress record, first */
+        { "fsyncdir EIO", HARVBK_E_IO },
+        { "rename EIO", HARVBK_E_IO },
+        { "write ENOSPC", HARVBK_E_IO },
+        { "create EIO", HARVBK_E_IO },     /* the record's lock */
+        { "fsync EIO after=1", 0 },        /* everything after the first record */
+        { "rename EIO after=1", 0 },
+    };
+    world w;
+    world_open(&w, "faultfs-state", STATE_ON_FAULTFS, 2 * MiB, true);
+    char msg[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[16], ok[16], vm_name[16];
+        snprintf(name, sizeof name, "s%zu", i);
+        snprintf(ok, sizeof ok, "ok%zu", i);
+        snprintf(vm_name, sizeof vm_name, "r%zu", i);
+        write_disk(w.disk, 2 * MiB, 200 + i);
+        faults(cases[i].rules);
+        int rc = backup(&w, name, msg, sizeof msg);
+        unsigned long hits = injected();
+        faults("");
+        int st = state_of(&w, name);
+        fprintf(stderr, "state dir: %-20s -> %d (%lu injected), reads %d: %s\n",
+                cases[i].rules, rc, hits, st, msg);
+        assert_true(hits >= 1);
+        assert_int_equal(rc, cases[i].rc);
+        if (rc == 0) {
+            assert_int_equal(st, HARVBK_STATE_READY);
+            restores_as(&w, name, w.disk, vm_name);
+        } else {
+            assert_true(st == HARVBK_STATE_ERROR || st == HARVBK_E_NOTFOUND);
+            char *out = tu_path2(w.dir, "never");
+            assert_int_not_equal(restore_into(&w, name, "never", out, 0, msg, sizeof msg), 0);
+            free(out);
+        }
+        assert_int_equal(backup(&w, ok, msg, sizeof msg), 0);
+        assert_int_equal(state_of(&w, ok), HARVBK_STATE_READY);
+    }
+    world_close(&w);
+}
+
 int main(void)
 {
     const char *why = fs_start();
@@ -473,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_volume_read_error_fails_the_backup),
         cmocka_unit_test(test_restore_disk_errors),
         cmocka_unit_test(test_replace_keeps_the_old_volume_when_the_store_fails),
+        cmocka_unit_test(test_state_dir_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fs_stop();
