@@ -516,6 +516,109 @@ static void test_state_dir_errors(void **state)
     world_close(&w);
 }
 
+/* gc and deletion on a failing store: a gc whose deletions fail ends with
+ * the error and removes nothing still referenced (the backup kept verifies
+ * and restores); run again on a well disk it finishes the sweep. A
+ * deletion whose unlink fails leaves the backup Ready and restorable. */
+static void test_gc_and_delete_errors(void **state)
+{
+    (void)state;
+    world w;
+    world_open(&w, "faultfs-gc", STORE_ON_FAULTFS, 3 * MiB, true);
+    char msg[512];
+    write_disk(w.disk, 3 * MiB, 300); /* b1 shares nothing with b0 but zeros */
+    assert_int_equal(backup(&w, "b1", msg, sizeof msg), 0);
+    assert_int_equal(harvbk_backup_delete(w.ctx, "default", "b0"), 0);
+
+    faults("unlink EIO path=/chunks/ after=3");
+    harvbk_op *op = NULL;
+    int rc = harvbk_gc(&op, w.ctx, NULL);
+    uint64_t removed = 0, bytes = 0;
+    if (rc == 0)
+        harvbk_gc_result(op, &removed, &bytes);
+    rc = tu_op_result(w.ctx, rc, op, msg, sizeof msg);
+    unsigned long hits = injected();
+    faults("");
+    fprintf(stderr, "gc, unlink fails -> %d (%lu injected): %s\n", rc, hits, msg);
+    assert_true(hits >= 1);
+    assert_int_equal(rc, HARVBK_E_IO);
+    assert_non_null(strstr(msg, strerror(EIO)));
+    assert_int_equal(verify(&w, "b1"), 0);
+
+    op = NULL;
+    rc = harvbk_gc(&op, w.ctx, NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(harvbk_op_wait(op), 0);
+    assert_int_equal(harvbk_gc_result(op, &removed, &bytes), 0);
+    harvbk_op_free(op);
+    assert_true(removed >= 1); /* what the first gc could not */
+    assert_int_equal(verify(&w, "b1"), 0);
+    restores_as(&w, "b1", w.disk, "r1");
+
+    faults("unlink EIO path=manifest.json");
+    rc = harvbk_backup_delete(w.ctx, "default", "b1");
+    hits = injected();
+    faults("");
+    harvbk_ctx_errmsg_copy(w.ctx, msg, sizeof msg);
+    fprintf(stderr, "delete, unlink fails -> %d (%lu injected): %s\n", rc, hits, msg);
+    assert_true(hits >= 1);
+    assert_true(rc < 0);
+    assert_non_null(strstr(msg, strerror(EIO)));
+    assert_int_equal(state_of(&w, "b1"), HARVBK_STATE_READY);
+    restores_as(&w, "b1", w.disk, "r2");
+    assert_int_equal(harvbk_backup_delete(w.ctx, "default", "b1"), 0);
+    world_close(&w);
+}
+
+/* A snapshot into a local snapshot store whose disk fills up fails, is not
+ * Ready, and the next one is. */
+static void test_snapshot_store_full(void **state)
+{
+    (void)state;
+    world w;
+    world_open(&w, "faultfs-snap", ON_DISK, 3 * MiB, false);
+    char *dir = tu_path2(fs.mnt, "faultfs-snap-store");
+    harvbk_snapshot_store_options so = HARVBK_SNAPSHOT_STORE_OPTIONS_INIT;
+    so.dir = dir;
+    so.chunk_size = 65536;
+    assert_int_equal(harvbk_snapshot_store_set(w.ctx, &so), 0);
+    char msg[512];
+    harvbk_op *op = NULL;
+    int rc = harvbk_snapshot_create(&op, w.ctx, w.vm, "s0", NULL);
+    assert_int_equal(tu_op_result(w.ctx, rc, op, msg, sizeof msg), 0);
+    write_disk(w.disk, 3 * MiB, 400);
+    faults("write ENOSPC after=5");
+    op = NULL;
+    rc = harvbk_snapshot_create(&op, w.ctx, w.vm, "s1", NULL);
+    rc = tu_op_result(w.ctx, rc, op, msg, sizeof msg);
+    unsigned long hits = injected();
+    faults("");
+    fprintf(stderr, "snapshot, disk full -> %d (%lu injected): %s\n", rc, hits, msg);
+    assert_true(hits >= 1);
+    assert_int_equal(rc, HARVBK_E_IO);
+    assert_non_null(strstr(msg, strerror(ENOSPC)));
+    harvbk_backup_info *info = NULL;
+    rc = harvbk_snapshot_get(&info, w.ctx, "default", "s1");
+    if (rc == 0) {
+        assert_int_not_equal(harvbk_backup_info_state(info), HARVBK_STATE_READY);
+        harvbk_backup_info_free(info);
+    } else {
+        assert_int_equal(rc, HARVBK_E_NOTFOUND);
+    }
+    op = NULL;
+    rc = harvbk_snapshot_verify(&op, w.ctx, "default", "s0", NULL);
+    assert_int_equal(tu_op_result(w.ctx, rc, op, NULL, 0), 0);
+    op = NULL;
+    rc = harvbk_snapshot_create(&op, w.ctx, w.vm, "s2", NULL);
+    assert_int_equal(tu_op_result(w.ctx, rc, op, msg, sizeof msg), 0);
+    op = NULL;
+    rc = harvbk_snapshot_verify(&op, w.ctx, "default", "s2", NULL);
+    assert_int_equal(tu_op_result(w.ctx, rc, op, NULL, 0), 0);
+    world_close(&w);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const char *why = fs_start();
@@ -530,6 +633,8 @@ int main(void)
         cmocka_unit_test(test_restore_disk_errors),
         cmocka_unit_test(test_replace_keeps_the_old_volume_when_the_store_fails),
         cmocka_unit_test(test_state_dir_errors),
+        cmocka_unit_test(test_gc_and_delete_errors),
+        cmocka_unit_test(test_snapshot_store_full),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fs_stop();
