@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -95,6 +96,9 @@ static const char *fs_start(void)
         return "cannot make the test directories";
     fs.pid = fork();
     if (fs.pid == 0) {
+        /* this test killed (a crash, ctest's timeout): the file system
+         * unmounts and ends too */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         int null = open("/dev/null", O_RDWR);
         dup2(null, 0);
         execl(prog, prog, fs.backing, fs.mnt, (char *)NULL);
