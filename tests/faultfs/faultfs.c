@@ -129,7 +129,9 @@ static int parse_rules(const char *text, size_t len)
             rc = -EINVAL;
             break;
         }
-        for (char *tok = strtok(line + used, " \t\r"); tok; tok = strtok(NULL, " \t\r")) {
+        char *tsave = NULL;
+        for (char *tok = strtok_r(line + used, " \t\r", &tsave); tok;
+             tok = strtok_r(NULL, " \t\r", &tsave)) {
             if (!strncmp(tok, "after=", 6))
                 r->after = strtoul(tok + 6, NULL, 10);
             else if (!strncmp(tok, "count=", 6))
