@@ -378,7 +378,8 @@ static void test_volume_read_error_fails_the_backup(void **state)
 /* ----------------------------------------------------------- the restore */
 
 /* The restore's disk fails its first flush, while the restore is still
- * writing (every 8 MiB: the later flushes and the final one would succeed):
+ * writing (every 8 MiB: the later flushes and the final one would succeed;
+ * the restore's flusher must report it):
  * the restore fails, leaves no volume file and no VM, and succeeds once the
  * disk is well. The same for a write that fails and a full disk. */
 static void test_restore_disk_errors(void **state)
@@ -391,7 +392,8 @@ static void test_restore_disk_errors(void **state)
         { "fsync EIO count=1", EIO },   /* the first flush only: mid-way */
         { "write EIO after=40", EIO },
         { "write ENOSPC after=100", ENOSPC },
-        { "fsync EIO after=2", EIO },   /* the last flush (24 MiB: 8, 16, end) */
+        { "fsync EIO after=1", EIO },   /* a later one (24 MiB: at 8, 16 and the end;
+                                           two may fall together on a busy machine) */
     };
     world w;
     world_open(&w, "faultfs-restore", ON_DISK, 24 * MiB, true);
@@ -533,6 +535,9 @@ static void test_gc_and_delete_errors(void **state)
     write_disk(w.disk, 3 * MiB, 300); /* b1 shares nothing with b0 but zeros */
     assert_int_equal(backup(&w, "b1", msg, sizeof msg), 0);
     assert_int_equal(harvbk_backup_delete(w.ctx, "default", "b0"), 0);
+    /* gc keeps chunks written in the second it starts (a writer's, maybe):
+     * b0's must be older */
+    usleep(1100 * 1000);
 
     faults("unlink EIO path=/chunks/ after=3");
     harvbk_op *op = NULL;
@@ -623,6 +628,68 @@ static void test_snapshot_store_full(void **state)
     free(dir);
 }
 
+/* Replacing a two-volume VM whose volumes' disk fails during the swap (a
+ * rename, the directory's flush): the restore fails and both volumes are
+ * the VM's own again, byte for byte, nothing left beside them; well again,
+ * the replace puts the backup's bytes in place. */
+static void test_replace_swap_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rules, *where;
+    } cases[] = {
+        /* the second volume cannot be moved aside, nor the second restored
+         * one into place; both swapped, the directory's flush fails */
+        { "rename EIO after=2 count=1", "cannot move aside" },
+        { "rename EIO after=3 count=1", "cannot move the restored volume into place" },
+        { "fsyncdir EIO path=faultfs-swap-disk count=1", "cannot sync directory" },
+    };
+    world w;
+    world_open(&w, "faultfs-swap", VOLUME_ON_FAULTFS, 2 * MiB, false);
+    char *disk2 = tu_path2(w.disk_dir, "disk2.raw");
+    write_disk(disk2, 1 * MiB, 2);
+    assert_int_equal(harvbk_vm_add_volume_file(w.vm, "disk2", disk2), 0);
+    char msg[512];
+    assert_int_equal(backup(&w, "b0", msg, sizeof msg), 0);
+    char *keep = tu_path2(w.dir, "backed1"), *keep2 = tu_path2(w.dir, "backed2");
+    char *now = tu_path2(w.dir, "now1"), *now2 = tu_path2(w.dir, "now2");
+    write_disk(keep, 2 * MiB, 1); /* what was backed up (write_disk is deterministic) */
+    write_disk(keep2, 1 * MiB, 2);
+    write_disk(w.disk, 2 * MiB, 500);
+    write_disk(disk2, 1 * MiB, 501);
+    write_disk(now, 2 * MiB, 500);
+    write_disk(now2, 1 * MiB, 501);
+    assert_int_equal(harvbk_vm_register(w.ctx, w.vm), 0);
+    assert_int_equal(harvbk_vm_set_registered_power_state(w.ctx, "default", "vm",
+                                                          HARVBK_POWER_OFF), 0);
+    int files = entries(w.disk_dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        faults(cases[i].rules);
+        int rc = restore_into(&w, "b0", "vm", NULL, HARVBK_RESTORE_REPLACE, msg, sizeof msg);
+        unsigned long hits = injected();
+        faults("");
+        fprintf(stderr, "replace swap: %-44s -> %d (%lu injected): %s\n", cases[i].rules, rc,
+                hits, msg);
+        assert_true(hits >= 1);
+        assert_true(rc < 0);
+        assert_non_null(strstr(msg, strerror(EIO)));
+        assert_non_null(strstr(msg, cases[i].where));
+        assert_int_equal(tu_files_equal(w.disk, now), 0);
+        assert_int_equal(tu_files_equal(disk2, now2), 0);
+        assert_int_equal(entries(w.disk_dir), files);
+    }
+    assert_int_equal(restore_into(&w, "b0", "vm", NULL, HARVBK_RESTORE_REPLACE, msg, sizeof msg),
+                     0);
+    assert_int_equal(tu_files_equal(w.disk, keep), 0);
+    assert_int_equal(tu_files_equal(disk2, keep2), 0);
+    world_close(&w);
+    free(disk2);
+    free(keep);
+    free(keep2);
+    free(now);
+    free(now2);
+}
+
 int main(void)
 {
     const char *why = fs_start();
@@ -639,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_state_dir_errors),
         cmocka_unit_test(test_gc_and_delete_errors),
         cmocka_unit_test(test_snapshot_store_full),
+        cmocka_unit_test(test_replace_swap_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fs_stop();
