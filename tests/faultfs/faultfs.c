@@ -9,7 +9,8 @@
  *   - writing replaces the rules, one per line (an empty write clears them):
  *         OP ERRNO [after=N] [count=M] [path=SUBSTRING]
  *     OP is read, write, fsync (fsync and fdatasync), fsyncdir, create, mkdir,
- *     rename, unlink, open (an existing file) or flush (close); ERRNO is EIO,
+ *     rename, unlink, open (an existing file), flush (close) or readdir (a
+ *     directory listing); ERRNO is EIO,
  *     ENOSPC, EDQUOT or EROFS. The first N matching calls pass, then up to M
  *     (0: every later one) fail with ERRNO. path matches a substring of the
  *     path in the mount (of either end of a rename); a final '$' anchors it
@@ -41,9 +42,10 @@
 #define MAX_RULES 16
 
 enum { OP_READ, OP_WRITE, OP_FSYNC, OP_FSYNCDIR, OP_CREATE, OP_MKDIR, OP_RENAME, OP_UNLINK,
-       OP_OPEN, OP_FLUSH, OP_N };
+       OP_OPEN, OP_FLUSH, OP_READDIR, OP_N };
 static const char *const op_names[OP_N] = { "read", "write", "fsync", "fsyncdir", "create",
-                                            "mkdir", "rename", "unlink", "open", "flush" };
+                                            "mkdir", "rename", "unlink", "open", "flush",
+                                            "readdir" };
 
 typedef struct rule {
     int op, err;
@@ -372,9 +374,11 @@ static int ff_opendir(const char *path, struct fuse_file_info *fi)
 static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
                       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
-    (void)path;
     (void)off;
     (void)flags;
+    int err = fault(OP_READDIR, path);
+    if (err)
+        return -err;
     DIR *d = (DIR *)(uintptr_t)fi->fh;
     rewinddir(d);
     struct dirent *de;

@@ -235,6 +235,24 @@ static int verify(world *w, const char *name)
     return tu_op_result(w->ctx, rc, op, NULL, 0);
 }
 
+/* a gc to its end: its result, *removed the chunks it deleted */
+static int gc(world *w, char *msg, size_t size, uint64_t *removed)
+{
+    harvbk_op *op = NULL;
+    int rc = harvbk_gc(&op, w->ctx, NULL);
+    *removed = 0;
+    if (rc) {
+        harvbk_ctx_errmsg_copy(w->ctx, msg, size);
+        return rc;
+    }
+    rc = harvbk_op_wait(op);
+    harvbk_op_errmsg_copy(op, msg, size);
+    uint64_t bytes;
+    harvbk_gc_result(op, removed, &bytes);
+    harvbk_op_free(op);
+    return rc;
+}
+
 static int state_of(world *w, const char *name)
 {
     harvbk_backup_info *info = NULL;
@@ -540,12 +558,8 @@ static void test_gc_and_delete_errors(void **state)
     usleep(1100 * 1000);
 
     faults("unlink EIO path=/chunks/ after=3");
-    harvbk_op *op = NULL;
-    int rc = harvbk_gc(&op, w.ctx, NULL);
-    uint64_t removed = 0, bytes = 0;
-    if (rc == 0)
-        harvbk_gc_result(op, &removed, &bytes);
-    rc = tu_op_result(w.ctx, rc, op, msg, sizeof msg);
+    uint64_t removed = 0;
+    int rc = gc(&w, msg, sizeof msg, &removed);
     unsigned long hits = injected();
     faults("");
     fprintf(stderr, "gc, unlink fails -> %d (%lu injected): %s\n", rc, hits, msg);
@@ -554,12 +568,54 @@ static void test_gc_and_delete_errors(void **state)
     assert_non_null(strstr(msg, strerror(EIO)));
     assert_int_equal(verify(&w, "b1"), 0);
 
-    op = NULL;
-    rc = harvbk_gc(&op, w.ctx, NULL);
-    assert_int_equal(rc, 0);
-    assert_int_equal(harvbk_op_wait(op), 0);
-    assert_int_equal(harvbk_gc_result(op, &removed, &bytes), 0);
-    harvbk_op_free(op);
+    /* an incremental whose listing of the store's chunks fails: it fails,
+     * or it is Ready and restores, never Ready on a guess */
+    faults("readdir EIO path=/chunks/");
+    rc = backup(&w, "b2", msg, sizeof msg);
+    hits = injected();
+    faults("");
+    fprintf(stderr, "incremental, listing fails -> %d (%lu injected): %s\n", rc, hits, msg);
+    assert_true(hits >= 1);
+    if (rc == 0) {
+        assert_int_equal(verify(&w, "b2"), 0);
+        restores_as(&w, "b2", w.disk, "r-b2");
+    } else {
+        assert_int_equal(rc, HARVBK_E_IO);
+        assert_int_not_equal(state_of(&w, "b2"), HARVBK_STATE_READY);
+    }
+
+    /* a gc that cannot list the backups (what it must keep) deletes nothing */
+    static const char *const blind[] = { "readdir EIO path=/backups", "read EIO path=.idx",
+                                         "read EIO path=manifest.json" };
+    for (size_t i = 0; i < sizeof blind / sizeof blind[0]; i++) {
+        faults(blind[i]);
+        rc = gc(&w, msg, sizeof msg, &removed);
+        hits = injected();
+        faults("");
+        fprintf(stderr, "gc, %s -> %d (%lu injected, %llu removed): %s\n", blind[i], rc, hits,
+                (unsigned long long)removed, msg);
+        assert_true(hits >= 1);
+        assert_int_equal(rc, HARVBK_E_IO);
+        assert_int_equal(removed, 0);
+        assert_int_equal(verify(&w, "b1"), 0);
+    }
+
+    /* a verify that cannot read a chunk says so (not "corrupt") and the
+     * backup stays as it was */
+    faults("read EIO path=/chunks/ after=2");
+    harvbk_op *op = NULL;
+    rc = harvbk_backup_verify(&op, w.ctx, "default", "b1", NULL);
+    rc = tu_op_result(w.ctx, rc, op, msg, sizeof msg);
+    hits = injected();
+    faults("");
+    fprintf(stderr, "verify, read fails -> %d (%lu injected): %s\n", rc, hits, msg);
+    assert_true(hits >= 1);
+    assert_int_equal(rc, HARVBK_E_IO);
+    assert_non_null(strstr(msg, strerror(EIO)));
+    assert_int_equal(state_of(&w, "b1"), HARVBK_STATE_READY);
+    assert_int_equal(verify(&w, "b1"), 0);
+
+    assert_int_equal(gc(&w, msg, sizeof msg, &removed), 0);
     assert_true(removed >= 1); /* what the first gc could not */
     assert_int_equal(verify(&w, "b1"), 0);
     restores_as(&w, "b1", w.disk, "r1");
