@@ -440,16 +440,12 @@ int hb_ctx_open_store(harvbk_ctx *ctx, const hb_target_cfg *cfg, bool create,
 
 int hb_ctx_store_acquire(harvbk_ctx *ctx, hb_store_ref **out, hb_err *e)
 {
-    *out = NULL;
     pthread_mutex_lock(&ctx->target_mu);
-    pthread_mutex_lock(&ctx->mu);
-    if (ctx->store) {
-        ctx->store->refs++;
-        *out = ctx->store;
-        pthread_mutex_unlock(&ctx->mu);
+    if ((*out = hb_ctx_store_peek(ctx))) {
         pthread_mutex_unlock(&ctx->target_mu);
         return 0;
     }
+    pthread_mutex_lock(&ctx->mu);
     if (!ctx->has_target) {
         pthread_mutex_unlock(&ctx->mu);
         pthread_mutex_unlock(&ctx->target_mu);

@@ -86,16 +86,7 @@ static int backup(harvbk_ctx *ctx, const harvbk_vm *vm, const char *name,
 {
     harvbk_op *op = NULL;
     int rc = harvbk_backup_create(&op, ctx, vm, name, opts);
-    if (rc) {
-        if (msg)
-            snprintf(msg, msgsz, "%s", harvbk_ctx_errmsg(ctx));
-        return rc;
-    }
-    rc = harvbk_op_wait(op);
-    if (msg)
-        harvbk_op_errmsg_copy(op, msg, msgsz);
-    harvbk_op_free(op);
-    return rc;
+    return tu_op_result(ctx, rc, op, msg, msgsz);
 }
 
 static int verify(harvbk_ctx *ctx, const char *name)
