@@ -103,8 +103,12 @@
 #define DIRCACHE_MAX (1u << 20) /* entries; the cache restarts empty beyond this */
 #define PEND_MAX_ITEMS 256u          /* deferred puts queued before a barrier runs */
 #define PEND_MAX_BYTES (1ull << 30)  /* ... or bytes */
-/* Deferred bytes written between two device flushes of the pre-flusher. */
-#define PREFLUSH_BYTES ((uint64_t)8 << 20)
+/* Deferred bytes written between two device flushes of the pre-flusher.
+ * Each flush slows the writers beyond its own cost (on a virtual disk,
+ * seemingly the host's flush work on the CPUs they compress on): flushing
+ * every 8 MiB made two threads compress ~9% slower, every 32 MiB ~2%, and
+ * the barrier still finds at most 32 MiB left (bench/RESULTS.md). */
+#define PREFLUSH_BYTES ((uint64_t)32 << 20)
 
 typedef struct pend_item {
     char *tmp; /* name of the temporary in tmp/ */

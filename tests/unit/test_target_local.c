@@ -1465,7 +1465,7 @@ static void test_local_deferred_puts_and_barrier(void **state)
     free(dir);
 }
 
-/* Deferred puts wake the pre-flusher every 8 MiB written: its device
+/* Deferred puts wake the pre-flusher every 32 MiB written: its device
  * flushes are a head start for the barrier, which still decides what is
  * durable (nothing is in place before the sync). Closing a target right
  * after its puts joins the thread and drops the temporaries. */
@@ -1481,23 +1481,23 @@ static void test_local_preflush_beside_deferred_puts(void **state)
     tu_fill_random(data, n, 11);
     uint64_t tok = hb_target_sync_token(t);
     assert_int_equal(hb_target_local_preflushes(t), 0);
-    for (unsigned i = 0; i < 20; i++) { /* 20 MiB */
+    for (unsigned i = 0; i < 40; i++) { /* 40 MiB */
         char key[64];
         snprintf(key, sizeof key, "chunks/pf/o%u", i);
         data[0] = (uint8_t)i;
         assert_int_equal(hb_target_put_deferred(t, key, data, n, &e), 0);
     }
     /* the thread runs on its own: wait for it (bounded, 10 s); one flush per
-     * 8 MiB since the last one began, so one or two (a late wake-up moves
-     * the next one past the 20 MiB) */
+     * 32 MiB since the last one began: exactly one for 40 MiB (the next
+     * would need 64) */
     uint64_t flushes = 0;
     for (int w = 0; w < 1000 && (flushes = hb_target_local_preflushes(t)) < 1; w++)
         usleep(10 * 1000);
-    assert_true(flushes >= 1 && flushes <= 2);
+    assert_int_equal(flushes, 1);
     uint64_t size;
     assert_int_equal(hb_target_head(t, "chunks/pf/o0", &size, &e), HARVBK_E_NOTFOUND);
     assert_int_equal(hb_target_sync(t, tok, &e), 0);
-    for (unsigned i = 0; i < 20; i++) {
+    for (unsigned i = 0; i < 40; i++) {
         char key[64];
         hb_buf b = HB_BUF_INIT;
         snprintf(key, sizeof key, "chunks/pf/o%u", i);
@@ -1512,7 +1512,7 @@ static void test_local_preflush_beside_deferred_puts(void **state)
 
     /* puts, then a close at once (the thread may be in its flush) */
     t = open_local(dir, "ctx-pf2");
-    for (unsigned i = 0; i < 9; i++) {
+    for (unsigned i = 0; i < 33; i++) { /* past 32 MiB: a flush starts */
         char key[64];
         snprintf(key, sizeof key, "chunks/pf/p%u", i);
         assert_int_equal(hb_target_put_deferred(t, key, data, n, &e), 0);
