@@ -36,7 +36,7 @@
  *     writer with deferred puts in flight fails its own barrier too.
      Beside the writers a pre-flusher thread (started by the first deferred
      put, joined by close) fsyncs the root directory after every
-     PREFLUSH_BYTES of deferred puts written: the device flush that brings
+     HB_LOCAL_PREFLUSH_BYTES of deferred puts written: the device flush that brings
      (on a disk with a write-back cache, such as a virtual disk) also takes
      the temporaries' data written so far, so step 1 finds little left. It
      decides nothing: what is durable is still what the barrier synced.
@@ -103,12 +103,6 @@
 #define DIRCACHE_MAX (1u << 20) /* entries; the cache restarts empty beyond this */
 #define PEND_MAX_ITEMS 256u          /* deferred puts queued before a barrier runs */
 #define PEND_MAX_BYTES (1ull << 30)  /* ... or bytes */
-/* Deferred bytes written between two device flushes of the pre-flusher.
- * Each flush slows the writers beyond its own cost (on a virtual disk,
- * seemingly the host's flush work on the CPUs they compress on): flushing
- * every 8 MiB made two threads compress ~9% slower, every 32 MiB ~2%, and
- * the barrier still finds at most 32 MiB left (bench/RESULTS.md). */
-#define PREFLUSH_BYTES ((uint64_t)32 << 20)
 
 typedef struct pend_item {
     char *tmp; /* name of the temporary in tmp/ */
@@ -672,7 +666,7 @@ static int local_sync(hb_target *t, hb_err *e)
     return local_flush((local_target *)t, e);
 }
 
-/* The pre-flusher: after every PREFLUSH_BYTES of deferred puts written, one
+/* The pre-flusher: after every HB_LOCAL_PREFLUSH_BYTES of deferred puts written, one
  * fsync of the root directory, whose device flush (a virtual disk with a
  * write-back cache writes there) also takes the temporaries' data written
  * so far. Durability is unchanged: the barrier's syncfs still decides; it
@@ -1256,7 +1250,7 @@ int hb_target_local_open(hb_target **out, const hb_target_cfg *cfg, hb_err *e)
     pthread_mutex_init(&lt->mu, NULL);
     pthread_mutex_init(&lt->pend_mu, NULL);
     pthread_mutex_init(&lt->flush_mu, NULL);
-    (void)hb_flusher_init(&lt->pf, PREFLUSH_BYTES, local_preflush, lt); /* else none */
+    (void)hb_flusher_init(&lt->pf, HB_LOCAL_PREFLUSH_BYTES, local_preflush, lt); /* else none */
     /* opened now so that syncfs() reports writeback errors from here on */
     lt->rootfd = open(lt->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     lt->base.ops = &local_ops;

@@ -174,6 +174,13 @@ bool hb_target_nfs_stats(hb_target *t, hb_nfs_stats *out);
  * deferred puts queued now. False when t is not a local target. */
 bool hb_target_local_stats(hb_target *t, uint64_t *barriers, uint64_t *syncfs_calls,
                            size_t *pending);
+/* Local backend: deferred bytes written between two device flushes of the
+ * pre-flusher. Each flush slows the writers beyond its own cost (on a
+ * virtual disk, seemingly the host's flush work on the CPUs they compress
+ * on): flushing every 8 MiB made two threads compress ~9% slower, every
+ * 32 MiB ~2%, and the barrier still finds at most 32 MiB left
+ * (bench/RESULTS.md). */
+#define HB_LOCAL_PREFLUSH_BYTES ((uint64_t)32 << 20)
 /* Local backend (tests): device flushes the pre-flusher made (0 for others). */
 uint64_t hb_target_local_preflushes(hb_target *t);
 /* Local backend key resolution (tests): opens done in one openat2() call

@@ -1465,8 +1465,8 @@ static void test_local_deferred_puts_and_barrier(void **state)
     free(dir);
 }
 
-/* Deferred puts wake the pre-flusher every 32 MiB written: its device
- * flushes are a head start for the barrier, which still decides what is
+/* Deferred puts wake the pre-flusher every HB_LOCAL_PREFLUSH_BYTES written:
+ * its device flushes are a head start for the barrier, which still decides what is
  * durable (nothing is in place before the sync). Closing a target right
  * after its puts joins the thread and drops the temporaries. */
 static void test_local_preflush_beside_deferred_puts(void **state)
@@ -1479,17 +1479,20 @@ static void test_local_preflush_beside_deferred_puts(void **state)
     size_t n = 1u << 20;
     uint8_t *data = malloc(n);
     tu_fill_random(data, n, 11);
+    /* 1 MiB puts: one interval and a quarter, then one interval and one put */
+    unsigned every = (unsigned)(HB_LOCAL_PREFLUSH_BYTES / n);
+    unsigned nput = every + every / 4, nclose = every + 1;
     uint64_t tok = hb_target_sync_token(t);
     assert_int_equal(hb_target_local_preflushes(t), 0);
-    for (unsigned i = 0; i < 40; i++) { /* 40 MiB */
+    for (unsigned i = 0; i < nput; i++) {
         char key[64];
         snprintf(key, sizeof key, "chunks/pf/o%u", i);
         data[0] = (uint8_t)i;
         assert_int_equal(hb_target_put_deferred(t, key, data, n, &e), 0);
     }
     /* the thread runs on its own: wait for it (bounded, 10 s); one flush per
-     * 32 MiB since the last one began: exactly one for 40 MiB (the next
-     * would need 64) */
+     * interval since the last one began: exactly one (the next would need
+     * two intervals written) */
     uint64_t flushes = 0;
     for (int w = 0; w < 1000 && (flushes = hb_target_local_preflushes(t)) < 1; w++)
         usleep(10 * 1000);
@@ -1497,7 +1500,7 @@ static void test_local_preflush_beside_deferred_puts(void **state)
     uint64_t size;
     assert_int_equal(hb_target_head(t, "chunks/pf/o0", &size, &e), HARVBK_E_NOTFOUND);
     assert_int_equal(hb_target_sync(t, tok, &e), 0);
-    for (unsigned i = 0; i < 40; i++) {
+    for (unsigned i = 0; i < nput; i++) {
         char key[64];
         hb_buf b = HB_BUF_INIT;
         snprintf(key, sizeof key, "chunks/pf/o%u", i);
@@ -1512,7 +1515,7 @@ static void test_local_preflush_beside_deferred_puts(void **state)
 
     /* puts, then a close at once (the thread may be in its flush) */
     t = open_local(dir, "ctx-pf2");
-    for (unsigned i = 0; i < 33; i++) { /* past 32 MiB: a flush starts */
+    for (unsigned i = 0; i < nclose; i++) { /* past one interval: a flush starts */
         char key[64];
         snprintf(key, sizeof key, "chunks/pf/p%u", i);
         assert_int_equal(hb_target_put_deferred(t, key, data, n, &e), 0);
