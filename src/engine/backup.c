@@ -49,30 +49,35 @@ typedef struct bk_ctx {
     uint64_t read_bytes, skipped, hole_bytes;
 } bk_ctx;
 
+/* Make [h->data, h->end) the data extent at or after pos, unless pos is still
+ * before the end of the one known. Off when the file cannot say (then all of
+ * it is data). */
+static void holes_seek(bk_holes *h, uint64_t pos)
+{
+    if (!h->on || pos < h->end)
+        return;
+    off_t d = lseek(h->fd, (off_t)pos, SEEK_DATA);
+    if (d < 0) {
+        if (errno == ENXIO) { /* hole up to the end of the file */
+            h->data = h->end = UINT64_MAX;
+        } else {              /* EINVAL: not supported here; treat all as data */
+            h->on = false;
+        }
+        return;
+    }
+    off_t x = lseek(h->fd, d, SEEK_HOLE);
+    if (x < 0) {
+        h->on = false;
+        return;
+    }
+    h->data = (uint64_t)d;
+    h->end = (uint64_t)x > (uint64_t)d ? (uint64_t)x : (uint64_t)d + 1;
+}
+
 static bool chunk_is_hole(bk_holes *h, uint64_t off, uint64_t len)
 {
-    if (!h->on)
-        return false;
-    if (off >= h->end) {
-        off_t d = lseek(h->fd, (off_t)off, SEEK_DATA);
-        if (d < 0) {
-            if (errno == ENXIO) { /* hole up to the end of the file */
-                h->data = h->end = UINT64_MAX;
-            } else {          /* EINVAL: not supported here; treat all as data */
-                h->on = false;
-                return false;
-            }
-        } else {
-            off_t x = lseek(h->fd, d, SEEK_HOLE);
-            if (x < 0) {
-                h->on = false;
-                return false;
-            }
-            h->data = (uint64_t)d;
-            h->end = (uint64_t)x > (uint64_t)d ? (uint64_t)x : (uint64_t)d + 1;
-        }
-    }
-    return off + len <= h->data;
+    holes_seek(h, off);
+    return h->on && off + len <= h->data;
 }
 
 static int set_add_locked(hb_dset *s, const uint8_t id[HB_DIGEST_LEN])
@@ -180,6 +185,47 @@ static int read_fd(int fd, uint8_t *buf, size_t len, uint64_t off, const char *v
     return 0;
 }
 
+/* Read [off, off + len) of a regular file whose holes are tracked: only its
+ * data extents are read, its holes are zeroed in buf. Reading a hole would
+ * make the kernel allocate, zero and copy out page-cache pages for it (and
+ * read ahead into more of it): an incremental of a sparse VM disk reads many
+ * chunks that are partly a hole, wherever the guest wrote into unallocated
+ * blocks (bench/RESULTS.md, "Holes inside chunks"). A hole that runs to the
+ * end of the file is checked against the file's size, so that a volume that
+ * shrank still fails as it does with pread. A chunk of more than
+ * SPARSE_PIECES extents (a finely fragmented file) has the rest read in one
+ * pread, so that the lseek and pread calls per chunk stay bounded. */
+#define SPARSE_PIECES 8
+static int read_sparse(bk_ctx *c, uint8_t *buf, size_t len, uint64_t off, hb_err *e)
+{
+    bk_holes *h = &c->holes;
+    uint64_t pos = off, end = off + len;
+    for (unsigned piece = 0; pos < end; piece++) {
+        if (piece < SPARSE_PIECES)
+            holes_seek(h, pos);
+        if (!h->on || piece == SPARSE_PIECES)
+            return read_fd(c->fd, buf + (pos - off), (size_t)(end - pos), pos, c->volname, e);
+        if (pos < h->data) {
+            uint64_t z = h->data < end ? h->data : end;
+            if (h->data == UINT64_MAX) {
+                struct stat sb;
+                if (fstat(c->fd, &sb) != 0 || (uint64_t)sb.st_size < end)
+                    return read_fd(c->fd, buf + (pos - off), (size_t)(end - pos), pos,
+                                   c->volname, e);
+            }
+            memset(buf + (pos - off), 0, (size_t)(z - pos));
+            pos = z;
+        } else {
+            uint64_t r = h->end < end ? h->end : end;
+            int rc = read_fd(c->fd, buf + (pos - off), (size_t)(r - pos), pos, c->volname, e);
+            if (rc)
+                return rc;
+            pos = r;
+        }
+    }
+    return 0;
+}
+
 static int read_cb(const hb_vol_io *vol, uint8_t *buf, size_t len, uint64_t off, const char *name,
                    hb_err *e)
 {
@@ -220,8 +266,9 @@ static int bk_fill(void *ctx, hb_walk_item *it)
     size_t len = (size_t)it->bytes;
     hb_err re;
     hb_err_clear(&re);
-    int r = c->fd >= 0 ? read_fd(c->fd, it->data, len, off, c->volname, &re)
-                       : read_cb(c->vol, it->data, len, off, c->volname, &re);
+    int r = c->fd < 0 ? read_cb(c->vol, it->data, len, off, c->volname, &re)
+            : c->holes.on ? read_sparse(c, it->data, len, off, &re)
+                          : read_fd(c->fd, it->data, len, off, c->volname, &re);
     if (r < 0)
         return hb_pipe_fail(&c->pipe, r, &re);
     c->read_bytes += len;
