@@ -200,30 +200,26 @@ static int read_sparse(bk_ctx *c, uint8_t *buf, size_t len, uint64_t off, hb_err
 {
     bk_holes *h = &c->holes;
     uint64_t pos = off, end = off + len;
-    for (unsigned piece = 0; pos < end; piece++) {
-        if (piece < SPARSE_PIECES)
-            holes_seek(h, pos);
-        if (!h->on || piece == SPARSE_PIECES)
-            return read_fd(c->fd, buf + (pos - off), (size_t)(end - pos), pos, c->volname, e);
-        if (pos < h->data) {
-            uint64_t z = h->data < end ? h->data : end;
-            if (h->data == UINT64_MAX) {
-                struct stat sb;
-                if (fstat(c->fd, &sb) != 0 || (uint64_t)sb.st_size < end)
-                    return read_fd(c->fd, buf + (pos - off), (size_t)(end - pos), pos,
-                                   c->volname, e);
-            }
-            memset(buf + (pos - off), 0, (size_t)(z - pos));
-            pos = z;
-        } else {
+    for (unsigned piece = 0; pos < end && piece < SPARSE_PIECES; piece++) {
+        holes_seek(h, pos);
+        if (!h->on)
+            break;
+        if (pos >= h->data) { /* data up to h->end */
             uint64_t r = h->end < end ? h->end : end;
             int rc = read_fd(c->fd, buf + (pos - off), (size_t)(r - pos), pos, c->volname, e);
             if (rc)
                 return rc;
             pos = r;
+            continue;
         }
+        uint64_t size, z = h->data < end ? h->data : end;
+        if (h->data == UINT64_MAX && (hb_fd_size(c->fd, &size, NULL) != 0 || size < end))
+            break; /* no data after pos, and the file ends before the chunk: pread says why */
+        memset(buf + (pos - off), 0, (size_t)(z - pos));
+        pos = z;
     }
-    return 0;
+    return pos < end ? read_fd(c->fd, buf + (pos - off), (size_t)(end - pos), pos, c->volname, e)
+                     : 0;
 }
 
 static int read_cb(const hb_vol_io *vol, uint8_t *buf, size_t len, uint64_t off, const char *name,
