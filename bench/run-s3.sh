@@ -21,10 +21,15 @@
 #      incremental without and with changed ranges, restore, verify, compare)
 #      and restic (init, full backup, the same ~1% change, incremental backup,
 #      restore latest); restored bytes are compared with the image;
+#      after each repeat, the server's floor: curl alone (no work of its own,
+#      8 transfers in flight, HTTPS, SigV4 with UNSIGNED-PAYLOAD) puts the
+#      bytes of harvbk's full backup as 4 MiB objects into the same s3rver and
+#      gets them back, timed with the server's CPU; restic's time over it is
+#      the most any client could beat restic by on this server;
 #   5. once (unless --no-verified): harvbk_bench through the verifying proxy
 #      over HTTPS, so every request of a whole benchmark is checked by botocore
 #      (its times are bound by the proxy and are not compared);
-#   6. prints medians, ratios (target: harvbk >= 3x faster than restic on
+#   6. prints medians, ratios (target, issue 13: harvbk >= 4x faster than restic on
 #      backup and restore) and stored sizes (bytes of the objects s3rver keeps);
 #      beside each tool's wall and CPU time, the CPU time of the s3rver process
 #      during its phases (the server is one JavaScript thread: it bounds a
@@ -143,6 +148,39 @@ srv_time_cmd() { # NAME -- cmd...: time_cmd, and the server's CPU during it
     b=$(srv_ticks)
     awk -v n="$1" -v a="$a" -v b="$b" -v t="$TICK" 'BEGIN {printf "%s %.3f\n", n, (b - a) / t}' >>"$SC/srvcpu"
 }
+# The server's floor: what this s3rver alone needs to take in and hand back
+# the bytes of harvbk's full backup, with a client that does no work of its
+# own (curl, one process, 8 transfers in flight over reused HTTPS connections,
+# SigV4 with UNSIGNED-PAYLOAD, 4 MiB objects cut from the image). No client's
+# backup or restore of those bytes is faster on this server; a peer's time
+# over it is the most any client could beat that peer by here.
+FLOOR_OBJ=$((4 << 20))
+server_floor() { # REP: floor.put and floor.get, the bytes of harvbk's full backup
+    local rep=$1 up n i c
+    up=$(awk '$1 == "harvbk.uploaded_full" {v = $2} END {print v + 0}' "$SC/values")
+    [ "$up" -gt 0 ] || return 0
+    n=$(( (up + FLOOR_OBJ - 1) / FLOOR_OBJ ))
+    rm -rf "$SC/floor"
+    mkdir -m 700 "$SC/floor"
+    head -c "$up" "$IMG" | split -b "$FLOOR_OBJ" -d -a 5 - "$SC/floor/p"
+    for c in put get; do # curl config files (they hold the secret: mode 0600)
+        ( umask 077
+          for i in $(seq 0 $((n - 1))); do
+              [ "$i" = 0 ] || echo next
+              printf 'url = "%s/bench/floor-%s/o%05d"\n' "$EP" "$rep" "$i"
+              printf 'aws-sigv4 = "aws:amz:us-east-1:s3"\nuser = "%s:%s"\n' "$AKID" "$(cat "$SC/secret")"
+              printf 'cacert = "%s"\nheader = "x-amz-content-sha256: UNSIGNED-PAYLOAD"\n' "$CA"
+              printf 'fail\nsilent\nshow-error\noutput = "/dev/null"\n'
+              [ "$c" = get ] || printf 'upload-file = "%s/floor/p%05d"\n' "$SC" "$i"
+          done >"$SC/floor/$c.cfg" )
+    done
+    srv_time_cmd floor.put -- curl --parallel --parallel-max 8 -K "$SC/floor/put.cfg"
+    srv_time_cmd floor.get -- curl --parallel --parallel-max 8 -K "$SC/floor/get.cfg"
+    [ "$(find "$SC/s3data/bench/floor-$rep" -name '*._S3rver_object' | wc -l)" -eq "$n" ] ||
+        die "the server floor did not store its $n objects"
+    record floor.bytes "$up"
+    rm -rf "$SC/floor" "$SC/s3data/bench/floor-$rep"
+}
 LOAD_START=$(hb_load)
 for rep in $(seq 1 "$REPEAT"); do
     say "=== repeat $rep/$REPEAT: harvbk on s3://bench/hb-$rep (load $(hb_load))"
@@ -172,6 +210,8 @@ for rep in $(seq 1 "$REPEAT"); do
     flush_restored restic "$out"
     cmp -s "$IMG" "$out" || die "restic restored bytes differ from the image"
     hb_undo_change
+    say "=== repeat $rep/$REPEAT: the server's floor (curl, no work of its own)"
+    server_floor "$rep"
     rm -rf "$SC/restic-restore" "$RESTIC_CACHE_DIR" "$SC/s3data/bench/restic-$rep" "$SC/s3data/bench/hb-$rep"
     unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY RESTIC_PASSWORD RESTIC_REPOSITORY RESTIC_CACHE_DIR
 done
@@ -236,11 +276,29 @@ RATIO_W=40
     echo " whose wall time is close to the server's CPU time is bound by the server)"
     echo
     echo "speed (median wall time; ratio = restic seconds / harvbk seconds):"
-    ratio_line "full backup vs restic" harvbk.full restic.full 3
+    ratio_line "full backup vs restic" harvbk.full restic.full 4
     ratio_line "incremental (no ranges) vs restic" harvbk.incr restic.incr ""
     ratio_line "incremental (changed ranges) vs restic" harvbk.incr-ranges restic.incr ""
-    ratio_line "restore vs restic" harvbk.restore restic.restore 3
-    ratio_line "restore vs restic restore+fdatasync" harvbk.restore restic.restore+sync 3
+    ratio_line "restore vs restic" harvbk.restore restic.restore 4
+    ratio_line "restore vs restic restore+fdatasync" harvbk.restore restic.restore+sync 4
+    if [ -n "$(get wall floor.put)" ]; then
+        echo
+        awk -v b="$(get val floor.bytes)" -v pw="$(get wall floor.put)" -v ps="$(get srv floor.put)" \
+            -v gw="$(get wall floor.get)" -v gs="$(get srv floor.get)" 'BEGIN {
+            printf "server floor (curl alone, 8 in flight, HTTPS, this s3rver; the bytes of harvbk'"'"'s full backup,\n"
+            printf " %.1f MiB in 4 MiB objects): PUT %.2f s (s3rver CPU %.2f s), GET %.2f s (s3rver CPU %.2f s)\n", b / 1048576, pw, ps, gw, gs }'
+        floor_line() { # label tool_key floor_key
+            awk -v t="$(get wall "$2")" -v f="$(get wall "$3")" -v l="$1" 'BEGIN {
+                if (t == "" || f <= 0) exit
+                printf "  %-40s %.1fx\n", l, t / f }'
+        }
+        echo "the most any client could beat restic by on this server (restic's time / the floor):"
+        floor_line "full backup" restic.full floor.put
+        floor_line "restore" restic.restore floor.get
+        echo "harvbk's time as a multiple of the floor:"
+        floor_line "full backup" harvbk.full floor.put
+        floor_line "restore" harvbk.restore floor.get
+    fi
     echo
     awk -v h="$(get val harvbk.stored_3_backups)" -v r1="$(get val restic.stored_after_full)" -v r2="$(get val restic.stored_2_backups)" 'BEGIN {
         printf "stored (bytes of the objects in s3rver): harvbk %.1f MiB for full+incr+incr-ranges; restic %.1f MiB after full, %.1f MiB after full+incr\n", h/1048576, r1/1048576, r2/1048576 }'
