@@ -156,19 +156,20 @@ srv_time_cmd() { # NAME -- cmd...: time_cmd, and the server's CPU during it
 # over it is the most any client could beat that peer by here.
 FLOOR_OBJ=$((4 << 20))
 server_floor() { # REP: floor.put and floor.get, the bytes of harvbk's full backup
-    local rep=$1 up n i c
+    local rep=$1 up n i c secret
     up=$(awk '$1 == "harvbk.uploaded_full" {v = $2} END {print v + 0}' "$SC/values")
     [ "$up" -gt 0 ] || return 0
     n=$(( (up + FLOOR_OBJ - 1) / FLOOR_OBJ ))
     rm -rf "$SC/floor"
     mkdir -m 700 "$SC/floor"
     head -c "$up" "$IMG" | split -b "$FLOOR_OBJ" -d -a 5 - "$SC/floor/p"
+    secret=$(cat "$SC/secret")
     for c in put get; do # curl config files (they hold the secret: mode 0600)
         ( umask 077
           for i in $(seq 0 $((n - 1))); do
               [ "$i" = 0 ] || echo next
               printf 'url = "%s/bench/floor-%s/o%05d"\n' "$EP" "$rep" "$i"
-              printf 'aws-sigv4 = "aws:amz:us-east-1:s3"\nuser = "%s:%s"\n' "$AKID" "$(cat "$SC/secret")"
+              printf 'aws-sigv4 = "aws:amz:us-east-1:s3"\nuser = "%s:%s"\n' "$AKID" "$secret"
               printf 'cacert = "%s"\nheader = "x-amz-content-sha256: UNSIGNED-PAYLOAD"\n' "$CA"
               printf 'fail\nsilent\nshow-error\noutput = "/dev/null"\n'
               [ "$c" = get ] || printf 'upload-file = "%s/floor/p%05d"\n' "$SC" "$i"
