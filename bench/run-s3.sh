@@ -182,6 +182,11 @@ server_floor() { # REP: floor.put and floor.get, the bytes of harvbk's full back
     record floor.bytes "$up"
     rm -rf "$SC/floor" "$SC/s3data/bench/floor-$rep"
 }
+floor_line() { # LABEL TOOL_KEY FLOOR_KEY: the tool's median wall time over the floor's
+    awk -v t="$(get wall "$2")" -v f="$(get wall "$3")" -v l="$1" 'BEGIN {
+        if (t == "" || f <= 0) exit
+        printf "  %-40s %.1fx\n", l, t / f }'
+}
 LOAD_START=$(hb_load)
 for rep in $(seq 1 "$REPEAT"); do
     say "=== repeat $rep/$REPEAT: harvbk on s3://bench/hb-$rep (load $(hb_load))"
@@ -284,15 +289,10 @@ RATIO_W=40
     ratio_line "restore vs restic restore+fdatasync" harvbk.restore restic.restore+sync 4
     if [ -n "$(get wall floor.put)" ]; then
         echo
-        awk -v b="$(get val floor.bytes)" -v pw="$(get wall floor.put)" -v ps="$(get srv floor.put)" \
-            -v gw="$(get wall floor.get)" -v gs="$(get srv floor.get)" 'BEGIN {
-            printf "server floor (curl alone, 8 in flight, HTTPS, this s3rver; the bytes of harvbk'"'"'s full backup,\n"
-            printf " %.1f MiB in 4 MiB objects): PUT %.2f s (s3rver CPU %.2f s), GET %.2f s (s3rver CPU %.2f s)\n", b / 1048576, pw, ps, gw, gs }'
-        floor_line() { # label tool_key floor_key
-            awk -v t="$(get wall "$2")" -v f="$(get wall "$3")" -v l="$1" 'BEGIN {
-                if (t == "" || f <= 0) exit
-                printf "  %-40s %.1fx\n", l, t / f }'
-        }
+        echo "server floor (curl alone, 8 in flight, HTTPS, this s3rver; the bytes of harvbk's full backup,"
+        printf ' %.1f MiB in 4 MiB objects): PUT %.2f s (s3rver CPU %.2f s), GET %.2f s (s3rver CPU %.2f s)\n' \
+            "$(get val floor.bytes | awk '{print $1 / 1048576}')" "$(get wall floor.put)" "$(get srv floor.put)" \
+            "$(get wall floor.get)" "$(get srv floor.get)"
         echo "the most any client could beat restic by on this server (restic's time / the floor):"
         floor_line "full backup" restic.full floor.put
         floor_line "restore" restic.restore floor.get
