@@ -337,7 +337,12 @@ static int rs_visit(void *ctx, uint64_t i, uint64_t *bytes)
 {
     rs_ctx *c = ctx;
     *bytes = hb_index_chunk_len(c->ix, i);
-    return c->dst == DST_FILE && hb_index_is_hole(c->ix, i) ? HB_PIPE_SKIP : HB_PIPE_QUEUE;
+    if (hb_index_is_hole(c->ix, i))
+        return c->dst == DST_FILE ? HB_PIPE_SKIP : HB_PIPE_QUEUE;
+    /* read ahead: a decode worker takes it a few chunks from now, and finds
+     * it in memory instead of waiting for the store's disk */
+    hb_store_chunk_prefetch(c->st, hb_index_id(c->ix, i));
+    return HB_PIPE_QUEUE;
 }
 
 static const hb_pipe_walk_ops rs_walk_ops = { .visit = rs_visit, .fill = NULL, .work = rs_chunk };

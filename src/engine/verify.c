@@ -78,7 +78,10 @@ static int vf_visit(void *ctx, uint64_t i, uint64_t *bytes)
     int r = hb_dset_add(c->seen, id);
     if (r < 0)
         return hb_pipe_failf(&c->pipe, HARVBK_E_NOMEM, "out of memory");
-    return r == 0 ? HB_PIPE_SKIP : HB_PIPE_QUEUE; /* 0: already queued by this call */
+    if (r == 0)
+        return HB_PIPE_SKIP; /* already queued by this call */
+    hb_store_chunk_prefetch(c->st, id); /* read ahead (see restore.c, rs_visit) */
+    return HB_PIPE_QUEUE;
 }
 
 static const hb_pipe_walk_ops vf_walk_ops = { .visit = vf_visit, .fill = NULL, .work = vf_chunk };

@@ -420,6 +420,13 @@ int hb_store_chunk_get(hb_store *st, const uint8_t id[HB_DIGEST_LEN], void *raw,
                               e);
 }
 
+void hb_store_chunk_prefetch(hb_store *st, const uint8_t id[HB_DIGEST_LEN])
+{
+    char key[HB_CHUNK_KEY_LEN];
+    hb_chunk_key(id, key);
+    hb_target_prefetch(st->t, key);
+}
+
 typedef struct chunk_list_ctx {
     hb_chunk_list_cb cb;
     void *ud;

@@ -262,6 +262,8 @@ int hb_store_chunk_exists(hb_store *st, const uint8_t id[HB_DIGEST_LEN], hb_err 
 /* Missing or corrupt: HARVBK_E_CHUNK naming the chunk. */
 int hb_store_chunk_get(hb_store *st, const uint8_t id[HB_DIGEST_LEN], void *raw, size_t raw_cap,
                        size_t *out_len, hb_buf *scratch, hb_err *e);
+/* A hint that chunk id will be fetched soon (hb_target_prefetch). */
+void hb_store_chunk_prefetch(hb_store *st, const uint8_t id[HB_DIGEST_LEN]);
 typedef int (*hb_chunk_list_cb)(const uint8_t id[HB_DIGEST_LEN], uint64_t size, int64_t mtime,
                                 void *ud);
 int hb_store_chunk_list(hb_store *st, hb_chunk_list_cb cb, void *ud, hb_err *e);

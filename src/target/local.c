@@ -725,13 +725,15 @@ static int parent_open(local_target *lt, const char *key, const char **leaf, int
     return dir_open(lt, key, plen, false, false, NULL, out, e);
 }
 
-static int local_get_max(hb_target *t, const char *key, hb_buf *out, size_t max, hb_err *e)
+/* Open the object at key for reading: *out is its descriptor (a regular
+ * file or not: the caller checks), or an error (HARVBK_E_NOTFOUND when
+ * there is none). */
+static int obj_open(local_target *lt, const char *key, int *out, hb_err *e)
 {
-    local_target *lt = (local_target *)t;
+    *out = -1;
     int rc = check_key(key, e);
     if (rc)
         return rc;
-    hb_buf_reset(out);
     const char *leaf;
     int pfd;
     /* O_NONBLOCK: a FIFO (or device) someone put at a key must not block the
@@ -767,7 +769,31 @@ static int local_get_max(hb_target *t, const char *key, hb_buf *out, size_t max,
         return rc;
     }
     close(pfd);
-opened:;
+opened:
+    *out = fd;
+    return 0;
+}
+
+/* A hint (the restore's): the object will be read soon; its reading from
+ * the disk starts now, in the background. Errors are the read's to report. */
+static void local_prefetch(hb_target *t, const char *key)
+{
+    int fd;
+    struct stat st;
+    if (obj_open((local_target *)t, key, &fd, NULL) == 0) {
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) /* not a device someone put there */
+            (void)posix_fadvise(fd, 0, st.st_size, POSIX_FADV_WILLNEED);
+        close(fd);
+    }
+}
+
+static int local_get_max(hb_target *t, const char *key, hb_buf *out, size_t max, hb_err *e)
+{
+    hb_buf_reset(out);
+    int fd;
+    int rc = obj_open((local_target *)t, key, &fd, e);
+    if (rc)
+        return rc;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         rc = sys_err(e, errno, "cannot stat object");
@@ -1134,6 +1160,7 @@ static const hb_target_ops local_ops = {
     .close = local_close,
     .get_max = local_get_max,
     .put_deferred = local_put_deferred,
+    .prefetch = local_prefetch,
     .sync = local_sync,
 };
 

@@ -216,6 +216,12 @@ int hb_target_get(hb_target *t, const char *key, hb_buf *out, hb_err *e)
     return rc < 0 ? wrap_err(t, key, rc, e) : rc;
 }
 
+void hb_target_prefetch(hb_target *t, const char *key)
+{
+    if (t && t->ops->prefetch && hb_key_valid(key))
+        t->ops->prefetch(t, key);
+}
+
 static int too_large(hb_err *e, uint64_t size, size_t max)
 {
     return hb_seterr(e, HARVBK_E_CORRUPT, "object is %llu bytes, more than the %zu expected",

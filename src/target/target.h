@@ -73,6 +73,11 @@ typedef struct hb_target_ops {
      * durable when it returns). */
     int (*put_deferred)(hb_target *t, const char *key, const void *data, size_t len, hb_err *e);
     int (*sync)(hb_target *t, hb_err *e);
+
+    /* A hint: key will be read soon (a restore's next chunks). Starts
+     * reading it in the background where that helps; reports nothing. May be
+     * NULL. */
+    void (*prefetch)(hb_target *t, const char *key);
 } hb_target_ops;
 
 struct hb_target {
@@ -116,6 +121,8 @@ int hb_target_get(hb_target *t, const char *key, hb_buf *out, hb_err *e);
  * HARVBK_E_CORRUPT ("object is N bytes, more than the M expected") and is not
  * read. Use it for everything whose size a reader can bound. */
 int hb_target_get_max(hb_target *t, const char *key, hb_buf *out, size_t max, hb_err *e);
+/* ops->prefetch (a hint, nothing reported; a no-op where the backend has none). */
+void hb_target_prefetch(hb_target *t, const char *key);
 int hb_target_head(hb_target *t, const char *key, uint64_t *size, hb_err *e);
 int hb_target_del(hb_target *t, const char *key, hb_err *e);
 int hb_target_del_many(hb_target *t, const char *const *keys, size_t n, hb_err *e);

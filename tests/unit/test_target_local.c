@@ -15,9 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <linux/magic.h>
 #if defined(__linux__)
 #include <linux/openat2.h>
 #include <sys/syscall.h>
@@ -1465,6 +1468,102 @@ static void test_local_deferred_puts_and_barrier(void **state)
     free(dir);
 }
 
+/* Bytes of the file at path the page cache holds (mincore), -1 if unknown. */
+static long long cached_bytes(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    long long n = -1;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        long pg = sysconf(_SC_PAGESIZE);
+        size_t pages = ((size_t)st.st_size + (size_t)pg - 1) / (size_t)pg;
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        unsigned char *vec = malloc(pages);
+        if (m != MAP_FAILED && vec && mincore(m, (size_t)st.st_size, vec) == 0) {
+            n = 0;
+            for (size_t i = 0; i < pages; i++)
+                n += (vec[i] & 1) ? pg : 0;
+        }
+        free(vec);
+        if (m != MAP_FAILED)
+            munmap(m, (size_t)st.st_size);
+    }
+    close(fd);
+    return n;
+}
+
+/* Drop the page cache of path (its clean pages). */
+static void drop_cached(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(fdatasync(fd), 0);
+    assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    close(fd);
+}
+
+/* The restore's hint: prefetch starts reading an object into the page
+ * cache (the read that follows finds it there); a missing key, a bad key and
+ * a symbolic link planted in the store are ignored, and the link's target
+ * outside the store is not read. */
+static void test_local_prefetch_reads_ahead(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tgt-prefetch");
+    struct statfs sf;
+    if (statfs(dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC) {
+        fprintf(stderr, "skipped: tmpfs keeps every page\n");
+        tu_rmrf(dir);
+        free(dir);
+        return;
+    }
+    hb_target *t = open_local(dir, "ctx-pf");
+    hb_err e;
+    enum { SZ = 4 << 20 };
+    uint8_t *data = malloc(SZ);
+    tu_fill_random(data, SZ, 22);
+    assert_int_equal(hb_target_put(t, "chunks/pf/obj", data, SZ, &e), 0);
+    char *p = hb_asprintf("%s/chunks/pf/obj", dir);
+    drop_cached(p);
+    assert_true(cached_bytes(p) < SZ);
+    hb_target_prefetch(t, "chunks/pf/obj");
+    long long c = 0;
+    for (int w = 0; w < 500 && (c = cached_bytes(p)) < SZ; w++) /* bounded: 5 s */
+        usleep(10 * 1000);
+    assert_int_equal(c, SZ);
+    hb_buf b = HB_BUF_INIT;
+    assert_int_equal(hb_target_get(t, "chunks/pf/obj", &b, &e), 0);
+    assert_int_equal(b.len, SZ);
+    assert_memory_equal(b.data, data, SZ);
+    hb_buf_free(&b);
+
+    /* ignored: missing, invalid, a link out of the store */
+    hb_target_prefetch(t, "chunks/pf/missing");
+    hb_target_prefetch(t, "../outside");
+    hb_target_prefetch(t, "");
+    char *outside = hb_asprintf("%s.outside", dir);
+    FILE *f = fopen(outside, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, SZ, f), SZ);
+    fclose(f);
+    drop_cached(outside);
+    char *link = hb_asprintf("%s/chunks/pf/link", dir);
+    assert_int_equal(symlink(outside, link), 0);
+    hb_target_prefetch(t, "chunks/pf/link");
+    usleep(200 * 1000);
+    assert_int_equal(cached_bytes(outside), 0);
+    unlink(outside);
+    hb_free(link);
+    hb_free(outside);
+    hb_free(p);
+    hb_target_close(t);
+    free(data);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 /* Deferred puts wake the pre-flusher every HB_LOCAL_PREFLUSH_BYTES written:
  * its device flushes are a head start for the barrier, which still decides what is
  * durable (nothing is in place before the sync). Closing a target right
@@ -1629,6 +1728,7 @@ int main(void)
         cmocka_unit_test(test_local_deferred_puts_and_barrier),
         cmocka_unit_test(test_local_concurrent_writers_sync),
         cmocka_unit_test(test_local_preflush_beside_deferred_puts),
+        cmocka_unit_test(test_local_prefetch_reads_ahead),
         cmocka_unit_test(test_local_never_follows_symlinks),
         cmocka_unit_test(test_local_openat2_refuses_symlinked_directories),
     };
