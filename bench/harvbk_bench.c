@@ -522,6 +522,30 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
 }
 static void rm_rf(const char *path) { nftw(path, rm_cb, 32, FTW_DEPTH | FTW_PHYS); }
 
+/* --cold-store: the page cache drops every file of the store (its clean
+ * pages: the backups synced them), as when a restore runs hours after the
+ * backup. No privileges needed, nothing else's cache touched. */
+static uint64_t g_cold_files;
+static int cold_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+    (void)sb; (void)f;
+    if (flag != FTW_F)
+        return 0;
+    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        if (posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+            g_cold_files++;
+        close(fd);
+    }
+    return 0;
+}
+static uint64_t drop_cache(const char *path)
+{
+    g_cold_files = 0;
+    nftw(path, cold_cb, 32, FTW_PHYS);
+    return g_cold_files;
+}
+
 /* ------------------------------------------------------- phases in children */
 
 typedef struct child_result {
@@ -570,6 +594,7 @@ typedef struct cfg {
     const char *ceiling_bench;
     const char *ceiling_disk_bytes; /* ceiling_bench --disk-bytes (NULL: its default) */
     bool no_ceiling;
+    bool cold_store; /* --cold-store */
 } cfg;
 
 typedef void (*child_fn)(const cfg *c, void *arg, child_result *r);
@@ -1094,7 +1119,7 @@ static bool measure_ceiling(const cfg *c, ceiling *ce)
  * bench/README.md): the larger of the disk time and the CPU time spread over
  * every CPU. Bytes the page cache held when measured are not charged to the
  * disk. changed: bytes of the chunks the change touched. */
-static void apply_ceiling(const ceiling *ce, phase *ph, size_t n, uint64_t changed)
+static void apply_ceiling(const ceiling *ce, phase *ph, size_t n, uint64_t changed, bool cold)
 {
     double cores = ceil_get(ce, "cpus"), data = ceil_get(ce, "data_bytes");
     double nonzero = ceil_get(ce, "nonzero_bytes"), uniq = ceil_get(ce, "unique_bytes");
@@ -1108,7 +1133,7 @@ static void apply_ceiling(const ceiling *ce, phase *ph, size_t n, uint64_t chang
     if (img_unc < 0)
         img_unc = 0;
     double sb = ceil_get(ce, "store_dir_bytes"), st_unc = 1;
-    if (sb > 0)
+    if (sb > 0 && !cold) /* --cold-store: the verify read all of it from the disk */
         st_unc = 1 - ceil_get(ce, "store_dir_cached_bytes") / sb;
     double per_data = zero / data, per_nz = nonzero > 0 ? hash / nonzero : 0;
     double per_uq = uniq > 0 ? comp / uniq : 0, ch = (double)changed;
@@ -1169,6 +1194,8 @@ static void print_table(const cfg *c, phase *ph, size_t n, uint64_t img_alloc,
     fmt_bytes(b, sizeof b, g_changed);
     printf("image allocated on disk: %s; change per incremental: %s (%.2f%%) in %s extents\n",
            a, b, c->change_pct, (fmt_bytes(d, sizeof d, c->change_ext), d));
+    if (c->cold_store && !c->target_url)
+        printf("--cold-store: restore and verify read the store from the disk, not the page cache\n");
     printf("\n%-12s %9s %9s %9s %9s %9s %11s %12s %12s %9s %7s\n", "phase", "wall_s", "MB/s",
            "user_s", "sys_s", "cpu_s", "peakRSS_MiB", "uploaded", "target_after", "ceiling_s",
            "x_ceil");
@@ -1261,6 +1288,7 @@ static void print_json(const cfg *c, phase *ph, size_t n, uint64_t img_alloc, ui
     json_str(stdout, c->codec ? c->codec : "default");
     printf(",\n  \"chunk_size\": %" PRIu64 ",\n", c->chunk_size);
     printf("  \"encrypted\": %s,\n", c->key_file || c->passphrase_file ? "true" : "false");
+    printf("  \"cold_store\": %s,\n", c->cold_store && !c->target_url ? "true" : "false");
     printf("  \"change_pct\": %.3f,\n  \"change_extent_bytes\": %" PRIu64 ",\n", c->change_pct,
            c->change_ext);
     printf("  \"changed_bytes\": %" PRIu64 ",\n", g_changed);
@@ -1330,7 +1358,7 @@ static void usage(FILE *f)
           "                --access-key-id ID --secret-access-key-file FILE [--ca-cert PEM]\n"
           "                [--virtual-hosted]] [--key-file FILE | --passphrase-file FILE]\n"
           "               [--ceiling-bench PATH [--ceiling-disk-bytes N] | --no-ceiling]\n"
-          "               [--phase-hook CMD]\n"
+          "               [--phase-hook CMD] [--cold-store]\n"
           "  harvbk_bench --generate-only --size SIZE --image PATH [--seed N]\n"
           "  harvbk_bench --mutate IMAGE [--generation N] [--seed N] [--change-pct P]\n"
           "               [--change-extent BYTES]\n"
@@ -1353,7 +1381,10 @@ static void usage(FILE *f)
           "--no-ceiling skips that; --ceiling-disk-bytes sizes its disk test file\n"
           "(default: the image's data, 1..2 GiB).\n"
           "--phase-hook CMD: runs 'CMD start PHASE' before and 'CMD end PHASE' after each\n"
-          "phase, untimed, through the shell, its output on stderr; a failure stops.\n",
+          "phase, untimed, through the shell, its output on stderr; a failure stops.\n"
+          "--cold-store (file:// target): the store's files leave the page cache before\n"
+          "the restore and before the verify (untimed), so both read it from the disk, as\n"
+          "a restore hours after its backup does.\n",
           f);
 }
 
@@ -1370,7 +1401,8 @@ int main(int argc, char **argv)
 
     enum { O_SIZE = 1000, O_DIR, O_THREADS, O_CODEC, O_KEEP, O_JSON, O_GEN, O_MUTATE, O_GENER,
            O_IMAGE, O_SEED, O_CHUNK, O_PCT, O_EXT, O_VERBOSE, O_HELP, O_TURL, O_EP, O_REGION,
-           O_AKID, O_SECRET, O_CA, O_VHOST, O_KEYF, O_PASSF, O_CEILB, O_NOCEIL, O_CEILD, O_HOOK };
+           O_AKID, O_SECRET, O_CA, O_VHOST, O_KEYF, O_PASSF, O_CEILB, O_NOCEIL, O_CEILD, O_HOOK,
+           O_COLD };
     static const struct option lo[] = {
         {"size", required_argument, 0, O_SIZE},       {"dir", required_argument, 0, O_DIR},
         {"threads", required_argument, 0, O_THREADS}, {"codec", required_argument, 0, O_CODEC},
@@ -1389,6 +1421,7 @@ int main(int argc, char **argv)
         {"ceiling-bench", required_argument, 0, O_CEILB}, {"no-ceiling", no_argument, 0, O_NOCEIL},
         {"ceiling-disk-bytes", required_argument, 0, O_CEILD},
         {"phase-hook", required_argument, 0, O_HOOK},
+        {"cold-store", no_argument, 0, O_COLD},
         {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1447,6 +1480,7 @@ int main(int argc, char **argv)
         case O_CEILB: c.ceiling_bench = optarg; break;
         case O_HOOK: g_phase_hook = optarg; break;
         case O_NOCEIL: c.no_ceiling = true; break;
+        case O_COLD: c.cold_store = true; break;
         case O_CEILD: c.ceiling_disk_bytes = optarg; break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -1602,6 +1636,13 @@ int main(int argc, char **argv)
     uint64_t restored_alloc = 0;
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         phase *p = &ph[np++];
+        if (c.cold_store && !c.target_url &&
+            (!strcmp(steps[i].name, "restore") || !strcmp(steps[i].name, "verify"))) {
+            uint64_t nf = drop_cache(c.target);
+            if (g_verbose)
+                note("harvbk_bench: --cold-store: %" PRIu64 " files of the store dropped from "
+                     "the page cache before %s\n", nf, steps[i].name);
+        }
         run_phase(&c, p, steps[i].name, steps[i].logical, steps[i].fn, steps[i].arg);
         if (steps[i].backup) {
             p->has_uploaded = true;
@@ -1638,7 +1679,7 @@ int main(int argc, char **argv)
                     touched += cs;
                     last = k;
                 }
-        apply_ceiling(&ce, ph, np, touched);
+        apply_ceiling(&ce, ph, np, touched, c.cold_store);
     }
     if (g_json)
         print_json(&c, ph, np, img_alloc, tgt_alloc, tgt_apparent, restored_alloc, ok,
