@@ -8,7 +8,8 @@ disk test) and checks what the ceiling part says: the restore matched the
 image; ceiling_bench walked exactly the chunks a backup reads (the generated
 layout's data regions, plus the hole chunks the change wrote into); every
 measured phase has a ceiling that is the larger of its disk and CPU parts and
-a multiple that is wall / ceiling; --no-ceiling leaves them out.
+a multiple that is wall / ceiling; --cold-store charges the verify every
+stored byte; --no-ceiling leaves them out.
 """
 import json
 import subprocess
@@ -60,6 +61,16 @@ def main():
         assert phases["restore"]["ceiling_disk_s"] > 0  # a restore always writes
         for name in ("mutate", "compare"):
             assert "ceiling_s" not in phases[name]
+
+        assert doc["cold_store"] is False
+        # --cold-store: restore and verify read the store from the disk; the
+        # verify's ceiling charges every stored byte at the disk's read speed
+        doc = run(bench, scratch, "--ceiling-disk-bytes", "16M", "--cold-store")
+        assert doc["ok"] and doc["restore_matches_image"] and doc["cold_store"] is True, doc
+        ce = doc["ceiling"]
+        v = {p["name"]: p for p in doc["phases"]}["verify"]
+        want = ce["stored_bytes"] * ce["disk_read_s"] / ce["disk_bytes"]
+        assert abs(v["ceiling_disk_s"] - want) <= want * 1e-3 + 1e-5, (v, want)
 
         doc = run(bench, scratch, "--no-ceiling")
         assert doc["ok"] and "ceiling" not in doc
