@@ -1362,6 +1362,7 @@ static void usage(FILE *f)
           "  harvbk_bench --generate-only --size SIZE --image PATH [--seed N]\n"
           "  harvbk_bench --mutate IMAGE [--generation N] [--seed N] [--change-pct P]\n"
           "               [--change-extent BYTES]\n"
+          "  harvbk_bench --drop-cache DIR\n"
           "\n"
           "SIZE accepts K/M/G/T suffixes (binary). SCRATCH defaults to $TMPDIR or /tmp;\n"
           "a fresh harvbk-bench.XXXXXX directory is made inside it and removed at the end\n"
@@ -1384,7 +1385,8 @@ static void usage(FILE *f)
           "phase, untimed, through the shell, its output on stderr; a failure stops.\n"
           "--cold-store (file:// target): the store's files leave the page cache before\n"
           "the restore and before the verify (untimed), so both read it from the disk, as\n"
-          "a restore hours after its backup does.\n",
+          "a restore hours after its backup does. --drop-cache DIR does the same to every\n"
+          "file under DIR, and nothing else (run-peers.sh --cold-store: the peers' repositories).\n",
           f);
 }
 
@@ -1395,14 +1397,14 @@ int main(int argc, char **argv)
     c.seed = DEFAULT_SEED;
     c.change_pct = 1.0;
     c.change_ext = 256u << 10;
-    const char *dir = NULL, *image = NULL, *mutate = NULL;
+    const char *dir = NULL, *image = NULL, *mutate = NULL, *drop = NULL;
     bool gen_only = false, have_size = false;
     unsigned generation = 1;
 
     enum { O_SIZE = 1000, O_DIR, O_THREADS, O_CODEC, O_KEEP, O_JSON, O_GEN, O_MUTATE, O_GENER,
            O_IMAGE, O_SEED, O_CHUNK, O_PCT, O_EXT, O_VERBOSE, O_HELP, O_TURL, O_EP, O_REGION,
            O_AKID, O_SECRET, O_CA, O_VHOST, O_KEYF, O_PASSF, O_CEILB, O_NOCEIL, O_CEILD, O_HOOK,
-           O_COLD };
+           O_COLD, O_DROP };
     static const struct option lo[] = {
         {"size", required_argument, 0, O_SIZE},       {"dir", required_argument, 0, O_DIR},
         {"threads", required_argument, 0, O_THREADS}, {"codec", required_argument, 0, O_CODEC},
@@ -1422,6 +1424,7 @@ int main(int argc, char **argv)
         {"ceiling-disk-bytes", required_argument, 0, O_CEILD},
         {"phase-hook", required_argument, 0, O_HOOK},
         {"cold-store", no_argument, 0, O_COLD},
+        {"drop-cache", required_argument, 0, O_DROP},
         {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1481,6 +1484,7 @@ int main(int argc, char **argv)
         case O_HOOK: g_phase_hook = optarg; break;
         case O_NOCEIL: c.no_ceiling = true; break;
         case O_COLD: c.cold_store = true; break;
+        case O_DROP: drop = optarg; break;
         case O_CEILD: c.ceiling_disk_bytes = optarg; break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -1506,6 +1510,11 @@ int main(int argc, char **argv)
         sigaction(SIGTERM, &sa, NULL);
     }
 
+    if (drop) { /* the peers' repositories, for run-peers.sh --cold-store */
+        uint64_t nf = drop_cache(drop);
+        note("harvbk_bench: %" PRIu64 " files under %s dropped from the page cache\n", nf, drop);
+        return 0;
+    }
     if (mutate) {
         uint64_t bytes = 0;
         double t0 = now_s();

@@ -6,6 +6,7 @@
 #   bench/run-peers.sh [--scratch DIR] [--size 1G | --image PATH]
 #                      [--big-size 8G | --no-big] [--repeat N] [--threads N]
 #                      [--bench PATH] [--seed N] [--keep] [--no-install]
+#                      [--cold-store]
 #
 # What it does:
 #   1. installs restic, borgbackup and jq with apt-get when missing;
@@ -19,6 +20,9 @@
 #      sparse copy of the given image) before the next tool;
 #   4. harvbk_bench at --big-size for peak RSS against --size;
 #   5. prints medians, ratios, ceiling multiples and the targets of RESULTS.md.
+# --cold-store: every tool restores from a repository the page cache does not
+# hold (harvbk_bench --cold-store; restic's and borg's repositories and caches
+# dropped with harvbk_bench --drop-cache, untimed), as hours after a backup.
 # Every process it starts runs in the foreground; the scratch directory is
 # removed at the end (unless --keep), also on Ctrl-C.
 set -euo pipefail
@@ -33,11 +37,12 @@ BENCH=${HARVBK_BENCH:-}
 KEEP=0
 INSTALL=1
 SRC_IMG=
+COLD=0
 
 HB_NAME=run-peers.sh
 # shellcheck source=bench/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage() { hb_usage 2 23; }
+usage() { hb_usage 2 27; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -52,6 +57,7 @@ while [ $# -gt 0 ]; do
     --seed) SEED=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --no-install) INSTALL=0; shift ;;
+    --cold-store) COLD=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) hb_bad_arg "$1" ;;
     esac
@@ -91,6 +97,10 @@ say "scratch: $SC ($(( avail >> 30 )) GiB free)"
 IMG=$SC/image.raw
 TOPT=()
 [ -n "$THREADS" ] && TOPT=(--threads "$THREADS")
+COPT=()
+[ "$COLD" = 1 ] && COPT=(--cold-store)
+# cold_repo DIR...: with --cold-store, DIRs leave the page cache (untimed)
+cold_repo() { [ "$COLD" = 1 ] || return 0; local d; for d in "$@"; do "$BENCH" --drop-cache "$d" 2>/dev/null; done; }
 
 hb_image "$IMG" "$SRC_IMG" "$SIZE" "$SEED"
 : >"$SC/times"
@@ -99,7 +109,7 @@ hb_image "$IMG" "$SRC_IMG" "$SIZE" "$SEED"
 LOAD_START=$(hb_load)
 for rep in $(seq 1 "$REPEAT"); do
     say "=== repeat $rep/$REPEAT: harvbk (load average $(hb_load))"
-    hb_bench_json "$SC/hb.json" "$SC/hb.err" --image "$IMG" --seed "$SEED" --dir "$SC/hb" "${TOPT[@]}"
+    hb_bench_json "$SC/hb.json" "$SC/hb.err" --image "$IMG" --seed "$SEED" --dir "$SC/hb" "${TOPT[@]}" "${COPT[@]}"
     hb_record_phases "$SC/hb.json" harvbk
     # harvbk's restore is already flushed (fdatasync): its restore+sync is the restore
     jq -r '.phases[] | select(.name == "restore") | "harvbk.restore+sync " + (.wall_s|tostring) + " "
@@ -131,6 +141,7 @@ for rep in $(seq 1 "$REPEAT"); do
     "$BENCH" --mutate "$IMG" --generation 1 --seed "$SEED" 2>/dev/null
     time_cmd restic.incr -- restic backup -q --host bench "$IMG"
     s2=$(dusb "$RESTIC_REPOSITORY"); record restic.stored_after_incr "$s2"; record restic.uploaded_incr $(( s2 - s1 ))
+    cold_repo "$RESTIC_REPOSITORY" "$RESTIC_CACHE_DIR"
     time_cmd restic.restore -- restic restore -q latest --target "$SC/restic-restore"
     out=$(find "$SC/restic-restore" -type f -name image.raw | head -1)
     flush_restored restic "$out"
@@ -152,6 +163,7 @@ for rep in $(seq 1 "$REPEAT"); do
     time_cmd borg.incr -- borg create "::incr" -- "$IMG"
     s2=$(dusb "$BORG_REPO"); record borg.stored_after_incr "$s2"; record borg.uploaded_incr $(( s2 - s1 ))
     mkdir -p "$SC/borg-restore"
+    cold_repo "$BORG_REPO" "$BORG_BASE_DIR"
     time_cmd borg.restore -- bash -c 'cd "$1" && exec borg extract --sparse "::incr"' _ "$SC/borg-restore"
     out=$(find "$SC/borg-restore" -type f -name image.raw | head -1)
     flush_restored borg "$out"
@@ -180,6 +192,7 @@ hb_medians
     echo "machine: $(nproc) CPUs ($cpu_model), ${mem_gib} GiB RAM, kernel $(uname -r), Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
     echo "tools: libharvbk $(jq -r .library_version "$SC/hb-1.json") (codec $(jq -r .codec "$SC/hb-1.json"), threads ${THREADS:-auto}); $(restic version | awk '{print $1, $2}'); $(borg --version)"
     echo "load average (1/5/15 min) at the start of the repeats: $LOAD_START; at their end: $LOAD_END"
+    [ "$COLD" = 1 ] && echo "--cold-store: every restore (and harvbk's verify) read its repository from the disk, not the page cache"
     hb_image_line "$SC/hb-1.json" "$SRC_IMG" "$SEED"
     echo
     printf '%-22s %10s %10s %10s %10s %10s %10s %10s %10s %10s\n' phase hb_wall_s restic_s borg_s hb_cpu_s restic_cpu borg_cpu hb_rss_MiB restic_rss borg_rss
