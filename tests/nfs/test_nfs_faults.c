@@ -23,6 +23,8 @@
  */
 #include "nfstest.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,39 +111,90 @@ static void restore_same(const world *w, harvbk_ctx *ctx, const char *name, cons
     free(dir);
 }
 
-/* Start a backup, kill ganesha once a fifth of it is done, bring it back
- * after down_ms. Returns the backup's result; *msg its message. */
+/* The backed-up volume, read through callbacks from the image file: a read
+ * at or past `gate` waits until the test has killed the server, so the
+ * backup cannot finish before the server is down however slow the test's
+ * own thread is scheduled (under load it once polled the progress, found a
+ * fifth done and the backup not finished, and the backup then finished
+ * while the kill was still on its way: Ready, with the server never missed). */
+typedef struct gated_vol {
+    int fd;
+    uint64_t gate;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool reached, open;
+} gated_vol;
+
+static int gated_read(void *buf, size_t len, uint64_t off, void *payload)
+{
+    gated_vol *g = payload;
+    if (off + len > g->gate) {
+        pthread_mutex_lock(&g->mu);
+        g->reached = true;
+        pthread_cond_broadcast(&g->cv);
+        while (!g->open)
+            pthread_cond_wait(&g->cv, &g->mu);
+        pthread_mutex_unlock(&g->mu);
+    }
+    for (size_t done = 0; done < len;) {
+        ssize_t n = pread(g->fd, (char *)buf + done, len - done, (off_t)(off + done));
+        if (n <= 0)
+            return -1;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* Start a backup of img; once it has read a fifth of the volume and wants
+ * more, kill ganesha, let the backup go on, bring the server back after
+ * down_ms. Returns the backup's result; *msg its message. */
 static int backup_with_kill(const world *w, harvbk_ctx *ctx, const char *img, const char *name,
                             unsigned down_ms, char **msg)
 {
+    struct stat st;
+    assert_int_equal(stat(img, &st), 0);
+    gated_vol g = { .fd = open(img, O_RDONLY | O_CLOEXEC), .gate = (uint64_t)st.st_size / 5 };
+    assert_true(g.fd >= 0);
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
     harvbk_vm *v = NULL;
     assert_int_equal(harvbk_vm_new(&v, "default", "big"), 0);
-    assert_int_equal(harvbk_vm_add_volume_file(v, "root", img), 0);
+    assert_int_equal(harvbk_vm_add_volume_callbacks(v, "root", (uint64_t)st.st_size, gated_read,
+                                                    NULL, &g),
+                     0);
     harvbk_op *op = NULL;
     int rc = harvbk_backup_create(&op, ctx, v, name, NULL);
     harvbk_vm_free(v);
     if (rc)
         fail_msg("backup_create: %s", harvbk_ctx_errmsg(ctx));
-    uint64_t done = 0, total = 1, t0 = nfst_now_ms();
-    while (nfst_now_ms() - t0 < 60000) {
-        harvbk_op_progress(op, &done, &total);
-        if ((total && done * 5 >= total) || harvbk_op_wait_timeout(op, 0) != HARVBK_E_TIMEOUT)
-            break;
-        struct timespec ts = { 0, 5 * 1000000L };
-        nanosleep(&ts, NULL);
+    /* bounded: 60 s for the backup to read a fifth of 40 chunks */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 60;
+    pthread_mutex_lock(&g.mu);
+    while (!g.reached && pthread_cond_timedwait(&g.cv, &g.mu, &until) == 0) {
     }
-    bool finished = harvbk_op_wait_timeout(op, 0) != HARVBK_E_TIMEOUT;
+    bool reached = g.reached;
+    pthread_mutex_unlock(&g.mu);
+    if (!reached)
+        print_error("the backup never read past a fifth of the volume in 60 s\n");
     server_cmd(w, "kill-server");
+    pthread_mutex_lock(&g.mu); /* the server is down: the backup goes on */
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
     struct timespec ts = { (time_t)(down_ms / 1000), (long)(down_ms % 1000) * 1000000L };
     nanosleep(&ts, NULL);
     server_cmd(w, "restart-server");
-    if (finished)
-        print_message("note: the backup finished before the server was killed\n");
     rc = harvbk_op_wait(op);
     char buf[1024] = "";
     harvbk_op_errmsg_copy(op, buf, sizeof buf);
     *msg = nfst_strf("%s", buf);
     harvbk_op_free(op);
+    assert_true(reached);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+    close(g.fd);
     return rc;
 }
 
