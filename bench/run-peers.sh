@@ -276,7 +276,11 @@ hb_medians
         echo "  $BIG run wall seconds: full $(get wall big.full), incr $(get wall big.incr), incr-ranges $(get wall big.incr-ranges), restore $(get wall big.restore), verify $(get wall big.verify); generate $(get wall big.generate)"
     fi
     echo
-    echo "notes: the image and repositories stay in the page cache (nothing drops caches);"
+    if [ "$COLD" = 1 ]; then
+        echo "notes: the image stays in the page cache; every repository left it before its restore (--cold-store);"
+    else
+        echo "notes: the image and repositories stay in the page cache (nothing drops caches);"
+    fi
     echo "restic always encrypts; borg runs unencrypted; borg extracts with --sparse; restic 0.14"
     echo "restore has no sparse option. 'sync' runs before every timed step, untimed. harvbk's"
     echo "restore ends with fdatasync (durable); restic's and borg's do not: 'restore+sync' adds"
