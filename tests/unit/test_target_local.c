@@ -1553,7 +1553,10 @@ static void test_local_prefetch_reads_ahead(void **state)
     assert_int_equal(symlink(outside, link), 0);
     hb_target_prefetch(t, "chunks/pf/link");
     usleep(200 * 1000);
-    assert_int_equal(cached_bytes(outside), 0);
+    /* not read: a followed link would bring all of it in. (Not 0: under
+     * valgrind, which reads the head of every file mapped, cached_bytes'
+     * own mmap brings in a few pages.) */
+    assert_true(cached_bytes(outside) < SZ / 4);
     unlink(outside);
     hb_free(link);
     hb_free(outside);
