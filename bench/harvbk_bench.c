@@ -1194,7 +1194,7 @@ static void print_table(const cfg *c, phase *ph, size_t n, uint64_t img_alloc,
     fmt_bytes(b, sizeof b, g_changed);
     printf("image allocated on disk: %s; change per incremental: %s (%.2f%%) in %s extents\n",
            a, b, c->change_pct, (fmt_bytes(d, sizeof d, c->change_ext), d));
-    if (c->cold_store && !c->target_url)
+    if (c->cold_store)
         printf("--cold-store: restore and verify read the store from the disk, not the page cache\n");
     printf("\n%-12s %9s %9s %9s %9s %9s %11s %12s %12s %9s %7s\n", "phase", "wall_s", "MB/s",
            "user_s", "sys_s", "cpu_s", "peakRSS_MiB", "uploaded", "target_after", "ceiling_s",
@@ -1288,7 +1288,7 @@ static void print_json(const cfg *c, phase *ph, size_t n, uint64_t img_alloc, ui
     json_str(stdout, c->codec ? c->codec : "default");
     printf(",\n  \"chunk_size\": %" PRIu64 ",\n", c->chunk_size);
     printf("  \"encrypted\": %s,\n", c->key_file || c->passphrase_file ? "true" : "false");
-    printf("  \"cold_store\": %s,\n", c->cold_store && !c->target_url ? "true" : "false");
+    printf("  \"cold_store\": %s,\n", c->cold_store ? "true" : "false");
     printf("  \"change_pct\": %.3f,\n  \"change_extent_bytes\": %" PRIu64 ",\n", c->change_pct,
            c->change_ext);
     printf("  \"changed_bytes\": %" PRIu64 ",\n", g_changed);
@@ -1494,6 +1494,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (c.target_url)
+        c.cold_store = false; /* file:// targets only (the store's files are ours to drop) */
     if (c.secret_file) {
         char *sec = read_secret(c.secret_file);
         if (!sec || !*sec)
@@ -1645,7 +1647,7 @@ int main(int argc, char **argv)
     uint64_t restored_alloc = 0;
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         phase *p = &ph[np++];
-        if (c.cold_store && !c.target_url &&
+        if (c.cold_store &&
             (!strcmp(steps[i].name, "restore") || !strcmp(steps[i].name, "verify"))) {
             uint64_t nf = drop_cache(c.target);
             if (g_verbose)
